@@ -1,0 +1,50 @@
+// Build and runtime facts for `anvil doctor`, and the thread-count control.
+#include <napi.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "args.h"
+
+#ifndef ANVIL_BLAS_NAME
+#define ANVIL_BLAS_NAME "builtin"
+#endif
+
+#ifdef ANVIL_HAVE_CBLAS
+extern "C" int openblas_get_num_threads(void);
+extern "C" void openblas_set_num_threads(int);
+#endif
+
+ANVIL_EXPORT(buildInfo) {
+  Napi::Env env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("blas", ANVIL_BLAS_NAME);
+#ifdef _OPENMP
+  o.Set("openmp", true);
+  o.Set("threads", omp_get_max_threads());
+#else
+  o.Set("openmp", false);
+  o.Set("threads", 1);
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+  o.Set("avx2", true);
+#else
+  o.Set("avx2", false);
+#endif
+#ifdef ANVIL_CUDA_BUILT
+  o.Set("cudaBuilt", true);
+#else
+  o.Set("cudaBuilt", false);
+#endif
+  return o;
+}
+
+ANVIL_EXPORT(setThreads) {
+  int n = static_cast<int>(anvil::integer(info, 0, "threads", 1));
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+#ifdef ANVIL_HAVE_CBLAS
+  openblas_set_num_threads(n);
+#endif
+  return info.Env().Undefined();
+}

@@ -1,0 +1,208 @@
+// The Backend interface: tensors plus ops. The decoder (src/model) and the trainer (src/rl)
+// are written once against it; cpu, cuda and webgpu implement it with the same op names and
+// shapes (native/cpu/<op>.cpp, native/cuda/<op>.cu, kernels/<op>.wgsl).
+//
+// Letters used in shape comments:
+//   B = batch, T = time (sequence length), S = KV-cache capacity, N = rows (usually B*T),
+//   C = channels, H = hidden size, V = vocabulary, nh = query heads, nkv = key/value heads,
+//   hd = head dim, M/K = matmul dims.
+//
+// Conventions
+// - Ops are synchronous to call (on GPU backends they enqueue work); only read() is async.
+// - "+=" in a shape comment means the op accumulates into that output (parameter gradients);
+//   every other output is overwritten. Activation gradients are overwritten unless noted.
+// - Outputs never alias inputs unless the op says so.
+// - f32 everywhere except token ids / positions (i32).
+
+export type DType = "f32" | "i32";
+export type BackendName = "cpu" | "cuda" | "webgpu";
+
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+  readonly backend: Backend;
+  /** Frees the memory now (GC would do it later). Using a disposed tensor throws. */
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface MatmulOptions {
+  /** a is stored (K, M) and used transposed. */
+  transA?: boolean;
+  /** b is stored (N, K) and used transposed: the layout of nn.Linear weights. */
+  transB?: boolean;
+  /** out += alpha * a @ b instead of out = alpha * a @ b. */
+  accumulate?: boolean;
+  alpha?: number;
+}
+
+export interface AdamWOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count, for bias correction. */
+  step: number;
+}
+
+/** Fused sampler options; one setting for the whole batch. */
+export interface SampleOptions {
+  /** <= 0 or greedy=true: argmax. */
+  temperature: number;
+  /** Keep the k most likely tokens; 0 = off. */
+  topK: number;
+  /** Keep the smallest set whose probability reaches p; 1 = off. */
+  topP: number;
+  /** Drop tokens whose probability is below minP * max probability; 0 = off. */
+  minP: number;
+  greedy?: boolean;
+}
+
+export type KlEstimator = "k1" | "k2" | "k3";
+export type LossAggregation = "token-mean" | "seq-mean-token-mean" | "seq-mean-token-sum" | "dr-grpo";
+
+export interface GrpoLossOptions {
+  /** Sequences and (padded) completion length: per-token inputs are (B, T) row-major. */
+  B: number;
+  T: number;
+  epsLow: number;
+  epsHigh: number;
+  /** Dual-clip constant c (> 1) applied when A < 0; 0 = off. */
+  dualClip: number;
+  /** KL coefficient; 0 = no KL term (refLogprob may then be null). */
+  beta: number;
+  kl: KlEstimator;
+  /** Entropy bonus coefficient alpha (loss -= alpha * H); 0 = off. */
+  entropyCoef: number;
+  /** Truncated importance-sampling cap C for min(exp(old - rollout), C); 0 = off. */
+  tisCap: number;
+  aggregation: LossAggregation;
+  /** Denominator length for dr-grpo (defaults to T). */
+  maxCompletionLength?: number;
+}
+
+/** Index of each statistic in the grpoLoss stats tensor. */
+export const GRPO_STATS = [
+  "loss",
+  "pgLoss",
+  "klMean",
+  "entropyMean",
+  "clipLowFrac",
+  "clipHighFrac",
+  "dualClipFrac",
+  "ratioMin",
+  "ratioMax",
+  "ratioMean",
+  "tokens",
+] as const;
+export type GrpoStatName = (typeof GRPO_STATS)[number];
+
+export interface Backend {
+  readonly name: BackendName;
+
+  // ---- memory -------------------------------------------------------------------------
+  zeros(shape: readonly number[], dtype?: DType): Tensor;
+  upload(data: Float32Array | Int32Array, shape: readonly number[]): Tensor;
+  /** Host copy of the whole tensor. */
+  read(t: Tensor): Promise<Float32Array | Int32Array>;
+  /** Overwrite the tensor (or a range starting at element offset) from host memory. */
+  write(t: Tensor, data: Float32Array | Int32Array, offset?: number): void;
+  /** dst[dstOffset + i] = src[srcOffset + i] for i < count (elements). */
+  copy(dst: Tensor, src: Tensor, dstOffset?: number, srcOffset?: number, count?: number): void;
+  fill(t: Tensor, value: number): void;
+  /** Waits until all enqueued work is done. */
+  sync(): Promise<void>;
+
+  // ---- elementwise --------------------------------------------------------------------
+  // out (n) = a (n) + b (n); out may alias a or b.
+  add(out: Tensor, a: Tensor, b: Tensor): void;
+  // dst (n) += alpha * src (n)
+  accumulate(dst: Tensor, src: Tensor, alpha?: number): void;
+  // t (n) *= alpha, in place
+  scale(t: Tensor, alpha: number): void;
+  // out (1) += sum(t^2), for global grad-norm clipping
+  sumSquares(out: Tensor, t: Tensor): void;
+
+  // ---- decoder ops --------------------------------------------------------------------
+  // ids (N) i32, table (V, C) -> out (N, C)
+  embeddingForward(out: Tensor, ids: Tensor, table: Tensor): void;
+  // dtable (V, C) +=, dout (N, C), ids (N)
+  embeddingBackward(dtable: Tensor, dout: Tensor, ids: Tensor): void;
+  // out (M, N) (+)= alpha * op(a) @ op(b); op(a) (M, K), op(b) (K, N)
+  matmul(out: Tensor, a: Tensor, b: Tensor, opts?: MatmulOptions): void;
+  // out (N, C) += bias (C), in place
+  biasAdd(out: Tensor, bias: Tensor): void;
+  // dbias (C) += sum over rows of dout (N, C)
+  biasBackward(dbias: Tensor, dout: Tensor): void;
+  // inp (N, C), weight (C) -> out (N, C), rstd (N). Qwen3 q/k-norm uses it with N = rows*heads, C = hd.
+  rmsnormForward(out: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, eps: number): void;
+  // dout (N, C), inp, weight, rstd -> dinp (N, C) (overwritten), dweight (C) +=
+  rmsnormBackward(dinp: Tensor, dweight: Tensor, dout: Tensor, inp: Tensor, weight: Tensor, rstd: Tensor): void;
+  // inp (N, nh, hd), pos (N) i32 -> out (N, nh, hd); rotate-half (NeoX / HF) layout; out may alias inp
+  ropeForward(out: Tensor, inp: Tensor, pos: Tensor, theta: number): void;
+  // dout (N, nh, hd), pos (N) -> dinp (N, nh, hd) (inverse rotation); dinp may alias dout
+  ropeBackward(dinp: Tensor, dout: Tensor, pos: Tensor, theta: number): void;
+  // causal GQA attention, scale 1/sqrt(hd):
+  // q (B, T, nh, hd), k, v (B, T, nkv, hd) -> out (B, T, nh, hd), lse (B, nh, T) (log-sum-exp, kept for backward)
+  attentionForward(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor): void;
+  // dout (B, T, nh, hd), q, k, v, out, lse -> dq (B, T, nh, hd), dk, dv (B, T, nkv, hd) (all overwritten)
+  attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor): void;
+  // Attention against a KV cache (prefill and decode). Query t of row b sits at position
+  // pos[b] + t and sees cache positions 0 .. pos[b] + t.
+  // q (B, Tq, nh, hd), kCache, vCache (B, S, nkv, hd), pos (B) i32 -> out (B, Tq, nh, hd)
+  attentionDecode(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, pos: Tensor): void;
+  // x (B, Tq, nkv, hd), pos (B) i32 -> cache (B, S, nkv, hd) rows pos[b] .. pos[b] + Tq - 1
+  kvWrite(cache: Tensor, x: Tensor, pos: Tensor): void;
+  // gate, up (N, C) -> out (N, C) = silu(gate) * up
+  swigluForward(out: Tensor, gate: Tensor, up: Tensor): void;
+  // dout, gate, up (N, C) -> dgate, dup (N, C)
+  swigluBackward(dgate: Tensor, dup: Tensor, dout: Tensor, gate: Tensor, up: Tensor): void;
+  // logits (N, V), targets (N) i32 (< 0: ignored, loss 0) -> loss (N) = -log softmax(logits)[target]
+  crossEntropyForward(loss: Tensor, logits: Tensor, targets: Tensor): void;
+  // dloss (N), logits (N, V), targets (N) -> dlogits (N, V) = (softmax - onehot) * dloss
+  crossEntropyBackward(dlogits: Tensor, dloss: Tensor, logits: Tensor, targets: Tensor): void;
+  // inp (N, C), idx (M) i32 -> out (M, C) = inp[idx]
+  gatherRows(out: Tensor, inp: Tensor, idx: Tensor): void;
+  // param, grad, m, v (n): one AdamW step with decoupled weight decay, in place
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, opts: AdamWOptions): void;
+
+  // ---- fused kernels ------------------------------------------------------------------
+  // logits (B, V), seeds (B) -> ids (B) i32. Exact sampling from the truncated, tempered
+  // distribution without sorting V; the same seed gives the same token.
+  sample(ids: Tensor, logits: Tensor, seeds: Uint32Array, opts: SampleOptions): void;
+  // hidden (N, H), weight (V, H), targets (N) i32 -> logprob (N), entropy (N), lse (N)
+  // of softmax(hidden @ weight^T / temperature), never materialising (N, V).
+  // targets < 0: logprob 0, entropy 0.
+  linearLogprobForward(logprob: Tensor, entropy: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number): void;
+  // dlogprob (N), dentropy (N) -> dhidden (N, H) (overwritten), dweight (V, H) +=
+  linearLogprobBackward(dhidden: Tensor, dweight: Tensor, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void;
+  // Per-token (B*T): logprob, oldLogprob, refLogprob|null, rolloutLogprob|null, entropy|null,
+  // mask (f32 0/1); advantages (B)
+  // -> dlogprob (N), dentropy (N) (overwritten), stats (GRPO_STATS.length)
+  grpoLoss(
+    dlogprob: Tensor,
+    dentropy: Tensor,
+    stats: Tensor,
+    logprob: Tensor,
+    oldLogprob: Tensor,
+    refLogprob: Tensor | null,
+    rolloutLogprob: Tensor | null,
+    entropy: Tensor | null,
+    advantages: Tensor,
+    mask: Tensor,
+    opts: GrpoLossOptions,
+  ): void;
+
+  /** Releases device resources. */
+  destroy(): void;
+}
+
+/** Number of elements of a shape. */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
