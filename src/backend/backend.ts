@@ -170,6 +170,9 @@ export interface Backend {
   adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, opts: AdamWOptions): void;
 
   // ---- fused kernels ------------------------------------------------------------------
+  // logits (N, V), targets (N) i32 -> logprob (N), entropy (N) of softmax(logits / temperature),
+  // one pass over each row (online log-sum-exp); targets < 0: logprob 0, entropy 0.
+  logprobFromLogits(logprob: Tensor, entropy: Tensor, logits: Tensor, targets: Tensor, temperature: number): void;
   // logits (B, V), seeds (B) -> ids (B) i32. Exact sampling from the truncated, tempered
   // distribution without sorting V; the same seed gives the same token.
   sample(ids: Tensor, logits: Tensor, seeds: Uint32Array, opts: SampleOptions): void;

@@ -278,6 +278,12 @@ export class CpuBackend implements Backend {
   }
 
   // ---- fused kernels ------------------------------------------------------------------
+  logprobFromLogits(logprob: Tensor, entropy: Tensor, logits: Tensor, targets: Tensor, temperature: number): void {
+    const [N, V] = rowsCols(logits);
+    for (const [t, nm] of [[logprob, "logprob"], [entropy, "entropy"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
+    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    this.native.logprobFromLogits(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(logits, "logits"), this.i(targets, "targets"), N, V, temperature);
+  }
   sample(ids: Tensor, logits: Tensor, seeds: Uint32Array, o: SampleOptions): void {
     const [B, V] = rowsCols(logits);
     checkSize(ids, "ids", B, "B");

@@ -49,6 +49,7 @@ export interface NativeAddon {
   gatherRows(out: F32, inp: F32, idx: I32, M: number, N: number, C: number): void;
   adamw(param: F32, grad: F32, m: F32, v: F32, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
 
+  logprobFromLogits(logprob: F32, entropy: F32, logits: F32, targets: I32, N: number, V: number, temperature: number): void;
   sample(ids: I32, logits: F32, seeds: Uint32Array, B: number, V: number, temperature: number, topK: number, topP: number, minP: number, greedy: boolean): void;
   linearLogprobForward(logprob: F32, entropy: F32, lse: F32, hidden: F32, weight: F32, targets: I32, N: number, H: number, V: number, temperature: number): void;
   linearLogprobBackward(dhidden: F32, dweight: F32, dlogprob: F32, dentropy: F32, hidden: F32, weight: F32, targets: I32, lse: F32, entropy: F32, N: number, H: number, V: number, temperature: number): void;
