@@ -1,0 +1,58 @@
+// `anvil doctor`: what this machine offers, backend by backend, and why one is unusable.
+import { loadAddon } from "../backend/native.js";
+import { availableParallelism, cpus } from "node:os";
+
+export interface DoctorReport {
+  node: string;
+  platform: string;
+  cpu: { usable: boolean; model?: string; cores: number; blas?: string; threads?: number; openmp?: boolean; avx2?: boolean; error?: string };
+  cuda: { usable: boolean; built: boolean; devices: number; error: string | null };
+  webgpu: { usable: boolean; adapter?: string; software?: boolean; features?: string[]; maxStorageBufferBindingSize?: number; error?: string };
+}
+
+export async function doctor(): Promise<DoctorReport> {
+  const rep: DoctorReport = {
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpu: { usable: false, model: cpus()[0]?.model, cores: availableParallelism() },
+    cuda: { usable: false, built: false, devices: 0, error: "not checked" },
+    webgpu: { usable: false },
+  };
+  try {
+    const addon = loadAddon();
+    const info = addon.buildInfo();
+    Object.assign(rep.cpu, { usable: true, blas: info.blas, threads: info.threads, openmp: info.openmp, avx2: info.avx2 });
+    try {
+      const c = addon.cudaInfo();
+      rep.cuda = { usable: c.loaded && c.devices > 0, built: c.built, devices: c.devices, error: c.error };
+    } catch (e) {
+      rep.cuda = { usable: false, built: info.cudaBuilt, devices: 0, error: (e as Error).message };
+    }
+  } catch (e) {
+    rep.cpu.error = (e as Error).message;
+    rep.cuda.error = "the native addon did not load";
+  }
+  try {
+    const { WebGpuBackend } = await import("../backend/webgpu/index.js");
+    const be = await WebGpuBackend.create();
+    const d = be.describe();
+    rep.webgpu = { usable: true, adapter: be.adapterName, software: be.isSoftware, features: d.features, maxStorageBufferBindingSize: d.maxStorageBufferBindingSize };
+    be.destroy();
+  } catch (e) {
+    rep.webgpu = { usable: false, error: (e as Error).message.split("\n")[0] };
+  }
+  return rep;
+}
+
+export function formatDoctor(r: DoctorReport): string {
+  const yes = (b: boolean) => (b ? "yes" : "no ");
+  const lines = [`node ${r.node} on ${r.platform}`];
+  lines.push(
+    `cpu     ${yes(r.cpu.usable)}  ${r.cpu.usable ? `${r.cpu.model ?? "?"}, ${r.cpu.cores} cores; BLAS: ${r.cpu.blas}; threads: ${r.cpu.threads}; OpenMP: ${r.cpu.openmp}; AVX2: ${r.cpu.avx2}` : r.cpu.error}`,
+  );
+  lines.push(`cuda    ${yes(r.cuda.usable)}  compiled: ${r.cuda.built}; devices: ${r.cuda.devices}${r.cuda.error ? `; ${r.cuda.error}` : ""}`);
+  lines.push(
+    `webgpu  ${yes(r.webgpu.usable)}  ${r.webgpu.usable ? `${r.webgpu.adapter}${r.webgpu.software ? " (software adapter: runs on the CPU)" : ""}; f16: ${r.webgpu.features?.includes("shader-f16")}; subgroups: ${r.webgpu.features?.includes("subgroups")}` : r.webgpu.error}`,
+  );
+  return lines.join("\n");
+}

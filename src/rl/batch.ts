@@ -1,0 +1,65 @@
+// Packing rollouts into the padded (B, T) token layout the loss works on.
+//
+// Row b holds prompt + completion, right-padded. Position t predicts token t+1, so the
+// target at t is ids[t+1] when t+1 falls inside the completion, else -1 (no loss there).
+// Per-token tensors (logprob, mask, ...) use the same (B, T) layout.
+
+export interface Sequence {
+  promptIds: number[];
+  completionIds: number[];
+  /** Per-completion-token log-probs under the sampler (for truncated importance sampling). */
+  rolloutLogprobs?: number[];
+}
+
+export interface PackedBatch {
+  B: number;
+  T: number;
+  ids: Int32Array; // (B, T)
+  targets: Int32Array; // (B, T), -1 outside completions
+  mask: Float32Array; // (B, T), 1 where targets >= 0
+  rolloutLogprobs: Float32Array; // (B, T), 0 outside completions
+  /** Completion tokens in the batch. */
+  tokens: number;
+}
+
+export function packBatch(seqs: Sequence[], padId: number): PackedBatch {
+  const B = seqs.length;
+  const T = Math.max(2, ...seqs.map((s) => s.promptIds.length + s.completionIds.length));
+  const ids = new Int32Array(B * T).fill(padId);
+  const targets = new Int32Array(B * T).fill(-1);
+  const mask = new Float32Array(B * T);
+  const rollout = new Float32Array(B * T);
+  let tokens = 0;
+  seqs.forEach((s, b) => {
+    const P = s.promptIds.length;
+    const row = b * T;
+    ids.set(s.promptIds, row);
+    ids.set(s.completionIds, row + P);
+    for (let j = 0; j < s.completionIds.length; j++) {
+      const t = P + j - 1; // position predicting completion token j
+      targets[row + t] = s.completionIds[j];
+      mask[row + t] = 1;
+      if (s.rolloutLogprobs) rollout[row + t] = s.rolloutLogprobs[j] ?? 0;
+      tokens++;
+    }
+  });
+  return { B, T, ids, targets, mask, rolloutLogprobs: rollout, tokens };
+}
+
+/** Rows [start, start+count) of a packed batch (views, no copies). */
+export function sliceBatch(p: PackedBatch, start: number, count: number): PackedBatch {
+  const a = start * p.T;
+  const b = (start + count) * p.T;
+  const mask = p.mask.subarray(a, b);
+  let tokens = 0;
+  for (let i = 0; i < mask.length; i++) tokens += mask[i];
+  return {
+    B: count,
+    T: p.T,
+    ids: p.ids.subarray(a, b),
+    targets: p.targets.subarray(a, b),
+    mask,
+    rolloutLogprobs: p.rolloutLogprobs.subarray(a, b),
+    tokens,
+  };
+}

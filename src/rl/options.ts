@@ -1,0 +1,390 @@
+// Every training hyperparameter, in one typed object: documented where declared, defaulted,
+// validated with errors that say how to fix them, loadable from JSON/YAML, overridable by flags.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import type { KlEstimator, LossAggregation } from "../backend/backend.js";
+
+export const ALGOS = ["grpo", "dr-grpo", "anchor", "rloo", "reinforce++"] as const;
+export type Algo = (typeof ALGOS)[number];
+export const ADVANTAGES = ["grpo", "dr-grpo", "rloo", "reinforce++"] as const;
+export type AdvantageKind = (typeof ADVANTAGES)[number];
+export const ANCHOR_MODES = ["off", "always", "all-fail"] as const;
+export type AnchorMode = (typeof ANCHOR_MODES)[number];
+export const ANCHOR_ANNEAL = ["none", "linear", "cosine"] as const;
+export type AnchorAnneal = (typeof ANCHOR_ANNEAL)[number];
+export const FILTERS = ["none", "zero-std", "balanced"] as const;
+export type FilterKind = (typeof FILTERS)[number];
+export const CURRICULA = ["fixed", "linear", "adaptive"] as const;
+export type CurriculumKind = (typeof CURRICULA)[number];
+export const REWARDS = ["binary", "honesty", "format"] as const;
+export type RewardName = (typeof REWARDS)[number];
+export const BACKENDS = ["auto", "cpu", "cuda", "webgpu"] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+const KLS = ["k1", "k2", "k3"] as const;
+const AGGREGATIONS = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "dr-grpo"] as const;
+const TASKS = ["graphla", "graphli"] as const;
+
+export interface TrainOptions {
+  // ---- what to train -------------------------------------------------------------------
+  /** Model directory (HF config.json + safetensors + tokenizer.json). Empty: make the tiny
+   * default with `init-model --preset tiny` and warm it up with SFT first. */
+  model: string;
+  /** Task generator: graphla (linear algebra over dish prices) or graphli (logical inference). */
+  task: (typeof TASKS)[number];
+  /** Optional JSONL dataset ({prompt, answer, ...} per line) used instead of generated prompts. */
+  dataset: string;
+  /** Run directory: config.json, metrics.jsonl, samples.jsonl, checkpoints/, report.html. */
+  out: string;
+  /** Compute backend; auto tries cuda, then webgpu, then cpu. */
+  backend: BackendChoice;
+  /** CPU threads (0 = all cores). */
+  threads: number;
+  /** Seed for data, sampling and initialisation: same seed, same run. */
+  seed: number;
+
+  // ---- algorithm -----------------------------------------------------------------------
+  /** Preset: grpo (Shao et al. 2024), dr-grpo (Liu et al. 2025: no std, no length bias),
+   * anchor (GRPO + ground-truth trajectory injection), rloo, reinforce++. It sets
+   * `advantage`, `lossAggregation` and `anchor` unless those are given explicitly. */
+  algo: Algo;
+  /** Advantage estimator: grpo (r-mean)/(std+1e-4), dr-grpo (r-mean), rloo (leave-one-out
+   * mean), reinforce++ (group mean, then batch-normalised). */
+  advantage: AdvantageKind;
+  /** Anchor: replace `anchorCount` of the G rollouts of a group by the ground-truth trajectory.
+   * always: every group; all-fail: only groups where every rollout failed; off. */
+  anchor: AnchorMode;
+  /** Ground-truth trajectories per group when Anchor applies (1 .. groupSize-1). */
+  anchorCount: number;
+  /** Anchor annealing: probability of injecting decays from 1 to 0 over `anchorAnnealSteps`. */
+  anchorAnneal: AnchorAnneal;
+  /** Steps over which Anchor anneals (0 = the whole run). */
+  anchorAnnealSteps: number;
+
+  // ---- rollouts ------------------------------------------------------------------------
+  /** Optimizer steps. */
+  steps: number;
+  /** Prompts per step (groups). The batch is promptsPerStep * groupSize sequences. */
+  promptsPerStep: number;
+  /** Rollouts per prompt, G. Larger G gives better baselines at linear cost. */
+  groupSize: number;
+  /** Longest completion, in tokens. */
+  maxNewTokens: number;
+  /** Sampling temperature for rollouts (1 = the policy itself). */
+  temperature: number;
+  /** Nucleus sampling mass (1 = off). Off-policy when < 1: enable tisCap. */
+  topP: number;
+  /** Top-k sampling (0 = off). */
+  topK: number;
+  /** Min-p sampling (0 = off). */
+  minP: number;
+
+  // ---- loss ----------------------------------------------------------------------------
+  /** PPO clip lower bound: ratio >= 1 - epsLow. */
+  epsLow: number;
+  /** PPO clip upper bound: ratio <= 1 + epsHigh (DAPO's clip-higher uses 0.28). */
+  epsHigh: number;
+  /** Dual clip constant c for negative advantages (Ye et al. 2020); 0 = off, usually 3. */
+  dualClip: number;
+  /** KL coefficient against the frozen initial policy (0 = no reference model kept). */
+  beta: number;
+  /** KL estimator (Schulman 2020): k1 log-ratio, k2 squared, k3 unbiased low-variance. */
+  kl: KlEstimator;
+  /** Entropy bonus coefficient (loss -= entropyCoef * H). */
+  entropyCoef: number;
+  /** Truncated importance-sampling cap for rollout/trainer mismatch (0 = off). */
+  tisCap: number;
+  /** How token losses are combined: token-mean (DAPO), seq-mean-token-mean (original GRPO),
+   * seq-mean-token-sum, dr-grpo (sum / (B * maxNewTokens)). */
+  lossAggregation: LossAggregation;
+  /** Policy updates per batch (mu). > 1 makes the ratio and clipping matter. */
+  numIterations: number;
+
+  // ---- optimizer -----------------------------------------------------------------------
+  /** Peak learning rate (AdamW). */
+  lr: number;
+  /** Linear warmup steps. */
+  warmupSteps: number;
+  /** Cosine decay floor, as a fraction of lr. */
+  minLrRatio: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  /** Global grad-norm clip (0 = off). */
+  maxGradNorm: number;
+  /** Recompute each block's activations in backward to save memory. */
+  gradientCheckpointing: boolean;
+
+  // ---- rewards -------------------------------------------------------------------------
+  /** Built-in rewards with weights, e.g. "honesty:1,format:0.1". binary: 1 if correct
+   * (abstaining is correct only on unanswerable items); honesty: +1 correct, 0 abstain,
+   * -1 wrong; format: 1 if the output parses. */
+  rewards: string;
+  /** Optional user reward module (.js/.mjs exporting `reward(completion, instance)`), added with weight 1. */
+  rewardModule: string;
+  /** Per-call reward timeout; a hanging or throwing reward costs that sample, not the run. */
+  rewardTimeoutMs: number;
+
+  // ---- data ----------------------------------------------------------------------------
+  /** Curriculum over depth: fixed (minDepth..maxDepth uniformly), linear (max depth grows
+   * over the run), adaptive (raise depth when accuracy > 0.7, lower when < 0.3). */
+  curriculum: CurriculumKind;
+  minDepth: number;
+  maxDepth: number;
+  /** Group filter: zero-std drops groups whose rewards are all equal (no signal);
+   * balanced keeps groups with pass rate strictly in (0,1); both refill from new prompts. */
+  filter: FilterKind;
+  /** Extra generation rounds allowed per step to refill filtered groups. */
+  maxRefills: number;
+
+  // ---- SFT warm start ------------------------------------------------------------------
+  /** SFT steps on ground-truth traces before RL (0 = none; the tiny default uses 150). */
+  sftSteps: number;
+  sftLr: number;
+  sftBatch: number;
+
+  // ---- bookkeeping ---------------------------------------------------------------------
+  /** Checkpoint every N steps (atomic; the last good one is kept on NaN). */
+  checkpointEvery: number;
+  /** Held-out evaluation every N steps (0 = only at the end). */
+  evalEvery: number;
+  /** Held-out evaluation size (half unanswerable). */
+  evalN: number;
+  /** Rewrite report.html every N steps. */
+  reportEvery: number;
+  /** Samples logged to samples.jsonl per step. */
+  samplesPerStep: number;
+  /** Progress bar on stderr (auto: when stderr is a TTY). */
+  progress: boolean;
+}
+
+export const DEFAULTS: TrainOptions = {
+  model: "",
+  task: "graphla",
+  dataset: "",
+  out: "runs/anvil",
+  backend: "auto",
+  threads: 0,
+  seed: 1,
+  algo: "anchor",
+  advantage: "grpo",
+  anchor: "all-fail",
+  anchorCount: 1,
+  anchorAnneal: "none",
+  anchorAnnealSteps: 0,
+  steps: 60,
+  promptsPerStep: 8,
+  groupSize: 8,
+  maxNewTokens: 96,
+  temperature: 1,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  epsLow: 0.2,
+  epsHigh: 0.28,
+  dualClip: 3,
+  beta: 0,
+  kl: "k3",
+  entropyCoef: 0,
+  tisCap: 0,
+  lossAggregation: "token-mean",
+  numIterations: 1,
+  lr: 1e-4,
+  warmupSteps: 5,
+  minLrRatio: 0.1,
+  weightDecay: 0,
+  beta1: 0.9,
+  beta2: 0.99,
+  maxGradNorm: 1,
+  gradientCheckpointing: false,
+  rewards: "honesty:1,format:0.1",
+  rewardModule: "",
+  rewardTimeoutMs: 2000,
+  curriculum: "fixed",
+  minDepth: 1,
+  maxDepth: 2,
+  filter: "none",
+  maxRefills: 1,
+  sftSteps: 0,
+  sftLr: 2e-3,
+  sftBatch: 16,
+  checkpointEvery: 20,
+  evalEvery: 0,
+  evalN: 64,
+  reportEvery: 5,
+  samplesPerStep: 4,
+  progress: process.stderr.isTTY ?? false,
+};
+
+/** What each algorithm preset sets (unless the user set it). */
+const PRESETS: Record<Algo, Partial<TrainOptions>> = {
+  grpo: { advantage: "grpo", anchor: "off", lossAggregation: "token-mean" },
+  "dr-grpo": { advantage: "dr-grpo", anchor: "off", lossAggregation: "dr-grpo" },
+  anchor: { advantage: "grpo", anchor: "all-fail", lossAggregation: "token-mean" },
+  rloo: { advantage: "rloo", anchor: "off", lossAggregation: "token-mean" },
+  "reinforce++": { advantage: "reinforce++", anchor: "off", lossAggregation: "token-mean" },
+};
+
+type Kind = "string" | "number" | "int" | "boolean" | readonly string[];
+/** Value kinds and bounds, for parsing flags/config files and for --help. */
+export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: number; max?: number } } = {
+  model: { kind: "string" },
+  task: { kind: TASKS },
+  dataset: { kind: "string" },
+  out: { kind: "string" },
+  backend: { kind: BACKENDS },
+  threads: { kind: "int", min: 0 },
+  seed: { kind: "int", min: 0 },
+  algo: { kind: ALGOS },
+  advantage: { kind: ADVANTAGES },
+  anchor: { kind: ANCHOR_MODES },
+  anchorCount: { kind: "int", min: 1 },
+  anchorAnneal: { kind: ANCHOR_ANNEAL },
+  anchorAnnealSteps: { kind: "int", min: 0 },
+  steps: { kind: "int", min: 0 },
+  promptsPerStep: { kind: "int", min: 1 },
+  groupSize: { kind: "int", min: 2 },
+  maxNewTokens: { kind: "int", min: 1 },
+  temperature: { kind: "number", min: 0 },
+  topP: { kind: "number", min: 1e-9, max: 1 },
+  topK: { kind: "int", min: 0 },
+  minP: { kind: "number", min: 0, max: 1 },
+  epsLow: { kind: "number", min: 0, max: 0.999 },
+  epsHigh: { kind: "number", min: 0 },
+  dualClip: { kind: "number", min: 0 },
+  beta: { kind: "number", min: 0 },
+  kl: { kind: KLS },
+  entropyCoef: { kind: "number" },
+  tisCap: { kind: "number", min: 0 },
+  lossAggregation: { kind: AGGREGATIONS },
+  numIterations: { kind: "int", min: 1 },
+  lr: { kind: "number", min: 0 },
+  warmupSteps: { kind: "int", min: 0 },
+  minLrRatio: { kind: "number", min: 0, max: 1 },
+  weightDecay: { kind: "number", min: 0 },
+  beta1: { kind: "number", min: 0, max: 0.999999 },
+  beta2: { kind: "number", min: 0, max: 0.999999 },
+  maxGradNorm: { kind: "number", min: 0 },
+  gradientCheckpointing: { kind: "boolean" },
+  rewards: { kind: "string" },
+  rewardModule: { kind: "string" },
+  rewardTimeoutMs: { kind: "int", min: 1 },
+  curriculum: { kind: CURRICULA },
+  minDepth: { kind: "int", min: 1 },
+  maxDepth: { kind: "int", min: 1 },
+  filter: { kind: FILTERS },
+  maxRefills: { kind: "int", min: 0 },
+  sftSteps: { kind: "int", min: 0 },
+  sftLr: { kind: "number", min: 0 },
+  sftBatch: { kind: "int", min: 1 },
+  checkpointEvery: { kind: "int", min: 1 },
+  evalEvery: { kind: "int", min: 0 },
+  evalN: { kind: "int", min: 2 },
+  reportEvery: { kind: "int", min: 1 },
+  samplesPerStep: { kind: "int", min: 0 },
+  progress: { kind: "boolean" },
+};
+
+export class OptionsError extends Error {
+  override name = "OptionsError";
+}
+
+/** Nearest known option name, for "did you mean" hints. */
+function nearest(name: string, candidates: string[]): string | undefined {
+  const dist = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+    for (let j = 1; j <= b.length; j++) d[0][j] = j;
+    for (let i = 1; i <= a.length; i++)
+      for (let j = 1; j <= b.length; j++)
+        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    return d[a.length][b.length];
+  };
+  let best: string | undefined;
+  let bestD = 4;
+  for (const c of candidates) {
+    const dd = dist(name.toLowerCase(), c.toLowerCase());
+    if (dd < bestD) [best, bestD] = [c, dd];
+  }
+  return best;
+}
+
+/** Parses one value (from a flag string or a config file) into its option's type. */
+export function parseOptionValue(key: keyof TrainOptions, value: unknown): unknown {
+  const { kind, min, max } = OPTION_KINDS[key];
+  const fail = (why: string) => new OptionsError(`option ${key}: ${why}`);
+  if (Array.isArray(kind)) {
+    const s = String(value);
+    if (!kind.includes(s)) throw fail(`"${s}" is not one of ${kind.join(" | ")}`);
+    return s;
+  }
+  switch (kind) {
+    case "string":
+      if (typeof value !== "string") throw fail(`expected a string, got ${JSON.stringify(value)}`);
+      return value;
+    case "boolean":
+      if (typeof value === "boolean") return value;
+      if (value === "true" || value === "1") return true;
+      if (value === "false" || value === "0") return false;
+      throw fail(`expected true or false, got ${JSON.stringify(value)}`);
+    default: {
+      const n = typeof value === "number" ? value : typeof value === "string" && value.trim() !== "" ? Number(value) : NaN;
+      if (!Number.isFinite(n)) throw fail(`expected a number, got ${JSON.stringify(value)}`);
+      if (kind === "int" && !Number.isInteger(n)) throw fail(`expected an integer, got ${n}`);
+      if (min !== undefined && n < min) throw fail(`must be >= ${min}, got ${n}`);
+      if (max !== undefined && n > max) throw fail(`must be <= ${max}, got ${n}`);
+      return n;
+    }
+  }
+}
+
+/** Checks an object of user options: unknown keys (with a suggestion) and value types. */
+export function parseOptions(obj: Record<string, unknown>, source: string): Partial<TrainOptions> {
+  const out: Partial<TrainOptions> = {};
+  const keys = Object.keys(OPTION_KINDS);
+  for (const [k, v] of Object.entries(obj)) {
+    if (v === undefined) continue;
+    if (!(k in OPTION_KINDS)) {
+      const hint = nearest(k, keys);
+      throw new OptionsError(`${source}: unknown option "${k}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
+    }
+    (out as Record<string, unknown>)[k] = parseOptionValue(k as keyof TrainOptions, v);
+  }
+  return out;
+}
+
+/** Reads a JSON or YAML options file. */
+export function loadOptionsFile(path: string): Partial<TrainOptions> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new OptionsError(`cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  let obj: unknown;
+  try {
+    obj = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new OptionsError(`config file ${path} does not parse: ${(e as Error).message}`);
+  }
+  if (!obj || typeof obj !== "object" || Array.isArray(obj)) throw new OptionsError(`config file ${path} must hold an object of options`);
+  return parseOptions(obj as Record<string, unknown>, path);
+}
+
+/**
+ * Defaults, then the algorithm preset, then the user's options (config file, then flags).
+ * Cross-option checks happen here.
+ */
+export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
+  const algo = user.algo ?? DEFAULTS.algo;
+  const o: TrainOptions = { ...DEFAULTS, ...PRESETS[algo], ...user };
+  const err = (m: string) => {
+    throw new OptionsError(m);
+  };
+  if (o.minDepth > o.maxDepth) err(`minDepth (${o.minDepth}) must be <= maxDepth (${o.maxDepth})`);
+  if (o.anchor !== "off" && o.anchorCount >= o.groupSize)
+    err(`anchorCount (${o.anchorCount}) must be < groupSize (${o.groupSize}): at least one rollout must be the policy's own`);
+  if (o.beta === 0 && user.kl !== undefined && user.beta === undefined)
+    err(`kl=${o.kl} has no effect with beta=0: set --beta (e.g. 0.04) to use a KL penalty`);
+  if (o.topP < 1 && o.tisCap === 0 && user.tisCap === undefined) o.tisCap = 2; // truncated sampling is off-policy
+  if (o.dualClip !== 0 && o.dualClip <= 1) err(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
+  return o;
+}

@@ -1,0 +1,131 @@
+// The policy update: fused forward -> linear log-prob + entropy -> GRPO loss -> backward.
+// Logits never exist in memory: the GRPO loss's dLogprob/dEntropy flow straight into the
+// linear log-prob backward.
+import { GRPO_STATS, type Backend, type GrpoLossOptions, type Tensor } from "../backend/backend.js";
+import type { Model } from "../model/model.js";
+import { sliceBatch, type PackedBatch } from "./batch.js";
+
+export type GrpoStats = Record<(typeof GRPO_STATS)[number], number>;
+
+/** Per-token log-probs and entropies of a packed batch under the model, (B*T) each. */
+export async function scoreTokens(model: Model, batch: PackedBatch, temperature: number, microBatch: number): Promise<{ logprob: Float32Array; entropy: Float32Array }> {
+  const be = model.backend;
+  const N = batch.B * batch.T;
+  const logprob = new Float32Array(N);
+  const entropy = new Float32Array(N);
+  for (let s = 0; s < batch.B; s += microBatch) {
+    const mb = sliceBatch(batch, s, Math.min(microBatch, batch.B - s));
+    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, temperature);
+    logprob.set((await be.read(lp)) as Float32Array, s * batch.T);
+    entropy.set((await be.read(ent)) as Float32Array, s * batch.T);
+    for (const t of [lp, ent, lse, targets]) t.dispose();
+    acts.dispose();
+  }
+  return { logprob, entropy };
+}
+
+function forwardLogprob(model: Model, mb: PackedBatch, temperature: number) {
+  const be = model.backend;
+  const n = mb.B * mb.T;
+  const acts = model.forward(mb.ids, mb.B, mb.T);
+  const targets = be.upload(mb.targets, [n]);
+  const lp = be.zeros([n]);
+  const ent = be.zeros([n]);
+  const lse = be.zeros([n]);
+  be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temperature);
+  return { lp, ent, lse, targets, acts };
+}
+
+export interface PolicyLossInputs {
+  batch: PackedBatch;
+  /** (B*T) log-probs when the batch was made (the PPO "old" policy). */
+  oldLogprob: Float32Array;
+  refLogprob: Float32Array | null;
+  /** (B) advantages, one per sequence. */
+  advantages: Float32Array;
+  useRolloutLogprob: boolean;
+}
+
+/**
+ * One pass of policy-gradient backward over the batch in micro-batches, accumulating
+ * gradients into model.grads. Returns the batch-level statistics (token-weighted).
+ */
+export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: Omit<GrpoLossOptions, "B" | "T">, temperature: number, microBatch: number): Promise<GrpoStats> {
+  const be = model.backend;
+  const { batch } = inp;
+  const totals = Object.fromEntries(GRPO_STATS.map((k) => [k, 0])) as GrpoStats;
+  totals.ratioMin = Infinity;
+  totals.ratioMax = -Infinity;
+  const totalTokens = batch.tokens;
+  for (let s = 0; s < batch.B; s += microBatch) {
+    const count = Math.min(microBatch, batch.B - s);
+    const mb = sliceBatch(batch, s, count);
+    if (mb.tokens === 0) continue;
+    const n = mb.B * mb.T;
+    const range = [s * batch.T, (s + count) * batch.T] as const;
+    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, temperature);
+    const old = be.upload(inp.oldLogprob.subarray(...range), [n]);
+    const ref = inp.refLogprob ? be.upload(inp.refLogprob.subarray(...range), [n]) : null;
+    const roll = inp.useRolloutLogprob ? be.upload(mb.rolloutLogprobs, [n]) : null;
+    const adv = be.upload(inp.advantages.subarray(s, s + count), [count]);
+    const mask = be.upload(mb.mask, [n]);
+    const dlp = be.zeros([n]);
+    const dent = be.zeros([n]);
+    const stats = be.zeros([GRPO_STATS.length]);
+    be.grpoLoss(dlp, dent, stats, lp, old, ref, roll, ent, adv, mask, { ...loss, B: count, T: mb.T });
+    // Each micro-batch normalises by its own size; rescale so the sum equals the batch loss.
+    const w = loss.aggregation === "token-mean" ? mb.tokens / totalTokens : count / batch.B;
+    be.scale(dlp, w);
+    be.scale(dent, w);
+    const dhidden = be.zeros(acts.hidden.shape);
+    be.linearLogprobBackward(dhidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temperature);
+    model.backward(acts, dhidden);
+    const st = (await be.read(stats)) as Float32Array;
+    accumulateStats(totals, st, w, mb.tokens / totalTokens);
+    for (const t of [lp, ent, lse, targets, old, adv, mask, dlp, dent, stats, dhidden]) t.dispose();
+    ref?.dispose();
+    roll?.dispose();
+    acts.dispose();
+  }
+  return totals;
+}
+
+function accumulateStats(totals: GrpoStats, st: Float32Array, lossWeight: number, tokenWeight: number): void {
+  GRPO_STATS.forEach((k, i) => {
+    const v = st[i];
+    if (k === "ratioMin") totals.ratioMin = Math.min(totals.ratioMin, v);
+    else if (k === "ratioMax") totals.ratioMax = Math.max(totals.ratioMax, v);
+    else if (k === "tokens") totals.tokens += v;
+    else if (k === "loss" || k === "pgLoss") totals[k] += v * lossWeight;
+    else totals[k] += v * tokenWeight;
+  });
+}
+
+/**
+ * Supervised step on ground-truth completions: loss = -mean log p(target) over completion
+ * tokens, through the same fused linear log-prob kernel. Returns the mean loss.
+ */
+export async function supervisedGradient(model: Model, batch: PackedBatch, microBatch: number): Promise<number> {
+  const be = model.backend;
+  let lossSum = 0;
+  for (let s = 0; s < batch.B; s += microBatch) {
+    const count = Math.min(microBatch, batch.B - s);
+    const mb = sliceBatch(batch, s, count);
+    const n = mb.B * mb.T;
+    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, 1);
+    const dlpHost = new Float32Array(n);
+    for (let i = 0; i < n; i++) dlpHost[i] = -mb.mask[i] / batch.tokens;
+    const dlp = be.upload(dlpHost, [n]);
+    const dent = be.zeros([n]);
+    const dhidden = be.zeros(acts.hidden.shape);
+    be.linearLogprobBackward(dhidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, 1);
+    model.backward(acts, dhidden);
+    const lpHost = (await be.read(lp)) as Float32Array;
+    for (let i = 0; i < n; i++) lossSum -= lpHost[i] * mb.mask[i];
+    for (const t of [lp, ent, lse, targets, dlp, dent, dhidden]) t.dispose();
+    acts.dispose();
+  }
+  return lossSum / Math.max(1, batch.tokens);
+}
+
+export type { Tensor, Backend };

@@ -1,0 +1,297 @@
+// The RL loop, one readable pipeline per step:
+//   prompts -> rollouts (G per prompt) -> rewards -> Anchor -> filter/refill -> advantages
+//   -> policy update(s) (fused GRPO loss) -> metrics, checkpoint, report.
+import { EventEmitter } from "node:events";
+import type { Backend } from "../backend/backend.js";
+import type { Model } from "../model/model.js";
+import type { Instance } from "../tasks/types.js";
+import { completionFor } from "../tasks/types.js";
+import { computeAdvantages } from "./advantages.js";
+import { anchorsForGroup } from "./anchor.js";
+import { packBatch, type Sequence } from "./batch.js";
+import { Curriculum } from "./curriculum.js";
+import { keepGroup } from "./filter.js";
+import type { TrainOptions } from "./options.js";
+import { policyGradient, scoreTokens, type GrpoStats } from "./step.js";
+import type { Policy } from "./policy.js";
+import type { Scored, Scorer } from "./scoring.js";
+import { PURPOSE, mixSeed, uniform } from "../util/seed.js";
+
+/** One rollout with its verdict. */
+export interface Rollout {
+  instance: Instance;
+  group: number;
+  completionIds: number[];
+  rolloutLogprobs: number[];
+  text: string;
+  finish: string;
+  anchor: boolean;
+  score: Scored;
+}
+
+export interface StepMetrics {
+  step: number;
+  lr: number;
+  loss: number;
+  reward_mean: number;
+  reward_std: number;
+  acc: number;
+  acc_answerable: number;
+  acc_unanswerable: number;
+  abstain_rate: number;
+  format_rate: number;
+  frac_reward_zero_std: number;
+  anchor_frac: number;
+  groups_filtered: number;
+  kl: number;
+  entropy: number;
+  clip_low: number;
+  clip_high: number;
+  clip_dual: number;
+  ratio_min: number;
+  ratio_max: number;
+  grad_norm: number;
+  completion_len_mean: number;
+  completion_len_max: number;
+  depth_max: number;
+  reward_failures: number;
+  tokens_per_s: number;
+  time_rollout_s: number;
+  time_scoring_s: number;
+  time_update_s: number;
+  [k: string]: number;
+}
+
+export class NonFiniteLossError extends Error {
+  override name = "NonFiniteLossError";
+  constructor(readonly step: number, what: string) {
+    super(`${what} is not finite at step ${step}; training stopped, parameters were not updated`);
+  }
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+const std = (xs: number[]) => {
+  const m = mean(xs);
+  return Math.sqrt(mean(xs.map((x) => (x - m) ** 2)));
+};
+
+export class Trainer extends EventEmitter {
+  readonly curriculum: Curriculum;
+  private ref: Model | null;
+
+  constructor(
+    readonly opts: TrainOptions,
+    readonly policy: Policy,
+    readonly scorer: Scorer,
+    /** Prompt source: instance i of step s (generated or from a dataset). */
+    readonly prompts: (step: number, i: number, depth: number) => Instance,
+    ref: Model | null,
+  ) {
+    super();
+    this.curriculum = new Curriculum(opts.curriculum, opts.minDepth, opts.maxDepth, opts.steps);
+    this.ref = ref;
+  }
+
+  get backend(): Backend {
+    return this.policy.model.backend;
+  }
+
+  /** Generates G rollouts for each instance and scores them. */
+  async rollouts(instances: Instance[], step: number, round: number): Promise<Rollout[]> {
+    const o = this.opts;
+    const G = o.groupSize;
+    const prompts = instances.flatMap((inst) => Array.from({ length: G }, () => inst));
+    const gens = await this.policy.generate(
+      prompts.map((p) => p.prompt),
+      {
+        maxNewTokens: o.maxNewTokens,
+        sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP },
+        seed: mixSeed(o.seed, step, round, PURPOSE.sample),
+      },
+    );
+    const t0 = performance.now();
+    const scores = await this.scorer.score(prompts, gens.map((g) => g.text));
+    this.scoringSeconds += (performance.now() - t0) / 1000;
+    return gens.map((g, k) => ({
+      instance: prompts[k],
+      group: Math.floor(k / G),
+      completionIds: g.tokens,
+      rolloutLogprobs: g.logprobs,
+      text: g.text,
+      finish: g.finishReason,
+      anchor: false,
+      score: scores[k],
+    }));
+  }
+
+  private scoringSeconds = 0;
+
+  /** Replaces rollouts by ground-truth trajectories per the Anchor settings. */
+  async applyAnchor(groups: Rollout[][], step: number): Promise<number> {
+    const o = this.opts;
+    let injected = 0;
+    const cfg = { mode: o.anchor, count: o.anchorCount, anneal: o.anchorAnneal, annealSteps: o.anchorAnnealSteps || o.steps };
+    for (let g = 0; g < groups.length; g++) {
+      const grp = groups[g];
+      const k = anchorsForGroup(cfg, grp.map((r) => r.score.correct), step, uniform(o.seed, step, g, PURPOSE.anchor));
+      if (k === 0) continue;
+      const inst = grp[0].instance;
+      const text = completionFor(inst);
+      const ids = this.policy.encodeCompletion(text);
+      const [score] = await this.scorer.score([inst], [text]);
+      for (let j = grp.length - k; j < grp.length; j++) {
+        // The ground truth was not sampled: no rollout log-probs (truncated IS uses old = rollout).
+        grp[j] = { ...grp[j], completionIds: ids, rolloutLogprobs: [], text, finish: "anchor", anchor: true, score };
+        injected++;
+      }
+    }
+    return injected;
+  }
+
+  /** Runs one training step and returns its metrics. */
+  async step(step: number, lr: number): Promise<StepMetrics> {
+    const o = this.opts;
+    const G = o.groupSize;
+    this.scoringSeconds = 0;
+    const tRoll0 = performance.now();
+
+    // 1. prompts and rollouts, refilling groups the filter drops
+    const kept: Rollout[][] = [];
+    let filtered = 0;
+    let zeroStd = 0;
+    let seen = 0;
+    let injected = 0;
+    let allGroups = 0;
+    let nextPrompt = 0;
+    const generated: Rollout[] = [];
+    for (let round = 0; round <= o.maxRefills && kept.length < o.promptsPerStep; round++) {
+      const need = o.promptsPerStep - kept.length;
+      const insts = Array.from({ length: need }, (_, i) => {
+        const idx = nextPrompt + i;
+        return this.prompts(step, idx, this.curriculum.depth(o.seed, step, idx));
+      });
+      nextPrompt += need;
+      const rolls = await this.rollouts(insts, step, round);
+      generated.push(...rolls);
+      const groups: Rollout[][] = [];
+      for (let g = 0; g < need; g++) groups.push(rolls.slice(g * G, (g + 1) * G));
+      injected += await this.applyAnchor(groups, step);
+      for (const grp of groups) {
+        allGroups++;
+        const rewards = grp.map((r) => r.score.reward);
+        if (rewards.every((r) => r === rewards[0])) zeroStd++;
+        const last = round === o.maxRefills;
+        if (keepGroup(o.filter, rewards, grp.map((r) => r.score.correct)) || (last && kept.length < 1)) kept.push(grp);
+        else filtered++;
+        seen++;
+        if (kept.length >= o.promptsPerStep) break;
+      }
+    }
+    const rollSeconds = (performance.now() - tRoll0) / 1000 - this.scoringSeconds;
+
+    // 2. advantages
+    const flat = kept.flat();
+    const rewards = flat.map((r) => r.score.reward);
+    const adv = computeAdvantages(rewards, G, o.advantage);
+
+    // 3. update
+    const tUp0 = performance.now();
+    const seqs: Sequence[] = flat.map((r) => ({
+      promptIds: this.policy.encodePrompt(r.instance.prompt),
+      completionIds: r.completionIds,
+      rolloutLogprobs: r.rolloutLogprobs,
+    }));
+    const batch = packBatch(seqs, this.policy.padId);
+    const model = this.policy.model;
+    const mbs = this.policy.microBatch;
+    const useRollout = o.tisCap > 0;
+    // Anchor rows have no sampler log-probs: make their truncated-IS weight exactly 1 by
+    // using the old log-probs there (filled in below).
+    const old = o.numIterations > 1 || useRollout ? (await scoreTokens(model, batch, o.temperature || 1, mbs)).logprob : null;
+    if (old && useRollout) fillMissingRollout(batch, seqs, old);
+    const refLp = this.ref && o.beta > 0 ? (await scoreTokens(this.ref, batch, o.temperature || 1, mbs)).logprob : null;
+    let stats: GrpoStats | null = null;
+    let gradNorm = 0;
+    for (let it = 0; it < o.numIterations; it++) {
+      model.zeroGrads();
+      // With mu = 1 the "old" policy is the current one: grpoLoss sees ratio 1 exactly.
+      const oldLp = old ?? (await scoreTokens(model, batch, o.temperature || 1, mbs)).logprob;
+      const st = await policyGradient(
+        model,
+        { batch, oldLogprob: oldLp, refLogprob: refLp, advantages: Float32Array.from(adv), useRolloutLogprob: useRollout },
+        {
+          epsLow: o.epsLow,
+          epsHigh: o.epsHigh,
+          dualClip: o.dualClip,
+          beta: refLp ? o.beta : 0,
+          kl: o.kl,
+          entropyCoef: o.entropyCoef,
+          tisCap: o.tisCap,
+          aggregation: o.lossAggregation,
+          maxCompletionLength: o.maxNewTokens,
+        },
+        o.temperature || 1,
+        mbs,
+      );
+      if (!Number.isFinite(st.loss)) throw new NonFiniteLossError(step, "the loss");
+      gradNorm = await this.policy.optimizer.gradNorm();
+      if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(step, "the gradient norm");
+      await this.policy.optimizer.step(lr, o.maxGradNorm, gradNorm);
+      if (it === 0) stats = st;
+    }
+    const upSeconds = (performance.now() - tUp0) / 1000;
+
+    // 4. metrics over the policy's own rollouts (anchors excluded) of every generated group
+    const own = generated.filter((r) => !r.anchor);
+    const ans = own.filter((r) => r.instance.answerable);
+    const unans = own.filter((r) => !r.instance.answerable);
+    const acc = (rs: Rollout[]) => mean(rs.map((r) => (r.score.correct ? 1 : 0)));
+    const lens = own.map((r) => r.completionIds.length);
+    const genTokens = lens.reduce((a, b) => a + b, 0);
+    const s = stats!;
+    const m: StepMetrics = {
+      step: step + 1,
+      lr,
+      loss: s.loss,
+      reward_mean: mean(rewards),
+      reward_std: std(rewards),
+      acc: acc(own),
+      acc_answerable: acc(ans),
+      acc_unanswerable: acc(unans),
+      abstain_rate: mean(own.map((r) => (r.score.abstained ? 1 : 0))),
+      format_rate: mean(own.map((r) => (r.score.format ? 1 : 0))),
+      frac_reward_zero_std: allGroups ? zeroStd / allGroups : 0,
+      anchor_frac: flat.length ? flat.filter((r) => r.anchor).length / flat.length : 0,
+      groups_filtered: filtered,
+      kl: s.klMean,
+      entropy: s.entropyMean,
+      clip_low: s.clipLowFrac,
+      clip_high: s.clipHighFrac,
+      clip_dual: s.dualClipFrac,
+      ratio_min: s.ratioMin,
+      ratio_max: s.ratioMax,
+      grad_norm: gradNorm,
+      completion_len_mean: mean(lens),
+      completion_len_max: Math.max(0, ...lens),
+      depth_max: this.curriculum.ceiling(step),
+      reward_failures: generated.filter((r) => r.score.failure).length,
+      tokens_per_s: genTokens / Math.max(1e-9, rollSeconds),
+      time_rollout_s: rollSeconds,
+      time_scoring_s: this.scoringSeconds,
+      time_update_s: upSeconds,
+    };
+    this.curriculum.update(m.acc);
+    void seen;
+    void injected;
+    this.emit("samples", step + 1, own.slice(0, o.samplesPerStep));
+    return m;
+  }
+}
+
+/** Where a row has no sampler log-probs (anchors), use the old log-probs: IS weight 1. */
+function fillMissingRollout(batch: { T: number; rolloutLogprobs: Float32Array; mask: Float32Array }, seqs: Sequence[], old: Float32Array): void {
+  seqs.forEach((s, b) => {
+    if (s.rolloutLogprobs && s.rolloutLogprobs.length === s.completionIds.length) return;
+    for (let t = b * batch.T; t < (b + 1) * batch.T; t++) if (batch.mask[t]) batch.rolloutLogprobs[t] = old[t];
+  });
+}

@@ -1,0 +1,29 @@
+// Deterministic seed derivation: every random choice of a run is a pure function of
+// (run seed, step, index, purpose), so a resumed run draws exactly what the uninterrupted
+// run would have drawn, with no RNG stream to save.
+
+/** 32-bit mix of any number of integers (murmur3 finaliser over a running hash). */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    let k = Math.imul((p | 0) ^ ((p / 4294967296) | 0), 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, 0x1b873593);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Uniform in [0, 1) from the mixed parts. */
+export function uniform(...parts: number[]): number {
+  return mixSeed(...parts) / 4294967296;
+}
+
+/** Purposes, so different uses of the same (seed, step) never collide. */
+export const PURPOSE = { prompt: 1, sample: 2, anchor: 3, sft: 4, eval: 5, shuffle: 6, init: 7 } as const;
