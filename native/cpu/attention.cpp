@@ -270,10 +270,11 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 
 namespace {
 
+// what: "writes" or "has queries at", for the message.
 void check_cache_range(const int32_t* pos, int64_t B, int64_t Tq, int64_t S, const char* what) {
   for (int64_t b = 0; b < B; ++b) {
     if (pos[b] < 0 || pos[b] + Tq > S)
-      throw std::out_of_range(std::string(what) + ": row " + std::to_string(b) + " writes/reads positions " +
+      throw std::out_of_range(std::string("batch row ") + std::to_string(b) + " " + what + " positions " +
                               std::to_string(pos[b]) + " .. " + std::to_string(pos[b] + Tq - 1) +
                               ", outside the cache of " + std::to_string(S) + " positions");
   }
@@ -284,7 +285,7 @@ void check_cache_range(const int32_t* pos, int64_t B, int64_t Tq, int64_t S, con
 void attention_decode(float* out, const float* q, const float* kcache, const float* vcache, const int32_t* pos,
                       int64_t B, int64_t Tq, int64_t S, int64_t nh, int64_t nkv, int64_t hd) {
   if (nkv <= 0 || nh % nkv != 0) throw std::invalid_argument("attention: nh must be a multiple of nkv");
-  check_cache_range(pos, B, Tq, S, "attentionDecode");
+  check_cache_range(pos, B, Tq, S, "has queries at");
   const int64_t group = nh / nkv;
   const int64_t nblocks = (Tq + RB - 1) / RB;
   const int64_t tasks = B * nh * nblocks;
@@ -312,7 +313,7 @@ void attention_decode(float* out, const float* q, const float* kcache, const flo
 
 void kv_write(float* cache, const float* x, const int32_t* pos, int64_t B, int64_t Tq, int64_t S, int64_t nkv,
               int64_t hd) {
-  check_cache_range(pos, B, Tq, S, "kvWrite");
+  check_cache_range(pos, B, Tq, S, "writes");
   const int64_t row = nkv * hd;  // one position of all kv heads: contiguous in both tensors
   for (int64_t b = 0; b < B; ++b)
     std::memcpy(cache + (b * S + pos[b]) * row, x + b * Tq * row, sizeof(float) * Tq * row);
