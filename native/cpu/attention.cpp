@@ -2,14 +2,14 @@
 // never stored. Forward saves lse (log-sum-exp of each row's scaled scores); backward rebuilds
 // P = exp(s - lse) row by row and uses D = rowsum(dout * out) instead of a softmax Jacobian.
 //
-// Work unit: a block of RB consecutive query rows of one head. The rows share every key/value
-// load (one k_j load feeds RB dot products, one v_j load RB axpys), and every inner loop runs
-// over hd, contiguous, so GCC vectorises it (omp simd for the dot-product reductions).
-// Block rows may stop at different keys (the causal edge, or per-row cache lengths in decode):
-// `last[r]` is the last key row r attends, -1 for a padding row.
+// Work unit: a block of RB query rows that read the same kv head (see Block). The rows share
+// every key/value load (one k_j load feeds RB dot products, one v_j load RB axpys), and every
+// inner loop runs over hd, contiguous, so GCC vectorises it (omp simd for the reductions).
+// Block rows may stop at different keys (the causal edge): `last[r]` is the last key row r
+// attends, -1 for a padding row.
 //
-// Parallelism: forward and decode over (b, h, row block), largest blocks first; backward over
-// (b, kv head), so the dk/dv rows of a kv head, summed over its nh/nkv query heads, have a
+// Parallelism: forward and decode over (b, kv head, row block), largest blocks first; backward
+// over (b, kv head), so the dk/dv rows of a kv head, summed over its nh/nkv query heads, have a
 // single writer (race-free without atomics or per-head scratch).
 #include "anvil/attention.h"
 
@@ -21,32 +21,44 @@
 #include <string>
 #include <vector>
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 namespace anvil {
 
 namespace {
 
 constexpr int RB = 4;  // query rows per block
 
-// exp(x) for x <= ~88, ~2 ulp (Cephes expf polynomial); written so that GCC vectorises it
-// inside omp simd loops (glibc's expf does not vectorise without -ffast-math). Inputs below
-// -87 give ~1e-38 instead of 0, which is harmless next to the row maximum's exp(0) = 1.
-#pragma omp declare simd notinbranch
-inline float exp_approx(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return y * scale;
+// x[j] = exp(x[j] - shift), for arguments <= 0 (scores minus their max or their lse).
+// exp dominates the non-FMA work, and glibc's expf does not vectorise without -ffast-math, so
+// AVX2 builds use the Cephes expf polynomial (~2 ulp) eight lanes at a time. Arguments below
+// -87 give ~1e-38 instead of 0, negligible next to the row maximum's exp(0) = 1.
+void exp_shifted(float* x, int64_t n, float shift) {
+  int64_t j = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 vshift = _mm256_set1_ps(shift), lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+  const __m256 log2e = _mm256_set1_ps(1.44269504088896341f), c1 = _mm256_set1_ps(0.693359375f),
+               c2 = _mm256_set1_ps(-2.12194440e-4f), one = _mm256_set1_ps(1.0f);
+  for (; j + 8 <= n; j += 8) {
+    __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + j), vshift);
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, c1, v);  // r = v - k ln2, in two parts for accuracy
+    r = _mm256_fnmadd_ps(k, c2, r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, one));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    _mm256_storeu_ps(x + j, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+  }
+#endif
+  for (; j < n; ++j) x[j] = std::exp(x[j] - shift);
 }
 
 inline float dot(const float* a, const float* b, int64_t n) {
@@ -88,19 +100,15 @@ void block_probs(float* p, const float* const qr[RB], const int64_t last[RB], in
     float* pr = p + r * ncols;
     const int64_t n = last[r] + 1;  // attended keys, 0 for a padding row
     if (n > 0 && lse_in) {
-      const float lse = lse_in[r];
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) pr[j] = exp_approx(pr[j] - lse);
+      exp_shifted(pr, n, lse_in[r]);
     } else if (n > 0) {
       float m = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : m)
       for (int64_t j = 0; j < n; ++j) m = std::max(m, pr[j]);
+      exp_shifted(pr, n, m);
       float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < n; ++j) {
-        pr[j] = exp_approx(pr[j] - m);
-        sum += pr[j];
-      }
+      for (int64_t j = 0; j < n; ++j) sum += pr[j];
       lse_out[r] = m + std::log(sum);
       const float inv = 1.0f / sum;
 #pragma omp simd
@@ -131,33 +139,73 @@ void block_pv(float* const outr[RB], const float* p, int64_t ncols, const float*
     if (outr[r]) std::memcpy(outr[r], acc + r * hd, sizeof(float) * hd);
 }
 
-// Per-thread scratch for attend_block.
-struct BlockScratch {
-  std::vector<float> p, acc;
-  BlockScratch(int64_t max_cols, int64_t hd) : p(RB * std::max<int64_t>(max_cols, 1)), acc(RB * hd) {}
+// A block: up to RB query rows that read the same kv head of the same batch row, taken from
+// the (t, g) enumeration r = t * group + g (g = head within the kv head's group). With GQA the
+// rows of one token share every key, so a decode step (Tq = 1) still fills whole blocks.
+struct Block {
+  const float* q[RB];
+  int64_t off[RB];   // element offset of row r in the (B, Tq, nh, hd) tensors, -1 = padding
+  int64_t lse[RB];   // index of row r in lse (B, nh, Tq)
+  int64_t last[RB];  // last key row r attends, -1 = padding
+  int64_t ncols;     // keys touched by any row: max(last) + 1
+  int nrows;
 };
 
-// Attends nrows (<= RB) query rows; q rows at q + r*q_stride, outputs likewise; lse optional.
-void attend_block(float* out, float* lse, int64_t lse_stride, const float* q, int64_t q_stride, int nrows,
-                  const int64_t* row_last, const float* k, const float* v, int64_t kv_stride, int64_t hd, float scale,
-                  BlockScratch& sc) {
-  const float* qr[RB];
-  float* outr[RB];
-  int64_t last[RB];
-  int64_t ncols = 0;
+// Block blk of batch row b, kv head kvh. start: position of query 0 of each batch row (nullptr: 0).
+Block make_block(const float* q, const int32_t* start, int64_t b, int64_t kvh, int64_t blk, int64_t Tq, int64_t nh,
+                 int64_t group, int64_t hd) {
+  Block k;
+  k.ncols = 0;
+  k.nrows = 0;
+  const int64_t p0 = start ? start[b] : 0;
   for (int r = 0; r < RB; ++r) {
-    const bool real = r < nrows;
-    qr[r] = q + (real ? r : 0) * q_stride;
-    outr[r] = real ? out + r * q_stride : nullptr;
-    last[r] = real ? row_last[r] : -1;
-    ncols = std::max(ncols, last[r] + 1);
+    const int64_t idx = blk * RB + r;
+    if (idx < Tq * group) {
+      const int64_t t = idx / group, h = kvh * group + idx % group;
+      k.off[r] = ((b * Tq + t) * nh + h) * hd;
+      k.lse[r] = (b * nh + h) * Tq + t;
+      k.last[r] = p0 + t;
+      k.q[r] = q + k.off[r];
+      k.nrows = r + 1;
+    } else {
+      k.off[r] = k.lse[r] = k.last[r] = -1;
+      k.q[r] = k.q[0];
+    }
+    k.ncols = std::max(k.ncols, k.last[r] + 1);
   }
-  float lse_rows[RB];
-  block_probs(sc.p.data(), qr, last, ncols, k, kv_stride, hd, scale, nullptr, lse_rows);
-  block_pv(outr, sc.p.data(), ncols, v, kv_stride, hd, sc.acc.data());
-  for (int r = 0; r < nrows; ++r) {
-    // p was normalised by exp(-lse), so out is already divided by the softmax denominator.
-    if (lse) lse[r * lse_stride] = lse_rows[r];
+  return k;
+}
+
+// Forward over every block, in parallel: out (and lse when not null) for queries (B, Tq, nh, hd)
+// against keys/values with S rows per batch row.
+void attend(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* start, int64_t B,
+            int64_t Tq, int64_t S, int64_t nh, int64_t nkv, int64_t hd) {
+  const int64_t group = nh / nkv;
+  const int64_t nblocks = (Tq * group + RB - 1) / RB;
+  const int64_t tasks = B * nkv * nblocks;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t kvs = nkv * hd;  // row stride of k and v
+  int64_t max_cols = 0;
+  for (int64_t b = 0; b < B; ++b) max_cols = std::max<int64_t>(max_cols, (start ? start[b] : 0) + Tq);
+#pragma omp parallel
+  {
+    std::vector<float> p(RB * std::max<int64_t>(max_cols, 1)), acc(RB * hd);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; ++task) {
+      // Last blocks (the most keys) first, so the dynamic schedule ends balanced.
+      const int64_t blk = nblocks - 1 - task % nblocks, bk = task / nblocks, b = bk / nkv, kvh = bk % nkv;
+      const Block bl = make_block(q, start, b, kvh, blk, Tq, nh, group, hd);
+      const float* kb = k + (b * S * nkv + kvh) * hd;
+      const float* vb = v + (b * S * nkv + kvh) * hd;
+      float lse_rows[RB];
+      float* outr[RB];
+      for (int r = 0; r < RB; ++r) outr[r] = bl.off[r] >= 0 ? out + bl.off[r] : nullptr;
+      block_probs(p.data(), bl.q, bl.last, bl.ncols, kb, kvs, hd, scale, nullptr, lse_rows);
+      // p is normalised, so P V is already divided by the softmax denominator.
+      block_pv(outr, p.data(), bl.ncols, vb, kvs, hd, acc.data());
+      if (lse)
+        for (int r = 0; r < bl.nrows; ++r) lse[bl.lse[r]] = lse_rows[r];
+    }
   }
 }
 
@@ -166,28 +214,7 @@ void attend_block(float* out, float* lse, int64_t lse_stride, const float* q, in
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t nh, int64_t nkv, int64_t hd) {
   if (nkv <= 0 || nh % nkv != 0) throw std::invalid_argument("attention: nh must be a multiple of nkv");
-  const int64_t group = nh / nkv;
-  const int64_t nblocks = (T + RB - 1) / RB;
-  const int64_t tasks = B * nh * nblocks;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-#pragma omp parallel
-  {
-    BlockScratch sc(T, hd);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < tasks; ++task) {
-      // Last blocks (the most keys) first, so the dynamic schedule ends balanced.
-      const int64_t blk = nblocks - 1 - task % nblocks;
-      const int64_t bh = task / nblocks, b = bh / nh, h = bh % nh, kvh = h / group;
-      const int64_t i0 = blk * RB;
-      const int nrows = static_cast<int>(std::min<int64_t>(RB, T - i0));
-      int64_t last[RB];
-      for (int r = 0; r < RB; ++r) last[r] = i0 + r;
-      const int64_t qoff = ((b * T + i0) * nh + h) * hd;
-      const int64_t kvoff = (b * T * nkv + kvh) * hd;
-      attend_block(out + qoff, lse + (b * nh + h) * T + i0, 1, q + qoff, nh * hd, nrows, last, k + kvoff, v + kvoff,
-                   nkv * hd, hd, scale, sc);
-    }
-  }
+  attend(out, lse, q, k, v, nullptr, B, T, T, nh, nkv, hd);
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
@@ -195,8 +222,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t nkv, int64_t hd) {
   if (nkv <= 0 || nh % nkv != 0) throw std::invalid_argument("attention: nh must be a multiple of nkv");
   const int64_t group = nh / nkv;
+  const int64_t nblocks = (T * group + RB - 1) / RB;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t qs = nh * hd, ks = nkv * hd;  // row strides
+  const int64_t ks = nkv * hd;  // row stride of k, v, dk, dv
 #pragma omp parallel
   {
     std::vector<float> pbuf(RB * std::max<int64_t>(T, 1)), dqacc(RB * hd), zero_row(hd, 0.0f);
@@ -211,57 +239,51 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         std::fill(dkb + t * ks, dkb + t * ks + hd, 0.0f);
         std::fill(dvb + t * ks, dvb + t * ks + hd, 0.0f);
       }
-      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-        for (int64_t i0 = 0; i0 < T; i0 += RB) {
-          const int nrows = static_cast<int>(std::min<int64_t>(RB, T - i0));
-          const int64_t off = ((b * T + i0) * nh + h) * hd;
-          const float *qr[RB], *dor[RB];
-          int64_t last[RB];
-          float lse_r[RB], D[RB];
-          for (int r = 0; r < RB; ++r) {
-            const bool real = r < nrows;
-            qr[r] = q + off + (real ? r : 0) * qs;
-            // Padding rows read zeros as dout so that their p and ds contribute nothing.
-            dor[r] = real ? dout + off + r * qs : zero_row.data();
-            last[r] = real ? i0 + r : -1;
-            lse_r[r] = real ? lse[(b * nh + h) * T + i0 + r] : 0.0f;
-            D[r] = real ? dot(dout + off + r * qs, out + off + r * qs, hd) : 0.0f;
-          }
-          const int64_t ncols = i0 + nrows;
-          float* p = pbuf.data();
-          block_probs(p, qr, last, ncols, kb, ks, hd, scale, lse_r, nullptr);
+      for (int64_t blk = 0; blk < nblocks; ++blk) {
+        const Block bl = make_block(q, nullptr, b, kvh, blk, T, nh, group, hd);
+        const float* dor[RB];
+        float lse_r[RB], D[RB];
+        for (int r = 0; r < RB; ++r) {
+          const bool real = bl.off[r] >= 0;
+          // Padding rows read zeros as dout, and their p is 0: they contribute nothing.
+          dor[r] = real ? dout + bl.off[r] : zero_row.data();
+          lse_r[r] = real ? lse[bl.lse[r]] : 0.0f;
+          D[r] = real ? dot(dout + bl.off[r], out + bl.off[r], hd) : 0.0f;
+        }
+        const int64_t ncols = bl.ncols;
+        float* p = pbuf.data();
+        block_probs(p, bl.q, bl.last, ncols, kb, ks, hd, scale, lse_r, nullptr);
 
-          std::fill(dqacc.begin(), dqacc.end(), 0.0f);
-          float *g0 = dqacc.data(), *g1 = g0 + hd, *g2 = g0 + 2 * hd, *g3 = g0 + 3 * hd;
-          const float *q0 = qr[0], *q1 = qr[1], *q2 = qr[2], *q3 = qr[3];
-          const float *o0 = dor[0], *o1 = dor[1], *o2 = dor[2], *o3 = dor[3];
-          for (int64_t j = 0; j < ncols; ++j) {
-            const float* kj = kb + j * ks;
-            float* dkj = dkb + j * ks;
-            float* dvj = dvb + j * ks;
-            float dp[RB];
-            dot_rows(dp, dor, vb + j * ks, hd);
-            const float p0 = p[j], p1 = p[ncols + j], p2 = p[2 * ncols + j], p3 = p[3 * ncols + j];
-            // ds = p * (dp - D): gradient of the scaled score; times scale for q and k.
-            const float s0 = p0 * (dp[0] - D[0]), s1 = p1 * (dp[1] - D[1]);
-            const float s2 = p2 * (dp[2] - D[2]), s3 = p3 * (dp[3] - D[3]);
-            const float k0 = s0 * scale, k1 = s1 * scale, k2 = s2 * scale, k3 = s3 * scale;
+        std::fill(dqacc.begin(), dqacc.end(), 0.0f);
+        float *g0 = dqacc.data(), *g1 = g0 + hd, *g2 = g0 + 2 * hd, *g3 = g0 + 3 * hd;
+        const float *q0 = bl.q[0], *q1 = bl.q[1], *q2 = bl.q[2], *q3 = bl.q[3];
+        const float *o0 = dor[0], *o1 = dor[1], *o2 = dor[2], *o3 = dor[3];
+        for (int64_t j = 0; j < ncols; ++j) {
+          const float* kj = kb + j * ks;
+          float* dkj = dkb + j * ks;
+          float* dvj = dvb + j * ks;
+          float dp[RB];
+          dot_rows(dp, dor, vb + j * ks, hd);
+          const float p0 = p[j], p1 = p[ncols + j], p2 = p[2 * ncols + j], p3 = p[3 * ncols + j];
+          // ds = p * (dp - D): gradient of the scaled score; times scale for q and k.
+          const float s0 = p0 * (dp[0] - D[0]), s1 = p1 * (dp[1] - D[1]);
+          const float s2 = p2 * (dp[2] - D[2]), s3 = p3 * (dp[3] - D[3]);
+          const float k0 = s0 * scale, k1 = s1 * scale, k2 = s2 * scale, k3 = s3 * scale;
 #pragma omp simd
-            for (int64_t d = 0; d < hd; ++d) {
-              const float kd = kj[d];
-              g0[d] += s0 * kd;
-              g1[d] += s1 * kd;
-              g2[d] += s2 * kd;
-              g3[d] += s3 * kd;
-              dkj[d] += k0 * q0[d] + k1 * q1[d] + k2 * q2[d] + k3 * q3[d];
-              dvj[d] += p0 * o0[d] + p1 * o1[d] + p2 * o2[d] + p3 * o3[d];
-            }
+          for (int64_t d = 0; d < hd; ++d) {
+            const float kd = kj[d];
+            g0[d] += s0 * kd;
+            g1[d] += s1 * kd;
+            g2[d] += s2 * kd;
+            g3[d] += s3 * kd;
+            dkj[d] += k0 * q0[d] + k1 * q1[d] + k2 * q2[d] + k3 * q3[d];
+            dvj[d] += p0 * o0[d] + p1 * o1[d] + p2 * o2[d] + p3 * o3[d];
           }
-          for (int r = 0; r < nrows; ++r) {
-            float* dqr = dq + off + r * qs;
-            const float* g = dqacc.data() + r * hd;
-            for (int64_t d = 0; d < hd; ++d) dqr[d] = g[d] * scale;
-          }
+        }
+        for (int r = 0; r < bl.nrows; ++r) {
+          float* dqr = dq + bl.off[r];
+          const float* g = dqacc.data() + r * hd;
+          for (int64_t d = 0; d < hd; ++d) dqr[d] = g[d] * scale;
         }
       }
     }
@@ -286,29 +308,7 @@ void attention_decode(float* out, const float* q, const float* kcache, const flo
                       int64_t B, int64_t Tq, int64_t S, int64_t nh, int64_t nkv, int64_t hd) {
   if (nkv <= 0 || nh % nkv != 0) throw std::invalid_argument("attention: nh must be a multiple of nkv");
   check_cache_range(pos, B, Tq, S, "has queries at");
-  const int64_t group = nh / nkv;
-  const int64_t nblocks = (Tq + RB - 1) / RB;
-  const int64_t tasks = B * nh * nblocks;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  int64_t max_cols = 0;
-  for (int64_t b = 0; b < B; ++b) max_cols = std::max<int64_t>(max_cols, pos[b] + Tq);
-#pragma omp parallel
-  {
-    BlockScratch sc(max_cols, hd);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t blk = nblocks - 1 - task % nblocks;
-      const int64_t bh = task / nblocks, b = bh / nh, h = bh % nh, kvh = h / group;
-      const int64_t t0 = blk * RB;
-      const int nrows = static_cast<int>(std::min<int64_t>(RB, Tq - t0));
-      int64_t last[RB];
-      for (int r = 0; r < RB; ++r) last[r] = pos[b] + t0 + r;
-      const int64_t qoff = ((b * Tq + t0) * nh + h) * hd;
-      const int64_t kvoff = (b * S * nkv + kvh) * hd;
-      attend_block(out + qoff, nullptr, 0, q + qoff, nh * hd, nrows, last, kcache + kvoff, vcache + kvoff, nkv * hd,
-                   hd, scale, sc);
-    }
-  }
+  attend(out, nullptr, q, kcache, vcache, pos, B, Tq, S, nh, nkv, hd);
 }
 
 void kv_write(float* cache, const float* x, const int32_t* pos, int64_t B, int64_t Tq, int64_t S, int64_t nkv,
