@@ -95,6 +95,42 @@ describe.each(NAMES)("%s against PyTorch", (name) => {
   });
 });
 
+describe.each(NAMES)("%s inference-only forward", (name) => {
+  it("noGrad forward gives the same hidden with less memory, and refuses backward", () => {
+    const { f, model, ids } = load(name);
+    const a1 = model.forward(ids, f.B, f.T);
+    const a2 = model.forward(ids, f.B, f.T, { noGrad: true });
+    expect(maxAbsDiff(read(a1.hidden), read(a2.hidden))).toBe(0);
+    expect(a2.bytes).toBeLessThan(a1.bytes);
+    expect(() => model.backward(a2, a1.hidden)).toThrow(/noGrad/);
+    a1.dispose();
+    a2.dispose();
+  });
+
+  it("tokenLogprobs equals log-softmax of the PyTorch logits at the targets", async () => {
+    const { f, model, ids, targets } = load(name);
+    const { logprob, entropy } = await model.tokenLogprobs(ids, targets, f.B, f.T);
+    const logits = f.tensors.get("logits")!.data as Float32Array;
+    const V = f.config.vocabSize;
+    const wantLp: number[] = [];
+    const wantH: number[] = [];
+    for (let i = 0; i < f.B * f.T; i++) {
+      const row = logits.subarray(i * V, (i + 1) * V);
+      let m = -Infinity;
+      for (const v of row) m = Math.max(m, v);
+      let s = 0;
+      for (const v of row) s += Math.exp(v - m);
+      const lse = m + Math.log(s);
+      let h = 0;
+      for (const v of row) h -= Math.exp(v - lse) * (v - lse);
+      wantLp.push(targets[i] < 0 ? 0 : row[targets[i]] - lse);
+      wantH.push(targets[i] < 0 ? 0 : h);
+    }
+    compare(`${name} token logprobs`, logprob, wantLp, 1e-4, 1e-5);
+    compare(`${name} token entropies`, entropy, wantH, 1e-4, 1e-5);
+  });
+});
+
 describe("finite differences of the whole model", () => {
   // float32 forward: central differences with a step large enough to beat rounding.
   const cases: [string, string, number][] = [
