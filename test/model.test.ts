@@ -238,6 +238,22 @@ describe("generation", () => {
     expect(["stop", "eos"]).toContain(gens[1].finishReason);
   });
 
+  it("compacting finished rows does not change any sequence", async () => {
+    const { model } = load("qwen3");
+    const sampling = { temperature: 1.2, topK: 0, topP: 0.95, minP: 0 };
+    const many = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 10], [11], [3, 3]];
+    const free = await generate(model, many, { maxNewTokens: 10, sampling, seed: 7, eosIds: [], compact: false });
+    // EOS = the second token of row 0: rows finish at various steps.
+    const eosIds = [free[0].tokens[1], free[3].tokens[0]];
+    const slow = await generate(model, many, { maxNewTokens: 10, sampling, seed: 7, eosIds, compact: false });
+    const fast = await generate(model, many, { maxNewTokens: 10, sampling, seed: 7, eosIds, compact: true });
+    console.log(`finish reasons: ${fast.map((g) => `${g.finishReason}@${g.tokens.length}`).join(" ")}`);
+    expect(fast.filter((g) => g.finishReason === "eos").length).toBeGreaterThanOrEqual(3);
+    expect(fast.map((g) => g.tokens)).toEqual(slow.map((g) => g.tokens));
+    expect(fast.map((g) => g.finishReason)).toEqual(slow.map((g) => g.finishReason));
+    for (let b = 0; b < many.length; b++) for (let i = 0; i < fast[b].tokens.length; i++) expect(fast[b].logprobs[i]).toBeCloseTo(slow[b].logprobs[i], 4);
+  });
+
   it("rejects bad input with clear errors", async () => {
     const { model } = load("llama");
     const s = { temperature: 1, topK: 0, topP: 1, minP: 0 };
