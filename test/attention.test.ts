@@ -136,10 +136,11 @@ function runAttention(q: Float32Array, k: Float32Array, v: Float32Array, d: Dims
 }
 
 const SHAPES: Dims[] = [
-  { B: 2, T: 7, nh: 6, nkv: 2, hd: 10 }, // GQA, T not a multiple of the 4-row block
+  { B: 2, T: 7, nh: 6, nkv: 2, hd: 10 }, // GQA, blocks mixing tokens and heads, hd = 8 + 2
   { B: 1, T: 9, nh: 3, nkv: 3, hd: 6 }, // nh = nkv
   { B: 3, T: 1, nh: 4, nkv: 1, hd: 8 }, // T = 1, multi-query
-  { B: 1, T: 5, nh: 2, nkv: 1, hd: 2 }, // tiny head dim
+  { B: 1, T: 5, nh: 2, nkv: 1, hd: 2 }, // tiny head dim (scalar tail only)
+  { B: 1, T: 11, nh: 4, nkv: 2, hd: 24 }, // head dim 16 + 8 (both vector widths)
 ];
 
 describe("rope", () => {
