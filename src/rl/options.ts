@@ -16,8 +16,6 @@ export const FILTERS = ["none", "zero-std", "balanced"] as const;
 export type FilterKind = (typeof FILTERS)[number];
 export const CURRICULA = ["fixed", "linear", "adaptive"] as const;
 export type CurriculumKind = (typeof CURRICULA)[number];
-export const REWARDS = ["binary", "honesty", "format"] as const;
-export type RewardName = (typeof REWARDS)[number];
 export const BACKENDS = ["auto", "cpu", "cuda", "webgpu"] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 const KLS = ["k1", "k2", "k3"] as const;
@@ -115,12 +113,11 @@ export interface TrainOptions {
   gradientCheckpointing: boolean;
 
   // ---- rewards -------------------------------------------------------------------------
-  /** Built-in rewards with weights, e.g. "honesty:1,format:0.1". binary: 1 if correct
-   * (abstaining is correct only on unanswerable items); honesty: +1 correct, 0 abstain,
-   * -1 wrong; format: 1 if the output parses. */
+  /** Reward terms with weights, e.g. "honesty:1,format:0.1". Built-ins: correct (1 if
+   * correct; abstaining is correct only on unanswerable items), honesty (+1 correct, 0
+   * abstain on an answerable item, -1 wrong), format (1 if the output parses). A term may
+   * also be the path of a .js/.mjs module exporting `reward(completion, instance)`. */
   rewards: string;
-  /** Optional user reward module (.js/.mjs exporting `reward(completion, instance)`), added with weight 1. */
-  rewardModule: string;
   /** Per-call reward timeout; a hanging or throwing reward costs that sample, not the run. */
   rewardTimeoutMs: number;
 
@@ -197,7 +194,6 @@ export const DEFAULTS: TrainOptions = {
   maxGradNorm: 1,
   gradientCheckpointing: false,
   rewards: "honesty:1,format:0.1",
-  rewardModule: "",
   rewardTimeoutMs: 2000,
   curriculum: "fixed",
   minDepth: 1,
@@ -266,7 +262,6 @@ export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: numb
   maxGradNorm: { kind: "number", min: 0 },
   gradientCheckpointing: { kind: "boolean" },
   rewards: { kind: "string" },
-  rewardModule: { kind: "string" },
   rewardTimeoutMs: { kind: "int", min: 1 },
   curriculum: { kind: CURRICULA },
   minDepth: { kind: "int", min: 1 },

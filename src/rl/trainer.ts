@@ -149,7 +149,8 @@ export class Trainer extends EventEmitter {
   }
 
   /** Runs one training step and returns its metrics. */
-  async step(step: number, lr: number): Promise<StepMetrics> {
+  async step(step: number): Promise<StepMetrics> {
+    let lr = 0;
     const o = this.opts;
     const G = o.groupSize;
     this.scoringSeconds = 0;
@@ -234,9 +235,10 @@ export class Trainer extends EventEmitter {
         mbs,
       );
       if (!Number.isFinite(st.loss)) throw new NonFiniteLossError(step, "the loss");
-      gradNorm = await this.policy.optimizer.gradNorm();
-      if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(step, "the gradient norm");
-      await this.policy.optimizer.step(lr, o.maxGradNorm, gradNorm);
+      const upd = await this.policy.optimizer!.update();
+      if (upd.skipped) throw new NonFiniteLossError(step, "the gradient norm");
+      gradNorm = upd.gradNorm;
+      lr = upd.lr;
       if (it === 0) stats = st;
     }
     const upSeconds = (performance.now() - tUp0) / 1000;

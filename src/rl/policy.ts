@@ -1,0 +1,89 @@
+// The policy as the trainer sees it: a model, its tokenizer and optimizer, plus the text
+// plumbing (chat template, EOS) so the RL code deals in strings and token ids only.
+import type { SampleOptions } from "../backend/backend.js";
+import { generate, type FinishReason } from "../model/generate.js";
+import type { Model } from "../model/model.js";
+import type { AdamW } from "../model/optim.js";
+import type { Tokenizer } from "../model/tokenizer.js";
+
+export interface PolicyGeneration {
+  tokens: number[];
+  /** Per-token log-probs under the policy (temperature 1, untruncated). */
+  logprobs: number[];
+  /** Decoded completion without the closing EOS. */
+  text: string;
+  finishReason: FinishReason;
+}
+
+export interface PolicyGenerateOptions {
+  maxNewTokens: number;
+  sampling: SampleOptions;
+  seed: number;
+  /** Stable per-row keys for seed derivation (default: the index in `prompts`). */
+  rowKeys?: number[];
+}
+
+export class Policy {
+  private promptCache = new Map<string, number[]>();
+  readonly eosId: number;
+  readonly padId: number;
+
+  constructor(
+    readonly model: Model,
+    readonly tokenizer: Tokenizer,
+    readonly optimizer: AdamW | null,
+    /** Sequences per forward/backward pass (bounds activation memory). */
+    readonly microBatch = 16,
+    /** Sequences decoded together. */
+    readonly generateBatch = 64,
+  ) {
+    const eos = tokenizer.imEndId ?? tokenizer.eosTokenId;
+    if (eos === null) throw new Error("the tokenizer has no <|im_end|> or eos_token: cannot end completions");
+    this.eosId = eos;
+    this.padId = tokenizer.padTokenId ?? eos;
+  }
+
+  /** Prompt ids with the chat template applied and the assistant turn opened. */
+  encodePrompt(prompt: string): number[] {
+    let ids = this.promptCache.get(prompt);
+    if (!ids) {
+      const text = this.tokenizer.hasChatTemplate
+        ? this.tokenizer.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true })
+        : prompt;
+      ids = this.tokenizer.encode(text);
+      if (this.promptCache.size > 50_000) this.promptCache.clear();
+      this.promptCache.set(prompt, ids);
+    }
+    return ids;
+  }
+
+  /** Completion ids as the model should produce them: text then EOS. */
+  encodeCompletion(text: string): number[] {
+    return [...this.tokenizer.encode(text), this.eosId];
+  }
+
+  decodeCompletion(tokens: number[]): string {
+    const body = tokens.length && tokens[tokens.length - 1] === this.eosId ? tokens.slice(0, -1) : tokens;
+    return this.tokenizer.decode(body);
+  }
+
+  async generate(prompts: string[], opts: PolicyGenerateOptions): Promise<PolicyGeneration[]> {
+    const out: PolicyGeneration[] = [];
+    const limit = this.model.config.maxPositionEmbeddings;
+    for (let s = 0; s < prompts.length; s += this.generateBatch) {
+      const chunk = prompts.slice(s, s + this.generateBatch).map((p) => this.encodePrompt(p));
+      const longest = Math.max(...chunk.map((c) => c.length));
+      const maxNewTokens = Math.max(1, Math.min(opts.maxNewTokens, limit - longest));
+      const gens = await generate(this.model, chunk, {
+        maxNewTokens,
+        sampling: opts.sampling,
+        seed: opts.seed,
+        eosIds: [this.eosId],
+        padId: this.padId,
+        rowKeys: chunk.map((_, i) => opts.rowKeys?.[s + i] ?? s + i),
+      });
+      for (const g of gens) out.push({ tokens: g.tokens, logprobs: g.logprobs, text: this.decodeCompletion(g.tokens), finishReason: g.finishReason });
+    }
+    return out;
+  }
+}

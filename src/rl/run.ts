@@ -1,0 +1,276 @@
+// A training run on disk: options -> backend -> model (made and warmed up if absent) ->
+// RL steps with metrics, samples, atomic checkpoints, report and held-out eval.
+//
+// Run directory
+//   config.json            resolved options (what --resume reads back)
+//   metrics.jsonl          one object per step (SFT steps carry sft_step/sft_loss)
+//   samples.jsonl          a few rollouts per step
+//   checkpoints/step-N/    model + optimizer + trainer state, written atomically
+//   sft-model/             the SFT-warmed model when the run made one
+//   report.html            SVG curves, rewritten every reportEvery steps
+//
+// Determinism: every random draw is a function of (seed, step, index), and checkpoints
+// restore parameters and optimizer moments bit for bit, so a run resumed from step N
+// reproduces the uninterrupted run's metrics (timings aside).
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Backend } from "../backend/backend.js";
+import { createBackend } from "../backend/index.js";
+import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.js";
+import { initModel } from "../model/init.js";
+import { Model } from "../model/model.js";
+import { AdamW } from "../model/optim.js";
+import { Tokenizer } from "../model/tokenizer.js";
+import { writeReport } from "../report/report.js";
+import { readDataset } from "../tasks/dataset.js";
+import { generate as generateInstance, generateDataset, taskCorpus } from "../tasks/index.js";
+import type { Instance, TaskName } from "../tasks/types.js";
+import { Progress } from "../util/progress.js";
+import { mixSeed, PURPOSE } from "../util/seed.js";
+import { evaluate, type EvalResult } from "./eval.js";
+import { OptionsError, resolveOptions, type TrainOptions } from "./options.js";
+import { Policy } from "./policy.js";
+import { createScorer } from "./scoring.js";
+import { runSft } from "./sft.js";
+import { NonFiniteLossError, Trainer, type StepMetrics } from "./trainer.js";
+
+export interface RunHooks {
+  /** A line of human-readable log (stderr in the CLI). */
+  log?: (line: string) => void;
+  onStep?: (m: StepMetrics) => void;
+  onEval?: (step: number, r: EvalResult) => void;
+}
+
+export interface RunResult {
+  runDir: string;
+  steps: number;
+  initialEval: EvalResult | null;
+  finalEval: EvalResult;
+  lastCheckpoint: string | null;
+}
+
+interface TrainerState {
+  step: number;
+  curriculum?: { level: number };
+}
+
+/** Steps between SFT log lines / metrics records. */
+const SFT_LOG_EVERY = 10;
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileSync(path + ".tmp", JSON.stringify(value, null, 2) + "\n");
+  renameSync(path + ".tmp", path);
+}
+
+/** The newest complete checkpoint of a run, or null. */
+export function latestCheckpoint(runDir: string): { dir: string; step: number } | null {
+  const root = join(runDir, "checkpoints");
+  if (!existsSync(root)) return null;
+  const steps = readdirSync(root)
+    .map((d) => /^step-(\d+)$/.exec(d))
+    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(root, m[0], "trainer_state.json")))
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+  return steps.length ? { dir: join(root, `step-${steps[0]}`), step: steps[0] } : null;
+}
+
+/** Keeps the metrics of steps <= step (and SFT records), so a resumed run appends cleanly. */
+function truncateMetrics(runDir: string, step: number): void {
+  for (const f of ["metrics.jsonl", "samples.jsonl"]) {
+    const p = join(runDir, f);
+    if (!existsSync(p)) continue;
+    const keep = readFileSync(p, "utf8")
+      .split("\n")
+      .filter((l) => l.trim())
+      .filter((l) => {
+        const o = JSON.parse(l) as { step?: number };
+        return o.step === undefined || o.step <= step;
+      });
+    writeFileSync(p + ".tmp", keep.map((l) => l + "\n").join(""));
+    renameSync(p + ".tmp", p);
+  }
+}
+
+/** Prompt source: the user's dataset (shuffled per step) or the task generator. */
+function promptSource(o: TrainOptions, dataset: Instance[] | null): (step: number, i: number, depth: number) => Instance {
+  if (dataset) return (step, i) => dataset[mixSeed(o.seed, step, i, PURPOSE.prompt) % dataset.length];
+  return (step, i, depth) => generateInstance(o.task as TaskName, { depth, seed: mixSeed(o.seed, step, i, PURPOSE.prompt) });
+}
+
+/** Held-out set, disjoint in seed space from training prompts. */
+export function heldOut(task: TaskName, n: number, minDepth: number, maxDepth: number, seed: number): Instance[] {
+  return generateDataset(task, { n, depth: [minDepth, maxDepth], seed: mixSeed(seed, 0x5eed, PURPOSE.eval) });
+}
+
+/** Makes the embedded default model (tiny Qwen3-style, tokenizer fitted to the task). */
+export async function makeDefaultModel(dir: string, task: TaskName, seed: number, log: (l: string) => void): Promise<void> {
+  if (existsSync(join(dir, "config.json"))) return;
+  log(`anvil: no --model given: making the tiny default in ${dir}`);
+  const r = await initModel({ preset: "tiny", corpus: taskCorpus(task), out: dir, seed });
+  log(`anvil: tiny model with ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.config.vocabSize}`);
+}
+
+export async function runTraining(user: Partial<TrainOptions> & { resume?: string }, hooks: RunHooks = {}): Promise<RunResult> {
+  const log = hooks.log ?? ((l: string) => process.stderr.write(l + "\n"));
+  // ---- options (resume reads the run's own config back; explicit options override it)
+  let o: TrainOptions;
+  const { resume, ...userOpts } = user;
+  if (resume) {
+    const cfgPath = join(resume, "config.json");
+    if (!existsSync(cfgPath)) throw new OptionsError(`--resume ${resume}: no config.json there (is it a run directory?)`);
+    const saved = JSON.parse(readFileSync(cfgPath, "utf8")) as TrainOptions;
+    o = resolveOptions({ ...saved, ...userOpts, out: resume });
+  } else {
+    o = resolveOptions(userOpts);
+  }
+  const runDir = resolve(o.out);
+  mkdirSync(join(runDir, "checkpoints"), { recursive: true });
+  const ckpt = resume ? latestCheckpoint(runDir) : null;
+  if (!resume && latestCheckpoint(runDir)) throw new OptionsError(`${runDir} already holds a run: pass --resume ${o.out} to continue it, or choose another --out`);
+
+  // ---- the tiny default: made on the spot and warmed up with SFT
+  const madeDefault = !o.model;
+  if (madeDefault) {
+    o.model = join(runDir, "init-model");
+    if (user.sftSteps === undefined && !resume) o.sftSteps = 150;
+    await makeDefaultModel(o.model, o.task as TaskName, o.seed, log);
+  }
+  writeJsonAtomic(join(runDir, "config.json"), o);
+
+  const backend: Backend = await createBackend(o.backend, { threads: o.threads, warn: log });
+  const scorer = await createScorer(o.rewards, o.rewardTimeoutMs, (f) => log(`anvil: reward ${f.reward} failed on sample ${f.index}: ${f.reason} (the sample scores 0 for it)`));
+  const dataset = o.dataset ? await readDataset(o.dataset) : null;
+  const tokenizer = await Tokenizer.load(o.model);
+  const evalSet = heldOut(o.task as TaskName, o.evalN, o.minDepth, o.maxDepth, o.seed);
+  let model: Model | null = null;
+  let ref: Model | null = null;
+  let optimizer: AdamW | null = null;
+  try {
+    // ---- model: checkpoint (resume) > SFT output > the given model
+    const sftDir = join(runDir, "sft-model");
+    let startStep = 0;
+    let trainerState: TrainerState | null = null;
+    if (ckpt) {
+      const c = await loadCheckpoint(ckpt.dir, backend);
+      model = c.model;
+      trainerState = c.trainerState as TrainerState | null;
+      startStep = ckpt.step;
+      truncateMetrics(runDir, startStep);
+      log(`anvil: resuming ${runDir} from step ${startStep}`);
+      optimizer = makeOptimizer(c.model, o);
+      if (c.optimizer) optimizer.loadState(c.optimizer);
+    } else {
+      truncateMetrics(runDir, 0);
+      const from = existsSync(join(sftDir, "config.json")) ? sftDir : o.model;
+      model = (await loadCheckpoint(from, backend)).model;
+      if (o.sftSteps > 0 && from !== sftDir) {
+        const warm = new Policy(model, tokenizer, null, 16);
+        const bar = new Progress("sft  ", o.sftSteps, o.progress);
+        const t0 = performance.now();
+        await runSft(warm, {
+          steps: o.sftSteps,
+          lr: o.sftLr,
+          batch: o.sftBatch,
+          instances: (s, j) => {
+            const depth = o.minDepth + (mixSeed(o.seed, s, j, PURPOSE.sft, 1) % (o.maxDepth - o.minDepth + 1));
+            return generateInstance(o.task as TaskName, { depth, seed: mixSeed(o.seed, s, j, PURPOSE.sft) });
+          },
+          onStep: (s, loss, lr) => {
+            bar.update(s + 1, { loss });
+            if ((s + 1) % SFT_LOG_EVERY === 0 || s + 1 === o.sftSteps)
+              appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify({ sft_step: s + 1, sft_loss: loss, lr, time_s: (performance.now() - t0) / 1000 }) + "\n");
+          },
+        });
+        bar.done();
+        await saveCheckpoint(sftDir, model, { tokenizerDir: o.model });
+        log(`anvil: SFT warm start done (${o.sftSteps} steps) -> ${sftDir}`);
+      }
+      optimizer = makeOptimizer(model, o);
+    }
+    const tokenizerDir = o.model;
+    if (o.beta > 0) {
+      // Frozen reference: the policy RL started from (SFT output or the given model).
+      const refDir = existsSync(join(sftDir, "config.json")) ? sftDir : o.model;
+      ref = (await loadCheckpoint(refDir, backend)).model;
+    }
+    const policy = new Policy(model, tokenizer, optimizer, 16);
+    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref);
+    if (trainerState?.curriculum) trainer.curriculum.state = trainerState.curriculum;
+    trainer.on("samples", (step: number, rolls: { instance: Instance; text: string; score: { reward: number; correct: boolean } }[]) => {
+      const lines = rolls.map((r) => JSON.stringify({ step, id: r.instance.id, answerable: r.instance.answerable, answer: r.instance.answer, completion: r.text, reward: r.score.reward, correct: r.score.correct }));
+      if (lines.length) appendFileSync(join(runDir, "samples.jsonl"), lines.join("\n") + "\n");
+    });
+
+    const initialEval = startStep === 0 ? (await evaluate(policy, evalSet, o.maxNewTokens)).result : null;
+    if (initialEval) {
+      hooks.onEval?.(0, initialEval);
+      appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify({ step: 0, ...prefixed(initialEval) }) + "\n");
+      log(`anvil: eval before RL: acc ${fmt(initialEval.acc)} (answerable ${fmt(initialEval.acc_answerable)}, unanswerable ${fmt(initialEval.acc_unanswerable)})`);
+    }
+    let lastCheckpoint: string | null = ckpt?.dir ?? null;
+    const bar = new Progress("train", o.steps, o.progress);
+    const report = () => writeReport(runDir, `anvil ${o.algo} on ${o.dataset || o.task}`, o);
+    for (let step = startStep; step < o.steps; step++) {
+      let m: StepMetrics;
+      try {
+        m = await trainer.step(step);
+      } catch (e) {
+        if (e instanceof NonFiniteLossError) {
+          report();
+          throw new Error(`${e.message}. The last good checkpoint is ${lastCheckpoint ?? "(none yet)"}; resume with --resume ${o.out} after changing the options (e.g. a lower --lr).`);
+        }
+        throw e;
+      }
+      const record: Record<string, number> = { ...m };
+      if (o.evalEvery > 0 && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps) {
+        const ev = (await evaluate(policy, evalSet, o.maxNewTokens)).result;
+        Object.assign(record, prefixed(ev));
+        hooks.onEval?.(step + 1, ev);
+      }
+      appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify(record) + "\n");
+      hooks.onStep?.(m);
+      bar.update(step + 1, { reward: m.reward_mean, acc: m.acc, abst: m.abstain_rate, kl: m.kl, "tok/s": Math.round(m.tokens_per_s) });
+      if (!o.progress && ((step + 1) % 10 === 0 || step === startStep)) log(`step ${step + 1}/${o.steps} reward ${fmt(m.reward_mean)} acc ${fmt(m.acc)} abstain ${fmt(m.abstain_rate)} len ${m.completion_len_mean.toFixed(1)} ${Math.round(m.tokens_per_s)} tok/s`);
+      if ((step + 1) % o.checkpointEvery === 0 || step + 1 === o.steps) {
+        const dir = join(runDir, "checkpoints", `step-${step + 1}`);
+        await saveCheckpoint(dir, model, { tokenizerDir, optimizer: await optimizer.exportState(), trainerState: { step: step + 1, curriculum: trainer.curriculum.state } });
+        lastCheckpoint = dir;
+      }
+      if ((step + 1) % o.reportEvery === 0) report();
+    }
+    bar.done();
+    const { result: finalEval, samples } = await evaluate(policy, evalSet, o.maxNewTokens);
+    hooks.onEval?.(o.steps, finalEval);
+    appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify({ step: o.steps, final: 1, ...prefixed(finalEval) }) + "\n");
+    writeFileSync(join(runDir, "eval_samples.jsonl"), samples.map((s) => JSON.stringify(s)).join("\n") + "\n");
+    report();
+    log(`anvil: final eval: acc ${fmt(finalEval.acc)} (answerable ${fmt(finalEval.acc_answerable)}, unanswerable ${fmt(finalEval.acc_unanswerable)}, abstain ${fmt(finalEval.abstain_rate)}); report: ${join(runDir, "report.html")}`);
+    return { runDir, steps: o.steps, initialEval, finalEval, lastCheckpoint };
+  } finally {
+    await scorer.close();
+    optimizer?.dispose();
+    ref?.dispose();
+    model?.dispose();
+    backend.destroy();
+  }
+}
+
+function makeOptimizer(model: Model, o: TrainOptions): AdamW {
+  return new AdamW(model, {
+    lr: o.lr,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    weightDecay: o.weightDecay,
+    warmupSteps: Math.min(o.warmupSteps, Math.max(0, o.steps - 1)),
+    schedule: "cosine",
+    totalSteps: Math.max(1, o.steps),
+    minLr: o.lr * o.minLrRatio,
+    maxGradNorm: o.maxGradNorm,
+  });
+}
+
+function prefixed(r: EvalResult): Record<string, number> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [`eval_${k}`, v]));
+}
+
+const fmt = (x: number) => x.toFixed(3);

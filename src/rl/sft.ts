@@ -1,0 +1,44 @@
+// SFT warm start: teach the policy the output format and the reasoning style on
+// ground-truth traces, so RL starts from a policy that sometimes succeeds.
+import { AdamW } from "../model/optim.js";
+import type { Instance } from "../tasks/types.js";
+import { completionFor } from "../tasks/types.js";
+import { packBatch } from "./batch.js";
+import type { Policy } from "./policy.js";
+import { supervisedGradient } from "./step.js";
+import { NonFiniteLossError } from "./trainer.js";
+
+export interface SftOptions {
+  steps: number;
+  lr: number;
+  batch: number;
+  /** Instance j of step s. */
+  instances: (step: number, j: number) => Instance;
+  onStep?: (step: number, loss: number, lr: number) => void;
+}
+
+export async function runSft(policy: Policy, o: SftOptions): Promise<number[]> {
+  const model = policy.model;
+  const opt = new AdamW(model, { lr: o.lr, warmupSteps: Math.min(10, Math.floor(o.steps / 10)), schedule: "cosine", totalSteps: Math.max(1, o.steps), minLr: o.lr * 0.1, maxGradNorm: 1 });
+  const losses: number[] = [];
+  try {
+    for (let s = 0; s < o.steps; s++) {
+      const insts = Array.from({ length: o.batch }, (_, j) => o.instances(s, j));
+      const batch = packBatch(
+        insts.map((inst) => ({ promptIds: policy.encodePrompt(inst.prompt), completionIds: policy.encodeCompletion(completionFor(inst)) })),
+        policy.padId,
+      );
+      model.zeroGrads();
+      const loss = await supervisedGradient(model, batch, policy.microBatch);
+      if (!Number.isFinite(loss)) throw new NonFiniteLossError(s, "the SFT loss");
+      const r = await opt.update();
+      if (r.skipped) throw new NonFiniteLossError(s, "the SFT gradient norm");
+      losses.push(loss);
+      o.onStep?.(s, loss, r.lr);
+    }
+  } finally {
+    opt.dispose();
+    model.freeGrads();
+  }
+  return losses;
+}
