@@ -2,9 +2,11 @@
 // plumbing (chat template, EOS) so the RL code deals in strings and token ids only.
 import type { SampleOptions } from "../backend/backend.js";
 import { generate, type FinishReason } from "../model/generate.js";
+import type { Backend } from "../backend/backend.js";
+import { loadCheckpoint } from "../model/checkpoint.js";
 import type { Model } from "../model/model.js";
 import type { AdamW } from "../model/optim.js";
-import type { Tokenizer } from "../model/tokenizer.js";
+import { Tokenizer } from "../model/tokenizer.js";
 
 export interface PolicyGeneration {
   tokens: number[];
@@ -41,6 +43,13 @@ export class Policy {
     if (eos === null) throw new Error("the tokenizer has no <|im_end|> or eos_token: cannot end completions");
     this.eosId = eos;
     this.padId = tokenizer.padTokenId ?? eos;
+  }
+
+  /** A model directory (HF config.json + safetensors + tokenizer.json) for inference. */
+  static async load(dir: string, backend: Backend): Promise<Policy> {
+    const tokenizer = await Tokenizer.load(dir);
+    const { model } = await loadCheckpoint(dir, backend);
+    return new Policy(model, tokenizer, null);
   }
 
   /** Prompt ids with the chat template applied and the assistant turn opened. */

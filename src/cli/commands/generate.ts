@@ -1,0 +1,41 @@
+import type { Command } from "commander";
+import { createBackend } from "../../backend/index.js";
+import { Policy } from "../../rl/policy.js";
+import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
+
+export function register(program: Command): void {
+  backendFlags(
+    program
+      .command("generate")
+      .description("complete a prompt (chat template applied) with the fused sampler, seeded and reproducible")
+      .requiredOption("--model <dir>", "model directory")
+      .requiredOption("--prompt <s>", "user message")
+      .option("--n <n>", "completions to draw", intArg("--n", 1), 1)
+      .option("--max-new-tokens <n>", "longest completion", intArg("--max-new-tokens", 1), 128)
+      .option("--temperature <t>", "sampling temperature (0 = greedy)", numArg("--temperature", 0), 1)
+      .option("--top-k <k>", "keep the k most likely tokens (0 = off)", intArg("--top-k"), 0)
+      .option("--top-p <p>", "nucleus mass (1 = off)", numArg("--top-p", 1e-9, 1), 1)
+      .option("--min-p <p>", "drop tokens below min-p times the top probability (0 = off)", numArg("--min-p", 0, 1), 0)
+      .option("--greedy", "argmax decoding")
+      .option("--seed <n>", "sampling seed", intArg("--seed"), 1)
+      .option("--json", "print one JSON object"),
+  ).action(async (o: { model: string; prompt: string; n: number; maxNewTokens: number; temperature: number; topK: number; topP: number; minP: number; greedy?: boolean; seed: number; json?: boolean; backend: "auto"; threads: number }) => {
+    const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
+    const policy = await Policy.load(o.model, backend);
+    const t0 = performance.now();
+    const gens = await policy.generate(Array(o.n).fill(o.prompt), {
+      maxNewTokens: o.maxNewTokens,
+      sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, greedy: o.greedy || o.temperature === 0 },
+      seed: o.seed,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const tokens = gens.reduce((a, g) => a + g.tokens.length, 0);
+    if (o.json) printJson({ model: o.model, prompt: o.prompt, completions: gens.map((g) => ({ text: g.text, tokens: g.tokens, finishReason: g.finishReason })), tokensPerSecond: tokens / seconds });
+    else {
+      gens.forEach((g, i) => process.stdout.write(`${o.n > 1 ? `--- ${i + 1} (${g.finishReason})\n` : ""}${g.text}\n`));
+      log(`${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / seconds).toFixed(0)} tokens/s)`);
+    }
+    policy.model.dispose();
+    backend.destroy();
+  });
+}

@@ -1,0 +1,50 @@
+import type { Command } from "commander";
+import { createBackend } from "../../backend/index.js";
+import { Policy } from "../../rl/policy.js";
+import { packBatch } from "../../rl/batch.js";
+import { scoreTokens } from "../../rl/step.js";
+import { backendFlags, log, numArg, printJson } from "../common.js";
+
+export function register(program: Command): void {
+  backendFlags(
+    program
+      .command("score")
+      .description("per-token log-prob and entropy of a sequence under the model (token 0 has none)")
+      .requiredOption("--model <dir>", "model directory")
+      .option("--text <s>", "text to score (tokenized as is, no chat template)")
+      .option("--ids <list>", "comma-separated token ids to score")
+      .option("--temperature <t>", "softmax temperature", numArg("--temperature", 1e-6), 1)
+      .option("--json", "print one JSON object"),
+  ).action(async (o: { model: string; text?: string; ids?: string; temperature: number; json?: boolean; backend: "auto"; threads: number }) => {
+    if ((o.text === undefined) === (o.ids === undefined)) throw new Error("give exactly one of --text or --ids");
+    const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
+    const policy = await Policy.load(o.model, backend);
+    const V = policy.model.config.vocabSize;
+    let ids: number[];
+    if (o.ids !== undefined) {
+      ids = o.ids.split(",").map((s, i) => {
+        const n = Number(s.trim());
+        if (!Number.isInteger(n) || n < 0 || n >= V) throw new Error(`--ids: item ${i + 1} ("${s}") is not a token id in [0, ${V})`);
+        return n;
+      });
+    } else ids = policy.tokenizer.encode(o.text!);
+    if (ids.length < 2) throw new Error("need at least 2 tokens to score");
+    // Row layout: the "prompt" is token 0, the scored "completion" is tokens 1..n-1.
+    const batch = packBatch([{ promptIds: ids.slice(0, 1), completionIds: ids.slice(1) }], policy.padId);
+    const { logprob, entropy } = await scoreTokens(policy.model, batch, o.temperature, 1);
+    const tokens = ids.map((id, i) => ({
+      id,
+      token: policy.tokenizer.idToToken(id) ?? null,
+      logprob: i === 0 ? null : logprob[i - 1],
+      entropy: i === 0 ? null : entropy[i - 1],
+    }));
+    const total = tokens.reduce((a, t) => a + (t.logprob ?? 0), 0);
+    if (o.json) printJson({ model: o.model, n: ids.length, totalLogprob: total, tokens });
+    else {
+      for (const t of tokens) process.stdout.write(`${String(t.id).padStart(6)}  ${JSON.stringify(t.token).padEnd(16)} ${t.logprob === null ? "" : t.logprob.toFixed(4).padStart(9)} ${t.entropy === null ? "" : t.entropy.toFixed(4).padStart(8)}\n`);
+      process.stdout.write(`total log-prob ${total.toFixed(4)} over ${ids.length - 1} tokens\n`);
+    }
+    policy.model.dispose();
+    backend.destroy();
+  });
+}

@@ -1,0 +1,94 @@
+import { Option, type Command } from "commander";
+import { DEFAULTS, loadOptionsFile, OPTION_KINDS, parseOptions, type TrainOptions } from "../../rl/options.js";
+import { runTraining } from "../../rl/run.js";
+import { log, printJson } from "../common.js";
+
+/** One line of --help per option (the full documentation is on TrainOptions). */
+const HELP: { [K in keyof TrainOptions]: string } = {
+  model: "model directory (HF format); default: make the tiny model and warm it up with SFT",
+  task: "task generator",
+  dataset: "JSONL dataset ({prompt, answer} per line) instead of generated prompts",
+  out: "run directory (metrics.jsonl, checkpoints/, report.html)",
+  backend: "compute backend (auto: cuda, then a hardware webgpu adapter, then cpu)",
+  threads: "CPU threads (0 = all cores)",
+  seed: "seed for data, sampling and init: same seed, same run",
+  algo: "preset: sets advantage, loss aggregation and anchor unless given",
+  advantage: "advantage estimator",
+  anchor: "inject ground-truth trajectories: in every group, only in all-fail groups, or off",
+  anchorCount: "ground-truth trajectories per anchored group",
+  anchorAnneal: "decay the anchoring probability from 1 to 0",
+  anchorAnnealSteps: "annealing horizon in steps (0 = the whole run)",
+  steps: "RL optimizer steps",
+  promptsPerStep: "prompts (groups) per step",
+  groupSize: "rollouts per prompt (G)",
+  maxNewTokens: "longest completion in tokens",
+  temperature: "rollout sampling temperature",
+  topP: "nucleus sampling mass (1 = off)",
+  topK: "top-k sampling (0 = off)",
+  minP: "min-p sampling (0 = off)",
+  epsLow: "PPO clip: ratio >= 1 - epsLow",
+  epsHigh: "PPO clip: ratio <= 1 + epsHigh (clip-higher)",
+  dualClip: "dual-clip constant for negative advantages (0 = off)",
+  beta: "KL coefficient against the frozen initial policy (0 = off)",
+  kl: "KL estimator",
+  entropyCoef: "entropy bonus coefficient",
+  tisCap: "truncated importance-sampling cap (0 = off)",
+  lossAggregation: "how token losses are averaged",
+  numIterations: "policy updates per batch (mu)",
+  lr: "peak learning rate",
+  warmupSteps: "linear warmup steps",
+  minLrRatio: "cosine floor as a fraction of lr",
+  weightDecay: "AdamW decoupled weight decay",
+  beta1: "AdamW beta1",
+  beta2: "AdamW beta2",
+  maxGradNorm: "global grad-norm clip (0 = off)",
+  gradientCheckpointing: "recompute block activations in backward",
+  rewards: 'reward terms with weights, e.g. "honesty:1,format:0.1,./my-reward.mjs:0.5"',
+  rewardTimeoutMs: "per-call reward timeout (a hanging reward costs that sample)",
+  curriculum: "depth curriculum",
+  minDepth: "smallest derivation depth",
+  maxDepth: "largest derivation depth",
+  filter: "drop groups without reward variance (zero-std) or with pass rate 0 or 1 (balanced), refilling",
+  maxRefills: "extra generation rounds per step to refill filtered groups",
+  sftSteps: "SFT warm-start steps before RL (the tiny default uses 150)",
+  sftLr: "SFT learning rate",
+  sftBatch: "SFT batch size",
+  checkpointEvery: "checkpoint every N steps",
+  evalEvery: "held-out eval every N steps (0 = start and end only)",
+  evalN: "held-out eval size",
+  reportEvery: "rewrite report.html every N steps",
+  samplesPerStep: "rollouts logged to samples.jsonl per step",
+  progress: "progress bar on stderr",
+};
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+
+export function register(program: Command): void {
+  const cmd = program
+    .command("train")
+    .description("GRPO-family RL (default: Anchor) on a task; with no --model, makes the tiny default model, warms it up with SFT, then trains")
+    .option("--config <file>", "JSON or YAML file of options (flags override it)")
+    .option("--resume <run>", "continue a run directory from its last checkpoint (same metrics as an uninterrupted run)")
+    .option("--json", "print the final result as one JSON object");
+  for (const key of Object.keys(OPTION_KINDS) as (keyof TrainOptions)[]) {
+    const { kind } = OPTION_KINDS[key];
+    const flag = `--${kebab(key)}`;
+    const def = DEFAULTS[key];
+    if (kind === "boolean") {
+      cmd.addOption(new Option(flag, HELP[key]));
+      cmd.addOption(new Option(`--no-${kebab(key)}`).hideHelp());
+      continue;
+    }
+    const opt = new Option(`${flag} <value>`, HELP[key]);
+    if (Array.isArray(kind)) opt.choices([...kind]);
+    if (def !== "" && key !== "progress") opt.default(undefined, String(def));
+    cmd.addOption(opt);
+  }
+  cmd.action(async (flags: Record<string, unknown>) => {
+    const { config, resume, json, ...rest } = flags as { config?: string; resume?: string; json?: boolean };
+    const fromFile = config ? loadOptionsFile(config) : {};
+    const fromFlags = parseOptions(rest, "command line");
+    const result = await runTraining({ ...fromFile, ...fromFlags, ...(resume ? { resume } : {}) }, { log });
+    if (json) printJson(result);
+  });
+}
