@@ -209,13 +209,14 @@ export class WebGpuBackend implements Backend {
   }
 
   /** [firstRow, rows] chunks of a (rows, rowLen) matrix that fit one binding, each starting 256-byte aligned. */
-  private *rowChunks(rows: number, rowLen: number, what: string): Generator<[number, number]> {
+  private *rowChunks(rows: number, rowLen: number, what: string, perRowBindings = true): Generator<[number, number]> {
     if (rows * rowLen <= this.maxElems) {
       yield [0, rows];
       return;
     }
-    // A chunk must start on a 256-byte boundary: r0 * rowLen a multiple of 64 elements.
-    const unit = 64 / gcd(rowLen, 64);
+    // A chunk must start on a 256-byte boundary: r0 * rowLen a multiple of 64 elements, and
+    // r0 itself a multiple of 64 when per-row vectors (rstd, loss, pos, ...) are bound too.
+    const unit = perRowBindings ? 64 : 64 / gcd(rowLen, 64);
     const per = Math.floor(this.maxElems / rowLen / unit) * unit;
     if (per === 0) throw new RangeError(`webgpu: ${what} rows of ${rowLen} elements are too long to split under the ${this.maxBinding}-byte binding limit`);
     for (let r = 0; r < rows; r += per) yield [r, Math.min(per, rows - r)];
@@ -381,7 +382,7 @@ export class WebGpuBackend implements Backend {
     const si = this.span(ids, "ids", "i32");
     const st = this.span(table, "table");
     let first = 1;
-    for (const [v0, Vc] of this.rowChunks(V, C, "table")) {
+    for (const [v0, Vc] of this.rowChunks(V, C, "table", false)) {
       this.run("embedding", "embedding_forward", "uuuuuu", [N, C, V, v0, Vc, first],
         [this.whole(o, "out"), this.whole(si, "ids"), this.bind(st, v0 * C, Vc * C, "table")], this.grid(Math.ceil((N * C) / 256)));
       first = 0;
@@ -398,7 +399,7 @@ export class WebGpuBackend implements Backend {
     if (N === 0) return;
     const links = this.scratch("embedding_links", 2 * N);
     this.run("embedding", "embedding_links", "uuuuuu", [N, C, V, 0, V, 0], [this.whole(links, "links"), this.whole(si, "ids")], this.grid(Math.ceil(N / 256)));
-    for (const [v0, Vc] of this.rowChunks(V, C, "dtable")) {
+    for (const [v0, Vc] of this.rowChunks(V, C, "dtable", false)) {
       this.run("embedding", "embedding_backward", "uuuuuu", [N, C, V, v0, Vc, 0],
         [this.bind(sd, v0 * C, Vc * C, "dtable"), this.whole(so, "dout"), this.whole(si, "ids"), this.whole(links, "links")], this.grid(Math.ceil((N * C) / 256)));
     }
@@ -470,7 +471,7 @@ export class WebGpuBackend implements Backend {
     checkSize(bias, "bias", C, "C");
     const o = this.span(out, "out");
     const sb = this.span(bias, "bias");
-    for (const [r0, rows] of this.rowChunks(N, C, "out"))
+    for (const [r0, rows] of this.rowChunks(N, C, "out", false))
       this.run("bias", "bias_add", "uu", [rows, C], [this.bind(o, r0 * C, rows * C, "out"), this.whole(sb, "bias")], this.grid(Math.ceil((rows * C) / 256)));
   }
 
@@ -479,7 +480,7 @@ export class WebGpuBackend implements Backend {
     checkSize(dbias, "dbias", C, "C");
     const sb = this.span(dbias, "dbias");
     const so = this.span(dout, "dout");
-    for (const [r0, rows] of this.rowChunks(N, C, "dout")) {
+    for (const [r0, rows] of this.rowChunks(N, C, "dout", false)) {
       const blocks = Math.ceil(rows / 256);
       const partial = this.scratch("colsum", blocks * C);
       this.run("bias", "bias_backward_partial", "uu", [rows, C], [this.whole(partial, "partial"), this.bind(so, r0 * C, rows * C, "dout")], [Math.ceil(C / 64), blocks]);
@@ -683,7 +684,7 @@ export class WebGpuBackend implements Backend {
     checkSize(out, "out", M * C, "M*C");
     const [so, si, sx] = [this.span(out, "out"), this.span(inp, "inp"), this.span(idx, "idx", "i32")];
     let first = 1;
-    for (const [r0, rows] of this.rowChunks(N, C, "inp")) {
+    for (const [r0, rows] of this.rowChunks(N, C, "inp", false)) {
       this.run("gather", "gather_rows", "uuuuuu", [M, C, N, r0, rows, first],
         [this.whole(so, "out"), this.bind(si, r0 * C, rows * C, "inp"), this.whole(sx, "idx")], this.grid(Math.ceil((M * C) / 256)));
       first = 0;
