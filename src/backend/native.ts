@@ -47,6 +47,8 @@ export interface NativeAddon {
   embeddingForward(out: F32, ids: I32, table: F32, N: number, C: number, V: number): void;
   embeddingBackward(dtable: F32, dout: F32, ids: I32, N: number, C: number, V: number): void;
   matmul(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
+  /** Same as matmul, always the built-in packed AVX2/FMA sgemm (for tests and benchmarks against BLAS). */
+  matmulBuiltin(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
   /** Same as matmul, on a worker thread: resolves when done (for embedding apps). */
   matmulAsync(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): Promise<void>;
   biasAdd(out: F32, bias: F32, N: number, C: number): void;
