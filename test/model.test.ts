@@ -88,6 +88,8 @@ describe.each(NAMES)("%s against PyTorch", (name) => {
     const a1 = model.forward(ids, f.B, f.T);
     const a2 = model.forward(ids, f.B, f.T, { checkpointing: true });
     console.log(`${name} activation bytes: full ${a1.bytes}, checkpointed ${a2.bytes}`);
+    expect(model.activationBytes(f.B, f.T)).toBe(a1.bytes);
+    expect(model.activationBytes(f.B, f.T, { checkpointing: true })).toBe(a2.bytes);
     if (f.config.numLayers > 1) expect(a2.bytes).toBeLessThan(a1.bytes);
     expect(maxAbsDiff(read(a1.hidden), read(a2.hidden))).toBe(0);
     a1.dispose();
@@ -102,6 +104,7 @@ describe.each(NAMES)("%s inference-only forward", (name) => {
     const a2 = model.forward(ids, f.B, f.T, { noGrad: true });
     expect(maxAbsDiff(read(a1.hidden), read(a2.hidden))).toBe(0);
     expect(a2.bytes).toBeLessThan(a1.bytes);
+    expect(model.activationBytes(f.B, f.T, { noGrad: true })).toBe(a2.bytes);
     expect(() => model.backward(a2, a1.hidden)).toThrow(/noGrad/);
     a1.dispose();
     a2.dispose();

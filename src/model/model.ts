@@ -314,6 +314,26 @@ export class Model {
     return this.resolveLayer(l, (n) => (this.params.has(n) ? this.grad(n) : null));
   }
 
+  /**
+   * Bytes forward(ids, B, T, opts) will hold in its Activations (equal to acts.bytes), for
+   * choosing micro-batch sizes before allocating. Backward adds scratch of about
+   * N * (3H + 3I + 2qD + 2kvD) floats, freed when it returns.
+   */
+  activationBytes(B: number, T: number, opts: ForwardOptions = {}): number {
+    const c = this.config;
+    const N = B * T;
+    const H = c.hiddenSize;
+    const qD = c.numHeads * c.headDim;
+    const kvD = c.numKvHeads * c.headDim;
+    const noGrad = opts.noGrad ?? false;
+    const checkpointing = !noGrad && (opts.checkpointing ?? false);
+    let block = N * (3 * H + 2 * qD + 2 * kvD + 3 * c.intermediateSize + 2 + c.numHeads);
+    if (c.qkNorm) block += N * (qD + kvD + c.numHeads + c.numKvHeads);
+    const blocks = noGrad || checkpointing ? 1 : c.numLayers;
+    const residuals = noGrad ? 2 : c.numLayers + 1;
+    return 4 * (2 * N + residuals * N * H + blocks * block + N * H + N);
+  }
+
   /** @internal Allocates one block's activations for B rows of T tokens. */
   allocBlock(pool: TensorPool, B: number, T: number): BlockActs {
     const c = this.config;
