@@ -1,0 +1,38 @@
+// anvil-rl: the library API. The CLI (src/cli) is a thin layer over these.
+
+// backends
+export type { Backend, Tensor, DType, BackendName, MatmulOptions, AdamWOptions, SampleOptions, GrpoLossOptions, KlEstimator, LossAggregation } from "./backend/backend.js";
+export { GRPO_STATS, numel } from "./backend/backend.js";
+export { createBackend, type BackendChoice, type BackendOptions } from "./backend/index.js";
+export { CpuBackend, CpuTensor } from "./backend/cpu.js";
+
+// models
+export type { ModelConfig, Architecture } from "./model/types.js";
+export { parameterShapes } from "./model/types.js";
+export { parseConfig, loadConfig, configToJson, ConfigError } from "./model/config.js";
+export { loadWeights, readSafetensors, saveSafetensors, SafetensorsError } from "./model/safetensors.js";
+export { Tokenizer, fitTokenizer, saveTokenizerFiles } from "./model/tokenizer.js";
+export { Model } from "./model/model.js";
+export { generate, type GenerateOptions, type Generation } from "./model/generate.js";
+export { AdamW, learningRate, type AdamWConfig } from "./model/optim.js";
+export { saveCheckpoint, loadCheckpoint } from "./model/checkpoint.js";
+export { initModel, PRESETS, type Preset } from "./model/init.js";
+
+// tasks and rewards
+export * from "./tasks/types.js";
+export { generate as generateInstance, generateDataset, taskCorpus } from "./tasks/index.js";
+export { judge, parseCompletion, type Judgement } from "./tasks/verify.js";
+export { readDataset, writeDataset, parseDataset, DatasetError } from "./tasks/dataset.js";
+export { RewardPool, type ScoreResult } from "./rewards/pool.js";
+export { BUILTIN_REWARDS, parseRewardSpecs, type RewardSpec, type RewardFn } from "./rewards/rewards.js";
+
+// RL
+export { DEFAULTS, resolveOptions, loadOptionsFile, OptionsError, type TrainOptions, type Algo } from "./rl/options.js";
+export { computeAdvantages } from "./rl/advantages.js";
+export { anchorsForGroup, anchorProbability, type AnchorConfig } from "./rl/anchor.js";
+export { Policy } from "./rl/policy.js";
+export { evaluate, type EvalResult } from "./rl/eval.js";
+export { runSft } from "./rl/sft.js";
+export { runTraining, type RunResult, type RunHooks } from "./rl/run.js";
+export { startTraining, TrainingJob } from "./rl/job.js";
+export type { StepMetrics } from "./rl/trainer.js";
