@@ -17,7 +17,7 @@ import type { Backend } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
 import { Model } from "./model.js";
 import type { OptimizerState } from "./optim.js";
-import { loadWeights, readSafetensors, saveSafetensors, type TensorToSave } from "./safetensors.js";
+import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
 
 /** Tokenizer and generation files copied along with the weights when present. */
@@ -43,6 +43,11 @@ export interface SaveCheckpointOptions {
   optimizer?: OptimizerState;
   /** JSON-serialisable trainer state (step, RNG state, data cursor, ...). */
   trainerState?: unknown;
+  /**
+   * Storage dtype of model.safetensors (default "F32"). BF16/F16 halve the size for a final
+   * export but round the weights, so resuming from them is no longer bit-identical.
+   */
+  dtype?: SafetensorsDtype;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -62,7 +67,7 @@ export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckp
   await mkdir(tmp, { recursive: true });
   try {
     await writeFile(join(tmp, "config.json"), JSON.stringify(configToJson(model.config), null, 2) + "\n");
-    await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: "F32", metadata: { producer: "anvil-rl" } });
+    await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: opts.dtype ?? "F32", metadata: { producer: "anvil-rl" } });
     if (opts.tokenizerDir) {
       for (const f of TOKENIZER_FILES) {
         const src = join(opts.tokenizerDir, f);
