@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { WebGpuBackend } from "../src/backend/webgpu/index.js";
 import { generate } from "../src/model/generate.js";
-import { Model } from "../src/model/model.js";
+import { InferenceScratch, KVCache, Model } from "../src/model/model.js";
 import { fixtureWeights, readModelFixture } from "./helpers/model-fixture.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,6 +48,32 @@ describe.skipIf(!gpu).each(["qwen3", "qwen2", "llama"])("%s on webgpu against Py
       expect(d, p).toBeLessThan(1e-6 + 1e-3 * m);
     }
     console.log(`webgpu ${name} gradients: worst max|diff|/max|ref| ${worst.toExponential(2)}`);
+    model.dispose();
+  });
+
+  it("KV-cache prefill and decode steps match full forward", async () => {
+    const be = gpu!;
+    const f = readModelFixture(join(here, "fixtures", `model_${name}.bin`));
+    const model = Model.fromWeights(be, f.config, fixtureWeights(f));
+    const H = f.config.hiddenSize;
+    const seqs = [[3, 1, 4, 1, 5, 9], [2, 7, 1, 8, 2, 8]];
+    const P = 3;
+    const cache = new KVCache(be, f.config, 2, 8);
+    const pre = new InferenceScratch(model, 2, P);
+    const dec = new InferenceScratch(model, 2, 1);
+    const got: Float32Array[] = [new Float32Array(6 * H), new Float32Array(6 * H)];
+    const h0 = (await be.read(model.forwardCached(Int32Array.from([...seqs[0].slice(0, P), ...seqs[1].slice(0, P)]), new Int32Array(2), cache, pre))) as Float32Array;
+    for (let b = 0; b < 2; b++) got[b].set(h0.subarray(b * P * H, (b + 1) * P * H));
+    for (let t = P; t < 6; t++) {
+      const h = (await be.read(model.forwardCached(Int32Array.of(seqs[0][t], seqs[1][t]), Int32Array.of(t, t), cache, dec))) as Float32Array;
+      for (let b = 0; b < 2; b++) got[b].set(h.subarray(b * H, (b + 1) * H), t * H);
+    }
+    const full = model.forward(Int32Array.from([...seqs[0], ...seqs[1]]), 2, 6, { noGrad: true });
+    const want = (await be.read(full.hidden)) as Float32Array;
+    const [d, m] = maxRel(Float32Array.from([...got[0], ...got[1]]), want);
+    console.log(`webgpu ${name} cached vs full hidden max|diff| ${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-4 * Math.max(1, m));
+    for (const x of [full, cache, pre, dec]) x.dispose();
     model.dispose();
   });
 
