@@ -67,6 +67,25 @@ describe.each(["qwen3", "qwen2"])("%s checkpoint", (name) => {
   });
 });
 
+describe("interrupted saves", () => {
+  it("a crash between moving the old checkpoint aside and renaming the new one is recovered", async () => {
+    const { rename, cp } = await import("node:fs/promises");
+    const f = readModelFixture(join(here, "fixtures", "model_llama.bin"));
+    const model = Model.fromWeights(be, f.config, fixtureWeights(f));
+    const dir = join(root, "crash");
+    await saveCheckpoint(dir, model, { trainerState: { step: 1 } });
+    await saveCheckpoint(join(root, "crash-new"), model, { trainerState: { step: 2 } });
+    // State after the crash: <dir> moved to .old-77, the complete new one still at .tmp-77.
+    await rename(dir, `${dir}.old-77`);
+    await cp(join(root, "crash-new"), `${dir}.tmp-77`, { recursive: true });
+    expect((await loadCheckpoint(dir, be)).trainerState).toEqual({ step: 2 });
+    expect((await readdir(root)).filter((e) => e.startsWith("crash."))).toEqual([]);
+    // Only the old copy left: it is put back.
+    await rename(dir, `${dir}.old-78`);
+    expect((await loadCheckpoint(dir, be)).trainerState).toEqual({ step: 2 });
+  });
+});
+
 describe("end to end on an init-model directory", () => {
   it("loads, learns a sequence by SFT, generates it greedily, checkpoints and resumes", async () => {
     const { initModel } = await import("../src/model/init.js");
