@@ -257,6 +257,18 @@ describe("generation", () => {
     for (let b = 0; b < many.length; b++) for (let i = 0; i < fast[b].tokens.length; i++) expect(fast[b].logprobs[i]).toBeCloseTo(slow[b].logprobs[i], 4);
   });
 
+  it("prefilling duplicate prompts once does not change any sequence", async () => {
+    const { model } = load("qwen2");
+    const sampling = { temperature: 1, topK: 5, topP: 1, minP: 0 };
+    const group = [[4, 5, 6], [4, 5, 6], [9], [4, 5, 6], [9], [1, 2]];
+    const a = await generate(model, group, { maxNewTokens: 6, sampling, seed: 3, eosIds: [], dedupePrompts: true });
+    const b = await generate(model, group, { maxNewTokens: 6, sampling, seed: 3, eosIds: [], dedupePrompts: false });
+    expect(a.map((g) => g.tokens)).toEqual(b.map((g) => g.tokens));
+    for (let r = 0; r < group.length; r++) for (let i = 0; i < 6; i++) expect(a[r].logprobs[i]).toBeCloseTo(b[r].logprobs[i], 4);
+    // Rows sharing a prompt still sample independently.
+    expect(new Set([a[0], a[1], a[3]].map((g) => g.tokens.join(","))).size).toBeGreaterThan(1);
+  });
+
   it("rejects bad input with clear errors", async () => {
     const { model } = load("llama");
     const s = { temperature: 1, topK: 0, topP: 1, minP: 0 };

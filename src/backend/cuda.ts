@@ -94,21 +94,27 @@ export class CudaTensor implements Tensor {
     readonly shape: readonly number[],
     readonly dtype: DType,
     ptr: bigint,
+    /** Set for a Backend.view(): the tensor that owns the memory (kept alive by this reference). */
+    readonly base: CudaTensor | null = null,
   ) {
     this.size = numel(shape);
     this._ptr = ptr;
-    collector.register(this, { addon: backend.addon, ptr }, this);
+    if (!base) collector.register(this, { addon: backend.addon, ptr }, this);
   }
   get disposed(): boolean {
-    return this._ptr === null;
+    return this._ptr === null || (this.base !== null && this.base.disposed);
   }
   /** Device address (valid until dispose()). */
   get ptr(): bigint {
-    if (this._ptr === null) throw new TypeError("tensor was disposed");
+    if (this._ptr === null || (this.base && this.base.disposed)) throw new TypeError("tensor was disposed");
     return this._ptr;
   }
   dispose(): void {
     if (this._ptr === null) return;
+    if (this.base) {
+      this._ptr = null; // a view never frees its base's memory
+      return;
+    }
     collector.unregister(this);
     const p = this._ptr;
     this._ptr = null;
@@ -162,6 +168,13 @@ export class CudaBackend implements Backend {
     const t = new CudaTensor(this, [...shape], data instanceof Int32Array ? "i32" : "f32", ptr);
     this.addon.cuda_upload(ptr, data);
     return t;
+  }
+  view(t: Tensor, shape: readonly number[]): CudaTensor {
+    const ptr = this.p(t, "t", t.dtype);
+    for (const d of shape) checkInt(d, "shape dimension", 0);
+    if (numel(shape) !== t.size) throw new RangeError(`view: shape [${shape.join(", ")}] has ${numel(shape)} elements, tensor has ${t.size}`);
+    const c = t as CudaTensor;
+    return new CudaTensor(this, [...shape], t.dtype, ptr, c.base ?? c);
   }
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     const ptr = this.p(t, "t", t.dtype);

@@ -10,6 +10,15 @@
 // then a final RMSNorm; the LM head (tied to the embedding or not) is applied by the caller
 // (logits(), crossEntropyLoss(), or the fused linear-logprob kernel in the trainer).
 //
+// Use in a trainer (GRPO: the LM head goes through the fused linear-logprob kernel):
+//   model.zeroGrads();
+//   const acts = model.forward(ids, B, T, { checkpointing });
+//   be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temp);
+//   ... be.grpoLoss(dlp, dent, stats, lp, ...) ...
+//   be.linearLogprobBackward(dHidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
+//   model.backward(acts, dHidden); acts.dispose();
+//   await optimizer.update();
+//
 // Letters: B batch, T time, N = B*T rows, H hidden, I intermediate, V vocab,
 // nh / nkv query / key-value heads, hd head dim, qD = nh*hd, kvD = nkv*hd, S cache capacity.
 // Tensors are allocated 2-D (rows, cols) because matmul reads (rows, cols) from the last dim;
