@@ -16,12 +16,18 @@ async function createCuda(): Promise<Backend> {
   return CudaBackend.create();
 }
 
+/** A CPU-emulated adapter (Mesa llvmpipe/lavapipe, SwiftShader, WARP). */
+export function isSoftwareAdapter(a: { vendor: string; architecture: string; device: string; description: string }): boolean {
+  return a.architecture === "software" || /llvmpipe|lavapipe|swiftshader|warp|software/i.test(`${a.device} ${a.description}`);
+}
+
 async function createWebGpu(opts: { allowSoftware: boolean }): Promise<Backend> {
   const { WebGpuBackend } = await import("./webgpu/index.js");
   const be = await WebGpuBackend.create();
-  if (!opts.allowSoftware && be.isSoftware) {
+  const a = be.describe().adapter;
+  if (!opts.allowSoftware && isSoftwareAdapter(a)) {
     be.destroy();
-    throw new Error(`the WebGPU adapter is a software rasteriser (${be.adapterName}), slower than the native CPU backend`);
+    throw new Error(`the adapter is a software renderer (${a.description || a.device}) on the same cores, slower than the native cpu backend`);
   }
   return be;
 }

@@ -1,4 +1,5 @@
 // `anvil doctor`: what this machine offers, backend by backend, and why one is unusable.
+import { isSoftwareAdapter } from "../backend/index.js";
 import { loadAddon } from "../backend/native.js";
 import { availableParallelism, cpus } from "node:os";
 
@@ -36,7 +37,7 @@ export async function doctor(): Promise<DoctorReport> {
     const { WebGpuBackend } = await import("../backend/webgpu/index.js");
     const be = await WebGpuBackend.create();
     const d = be.describe();
-    rep.webgpu = { usable: true, adapter: be.adapterName, software: be.isSoftware, features: d.features, maxStorageBufferBindingSize: d.maxStorageBufferBindingSize };
+    rep.webgpu = { usable: true, adapter: d.adapter.description || d.adapter.device, software: isSoftwareAdapter(d.adapter), features: d.adapter.features, maxStorageBufferBindingSize: d.maxBindingBytes };
     be.destroy();
   } catch (e) {
     rep.webgpu = { usable: false, error: (e as Error).message.split("\n")[0] };

@@ -30,9 +30,9 @@ export async function runSft(policy: Policy, o: SftOptions): Promise<number[]> {
       );
       model.zeroGrads();
       const loss = await supervisedGradient(model, batch, policy.microBatch);
-      if (!Number.isFinite(loss)) throw new NonFiniteLossError(s, "the SFT loss");
+      if (!Number.isFinite(loss)) throw new NonFiniteLossError(s + 1, "the SFT loss");
       const r = await opt.update();
-      if (r.skipped) throw new NonFiniteLossError(s, "the SFT gradient norm");
+      if (r.skipped) throw new NonFiniteLossError(s + 1, "the SFT gradient norm");
       losses.push(loss);
       o.onStep?.(s, loss, r.lr);
     }

@@ -101,14 +101,18 @@ export class Trainer extends EventEmitter {
     const o = this.opts;
     const G = o.groupSize;
     const prompts = instances.flatMap((inst) => Array.from({ length: G }, () => inst));
-    const gens = await this.policy.generate(
-      prompts.map((p) => p.prompt),
-      {
-        maxNewTokens: o.maxNewTokens,
-        sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP },
-        seed: mixSeed(o.seed, step, round, PURPOSE.sample),
-      },
-    );
+    const gens = await this.policy
+      .generate(
+        prompts.map((p) => p.prompt),
+        {
+          maxNewTokens: o.maxNewTokens,
+          sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP },
+          seed: mixSeed(o.seed, step, round, PURPOSE.sample),
+        },
+      )
+      .catch((e: Error) => {
+        throw /NaN|not finite|-inf/i.test(e.message) ? new NonFiniteLossError(step + 1, `the rollout logits (${e.message})`) : e;
+      });
     const t0 = performance.now();
     const scores = await this.scorer.score(prompts, gens.map((g) => g.text));
     this.scoringSeconds += (performance.now() - t0) / 1000;
@@ -234,11 +238,12 @@ export class Trainer extends EventEmitter {
         o.temperature || 1,
         mbs,
       );
-      if (!Number.isFinite(st.loss)) throw new NonFiniteLossError(step, "the loss");
+      if (!Number.isFinite(st.loss)) throw new NonFiniteLossError(step + 1, "the loss");
       const upd = await this.policy.optimizer!.update();
-      if (upd.skipped) throw new NonFiniteLossError(step, "the gradient norm");
+      if (upd.skipped) throw new NonFiniteLossError(step + 1, "the gradient norm");
       gradNorm = upd.gradNorm;
       lr = upd.lr;
+      if (!(await paramsFinite(model))) throw new NonFiniteLossError(step + 1, "the parameter norm after the update");
       if (it === 0) stats = st;
     }
     const upSeconds = (performance.now() - tUp0) / 1000;
@@ -287,6 +292,18 @@ export class Trainer extends EventEmitter {
     void injected;
     this.emit("samples", step + 1, own.slice(0, o.samplesPerStep));
     return m;
+  }
+}
+
+/** Whether every parameter is finite (one reduction, one scalar read). */
+async function paramsFinite(model: Model): Promise<boolean> {
+  const be = model.backend;
+  const acc = be.zeros([1]);
+  try {
+    for (const p of model.params.values()) be.sumSquares(acc, p);
+    return Number.isFinite((await be.read(acc))[0]);
+  } finally {
+    acc.dispose();
   }
 }
 
