@@ -181,7 +181,10 @@ const impls: [string, MatmulFn][] = [
 describe.each(impls)("%s", (_name, mm) => {
   const shapes: [number, number, number][] = [
     [37, 53, 29],
-    [1, 17, 300], // a decode step: one row
+    [1, 17, 300], // a decode step: one row (the unpacked few-row path)
+    [4, 301, 70], // few-row path, one group of rows
+    [8, 45, 67], // the largest few-row product: two groups
+    [9, 19, 13], // the smallest packed one
     [6, 16, 1],
     [150, 3100, 260], // crosses every block size of the built-in kernel (MC 144, NC 3072, KC 256)
   ];
@@ -217,21 +220,26 @@ describe.each(impls)("%s", (_name, mm) => {
 });
 
 describe("matmulBuiltin threading", () => {
-  it("gives bit-identical results on 1 and 2 threads (each tile has one owner, same k order)", () => {
-    const M = 150, N = 333, K = 300;
+  // Packed (M = 150) and few-row (M = 7) paths, both layouts of b.
+  it.each([
+    [150, 333, 300, true],
+    [150, 333, 300, false],
+    [7, 700, 300, true],
+    [7, 700, 300, false],
+  ])("M=%i N=%i K=%i transB=%s: bit-identical on 1 and 2 threads (each output has one owner, same k order)", (M, N, K, tb) => {
     const a = randf(M * K, 11), b = randf(N * K, 12);
     const one = new Float32Array(M * N), two = new Float32Array(M * N);
     const before = be.native.buildInfo().threads;
     try {
       be.native.setThreads(1);
-      be.native.matmulBuiltin(one, a, b, M, N, K, false, true, false, 1);
+      be.native.matmulBuiltin(one, a, b, M, N, K, false, tb, false, 1);
       be.native.setThreads(2);
-      be.native.matmulBuiltin(two, a, b, M, N, K, false, true, false, 1);
+      be.native.matmulBuiltin(two, a, b, M, N, K, false, tb, false, 1);
     } finally {
       be.native.setThreads(before);
     }
     expect(two).toEqual(one);
-    expectClose(one, matmulRef(a, b, M, N, K, false, true), 1e-5, "threaded builtin");
+    expectClose(one, matmulRef(a, b, M, N, K, false, tb), 1e-5, "threaded builtin");
   });
 });
 
