@@ -417,6 +417,16 @@ describe("cross-entropy", () => {
     expectClose(got, fd, 1e-5, "dlogits");
     for (let v = 0; v < V; v++) expect(got[2 * V + v]).toBe(0);
   });
+  it("-Infinity logits (masked vocabulary) get probability 0 and gradient 0", () => {
+    const masked = Float32Array.from(logits);
+    for (let n = 0; n < N; n++) for (let v = 0; v < V; v += 3) if (v !== targets[n]) masked[n * V + v] = -Infinity;
+    const loss = be.zeros([N]), dlogits = be.zeros([N, V]);
+    be.crossEntropyForward(loss, up(masked, [N, V]), up(targets, [N]));
+    be.crossEntropyBackward(dlogits, up(new Float32Array(N).fill(1), [N]), up(masked, [N, V]), up(targets, [N]));
+    expectClose(get(loss), crossEntropyRef(masked, targets, N, V), 1e-5, "masked loss");
+    const g = get(dlogits);
+    for (let i = 0; i < N * V; i++) if (masked[i] === -Infinity) expect(g[i]).toBe(0);
+  });
   it("a target >= V is a RangeError", () => {
     const bad = Int32Array.from(targets);
     bad[4] = V;
