@@ -9,8 +9,9 @@
 //           for ir in MC step 6:         one A micro-panel (6, KC) streams from L2
 //             6x16 micro-kernel: 12 ymm accumulators, 2 B loads + 6 broadcasts + 12 FMAs per k
 // Packing absorbs the transposes, so the kernel sees one layout. Edge tiles are zero-padded
-// in the packed buffers and written through a small scratch tile. Products of at most 4 rows
-// (decode steps) skip packing: see gemm_small_m.
+// in the packed buffers and written through a small scratch tile. When all rows fit one MC
+// block, each task packs its B micro-panels itself, straight into L1. Products of at most 8
+// rows (decode steps) skip packing altogether: see gemm_small_m.
 #include "anvil/gemm.h"
 
 #include <algorithm>
@@ -339,7 +340,7 @@ void sgemm_builtin_strided(bool trans_a, bool trans_b, int64_t M, int64_t N, int
   }
   if (M <= kSmallM) {
     const float* rows = A;
-    if (trans_a || lda != K) {  // gather op(A)'s rows contiguously (at most 4 * K floats)
+    if (trans_a || lda != K) {  // gather op(A)'s rows contiguously (at most 8 * K floats)
       float* dst = a_scratch.get(static_cast<size_t>(M * K));
       for (int64_t i = 0; i < M; i++)
         for (int64_t k = 0; k < K; k++) dst[i * K + k] = trans_a ? A[k * lda + i] : A[i * lda + k];
@@ -398,11 +399,9 @@ void sgemm_builtin_strided(bool trans_a, bool trans_b, int64_t M, int64_t N, int
           alignas(64) float b_local[fuse_b_capacity];
           for (int64_t q = q0; q < q1; q++) {
             const int64_t j = jc + q * NR, nr = std::min(NR, N - j);
-            const float* bq = Bp + q * NR * kc;
-            if (fuse_b) {
-              pack_b_panel(b_local, B, ldb, trans_b, j, nr, pc, kc);
-              bq = b_local;
-            }
+            const float* bq = b_local;
+            if (fuse_b) pack_b_panel(b_local, B, ldb, trans_b, j, nr, pc, kc);
+            else bq = Bp + q * NR * kc;
             for (int64_t p = p0; p < p1; p++) {
               const int64_t i = p * MR, mr = std::min(MR, M - i);
               micro_kernel(kc, Ap + p * MR * kc, bq, C + i * ldc + j, ldc, alpha, load_c, mr, nr);
