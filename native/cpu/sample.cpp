@@ -1,19 +1,20 @@
 // logits (B, V), seeds (B) -> ids (B). Semantics: see anvil/sample.h.
 //
-// Per row, no sort of V:
+// Per row, no sort of V (FlashInfer-style threshold search instead of a sort):
 //   1. max (and the NaN / +inf / all -inf checks), then q = exp(z - max) into scratch, S = sum q
-//   2. top-k: k-th largest q by nth_element (O(V) expected)
+//   2. top-k: the k-th largest q by bisection on the float bit pattern (exact: ~30 branch-free
+//      counting passes)
 //   3. top-p: tokens with q < eps = (1 - topP) * S_K / |K| can never reach the nucleus (their total
-//      mass is below (1 - topP) * S_K), so only the rest are candidates; a mass-weighted
-//      quickselect (3-way partition, keep the side that holds the threshold) finds t_p exactly
+//      mass is below (1 - topP) * S_K); the rest are compacted and the threshold t_p is found by
+//      the same bisection on masked sums
 //   4. min-p: threshold minP on q
-//   5. inverse-CDF draw over q >= threshold in index order (double accumulation)
+//   5. inverse-CDF draw over q >= threshold in index order: block sums, then one block scanned
 // Rows run in parallel; each thread owns its scratch.
 #include "anvil/sample.h"
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -72,41 +73,118 @@ double tempered_exp(float* q, const float* x, int64_t V, float inv_t, float m) {
   return total;
 }
 
-// Largest value t among vals[0..n) such that the sum of vals >= t reaches need (need > 0).
-// Mass-weighted quickselect; reorders vals.
-float mass_threshold(float* vals, int64_t n, double need) {
-  int64_t lo = 0, hi = n;
-  const float smallest = n > 0 ? *std::min_element(vals, vals + n) : 0.0f;
-  while (lo < hi) {
-    // median of three as pivot
-    float a = vals[lo], b = vals[lo + (hi - lo) / 2], c = vals[hi - 1];
-    float pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));
-    // 3-way partition: [lo, gt) > pivot, [gt, lt) == pivot, [lt, hi) < pivot
-    int64_t gt = lo, i = lo, lt = hi;
-    while (i < lt) {
-      if (vals[i] > pivot) std::swap(vals[i++], vals[gt++]);
-      else if (vals[i] < pivot) std::swap(vals[i], vals[--lt]);
-      else i++;
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// sum of x[i] >= t (x >= 0), branch-free; float lanes per block, double across blocks.
+double masked_sum(const float* x, int64_t n, float t) {
+  double total = 0.0;
+  constexpr int64_t kBlock = 4096;
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const int64_t b1 = std::min(n, b0 + kBlock);
+    int64_t i = b0;
+    float s = 0.0f;
+#if defined(__AVX2__) && defined(__FMA__)
+    const __m256 vt = _mm256_set1_ps(t);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (; i + 16 <= b1; i += 16) {
+      __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+      a0 = _mm256_add_ps(a0, _mm256_and_ps(_mm256_cmp_ps(v0, vt, _CMP_GE_OQ), v0));
+      a1 = _mm256_add_ps(a1, _mm256_and_ps(_mm256_cmp_ps(v1, vt, _CMP_GE_OQ), v1));
     }
-    double mass_gt = 0.0;
-    for (int64_t j = lo; j < gt; j++) mass_gt += vals[j];
-    const double mass_eq = static_cast<double>(pivot) * static_cast<double>(lt - gt);
-    if (mass_gt >= need) {
-      hi = gt;
-    } else if (mass_gt + mass_eq >= need) {
-      return pivot;
-    } else {
-      need -= mass_gt + mass_eq;
-      lo = lt;
-    }
+    s = hsum256(_mm256_add_ps(a0, a1));
+#endif
+    for (; i < b1; i++) s += x[i] >= t ? x[i] : 0.0f;
+    total += s;
   }
-  // Only reachable through rounding (need slightly above the total): keep every candidate.
-  return smallest;
+  return total;
+}
+
+// #{x[i] >= t}, branch-free.
+int64_t masked_count(const float* x, int64_t n, float t) {
+  int64_t count = 0, i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 vt = _mm256_set1_ps(t);
+  for (; i + 8 <= n;) {
+    // int32 lane counters: flush well before they could overflow
+    __m256i c = _mm256_setzero_si256();
+    const int64_t stop = std::min(n - 7, i + (int64_t{1} << 24));
+    for (; i < stop; i += 8) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vt, _CMP_GE_OQ)));
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), c);
+    for (int32_t l : lanes) count += l;
+  }
+#endif
+  for (; i < n; i++) count += x[i] >= t;
+  return count;
+}
+
+// Largest value t with #{x >= t} >= k (x >= 0, 1 <= k <= n): bisection on the float bit pattern,
+// which is monotone for non-negative floats, so the result is exactly the k-th largest value.
+float kth_largest(const float* x, int64_t n, int64_t k) {
+  uint32_t lo = 0, hi = bits(1.0f) + 1;  // count(lo) >= k, count(hi) < k (x <= 1)
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (masked_count(x, n, from_bits(mid)) >= k) lo = mid;
+    else hi = mid;
+  }
+  return from_bits(lo);
+}
+
+// Largest value t >= floor with sum{x >= t} >= need, given sum{x >= floor} >= need. Same bisection.
+float mass_threshold(const float* x, int64_t n, double need, float floor_v) {
+  uint32_t lo = bits(floor_v), hi = bits(1.0f) + 1;
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (masked_sum(x, n, from_bits(mid)) >= need) lo = mid;
+    else hi = mid;
+  }
+  return from_bits(lo);
 }
 
 struct Scratch {
   std::vector<float> q, cand;
+  std::vector<double> block_mass;
 };
+
+constexpr int64_t kDrawBlock = 256;
+
+// Inverse-CDF draw over q >= t in index order: block sums first (branch-free), then a scan of
+// the one block that holds the target.
+int32_t draw(const float* q, int64_t V, float t, double u, Scratch& sc) {
+  const int64_t nblocks = (V + kDrawBlock - 1) / kDrawBlock;
+  sc.block_mass.resize(nblocks);
+  double total = 0.0;
+  for (int64_t b = 0; b < nblocks; b++) {
+    const int64_t b0 = b * kDrawBlock;
+    total += sc.block_mass[b] = masked_sum(q + b0, std::min(kDrawBlock, V - b0), t);
+  }
+  double target = u * total, cum = 0.0;
+  int64_t b = 0;
+  for (; b < nblocks - 1; b++) {
+    if (sc.block_mass[b] > 0 && cum + sc.block_mass[b] > target) break;
+    cum += sc.block_mass[b];
+  }
+  while (b > 0 && sc.block_mass[b] == 0) b--;  // rounding at the very end: last non-empty block
+  const int64_t b0 = b * kDrawBlock, b1 = std::min(V, b0 + kDrawBlock);
+  int32_t last = -1;
+  for (int64_t i = b0; i < b1; i++) {
+    if (q[i] >= t && q[i] > 0.0f) {
+      cum += q[i];
+      last = static_cast<int32_t>(i);
+      if (cum > target) break;
+    }
+  }
+  return last;  // the token where the CDF passes u, or the block's last kept token on rounding
+}
 
 int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_k, float top_p, float min_p,
                    uint32_t seed, Scratch& sc) {
@@ -117,43 +195,26 @@ int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_
   int64_t kept_count = V;
 
   if (top_k > 0 && top_k < V) {
-    sc.cand.assign(q, q + V);
-    std::nth_element(sc.cand.begin(), sc.cand.begin() + (top_k - 1), sc.cand.end(), std::greater<float>());
-    threshold = sc.cand[top_k - 1];
-    kept_mass = 0.0;
-    kept_count = 0;
-    for (int64_t i = 0; i < V; i++)
-      if (q[i] >= threshold) {
-        kept_mass += q[i];
-        kept_count++;
-      }
+    threshold = kth_largest(q, V, top_k);
+    kept_mass = masked_sum(q, V, threshold);
+    kept_count = masked_count(q, V, threshold);
   }
   if (top_p < 1.0f) {
     const double need = static_cast<double>(top_p) * kept_mass;
     // Tokens below eps hold less than (1 - topP) of the mass together: never in the nucleus.
     const float eps = static_cast<float>((1.0 - top_p) * kept_mass / static_cast<double>(kept_count) * 0.999);
     const float floor_v = std::max(eps, threshold);
-    sc.cand.clear();
-    for (int64_t i = 0; i < V; i++)
-      if (q[i] >= floor_v) sc.cand.push_back(q[i]);
-    threshold = std::max(threshold, mass_threshold(sc.cand.data(), static_cast<int64_t>(sc.cand.size()), need));
+    sc.cand.resize(V);
+    int64_t n = 0;
+    for (int64_t i = 0; i < V; i++) {  // branch-free compaction
+      sc.cand[n] = q[i];
+      n += q[i] >= floor_v;
+    }
+    const float lo = n > 0 ? floor_v : threshold;
+    threshold = std::max(threshold, mass_threshold(sc.cand.data(), n, need, lo));
   }
   if (min_p > 0.0f) threshold = std::max(threshold, min_p);
-
-  double mass = 0.0;
-  for (int64_t i = 0; i < V; i++)
-    if (q[i] >= threshold) mass += q[i];
-  const double target = sample_uniform(seed) * mass;
-  double cum = 0.0;
-  int32_t last = -1;
-  for (int64_t i = 0; i < V; i++) {
-    if (q[i] >= threshold && q[i] > 0.0f) {
-      cum += q[i];
-      last = static_cast<int32_t>(i);
-      if (cum > target) return last;
-    }
-  }
-  return last;  // rounding fallback: the last kept token
+  return draw(q, V, threshold, sample_uniform(seed), sc);
 }
 
 }  // namespace
