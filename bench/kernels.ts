@@ -218,8 +218,9 @@ export function kernelCases(quick = false): Case[] {
 function floorNote(c: Case, seconds: number): string {
   const tb = c.bytes / BANDWIDTH, tf = c.flops / SGEMM;
   const floor = Math.max(tb, tf);
-  const what = tf > tb ? `${(c.flops / 1e9).toFixed(0)} GFLOP @ 135 GFLOP/s` : `${(c.bytes / 1e6).toFixed(0)} MB @ 25 GB/s`;
-  return `floor ${(floor * 1e3).toFixed(floor < 0.01 ? 2 : 0)} ms (${what}); ${(seconds / floor).toFixed(1)}x floor`;
+  const what = tf > tb ? `${(c.flops / 1e9).toFixed(1)} GFLOP @ 135 GFLOP/s` : `${(c.bytes / 1e6).toFixed(1)} MB @ 25 GB/s`;
+  const ms = floor * 1e3;
+  return `floor ${ms < 1 ? ms.toFixed(3) : ms.toFixed(1)} ms (${what}); ${(seconds / floor).toFixed(1)}x floor`;
 }
 
 // ---- peak memory in a fresh process ----------------------------------------------------------

@@ -39,8 +39,9 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
   double loss = 0, pg_loss = 0, kl_sum = 0, ent_sum = 0, clip_low = 0, clip_high = 0, dual = 0, r_sum = 0;
   double r_min = std::numeric_limits<double>::infinity(), r_max = -std::numeric_limits<double>::infinity();
 
-#pragma omp parallel for schedule(static) reduction(+ : loss, pg_loss, kl_sum, ent_sum, clip_low, clip_high, dual, \
-                                                        r_sum) reduction(min : r_min) reduction(max : r_max)
+// Small batches are cheaper on one thread than waking the team.
+#pragma omp parallel for schedule(static) if (B * T >= 16384) reduction(+ : loss, pg_loss, kl_sum, ent_sum, clip_low, \
+                                                                        clip_high, dual, r_sum) reduction(min : r_min) reduction(max : r_max)
   for (int64_t b = 0; b < B; b++) {
     double denom = 0;
     switch (o.aggregation) {

@@ -2,8 +2,8 @@
 //
 // Per row, no sort of V (FlashInfer-style threshold search instead of a sort):
 //   1. max (and the NaN / +inf / all -inf checks), then q = exp(z - max) into scratch, S = sum q
-//   2. top-k: the k-th largest q by bisection on the float bit pattern (exact: ~30 branch-free
-//      counting passes)
+//   2. top-k: the k-th largest q by bisection on the float bit pattern (exact; branch-free
+//      counting passes that shrink to the few elements left in the bracket)
 //   3. top-p: tokens with q < eps = (1 - topP) * S_K / |K| can never reach the nucleus (their total
 //      mass is below (1 - topP) * S_K); the rest are compacted and the threshold t_p is found by
 //      the same bisection on masked sums
@@ -84,9 +84,13 @@ float from_bits(uint32_t u) {
   return f;
 }
 
-// sum of x[i] >= t (x >= 0), branch-free; float lanes per block, double across blocks.
-double masked_sum(const float* x, int64_t n, float t) {
-  double total = 0.0;
+// Sum and count of x[i] >= t (x >= 0), branch-free; float lanes per block, double across blocks.
+struct SumCount {
+  double sum = 0.0;
+  int64_t count = 0;
+};
+SumCount masked_sum_count(const float* x, int64_t n, float t) {
+  SumCount r;
   constexpr int64_t kBlock = 4096;
   for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
     const int64_t b1 = std::min(n, b0 + kBlock);
@@ -95,57 +99,72 @@ double masked_sum(const float* x, int64_t n, float t) {
 #if defined(__AVX2__) && defined(__FMA__)
     const __m256 vt = _mm256_set1_ps(t);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
     for (; i + 16 <= b1; i += 16) {
       __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
-      a0 = _mm256_add_ps(a0, _mm256_and_ps(_mm256_cmp_ps(v0, vt, _CMP_GE_OQ), v0));
-      a1 = _mm256_add_ps(a1, _mm256_and_ps(_mm256_cmp_ps(v1, vt, _CMP_GE_OQ), v1));
+      __m256 k0 = _mm256_cmp_ps(v0, vt, _CMP_GE_OQ), k1 = _mm256_cmp_ps(v1, vt, _CMP_GE_OQ);
+      a0 = _mm256_add_ps(a0, _mm256_and_ps(k0, v0));
+      a1 = _mm256_add_ps(a1, _mm256_and_ps(k1, v1));
+      c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(k0));  // mask lanes are -1
+      c1 = _mm256_sub_epi32(c1, _mm256_castps_si256(k1));
     }
     s = hsum256(_mm256_add_ps(a0, a1));
-#endif
-    for (; i < b1; i++) s += x[i] >= t ? x[i] : 0.0f;
-    total += s;
-  }
-  return total;
-}
-
-// #{x[i] >= t}, branch-free.
-int64_t masked_count(const float* x, int64_t n, float t) {
-  int64_t count = 0, i = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-  const __m256 vt = _mm256_set1_ps(t);
-  for (; i + 8 <= n;) {
-    // int32 lane counters: flush well before they could overflow
-    __m256i c = _mm256_setzero_si256();
-    const int64_t stop = std::min(n - 7, i + (int64_t{1} << 24));
-    for (; i < stop; i += 8) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vt, _CMP_GE_OQ)));
     alignas(32) int32_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), c);
-    for (int32_t l : lanes) count += l;
-  }
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_add_epi32(c0, c1));
+    for (int32_t l : lanes) r.count += l;
 #endif
-  for (; i < n; i++) count += x[i] >= t;
-  return count;
-}
-
-// Largest value t with #{x >= t} >= k (x >= 0, 1 <= k <= n): bisection on the float bit pattern,
-// which is monotone for non-negative floats, so the result is exactly the k-th largest value.
-float kth_largest(const float* x, int64_t n, int64_t k) {
-  uint32_t lo = 0, hi = bits(1.0f) + 1;  // count(lo) >= k, count(hi) < k (x <= 1)
-  while (hi - lo > 1) {
-    const uint32_t mid = lo + (hi - lo) / 2;
-    if (masked_count(x, n, from_bits(mid)) >= k) lo = mid;
-    else hi = mid;
+    for (; i < b1; i++) {
+      const bool keep = x[i] >= t;
+      s += keep ? x[i] : 0.0f;
+      r.count += keep;
+    }
+    r.sum += s;
   }
-  return from_bits(lo);
+  return r;
 }
 
-// Largest value t >= floor with sum{x >= t} >= need, given sum{x >= floor} >= need. Same bisection.
-float mass_threshold(const float* x, int64_t n, double need, float floor_v) {
-  uint32_t lo = bits(floor_v), hi = bits(1.0f) + 1;
+// Largest t in [lo0, 1] with F(t) >= need, F(t) = #{x >= t} (kCount) or sum{x >= t}, given that
+// every x is in [lo0, 1] and F(lo0) >= need. Bisection on the float bit pattern (monotone for
+// non-negative floats), so t is exactly one of the x. Passes are branch-free masked sums; once
+// the bracket [lo, hi) holds under 1/8 of the working set, those elements are compacted into buf
+// (F(hi) is carried as a constant), so later passes touch few elements.
+template <bool kCount>
+float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::vector<float>& buf) {
+  uint32_t lo = bits(lo0), hi = bits(1.0f) + 1;
+  int64_t c_lo = n, c_hi = 0;          // #{x >= bound}
+  double f_hi = 0.0;                   // F(hi)
+  const float* w = x;                  // working set: holds every x in [lo, hi)
+  int64_t wn = n;
+  double above_f = 0.0;                // F contribution of the x >= hi dropped from w
+  int64_t above_c = 0;
+  buf.resize(std::max<size_t>(buf.size(), static_cast<size_t>(n)));
   while (hi - lo > 1) {
+    if (c_lo - c_hi <= wn / 8) {
+      const float tl = from_bits(lo), th = from_bits(hi);
+      float* out = buf.data();
+      int64_t m = 0;
+      for (int64_t i = 0; i < wn; i++) {  // branch-free; in place when w is buf
+        const float v = w[i];
+        out[m] = v;
+        m += (v >= tl) & (v < th);
+      }
+      w = out;
+      wn = m;
+      above_f = f_hi;
+      above_c = c_hi;
+    }
     const uint32_t mid = lo + (hi - lo) / 2;
-    if (masked_sum(x, n, from_bits(mid)) >= need) lo = mid;
-    else hi = mid;
+    const SumCount sc = masked_sum_count(w, wn, from_bits(mid));
+    const int64_t c = above_c + sc.count;
+    const double f = kCount ? static_cast<double>(c) : above_f + sc.sum;
+    if (f >= need) {
+      lo = mid;
+      c_lo = c;
+    } else {
+      hi = mid;
+      c_hi = c;
+      f_hi = f;
+    }
   }
   return from_bits(lo);
 }
@@ -165,7 +184,7 @@ int32_t draw(const float* q, int64_t V, float t, double u, Scratch& sc) {
   double total = 0.0;
   for (int64_t b = 0; b < nblocks; b++) {
     const int64_t b0 = b * kDrawBlock;
-    total += sc.block_mass[b] = masked_sum(q + b0, std::min(kDrawBlock, V - b0), t);
+    total += sc.block_mass[b] = masked_sum_count(q + b0, std::min(kDrawBlock, V - b0), t).sum;
   }
   double target = u * total, cum = 0.0;
   int64_t b = 0;
@@ -195,9 +214,10 @@ int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_
   int64_t kept_count = V;
 
   if (top_k > 0 && top_k < V) {
-    threshold = kth_largest(q, V, top_k);
-    kept_mass = masked_sum(q, V, threshold);
-    kept_count = masked_count(q, V, threshold);
+    threshold = bisect_threshold<true>(q, V, static_cast<double>(top_k), 0.0f, sc.cand);
+    const SumCount kept = masked_sum_count(q, V, threshold);
+    kept_mass = kept.sum;
+    kept_count = kept.count;
   }
   if (top_p < 1.0f) {
     const double need = static_cast<double>(top_p) * kept_mass;
@@ -210,8 +230,7 @@ int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_
       sc.cand[n] = q[i];
       n += q[i] >= floor_v;
     }
-    const float lo = n > 0 ? floor_v : threshold;
-    threshold = std::max(threshold, mass_threshold(sc.cand.data(), n, need, lo));
+    threshold = std::max(threshold, bisect_threshold<false>(sc.cand.data(), n, need, floor_v, sc.cand));
   }
   if (min_p > 0.0f) threshold = std::max(threshold, min_p);
   return draw(q, V, threshold, sample_uniform(seed), sc);
@@ -230,7 +249,7 @@ void sample(int32_t* ids, const float* logits, const uint32_t* seeds, int64_t B,
   const bool argmax = greedy || !(temperature > 0.0f);
   std::vector<int> status(B, kOk);
 
-#pragma omp parallel
+#pragma omp parallel if (B > 1)
   {
     Scratch sc;
     if (!argmax) sc.q.resize(V);
