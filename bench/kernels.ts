@@ -1,7 +1,7 @@
 // Fused-kernel microbenchmarks: anvil (CPU backend) vs an unfused composition on the same
 // backend vs PyTorch (bench/torch/kernels.py), each with its memory / FLOP floor.
 //
-//   node dist/bench/kernels.js [--quick] [--no-torch] [--no-mem] [--json]
+//   node dist/bench/kernels.js [--quick] [--no-torch] [--no-mem] [--only <name substring>] [--json]
 //
 // Cases
 //   sample top-p      B in {64, 256}, V in {32000, 151936}; torch: softmax, sort, cumsum, mask, multinomial
@@ -36,6 +36,8 @@ export interface KernelsBenchOptions {
   mem?: boolean;
   /** Benchmark.js minimum seconds of samples per measurement. */
   minTime?: number;
+  /** Only cases whose name contains this substring. */
+  only?: string;
 }
 
 interface Impl {
@@ -270,6 +272,7 @@ export async function runKernelsBench(opts: KernelsBenchOptions = {}): Promise<B
   const script = torchScript.includes(`${join("dist", "bench")}`) ? torchScript.replace(join("dist", "bench"), "bench") : torchScript;
 
   for (const c of kernelCases(quick)) {
+    if (opts.only && !c.name.includes(opts.only)) continue;
     for (const impl of c.impls) {
       const fn = impl.setup(be);
       if (typeof fn === "string") {
@@ -305,7 +308,13 @@ async function main(): Promise<void> {
     memChild(quick, caseName, implName);
     return;
   }
-  const rows = await runKernelsBench({ quick: argv.includes("--quick"), torch: !argv.includes("--no-torch"), mem: !argv.includes("--no-mem") });
+  const only = argv.indexOf("--only");
+  const rows = await runKernelsBench({
+    quick: argv.includes("--quick"),
+    torch: !argv.includes("--no-torch"),
+    mem: !argv.includes("--no-mem"),
+    only: only >= 0 ? argv[only + 1] : undefined,
+  });
   report("anvil kernels (CPU backend)", rows, { floors: { bandwidthGBs: BANDWIDTH / 1e9, sgemmGFLOPs: SGEMM / 1e9 }, memory: "VmHWM - VmRSS around one call, fresh process per case" });
 }
 
