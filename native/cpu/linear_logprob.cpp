@@ -7,16 +7,20 @@
 // product and the softmax work, and parallelism even when N is one token block.
 //   forward : each thread keeps an online-softmax state per token for the tiles it saw; the
 //             per-thread states are merged at the end (log-sum-exp merge).
-//   backward: a vocab tile owns its dweight rows, so dweight needs no reduction; dhidden gets a
-//             per-thread partial sum ((threads - 1) x N x H extra floats) reduced at the end.
-// Extra memory: threads x (one tile of kTokBlock x kVocabTile floats + O(N) state), plus the
-// backward's dhidden partials. Logits are never larger than one tile.
+//   backward: a vocab tile owns its dweight rows, so dweight needs no reduction; a tile's
+//             dhidden contribution for one token block is computed into a private buffer and
+//             added under that block's lock.
+// Extra memory: threads x (one logits tile of kTokBlock x kVocabTile floats + one kTokBlock x H
+// buffer + O(N) state). Logits are never larger than one tile.
+// The forward is deterministic for a given thread count; with several threads the backward's
+// dhidden sums arrive in lock order, so it can differ run to run in the last bits.
 #include "anvil/linear_logprob.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <mutex>
 #include <vector>
 
 #ifdef _OPENMP
@@ -112,7 +116,7 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
   {
     OnlineSoftmax* st = state.data() + static_cast<size_t>(thread_id()) * N;
     std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static, 1)  // static: the per-thread states, hence lse, are run-to-run identical
     for (int64_t tv = 0; tv < ntiles; tv++) {
       const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
       for (int64_t n0 = 0; n0 < N; n0 += kTokBlock) {
@@ -148,36 +152,39 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
   if (N == 0) return;
   const float inv_t = 1.0f / temperature;
   const int64_t ntiles = (V + kVocabTile - 1) / kVocabTile;
+  const int64_t nblocks = (N + kTokBlock - 1) / kTokBlock;
   const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), ntiles));
-  // dhidden partial sums of threads 1.. (thread 0 writes dhidden itself)
-  std::vector<float> partial(static_cast<size_t>(nthreads - 1) * N * H, 0.0f);
+  // One lock per token block of dhidden: a tile's contribution is computed privately and added
+  // under the block's lock, so extra memory stays at one (kTokBlock, H) buffer per thread.
+  std::vector<std::mutex> block_locks(nthreads > 1 ? nblocks : 0);
 
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = thread_id();
-    float* dh = tid == 0 ? dhidden : partial.data() + static_cast<size_t>(tid - 1) * N * H;
     std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
+    std::vector<float> contrib(nthreads > 1 ? std::min(N, kTokBlock) * H : 0);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t tv = 0; tv < ntiles; tv++) {
       const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
       const float* wt = weight + v0 * H;
-      for (int64_t n0 = 0; n0 < N; n0 += kTokBlock) {
-        const int64_t nb = std::min(kTokBlock, N - n0);
+      for (int64_t step = 0; step < nblocks; step++) {
+        const int64_t blk = (step + tid) % nblocks;  // threads start on different blocks: fewer lock waits
+        const int64_t n0 = blk * kTokBlock, nb = std::min(kTokBlock, N - n0);
         const float* hb = hidden + n0 * H;
         tile_gemm(tile.data(), hb, wt, nb, vt, H, false, true, false, inv_t);
         softmax_grad_tile(tile.data(), n0, nb, v0, vt, targets, lse, entropy, dlogprob, dentropy);
-        // dlogit = dL/dz / T: dhidden[n0:] += g @ W_tile / T;  dweight_tile += g^T @ hidden_block / T
-        tile_gemm(dh + n0 * H, tile.data(), wt, nb, H, vt, false, false, true, inv_t);
+        // dlogit = dL/dz / T:  dweight_tile += g^T @ hidden_block / T  (this thread owns the tile)
         tile_gemm(dweight + v0 * H, tile.data(), hb, vt, H, nb, true, false, true, inv_t);
+        // dhidden[n0:n0+nb] += g @ W_tile / T
+        if (nthreads == 1) {
+          tile_gemm(dhidden + n0 * H, tile.data(), wt, nb, H, vt, false, false, true, inv_t);
+        } else {
+          tile_gemm(contrib.data(), tile.data(), wt, nb, H, vt, false, false, false, inv_t);
+          std::lock_guard<std::mutex> guard(block_locks[blk]);
+          float* dst = dhidden + n0 * H;
+          for (int64_t k = 0; k < nb * H; k++) dst[k] += contrib[k];
+        }
       }
-    }
-  }
-  if (nthreads > 1) {
-#pragma omp parallel for schedule(static)
-    for (int64_t k = 0; k < N * H; k++) {
-      float s = dhidden[k];
-      for (int t = 1; t < nthreads; t++) s += partial[static_cast<size_t>(t - 1) * N * H + k];
-      dhidden[k] = s;
     }
   }
 }
