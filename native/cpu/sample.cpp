@@ -1,14 +1,15 @@
 // logits (B, V), seeds (B) -> ids (B). Semantics: see anvil/sample.h.
 //
 // Per row, no sort of V (FlashInfer-style threshold search instead of a sort):
-//   1. max (and the NaN / +inf / all -inf checks), then q = exp(z - max) into scratch, S = sum q
-//   2. top-k: the k-th largest q by bisection on the float bit pattern (exact; branch-free
-//      counting passes that shrink to the few elements left in the bracket)
-//   3. top-p: tokens with q < eps = (1 - topP) * S_K / |K| can never reach the nucleus (their total
-//      mass is below (1 - topP) * S_K); the rest are compacted and the threshold t_p is found by
-//      the same bisection on masked sums
-//   4. min-p: threshold minP on q
-//   5. inverse-CDF draw over q >= threshold in index order: block sums, then one block scanned
+//   1. max (and the NaN / +inf / all -inf checks)
+//   2. q = exp(z - max). Only tokens that can still be kept become candidates, compacted in index
+//      order as (q, id): tokens with q < eps = (1 - topP) * S_K / |K| hold less than (1 - topP)
+//      of the mass together and can never reach the nucleus, and q < minP is out anyway. Without
+//      top-k this is one pass (exp, sum and compaction with a floor that grows with the sum).
+//   3. top-k (first, on all q): the k-th largest q by bisection on the float bit pattern (exact;
+//      branch-free counting passes that shrink to the few elements left in the bracket)
+//   4. top-p: the threshold t_p by the same bisection on masked sums over the candidates
+//   5. inverse-CDF draw over candidates with q >= threshold: block sums, then one block scanned
 // Rows run in parallel; each thread owns its scratch.
 #include "anvil/sample.h"
 
@@ -44,33 +45,29 @@ RowStatus row_max(const float* x, int64_t V, float& mx) {
   return kOk;
 }
 
-// q[i] = exp(x[i] * inv_t - m); returns sum q. z is rounded exactly as m was, so the max maps to 1.
-double tempered_exp(float* q, const float* x, int64_t V, float inv_t, float m) {
-  double total = 0.0;
-  constexpr int64_t kChunk = 4096;
-  for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
-    const int64_t c1 = std::min(V, c0 + kChunk);
-    float cs = 0.0f;
-    int64_t i = c0;
+constexpr int64_t kChunk = 4096;
+
+// e[i] = exp(x[i] * inv_t - m) for one chunk (n <= kChunk); returns the chunk's sum. z is
+// rounded exactly as m was, so the max maps to exactly 1.
+float exp_chunk(float* e, const float* x, int64_t n, float inv_t, float m) {
+  float cs = 0.0f;
+  int64_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-    const __m256 vt = _mm256_set1_ps(inv_t), vm = _mm256_set1_ps(m), vfloor = _mm256_set1_ps(kExpFloor);
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= c1; i += 8) {
-      __m256 d = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vt), vm), vfloor);
-      __m256 e = exp256(d);
-      _mm256_storeu_ps(q + i, e);
-      acc = _mm256_add_ps(acc, e);
-    }
-    cs = hsum256(acc);
-#endif
-    for (; i < c1; i++) {
-      float e = std::exp(std::max(x[i] * inv_t - m, kExpFloor));
-      q[i] = e;
-      cs += e;
-    }
-    total += cs;
+  const __m256 vt = _mm256_set1_ps(inv_t), vm = _mm256_set1_ps(m), vfloor = _mm256_set1_ps(kExpFloor);
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    __m256 d = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vt), vm), vfloor);
+    __m256 v = exp256(d);
+    _mm256_storeu_ps(e + i, v);
+    acc = _mm256_add_ps(acc, v);
   }
-  return total;
+  cs = hsum256(acc);
+#endif
+  for (; i < n; i++) {
+    e[i] = std::exp(std::max(x[i] * inv_t - m, kExpFloor));
+    cs += e[i];
+  }
+  return cs;
 }
 
 uint32_t bits(float f) {
@@ -124,14 +121,14 @@ SumCount masked_sum_count(const float* x, int64_t n, float t) {
 }
 
 // Largest t in [lo0, 1] with F(t) >= need, F(t) = #{x >= t} (kCount) or sum{x >= t}, given that
-// every x is in [lo0, 1] and F(lo0) >= need. Bisection on the float bit pattern (monotone for
+// every x is <= 1 and F(lo0) >= need (x below lo0 are ignored). Bisection on the float bit pattern (monotone for
 // non-negative floats), so t is exactly one of the x. Passes are branch-free masked sums; once
 // the bracket [lo, hi) holds under 1/8 of the working set, those elements are compacted into buf
 // (F(hi) is carried as a constant), so later passes touch few elements.
 template <bool kCount>
 float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::vector<float>& buf) {
   uint32_t lo = bits(lo0), hi = bits(1.0f) + 1;
-  int64_t c_lo = n, c_hi = 0;          // #{x >= bound}
+  int64_t c_lo = masked_sum_count(x, n, lo0).count, c_hi = 0;  // #{x >= bound}
   double f_hi = 0.0;                   // F(hi)
   const float* w = x;                  // working set: holds every x in [lo, hi)
   int64_t wn = n;
@@ -169,36 +166,88 @@ float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::v
   return from_bits(lo);
 }
 
+// Candidates are the tokens that can still be kept, compacted in index order as (q, id) pairs:
+// the draw scans them instead of V.
 struct Scratch {
-  std::vector<float> q, cand;
+  std::vector<float> q;      // every q of the row (top-k path only)
+  std::vector<float> val;    // candidate q
+  std::vector<int32_t> idx;  // candidate token ids
+  std::vector<float> work;   // bisection workspace
   std::vector<double> block_mass;
+  float chunk[kChunk];
 };
+
+#if defined(__AVX2__) && defined(__FMA__)
+// Left-pack permutations: for each 8-bit keep mask, the kept lanes first.
+struct PackTable {
+  alignas(32) int32_t perm[256][8];
+  PackTable() {
+    for (int m = 0; m < 256; m++) {
+      int k = 0;
+      for (int l = 0; l < 8; l++)
+        if (m & (1 << l)) perm[m][k++] = l;
+      for (; k < 8; k++) perm[m][k] = 0;
+    }
+  }
+};
+const PackTable kPack;
+#endif
+
+// Appends (e[i], base + i) for e[i] >= floor to the candidates. AVX2 left-packing; writes up to
+// 7 lanes past the new end, so the buffers hold V + 8.
+void compact(const float* e, int64_t n, int64_t base, float floor_v, Scratch& sc, int64_t& count) {
+  float* val = sc.val.data();
+  int32_t* idx = sc.idx.data();
+  int64_t c = count, i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 vf = _mm256_set1_ps(floor_v);
+  __m256i vi = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(base)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i step = _mm256_set1_epi32(8);
+  for (; i + 8 <= n; i += 8, vi = _mm256_add_epi32(vi, step)) {
+    const __m256 v = _mm256_loadu_ps(e + i);
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, vf, _CMP_GE_OQ));
+    if (mask == 0) continue;  // the long tail: most blocks keep nothing
+    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPack.perm[mask]));
+    _mm256_storeu_ps(val + c, _mm256_permutevar8x32_ps(v, perm));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + c), _mm256_permutevar8x32_epi32(vi, perm));
+    c += __builtin_popcount(static_cast<unsigned>(mask));
+  }
+#endif
+  for (; i < n; i++) {
+    val[c] = e[i];
+    idx[c] = static_cast<int32_t>(base + i);
+    c += e[i] >= floor_v;
+  }
+  count = c;
+}
 
 constexpr int64_t kDrawBlock = 256;
 
-// Inverse-CDF draw over q >= t in index order: block sums first (branch-free), then a scan of
-// the one block that holds the target.
-int32_t draw(const float* q, int64_t V, float t, double u, Scratch& sc) {
-  const int64_t nblocks = (V + kDrawBlock - 1) / kDrawBlock;
-  sc.block_mass.resize(nblocks);
+// Inverse-CDF draw over val[0..n) with q >= t, in index order: block sums (branch-free), then
+// one block scanned. Token id = idx[j], or j itself when idx is null (dense q).
+int32_t draw(const float* val, const int32_t* idx, int64_t n, float t, double u, std::vector<double>& block_mass) {
+  const int64_t nblocks = (n + kDrawBlock - 1) / kDrawBlock;
+  block_mass.resize(nblocks);
   double total = 0.0;
   for (int64_t b = 0; b < nblocks; b++) {
     const int64_t b0 = b * kDrawBlock;
-    total += sc.block_mass[b] = masked_sum_count(q + b0, std::min(kDrawBlock, V - b0), t).sum;
+    total += block_mass[b] = masked_sum_count(val + b0, std::min(kDrawBlock, n - b0), t).sum;
   }
-  double target = u * total, cum = 0.0;
+  const double target = u * total;
+  double cum = 0.0;
   int64_t b = 0;
   for (; b < nblocks - 1; b++) {
-    if (sc.block_mass[b] > 0 && cum + sc.block_mass[b] > target) break;
-    cum += sc.block_mass[b];
+    if (block_mass[b] > 0 && cum + block_mass[b] > target) break;
+    cum += block_mass[b];
   }
-  while (b > 0 && sc.block_mass[b] == 0) b--;  // rounding at the very end: last non-empty block
-  const int64_t b0 = b * kDrawBlock, b1 = std::min(V, b0 + kDrawBlock);
+  while (b > 0 && block_mass[b] == 0) b--;  // rounding at the very end: last non-empty block
+  const int64_t b0 = b * kDrawBlock, b1 = std::min(n, b0 + kDrawBlock);
   int32_t last = -1;
-  for (int64_t i = b0; i < b1; i++) {
-    if (q[i] >= t && q[i] > 0.0f) {
-      cum += q[i];
-      last = static_cast<int32_t>(i);
+  for (int64_t j = b0; j < b1; j++) {
+    const float v = val[j];
+    if (v >= t && v > 0.0f) {
+      cum += v;
+      last = idx ? idx[j] : static_cast<int32_t>(j);
       if (cum > target) break;
     }
   }
@@ -207,33 +256,45 @@ int32_t draw(const float* q, int64_t V, float t, double u, Scratch& sc) {
 
 int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_k, float top_p, float min_p,
                    uint32_t seed, Scratch& sc) {
-  float* q = sc.q.data();
-  const double total = tempered_exp(q, x, V, inv_t, m);
-  float threshold = 0.0f;  // keep q >= threshold (q == 0 is never drawn)
-  double kept_mass = total;
-  int64_t kept_count = V;
+  const bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.0f;
+  const double u = sample_uniform(seed);
+  // Tokens with q < eps = (1 - topP) * S_K / |K| hold less than (1 - topP) of the kept mass
+  // together, so none of them can be in the nucleus.
+  const double eps_per_mass = (1.0 - top_p) * 0.999;
+  float threshold = min_p;   // keep q >= threshold (q == 0 is never drawn)
+  double kept_mass = 0.0;    // mass of the top-k survivors K (all tokens without top-k)
+  int64_t kept_count = V;    // |K|
+  int64_t n = 0;             // candidates
 
-  if (top_k > 0 && top_k < V) {
-    threshold = bisect_threshold<true>(q, V, static_cast<double>(top_k), 0.0f, sc.cand);
-    const SumCount kept = masked_sum_count(q, V, threshold);
-    kept_mass = kept.sum;
-    kept_count = kept.count;
-  }
-  if (top_p < 1.0f) {
-    const double need = static_cast<double>(top_p) * kept_mass;
-    // Tokens below eps hold less than (1 - topP) of the mass together: never in the nucleus.
-    const float eps = static_cast<float>((1.0 - top_p) * kept_mass / static_cast<double>(kept_count) * 0.999);
-    const float floor_v = std::max(eps, threshold);
-    sc.cand.resize(V);
-    int64_t n = 0;
-    for (int64_t i = 0; i < V; i++) {  // branch-free compaction
-      sc.cand[n] = q[i];
-      n += q[i] >= floor_v;
+  if (!use_p || use_k) {  // dense q first
+    float* q = sc.q.data();
+    for (int64_t c0 = 0; c0 < V; c0 += kChunk) kept_mass += exp_chunk(q + c0, x + c0, std::min(kChunk, V - c0), inv_t, m);
+    if (use_k) {
+      const float tk = bisect_threshold<true>(q, V, static_cast<double>(top_k), 0.0f, sc.work);
+      const SumCount kept = masked_sum_count(q, V, tk);
+      kept_mass = kept.sum;
+      kept_count = kept.count;
+      threshold = std::max(threshold, tk);
     }
-    threshold = std::max(threshold, bisect_threshold<false>(sc.cand.data(), n, need, floor_v, sc.cand));
+    if (!use_p) return draw(q, nullptr, V, threshold, u, sc.block_mass);
+    const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(kept_count));
+    compact(q, V, 0, std::max(threshold, eps), sc, n);
+  } else {
+    // One pass: exp, sum and compaction. The floor only grows with the running sum, so it never
+    // exceeds the final eps: the candidates are a superset of what the bisection needs.
+    for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, V - c0);
+      kept_mass += exp_chunk(sc.chunk, x + c0, len, inv_t, m);
+      const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(V));
+      compact(sc.chunk, len, c0, std::max(eps, min_p), sc, n);
+    }
   }
-  if (min_p > 0.0f) threshold = std::max(threshold, min_p);
-  return draw(q, V, threshold, sample_uniform(seed), sc);
+  const double need = static_cast<double>(top_p) * kept_mass;
+  const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(kept_count));
+  // Candidates below eps (admitted early by the one-pass path) are ignored by the bisection;
+  // candidates dropped by min-p only matter when t_p < minP, where minP wins anyway.
+  const float tp = bisect_threshold<false>(sc.val.data(), n, need, eps, sc.work);
+  return draw(sc.val.data(), sc.idx.data(), n, std::max(threshold, tp), u, sc.block_mass);
 }
 
 }  // namespace
@@ -252,7 +313,14 @@ void sample(int32_t* ids, const float* logits, const uint32_t* seeds, int64_t B,
 #pragma omp parallel if (B > 1)
   {
     Scratch sc;
-    if (!argmax) sc.q.resize(V);
+    if (!argmax) {
+      const bool dense = top_p >= 1.0f || (top_k > 0 && top_k < V);
+      if (dense) sc.q.resize(V);
+      if (top_p < 1.0f) {
+        sc.val.resize(V + 8);
+        sc.idx.resize(V + 8);
+      }
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B; b++) {
       const float* x = logits + b * V;
