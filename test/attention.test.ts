@@ -136,10 +136,11 @@ function runAttention(q: Float32Array, k: Float32Array, v: Float32Array, d: Dims
 }
 
 const SHAPES: Dims[] = [
-  { B: 2, T: 7, nh: 6, nkv: 2, hd: 10 }, // GQA, T not a multiple of the 4-row block
+  { B: 2, T: 7, nh: 6, nkv: 2, hd: 10 }, // GQA, blocks mixing tokens and heads, hd = 8 + 2
   { B: 1, T: 9, nh: 3, nkv: 3, hd: 6 }, // nh = nkv
   { B: 3, T: 1, nh: 4, nkv: 1, hd: 8 }, // T = 1, multi-query
-  { B: 1, T: 5, nh: 2, nkv: 1, hd: 2 }, // tiny head dim
+  { B: 1, T: 5, nh: 2, nkv: 1, hd: 2 }, // tiny head dim (scalar tail only)
+  { B: 1, T: 11, nh: 4, nkv: 2, hd: 24 }, // head dim 16 + 8 (both vector widths)
 ];
 
 describe("rope", () => {
@@ -245,6 +246,28 @@ describe("attention backward", () => {
       expectClose(be.readSync(dv), gv, 2e-5, 2e-6, "dv");
     });
   }
+});
+
+describe("attention threading", () => {
+  it("gives bit-identical results on 1 and 2 threads (no races in the GQA dk/dv sums)", () => {
+    const d = { B: 2, T: 45, nh: 8, nkv: 2, hd: 32 };
+    const { B, T, nh, nkv, hd } = d;
+    const q = rand(B * T * nh * hd, 60), k = rand(B * T * nkv * hd, 61), v = rand(B * T * nkv * hd, 62), w = rand(B * T * nh * hd, 63);
+    const before = be.native.buildInfo().threads;
+    const run = (threads: number) => {
+      be.native.setThreads(threads);
+      const { tq, tk, tv, out, lse } = runAttention(q, k, v, d);
+      const dq = be.zeros([B, T, nh, hd]), dk = be.zeros([B, T, nkv, hd]), dv = be.zeros([B, T, nkv, hd]);
+      be.attentionBackward(dq, dk, dv, be.upload(w, [B, T, nh, hd]), tq, tk, tv, out, lse);
+      return [out, lse, dq, dk, dv].map((t) => Array.from(be.readSync(t)));
+    };
+    try {
+      const one = run(1), two = run(2);
+      for (let i = 0; i < one.length; i++) expect(two[i]).toEqual(one[i]);
+    } finally {
+      be.native.setThreads(before);
+    }
+  });
 });
 
 describe("KV cache", () => {

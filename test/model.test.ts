@@ -88,10 +88,49 @@ describe.each(NAMES)("%s against PyTorch", (name) => {
     const a1 = model.forward(ids, f.B, f.T);
     const a2 = model.forward(ids, f.B, f.T, { checkpointing: true });
     console.log(`${name} activation bytes: full ${a1.bytes}, checkpointed ${a2.bytes}`);
+    expect(model.activationBytes(f.B, f.T)).toBe(a1.bytes);
+    expect(model.activationBytes(f.B, f.T, { checkpointing: true })).toBe(a2.bytes);
     if (f.config.numLayers > 1) expect(a2.bytes).toBeLessThan(a1.bytes);
     expect(maxAbsDiff(read(a1.hidden), read(a2.hidden))).toBe(0);
     a1.dispose();
     a2.dispose();
+  });
+});
+
+describe.each(NAMES)("%s inference-only forward", (name) => {
+  it("noGrad forward gives the same hidden with less memory, and refuses backward", () => {
+    const { f, model, ids } = load(name);
+    const a1 = model.forward(ids, f.B, f.T);
+    const a2 = model.forward(ids, f.B, f.T, { noGrad: true });
+    expect(maxAbsDiff(read(a1.hidden), read(a2.hidden))).toBe(0);
+    expect(a2.bytes).toBeLessThan(a1.bytes);
+    expect(model.activationBytes(f.B, f.T, { noGrad: true })).toBe(a2.bytes);
+    expect(() => model.backward(a2, a1.hidden)).toThrow(/noGrad/);
+    a1.dispose();
+    a2.dispose();
+  });
+
+  it("tokenLogprobs equals log-softmax of the PyTorch logits at the targets", async () => {
+    const { f, model, ids, targets } = load(name);
+    const { logprob, entropy } = await model.tokenLogprobs(ids, targets, f.B, f.T);
+    const logits = f.tensors.get("logits")!.data as Float32Array;
+    const V = f.config.vocabSize;
+    const wantLp: number[] = [];
+    const wantH: number[] = [];
+    for (let i = 0; i < f.B * f.T; i++) {
+      const row = logits.subarray(i * V, (i + 1) * V);
+      let m = -Infinity;
+      for (const v of row) m = Math.max(m, v);
+      let s = 0;
+      for (const v of row) s += Math.exp(v - m);
+      const lse = m + Math.log(s);
+      let h = 0;
+      for (const v of row) h -= Math.exp(v - lse) * (v - lse);
+      wantLp.push(targets[i] < 0 ? 0 : row[targets[i]] - lse);
+      wantH.push(targets[i] < 0 ? 0 : h);
+    }
+    compare(`${name} token logprobs`, logprob, wantLp, 1e-4, 1e-5);
+    compare(`${name} token entropies`, entropy, wantH, 1e-4, 1e-5);
   });
 });
 
@@ -200,6 +239,34 @@ describe("generation", () => {
       if (g.finishReason === "length") expect(g.tokens.length).toBe(6);
     }
     expect(["stop", "eos"]).toContain(gens[1].finishReason);
+  });
+
+  it("compacting finished rows does not change any sequence", async () => {
+    const { model } = load("qwen3");
+    const sampling = { temperature: 1.2, topK: 0, topP: 0.95, minP: 0 };
+    const many = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 10], [11], [3, 3]];
+    const free = await generate(model, many, { maxNewTokens: 10, sampling, seed: 7, eosIds: [], compact: false });
+    // EOS = the second token of row 0: rows finish at various steps.
+    const eosIds = [free[0].tokens[1], free[3].tokens[0]];
+    const slow = await generate(model, many, { maxNewTokens: 10, sampling, seed: 7, eosIds, compact: false });
+    const fast = await generate(model, many, { maxNewTokens: 10, sampling, seed: 7, eosIds, compact: true });
+    console.log(`finish reasons: ${fast.map((g) => `${g.finishReason}@${g.tokens.length}`).join(" ")}`);
+    expect(fast.filter((g) => g.finishReason === "eos").length).toBeGreaterThanOrEqual(3);
+    expect(fast.map((g) => g.tokens)).toEqual(slow.map((g) => g.tokens));
+    expect(fast.map((g) => g.finishReason)).toEqual(slow.map((g) => g.finishReason));
+    for (let b = 0; b < many.length; b++) for (let i = 0; i < fast[b].tokens.length; i++) expect(fast[b].logprobs[i]).toBeCloseTo(slow[b].logprobs[i], 4);
+  });
+
+  it("prefilling duplicate prompts once does not change any sequence", async () => {
+    const { model } = load("qwen2");
+    const sampling = { temperature: 1, topK: 5, topP: 1, minP: 0 };
+    const group = [[4, 5, 6], [4, 5, 6], [9], [4, 5, 6], [9], [1, 2]];
+    const a = await generate(model, group, { maxNewTokens: 6, sampling, seed: 3, eosIds: [], dedupePrompts: true });
+    const b = await generate(model, group, { maxNewTokens: 6, sampling, seed: 3, eosIds: [], dedupePrompts: false });
+    expect(a.map((g) => g.tokens)).toEqual(b.map((g) => g.tokens));
+    for (let r = 0; r < group.length; r++) for (let i = 0; i < 6; i++) expect(a[r].logprobs[i]).toBeCloseTo(b[r].logprobs[i], 4);
+    // Rows sharing a prompt still sample independently.
+    expect(new Set([a[0], a[1], a[3]].map((g) => g.tokens.join(","))).size).toBeGreaterThan(1);
   });
 
   it("rejects bad input with clear errors", async () => {

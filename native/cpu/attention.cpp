@@ -1,14 +1,19 @@
 // Causal GQA attention on the CPU, flash-attention style: the (T, T) probability matrix is
 // never stored. Forward saves lse (log-sum-exp of each row's scaled scores); backward rebuilds
-// P = exp(s - lse) row by row and uses D = rowsum(dout * out) instead of a softmax Jacobian.
+// P = exp(s - lse) and uses D = rowsum(dout * out) in place of the softmax Jacobian.
 //
-// Work unit: a block of RB consecutive query rows of one head. The rows share every key/value
-// load (one k_j load feeds RB dot products, one v_j load RB axpys), and every inner loop runs
-// over hd, contiguous, so GCC vectorises it (omp simd for the dot-product reductions).
-// Block rows may stop at different keys (the causal edge, or per-row cache lengths in decode):
-// `last[r]` is the last key row r attends, -1 for a padding row.
+// Work unit: a block of RB = 8 query rows that read the same kv head of the same batch row
+// (see Block). Scores, probabilities and their gradients for a block are kept column-major,
+// P[j * 8 + r] (key j, row r), so that one AVX2 register holds key j for all 8 rows: the
+// softmax is elementwise across registers, and the three products below are register-blocked
+// FMA loops with no horizontal reductions:
+//   scores8  S[j][r]  = sum_d XT[d][r] * K[j][d]      (QK^T, and dout V^T in backward)
+//   wv8      O[r][d]  = sum_j W[j][r]  * V[j][d]      (PV, and dS K for dq)
+//   wx8      Y[j][d] += sum_r W[j][r]  * X[r][d]      (dS^T Q for dk, P^T dout for dv)
+// Every kernel has a portable fallback, and head dims that are not a multiple of 8 take a
+// scalar tail.
 //
-// Parallelism: forward and decode over (b, h, row block), largest blocks first; backward over
+// Parallelism: forward and decode over (b, kv head, block), largest blocks first; backward over
 // (b, kv head), so the dk/dv rows of a kv head, summed over its nh/nkv query heads, have a
 // single writer (race-free without atomics or per-head scratch).
 #include "anvil/attention.h"
@@ -21,143 +26,342 @@
 #include <string>
 #include <vector>
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define ANVIL_ATTN_AVX2 1
+#endif
+
 namespace anvil {
 
 namespace {
 
-constexpr int RB = 4;  // query rows per block
+constexpr int RB = 8;  // query rows per block = floats per AVX2 register
+constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 
-// exp(x) for x <= ~88, ~2 ulp (Cephes expf polynomial); written so that GCC vectorises it
-// inside omp simd loops (glibc's expf does not vectorise without -ffast-math). Inputs below
-// -87 give ~1e-38 instead of 0, which is harmless next to the row maximum's exp(0) = 1.
-#pragma omp declare simd notinbranch
-inline float exp_approx(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return y * scale;
+// ---- exp ---------------------------------------------------------------------------------
+
+#ifdef ANVIL_ATTN_AVX2
+// exp for arguments <= 0 (scores minus their max or their lse): Cephes expf polynomial,
+// ~2 ulp. glibc's expf does not vectorise without -ffast-math, and exp is most of the
+// non-FMA work. Arguments below -87 give ~1e-38; masked entries are zeroed explicitly.
+inline __m256 exp256(__m256 v) {
+  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 k =
+      _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), v);  // v - k ln2, in two parts
+  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+#endif
+
+// P[j][r] = exp(P[j][r] - shift[r]) for j < ncols.
+void exp_cols(float* P, int64_t ncols, const float shift[RB]) {
+#ifdef ANVIL_ATTN_AVX2
+  const __m256 s = _mm256_loadu_ps(shift);
+  for (int64_t j = 0; j < ncols; ++j) _mm256_storeu_ps(P + j * RB, exp256(_mm256_sub_ps(_mm256_loadu_ps(P + j * RB), s)));
+#else
+  for (int64_t j = 0; j < ncols; ++j)
+    for (int r = 0; r < RB; ++r) P[j * RB + r] = std::exp(P[j * RB + r] - shift[r]);
+#endif
 }
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t d = 0; d < n; ++d) s += a[d] * b[d];
-  return s;
-}
+// ---- the three products ------------------------------------------------------------------
 
-// s[r] = dot(x[r], y) for the RB rows of a block (rows are pointers; padding rows repeat row 0).
-inline void dot_rows(float s[RB], const float* const x[RB], const float* y, int64_t hd) {
-  const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
-  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-  for (int64_t d = 0; d < hd; ++d) {
-    const float yd = y[d];
-    a0 += x0[d] * yd;
-    a1 += x1[d] * yd;
-    a2 += x2[d] * yd;
-    a3 += x3[d] * yd;
-  }
-  s[0] = a0;
-  s[1] = a1;
-  s[2] = a2;
-  s[3] = a3;
-}
-
-// Scaled scores of a block against keys 0 .. ncols-1, turned into probabilities in place:
-// p[r*ncols + j] = exp(scale * q_r.k_j - lse_r) for j <= last[r], else 0.
-// With lse_in == nullptr, lse_r is computed here (the forward pass) and stored in lse_out.
-void block_probs(float* p, const float* const qr[RB], const int64_t last[RB], int64_t ncols, const float* k,
-                 int64_t kv_stride, int64_t hd, float scale, const float* lse_in, float* lse_out) {
-  for (int64_t j = 0; j < ncols; ++j) {
-    float s[RB];
-    dot_rows(s, qr, k + j * kv_stride, hd);
-    for (int r = 0; r < RB; ++r) p[r * ncols + j] = s[r] * scale;
-  }
-  for (int r = 0; r < RB; ++r) {
-    float* pr = p + r * ncols;
-    const int64_t n = last[r] + 1;  // attended keys, 0 for a padding row
-    if (n > 0 && lse_in) {
-      const float lse = lse_in[r];
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) pr[j] = exp_approx(pr[j] - lse);
-    } else if (n > 0) {
-      float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
-      for (int64_t j = 0; j < n; ++j) m = std::max(m, pr[j]);
-      float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < n; ++j) {
-        pr[j] = exp_approx(pr[j] - m);
-        sum += pr[j];
-      }
-      lse_out[r] = m + std::log(sum);
-      const float inv = 1.0f / sum;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) pr[j] *= inv;
-    }
-    for (int64_t j = std::max<int64_t>(n, 0); j < ncols; ++j) pr[j] = 0.0f;
-  }
-}
-
-// out_r = sum_j p[r][j] v_j for the block's rows (acc: RB*hd scratch).
-void block_pv(float* const outr[RB], const float* p, int64_t ncols, const float* v, int64_t kv_stride, int64_t hd,
-              float* acc) {
-  std::fill(acc, acc + RB * hd, 0.0f);
-  float *a0 = acc, *a1 = acc + hd, *a2 = acc + 2 * hd, *a3 = acc + 3 * hd;
-  for (int64_t j = 0; j < ncols; ++j) {
-    const float* vj = v + j * kv_stride;
-    const float p0 = p[j], p1 = p[ncols + j], p2 = p[2 * ncols + j], p3 = p[3 * ncols + j];
-#pragma omp simd
+// S[j][r] = sum_d XT[d][r] * K[j][d], j < ncols. XT (hd, 8); K rows at stride ks.
+void scores8(float* S, const float* XT, const float* K, int64_t ks, int64_t ncols, int64_t hd) {
+  int64_t j = 0;
+#ifdef ANVIL_ATTN_AVX2
+  for (; j + 8 <= ncols; j += 8) {  // 8 keys: 9 loads (1 + 8 broadcasts) per 8 FMAs
+    const float* k0 = K + j * ks;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     for (int64_t d = 0; d < hd; ++d) {
-      const float vd = vj[d];
-      a0[d] += p0 * vd;
-      a1[d] += p1 * vd;
-      a2[d] += p2 * vd;
-      a3[d] += p3 * vd;
+      const __m256 x = _mm256_loadu_ps(XT + d * RB);
+      a0 = _mm256_fmadd_ps(x, _mm256_broadcast_ss(k0 + d), a0);
+      a1 = _mm256_fmadd_ps(x, _mm256_broadcast_ss(k0 + ks + d), a1);
+      a2 = _mm256_fmadd_ps(x, _mm256_broadcast_ss(k0 + 2 * ks + d), a2);
+      a3 = _mm256_fmadd_ps(x, _mm256_broadcast_ss(k0 + 3 * ks + d), a3);
+      a4 = _mm256_fmadd_ps(x, _mm256_broadcast_ss(k0 + 4 * ks + d), a4);
+      a5 = _mm256_fmadd_ps(x, _mm256_broadcast_ss(k0 + 5 * ks + d), a5);
+      a6 = _mm256_fmadd_ps(x, _mm256_broadcast_ss(k0 + 6 * ks + d), a6);
+      a7 = _mm256_fmadd_ps(x, _mm256_broadcast_ss(k0 + 7 * ks + d), a7);
     }
+    float* s = S + j * RB;
+    _mm256_storeu_ps(s, a0);
+    _mm256_storeu_ps(s + 8, a1);
+    _mm256_storeu_ps(s + 16, a2);
+    _mm256_storeu_ps(s + 24, a3);
+    _mm256_storeu_ps(s + 32, a4);
+    _mm256_storeu_ps(s + 40, a5);
+    _mm256_storeu_ps(s + 48, a6);
+    _mm256_storeu_ps(s + 56, a7);
   }
-  for (int r = 0; r < RB; ++r)
-    if (outr[r]) std::memcpy(outr[r], acc + r * hd, sizeof(float) * hd);
+  for (; j < ncols; ++j) {
+    const float* kj = K + j * ks;
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t d = 0; d < hd; ++d) a = _mm256_fmadd_ps(_mm256_loadu_ps(XT + d * RB), _mm256_broadcast_ss(kj + d), a);
+    _mm256_storeu_ps(S + j * RB, a);
+  }
+#else
+  for (; j < ncols; ++j) {
+    const float* kj = K + j * ks;
+    float a[RB] = {};
+    for (int64_t d = 0; d < hd; ++d)
+      for (int r = 0; r < RB; ++r) a[r] += XT[d * RB + r] * kj[d];
+    std::memcpy(S + j * RB, a, sizeof a);
+  }
+#endif
 }
 
-// Per-thread scratch for attend_block.
-struct BlockScratch {
-  std::vector<float> p, acc;
-  BlockScratch(int64_t max_cols, int64_t hd) : p(RB * std::max<int64_t>(max_cols, 1)), acc(RB * hd) {}
+// O[r][d] = sum_j W[j][r] * V[j][d] for the rows with O[r] != nullptr (overwritten).
+void wv8(float* const O[RB], const float* W, const float* V, int64_t vs, int64_t ncols, int64_t hd) {
+  for (int r0 = 0; r0 < RB; r0 += 4) {
+    if (!O[r0] && !O[r0 + 1] && !O[r0 + 2] && !O[r0 + 3]) continue;
+    const float* w = W + r0;
+    int64_t d = 0;
+#ifdef ANVIL_ATTN_AVX2
+    for (; d + 16 <= hd; d += 16) {  // 4 rows x 16 dims in 8 registers: 6 loads per 8 FMAs
+      __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+      for (int64_t j = 0; j < ncols; ++j) {
+        const float* vj = V + j * vs + d;
+        const __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8);
+        const float* wj = w + j * RB;
+        __m256 p = _mm256_broadcast_ss(wj);
+        a00 = _mm256_fmadd_ps(p, v0, a00);
+        a01 = _mm256_fmadd_ps(p, v1, a01);
+        p = _mm256_broadcast_ss(wj + 1);
+        a10 = _mm256_fmadd_ps(p, v0, a10);
+        a11 = _mm256_fmadd_ps(p, v1, a11);
+        p = _mm256_broadcast_ss(wj + 2);
+        a20 = _mm256_fmadd_ps(p, v0, a20);
+        a21 = _mm256_fmadd_ps(p, v1, a21);
+        p = _mm256_broadcast_ss(wj + 3);
+        a30 = _mm256_fmadd_ps(p, v0, a30);
+        a31 = _mm256_fmadd_ps(p, v1, a31);
+      }
+      const __m256 acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+      for (int r = 0; r < 4; ++r)
+        if (O[r0 + r]) {
+          _mm256_storeu_ps(O[r0 + r] + d, acc[r][0]);
+          _mm256_storeu_ps(O[r0 + r] + d + 8, acc[r][1]);
+        }
+    }
+    for (; d + 8 <= hd; d += 8) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t j = 0; j < ncols; ++j) {
+        const __m256 v0 = _mm256_loadu_ps(V + j * vs + d);
+        const float* wj = w + j * RB;
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wj), v0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(wj + 1), v0, a1);
+        a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(wj + 2), v0, a2);
+        a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(wj + 3), v0, a3);
+      }
+      const __m256 acc[4] = {a0, a1, a2, a3};
+      for (int r = 0; r < 4; ++r)
+        if (O[r0 + r]) _mm256_storeu_ps(O[r0 + r] + d, acc[r]);
+    }
+#endif
+    for (; d < hd; ++d) {
+      float a[4] = {};
+      for (int64_t j = 0; j < ncols; ++j)
+        for (int r = 0; r < 4; ++r) a[r] += w[j * RB + r] * V[j * vs + d];
+      for (int r = 0; r < 4; ++r)
+        if (O[r0 + r]) O[r0 + r][d] = a[r];
+    }
+  }
+}
+
+// Y[j][d] += sum_r W[j][r] * X[r][d], j < ncols; Y rows at stride ys. X rows may be a zero row.
+void wx8(float* Y, int64_t ys, const float* W, const float* const X[RB], int64_t ncols, int64_t hd) {
+  int64_t j = 0;
+#ifdef ANVIL_ATTN_AVX2
+  for (; j + 4 <= ncols; j += 4) {  // 4 keys x 16 dims in 8 registers: 6 loads per 8 FMAs
+    float* y0 = Y + j * ys;
+    const float* w = W + j * RB;
+    int64_t d = 0;
+    for (; d + 16 <= hd; d += 16) {
+      __m256 c00 = _mm256_loadu_ps(y0 + d), c01 = _mm256_loadu_ps(y0 + d + 8);
+      __m256 c10 = _mm256_loadu_ps(y0 + ys + d), c11 = _mm256_loadu_ps(y0 + ys + d + 8);
+      __m256 c20 = _mm256_loadu_ps(y0 + 2 * ys + d), c21 = _mm256_loadu_ps(y0 + 2 * ys + d + 8);
+      __m256 c30 = _mm256_loadu_ps(y0 + 3 * ys + d), c31 = _mm256_loadu_ps(y0 + 3 * ys + d + 8);
+      for (int r = 0; r < RB; ++r) {
+        const __m256 x0 = _mm256_loadu_ps(X[r] + d), x1 = _mm256_loadu_ps(X[r] + d + 8);
+        __m256 p = _mm256_broadcast_ss(w + r);
+        c00 = _mm256_fmadd_ps(p, x0, c00);
+        c01 = _mm256_fmadd_ps(p, x1, c01);
+        p = _mm256_broadcast_ss(w + RB + r);
+        c10 = _mm256_fmadd_ps(p, x0, c10);
+        c11 = _mm256_fmadd_ps(p, x1, c11);
+        p = _mm256_broadcast_ss(w + 2 * RB + r);
+        c20 = _mm256_fmadd_ps(p, x0, c20);
+        c21 = _mm256_fmadd_ps(p, x1, c21);
+        p = _mm256_broadcast_ss(w + 3 * RB + r);
+        c30 = _mm256_fmadd_ps(p, x0, c30);
+        c31 = _mm256_fmadd_ps(p, x1, c31);
+      }
+      _mm256_storeu_ps(y0 + d, c00);
+      _mm256_storeu_ps(y0 + d + 8, c01);
+      _mm256_storeu_ps(y0 + ys + d, c10);
+      _mm256_storeu_ps(y0 + ys + d + 8, c11);
+      _mm256_storeu_ps(y0 + 2 * ys + d, c20);
+      _mm256_storeu_ps(y0 + 2 * ys + d + 8, c21);
+      _mm256_storeu_ps(y0 + 3 * ys + d, c30);
+      _mm256_storeu_ps(y0 + 3 * ys + d + 8, c31);
+    }
+    for (; d + 8 <= hd; d += 8) {
+      __m256 c0 = _mm256_loadu_ps(y0 + d), c1 = _mm256_loadu_ps(y0 + ys + d);
+      __m256 c2 = _mm256_loadu_ps(y0 + 2 * ys + d), c3 = _mm256_loadu_ps(y0 + 3 * ys + d);
+      for (int r = 0; r < RB; ++r) {
+        const __m256 x = _mm256_loadu_ps(X[r] + d);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + r), x, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + RB + r), x, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + 2 * RB + r), x, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + 3 * RB + r), x, c3);
+      }
+      _mm256_storeu_ps(y0 + d, c0);
+      _mm256_storeu_ps(y0 + ys + d, c1);
+      _mm256_storeu_ps(y0 + 2 * ys + d, c2);
+      _mm256_storeu_ps(y0 + 3 * ys + d, c3);
+    }
+    for (; d < hd; ++d)
+      for (int c = 0; c < 4; ++c) {
+        float a = y0[c * ys + d];
+        for (int r = 0; r < RB; ++r) a += w[c * RB + r] * X[r][d];
+        y0[c * ys + d] = a;
+      }
+  }
+#endif
+  for (; j < ncols; ++j) {
+    float* yj = Y + j * ys;
+    const float* w = W + j * RB;
+    for (int r = 0; r < RB; ++r) {
+      const float wr = w[r];
+      const float* x = X[r];
+      if (wr != 0.0f)
+        for (int64_t d = 0; d < hd; ++d) yj[d] += wr * x[d];
+    }
+  }
+}
+
+// ---- blocks ------------------------------------------------------------------------------
+
+// Up to RB query rows of one batch row that read the same kv head, from the enumeration
+// idx = t * group + g (g = query head within the kv head's group): with GQA, the rows of one
+// token share every key, so a decode step (Tq = 1) still fills group rows of a block.
+struct Block {
+  int64_t off[RB];   // element offset of row r in (B, Tq, nh, hd) tensors; -1 = padding row
+  int64_t lse[RB];   // index of row r in lse (B, nh, Tq)
+  int64_t last[RB];  // last key row r attends; -1 = padding row
+  int64_t ncols;     // keys any row attends: max(last) + 1
+  int64_t nfull;     // keys every row attends: min(last) + 1, 0 with padding rows (no masking below)
 };
 
-// Attends nrows (<= RB) query rows; q rows at q + r*q_stride, outputs likewise; lse optional.
-void attend_block(float* out, float* lse, int64_t lse_stride, const float* q, int64_t q_stride, int nrows,
-                  const int64_t* row_last, const float* k, const float* v, int64_t kv_stride, int64_t hd, float scale,
-                  BlockScratch& sc) {
-  const float* qr[RB];
-  float* outr[RB];
-  int64_t last[RB];
-  int64_t ncols = 0;
+// Block blk of batch row b, kv head kvh. start: position of query 0 of each batch row (nullptr: 0).
+Block make_block(const int32_t* start, int64_t b, int64_t kvh, int64_t blk, int64_t Tq, int64_t nh, int64_t group,
+                 int64_t hd) {
+  Block k;
+  k.ncols = 0;
+  k.nfull = std::numeric_limits<int64_t>::max();
+  const int64_t p0 = start ? start[b] : 0;
   for (int r = 0; r < RB; ++r) {
-    const bool real = r < nrows;
-    qr[r] = q + (real ? r : 0) * q_stride;
-    outr[r] = real ? out + r * q_stride : nullptr;
-    last[r] = real ? row_last[r] : -1;
-    ncols = std::max(ncols, last[r] + 1);
+    const int64_t idx = blk * RB + r;
+    if (idx < Tq * group) {
+      const int64_t t = idx / group, h = kvh * group + idx % group;
+      k.off[r] = ((b * Tq + t) * nh + h) * hd;
+      k.lse[r] = (b * nh + h) * Tq + t;
+      k.last[r] = p0 + t;
+    } else {
+      k.off[r] = k.lse[r] = k.last[r] = -1;
+    }
+    k.ncols = std::max(k.ncols, k.last[r] + 1);
+    k.nfull = std::min(k.nfull, k.last[r] + 1);
   }
-  float lse_rows[RB];
-  block_probs(sc.p.data(), qr, last, ncols, k, kv_stride, hd, scale, nullptr, lse_rows);
-  block_pv(outr, sc.p.data(), ncols, v, kv_stride, hd, sc.acc.data());
-  for (int r = 0; r < nrows; ++r) {
-    // p was normalised by exp(-lse), so out is already divided by the softmax denominator.
-    if (lse) lse[r * lse_stride] = lse_rows[r];
+  return k;
+}
+
+// XT[d][r] = X[r][d] * alpha for the block's rows (0 for padding rows).
+void transpose_rows(float* XT, const float* X, const Block& bl, int64_t hd, float alpha) {
+  for (int r = 0; r < RB; ++r) {
+    const float* x = bl.off[r] >= 0 ? X + bl.off[r] : nullptr;
+    for (int64_t d = 0; d < hd; ++d) XT[d * RB + r] = x ? x[d] * alpha : 0.0f;
+  }
+}
+
+// Sets P[j][r] = value where key j is beyond row r's last key (only keys >= nfull can be).
+void mask_cols(float* P, const Block& bl, float value) {
+  for (int64_t j = std::min(bl.nfull, bl.ncols); j < bl.ncols; ++j)
+    for (int r = 0; r < RB; ++r)
+      if (j > bl.last[r]) P[j * RB + r] = value;
+}
+
+// Scaled scores in P -> probabilities. Forward (lse_in == nullptr): softmax per row, storing
+// each row's log-sum-exp in lse_out. Backward: P = exp(S - lse_in).
+void softmax_cols(float* P, const Block& bl, const float* lse_in, float* lse_out) {
+  const int64_t n = bl.ncols;
+  if (lse_in) {
+    exp_cols(P, n, lse_in);
+    mask_cols(P, bl, 0.0f);
+    return;
+  }
+  mask_cols(P, bl, NEG_INF);
+  float m[RB], sum[RB], inv[RB];
+  std::fill(m, m + RB, NEG_INF);
+  for (int64_t j = 0; j < n; ++j)
+    for (int r = 0; r < RB; ++r) m[r] = std::max(m[r], P[j * RB + r]);
+  for (int r = 0; r < RB; ++r)
+    if (m[r] == NEG_INF) m[r] = 0.0f;  // padding row: keep exp finite, it is zeroed below
+  exp_cols(P, n, m);
+  mask_cols(P, bl, 0.0f);
+  std::fill(sum, sum + RB, 0.0f);
+  for (int64_t j = 0; j < n; ++j)
+    for (int r = 0; r < RB; ++r) sum[r] += P[j * RB + r];
+  for (int r = 0; r < RB; ++r) {
+    inv[r] = sum[r] > 0.0f ? 1.0f / sum[r] : 0.0f;
+    lse_out[r] = m[r] + std::log(sum[r]);
+  }
+  for (int64_t j = 0; j < n; ++j)
+    for (int r = 0; r < RB; ++r) P[j * RB + r] *= inv[r];
+}
+
+// Forward over every block, in parallel: out (and lse when not null) for queries (B, Tq, nh, hd)
+// against keys/values with S rows per batch row.
+void attend(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* start, int64_t B,
+            int64_t Tq, int64_t S, int64_t nh, int64_t nkv, int64_t hd) {
+  const int64_t group = nh / nkv;
+  const int64_t nblocks = (Tq * group + RB - 1) / RB;
+  const int64_t tasks = B * nkv * nblocks;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t kvs = nkv * hd;  // row stride of k and v
+  int64_t max_cols = 0;
+  for (int64_t b = 0; b < B; ++b) max_cols = std::max<int64_t>(max_cols, (start ? start[b] : 0) + Tq);
+#pragma omp parallel
+  {
+    std::vector<float> P(RB * std::max<int64_t>(max_cols, 1)), XT(RB * hd);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; ++task) {
+      // Last blocks (the most keys) first, so the dynamic schedule ends balanced.
+      const int64_t blk = nblocks - 1 - task % nblocks, bk = task / nblocks, b = bk / nkv, kvh = bk % nkv;
+      const Block bl = make_block(start, b, kvh, blk, Tq, nh, group, hd);
+      const float* kb = k + (b * S * nkv + kvh) * hd;
+      const float* vb = v + (b * S * nkv + kvh) * hd;
+      transpose_rows(XT.data(), q, bl, hd, scale);
+      scores8(P.data(), XT.data(), kb, kvs, bl.ncols, hd);
+      float lse_rows[RB];
+      softmax_cols(P.data(), bl, nullptr, lse_rows);
+      float* O[RB];
+      for (int r = 0; r < RB; ++r) O[r] = bl.off[r] >= 0 ? out + bl.off[r] : nullptr;
+      wv8(O, P.data(), vb, kvs, bl.ncols, hd);  // P is normalised: this is the softmax average
+      if (lse)
+        for (int r = 0; r < RB; ++r)
+          if (bl.off[r] >= 0) lse[bl.lse[r]] = lse_rows[r];
+    }
   }
 }
 
@@ -166,28 +370,7 @@ void attend_block(float* out, float* lse, int64_t lse_stride, const float* q, in
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t nh, int64_t nkv, int64_t hd) {
   if (nkv <= 0 || nh % nkv != 0) throw std::invalid_argument("attention: nh must be a multiple of nkv");
-  const int64_t group = nh / nkv;
-  const int64_t nblocks = (T + RB - 1) / RB;
-  const int64_t tasks = B * nh * nblocks;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-#pragma omp parallel
-  {
-    BlockScratch sc(T, hd);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < tasks; ++task) {
-      // Last blocks (the most keys) first, so the dynamic schedule ends balanced.
-      const int64_t blk = nblocks - 1 - task % nblocks;
-      const int64_t bh = task / nblocks, b = bh / nh, h = bh % nh, kvh = h / group;
-      const int64_t i0 = blk * RB;
-      const int nrows = static_cast<int>(std::min<int64_t>(RB, T - i0));
-      int64_t last[RB];
-      for (int r = 0; r < RB; ++r) last[r] = i0 + r;
-      const int64_t qoff = ((b * T + i0) * nh + h) * hd;
-      const int64_t kvoff = (b * T * nkv + kvh) * hd;
-      attend_block(out + qoff, lse + (b * nh + h) * T + i0, 1, q + qoff, nh * hd, nrows, last, k + kvoff, v + kvoff,
-                   nkv * hd, hd, scale, sc);
-    }
-  }
+  attend(out, lse, q, k, v, nullptr, B, T, T, nh, nkv, hd);
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
@@ -195,11 +378,13 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t nkv, int64_t hd) {
   if (nkv <= 0 || nh % nkv != 0) throw std::invalid_argument("attention: nh must be a multiple of nkv");
   const int64_t group = nh / nkv;
+  const int64_t nblocks = (T * group + RB - 1) / RB;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t qs = nh * hd, ks = nkv * hd;  // row strides
+  const int64_t ks = nkv * hd;  // row stride of k, v, dk, dv
 #pragma omp parallel
   {
-    std::vector<float> pbuf(RB * std::max<int64_t>(T, 1)), dqacc(RB * hd), zero_row(hd, 0.0f);
+    const int64_t cols = RB * std::max<int64_t>(T, 1);
+    std::vector<float> P(cols), dS(cols), XT(RB * hd), DT(RB * hd), zero_row(hd, 0.0f);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < B * nkv; ++task) {
       const int64_t b = task / nkv, kvh = task % nkv;
@@ -211,58 +396,34 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         std::fill(dkb + t * ks, dkb + t * ks + hd, 0.0f);
         std::fill(dvb + t * ks, dvb + t * ks + hd, 0.0f);
       }
-      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-        for (int64_t i0 = 0; i0 < T; i0 += RB) {
-          const int nrows = static_cast<int>(std::min<int64_t>(RB, T - i0));
-          const int64_t off = ((b * T + i0) * nh + h) * hd;
-          const float *qr[RB], *dor[RB];
-          int64_t last[RB];
-          float lse_r[RB], D[RB];
-          for (int r = 0; r < RB; ++r) {
-            const bool real = r < nrows;
-            qr[r] = q + off + (real ? r : 0) * qs;
-            // Padding rows read zeros as dout so that their p and ds contribute nothing.
-            dor[r] = real ? dout + off + r * qs : zero_row.data();
-            last[r] = real ? i0 + r : -1;
-            lse_r[r] = real ? lse[(b * nh + h) * T + i0 + r] : 0.0f;
-            D[r] = real ? dot(dout + off + r * qs, out + off + r * qs, hd) : 0.0f;
-          }
-          const int64_t ncols = i0 + nrows;
-          float* p = pbuf.data();
-          block_probs(p, qr, last, ncols, kb, ks, hd, scale, lse_r, nullptr);
-
-          std::fill(dqacc.begin(), dqacc.end(), 0.0f);
-          float *g0 = dqacc.data(), *g1 = g0 + hd, *g2 = g0 + 2 * hd, *g3 = g0 + 3 * hd;
-          const float *q0 = qr[0], *q1 = qr[1], *q2 = qr[2], *q3 = qr[3];
-          const float *o0 = dor[0], *o1 = dor[1], *o2 = dor[2], *o3 = dor[3];
-          for (int64_t j = 0; j < ncols; ++j) {
-            const float* kj = kb + j * ks;
-            float* dkj = dkb + j * ks;
-            float* dvj = dvb + j * ks;
-            float dp[RB];
-            dot_rows(dp, dor, vb + j * ks, hd);
-            const float p0 = p[j], p1 = p[ncols + j], p2 = p[2 * ncols + j], p3 = p[3 * ncols + j];
-            // ds = p * (dp - D): gradient of the scaled score; times scale for q and k.
-            const float s0 = p0 * (dp[0] - D[0]), s1 = p1 * (dp[1] - D[1]);
-            const float s2 = p2 * (dp[2] - D[2]), s3 = p3 * (dp[3] - D[3]);
-            const float k0 = s0 * scale, k1 = s1 * scale, k2 = s2 * scale, k3 = s3 * scale;
-#pragma omp simd
-            for (int64_t d = 0; d < hd; ++d) {
-              const float kd = kj[d];
-              g0[d] += s0 * kd;
-              g1[d] += s1 * kd;
-              g2[d] += s2 * kd;
-              g3[d] += s3 * kd;
-              dkj[d] += k0 * q0[d] + k1 * q1[d] + k2 * q2[d] + k3 * q3[d];
-              dvj[d] += p0 * o0[d] + p1 * o1[d] + p2 * o2[d] + p3 * o3[d];
-            }
-          }
-          for (int r = 0; r < nrows; ++r) {
-            float* dqr = dq + off + r * qs;
-            const float* g = dqacc.data() + r * hd;
-            for (int64_t d = 0; d < hd; ++d) dqr[d] = g[d] * scale;
-          }
+      for (int64_t blk = 0; blk < nblocks; ++blk) {
+        const Block bl = make_block(nullptr, b, kvh, blk, T, nh, group, hd);
+        const int64_t n = bl.ncols;
+        // Padding rows read zero rows and get zero probabilities: they contribute nothing.
+        const float *qr[RB], *dor[RB];
+        float* dqr[RB];
+        float lse_r[RB], D[RB];
+        for (int r = 0; r < RB; ++r) {
+          const bool real = bl.off[r] >= 0;
+          qr[r] = real ? q + bl.off[r] : zero_row.data();
+          dor[r] = real ? dout + bl.off[r] : zero_row.data();
+          dqr[r] = real ? dq + bl.off[r] : nullptr;
+          lse_r[r] = real ? lse[bl.lse[r]] : 0.0f;
+          float s = 0.0f;
+          for (int64_t d = 0; d < hd; ++d) s += dor[r][d] * (real ? out[bl.off[r] + d] : 0.0f);
+          D[r] = s;  // rowsum(dout * out) = sum_j P dP: the softmax Jacobian's diagonal term
         }
+        transpose_rows(XT.data(), q, bl, hd, scale);
+        scores8(P.data(), XT.data(), kb, ks, n, hd);
+        softmax_cols(P.data(), bl, lse_r, nullptr);  // P = exp(S - lse)
+        transpose_rows(DT.data(), dout, bl, hd, 1.0f);
+        scores8(dS.data(), DT.data(), vb, ks, n, hd);  // dP = dout V^T
+        // dS = P (dP - D), times scale once here for both dq and dk.
+        for (int64_t j = 0; j < n; ++j)
+          for (int r = 0; r < RB; ++r) dS[j * RB + r] = P[j * RB + r] * (dS[j * RB + r] - D[r]) * scale;
+        wv8(dqr, dS.data(), kb, ks, n, hd);             // dq = dS K (overwrites: one block per row)
+        wx8(dkb, ks, dS.data(), qr, n, hd);             // dk += dS^T Q
+        wx8(dvb, ks, P.data(), dor, n, hd);             // dv += P^T dout
       }
     }
   }
@@ -286,29 +447,7 @@ void attention_decode(float* out, const float* q, const float* kcache, const flo
                       int64_t B, int64_t Tq, int64_t S, int64_t nh, int64_t nkv, int64_t hd) {
   if (nkv <= 0 || nh % nkv != 0) throw std::invalid_argument("attention: nh must be a multiple of nkv");
   check_cache_range(pos, B, Tq, S, "has queries at");
-  const int64_t group = nh / nkv;
-  const int64_t nblocks = (Tq + RB - 1) / RB;
-  const int64_t tasks = B * nh * nblocks;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  int64_t max_cols = 0;
-  for (int64_t b = 0; b < B; ++b) max_cols = std::max<int64_t>(max_cols, pos[b] + Tq);
-#pragma omp parallel
-  {
-    BlockScratch sc(max_cols, hd);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t blk = nblocks - 1 - task % nblocks;
-      const int64_t bh = task / nblocks, b = bh / nh, h = bh % nh, kvh = h / group;
-      const int64_t t0 = blk * RB;
-      const int nrows = static_cast<int>(std::min<int64_t>(RB, Tq - t0));
-      int64_t last[RB];
-      for (int r = 0; r < RB; ++r) last[r] = pos[b] + t0 + r;
-      const int64_t qoff = ((b * Tq + t0) * nh + h) * hd;
-      const int64_t kvoff = (b * S * nkv + kvh) * hd;
-      attend_block(out + qoff, nullptr, 0, q + qoff, nh * hd, nrows, last, kcache + kvoff, vcache + kvoff, nkv * hd,
-                   hd, scale, sc);
-    }
-  }
+  attend(out, nullptr, q, kcache, vcache, pos, B, Tq, S, nh, nkv, hd);
 }
 
 void kv_write(float* cache, const float* x, const int32_t* pos, int64_t B, int64_t Tq, int64_t S, int64_t nkv,

@@ -78,7 +78,14 @@ int anvil_cuda_abi_version(void) { return ANVIL_CUDA_ABI_VERSION; }
 
 int anvil_cuda_device_count(int* count, char* err, size_t errlen) {
   *count = 0;
-  CUDA_TRY(cudaGetDeviceCount(count));
+  cudaError_t e = cudaGetDeviceCount(count);
+  if (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice) {
+    *count = 0;
+    std::snprintf(err, errlen, "no CUDA device: %s (%d): %s%s", cudaGetErrorName(e), static_cast<int>(e), cudaGetErrorString(e),
+                  e == cudaErrorInsufficientDriver ? " (no NVIDIA driver is installed, or it is older than this CUDA runtime)" : "");
+    return static_cast<int>(e);
+  }
+  CUDA_TRY(e);
   return 0;
 }
 

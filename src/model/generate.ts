@@ -4,8 +4,8 @@
 // start position 0: causal, so a row's real tokens never see its padding). Then every step
 // feeds one token per row at that row's own position len[b] + step; kvWrite overwrites the
 // padding garbage in the cache before any query can see it (a query at position p only sees
-// cache positions 0..p). Finished rows keep being computed (the batch stays rectangular) but
-// their outputs are frozen.
+// cache positions 0..p). Finished rows are frozen; once half the batch is finished it is
+// compacted to the live rows (KV cache rows gathered), so long tails cost only what they use.
 //
 // Sampling: backend.sample with one seed per row derived from (seed, row key, step), so a
 // sequence's tokens depend only on its prompt, the seed and its row key — not on which other
@@ -32,6 +32,13 @@ export interface GenerateOptions {
   rowKeys?: number[];
   /** Id used to pad prompts in the prefill (any valid id; never attended to). Default 0. */
   padId?: number;
+  /**
+   * Drop finished rows from the batch (gathering the KV cache) once half of them are done
+   * (default true). Results are the same either way; it only saves compute.
+   */
+  compact?: boolean;
+  /** Prefill identical prompts once and share their KV cache rows (default true; same results). */
+  dedupePrompts?: boolean;
   /** Called for every generated token, in order per row. */
   onToken?: (row: number, token: number, logprob: number) => void;
 }
@@ -94,67 +101,120 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
   const eos = new Set(eosIds);
   const stops = (opts.stopSequences ?? []).filter((s) => s.length > 0);
 
-  const cache = new KVCache(be, cfg, B, S);
-  const prefill = new InferenceScratch(model, B, P);
-  const decode = new InferenceScratch(model, B, 1);
-  const owned: Tensor[] = [];
-  const tensor = (t: Tensor) => (owned.push(t), t);
+  // The live batch: slot i decodes original row rows[i]. When at least half the slots are
+  // finished, the batch is compacted (cache rows gathered) so finished rows stop costing compute.
+  interface Batch {
+    rows: number[];
+    cache: KVCache;
+    decode: InferenceScratch;
+    logits: Tensor; // (n, V)
+    sampled: Tensor; // (n) i32
+    logprob: Tensor; // (n)
+    entropy: Tensor; // (n)
+  }
+  const newBatch = (rows: number[], cache: KVCache): Batch => ({
+    rows,
+    cache,
+    decode: new InferenceScratch(model, rows.length, 1),
+    logits: be.zeros([rows.length, cfg.vocabSize]),
+    sampled: be.zeros([rows.length], "i32"),
+    logprob: be.zeros([rows.length]),
+    entropy: be.zeros([rows.length]),
+  });
+  const disposeBatch = (bt: Batch): void => {
+    bt.cache.dispose();
+    bt.decode.dispose();
+    for (const t of [bt.logits, bt.sampled, bt.logprob, bt.entropy]) t.dispose();
+  };
+  /** A new batch whose slot i is slot keep[i] of bt (repeats allowed), decoding rows[i]. */
+  const gatherBatch = (bt: Batch, keep: number[], rows: number[]): Batch => {
+    const idx = be.upload(Int32Array.from(keep), [keep.length]);
+    const cache = new KVCache(be, cfg, keep.length, S);
+    const row = S * cfg.numKvHeads * cfg.headDim;
+    for (let l = 0; l < cfg.numLayers; l++) {
+      for (const [dst, src] of [[cache.k[l], bt.cache.k[l]], [cache.v[l], bt.cache.v[l]]]) {
+        be.gatherRows(be.view(dst, [keep.length, row]), be.view(src, [bt.rows.length, row]), idx);
+      }
+    }
+    const next = newBatch(rows, cache);
+    be.gatherRows(next.logits, bt.logits, idx);
+    idx.dispose();
+    disposeBatch(bt);
+    return next;
+  };
+
+  // GRPO samples G completions per prompt: prefill each distinct prompt once, then copy its
+  // cache rows and logits to every row that shares it.
+  const slotOf: number[] = [];
+  const unique: number[] = [];
+  const seen = new Map<string, number>();
+  for (let b = 0; b < B; b++) {
+    const key = (opts.dedupePrompts ?? true) ? prompts[b].join(",") : String(b);
+    let u = seen.get(key);
+    if (u === undefined) {
+      u = unique.length;
+      seen.set(key, u);
+      unique.push(b);
+    }
+    slotOf.push(u);
+  }
+  const U = unique.length;
+  let batch = newBatch(unique, new KVCache(be, cfg, U, S));
+  const prefill = new InferenceScratch(model, U, P);
   try {
     // Prefill, then take each row's hidden state at its last prompt token.
-    const ids = new Int32Array(B * P).fill(padId);
-    for (let b = 0; b < B; b++) ids.set(prompts[b], b * P);
-    const hiddenAll = model.forwardCached(ids, new Int32Array(B), cache, prefill);
-    const lastIdx = tensor(be.upload(Int32Array.from(lens, (n, b) => b * P + n - 1), [B]));
-    const last = tensor(be.zeros([B, cfg.hiddenSize]));
+    const ids = new Int32Array(U * P).fill(padId);
+    unique.forEach((b, u) => ids.set(prompts[b], u * P));
+    const hiddenAll = model.forwardCached(ids, new Int32Array(U), batch.cache, prefill);
+    const lastIdx = be.upload(Int32Array.from(unique, (b, u) => u * P + lens[b] - 1), [U]);
+    const last = be.zeros([U, cfg.hiddenSize]);
     be.gatherRows(last, hiddenAll, lastIdx);
-    const logits = tensor(be.zeros([B, cfg.vocabSize]));
-    be.matmul(logits, last, model.lmHead(), { transB: true });
+    be.matmul(batch.logits, last, model.lmHead(), { transB: true });
+    for (const t of [lastIdx, last]) t.dispose();
     prefill.dispose();
+    if (U < B) batch = gatherBatch(batch, slotOf, prompts.map((_, b) => b));
 
-    const sampled = tensor(be.zeros([B], "i32"));
-    const logprob = tensor(be.zeros([B]));
-    const entropy = tensor(be.zeros([B]));
-    const seeds = new Uint32Array(B);
     const out: Generation[] = prompts.map(() => ({ tokens: [], logprobs: [], finishReason: "length" as FinishReason }));
     const done = new Array<boolean>(B).fill(false);
-    const feed = new Int32Array(B);
-    const start = new Int32Array(B);
     for (let step = 0; step < maxNewTokens; step++) {
-      for (let b = 0; b < B; b++) seeds[b] = rowSeed(opts.seed, rowKeys[b], step);
-      be.sample(sampled, logits, seeds, sampling);
-      be.logprobFromLogits(logprob, entropy, logits, sampled, 1);
-      const tok = (await be.read(sampled)) as Int32Array;
-      const lp = (await be.read(logprob)) as Float32Array;
-      for (let b = 0; b < B; b++) {
+      const n = batch.rows.length;
+      const seeds = Uint32Array.from(batch.rows, (r) => rowSeed(opts.seed, rowKeys[r], step));
+      be.sample(batch.sampled, batch.logits, seeds, sampling);
+      be.logprobFromLogits(batch.logprob, batch.entropy, batch.logits, batch.sampled, 1);
+      const tok = (await be.read(batch.sampled)) as Int32Array;
+      const lp = (await be.read(batch.logprob)) as Float32Array;
+      for (let i = 0; i < n; i++) {
+        const b = batch.rows[i];
         if (done[b]) continue;
         const g = out[b];
-        g.tokens.push(tok[b]);
-        g.logprobs.push(lp[b]);
-        opts.onToken?.(b, tok[b], lp[b]);
-        if (eos.has(tok[b])) {
+        g.tokens.push(tok[i]);
+        g.logprobs.push(lp[i]);
+        opts.onToken?.(b, tok[i], lp[i]);
+        if (eos.has(tok[i])) {
           g.finishReason = "eos";
           done[b] = true;
-        } else if (stops.some((s) => endsWith(g.tokens, s))) {
+        } else if (stops.some((st) => endsWith(g.tokens, st))) {
           g.finishReason = "stop";
           done[b] = true;
         } else if (g.tokens.length >= maxNewTokens) {
           done[b] = true;
         }
       }
-      if (done.every(Boolean)) break;
-      for (let b = 0; b < B; b++) {
-        // Finished rows are fed their last token; their results are ignored.
-        feed[b] = tok[b];
-        start[b] = lens[b] + step;
+      const live = [...batch.rows.keys()].filter((i) => !done[batch.rows[i]]);
+      if (live.length === 0) break;
+      let feedTok = tok;
+      if ((opts.compact ?? true) && live.length <= n / 2) {
+        batch = gatherBatch(batch, live, live.map((i) => batch.rows[i]));
+        feedTok = Int32Array.from(live, (i) => tok[i]);
       }
-      const h = model.forwardCached(feed, start, cache, decode);
-      be.matmul(logits, h, model.lmHead(), { transB: true });
+      // Finished rows still in the batch are fed their last token; their results are ignored.
+      const start = Int32Array.from(batch.rows, (r) => lens[r] + step);
+      const h = model.forwardCached(feedTok, start, batch.cache, batch.decode);
+      be.matmul(batch.logits, h, model.lmHead(), { transB: true });
     }
     return out;
   } finally {
-    for (const t of owned) t.dispose();
     prefill.dispose();
-    decode.dispose();
-    cache.dispose();
+    disposeBatch(batch);
   }
 }

@@ -27,7 +27,7 @@ interface PresetShape {
 
 /**
  * tiny: ~0.9M parameters (with a 1024 vocabulary); a training step on short sequences takes
- * milliseconds on 2 CPU cores. small: ~12M parameters, for runs that want some capacity.
+ * milliseconds on 2 CPU cores. small: ~11M parameters (with 4096), for runs that want some capacity.
  */
 export const PRESETS: Record<Preset, PresetShape> = {
   tiny: {

@@ -10,6 +10,15 @@
 // then a final RMSNorm; the LM head (tied to the embedding or not) is applied by the caller
 // (logits(), crossEntropyLoss(), or the fused linear-logprob kernel in the trainer).
 //
+// Use in a trainer (GRPO: the LM head goes through the fused linear-logprob kernel):
+//   model.zeroGrads();
+//   const acts = model.forward(ids, B, T, { checkpointing });
+//   be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temp);
+//   ... be.grpoLoss(dlp, dent, stats, lp, ...) ...
+//   be.linearLogprobBackward(dHidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
+//   model.backward(acts, dHidden); acts.dispose();
+//   await optimizer.update();
+//
 // Letters: B batch, T time, N = B*T rows, H hidden, I intermediate, V vocab,
 // nh / nkv query / key-value heads, hd head dim, qD = nh*hd, kvD = nkv*hd, S cache capacity.
 // Tensors are allocated 2-D (rows, cols) because matmul reads (rows, cols) from the last dim;
@@ -24,6 +33,11 @@ export interface ForwardOptions {
    * for about one extra forward pass of compute. Gradients are bit-identical.
    */
   checkpointing?: boolean;
+  /**
+   * Inference only (scoring, reference-model logprobs): keeps no activations but the hidden
+   * output, about 2*N*H floats plus one block's worth. backward() then throws.
+   */
+  noGrad?: boolean;
 }
 
 /** Weights (or gradients) of one decoder layer, resolved from HF names once. */
@@ -109,6 +123,7 @@ export class Activations {
     readonly B: number,
     readonly T: number,
     readonly checkpointing: boolean,
+    readonly noGrad: boolean,
     private readonly pool: TensorPool,
     parts: { hidden: Tensor; ids: Tensor; pos: Tensor; residuals: Tensor[]; blocks: BlockActs[]; rstdFinal: Tensor },
   ) {
@@ -308,6 +323,26 @@ export class Model {
     return this.resolveLayer(l, (n) => (this.params.has(n) ? this.grad(n) : null));
   }
 
+  /**
+   * Bytes forward(ids, B, T, opts) will hold in its Activations (equal to acts.bytes), for
+   * choosing micro-batch sizes before allocating. Backward adds scratch of about
+   * N * (3H + 3I + 2qD + 2kvD) floats, freed when it returns.
+   */
+  activationBytes(B: number, T: number, opts: ForwardOptions = {}): number {
+    const c = this.config;
+    const N = B * T;
+    const H = c.hiddenSize;
+    const qD = c.numHeads * c.headDim;
+    const kvD = c.numKvHeads * c.headDim;
+    const noGrad = opts.noGrad ?? false;
+    const checkpointing = !noGrad && (opts.checkpointing ?? false);
+    let block = N * (3 * H + 2 * qD + 2 * kvD + 3 * c.intermediateSize + 2 + c.numHeads);
+    if (c.qkNorm) block += N * (qD + kvD + c.numHeads + c.numKvHeads);
+    const blocks = noGrad || checkpointing ? 1 : c.numLayers;
+    const residuals = noGrad ? 2 : c.numLayers + 1;
+    return 4 * (2 * N + residuals * N * H + blocks * block + N * H + N);
+  }
+
   /** @internal Allocates one block's activations for B rows of T tokens. */
   allocBlock(pool: TensorPool, B: number, T: number): BlockActs {
     const c = this.config;
@@ -396,15 +431,18 @@ export class Model {
       if (ids[i] < 0 || ids[i] >= c.vocabSize) throw new RangeError(`forward: token id ${ids[i]} at ${i} is outside [0, ${c.vocabSize})`);
     const be = this.backend;
     const pool = new TensorPool(be);
-    const checkpointing = opts.checkpointing ?? false;
+    const noGrad = opts.noGrad ?? false;
+    const checkpointing = !noGrad && (opts.checkpointing ?? false);
     const posHost = new Int32Array(N);
     for (let i = 0; i < N; i++) posHost[i] = i % T;
     const idsT = pool.upload(ids, [N]);
     const pos = pool.upload(posHost, [N]);
+    // Without grad the residual stream ping-pongs between two buffers.
     const residuals: Tensor[] = [];
-    for (let l = 0; l <= c.numLayers; l++) residuals.push(pool.zeros([N, c.hiddenSize]));
+    for (let l = 0; l <= (noGrad ? 1 : c.numLayers); l++) residuals.push(pool.zeros([N, c.hiddenSize]));
+    const res = (l: number) => residuals[noGrad ? l % 2 : l];
     const blocks: BlockActs[] = [];
-    const nBlocks = checkpointing ? 1 : c.numLayers;
+    const nBlocks = checkpointing || noGrad ? 1 : c.numLayers;
     for (let i = 0; i < nBlocks; i++) blocks.push(this.allocBlock(pool, B, T));
     const hidden = pool.zeros([N, c.hiddenSize]);
     const rstdFinal = pool.zeros([N]);
@@ -412,10 +450,10 @@ export class Model {
     be.embeddingForward(residuals[0], idsT, this.params.get(EMBED_PARAM)!);
     const attend = (a: BlockActs) => be.attentionForward(a.att4, a.lse, a.q4, a.k4, a.v4);
     for (let l = 0; l < c.numLayers; l++) {
-      this.blockForward(l, residuals[l], residuals[l + 1], blocks[checkpointing ? 0 : l], pos, attend);
+      this.blockForward(l, res(l), res(l + 1), blocks[blocks.length === 1 ? 0 : l], pos, attend);
     }
-    be.rmsnormForward(hidden, rstdFinal, residuals[c.numLayers], this.params.get(FINAL_NORM_PARAM)!, c.rmsNormEps);
-    return new Activations(B, T, checkpointing, pool, { hidden, ids: idsT, pos, residuals, blocks, rstdFinal });
+    be.rmsnormForward(hidden, rstdFinal, res(c.numLayers), this.params.get(FINAL_NORM_PARAM)!, c.rmsNormEps);
+    return new Activations(B, T, checkpointing, noGrad, pool, { hidden, ids: idsT, pos, residuals, blocks, rstdFinal });
   }
 
   /**
@@ -432,6 +470,7 @@ export class Model {
     const I = c.intermediateSize;
     const { numHeads: nh, numKvHeads: nkv, headDim: hd } = c;
     if (acts.disposed) throw new TypeError("backward: activations were disposed");
+    if (acts.noGrad) throw new TypeError("backward: these activations come from forward(..., { noGrad: true })");
     if (dHidden.size !== N * H) throw new RangeError(`backward: dHidden has ${dHidden.size} elements, expected B*T*H = ${N * H}`);
 
     // Activation-gradient scratch, shared by all layers (overwritten each layer).
@@ -574,6 +613,30 @@ export class Model {
       }
       this.backward(acts, dHidden);
       return { loss, tokens: count };
+    } finally {
+      pool.dispose();
+      acts.dispose();
+    }
+  }
+
+  /**
+   * Per-token log-probabilities of targets (B, T) (< 0: ignored, 0 returned) and the entropy
+   * of softmax(logits / temperature), without gradients and without materialising logits.
+   * For old / reference logprobs in RL and for `anvil score`.
+   */
+  async tokenLogprobs(ids: Int32Array, targets: Int32Array, B: number, T: number, temperature = 1): Promise<{ logprob: Float32Array; entropy: Float32Array }> {
+    const be = this.backend;
+    const N = B * T;
+    if (targets.length !== N) throw new RangeError(`tokenLogprobs: targets has ${targets.length} elements, expected B*T = ${N}`);
+    const acts = this.forward(ids, B, T, { noGrad: true });
+    const pool = new TensorPool(be);
+    try {
+      const tgt = pool.upload(targets, [N]);
+      const logprob = pool.zeros([N]);
+      const entropy = pool.zeros([N]);
+      const lse = pool.zeros([N]);
+      be.linearLogprobForward(logprob, entropy, lse, acts.hidden, this.lmHead(), tgt, temperature);
+      return { logprob: (await be.read(logprob)) as Float32Array, entropy: (await be.read(entropy)) as Float32Array };
     } finally {
       pool.dispose();
       acts.dispose();
