@@ -17,6 +17,8 @@ export class GpuTensor implements Tensor {
     readonly shape: readonly number[],
     readonly dtype: DType,
     buffer: GPUBuffer,
+    /** False for views: disposing a view does not free the memory it shares. */
+    private readonly owner = true,
   ) {
     this.size = numel(shape);
     this._buffer = buffer;
@@ -33,7 +35,7 @@ export class GpuTensor implements Tensor {
 
   dispose(): void {
     if (!this._buffer) return;
-    this.backend.releaseBuffer(this._buffer);
+    if (this.owner) this.backend.releaseBuffer(this._buffer);
     this._buffer = null;
   }
 }
