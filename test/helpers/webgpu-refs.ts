@@ -1,4 +1,4 @@
-// Naive float64 reference implementations of the Backend ops, for the backend tests.
+// Naive float64 reference implementations of the Backend ops, for the webgpu and cross-backend tests.
 // Written for clarity, not speed; shapes follow src/backend/backend.ts.
 
 export type Arr = ArrayLike<number>;
