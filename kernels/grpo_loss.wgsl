@@ -26,6 +26,31 @@ struct Params {
 const NSTAT = 10u;  // loss, pg, kl, ent, low, high, dual, rsum, rmin, rmax
 var<workgroup> red: array<f32, 2560>;
 
+// Reduces red[s * 256 .. s * 256 + 256) into red[s * 256] for s < nstat, in two levels of 16
+// (two barriers: lavapipe turns every barrier into a coroutine split, slow to compile and run).
+// Rows 0..7 are sums, row 8 a min, row 9 a max.
+fn reduce_block(lid: u32, nstat: u32) {
+  workgroupBarrier();
+  if (lid < 16u) {
+    for (var s = 0u; s < nstat; s++) { red[s * 256u + lid * 16u] = combine16(s, lid * 16u, 1u); }
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    for (var s = 0u; s < nstat; s++) { red[s * 256u] = combine16(s, 0u, 16u); }
+  }
+  workgroupBarrier();
+}
+
+// Combines red[s * 256 + first + k * stride] for k < 16.
+fn combine16(s: u32, first: u32, stride: u32) -> f32 {
+  var v = red[s * 256u + first];
+  for (var k = 1u; k < 16u; k++) {
+    let x = red[s * 256u + first + k * stride];
+    if (s == 8u) { v = min(v, x); } else if (s == 9u) { v = max(v, x); } else { v += x; }
+  }
+  return v;
+}
+
 fn seq_mass(b: u32) -> f32 {
   var s = 0.0;
   for (var t = 0u; t < p.T; t++) { s += mask[b * p.T + t]; }
@@ -44,14 +69,7 @@ fn grpo_loss(@builtin(local_invocation_id) lid3: vec3u) {
   }
   red[lid] = mass;
   red[256u + lid] = nonempty;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k = k >> 1u) {
-    if (lid < k) {
-      red[lid] += red[lid + k];
-      red[256u + lid] += red[256u + lid + k];
-    }
-    workgroupBarrier();
-  }
+  reduce_block(lid, 2u);
   let total = red[0];
   let nseq = red[256];
   workgroupBarrier();
@@ -131,15 +149,7 @@ fn grpo_loss(@builtin(local_invocation_id) lid3: vec3u) {
     }
   }
   for (var s = 0u; s < NSTAT; s++) { red[s * 256u + lid] = acc[s]; }
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k = k >> 1u) {
-    if (lid < k) {
-      for (var s = 0u; s < 8u; s++) { red[s * 256u + lid] += red[s * 256u + lid + k]; }
-      red[8u * 256u + lid] = min(red[8u * 256u + lid], red[8u * 256u + lid + k]);
-      red[9u * 256u + lid] = max(red[9u * 256u + lid], red[9u * 256u + lid + k]);
-    }
-    workgroupBarrier();
-  }
+  reduce_block(lid, NSTAT);
   if (lid == 0u) {
     let has_tokens = total > 0.0;
     var inv = 0.0;
