@@ -216,6 +216,25 @@ describe.each(impls)("%s", (_name, mm) => {
   });
 });
 
+describe("matmulBuiltin threading", () => {
+  it("gives bit-identical results on 1 and 2 threads (each tile has one owner, same k order)", () => {
+    const M = 150, N = 333, K = 300;
+    const a = randf(M * K, 11), b = randf(N * K, 12);
+    const one = new Float32Array(M * N), two = new Float32Array(M * N);
+    const before = be.native.buildInfo().threads;
+    try {
+      be.native.setThreads(1);
+      be.native.matmulBuiltin(one, a, b, M, N, K, false, true, false, 1);
+      be.native.setThreads(2);
+      be.native.matmulBuiltin(two, a, b, M, N, K, false, true, false, 1);
+    } finally {
+      be.native.setThreads(before);
+    }
+    expect(two).toEqual(one);
+    expectClose(one, matmulRef(a, b, M, N, K, false, true), 1e-5, "threaded builtin");
+  });
+});
+
 describe("matmul backward (the model's gradient formulas)", () => {
   it("dA = dOut @ B^T and dB = A^T @ dOut match finite differences", () => {
     const M = 9, N = 11, K = 7;

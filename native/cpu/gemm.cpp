@@ -62,19 +62,19 @@ struct Scratch {
   }
 };
 
-// op(a)[i0 : i0+mr, p0 : p0+kc] -> dst (kc, MR), rows past mr zero-filled
-void pack_a_panel(float* dst, const float* a, int64_t M, int64_t K, bool trans_a, int64_t i0, int64_t mr, int64_t p0,
+// op(a)[i0 : i0+mr, p0 : p0+kc] -> dst (kc, MR), rows past mr zero-filled; lda = row stride of a
+void pack_a_panel(float* dst, const float* a, int64_t lda, bool trans_a, int64_t i0, int64_t mr, int64_t p0,
                   int64_t kc) {
   if (trans_a) {  // a stored (K, M): each k holds the panel's rows contiguously
     for (int64_t k = 0; k < kc; k++) {
-      const float* src = a + (p0 + k) * M + i0;
+      const float* src = a + (p0 + k) * lda + i0;
       float* d = dst + k * MR;
       for (int64_t r = 0; r < mr; r++) d[r] = src[r];
       for (int64_t r = mr; r < MR; r++) d[r] = 0.0f;
     }
   } else {  // a stored (M, K): read each row contiguously, scatter with stride MR
     for (int64_t r = 0; r < mr; r++) {
-      const float* src = a + (i0 + r) * K + p0;
+      const float* src = a + (i0 + r) * lda + p0;
       for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = src[k];
     }
     for (int64_t r = mr; r < MR; r++)
@@ -82,19 +82,19 @@ void pack_a_panel(float* dst, const float* a, int64_t M, int64_t K, bool trans_a
   }
 }
 
-// op(b)[p0 : p0+kc, j0 : j0+nr] -> dst (kc, NR), columns past nr zero-filled
-void pack_b_panel(float* dst, const float* b, int64_t N, int64_t K, bool trans_b, int64_t j0, int64_t nr, int64_t p0,
+// op(b)[p0 : p0+kc, j0 : j0+nr] -> dst (kc, NR), columns past nr zero-filled; ldb = row stride of b
+void pack_b_panel(float* dst, const float* b, int64_t ldb, bool trans_b, int64_t j0, int64_t nr, int64_t p0,
                   int64_t kc) {
   if (trans_b) {  // b stored (N, K): read each column of op(b) contiguously
     for (int64_t c = 0; c < nr; c++) {
-      const float* src = b + (j0 + c) * K + p0;
+      const float* src = b + (j0 + c) * ldb + p0;
       for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = src[k];
     }
     for (int64_t c = nr; c < NR; c++)
       for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = 0.0f;
   } else {  // b stored (K, N): 16 contiguous floats per k
     for (int64_t k = 0; k < kc; k++) {
-      const float* src = b + (p0 + k) * N + j0;
+      const float* src = b + (p0 + k) * ldb + j0;
       float* d = dst + k * NR;
       if (nr == NR) {
         std::memcpy(d, src, NR * sizeof(float));
@@ -183,12 +183,22 @@ thread_local Scratch a_scratch, b_scratch;
 
 }  // namespace
 
-// out (M, N) (+)= alpha * op(a) (M, K) @ op(b) (K, N)
-void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a,
-                   bool trans_b, bool accumulate, float alpha) {
+// C (M, N) = alpha * op(A) @ op(B) + beta * C, all row-major with row strides lda, ldb, ldc
+void sgemm_builtin_strided(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  // The kernel knows beta = 0 (C never read, so NaNs in it vanish, as in BLAS) and beta = 1;
+  // any other beta scales C once up front.
+  if (beta != 0.0f && beta != 1.0f) {
+#pragma omp parallel for schedule(static) if (M * N >= (1 << 16))
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) C[i * ldc + j] *= beta;
+    beta = 1.0f;
+  }
+  const bool accumulate = beta == 1.0f;
   if (K == 0) {  // empty sum: alpha * 0
-    if (!accumulate) std::memset(out, 0, static_cast<size_t>(M * N) * sizeof(float));
+    if (!accumulate)
+      for (int64_t i = 0; i < M; i++) std::memset(C + i * ldc, 0, static_cast<size_t>(N) * sizeof(float));
     return;
   }
   const int64_t m_panels = (M + MR - 1) / MR;
@@ -203,6 +213,8 @@ void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_
   // Tiny problems are not worth waking the team.
   const bool parallel = threads > 1 && M * N * K >= 32 * 32 * 32;
 
+  // Every phase is scheduled dynamically: on a shared machine one thread of the team is often
+  // descheduled, and static shares would make the whole multiply wait for it at each barrier.
 #pragma omp parallel if (parallel)
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
@@ -217,12 +229,12 @@ void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_
       const int64_t kc = std::min(KC, K - pc);
       const bool load_c = accumulate || pc > 0;
 
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 8) nowait
       for (int64_t q = 0; q < n_panels; q++)
-        pack_b_panel(Bp + q * NR * kc, b, N, K, trans_b, jc + q * NR, std::min(NR, nc - q * NR), pc, kc);
-#pragma omp for schedule(static)
+        pack_b_panel(Bp + q * NR * kc, B, ldb, trans_b, jc + q * NR, std::min(NR, nc - q * NR), pc, kc);
+#pragma omp for schedule(dynamic, 8)
       for (int64_t p = 0; p < m_panels; p++)
-        pack_a_panel(Ap + p * MR * kc, a, M, K, trans_a, p * MR, std::min(MR, M - p * MR), pc, kc);
+        pack_a_panel(Ap + p * MR * kc, A, lda, trans_a, p * MR, std::min(MR, M - p * MR), pc, kc);
 
 #pragma omp for collapse(2) schedule(dynamic)
       for (int64_t mb = 0; mb < m_blocks; mb++)
@@ -233,7 +245,7 @@ void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_
             const int64_t j = jc + q * NR, nr = std::min(NR, N - j);
             for (int64_t p = p0; p < p1; p++) {
               const int64_t i = p * MR, mr = std::min(MR, M - i);
-              micro_kernel(kc, Ap + p * MR * kc, Bp + q * NR * kc, out + i * N + j, N, alpha, load_c, mr, nr);
+              micro_kernel(kc, Ap + p * MR * kc, Bp + q * NR * kc, C + i * ldc + j, ldc, alpha, load_c, mr, nr);
             }
           }
         }
@@ -242,21 +254,34 @@ void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_
   }
 }
 
-void matmul(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
-            bool accumulate, float alpha) {
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
 #ifdef ANVIL_HAVE_CBLAS
   if (M == 0 || N == 0) return;
-  if (K == 0) {
-    if (!accumulate) std::memset(out, 0, static_cast<size_t>(M * N) * sizeof(float));
+  if (K == 0) {  // BLAS implementations differ on K = 0; keep the contract ourselves
+    sgemm_builtin_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  if (M > INT_MAX || N > INT_MAX || K > INT_MAX) throw std::runtime_error("matmul: dimension exceeds the BLAS int range");
-  const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha,
-              a, trans_a ? m : k, b, trans_b ? k : n, accumulate ? 1.0f : 0.0f, out, n);
+  for (int64_t d : {M, N, K, lda, ldb, ldc})
+    if (d > INT_MAX) throw std::runtime_error("sgemm: dimension " + std::to_string(d) + " exceeds the BLAS int range");
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda), B,
+              static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
 #else
-  sgemm_builtin(out, a, b, M, N, K, trans_a, trans_b, accumulate, alpha);
+  sgemm_builtin_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+}
+
+// out (M, N) (+)= alpha * op(a) (M, K) @ op(b) (K, N), dense
+void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a,
+                   bool trans_b, bool accumulate, float alpha) {
+  sgemm_builtin_strided(trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N,
+                        accumulate ? 1.0f : 0.0f, out, N);
+}
+
+void matmul(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+            bool accumulate, float alpha) {
+  sgemm(trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N, accumulate ? 1.0f : 0.0f, out, N);
 }
 
 const char* matmul_backend_name() {

@@ -17,9 +17,26 @@ export interface BuildInfo {
   cudaBuilt: boolean;
 }
 
+/** What the lazily loaded CUDA library (libanvil_cuda.so next to the addon) reports. */
+export interface CudaInfo {
+  /** The addon was compiled with nvcc present, so libanvil_cuda.so was built. */
+  built: boolean;
+  /** libanvil_cuda.so was dlopen()ed (loading does not need a driver; running does). */
+  loaded: boolean;
+  /** Path tried for the library (null when not built). */
+  library: string | null;
+  /** Usable CUDA devices (0 without a driver or a GPU). */
+  devices: number;
+  deviceNames: string[];
+  /** Why CUDA cannot be used (load error, driver error 35, no device), or null. */
+  error: string | null;
+}
+
 /** The addon's functions, as registered by native/addon/*.cpp (argument order = C++ order). */
 export interface NativeAddon {
   buildInfo(): BuildInfo;
+  /** Loads the CUDA library on first call; never throws. The cuda_* ops are typed in cuda.ts. */
+  cudaInfo(): CudaInfo;
   setThreads(n: number): void;
 
   add(out: F32, a: F32, b: F32, n: number): void;

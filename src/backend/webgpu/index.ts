@@ -256,6 +256,13 @@ export class WebGpuBackend implements Backend {
     return new GpuTensor(this, [...shape], data instanceof Int32Array ? "i32" : "f32", buffer);
   }
 
+  view(t: Tensor, shape: readonly number[]): GpuTensor {
+    const g = checkTensor(t, "t", this, t.dtype) as GpuTensor;
+    for (const d of shape) checkInt(d, "shape dimension", 0);
+    if (numel(shape) !== g.size) throw new RangeError(`view: shape [${shape.join(", ")}] has ${numel(shape)} elements, tensor has ${g.size}`);
+    return new GpuTensor(this, [...shape], g.dtype, g.buffer, g.base ?? g);
+  }
+
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     const s = this.span(t, "t", t.dtype);
     const out = t.dtype === "i32" ? new Int32Array(s.len) : new Float32Array(s.len);
@@ -303,13 +310,6 @@ export class WebGpuBackend implements Backend {
     } else {
       enc.copyBufferToBuffer(s.buffer, srcOffset * 4, d.buffer, dstOffset * 4, n * 4);
     }
-  }
-
-  view(t: Tensor, shape: readonly number[]): GpuTensor {
-    const s = this.span(t, "t", t.dtype);
-    for (const d of shape) checkInt(d, "shape dimension", 0);
-    if (numel(shape) !== s.len) throw new RangeError(`view: shape [${shape.join(", ")}] has ${numel(shape)} elements, tensor has ${s.len}`);
-    return new GpuTensor(this, [...shape], t.dtype, s.buffer, false);
   }
 
   fill(t: Tensor, value: number): void {

@@ -17,25 +17,25 @@ export class GpuTensor implements Tensor {
     readonly shape: readonly number[],
     readonly dtype: DType,
     buffer: GPUBuffer,
-    /** False for views: disposing a view does not free the memory it shares. */
-    private readonly owner = true,
+    /** Set for a Backend.view(): the tensor that owns the buffer (kept alive by this reference). */
+    readonly base: GpuTensor | null = null,
   ) {
     this.size = numel(shape);
     this._buffer = buffer;
   }
 
   get disposed(): boolean {
-    return this._buffer === null;
+    return this._buffer === null || (this.base !== null && this.base.disposed);
   }
 
   get buffer(): GPUBuffer {
-    if (!this._buffer) throw new TypeError("tensor was disposed");
+    if (!this._buffer || (this.base && this.base.disposed)) throw new TypeError("tensor was disposed");
     return this._buffer;
   }
 
   dispose(): void {
     if (!this._buffer) return;
-    if (this.owner) this.backend.releaseBuffer(this._buffer);
+    if (!this.base) this.backend.releaseBuffer(this._buffer); // a view never frees its base's buffer
     this._buffer = null;
   }
 }
