@@ -3,7 +3,8 @@
 //
 // FLOP counts: forward 4*B*nh*T*T*hd/2 (QK^T and PV, causal half); backward 2.5x forward
 // (QK^T recomputed, dP = dO V^T, dV, dQ, dK), as flash-attention papers count them.
-// Decode is memory-bound: GB/s counts the K and V cache bytes read.
+// Decode is memory-bound: GB/s counts the K and V cache bytes read. RoPE (in place, the way
+// the model calls it) counts one read and one write of the tensor.
 //
 //   node dist/bench/attention.js [--json] [--quick]
 import { existsSync } from "node:fs";
@@ -25,6 +26,8 @@ export interface AttentionBenchOptions {
   shapes?: AttentionShape[];
   /** Decode step: batch B reading a cache filled to `len` positions. */
   decode?: { B: number; nh: number; nkv: number; hd: number; len: number };
+  /** RoPE shape: N tokens of nh heads of hd. */
+  rope?: { N: number; nh: number; hd: number };
   /** Also run the PyTorch peer (default true). */
   torch?: boolean;
   /** Minimum seconds of samples per measurement. */
@@ -93,6 +96,14 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
     const t = timeIt(() => be.attentionDecode(o, q, kc, vc, pos), minTime);
     const bytes = 2 * d.B * (d.len + 1) * d.nkv * d.hd * 4;
     rows.push({ name: `attention decode B=${d.B} cache=${d.len + 1} nh=${d.nh} nkv=${d.nkv} hd=${d.hd}`, impl, seconds: t, gbps: bytes / t / 1e9 });
+  }
+
+  const r = opts.rope ?? { N: 2048, nh: 16, hd: 128 };
+  {
+    const x = be.upload(randn(r.N * r.nh * r.hd, 8), [r.N, r.nh, r.hd]);
+    const pos = be.upload(Int32Array.from({ length: r.N }, (_, i) => i), [r.N]);
+    const t = timeIt(() => be.ropeForward(x, x, pos, 1e6), minTime);
+    rows.push({ name: `rope fwd in place N=${r.N} nh=${r.nh} hd=${r.hd}`, impl, seconds: t, gbps: (2 * x.size * 4) / t / 1e9 });
   }
 
   if (opts.torch ?? true) rows.push(...runTorch(torchScript(), { shapes, minTime, threads: opts.threads ?? 2 }, opts.threads ?? 2));
