@@ -113,6 +113,12 @@ export interface Backend {
   /** dst[dstOffset + i] = src[srcOffset + i] for i < count (elements). */
   copy(dst: Tensor, src: Tensor, dstOffset?: number, srcOffset?: number, count?: number): void;
   fill(t: Tensor, value: number): void;
+  /**
+   * The same memory seen with another shape of equal element count (no copy), e.g. the
+   * matmul output (N, nh*hd) as attention's (B, T, nh, hd). Writes through either are seen by
+   * both. Valid while t is; disposing the view does not free t.
+   */
+  view(t: Tensor, shape: readonly number[]): Tensor;
   /** Waits until all enqueued work is done. */
   sync(): Promise<void>;
 

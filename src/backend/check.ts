@@ -29,5 +29,8 @@ export function checkFinite(v: number, name: string): number {
 /** Last dimension of a tensor, and the product of the others. */
 export function rowsCols(t: Tensor): [number, number] {
   const c = t.shape[t.shape.length - 1] ?? 1;
-  return [c === 0 ? 0 : t.size / c, c];
+  // Product of the leading dims (not size / c): a (3, 0) tensor has 3 rows of 0 columns.
+  let r = 1;
+  for (let i = 0; i < t.shape.length - 1; i++) r *= t.shape[i];
+  return [r, c];
 }

@@ -88,6 +88,12 @@ export class CpuBackend implements Backend {
       throw new RangeError(`copy: range out of bounds (dst ${dstOffset}+${n} of ${d.length}, src ${srcOffset}+${n} of ${s.length})`);
     d.set(s.subarray(srcOffset, srcOffset + n), dstOffset);
   }
+  view(t: Tensor, shape: readonly number[]): CpuTensor {
+    const data = this.arr(t, "t", t.dtype);
+    for (const d of shape) checkInt(d, "shape dimension", 0);
+    if (numel(shape) !== data.length) throw new RangeError(`view: shape [${shape.join(", ")}] has ${numel(shape)} elements, tensor has ${data.length}`);
+    return new CpuTensor(this, [...shape], t.dtype, data);
+  }
   fill(t: Tensor, value: number): void {
     this.arr(t, "t", t.dtype).fill(value);
   }

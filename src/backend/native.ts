@@ -17,9 +17,26 @@ export interface BuildInfo {
   cudaBuilt: boolean;
 }
 
+/** What the lazily loaded CUDA library (libanvil_cuda.so next to the addon) reports. */
+export interface CudaInfo {
+  /** The addon was compiled with nvcc present, so libanvil_cuda.so was built. */
+  built: boolean;
+  /** libanvil_cuda.so was dlopen()ed (loading does not need a driver; running does). */
+  loaded: boolean;
+  /** Path tried for the library (null when not built). */
+  library: string | null;
+  /** Usable CUDA devices (0 without a driver or a GPU). */
+  devices: number;
+  deviceNames: string[];
+  /** Why CUDA cannot be used (load error, driver error 35, no device), or null. */
+  error: string | null;
+}
+
 /** The addon's functions, as registered by native/addon/*.cpp (argument order = C++ order). */
 export interface NativeAddon {
   buildInfo(): BuildInfo;
+  /** Loads the CUDA library on first call; never throws. The cuda_* ops are typed in cuda.ts. */
+  cudaInfo(): CudaInfo;
   setThreads(n: number): void;
 
   add(out: F32, a: F32, b: F32, n: number): void;
@@ -30,6 +47,8 @@ export interface NativeAddon {
   embeddingForward(out: F32, ids: I32, table: F32, N: number, C: number, V: number): void;
   embeddingBackward(dtable: F32, dout: F32, ids: I32, N: number, C: number, V: number): void;
   matmul(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
+  /** Same as matmul, always the built-in packed AVX2/FMA sgemm (for tests and benchmarks against BLAS). */
+  matmulBuiltin(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
   /** Same as matmul, on a worker thread: resolves when done (for embedding apps). */
   matmulAsync(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): Promise<void>;
   biasAdd(out: F32, bias: F32, N: number, C: number): void;

@@ -1,0 +1,295 @@
+// sgemm: OpenBLAS when the build found it, and a built-in one that is always compiled (the
+// fallback when there is no BLAS, and a yardstick for the benchmark).
+//
+// The built-in sgemm follows the BLIS/GotoBLAS structure:
+//   for jc in N step NC:                 B block  (KC, NC) packed into 16-wide panels  (L3)
+//     for pc in K step KC:               A        (M, KC)  packed into 6-tall panels   (L2 per MC)
+//       parallel over (MC rows) x (column chunk) tiles:
+//         for jr in chunk step 16:       one B micro-panel (KC, 16), 16 KiB, stays in L1
+//           for ir in MC step 6:         one A micro-panel (6, KC) streams from L2
+//             6x16 micro-kernel: 12 ymm accumulators, 2 B loads + 6 broadcasts + 12 FMAs per k
+// Packing absorbs the transposes, so the kernel sees one layout. Edge tiles are zero-padded
+// in the packed buffers and written through a small scratch tile.
+#include "anvil/gemm.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define ANVIL_GEMM_AVX2 1
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef ANVIL_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+namespace anvil::cpu {
+
+namespace {
+
+constexpr int64_t MR = 6;     // micro-tile rows
+constexpr int64_t NR = 16;    // micro-tile columns (two ymm registers)
+constexpr int64_t KC = 256;   // depth of a packed block: A micro-panel 6 KiB, B micro-panel 16 KiB
+constexpr int64_t MC = 144;   // rows per task: A block 144 KiB, fits Zen 3's 512 KiB L2
+constexpr int64_t NC = 3072;  // columns per packed B block: 3 MiB, fits L3
+
+// 64-byte aligned scratch owned by the calling thread and reused across calls (packing
+// buffers are megabytes; allocating them per call costs page faults on every matmul).
+struct Scratch {
+  float* ptr = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(ptr); }
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(ptr);
+      size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+      ptr = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!ptr) {
+        cap = 0;
+        throw std::runtime_error("sgemm: out of memory for packing buffers (" + std::to_string(bytes) + " bytes)");
+      }
+      cap = n;
+    }
+    return ptr;
+  }
+};
+
+// op(a)[i0 : i0+mr, p0 : p0+kc] -> dst (kc, MR), rows past mr zero-filled; lda = row stride of a
+void pack_a_panel(float* dst, const float* a, int64_t lda, bool trans_a, int64_t i0, int64_t mr, int64_t p0,
+                  int64_t kc) {
+  if (trans_a) {  // a stored (K, M): each k holds the panel's rows contiguously
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = a + (p0 + k) * lda + i0;
+      float* d = dst + k * MR;
+      for (int64_t r = 0; r < mr; r++) d[r] = src[r];
+      for (int64_t r = mr; r < MR; r++) d[r] = 0.0f;
+    }
+  } else {  // a stored (M, K): read each row contiguously, scatter with stride MR
+    for (int64_t r = 0; r < mr; r++) {
+      const float* src = a + (i0 + r) * lda + p0;
+      for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = src[k];
+    }
+    for (int64_t r = mr; r < MR; r++)
+      for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = 0.0f;
+  }
+}
+
+// op(b)[p0 : p0+kc, j0 : j0+nr] -> dst (kc, NR), columns past nr zero-filled; ldb = row stride of b
+void pack_b_panel(float* dst, const float* b, int64_t ldb, bool trans_b, int64_t j0, int64_t nr, int64_t p0,
+                  int64_t kc) {
+  if (trans_b) {  // b stored (N, K): read each column of op(b) contiguously
+    for (int64_t c = 0; c < nr; c++) {
+      const float* src = b + (j0 + c) * ldb + p0;
+      for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = src[k];
+    }
+    for (int64_t c = nr; c < NR; c++)
+      for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = 0.0f;
+  } else {  // b stored (K, N): 16 contiguous floats per k
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = b + (p0 + k) * ldb + j0;
+      float* d = dst + k * NR;
+      if (nr == NR) {
+        std::memcpy(d, src, NR * sizeof(float));
+      } else {
+        for (int64_t c = 0; c < nr; c++) d[c] = src[c];
+        for (int64_t c = nr; c < NR; c++) d[c] = 0.0f;
+      }
+    }
+  }
+}
+
+// C tile (mr, nr) = alpha * acc (+ C when load_c); acc is a full (MR, NR) row-major tile.
+inline void store_tile(float* C, int64_t ldc, const float* acc, int64_t mr, int64_t nr, float alpha, bool load_c) {
+  for (int64_t i = 0; i < mr; i++)
+    for (int64_t j = 0; j < nr; j++) {
+      float v = alpha * acc[i * NR + j];
+      C[i * ldc + j] = load_c ? C[i * ldc + j] + v : v;
+    }
+}
+
+#ifdef ANVIL_GEMM_AVX2
+
+// A (kc, MR) packed, B (kc, NR) packed -> C (mr, nr) = alpha * A^T B (+ C when load_c)
+void micro_kernel(int64_t kc, const float* __restrict A, const float* __restrict B, float* C, int64_t ldc, float alpha,
+                  bool load_c, int64_t mr, int64_t nr) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; k++) {
+    const __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
+    __m256 a;
+    a = _mm256_broadcast_ss(A + 0), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(A + 1), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(A + 2), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(A + 3), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(A + 4), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(A + 5), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
+    A += MR;
+    B += NR;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  if (mr == MR && nr == NR) {
+    auto row = [&](int64_t i, __m256 lo, __m256 hi) {
+      float* c = C + i * ldc;
+      lo = _mm256_mul_ps(lo, va);
+      hi = _mm256_mul_ps(hi, va);
+      if (load_c) {
+        lo = _mm256_add_ps(_mm256_loadu_ps(c), lo);
+        hi = _mm256_add_ps(_mm256_loadu_ps(c + 8), hi);
+      }
+      _mm256_storeu_ps(c, lo);
+      _mm256_storeu_ps(c + 8, hi);
+    };
+    row(0, c00, c01), row(1, c10, c11), row(2, c20, c21);
+    row(3, c30, c31), row(4, c40, c41), row(5, c50, c51);
+    return;
+  }
+  alignas(32) float acc[MR * NR];
+  _mm256_store_ps(acc + 0 * NR, c00), _mm256_store_ps(acc + 0 * NR + 8, c01);
+  _mm256_store_ps(acc + 1 * NR, c10), _mm256_store_ps(acc + 1 * NR + 8, c11);
+  _mm256_store_ps(acc + 2 * NR, c20), _mm256_store_ps(acc + 2 * NR + 8, c21);
+  _mm256_store_ps(acc + 3 * NR, c30), _mm256_store_ps(acc + 3 * NR + 8, c31);
+  _mm256_store_ps(acc + 4 * NR, c40), _mm256_store_ps(acc + 4 * NR + 8, c41);
+  _mm256_store_ps(acc + 5 * NR, c50), _mm256_store_ps(acc + 5 * NR + 8, c51);
+  store_tile(C, ldc, acc, mr, nr, alpha, load_c);
+}
+
+#else  // portable build: same packing, the compiler vectorises the tile loop as it can
+
+void micro_kernel(int64_t kc, const float* __restrict A, const float* __restrict B, float* C, int64_t ldc, float alpha,
+                  bool load_c, int64_t mr, int64_t nr) {
+  float acc[MR * NR] = {};
+  for (int64_t k = 0; k < kc; k++, A += MR, B += NR)
+    for (int64_t i = 0; i < MR; i++)
+      for (int64_t j = 0; j < NR; j++) acc[i * NR + j] += A[i] * B[j];
+  store_tile(C, ldc, acc, mr, nr, alpha, load_c);
+}
+
+#endif
+
+thread_local Scratch a_scratch, b_scratch;
+
+}  // namespace
+
+// C (M, N) = alpha * op(A) @ op(B) + beta * C, all row-major with row strides lda, ldb, ldc
+void sgemm_builtin_strided(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  // The kernel knows beta = 0 (C never read, so NaNs in it vanish, as in BLAS) and beta = 1;
+  // any other beta scales C once up front.
+  if (beta != 0.0f && beta != 1.0f) {
+#pragma omp parallel for schedule(static) if (M * N >= (1 << 16))
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) C[i * ldc + j] *= beta;
+    beta = 1.0f;
+  }
+  const bool accumulate = beta == 1.0f;
+  if (K == 0) {  // empty sum: alpha * 0
+    if (!accumulate)
+      for (int64_t i = 0; i < M; i++) std::memset(C + i * ldc, 0, static_cast<size_t>(N) * sizeof(float));
+    return;
+  }
+  const int64_t m_panels = (M + MR - 1) / MR;
+  const int64_t m_blocks = (M + MC - 1) / MC;
+  float* Ap = a_scratch.get(static_cast<size_t>(m_panels * MR * KC));
+  float* Bp = b_scratch.get(static_cast<size_t>((std::min(N, NC) + NR - 1) / NR * NR * KC));
+
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  // Tiny problems are not worth waking the team.
+  const bool parallel = threads > 1 && M * N * K >= 32 * 32 * 32;
+
+  // Every phase is scheduled dynamically: on a shared machine one thread of the team is often
+  // descheduled, and static shares would make the whole multiply wait for it at each barrier.
+#pragma omp parallel if (parallel)
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    const int64_t n_panels = (nc + NR - 1) / NR;
+    // Column chunk per task: wide enough to reuse the A block from L2 several times, narrow
+    // enough that there are a few tasks per thread to balance.
+    int64_t chunk_panels = 16;
+    while (chunk_panels > 1 && m_blocks * ((n_panels + chunk_panels - 1) / chunk_panels) < 4 * threads) chunk_panels /= 2;
+    const int64_t n_chunks = (n_panels + chunk_panels - 1) / chunk_panels;
+
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const bool load_c = accumulate || pc > 0;
+
+#pragma omp for schedule(dynamic, 8) nowait
+      for (int64_t q = 0; q < n_panels; q++)
+        pack_b_panel(Bp + q * NR * kc, B, ldb, trans_b, jc + q * NR, std::min(NR, nc - q * NR), pc, kc);
+#pragma omp for schedule(dynamic, 8)
+      for (int64_t p = 0; p < m_panels; p++)
+        pack_a_panel(Ap + p * MR * kc, A, lda, trans_a, p * MR, std::min(MR, M - p * MR), pc, kc);
+
+#pragma omp for collapse(2) schedule(dynamic)
+      for (int64_t mb = 0; mb < m_blocks; mb++)
+        for (int64_t nb = 0; nb < n_chunks; nb++) {
+          const int64_t p0 = mb * (MC / MR), p1 = std::min(m_panels, p0 + MC / MR);
+          const int64_t q0 = nb * chunk_panels, q1 = std::min(n_panels, q0 + chunk_panels);
+          for (int64_t q = q0; q < q1; q++) {
+            const int64_t j = jc + q * NR, nr = std::min(NR, N - j);
+            for (int64_t p = p0; p < p1; p++) {
+              const int64_t i = p * MR, mr = std::min(MR, M - i);
+              micro_kernel(kc, Ap + p * MR * kc, Bp + q * NR * kc, C + i * ldc + j, ldc, alpha, load_c, mr, nr);
+            }
+          }
+        }
+      // the implicit barrier above keeps Ap/Bp alive until every tile of this block is done
+    }
+  }
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+#ifdef ANVIL_HAVE_CBLAS
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // BLAS implementations differ on K = 0; keep the contract ourselves
+    sgemm_builtin_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  for (int64_t d : {M, N, K, lda, ldb, ldc})
+    if (d > INT_MAX) throw std::runtime_error("sgemm: dimension " + std::to_string(d) + " exceeds the BLAS int range");
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda), B,
+              static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+#else
+  sgemm_builtin_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+// out (M, N) (+)= alpha * op(a) (M, K) @ op(b) (K, N), dense
+void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a,
+                   bool trans_b, bool accumulate, float alpha) {
+  sgemm_builtin_strided(trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N,
+                        accumulate ? 1.0f : 0.0f, out, N);
+}
+
+void matmul(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+            bool accumulate, float alpha) {
+  sgemm(trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N, accumulate ? 1.0f : 0.0f, out, N);
+}
+
+const char* matmul_backend_name() {
+#ifdef ANVIL_HAVE_CBLAS
+  return "OpenBLAS";
+#else
+  return "builtin";
+#endif
+}
+
+}  // namespace anvil::cpu

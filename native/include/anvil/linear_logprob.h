@@ -1,0 +1,27 @@
+// Fused LM head + log-prob + entropy: softmax(hidden @ weight^T / T) is never materialised.
+// N = tokens, H = hidden size, V = vocabulary, T = temperature.
+//
+// Work is tiled (vocab tile x token block); each tile of logits is produced by one sgemm,
+// consumed (online log-sum-exp forward; softmax gradient backward) and discarded, so extra
+// memory is one tile (kTokBlock x kVocabTile floats) plus O(N) state.
+#pragma once
+#include <cstdint>
+
+namespace anvil::cpu {
+
+// hidden (N, H), weight (V, H), targets (N) -> logprob (N), entropy (N), lse (N)
+// logprob = z[target] - lse, entropy = lse - sum softmax(z) * z, z = hidden @ weight^T / T.
+// targets < 0: logprob 0, entropy 0 (lse is still computed). targets >= V throws.
+void linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const float* weight,
+                            const int32_t* targets, int64_t N, int64_t H, int64_t V, float temperature);
+
+// dlogprob (N), dentropy (N), hidden, weight, targets, lse, entropy (from the forward)
+// -> dhidden (N, H) (overwritten), dweight (V, H) +=
+// With p = softmax(z), mu = sum p z = lse - entropy, per row:
+//   dL/dz_j = dlogprob * (onehot_j - p_j) - dentropy * p_j * (z_j - mu),  dL/dlogit = dL/dz / T
+// targets < 0: no gradient from that row (dhidden row = 0).
+void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
+                             const float* hidden, const float* weight, const int32_t* targets, const float* lse,
+                             const float* entropy, int64_t N, int64_t H, int64_t V, float temperature);
+
+}  // namespace anvil::cpu

@@ -1,0 +1,130 @@
+// Checkpoints: a Hugging Face model directory (config.json, model.safetensors, tokenizer files)
+// that loads elsewhere unchanged, plus the training state needed to resume bit-identically:
+//
+//   <dir>/config.json              configToJson(config)
+//   <dir>/model.safetensors        parameters, f32 (exact)
+//   <dir>/tokenizer.json ...       copied from the source model directory, when given
+//   <dir>/optimizer.safetensors    AdamW moments "m.<param>" / "v.<param>", f32
+//   <dir>/optimizer.json           {"step": completed AdamW steps}
+//   <dir>/trainer_state.json       whatever the trainer passes (step, RNG state, ...), as JSON
+//
+// Atomic: everything is written into `<dir>.tmp-<pid>`, which is renamed to <dir> only when
+// complete; an existing <dir> is moved aside first and removed after, so a crash leaves either
+// the old checkpoint, the new one, or a stray .tmp-/.old- directory — never a half-written <dir>.
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Backend } from "../backend/backend.js";
+import { configToJson, loadConfig } from "./config.js";
+import { Model } from "./model.js";
+import type { OptimizerState } from "./optim.js";
+import { loadWeights, readSafetensors, saveSafetensors, type TensorToSave } from "./safetensors.js";
+import { parameterShapes, type ModelConfig } from "./types.js";
+
+/** Tokenizer and generation files copied along with the weights when present. */
+export const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "vocab.json",
+  "merges.txt",
+  "added_tokens.json",
+  "chat_template.jinja",
+  "generation_config.json",
+] as const;
+
+export const OPTIMIZER_FILE = "optimizer.safetensors";
+export const OPTIMIZER_JSON = "optimizer.json";
+export const TRAINER_STATE_FILE = "trainer_state.json";
+
+export interface SaveCheckpointOptions {
+  /** Directory to copy tokenizer files from (the model the run started from). */
+  tokenizerDir?: string;
+  /** Optimizer state to resume from (AdamW.exportState()). */
+  optimizer?: OptimizerState;
+  /** JSON-serialisable trainer state (step, RNG state, data cursor, ...). */
+  trainerState?: unknown;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes a checkpoint of `model` to `dir` atomically (see the file comment for the layout). */
+export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckpointOptions = {}): Promise<void> {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  const old = `${dir}.old-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    await writeFile(join(tmp, "config.json"), JSON.stringify(configToJson(model.config), null, 2) + "\n");
+    await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: "F32", metadata: { producer: "anvil-rl" } });
+    if (opts.tokenizerDir) {
+      for (const f of TOKENIZER_FILES) {
+        const src = join(opts.tokenizerDir, f);
+        if (await exists(src)) await copyFile(src, join(tmp, f));
+      }
+    }
+    if (opts.optimizer) {
+      const tensors = new Map<string, TensorToSave>();
+      for (const [name, data] of opts.optimizer.m) {
+        const shape = [...model.params.get(name)!.shape];
+        tensors.set(`m.${name}`, { data, shape });
+        tensors.set(`v.${name}`, { data: opts.optimizer.v.get(name)!, shape });
+      }
+      await saveSafetensors(join(tmp, OPTIMIZER_FILE), tensors, { dtype: "F32", metadata: { step: String(opts.optimizer.step) } });
+      await writeFile(join(tmp, OPTIMIZER_JSON), JSON.stringify({ step: opts.optimizer.step }) + "\n");
+    }
+    if (opts.trainerState !== undefined) await writeFile(join(tmp, TRAINER_STATE_FILE), JSON.stringify(opts.trainerState, null, 2) + "\n");
+    const replacing = await exists(dir);
+    if (replacing) {
+      await rm(old, { recursive: true, force: true });
+      await rename(dir, old);
+    }
+    await rename(tmp, dir);
+    if (replacing) await rm(old, { recursive: true, force: true });
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export interface LoadedCheckpoint {
+  config: ModelConfig;
+  model: Model;
+  /** null when the directory has no optimizer state (a plain model directory). */
+  optimizer: OptimizerState | null;
+  /** Parsed trainer_state.json, or null. */
+  trainerState: unknown;
+}
+
+/** Reads only the optimizer state of a checkpoint directory (null when absent). */
+export async function loadOptimizerState(dir: string): Promise<OptimizerState | null> {
+  const path = join(dir, OPTIMIZER_FILE);
+  if (!(await exists(path))) return null;
+  const meta = JSON.parse(await readFile(join(dir, OPTIMIZER_JSON), "utf8")) as { step: number };
+  const tensors = await readSafetensors(path);
+  const m = new Map<string, Float32Array>();
+  const v = new Map<string, Float32Array>();
+  for (const [name, t] of tensors) {
+    if (name.startsWith("m.")) m.set(name.slice(2), t.data);
+    else if (name.startsWith("v.")) v.set(name.slice(2), t.data);
+    else throw new Error(`${path}: unexpected tensor ${name} (expected m.<param> / v.<param>)`);
+  }
+  return { step: meta.step, m, v };
+}
+
+/** Loads a checkpoint (or any HF model directory) onto `backend`. */
+export async function loadCheckpoint(dir: string, backend: Backend): Promise<LoadedCheckpoint> {
+  const config = await loadConfig(dir);
+  const weights = await loadWeights(dir, parameterShapes(config));
+  const model = Model.fromWeights(backend, config, weights);
+  const optimizer = await loadOptimizerState(dir);
+  const tsPath = join(dir, TRAINER_STATE_FILE);
+  const trainerState = (await exists(tsPath)) ? JSON.parse(await readFile(tsPath, "utf8")) : null;
+  return { config, model, optimizer, trainerState };
+}

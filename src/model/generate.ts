@@ -1,0 +1,200 @@
+// Batched generation with a KV cache.
+//
+// Prompts are right-padded to the longest one and prefilled in one call (attentionDecode with
+// start position 0: causal, so a row's real tokens never see its padding). Then every step
+// feeds one token per row at that row's own position len[b] + step; kvWrite overwrites the
+// padding garbage in the cache before any query can see it (a query at position p only sees
+// cache positions 0..p). Finished rows are frozen; once half the batch is finished it is
+// compacted to the live rows (KV cache rows gathered), so long tails cost only what they use.
+//
+// Sampling: backend.sample with one seed per row derived from (seed, row key, step), so a
+// sequence's tokens depend only on its prompt, the seed and its row key — not on which other
+// prompts share the batch or on their lengths.
+import type { SampleOptions, Tensor } from "../backend/backend.js";
+import { InferenceScratch, KVCache, type Model } from "./model.js";
+
+export type FinishReason = "eos" | "stop" | "length";
+
+export interface GenerateOptions {
+  /** Tokens to generate at most per sequence (>= 1). */
+  maxNewTokens: number;
+  sampling: SampleOptions;
+  /** Base seed; with the row key and step it gives each row's sampling seed. */
+  seed: number;
+  /** Token ids that end a sequence (the EOS token is kept in the output). */
+  eosIds: number[];
+  /** Token sequences that end a sequence when the output ends with one (kept in the output). */
+  stopSequences?: number[][];
+  /**
+   * Per-row keys for seed derivation (default: the row index). Give each sequence a stable key
+   * (e.g. its index in the whole rollout) to reproduce it in any batch.
+   */
+  rowKeys?: number[];
+  /** Id used to pad prompts in the prefill (any valid id; never attended to). Default 0. */
+  padId?: number;
+  /**
+   * Drop finished rows from the batch (gathering the KV cache) once half of them are done
+   * (default true). Results are the same either way; it only saves compute.
+   */
+  compact?: boolean;
+  /** Called for every generated token, in order per row. */
+  onToken?: (row: number, token: number, logprob: number) => void;
+}
+
+export interface Generation {
+  /** Generated tokens (without the prompt), including the EOS / stop tokens that ended it. */
+  tokens: number[];
+  /**
+   * log p(token) under the model's plain softmax at temperature 1 (no truncation), i.e. the
+   * policy logprob the trainer recomputes — not the probability under the tempered, truncated
+   * sampling distribution. With temperature 1 and no top-k/p/min-p filtering they coincide.
+   */
+  logprobs: number[];
+  finishReason: FinishReason;
+}
+
+/** A 32-bit seed from (seed, key, step): murmur3-style mixing, stable across platforms. */
+export function rowSeed(seed: number, key: number, step: number): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (const v of [key, step]) {
+    let k = Math.imul(v >>> 0, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) >>> 0;
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function endsWith(tokens: number[], seq: number[]): boolean {
+  if (seq.length === 0 || seq.length > tokens.length) return false;
+  const off = tokens.length - seq.length;
+  for (let i = 0; i < seq.length; i++) if (tokens[off + i] !== seq[i]) return false;
+  return true;
+}
+
+export async function generate(model: Model, prompts: number[][], opts: GenerateOptions): Promise<Generation[]> {
+  const be = model.backend;
+  const cfg = model.config;
+  const B = prompts.length;
+  const { maxNewTokens, sampling, eosIds } = opts;
+  if (B === 0) return [];
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new RangeError(`maxNewTokens must be an integer >= 1, got ${maxNewTokens}`);
+  if (!Number.isInteger(opts.seed)) throw new TypeError(`seed must be an integer, got ${opts.seed}`);
+  const rowKeys = opts.rowKeys ?? prompts.map((_, i) => i);
+  if (rowKeys.length !== B) throw new RangeError(`rowKeys has ${rowKeys.length} entries, expected one per prompt (${B})`);
+  const padId = opts.padId ?? 0;
+  const lens = prompts.map((p, i) => {
+    if (p.length === 0) throw new RangeError(`prompt ${i} is empty (generation needs at least one token, e.g. BOS)`);
+    return p.length;
+  });
+  const P = Math.max(...lens);
+  const S = P + maxNewTokens;
+  const eos = new Set(eosIds);
+  const stops = (opts.stopSequences ?? []).filter((s) => s.length > 0);
+
+  // The live batch: slot i decodes original row rows[i]. When at least half the slots are
+  // finished, the batch is compacted (cache rows gathered) so finished rows stop costing compute.
+  interface Batch {
+    rows: number[];
+    cache: KVCache;
+    decode: InferenceScratch;
+    logits: Tensor; // (n, V)
+    sampled: Tensor; // (n) i32
+    logprob: Tensor; // (n)
+    entropy: Tensor; // (n)
+  }
+  const newBatch = (rows: number[], cache: KVCache): Batch => ({
+    rows,
+    cache,
+    decode: new InferenceScratch(model, rows.length, 1),
+    logits: be.zeros([rows.length, cfg.vocabSize]),
+    sampled: be.zeros([rows.length], "i32"),
+    logprob: be.zeros([rows.length]),
+    entropy: be.zeros([rows.length]),
+  });
+  const disposeBatch = (bt: Batch): void => {
+    bt.cache.dispose();
+    bt.decode.dispose();
+    for (const t of [bt.logits, bt.sampled, bt.logprob, bt.entropy]) t.dispose();
+  };
+  const compact = (bt: Batch, keep: number[]): Batch => {
+    const idx = be.upload(Int32Array.from(keep), [keep.length]);
+    const cache = new KVCache(be, cfg, keep.length, S);
+    const row = S * cfg.numKvHeads * cfg.headDim;
+    for (let l = 0; l < cfg.numLayers; l++) {
+      for (const [dst, src] of [[cache.k[l], bt.cache.k[l]], [cache.v[l], bt.cache.v[l]]]) {
+        be.gatherRows(be.view(dst, [keep.length, row]), be.view(src, [bt.rows.length, row]), idx);
+      }
+    }
+    const next = newBatch(keep.map((i) => bt.rows[i]), cache);
+    be.gatherRows(next.logits, bt.logits, idx);
+    idx.dispose();
+    disposeBatch(bt);
+    return next;
+  };
+
+  let batch = newBatch(prompts.map((_, b) => b), new KVCache(be, cfg, B, S));
+  const prefill = new InferenceScratch(model, B, P);
+  try {
+    // Prefill, then take each row's hidden state at its last prompt token.
+    const ids = new Int32Array(B * P).fill(padId);
+    for (let b = 0; b < B; b++) ids.set(prompts[b], b * P);
+    const hiddenAll = model.forwardCached(ids, new Int32Array(B), batch.cache, prefill);
+    const lastIdx = be.upload(Int32Array.from(lens, (n, b) => b * P + n - 1), [B]);
+    const last = be.zeros([B, cfg.hiddenSize]);
+    be.gatherRows(last, hiddenAll, lastIdx);
+    be.matmul(batch.logits, last, model.lmHead(), { transB: true });
+    for (const t of [lastIdx, last]) t.dispose();
+    prefill.dispose();
+
+    const out: Generation[] = prompts.map(() => ({ tokens: [], logprobs: [], finishReason: "length" as FinishReason }));
+    const done = new Array<boolean>(B).fill(false);
+    for (let step = 0; step < maxNewTokens; step++) {
+      const n = batch.rows.length;
+      const seeds = Uint32Array.from(batch.rows, (r) => rowSeed(opts.seed, rowKeys[r], step));
+      be.sample(batch.sampled, batch.logits, seeds, sampling);
+      be.logprobFromLogits(batch.logprob, batch.entropy, batch.logits, batch.sampled, 1);
+      const tok = (await be.read(batch.sampled)) as Int32Array;
+      const lp = (await be.read(batch.logprob)) as Float32Array;
+      for (let i = 0; i < n; i++) {
+        const b = batch.rows[i];
+        if (done[b]) continue;
+        const g = out[b];
+        g.tokens.push(tok[i]);
+        g.logprobs.push(lp[i]);
+        opts.onToken?.(b, tok[i], lp[i]);
+        if (eos.has(tok[i])) {
+          g.finishReason = "eos";
+          done[b] = true;
+        } else if (stops.some((st) => endsWith(g.tokens, st))) {
+          g.finishReason = "stop";
+          done[b] = true;
+        } else if (g.tokens.length >= maxNewTokens) {
+          done[b] = true;
+        }
+      }
+      const live = [...batch.rows.keys()].filter((i) => !done[batch.rows[i]]);
+      if (live.length === 0) break;
+      let feedTok = tok;
+      if ((opts.compact ?? true) && live.length <= n / 2) {
+        batch = compact(batch, live);
+        feedTok = Int32Array.from(live, (i) => tok[i]);
+      }
+      // Finished rows still in the batch are fed their last token; their results are ignored.
+      const start = Int32Array.from(batch.rows, (r) => lens[r] + step);
+      const h = model.forwardCached(feedTok, start, batch.cache, batch.decode);
+      be.matmul(batch.logits, h, model.lmHead(), { transB: true });
+    }
+    return out;
+  } finally {
+    prefill.dispose();
+    disposeBatch(batch);
+  }
+}

@@ -1,0 +1,674 @@
+// The Qwen-family decoder (Qwen3, Qwen2, Llama), defined once over the Backend interface,
+// with a hand-written backward in the style of llm.c. Forward saves the activations the
+// backward needs in an Activations object; parameter gradients use +=, activation gradients
+// are overwritten (scratch buffers shared by all layers).
+//
+// Block graph (per layer):
+//   x -> RMSNorm -> q, k, v = Linear (+bias for Qwen2) -> [Qwen3: per-head RMSNorm of q, k]
+//     -> RoPE -> causal GQA attention -> o_proj -> + x = mid
+//   mid -> RMSNorm -> gate, up -> SwiGLU -> down -> + mid = out
+// then a final RMSNorm; the LM head (tied to the embedding or not) is applied by the caller
+// (logits(), crossEntropyLoss(), or the fused linear-logprob kernel in the trainer).
+//
+// Letters: B batch, T time, N = B*T rows, H hidden, I intermediate, V vocab,
+// nh / nkv query / key-value heads, hd head dim, qD = nh*hd, kvD = nkv*hd, S cache capacity.
+// Tensors are allocated 2-D (rows, cols) because matmul reads (rows, cols) from the last dim;
+// attention and RoPE see 4-D views of the same memory (Backend.view).
+import type { Backend, Tensor } from "../backend/backend.js";
+import { EMBED_PARAM, FINAL_NORM_PARAM, LAYER_PARAMS, LM_HEAD_PARAM, parameterShapes, type ModelConfig } from "./types.js";
+
+export interface ForwardOptions {
+  /**
+   * Gradient checkpointing: keep only each block's input and recompute the block in
+   * backward. Cuts activation memory to about (L+1)*N*H floats plus one block's worth,
+   * for about one extra forward pass of compute. Gradients are bit-identical.
+   */
+  checkpointing?: boolean;
+  /**
+   * Inference only (scoring, reference-model logprobs): keeps no activations but the hidden
+   * output, about 2*N*H floats plus one block's worth. backward() then throws.
+   */
+  noGrad?: boolean;
+}
+
+/** Weights (or gradients) of one decoder layer, resolved from HF names once. */
+interface LayerParams {
+  inputNorm: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  o: Tensor;
+  qBias: Tensor | null;
+  kBias: Tensor | null;
+  vBias: Tensor | null;
+  qNorm: Tensor | null;
+  kNorm: Tensor | null;
+  postNorm: Tensor;
+  gate: Tensor;
+  up: Tensor;
+  down: Tensor;
+}
+
+/** Per-block saved activations. 2-D tensors own memory; the *4 fields are views. */
+interface BlockActs {
+  ln1: Tensor; // (N, H)
+  rstd1: Tensor; // (N)
+  qPre: Tensor | null; // (N, qD) q before q-norm (Qwen3 only)
+  kPre: Tensor | null; // (N, kvD)
+  qRstd: Tensor | null; // (N*nh)
+  kRstd: Tensor | null; // (N*nkv)
+  q: Tensor; // (N, qD) after norm and RoPE
+  k: Tensor; // (N, kvD) after norm and RoPE
+  v: Tensor; // (N, kvD)
+  att: Tensor; // (N, qD) attention output
+  lse: Tensor; // (B, nh, T)
+  mid: Tensor; // (N, H) residual after attention
+  ln2: Tensor; // (N, H)
+  rstd2: Tensor; // (N)
+  gate: Tensor; // (N, I)
+  up: Tensor; // (N, I)
+  act: Tensor; // (N, I) silu(gate) * up
+  q4: Tensor; // (B, T, nh, hd) views
+  k4: Tensor; // (B, T, nkv, hd)
+  v4: Tensor;
+  att4: Tensor;
+}
+
+/** Owns a list of tensors so they can be counted and freed together. */
+class TensorPool {
+  readonly owned: Tensor[] = [];
+  constructor(readonly backend: Backend) {}
+  zeros(shape: number[], dtype: "f32" | "i32" = "f32"): Tensor {
+    const t = this.backend.zeros(shape, dtype);
+    this.owned.push(t);
+    return t;
+  }
+  upload(data: Float32Array | Int32Array, shape: number[]): Tensor {
+    const t = this.backend.upload(data, shape);
+    this.owned.push(t);
+    return t;
+  }
+  get bytes(): number {
+    let n = 0;
+    for (const t of this.owned) if (!t.disposed) n += t.size * 4;
+    return n;
+  }
+  dispose(): void {
+    for (const t of this.owned) if (!t.disposed) t.dispose();
+    this.owned.length = 0;
+  }
+}
+
+/** What forward() saved for backward(). Call dispose() when done with it. */
+export class Activations {
+  /** Final-normed hidden states (B*T, H): the input of the LM head. */
+  readonly hidden: Tensor;
+  /** @internal */ readonly ids: Tensor; // (N) i32
+  /** @internal */ readonly pos: Tensor; // (N) i32, t for row b*T + t
+  /** @internal residuals[l] is the input of layer l; residuals[L] feeds the final norm. */
+  readonly residuals: Tensor[];
+  /** @internal one per layer, or a single scratch set reused under checkpointing. */
+  readonly blocks: BlockActs[];
+  /** @internal */ readonly rstdFinal: Tensor;
+  constructor(
+    readonly B: number,
+    readonly T: number,
+    readonly checkpointing: boolean,
+    readonly noGrad: boolean,
+    private readonly pool: TensorPool,
+    parts: { hidden: Tensor; ids: Tensor; pos: Tensor; residuals: Tensor[]; blocks: BlockActs[]; rstdFinal: Tensor },
+  ) {
+    this.hidden = parts.hidden;
+    this.ids = parts.ids;
+    this.pos = parts.pos;
+    this.residuals = parts.residuals;
+    this.blocks = parts.blocks;
+    this.rstdFinal = parts.rstdFinal;
+  }
+  /** Bytes of device memory held (views not double counted). */
+  get bytes(): number {
+    return this.pool.bytes;
+  }
+  get disposed(): boolean {
+    return this.hidden.disposed;
+  }
+  dispose(): void {
+    this.pool.dispose();
+  }
+}
+
+/** Per-layer key/value cache for generation: (B, S, nkv, hd) each. */
+export class KVCache {
+  readonly k: Tensor[] = [];
+  readonly v: Tensor[] = [];
+  constructor(backend: Backend, config: ModelConfig, readonly B: number, readonly S: number) {
+    for (let l = 0; l < config.numLayers; l++) {
+      this.k.push(backend.zeros([B, S, config.numKvHeads, config.headDim]));
+      this.v.push(backend.zeros([B, S, config.numKvHeads, config.headDim]));
+    }
+  }
+  get bytes(): number {
+    return this.k.reduce((n, t) => n + t.size * 4, 0) * 2;
+  }
+  dispose(): void {
+    for (const t of [...this.k, ...this.v]) t.dispose();
+  }
+}
+
+/** Scratch buffers for inference with a KV cache, reusable across calls of the same (B, Tq). */
+export class InferenceScratch {
+  /** @internal */ readonly pool: TensorPool;
+  /** @internal */ readonly block: BlockActs;
+  /** @internal */ readonly ids: Tensor; // (B*Tq) i32
+  /** @internal */ readonly ropePos: Tensor; // (B*Tq) i32
+  /** @internal */ readonly startPos: Tensor; // (B) i32
+  /** @internal */ readonly x: Tensor; // (B*Tq, H) residual stream (ping)
+  /** @internal */ readonly y: Tensor; // (B*Tq, H) residual stream (pong)
+  /** Final-normed hidden states (B*Tq, H) of the last forwardCached() call. */
+  readonly hidden: Tensor;
+  /** @internal */ readonly rstdFinal: Tensor;
+  constructor(model: Model, readonly B: number, readonly Tq: number) {
+    this.pool = new TensorPool(model.backend);
+    const N = B * Tq;
+    const H = model.config.hiddenSize;
+    this.block = model.allocBlock(this.pool, B, Tq);
+    this.ids = this.pool.zeros([N], "i32");
+    this.ropePos = this.pool.zeros([N], "i32");
+    this.startPos = this.pool.zeros([B], "i32");
+    this.x = this.pool.zeros([N, H]);
+    this.y = this.pool.zeros([N, H]);
+    this.hidden = this.pool.zeros([N, H]);
+    this.rstdFinal = this.pool.zeros([N]);
+  }
+  dispose(): void {
+    this.pool.dispose();
+  }
+}
+
+export interface LossResult {
+  /** Mean cross-entropy over positions whose target is >= 0. */
+  loss: number;
+  /** Number of positions counted. */
+  tokens: number;
+}
+
+export class Model {
+  /** Parameters under their Hugging Face names, HF layouts (nn.Linear weights are (out, in)). */
+  readonly params = new Map<string, Tensor>();
+  /** Gradients, same names and shapes; allocated on first use, then accumulated into (+=). */
+  readonly grads = new Map<string, Tensor>();
+  private readonly layers: LayerParams[] = [];
+
+  private constructor(
+    readonly backend: Backend,
+    readonly config: ModelConfig,
+  ) {}
+
+  /** Uploads host weights (HF names; every name of parameterShapes(config) must be present). */
+  static fromWeights(backend: Backend, config: ModelConfig, weights: Map<string, Float32Array>): Model {
+    const m = new Model(backend, config);
+    const shapes = parameterShapes(config);
+    for (const [name, shape] of shapes) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`Model.fromWeights: missing parameter ${name} (shape [${shape.join(", ")}])`);
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (w.length !== n) throw new RangeError(`Model.fromWeights: ${name} has ${w.length} elements, expected ${n} for shape [${shape.join(", ")}]`);
+      m.params.set(name, backend.upload(w, shape));
+    }
+    for (const name of weights.keys()) {
+      // A tied checkpoint may still carry lm_head.weight; anything else unknown is a config mismatch.
+      if (!shapes.has(name) && !(name === LM_HEAD_PARAM && config.tieWordEmbeddings))
+        throw new Error(`Model.fromWeights: unexpected parameter ${name} for this config`);
+    }
+    for (let l = 0; l < config.numLayers; l++) m.layers.push(m.resolveLayer(l, (n) => m.params.get(n) ?? null));
+    return m;
+  }
+
+  /** Host copies of every parameter (HF names), e.g. for saving. */
+  async exportWeights(): Promise<Map<string, { data: Float32Array; shape: number[] }>> {
+    const out = new Map<string, { data: Float32Array; shape: number[] }>();
+    for (const [name, t] of this.params) out.set(name, { data: (await this.backend.read(t)) as Float32Array, shape: [...t.shape] });
+    return out;
+  }
+
+  /** Copies parameter values from another model with the same config (e.g. policy -> reference). */
+  copyParamsFrom(other: Model): void {
+    for (const [name, t] of this.params) {
+      const src = other.params.get(name);
+      if (!src || src.size !== t.size) throw new Error(`copyParamsFrom: parameter ${name} missing or of another size`);
+      this.backend.copy(t, src);
+    }
+  }
+
+  get numParameters(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.size;
+    return n;
+  }
+
+  /** The LM head weight (V, H): the embedding table when tied. */
+  lmHead(): Tensor {
+    return this.params.get(this.config.tieWordEmbeddings ? EMBED_PARAM : LM_HEAD_PARAM)!;
+  }
+
+  /** Gradient of the LM head weight (the embedding gradient when tied), allocated if needed. */
+  lmHeadGrad(): Tensor {
+    return this.grad(this.config.tieWordEmbeddings ? EMBED_PARAM : LM_HEAD_PARAM);
+  }
+
+  /** The gradient tensor of a parameter, allocated (zeros) on first use. */
+  grad(name: string): Tensor {
+    let g = this.grads.get(name);
+    if (!g) {
+      const p = this.params.get(name);
+      if (!p) throw new Error(`no parameter named ${name}`);
+      g = this.backend.zeros(p.shape);
+      this.grads.set(name, g);
+    }
+    return g;
+  }
+
+  zeroGrads(): void {
+    for (const g of this.grads.values()) this.backend.fill(g, 0);
+  }
+
+  /** Frees gradient memory (e.g. for a frozen reference model). */
+  freeGrads(): void {
+    for (const g of this.grads.values()) g.dispose();
+    this.grads.clear();
+  }
+
+  dispose(): void {
+    this.freeGrads();
+    for (const p of this.params.values()) p.dispose();
+  }
+
+  private resolveLayer(l: number, get: (name: string) => Tensor | null): LayerParams {
+    const p = `model.layers.${l}.`;
+    const need = (k: keyof typeof LAYER_PARAMS): Tensor => {
+      const t = get(p + LAYER_PARAMS[k]);
+      if (!t) throw new Error(`missing ${p + LAYER_PARAMS[k]}`);
+      return t;
+    };
+    const c = this.config;
+    return {
+      inputNorm: need("inputNorm"),
+      q: need("q"),
+      k: need("k"),
+      v: need("v"),
+      o: need("o"),
+      qBias: c.attentionBias ? need("qBias") : null,
+      kBias: c.attentionBias ? need("kBias") : null,
+      vBias: c.attentionBias ? need("vBias") : null,
+      qNorm: c.qkNorm ? need("qNorm") : null,
+      kNorm: c.qkNorm ? need("kNorm") : null,
+      postNorm: need("postNorm"),
+      gate: need("gate"),
+      up: need("up"),
+      down: need("down"),
+    };
+  }
+
+  /** Gradient tensors of layer l, allocating the missing ones. */
+  private layerGrads(l: number): LayerParams {
+    return this.resolveLayer(l, (n) => (this.params.has(n) ? this.grad(n) : null));
+  }
+
+  /**
+   * Bytes forward(ids, B, T, opts) will hold in its Activations (equal to acts.bytes), for
+   * choosing micro-batch sizes before allocating. Backward adds scratch of about
+   * N * (3H + 3I + 2qD + 2kvD) floats, freed when it returns.
+   */
+  activationBytes(B: number, T: number, opts: ForwardOptions = {}): number {
+    const c = this.config;
+    const N = B * T;
+    const H = c.hiddenSize;
+    const qD = c.numHeads * c.headDim;
+    const kvD = c.numKvHeads * c.headDim;
+    const noGrad = opts.noGrad ?? false;
+    const checkpointing = !noGrad && (opts.checkpointing ?? false);
+    let block = N * (3 * H + 2 * qD + 2 * kvD + 3 * c.intermediateSize + 2 + c.numHeads);
+    if (c.qkNorm) block += N * (qD + kvD + c.numHeads + c.numKvHeads);
+    const blocks = noGrad || checkpointing ? 1 : c.numLayers;
+    const residuals = noGrad ? 2 : c.numLayers + 1;
+    return 4 * (2 * N + residuals * N * H + blocks * block + N * H + N);
+  }
+
+  /** @internal Allocates one block's activations for B rows of T tokens. */
+  allocBlock(pool: TensorPool, B: number, T: number): BlockActs {
+    const c = this.config;
+    const N = B * T;
+    const H = c.hiddenSize;
+    const I = c.intermediateSize;
+    const { numHeads: nh, numKvHeads: nkv, headDim: hd } = c;
+    const be = this.backend;
+    const q = pool.zeros([N, nh * hd]);
+    const k = pool.zeros([N, nkv * hd]);
+    const v = pool.zeros([N, nkv * hd]);
+    const att = pool.zeros([N, nh * hd]);
+    return {
+      ln1: pool.zeros([N, H]),
+      rstd1: pool.zeros([N]),
+      qPre: c.qkNorm ? pool.zeros([N, nh * hd]) : null,
+      kPre: c.qkNorm ? pool.zeros([N, nkv * hd]) : null,
+      qRstd: c.qkNorm ? pool.zeros([N * nh]) : null,
+      kRstd: c.qkNorm ? pool.zeros([N * nkv]) : null,
+      q,
+      k,
+      v,
+      att,
+      lse: pool.zeros([B, nh, T]),
+      mid: pool.zeros([N, H]),
+      ln2: pool.zeros([N, H]),
+      rstd2: pool.zeros([N]),
+      gate: pool.zeros([N, I]),
+      up: pool.zeros([N, I]),
+      act: pool.zeros([N, I]),
+      q4: be.view(q, [B, T, nh, hd]),
+      k4: be.view(k, [B, T, nkv, hd]),
+      v4: be.view(v, [B, T, nkv, hd]),
+      att4: be.view(att, [B, T, nh, hd]),
+    };
+  }
+
+  /**
+   * One decoder block: x (N, H) -> out (N, H), saving activations into a.
+   * `attend` runs the attention core on a.q4/k4/v4 (RoPE'd) into a.att4: causal attention
+   * in training, KV-cache attention in generation.
+   */
+  private blockForward(l: number, x: Tensor, out: Tensor, a: BlockActs, pos: Tensor, attend: (a: BlockActs) => void): void {
+    const be = this.backend;
+    const c = this.config;
+    const w = this.layers[l];
+    const eps = c.rmsNormEps;
+    if (x === out) throw new Error("blockForward: x and out must be different tensors");
+    be.rmsnormForward(a.ln1, a.rstd1, x, w.inputNorm, eps);
+    const qLin = a.qPre ?? a.q;
+    const kLin = a.kPre ?? a.k;
+    be.matmul(qLin, a.ln1, w.q, { transB: true });
+    be.matmul(kLin, a.ln1, w.k, { transB: true });
+    be.matmul(a.v, a.ln1, w.v, { transB: true });
+    if (w.qBias) be.biasAdd(qLin, w.qBias);
+    if (w.kBias) be.biasAdd(kLin, w.kBias);
+    if (w.vBias) be.biasAdd(a.v, w.vBias);
+    if (w.qNorm && w.kNorm) {
+      // rmsnorm infers rows from weight size (hd): (N, qD) is normed as (N*nh, hd).
+      be.rmsnormForward(a.q, a.qRstd!, a.qPre!, w.qNorm, eps);
+      be.rmsnormForward(a.k, a.kRstd!, a.kPre!, w.kNorm, eps);
+    }
+    be.ropeForward(a.q4, a.q4, pos, c.ropeTheta);
+    be.ropeForward(a.k4, a.k4, pos, c.ropeTheta);
+    attend(a);
+    be.matmul(a.mid, a.att, w.o, { transB: true });
+    be.add(a.mid, a.mid, x);
+    be.rmsnormForward(a.ln2, a.rstd2, a.mid, w.postNorm, eps);
+    be.matmul(a.gate, a.ln2, w.gate, { transB: true });
+    be.matmul(a.up, a.ln2, w.up, { transB: true });
+    be.swigluForward(a.act, a.gate, a.up);
+    be.matmul(out, a.act, w.down, { transB: true });
+    be.add(out, out, a.mid);
+  }
+
+  /**
+   * Training forward over B rows of T tokens (ids row-major (B, T), positions 0..T-1 per row).
+   * Returns the saved activations; acts.hidden is the final-normed hidden (B*T, H).
+   */
+  forward(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): Activations {
+    const c = this.config;
+    const N = B * T;
+    if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) throw new RangeError(`forward: B and T must be positive integers, got ${B}, ${T}`);
+    if (ids.length !== N) throw new RangeError(`forward: ids has ${ids.length} elements, expected B*T = ${N}`);
+    for (let i = 0; i < N; i++)
+      if (ids[i] < 0 || ids[i] >= c.vocabSize) throw new RangeError(`forward: token id ${ids[i]} at ${i} is outside [0, ${c.vocabSize})`);
+    const be = this.backend;
+    const pool = new TensorPool(be);
+    const noGrad = opts.noGrad ?? false;
+    const checkpointing = !noGrad && (opts.checkpointing ?? false);
+    const posHost = new Int32Array(N);
+    for (let i = 0; i < N; i++) posHost[i] = i % T;
+    const idsT = pool.upload(ids, [N]);
+    const pos = pool.upload(posHost, [N]);
+    // Without grad the residual stream ping-pongs between two buffers.
+    const residuals: Tensor[] = [];
+    for (let l = 0; l <= (noGrad ? 1 : c.numLayers); l++) residuals.push(pool.zeros([N, c.hiddenSize]));
+    const res = (l: number) => residuals[noGrad ? l % 2 : l];
+    const blocks: BlockActs[] = [];
+    const nBlocks = checkpointing || noGrad ? 1 : c.numLayers;
+    for (let i = 0; i < nBlocks; i++) blocks.push(this.allocBlock(pool, B, T));
+    const hidden = pool.zeros([N, c.hiddenSize]);
+    const rstdFinal = pool.zeros([N]);
+
+    be.embeddingForward(residuals[0], idsT, this.params.get(EMBED_PARAM)!);
+    const attend = (a: BlockActs) => be.attentionForward(a.att4, a.lse, a.q4, a.k4, a.v4);
+    for (let l = 0; l < c.numLayers; l++) {
+      this.blockForward(l, res(l), res(l + 1), blocks[blocks.length === 1 ? 0 : l], pos, attend);
+    }
+    be.rmsnormForward(hidden, rstdFinal, res(c.numLayers), this.params.get(FINAL_NORM_PARAM)!, c.rmsNormEps);
+    return new Activations(B, T, checkpointing, noGrad, pool, { hidden, ids: idsT, pos, residuals, blocks, rstdFinal });
+  }
+
+  /**
+   * Backward from dHidden (B*T, H), the gradient of the loss w.r.t. acts.hidden.
+   * Accumulates (+=) into this.grads; the LM head's own gradient is the caller's
+   * (it knows the head: logits, fused logprob, ...). acts stays valid (dispose it after).
+   */
+  backward(acts: Activations, dHidden: Tensor): void {
+    const be = this.backend;
+    const c = this.config;
+    const { B, T } = acts;
+    const N = B * T;
+    const H = c.hiddenSize;
+    const I = c.intermediateSize;
+    const { numHeads: nh, numKvHeads: nkv, headDim: hd } = c;
+    if (acts.disposed) throw new TypeError("backward: activations were disposed");
+    if (acts.noGrad) throw new TypeError("backward: these activations come from forward(..., { noGrad: true })");
+    if (dHidden.size !== N * H) throw new RangeError(`backward: dHidden has ${dHidden.size} elements, expected B*T*H = ${N * H}`);
+
+    // Activation-gradient scratch, shared by all layers (overwritten each layer).
+    const s = new TensorPool(be);
+    const dres = s.zeros([N, H]); // gradient w.r.t. the residual stream
+    const dtmp = s.zeros([N, H]);
+    const dln = s.zeros([N, H]);
+    const dact = s.zeros([N, I]);
+    const dgate = s.zeros([N, I]);
+    const dup = s.zeros([N, I]);
+    const datt = s.zeros([N, nh * hd]);
+    const dq = s.zeros([N, nh * hd]);
+    const dk = s.zeros([N, nkv * hd]);
+    const dv = s.zeros([N, nkv * hd]);
+    const dqPre = c.qkNorm ? s.zeros([N, nh * hd]) : null;
+    const dkPre = c.qkNorm ? s.zeros([N, nkv * hd]) : null;
+    const datt4 = be.view(datt, [B, T, nh, hd]);
+    const dq4 = be.view(dq, [B, T, nh, hd]);
+    const dk4 = be.view(dk, [B, T, nkv, hd]);
+    const dv4 = be.view(dv, [B, T, nkv, hd]);
+    const recomputeOut = acts.checkpointing ? s.zeros([N, H]) : null;
+    const attend = (a: BlockActs) => be.attentionForward(a.att4, a.lse, a.q4, a.k4, a.v4);
+
+    try {
+      be.rmsnormBackward(dres, this.grad(FINAL_NORM_PARAM), dHidden, acts.residuals[c.numLayers], this.params.get(FINAL_NORM_PARAM)!, acts.rstdFinal);
+      for (let l = c.numLayers - 1; l >= 0; l--) {
+        const x = acts.residuals[l];
+        let a: BlockActs;
+        if (acts.checkpointing) {
+          a = acts.blocks[0];
+          this.blockForward(l, x, recomputeOut!, a, acts.pos, attend);
+        } else {
+          a = acts.blocks[l];
+        }
+        const w = this.layers[l];
+        const g = this.layerGrads(l);
+        // MLP: out = mid + act @ down^T, act = silu(ln2 @ gate^T) * (ln2 @ up^T).
+        be.matmul(dact, dres, w.down);
+        be.matmul(g.down, dres, a.act, { transA: true, accumulate: true });
+        be.swigluBackward(dgate, dup, dact, a.gate, a.up);
+        be.matmul(dln, dgate, w.gate);
+        be.matmul(dln, dup, w.up, { accumulate: true });
+        be.matmul(g.gate, dgate, a.ln2, { transA: true, accumulate: true });
+        be.matmul(g.up, dup, a.ln2, { transA: true, accumulate: true });
+        be.rmsnormBackward(dtmp, g.postNorm, dln, a.mid, w.postNorm, a.rstd2);
+        be.accumulate(dres, dtmp); // dres is now d(mid)
+        // Attention: mid = x + att @ o^T.
+        be.matmul(datt, dres, w.o);
+        be.matmul(g.o, dres, a.att, { transA: true, accumulate: true });
+        be.attentionBackward(dq4, dk4, dv4, datt4, a.q4, a.k4, a.v4, a.att4, a.lse);
+        be.ropeBackward(dq4, dq4, acts.pos, c.ropeTheta);
+        be.ropeBackward(dk4, dk4, acts.pos, c.ropeTheta);
+        let dqLin = dq;
+        let dkLin = dk;
+        if (w.qNorm && w.kNorm) {
+          be.rmsnormBackward(dqPre!, g.qNorm!, dq, a.qPre!, w.qNorm, a.qRstd!);
+          be.rmsnormBackward(dkPre!, g.kNorm!, dk, a.kPre!, w.kNorm, a.kRstd!);
+          dqLin = dqPre!;
+          dkLin = dkPre!;
+        }
+        if (g.qBias && g.kBias && g.vBias) {
+          be.biasBackward(g.qBias, dqLin);
+          be.biasBackward(g.kBias, dkLin);
+          be.biasBackward(g.vBias, dv);
+        }
+        be.matmul(dln, dqLin, w.q);
+        be.matmul(dln, dkLin, w.k, { accumulate: true });
+        be.matmul(dln, dv, w.v, { accumulate: true });
+        be.matmul(g.q, dqLin, a.ln1, { transA: true, accumulate: true });
+        be.matmul(g.k, dkLin, a.ln1, { transA: true, accumulate: true });
+        be.matmul(g.v, dv, a.ln1, { transA: true, accumulate: true });
+        be.rmsnormBackward(dtmp, g.inputNorm, dln, x, w.inputNorm, a.rstd1);
+        be.accumulate(dres, dtmp); // dres is now d(x), the previous layer's output
+      }
+      be.embeddingBackward(this.grad(EMBED_PARAM), dres, acts.ids);
+    } finally {
+      s.dispose();
+    }
+  }
+
+  /** logits (N, V) = hidden (N, H) @ lmHead^T, in a new tensor. */
+  logits(hidden: Tensor): Tensor {
+    const N = hidden.size / this.config.hiddenSize;
+    const out = this.backend.zeros([N, this.config.vocabSize]);
+    this.backend.matmul(out, hidden, this.lmHead(), { transB: true });
+    return out;
+  }
+
+  /**
+   * Mean cross-entropy of next-token targets (B, T) (< 0 = ignored) and its gradient,
+   * accumulated into this.grads (call zeroGrads() first for a fresh gradient).
+   * `fused` (default) uses the linear-logprob kernel and never materialises (N, V) logits;
+   * fused=false goes through logits + crossEntropy (the reference path).
+   */
+  async crossEntropyLoss(ids: Int32Array, targets: Int32Array, B: number, T: number, opts: ForwardOptions & { fused?: boolean } = {}): Promise<LossResult> {
+    const be = this.backend;
+    const N = B * T;
+    if (targets.length !== N) throw new RangeError(`crossEntropyLoss: targets has ${targets.length} elements, expected B*T = ${N}`);
+    let count = 0;
+    for (let i = 0; i < N; i++) {
+      if (targets[i] >= this.config.vocabSize) throw new RangeError(`crossEntropyLoss: target ${targets[i]} at ${i} is outside the vocabulary`);
+      if (targets[i] >= 0) count++;
+    }
+    const acts = this.forward(ids, B, T, opts);
+    const pool = new TensorPool(be);
+    try {
+      const tgt = pool.upload(targets, [N]);
+      const dHidden = pool.zeros([N, this.config.hiddenSize]);
+      const weight = this.lmHead();
+      let loss = 0;
+      if (count > 0) {
+        if (opts.fused ?? true) {
+          const logprob = pool.zeros([N]);
+          const entropy = pool.zeros([N]);
+          const lse = pool.zeros([N]);
+          be.linearLogprobForward(logprob, entropy, lse, acts.hidden, weight, tgt, 1);
+          const lp = (await be.read(logprob)) as Float32Array;
+          for (let i = 0; i < N; i++) if (targets[i] >= 0) loss -= lp[i];
+          const dlp = new Float32Array(N);
+          for (let i = 0; i < N; i++) if (targets[i] >= 0) dlp[i] = -1 / count;
+          const dlogprob = pool.upload(dlp, [N]);
+          const dentropy = pool.zeros([N]);
+          be.linearLogprobBackward(dHidden, this.lmHeadGrad(), dlogprob, dentropy, acts.hidden, weight, tgt, lse, entropy, 1);
+        } else {
+          const logits = this.logits(acts.hidden);
+          pool.owned.push(logits);
+          const lossT = pool.zeros([N]);
+          be.crossEntropyForward(lossT, logits, tgt);
+          const l = (await be.read(lossT)) as Float32Array;
+          for (let i = 0; i < N; i++) if (targets[i] >= 0) loss += l[i];
+          const dl = new Float32Array(N);
+          for (let i = 0; i < N; i++) if (targets[i] >= 0) dl[i] = 1 / count;
+          const dloss = pool.upload(dl, [N]);
+          const dlogits = pool.zeros([N, this.config.vocabSize]);
+          be.crossEntropyBackward(dlogits, dloss, logits, tgt);
+          be.matmul(dHidden, dlogits, weight);
+          be.matmul(this.lmHeadGrad(), dlogits, acts.hidden, { transA: true, accumulate: true });
+        }
+        loss /= count;
+      }
+      this.backward(acts, dHidden);
+      return { loss, tokens: count };
+    } finally {
+      pool.dispose();
+      acts.dispose();
+    }
+  }
+
+  /**
+   * Per-token log-probabilities of targets (B, T) (< 0: ignored, 0 returned) and the entropy
+   * of softmax(logits / temperature), without gradients and without materialising logits.
+   * For old / reference logprobs in RL and for `anvil score`.
+   */
+  async tokenLogprobs(ids: Int32Array, targets: Int32Array, B: number, T: number, temperature = 1): Promise<{ logprob: Float32Array; entropy: Float32Array }> {
+    const be = this.backend;
+    const N = B * T;
+    if (targets.length !== N) throw new RangeError(`tokenLogprobs: targets has ${targets.length} elements, expected B*T = ${N}`);
+    const acts = this.forward(ids, B, T, { noGrad: true });
+    const pool = new TensorPool(be);
+    try {
+      const tgt = pool.upload(targets, [N]);
+      const logprob = pool.zeros([N]);
+      const entropy = pool.zeros([N]);
+      const lse = pool.zeros([N]);
+      be.linearLogprobForward(logprob, entropy, lse, acts.hidden, this.lmHead(), tgt, temperature);
+      return { logprob: (await be.read(logprob)) as Float32Array, entropy: (await be.read(entropy)) as Float32Array };
+    } finally {
+      pool.dispose();
+      acts.dispose();
+    }
+  }
+
+  /**
+   * Inference forward with a KV cache (prefill and decode). ids (B*Tq) row-major; row b's
+   * token t sits at position start[b] + t: its key/value are written to the cache there and
+   * it attends to cache positions 0 .. start[b] + t. Returns scratch.hidden (B*Tq, H).
+   */
+  forwardCached(ids: Int32Array, start: Int32Array, cache: KVCache, scratch: InferenceScratch): Tensor {
+    const be = this.backend;
+    const c = this.config;
+    const { B, Tq } = scratch;
+    if (ids.length !== B * Tq) throw new RangeError(`forwardCached: ids has ${ids.length} elements, expected B*Tq = ${B * Tq}`);
+    if (start.length !== B) throw new RangeError(`forwardCached: start has ${start.length} elements, expected B = ${B}`);
+    if (cache.B !== B) throw new RangeError(`forwardCached: cache has ${cache.B} rows, expected ${B}`);
+    const ropePos = new Int32Array(B * Tq);
+    for (let b = 0; b < B; b++) {
+      if (start[b] < 0 || start[b] + Tq > cache.S) throw new RangeError(`forwardCached: row ${b} positions ${start[b]}..${start[b] + Tq - 1} exceed the cache capacity ${cache.S}`);
+      for (let t = 0; t < Tq; t++) ropePos[b * Tq + t] = start[b] + t;
+    }
+    for (let i = 0; i < ids.length; i++)
+      if (ids[i] < 0 || ids[i] >= c.vocabSize) throw new RangeError(`forwardCached: token id ${ids[i]} at ${i} is outside [0, ${c.vocabSize})`);
+    be.write(scratch.ids, ids);
+    be.write(scratch.ropePos, ropePos);
+    be.write(scratch.startPos, start);
+    be.embeddingForward(scratch.x, scratch.ids, this.params.get(EMBED_PARAM)!);
+    let x = scratch.x;
+    let y = scratch.y;
+    for (let l = 0; l < c.numLayers; l++) {
+      const attend = (a: BlockActs) => {
+        be.kvWrite(cache.k[l], a.k4, scratch.startPos);
+        be.kvWrite(cache.v[l], a.v4, scratch.startPos);
+        be.attentionDecode(a.att4, a.q4, cache.k[l], cache.v[l], scratch.startPos);
+      };
+      this.blockForward(l, x, y, scratch.block, scratch.ropePos, attend);
+      [x, y] = [y, x];
+    }
+    be.rmsnormForward(scratch.hidden, scratch.rstdFinal, x, this.params.get(FINAL_NORM_PARAM)!, c.rmsNormEps);
+    return scratch.hidden;
+  }
+}

@@ -1,0 +1,30 @@
+// Piscina worker for user reward modules (see pool.ts). Plain JavaScript with no imports from
+// the package, so it loads unchanged from src/ (vitest) and from dist/ (the build copies it).
+//
+// Task: { module: file URL, completion, instance, port?, check? } -> { value } | { invalid }.
+// `port` receives "start" when the call begins, so the pool times the call, not the queue.
+
+const cache = new Map();
+
+async function load(url) {
+  let fn = cache.get(url);
+  if (fn) return fn;
+  const mod = await import(url);
+  fn = typeof mod.reward === "function" ? mod.reward : typeof mod.default === "function" ? mod.default : null;
+  if (!fn) throw new Error(`${url} exports neither a function named "reward" nor a default function`);
+  cache.set(url, fn);
+  return fn;
+}
+
+export default async function run(task) {
+  if (task.port) task.port.postMessage("start");
+  try {
+    const fn = await load(task.module);
+    if (task.check) return { value: 0 };
+    const value = await fn(task.completion, task.instance);
+    // Only numbers cross back; anything else is reported, not cloned.
+    return typeof value === "number" ? { value } : { invalid: value === null ? "null" : typeof value };
+  } finally {
+    if (task.port) task.port.close();
+  }
+}

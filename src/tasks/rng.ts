@@ -1,0 +1,76 @@
+// Deterministic randomness for task generation: every instance is a pure function of its seed.
+
+/** Mixes integers into one 32-bit seed (murmur3 finaliser per part), so derived seeds do not collide. */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    // Seeds may exceed 32 bits: fold the high word in too.
+    const lo = p >>> 0;
+    const hi = Math.floor(p / 4294967296) >>> 0;
+    for (const w of [lo, hi]) {
+      let k = Math.imul(w, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      h ^= Math.imul(k, 0x1b873593);
+      h = (h << 13) | (h >>> 19);
+      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    }
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** mulberry32: tiny, fast, good enough for choosing premises. */
+export class Rng {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = mixSeed(seed);
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    let t = (this.state = (this.state + 0x6d2b79f5) | 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Uniform integer in [lo, hi] (inclusive). */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new RangeError("pick from an empty list");
+    return items[Math.floor(this.next() * items.length)]!;
+  }
+
+  /** Picks by non-negative weights. */
+  weighted<T>(items: readonly { item: T; weight: number }[]): T {
+    const total = items.reduce((s, x) => s + x.weight, 0);
+    if (!(total > 0)) throw new RangeError("weighted pick needs a positive total weight");
+    let r = this.next() * total;
+    for (const x of items) {
+      r -= x.weight;
+      if (r < 0) return x.item;
+    }
+    return items[items.length - 1]!.item;
+  }
+
+  /** Fisher-Yates, in place; returns the same array. */
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(this.next() * (i + 1));
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
+  }
+}
