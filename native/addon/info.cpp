@@ -9,10 +9,6 @@
 #define ANVIL_BLAS_NAME "builtin"
 #endif
 
-#ifdef ANVIL_HAVE_CBLAS
-extern "C" int openblas_get_num_threads(void);
-extern "C" void openblas_set_num_threads(int);
-#endif
 
 ANVIL_EXPORT(buildInfo) {
   Napi::Env env = info.Env();
@@ -43,8 +39,6 @@ ANVIL_EXPORT(setThreads) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
-#ifdef ANVIL_HAVE_CBLAS
-  openblas_set_num_threads(n);
-#endif
+  // OpenBLAS itself stays at 1 thread (see gemm.cpp): the OpenMP team is the only one.
   return info.Env().Undefined();
 }
