@@ -16,6 +16,9 @@ const info = cudaInfo();
 const gpu = info.devices > 0;
 if (!gpu) console.warn(`[cuda.test] CUDA op tests skipped: ${info.error ?? "no CUDA device"}`);
 
+// test/cuda_emu: the kernels built against a thread-per-CUDA-thread emulator (slow: big shapes are skipped).
+const emulated = info.deviceNames.some((n) => n.includes("emulator"));
+
 const addonPath = process.env.ANVIL_ADDON ?? join(dirname(fileURLToPath(import.meta.url)), "..", "build", "Release", "anvil.node");
 
 describe("cudaInfo", () => {
@@ -29,7 +32,7 @@ describe("cudaInfo", () => {
       return;
     }
     expect(info.loaded).toBe(true);
-    expect(info.library).toMatch(/libanvil_cuda\.so$/);
+    expect(info.library).toMatch(/libanvil_cuda\w*\.so$/);
     expect(existsSync(info.library!)).toBe(true);
   });
 
@@ -299,7 +302,7 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
   });
 
   for (const [N, H, V] of [[37, 48, 1003], [4100, 16, 9000]])
-    it(`linearLogprob forward and backward N=${N} H=${H} V=${V}`, async () => {
+    it.skipIf(emulated && N > 1000)(`linearLogprob forward and backward N=${N} H=${H} V=${V}`, async () => {
       const targets = randint(N, V);
       targets[1] = -1;
       const hidden: [Host, number[]] = [randn(N * H), [N, H]], weight: [Host, number[]] = [randn(V * H, 0.5), [V, H]];
@@ -374,7 +377,7 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
   it("sample: truncation is respected and draws follow the truncated distribution (chi-square)", async () => {
     const V = 12;
     const row = Float32Array.from({ length: V }, (_, j) => Math.log(j + 1)); // p proportional to j + 1
-    const B = 6000;
+    const B = emulated ? 500 : 6000;
     const logits = new Float32Array(B * V);
     for (let b = 0; b < B; b++) logits.set(row, b * V);
     const seeds = Uint32Array.from({ length: B }, (_, b) => b * 2654435761);
