@@ -248,6 +248,28 @@ describe("attention backward", () => {
   }
 });
 
+describe("attention threading", () => {
+  it("gives bit-identical results on 1 and 2 threads (no races in the GQA dk/dv sums)", () => {
+    const d = { B: 2, T: 45, nh: 8, nkv: 2, hd: 32 };
+    const { B, T, nh, nkv, hd } = d;
+    const q = rand(B * T * nh * hd, 60), k = rand(B * T * nkv * hd, 61), v = rand(B * T * nkv * hd, 62), w = rand(B * T * nh * hd, 63);
+    const before = be.native.buildInfo().threads;
+    const run = (threads: number) => {
+      be.native.setThreads(threads);
+      const { tq, tk, tv, out, lse } = runAttention(q, k, v, d);
+      const dq = be.zeros([B, T, nh, hd]), dk = be.zeros([B, T, nkv, hd]), dv = be.zeros([B, T, nkv, hd]);
+      be.attentionBackward(dq, dk, dv, be.upload(w, [B, T, nh, hd]), tq, tk, tv, out, lse);
+      return [out, lse, dq, dk, dv].map((t) => Array.from(be.readSync(t)));
+    };
+    try {
+      const one = run(1), two = run(2);
+      for (let i = 0; i < one.length; i++) expect(two[i]).toEqual(one[i]);
+    } finally {
+      be.native.setThreads(before);
+    }
+  });
+});
+
 describe("KV cache", () => {
   const B = 3, nh = 4, nkv = 2, hd = 8, T = 9, S = 10;
   const q = rand(B * T * nh * hd, 50, 2), k = rand(B * T * nkv * hd, 51, 2), v = rand(B * T * nkv * hd, 52);

@@ -66,3 +66,61 @@ describe.each(["qwen3", "qwen2"])("%s checkpoint", (name) => {
     for (const [n, t] of model.params) expect(read(ck.model.params.get(n)!), n).toEqual(read(t));
   });
 });
+
+describe("interrupted saves", () => {
+  it("a crash between moving the old checkpoint aside and renaming the new one is recovered", async () => {
+    const { rename, cp } = await import("node:fs/promises");
+    const f = readModelFixture(join(here, "fixtures", "model_llama.bin"));
+    const model = Model.fromWeights(be, f.config, fixtureWeights(f));
+    const dir = join(root, "crash");
+    await saveCheckpoint(dir, model, { trainerState: { step: 1 } });
+    await saveCheckpoint(join(root, "crash-new"), model, { trainerState: { step: 2 } });
+    // State after the crash: <dir> moved to .old-77, the complete new one still at .tmp-77.
+    await rename(dir, `${dir}.old-77`);
+    await cp(join(root, "crash-new"), `${dir}.tmp-77`, { recursive: true });
+    expect((await loadCheckpoint(dir, be)).trainerState).toEqual({ step: 2 });
+    expect((await readdir(root)).filter((e) => e.startsWith("crash."))).toEqual([]);
+    // Only the old copy left: it is put back.
+    await rename(dir, `${dir}.old-78`);
+    expect((await loadCheckpoint(dir, be)).trainerState).toEqual({ step: 2 });
+  });
+});
+
+describe("end to end on an init-model directory", () => {
+  it("loads, learns a sequence by SFT, generates it greedily, checkpoints and resumes", async () => {
+    const { initModel } = await import("../src/model/init.js");
+    const { Tokenizer } = await import("../src/model/tokenizer.js");
+    const { generate } = await import("../src/model/generate.js");
+    const corpus = ["The soup costs 3 more than the bread.", "<answer>unknown</answer>", "A costs 4. B costs twice A."];
+    const src = join(root, "init");
+    await initModel({ preset: "tiny", corpus, out: src, seed: 3 });
+    const ck0 = await loadCheckpoint(src, be);
+    expect(ck0.optimizer).toBeNull();
+    expect(ck0.trainerState).toBeNull();
+    const tok = await Tokenizer.load(src);
+    const model = ck0.model;
+    const seq = tok.encode("A costs 4. B costs twice A.");
+    const T = seq.length - 1;
+    const ids = Int32Array.from(seq.slice(0, T));
+    const targets = Int32Array.from(seq.slice(1));
+    const opt = new AdamW(model, { lr: 3e-3, schedule: "constant" });
+    let loss = 0;
+    for (let s = 0; s < 40; s++) {
+      model.zeroGrads();
+      loss = (await model.crossEntropyLoss(ids, targets, 1, T)).loss;
+      await opt.update();
+    }
+    console.log(`tiny model: ${model.numParameters} params, SFT loss after 40 steps ${loss.toFixed(4)}`);
+    expect(loss).toBeLessThan(0.1);
+    const greedy = { temperature: 0, topK: 0, topP: 1, minP: 0, greedy: true };
+    const [g] = await generate(model, [seq.slice(0, 3)], { maxNewTokens: seq.length - 3, sampling: greedy, seed: 0, eosIds: model.config.eosTokenIds });
+    expect(tok.decode(g.tokens)).toBe(tok.decode(seq.slice(3)));
+
+    const dir = join(root, "e2e-step-40");
+    await saveCheckpoint(dir, model, { optimizer: await opt.exportState(), tokenizerDir: src, trainerState: { step: 40 } });
+    const ck = await loadCheckpoint(dir, be);
+    expect((await Tokenizer.load(dir)).encode("A costs 4.")).toEqual(tok.encode("A costs 4."));
+    for (const [n, t] of model.params) expect(read(ck.model.params.get(n)!), n).toEqual(read(t));
+    expect(ck.optimizer!.step).toBe(40);
+  });
+});

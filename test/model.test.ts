@@ -88,6 +88,8 @@ describe.each(NAMES)("%s against PyTorch", (name) => {
     const a1 = model.forward(ids, f.B, f.T);
     const a2 = model.forward(ids, f.B, f.T, { checkpointing: true });
     console.log(`${name} activation bytes: full ${a1.bytes}, checkpointed ${a2.bytes}`);
+    expect(model.activationBytes(f.B, f.T)).toBe(a1.bytes);
+    expect(model.activationBytes(f.B, f.T, { checkpointing: true })).toBe(a2.bytes);
     if (f.config.numLayers > 1) expect(a2.bytes).toBeLessThan(a1.bytes);
     expect(maxAbsDiff(read(a1.hidden), read(a2.hidden))).toBe(0);
     a1.dispose();
@@ -102,6 +104,7 @@ describe.each(NAMES)("%s inference-only forward", (name) => {
     const a2 = model.forward(ids, f.B, f.T, { noGrad: true });
     expect(maxAbsDiff(read(a1.hidden), read(a2.hidden))).toBe(0);
     expect(a2.bytes).toBeLessThan(a1.bytes);
+    expect(model.activationBytes(f.B, f.T, { noGrad: true })).toBe(a2.bytes);
     expect(() => model.backward(a2, a1.hidden)).toThrow(/noGrad/);
     a1.dispose();
     a2.dispose();
@@ -252,6 +255,18 @@ describe("generation", () => {
     expect(fast.map((g) => g.tokens)).toEqual(slow.map((g) => g.tokens));
     expect(fast.map((g) => g.finishReason)).toEqual(slow.map((g) => g.finishReason));
     for (let b = 0; b < many.length; b++) for (let i = 0; i < fast[b].tokens.length; i++) expect(fast[b].logprobs[i]).toBeCloseTo(slow[b].logprobs[i], 4);
+  });
+
+  it("prefilling duplicate prompts once does not change any sequence", async () => {
+    const { model } = load("qwen2");
+    const sampling = { temperature: 1, topK: 5, topP: 1, minP: 0 };
+    const group = [[4, 5, 6], [4, 5, 6], [9], [4, 5, 6], [9], [1, 2]];
+    const a = await generate(model, group, { maxNewTokens: 6, sampling, seed: 3, eosIds: [], dedupePrompts: true });
+    const b = await generate(model, group, { maxNewTokens: 6, sampling, seed: 3, eosIds: [], dedupePrompts: false });
+    expect(a.map((g) => g.tokens)).toEqual(b.map((g) => g.tokens));
+    for (let r = 0; r < group.length; r++) for (let i = 0; i < 6; i++) expect(a[r].logprobs[i]).toBeCloseTo(b[r].logprobs[i], 4);
+    // Rows sharing a prompt still sample independently.
+    expect(new Set([a[0], a[1], a[3]].map((g) => g.tokens.join(","))).size).toBeGreaterThan(1);
   });
 
   it("rejects bad input with clear errors", async () => {

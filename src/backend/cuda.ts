@@ -89,15 +89,12 @@ const collector = new FinalizationRegistry<{ addon: CudaAddon; ptr: bigint }>(({
 export class CudaTensor implements Tensor {
   readonly size: number;
   private _ptr: bigint | null;
-  /**
-   * @param base the tensor whose memory this one views (see Backend.view), or null when this
-   *   tensor owns its allocation. A view keeps its base reachable and never frees.
-   */
   constructor(
     readonly backend: CudaBackend,
     readonly shape: readonly number[],
     readonly dtype: DType,
     ptr: bigint,
+    /** Set for a Backend.view(): the tensor that owns the memory (kept alive by this reference). */
     readonly base: CudaTensor | null = null,
   ) {
     this.size = numel(shape);
@@ -109,15 +106,18 @@ export class CudaTensor implements Tensor {
   }
   /** Device address (valid until dispose()). */
   get ptr(): bigint {
-    if (this.disposed) throw new TypeError("tensor was disposed");
-    return this._ptr!;
+    if (this._ptr === null || (this.base && this.base.disposed)) throw new TypeError("tensor was disposed");
+    return this._ptr;
   }
   dispose(): void {
     if (this._ptr === null) return;
+    if (this.base) {
+      this._ptr = null; // a view never frees its base's memory
+      return;
+    }
+    collector.unregister(this);
     const p = this._ptr;
     this._ptr = null;
-    if (this.base) return;
-    collector.unregister(this);
     this.backend.addon.cuda_free(p);
   }
 }
@@ -169,6 +169,13 @@ export class CudaBackend implements Backend {
     this.addon.cuda_upload(ptr, data);
     return t;
   }
+  view(t: Tensor, shape: readonly number[]): CudaTensor {
+    const ptr = this.p(t, "t", t.dtype);
+    for (const d of shape) checkInt(d, "shape dimension", 0);
+    if (numel(shape) !== t.size) throw new RangeError(`view: shape [${shape.join(", ")}] has ${numel(shape)} elements, tensor has ${t.size}`);
+    const c = t as CudaTensor;
+    return new CudaTensor(this, [...shape], t.dtype, ptr, c.base ?? c);
+  }
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     const ptr = this.p(t, "t", t.dtype);
     const out = t.dtype === "f32" ? new Float32Array(t.size) : new Int32Array(t.size);
@@ -189,13 +196,6 @@ export class CudaBackend implements Backend {
     if (dstOffset < 0 || srcOffset < 0 || n < 0 || dstOffset + n > dst.size || srcOffset + n > src.size)
       throw new RangeError(`copy: range out of bounds (dst ${dstOffset}+${n} of ${dst.size}, src ${srcOffset}+${n} of ${src.size})`);
     this.addon.cuda_copy(d + BigInt(dstOffset * 4), s + BigInt(srcOffset * 4), n * 4);
-  }
-  view(t: Tensor, shape: readonly number[]): CudaTensor {
-    const ptr = this.p(t, "t", t.dtype);
-    for (const d of shape) checkInt(d, "shape dimension", 0);
-    if (numel(shape) !== t.size) throw new RangeError(`view: shape [${shape.join(", ")}] has ${numel(shape)} elements, tensor has ${t.size}`);
-    const ct = t as CudaTensor;
-    return new CudaTensor(this, [...shape], t.dtype, ptr, ct.base ?? ct);
   }
   fill(t: Tensor, value: number): void {
     const ptr = this.p(t, "t", t.dtype);

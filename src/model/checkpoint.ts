@@ -11,13 +11,13 @@
 // Atomic: everything is written into `<dir>.tmp-<pid>`, which is renamed to <dir> only when
 // complete; an existing <dir> is moved aside first and removed after, so a crash leaves either
 // the old checkpoint, the new one, or a stray .tmp-/.old- directory — never a half-written <dir>.
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
 import { Model } from "./model.js";
 import type { OptimizerState } from "./optim.js";
-import { loadWeights, readSafetensors, saveSafetensors, type TensorToSave } from "./safetensors.js";
+import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
 
 /** Tokenizer and generation files copied along with the weights when present. */
@@ -43,6 +43,11 @@ export interface SaveCheckpointOptions {
   optimizer?: OptimizerState;
   /** JSON-serialisable trainer state (step, RNG state, data cursor, ...). */
   trainerState?: unknown;
+  /**
+   * Storage dtype of model.safetensors (default "F32"). BF16/F16 halve the size for a final
+   * export but round the weights, so resuming from them is no longer bit-identical.
+   */
+  dtype?: SafetensorsDtype;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -62,7 +67,7 @@ export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckp
   await mkdir(tmp, { recursive: true });
   try {
     await writeFile(join(tmp, "config.json"), JSON.stringify(configToJson(model.config), null, 2) + "\n");
-    await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: "F32", metadata: { producer: "anvil-rl" } });
+    await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: opts.dtype ?? "F32", metadata: { producer: "anvil-rl" } });
     if (opts.tokenizerDir) {
       for (const f of TOKENIZER_FILES) {
         const src = join(opts.tokenizerDir, f);
@@ -118,8 +123,37 @@ export async function loadOptimizerState(dir: string): Promise<OptimizerState | 
   return { step: meta.step, m, v };
 }
 
-/** Loads a checkpoint (or any HF model directory) onto `backend`. */
+/**
+ * Finishes a save that crashed between moving the old checkpoint aside and renaming the new one
+ * into place: `<dir>` is missing but `<dir>.old-<pid>` exists. The same save's `.tmp-<pid>` was
+ * complete at that point, so it wins; otherwise the old checkpoint is put back.
+ */
+export async function recoverCheckpoint(dir: string): Promise<void> {
+  if (await exists(dir)) return;
+  const parent = dirname(dir);
+  const base = basename(dir);
+  let entries: string[];
+  try {
+    entries = await readdir(parent);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (!e.startsWith(`${base}.old-`) || !/^\d+$/.test(e.slice(base.length + 5))) continue;
+    const tmp = join(parent, `${base}.tmp-${e.slice(base.length + 5)}`);
+    if (await exists(tmp)) {
+      await rename(tmp, dir);
+      await rm(join(parent, e), { recursive: true, force: true });
+    } else {
+      await rename(join(parent, e), dir);
+    }
+    return;
+  }
+}
+
+/** Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save first. */
 export async function loadCheckpoint(dir: string, backend: Backend): Promise<LoadedCheckpoint> {
+  await recoverCheckpoint(dir);
   const config = await loadConfig(dir);
   const weights = await loadWeights(dir, parameterShapes(config));
   const model = Model.fromWeights(backend, config, weights);

@@ -37,6 +37,8 @@ export interface GenerateOptions {
    * (default true). Results are the same either way; it only saves compute.
    */
   compact?: boolean;
+  /** Prefill identical prompts once and share their KV cache rows (default true; same results). */
+  dedupePrompts?: boolean;
   /** Called for every generated token, in order per row. */
   onToken?: (row: number, token: number, logprob: number) => void;
 }
@@ -124,7 +126,8 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
     bt.decode.dispose();
     for (const t of [bt.logits, bt.sampled, bt.logprob, bt.entropy]) t.dispose();
   };
-  const compact = (bt: Batch, keep: number[]): Batch => {
+  /** A new batch whose slot i is slot keep[i] of bt (repeats allowed), decoding rows[i]. */
+  const gatherBatch = (bt: Batch, keep: number[], rows: number[]): Batch => {
     const idx = be.upload(Int32Array.from(keep), [keep.length]);
     const cache = new KVCache(be, cfg, keep.length, S);
     const row = S * cfg.numKvHeads * cfg.headDim;
@@ -133,26 +136,43 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
         be.gatherRows(be.view(dst, [keep.length, row]), be.view(src, [bt.rows.length, row]), idx);
       }
     }
-    const next = newBatch(keep.map((i) => bt.rows[i]), cache);
+    const next = newBatch(rows, cache);
     be.gatherRows(next.logits, bt.logits, idx);
     idx.dispose();
     disposeBatch(bt);
     return next;
   };
 
-  let batch = newBatch(prompts.map((_, b) => b), new KVCache(be, cfg, B, S));
-  const prefill = new InferenceScratch(model, B, P);
+  // GRPO samples G completions per prompt: prefill each distinct prompt once, then copy its
+  // cache rows and logits to every row that shares it.
+  const slotOf: number[] = [];
+  const unique: number[] = [];
+  const seen = new Map<string, number>();
+  for (let b = 0; b < B; b++) {
+    const key = (opts.dedupePrompts ?? true) ? prompts[b].join(",") : String(b);
+    let u = seen.get(key);
+    if (u === undefined) {
+      u = unique.length;
+      seen.set(key, u);
+      unique.push(b);
+    }
+    slotOf.push(u);
+  }
+  const U = unique.length;
+  let batch = newBatch(unique, new KVCache(be, cfg, U, S));
+  const prefill = new InferenceScratch(model, U, P);
   try {
     // Prefill, then take each row's hidden state at its last prompt token.
-    const ids = new Int32Array(B * P).fill(padId);
-    for (let b = 0; b < B; b++) ids.set(prompts[b], b * P);
-    const hiddenAll = model.forwardCached(ids, new Int32Array(B), batch.cache, prefill);
-    const lastIdx = be.upload(Int32Array.from(lens, (n, b) => b * P + n - 1), [B]);
-    const last = be.zeros([B, cfg.hiddenSize]);
+    const ids = new Int32Array(U * P).fill(padId);
+    unique.forEach((b, u) => ids.set(prompts[b], u * P));
+    const hiddenAll = model.forwardCached(ids, new Int32Array(U), batch.cache, prefill);
+    const lastIdx = be.upload(Int32Array.from(unique, (b, u) => u * P + lens[b] - 1), [U]);
+    const last = be.zeros([U, cfg.hiddenSize]);
     be.gatherRows(last, hiddenAll, lastIdx);
     be.matmul(batch.logits, last, model.lmHead(), { transB: true });
     for (const t of [lastIdx, last]) t.dispose();
     prefill.dispose();
+    if (U < B) batch = gatherBatch(batch, slotOf, prompts.map((_, b) => b));
 
     const out: Generation[] = prompts.map(() => ({ tokens: [], logprobs: [], finishReason: "length" as FinishReason }));
     const done = new Array<boolean>(B).fill(false);
@@ -184,7 +204,7 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
       if (live.length === 0) break;
       let feedTok = tok;
       if ((opts.compact ?? true) && live.length <= n / 2) {
-        batch = compact(batch, live);
+        batch = gatherBatch(batch, live, live.map((i) => batch.rows[i]));
         feedTok = Int32Array.from(live, (i) => tok[i]);
       }
       // Finished rows still in the batch are fed their last token; their results are ignored.

@@ -10,6 +10,15 @@
 // then a final RMSNorm; the LM head (tied to the embedding or not) is applied by the caller
 // (logits(), crossEntropyLoss(), or the fused linear-logprob kernel in the trainer).
 //
+// Use in a trainer (GRPO: the LM head goes through the fused linear-logprob kernel):
+//   model.zeroGrads();
+//   const acts = model.forward(ids, B, T, { checkpointing });
+//   be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temp);
+//   ... be.grpoLoss(dlp, dent, stats, lp, ...) ...
+//   be.linearLogprobBackward(dHidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
+//   model.backward(acts, dHidden); acts.dispose();
+//   await optimizer.update();
+//
 // Letters: B batch, T time, N = B*T rows, H hidden, I intermediate, V vocab,
 // nh / nkv query / key-value heads, hd head dim, qD = nh*hd, kvD = nkv*hd, S cache capacity.
 // Tensors are allocated 2-D (rows, cols) because matmul reads (rows, cols) from the last dim;
@@ -312,6 +321,26 @@ export class Model {
   /** Gradient tensors of layer l, allocating the missing ones. */
   private layerGrads(l: number): LayerParams {
     return this.resolveLayer(l, (n) => (this.params.has(n) ? this.grad(n) : null));
+  }
+
+  /**
+   * Bytes forward(ids, B, T, opts) will hold in its Activations (equal to acts.bytes), for
+   * choosing micro-batch sizes before allocating. Backward adds scratch of about
+   * N * (3H + 3I + 2qD + 2kvD) floats, freed when it returns.
+   */
+  activationBytes(B: number, T: number, opts: ForwardOptions = {}): number {
+    const c = this.config;
+    const N = B * T;
+    const H = c.hiddenSize;
+    const qD = c.numHeads * c.headDim;
+    const kvD = c.numKvHeads * c.headDim;
+    const noGrad = opts.noGrad ?? false;
+    const checkpointing = !noGrad && (opts.checkpointing ?? false);
+    let block = N * (3 * H + 2 * qD + 2 * kvD + 3 * c.intermediateSize + 2 + c.numHeads);
+    if (c.qkNorm) block += N * (qD + kvD + c.numHeads + c.numKvHeads);
+    const blocks = noGrad || checkpointing ? 1 : c.numLayers;
+    const residuals = noGrad ? 2 : c.numLayers + 1;
+    return 4 * (2 * N + residuals * N * H + blocks * block + N * H + N);
   }
 
   /** @internal Allocates one block's activations for B rows of T tokens. */

@@ -1,0 +1,132 @@
+// Fused linear log-prob + entropy: hidden (N, H), weight (V, H), targets (N) i32
+//   -> logprob (N), entropy (N), lse (N) of softmax(hidden @ weight^T / temperature),
+// without an (N, V) buffer. The host walks the vocabulary in chunks of Vc columns: a matmul
+// (matmul.wgsl) writes z = hidden @ weight[v0 .. v0 + Vc]^T / T into a (N, Vc) scratch, then
+// `ll_update` folds the chunk into a per-row online state (m, s, t, z_target) as in
+// logprob_from_logits.wgsl, and `ll_finalize` turns the state into the outputs.
+//
+// Backward, per chunk: recompute z, overwrite it with dz (ll_dz), then
+//   dhidden (+)= dz @ weight_chunk and dweight_chunk += dz^T @ hidden (matmul.wgsl), where
+//   dz_j = (dlogprob * (onehot_j - p_j) - dentropy * p_j * (log p_j + H)) / T.
+// targets < 0: logprob 0, entropy 0, and no gradient.
+
+struct Params { N: u32, Vc: u32, v0: u32, first: u32, invT: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+
+const NEG_BIG = -3.0e38;
+var<workgroup> red_m: array<f32, 256>;
+var<workgroup> red_s: array<f32, 256>;
+var<workgroup> red_t: array<f32, 256>;
+
+// state (N, 4): m, s, t, z_target
+@group(0) @binding(1) var<storage, read_write> state: array<f32>;
+@group(0) @binding(2) var<storage, read> z: array<f32>;
+@group(0) @binding(3) var<storage, read> targets: array<i32>;
+@compute @workgroup_size(256)
+fn ll_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid3: vec3u) {
+  let row = wid.y * nwg.x + wid.x;
+  if (row >= p.N) { return; }
+  let lid = lid3.x;
+  let base = row * p.Vc;
+  var m = NEG_BIG;
+  var s = 0.0;
+  var t = 0.0;
+  for (var v = lid; v < p.Vc; v += 256u) {
+    let x = z[base + v];
+    if (x > m) {
+      let a = exp(m - x);
+      t = a * (t + (m - x) * s);
+      s = a * s;
+      m = x;
+    }
+    let e = exp(x - m);
+    s += e;
+    t += e * (x - m);
+  }
+  red_m[lid] = m;
+  red_s[lid] = s;
+  red_t[lid] = t;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k = k >> 1u) {
+    if (lid < k) {
+      let m1 = red_m[lid];
+      let m2 = red_m[lid + k];
+      let mm = max(m1, m2);
+      let a1 = exp(m1 - mm);
+      let a2 = exp(m2 - mm);
+      let s1 = red_s[lid];
+      let s2 = red_s[lid + k];
+      red_t[lid] = a1 * (red_t[lid] + (m1 - mm) * s1) + a2 * (red_t[lid + k] + (m2 - mm) * s2);
+      red_s[lid] = a1 * s1 + a2 * s2;
+      red_m[lid] = mm;
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    var cm = red_m[0];
+    var cs = red_s[0];
+    var ct = red_t[0];
+    var zt = 0.0;
+    if (p.first == 0u) {
+      let m1 = state[row * 4u];
+      let s1 = state[row * 4u + 1u];
+      let t1 = state[row * 4u + 2u];
+      zt = state[row * 4u + 3u];
+      let mm = max(m1, cm);
+      let a1 = exp(m1 - mm);
+      let a2 = exp(cm - mm);
+      ct = a1 * (t1 + (m1 - mm) * s1) + a2 * (ct + (cm - mm) * cs);
+      cs = a1 * s1 + a2 * cs;
+      cm = mm;
+    }
+    let tg = targets[row];
+    if (tg >= i32(p.v0) && tg < i32(p.v0 + p.Vc)) { zt = z[base + u32(tg - i32(p.v0))]; }
+    state[row * 4u] = cm;
+    state[row * 4u + 1u] = cs;
+    state[row * 4u + 2u] = ct;
+    state[row * 4u + 3u] = zt;
+  }
+}
+
+@group(0) @binding(1) var<storage, read_write> logprob: array<f32>;
+@group(0) @binding(2) var<storage, read_write> entropy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(4) var<storage, read> f_state: array<f32>;
+@group(0) @binding(5) var<storage, read> f_targets: array<i32>;
+@compute @workgroup_size(256)
+fn ll_finalize(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+  if (row >= p.N) { return; }
+  let m = f_state[row * 4u];
+  let ls = log(f_state[row * 4u + 1u]);
+  lse[row] = m + ls;
+  if (f_targets[row] < 0) {
+    logprob[row] = 0.0;
+    entropy[row] = 0.0;
+  } else {
+    logprob[row] = f_state[row * 4u + 3u] - (m + ls);
+    entropy[row] = ls - f_state[row * 4u + 2u] / f_state[row * 4u + 1u];
+  }
+}
+
+// z (N, Vc) -> dz in place
+@group(0) @binding(1) var<storage, read_write> dz: array<f32>;
+@group(0) @binding(2) var<storage, read> b_targets: array<i32>;
+@group(0) @binding(3) var<storage, read> b_lse: array<f32>;
+@group(0) @binding(4) var<storage, read> b_entropy: array<f32>;
+@group(0) @binding(5) var<storage, read> dlogprob: array<f32>;
+@group(0) @binding(6) var<storage, read> dentropy: array<f32>;
+@compute @workgroup_size(256)
+fn ll_dz(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+  if (i >= p.N * p.Vc) { return; }
+  let row = i / p.Vc;
+  let col = i % p.Vc;
+  let tg = b_targets[row];
+  if (tg < 0) { dz[i] = 0.0; return; }
+  let logp = dz[i] - b_lse[row];
+  let pr = exp(logp);
+  var g = -dlogprob[row] * pr - dentropy[row] * pr * (logp + b_entropy[row]);
+  if (u32(tg) == p.v0 + col) { g += dlogprob[row]; }
+  dz[i] = g * p.invT;
+}
