@@ -127,7 +127,9 @@ SumCount masked_sum_count(const float* x, int64_t n, float t) {
 // (F(hi) is carried as a constant), so later passes touch few elements.
 template <bool kCount>
 float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::vector<float>& buf) {
-  uint32_t lo = bits(lo0), hi = bits(1.0f) + 1;
+  // The bracket tops at +inf, not just above 1: exp256(0) can round to 1 + 1 ulp, and an x >= hi
+  // would be missed by every count (top-k then kept k + 1 tokens).
+  uint32_t lo = bits(lo0), hi = bits(std::numeric_limits<float>::infinity());
   int64_t c_lo = masked_sum_count(x, n, lo0).count, c_hi = 0;  // #{x >= bound}
   double f_hi = 0.0;                   // F(hi)
   const float* w = x;                  // working set: holds every x in [lo, hi)
