@@ -29,10 +29,11 @@ var<workgroup> red2_u: array<u32, 17>;
 var<workgroup> prefix: array<f32, 256>;
 var<workgroup> found: u32;
 
-// Workgroup reductions in two levels of 16 (few barriers: lavapipe compiles each barrier into a
-// coroutine split, so a barrier per tree level inside the bisection loops makes the shader
-// take tens of seconds to JIT). The result comes back through workgroupUniformLoad so that
-// callers may branch on it around barriers.
+// Workgroup reductions in two levels of 16, three barriers each: lavapipe compiles every barrier
+// into a coroutine split, so a barrier per tree level makes the shader take far longer to JIT
+// and run. Results are read back from workgroup memory after the last barrier; no control flow
+// around a barrier depends on them (loop counts are uniforms, and a degenerate row is handled
+// by a flag instead of an early return).
 fn sum_f(lid: u32, v: f32) -> f32 {
   red_f[lid] = v;
   workgroupBarrier();
@@ -47,7 +48,8 @@ fn sum_f(lid: u32, v: f32) -> f32 {
     for (var i = 0u; i < 16u; i++) { s += red2_f[i]; }
     red2_f[16] = s;
   }
-  return workgroupUniformLoad(&red2_f[16]);
+  workgroupBarrier();
+  return red2_f[16];
 }
 
 fn max_f(lid: u32, v: f32) -> f32 {
@@ -64,15 +66,17 @@ fn max_f(lid: u32, v: f32) -> f32 {
     for (var i = 1u; i < 16u; i++) { s = max(s, red2_f[i]); }
     red2_f[16] = s;
   }
-  return workgroupUniformLoad(&red2_f[16]);
+  workgroupBarrier();
+  return red2_f[16];
 }
 
-// op: 0 = sum, 1 = min, 2 = max
+// op: 0 = sum, 1 = min, 2 = max, 3 = or
 fn combine_u(a: u32, b: u32, op: u32) -> u32 {
   switch (op) {
     case 0u: { return a + b; }
     case 1u: { return min(a, b); }
-    default: { return max(a, b); }
+    case 2u: { return max(a, b); }
+    default: { return a | b; }
   }
 }
 
@@ -90,12 +94,14 @@ fn reduce_u(lid: u32, v: u32, op: u32) -> u32 {
     for (var i = 1u; i < 16u; i++) { s = combine_u(s, red2_u[i], op); }
     red2_u[16] = s;
   }
-  return workgroupUniformLoad(&red2_u[16]);
+  workgroupBarrier();
+  return red2_u[16];
 }
 
 fn sum_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 0u); }
 fn min_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 1u); }
 fn max_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 2u); }
+fn or_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 3u); }
 
 @compute @workgroup_size(256)
 fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid3: vec3u) {
@@ -104,24 +110,19 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let lid = lid3.x;
   let base = row * p.V;
 
-  // Max logit, and the degenerate rows: NaN (status 1), +inf (2).
+  // Max logit, and the degenerate rows: flags bit 0 = NaN, bit 1 = +inf, bit 2 = some finite logit.
   var mx = -3.0e38;
-  var bad = 0u;
-  var any_finite = 0u;
+  var flags = 0u;
   for (var v = lid; v < p.V; v += 256u) {
     let x = logits[base + v];
     let bits = bitcast<u32>(x);
     // Bit tests, not float compares: a compiler may assume floats are never NaN.
-    if ((bits & 0x7fffffffu) > 0x7f800000u) { bad = 1u; }
-    else if (bits == 0x7f800000u) { bad = 2u; }
-    else if (bits != 0xff800000u) { any_finite = 1u; mx = max(mx, x); }
+    if ((bits & 0x7fffffffu) > 0x7f800000u) { flags |= 1u; }
+    else if (bits == 0x7f800000u) { flags |= 2u; }
+    else if (bits != 0xff800000u) { flags |= 4u; mx = max(mx, x); }
   }
-  let status = max_u(lid, bad);
-  let finite = max_u(lid, any_finite);
-  if (status != 0u || finite == 0u) {
-    if (lid == 0u) { ids[row] = -1; }
-    return;
-  }
+  let row_flags = or_u(lid, flags);
+  let degenerate = (row_flags & 3u) != 0u || (row_flags & 4u) == 0u;
   let m = max_f(lid, mx);
 
   if (p.greedy != 0u) {
@@ -130,7 +131,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
       if (logits[base + v] == m) { first = min(first, v); }
     }
     let idx = min_u(lid, first);
-    if (lid == 0u) { ids[row] = i32(idx); }
+    if (lid == 0u) { ids[row] = select(i32(idx), -1, degenerate); }
     return;
   }
 
@@ -214,7 +215,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     red_f[0] = run;
   }
   workgroupBarrier();
-  let mass = red_f[0];
+  let mass = red_f[0];  // (thread 0's scan total; read after the barrier)
   let target_mass = uniforms[row] * mass;
   let start = prefix[lid];
   if (own > 0.0 && target_mass >= start && target_mass < start + own) {
@@ -231,6 +232,6 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let fallback = max_u(lid, select(0u, last_kept, has_kept == 1u));  // the last kept token
   if (lid == 0u) {
     let f = found;
-    ids[row] = i32(select(f, fallback, f == 0xffffffffu));
+    ids[row] = select(i32(select(f, fallback, f == 0xffffffffu)), -1, degenerate);
   }
 }
