@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { Backend, Tensor } from "../src/backend/backend.js";
 import { CpuBackend } from "../src/backend/cpu.js";
+import { CudaBackend } from "../src/backend/cuda.js";
 import { WebGpuBackend } from "../src/backend/webgpu/index.js";
 import { nerr, rand, randInt } from "./helpers/webgpu-refs.js";
 
@@ -27,8 +28,11 @@ try {
   console.warn(`cross-backend tests skipped: the CPU reference is unavailable: ${cpuReason}`);
 }
 
-/** Backends under test, each created or skipped with a reason. CUDA joins the list when its backend lands. */
-const candidates: { name: string; create: () => Promise<Backend> }[] = [{ name: "webgpu", create: () => WebGpuBackend.create() }];
+/** Backends under test, each created or skipped with the reason it is unavailable. */
+const candidates: { name: string; create: () => Promise<Backend> }[] = [
+  { name: "webgpu", create: () => WebGpuBackend.create() },
+  { name: "cuda", create: () => CudaBackend.create() },
+];
 const available: { name: string; be: Backend }[] = [];
 const skipped: { name: string; reason: string }[] = [];
 for (const c of candidates) {
