@@ -2,7 +2,8 @@
 // Backward: dloss (N) -> dlogits (N, V) = (softmax - onehot) * dloss, zero rows for ignored targets.
 // Bindings: 1 = output, 2 = logits, 3 = targets (shared by both entry points), 4 = dloss.
 // One 256-wide workgroup per row: each invocation keeps an online (max, sum of exp) over its
-// strided slice of the row, then the workgroup merges them. Targets >= V give NaN.
+// strided slice of the row, then the workgroup merges them. Targets >= V give NaN (the CPU
+// backend throws; a kernel cannot).
 
 struct Dims { N: u32, V: u32 }
 @group(0) @binding(0) var<uniform> p: Dims;
@@ -11,6 +12,12 @@ var<workgroup> red_m: array<f32, 256>;
 var<workgroup> red_s: array<f32, 256>;
 
 const NEG_BIG = -3.0e38;
+// NaN for invalid targets; a function, since a const-expression may not evaluate to NaN.
+fn nan_f32() -> f32 {
+  let bits = 0x7fc00000u;
+  return bitcast<f32>(bits);
+}
+
 
 // Row log-sum-exp, computed by the whole workgroup.
 fn row_lse(lid: u32, base: u32, x_len: u32) -> f32 {
@@ -53,7 +60,7 @@ fn crossentropy_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
   }
   let base = row * p.V;
   let lse = row_lse(lid.x, base, p.V);
-  if (lid.x == 0u) { loss[row] = lse - logits[base + u32(t)]; }
+  if (lid.x == 0u) { loss[row] = select(lse - logits[base + min(u32(t), p.V - 1u)], nan_f32(), u32(t) >= p.V); }
 }
 
 @group(0) @binding(1) var<storage, read_write> dlogits: array<f32>;
@@ -73,6 +80,6 @@ fn crossentropy_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
   for (var v = lid.x; v < p.V; v += 256u) {
     var g = exp(logits[base + v] - lse) * d;
     if (v == u32(t)) { g -= d; }
-    dlogits[base + v] = g;
+    dlogits[base + v] = select(g, nan_f32(), u32(t) >= p.V);
   }
 }

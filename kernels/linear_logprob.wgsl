@@ -8,12 +8,18 @@
 // Backward, per chunk: recompute z, overwrite it with dz (ll_dz), then
 //   dhidden (+)= dz @ weight_chunk and dweight_chunk += dz^T @ hidden (matmul.wgsl), where
 //   dz_j = (dlogprob * (onehot_j - p_j) - dentropy * p_j * (log p_j + H)) / T.
-// targets < 0: logprob 0, entropy 0, and no gradient.
+// targets < 0: logprob 0, entropy 0, and no gradient; targets >= V: NaN logprob (the CPU throws).
 
-struct Params { N: u32, Vc: u32, v0: u32, first: u32, invT: f32 }
+struct Params { N: u32, Vc: u32, v0: u32, first: u32, invT: f32, V: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 
 const NEG_BIG = -3.0e38;
+// NaN for invalid targets; a function, since a const-expression may not evaluate to NaN.
+fn nan_f32() -> f32 {
+  let bits = 0x7fc00000u;
+  return bitcast<f32>(bits);
+}
+
 var<workgroup> red_m: array<f32, 256>;
 var<workgroup> red_s: array<f32, 256>;
 var<workgroup> red_t: array<f32, 256>;
@@ -104,7 +110,7 @@ fn ll_finalize(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     logprob[row] = 0.0;
     entropy[row] = 0.0;
   } else {
-    logprob[row] = f_state[row * 4u + 3u] - (m + ls);
+    logprob[row] = select(f_state[row * 4u + 3u] - (m + ls), nan_f32(), f_targets[row] >= i32(p.V));
     entropy[row] = ls - f_state[row * 4u + 2u] / f_state[row * 4u + 1u];
   }
 }

@@ -4,7 +4,7 @@
 // over its strided slice (z = logits * invT), the workgroup merges the states, and
 //   lse = m + log s,  entropy = log s - t / s,  logprob = z[target] - lse.
 // Keeping t relative to m avoids the cancellation of lse - sum p z (as native/cpu).
-// targets < 0: logprob 0, entropy 0.
+// targets < 0: logprob 0, entropy 0; targets >= V: NaN (the CPU backend throws).
 
 struct Params { N: u32, V: u32, invT: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -14,6 +14,12 @@ struct Params { N: u32, V: u32, invT: f32 }
 @group(0) @binding(4) var<storage, read> targets: array<i32>;
 
 const NEG_BIG = -3.0e38;
+// NaN for invalid targets; a function, since a const-expression may not evaluate to NaN.
+fn nan_f32() -> f32 {
+  let bits = 0x7fc00000u;
+  return bitcast<f32>(bits);
+}
+
 var<workgroup> red_m: array<f32, 256>;
 var<workgroup> red_s: array<f32, 256>;
 var<workgroup> red_t: array<f32, 256>;
@@ -65,7 +71,8 @@ fn logprob_from_logits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   }
   if (lid == 0u) {
     let ls = log(red_s[0]);
-    logprob[row] = logits[base + u32(tgt)] * p.invT - (red_m[0] + ls);
+    let lp = logits[base + min(u32(tgt), p.V - 1u)] * p.invT - (red_m[0] + ls);
+    logprob[row] = select(lp, nan_f32(), u32(tgt) >= p.V);
     entropy[row] = ls - red_t[0] / red_s[0];
   }
 }

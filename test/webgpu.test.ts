@@ -378,6 +378,26 @@ describe.skipIf(!gpu)("webgpu backend", () => {
     }
   });
 
+  it("targets >= V give NaN (kernels cannot throw), ids out of range give zero rows", async () => {
+    const be = g();
+    const N = 3, V = 5, H = 4;
+    const logits = be.upload(ref.rand(N * V, 111), [N, V]), targets = be.upload(new Int32Array([1, 5, 99]), [N]);
+    const loss = be.zeros([N]);
+    be.crossEntropyForward(loss, logits, targets);
+    const lp = be.zeros([N]), ent = be.zeros([N]), lse = be.zeros([N]);
+    be.logprobFromLogits(lp, ent, logits, targets, 1);
+    const lp2 = be.zeros([N]);
+    be.linearLogprobForward(lp2, ent, lse, be.upload(ref.rand(N * H, 112), [N, H]), be.upload(ref.rand(V * H, 113), [V, H]), targets, 1);
+    for (const t of [loss, lp, lp2]) {
+      const r = await be.read(t);
+      expect(Number.isFinite(r[0])).toBe(true);
+      expect([Number.isNaN(r[1]), Number.isNaN(r[2])]).toEqual([true, true]);
+    }
+    const out = be.zeros([2, 3]);
+    be.embeddingForward(out, be.upload(new Int32Array([1, 7]), [2]), be.upload(ref.rand(6, 114), [2, 3]));
+    expect(Array.from(await be.read(out)).slice(3)).toEqual([0, 0, 0]);
+  });
+
   it("rejects bad arguments with clear errors", () => {
     const be = g();
     expect(() => be.matmul(be.zeros([3, 4]), be.zeros([3, 5]), be.zeros([4, 4]))).toThrow(/shapes do not agree/);

@@ -436,7 +436,8 @@ export class WebGpuBackend implements Backend {
       return;
     }
     const L = this.maxElems;
-    let mb = M, nb = N, kb = K;
+    // At most 65535 workgroups of 64 rows / columns per dispatch dimension.
+    let mb = Math.min(M, 65535 * 64), nb = Math.min(N, 65535 * 64), kb = K;
     const shrink = (x: number): number => (x <= 64 ? x : Math.max(64, Math.floor(x / 2 / 64) * 64));
     for (;;) {
       const wOut = (mb - 1) * N + nb;
@@ -770,9 +771,9 @@ export class WebGpuBackend implements Backend {
       const vc = Math.min(Vc, V - v0);
       const zs: Span = { buffer: z.buffer, off: 0, len: N * vc };
       this.mm(zs, sh, { buffer: sw.buffer, off: v0 * H, len: vc * H }, N, vc, H, false, true, false, invT);
-      this.run("linear_logprob", "ll_update", "uuuuf", [N, vc, v0, v0 === 0 ? 1 : 0, invT], [state, this.whole(zs, "z"), this.whole(st, "targets")], this.grid(N));
+      this.run("linear_logprob", "ll_update", "uuuufu", [N, vc, v0, v0 === 0 ? 1 : 0, invT, V], [state, this.whole(zs, "z"), this.whole(st, "targets")], this.grid(N));
     }
-    this.run("linear_logprob", "ll_finalize", "uuuuf", [N, 0, 0, 0, invT],
+    this.run("linear_logprob", "ll_finalize", "uuuufu", [N, 0, 0, 0, invT, V],
       [this.whole(sl, "logprob"), this.whole(se, "entropy"), this.whole(sls, "lse"), state, this.whole(st, "targets")], this.grid(Math.ceil(N / 256)));
   }
 
@@ -798,7 +799,7 @@ export class WebGpuBackend implements Backend {
       const zs: Span = { buffer: z.buffer, off: 0, len: N * vc };
       const wc: Span = { buffer: sw.buffer, off: v0 * H, len: vc * H };
       this.mm(zs, sh, wc, N, vc, H, false, true, false, invT);
-      this.run("linear_logprob", "ll_dz", "uuuuf", [N, vc, v0, 0, invT], [this.whole(zs, "dz"), ...rowBindings], this.grid(Math.ceil((N * vc) / 256)));
+      this.run("linear_logprob", "ll_dz", "uuuufu", [N, vc, v0, 0, invT, V], [this.whole(zs, "dz"), ...rowBindings], this.grid(Math.ceil((N * vc) / 256)));
       this.mm(sdh, zs, wc, N, H, vc, false, false, v0 > 0, 1);
       this.mm({ buffer: sdw.buffer, off: v0 * H, len: vc * H }, zs, sh, vc, H, N, true, false, true, 1);
     }
