@@ -204,6 +204,38 @@ describe.skipIf(!gpu)("webgpu backend", () => {
       expect(ref.nerr(await rd(B, tv), vw)).toBeLessThan(TOL);
     });
 
+    it(`attention forward/backward and KV-cache decode over batch chunks${label()}`, async () => {
+      const gb = be();
+      // With 64 KiB bindings these shapes split over the batch, at offsets that are not 256-byte aligned.
+      const [Bn, T, nh, nkv, hd] = [7, 45, 4, 2, 16];
+      const q = ref.rand(Bn * T * nh * hd, 121), k = ref.rand(Bn * T * nkv * hd, 122), v = ref.rand(Bn * T * nkv * hd, 123);
+      const tq = up(gb, q, [Bn, T, nh, hd]), tk = up(gb, k, [Bn, T, nkv, hd]), tv = up(gb, v, [Bn, T, nkv, hd]);
+      const out = gb.zeros([Bn, T, nh, hd]), lse = gb.zeros([Bn, nh, T]);
+      gb.attentionForward(out, lse, tq, tk, tv);
+      const r = ref.attention(q, k, v, Bn, T, nh, nkv, hd);
+      expect(ref.nerr(await gb.read(out), r.out)).toBeLessThan(TOL);
+      expect(ref.nerr(await gb.read(lse), r.lse)).toBeLessThan(TOL);
+      const dout = ref.rand(q.length, 124);
+      const dq = gb.zeros([Bn, T, nh, hd]), dk = gb.zeros([Bn, T, nkv, hd]), dv = gb.zeros([Bn, T, nkv, hd]);
+      gb.attentionBackward(dq, dk, dv, up(gb, dout, [Bn, T, nh, hd]), tq, tk, tv, out, lse);
+      const rb = ref.attentionBackward(dout, q, k, v, Bn, T, nh, nkv, hd);
+      expect(ref.nerr(await gb.read(dq), rb.dq)).toBeLessThan(TOL);
+      expect(ref.nerr(await gb.read(dk), rb.dk)).toBeLessThan(TOL);
+      expect(ref.nerr(await gb.read(dv), rb.dv)).toBeLessThan(TOL);
+
+      const [Bd, S, Tq, hdd] = [5, 300, 2, 9];
+      const kc = ref.rand(Bd * S * nkv * hdd, 125), vc = ref.rand(Bd * S * nkv * hdd, 126), x = ref.rand(Bd * Tq * nkv * hdd, 127);
+      const pos = new Int32Array([0, 297, 5, 150, 33]);
+      const tkc = up(gb, kc, [Bd, S, nkv, hdd]), tp = up(gb, pos, [Bd]);
+      gb.kvWrite(tkc, up(gb, x, [Bd, Tq, nkv, hdd]), tp);
+      const kw = Float32Array.from(kc);
+      for (let b = 0; b < Bd; b++) for (let t = 0; t < Tq; t++) for (let e = 0; e < nkv * hdd; e++) kw[(b * S + pos[b] + t) * nkv * hdd + e] = x[(b * Tq + t) * nkv * hdd + e];
+      expect(Array.from(await gb.read(tkc))).toEqual(Array.from(kw));
+      const qd = ref.rand(Bd * Tq * nh * hdd, 128), od = gb.zeros([Bd, Tq, nh, hdd]);
+      gb.attentionDecode(od, up(gb, qd, [Bd, Tq, nh, hdd]), tkc, up(gb, vc, [Bd, S, nkv, hdd]), tp);
+      expect(ref.nerr(await gb.read(od), ref.attentionDecode(qd, kw, vc, pos, Bd, Tq, S, nh, nkv, hdd))).toBeLessThan(TOL);
+    });
+
     it(`linearLogprob forward/backward (vocab chunks)${label()}`, async () => {
       const B = be();
       const N = 19, H = 40, V = 1100, T = 0.8;

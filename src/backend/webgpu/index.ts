@@ -597,14 +597,43 @@ export class WebGpuBackend implements Backend {
     return [B, T, nh, nkv, hd];
   }
 
+  /**
+   * Batch chunks [b0, nb] such that each tensor's window (nb * perBatch elements, plus up to 63
+   * elements of alignment slack) fits one binding: the attention kernels take element offsets.
+   */
+  private *batchChunks(B: number, perBatch: number[], what: string): Generator<[number, number]> {
+    const biggest = Math.max(...perBatch);
+    if (B * biggest <= this.maxElems) {
+      yield [0, B];
+      return;
+    }
+    const nb = Math.floor((this.maxElems - 64) / biggest);
+    if (nb < 1) throw new RangeError(`webgpu: ${what}: one batch row of ${biggest} elements does not fit the ${this.maxBinding}-byte binding limit`);
+    for (let b0 = 0; b0 < B; b0 += nb) yield [b0, Math.min(nb, B - b0)];
+  }
+
+  /** A binding of [start, start + count) widened down to the offset alignment, and the element offset of start inside it. */
+  private window(s: Span, start: number, count: number, what: string): [GPUBufferBinding, number] {
+    const res = (s.off + start) % 64;
+    return [this.bind(s, start - res, count + res, what), res];
+  }
+
   attentionForward(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor): void {
     const [B, T, nh, nkv, hd] = this.attnDims(q, k);
     checkSize(v, "v", k.size, "k.size");
     checkSize(out, "out", q.size, "q.size");
     checkSize(lse, "lse", B * nh * T, "B*nh*T");
-    const b = (t: Tensor, n: string) => this.whole(this.span(t, n), n);
-    this.run("attention", "attention_forward", "uuuuf", [B, T, nh, nkv, 1 / Math.sqrt(hd)],
-      [b(out, "out"), b(lse, "lse"), b(q, "q"), b(k, "k"), b(v, "v")], this.grid(Math.ceil((B * nh * T) / 64)), { HD: hd });
+    const [so, sl, sq, sk, sv] = [this.span(out, "out"), this.span(lse, "lse"), this.span(q, "q"), this.span(k, "k"), this.span(v, "v")];
+    const [qb, kb, lb] = [T * nh * hd, T * nkv * hd, nh * T];
+    for (const [b0, nb] of this.batchChunks(B, [qb, kb, lb], "attention")) {
+      const [bo, rq] = this.window(so, b0 * qb, nb * qb, "out");
+      const [bq] = this.window(sq, b0 * qb, nb * qb, "q");
+      const [bk, rk] = this.window(sk, b0 * kb, nb * kb, "k");
+      const [bv] = this.window(sv, b0 * kb, nb * kb, "v");
+      const [bl, rl] = this.window(sl, b0 * lb, nb * lb, "lse");
+      this.run("attention", "attention_forward", "uuuufuuu", [nb, T, nh, nkv, 1 / Math.sqrt(hd), rq, rk, rl],
+        [bo, bl, bq, bk, bv], this.grid(Math.ceil((nb * nh * T) / 64)), { HD: hd });
+    }
   }
 
   attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor): void {
@@ -612,14 +641,22 @@ export class WebGpuBackend implements Backend {
     for (const [t, n] of [[dq, "dq"], [dout, "dout"], [out, "out"]] as const) checkSize(t, n, q.size, "q.size");
     for (const [t, n] of [[dk, "dk"], [dv, "dv"], [v, "v"]] as const) checkSize(t, n, k.size, "k.size");
     checkSize(lse, "lse", B * nh * T, "B*nh*T");
-    const b = (t: Tensor, n: string) => this.whole(this.span(t, n), n);
-    const delta = this.whole(this.scratch("attn_delta", B * nh * T), "delta");
-    const params = [B, T, nh, nkv, 1 / Math.sqrt(hd)];
-    const qGroups = this.grid(Math.ceil((B * nh * T) / 64));
-    this.run("attention", "attention_delta", "uuuuf", params, [delta, b(dout, "dout"), b(out, "out")], qGroups, { HD: hd });
-    this.run("attention", "attention_dq", "uuuuf", params, [b(dq, "dq"), b(dout, "dout"), b(q, "q"), b(k, "k"), b(v, "v"), b(lse, "lse"), delta], qGroups, { HD: hd });
-    this.run("attention", "attention_dkdv", "uuuuf", params,
-      [b(dk, "dk"), b(dv, "dv"), b(dout, "dout"), b(q, "q"), b(k, "k"), b(v, "v"), b(lse, "lse"), delta], this.grid(Math.ceil((B * nkv * T) / 64)), { HD: hd });
+    const qs = [this.span(dq, "dq"), this.span(dout, "dout"), this.span(q, "q"), this.span(out, "out")];
+    const ks = [this.span(dk, "dk"), this.span(dv, "dv"), this.span(k, "k"), this.span(v, "v")];
+    const sl = this.span(lse, "lse");
+    const [qb, kb, lb] = [T * nh * hd, T * nkv * hd, nh * T];
+    for (const [b0, nb] of this.batchChunks(B, [qb, kb, lb], "attention")) {
+      const [bdq, bdout, bq, bout] = qs.map((s) => this.window(s, b0 * qb, nb * qb, "q-shaped tensor")[0]);
+      const [bdk, bdv, bk, bv] = ks.map((s) => this.window(s, b0 * kb, nb * kb, "k-shaped tensor")[0]);
+      const rq = (b0 * qb) % 64, rk = (b0 * kb) % 64;
+      const [bl, rl] = this.window(sl, b0 * lb, nb * lb, "lse");
+      const delta = this.whole(this.scratch("attn_delta", nb * lb), "delta");
+      const params = [nb, T, nh, nkv, 1 / Math.sqrt(hd), rq, rk, rl];
+      const qGroups = this.grid(Math.ceil((nb * nh * T) / 64));
+      this.run("attention", "attention_delta", "uuuufuuu", params, [delta, bdout, bout], qGroups, { HD: hd });
+      this.run("attention", "attention_dq", "uuuufuuu", params, [bdq, bdout, bq, bk, bv, bl, delta], qGroups, { HD: hd });
+      this.run("attention", "attention_dkdv", "uuuufuuu", params, [bdk, bdv, bdout, bq, bk, bv, bl, delta], this.grid(Math.ceil((nb * nkv * T) / 64)), { HD: hd });
+    }
   }
 
   attentionDecode(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, pos: Tensor): void {
@@ -632,11 +669,19 @@ export class WebGpuBackend implements Backend {
     checkSize(out, "out", q.size, "q.size");
     checkSize(pos, "pos", B, "B");
     if (S === 0) throw new RangeError("attentionDecode: cache capacity S must be > 0");
-    const b = (t: Tensor, n: string, d: DType = "f32") => this.whole(this.span(t, n, d), n);
+    const [so, sq, skc, svc, sp] = [this.span(out, "out"), this.span(q, "q"), this.span(kCache, "kCache"), this.span(vCache, "vCache"), this.span(pos, "pos", "i32")];
     // NT invocations share a (b, t, h); their partial rows fill NT * hd floats of workgroup memory (<= 16 KiB).
     const NT = Math.max(1, Math.min(32, Math.floor(4096 / hd)));
-    this.run("attention_decode", "attention_decode", "uuuuuf", [B, Tq, S, nh, nkv, 1 / Math.sqrt(hd)],
-      [b(out, "out"), b(q, "q"), b(kCache, "kCache"), b(vCache, "vCache"), b(pos, "pos", "i32")], this.grid(B * Tq * nh), { HD: hd, NT });
+    const [qb, cb] = [Tq * nh * hd, S * nkv * hd];
+    for (const [b0, nb] of this.batchChunks(B, [qb, cb], "attentionDecode")) {
+      const [bo, rq] = this.window(so, b0 * qb, nb * qb, "out");
+      const [bq] = this.window(sq, b0 * qb, nb * qb, "q");
+      const [bk, rc] = this.window(skc, b0 * cb, nb * cb, "kCache");
+      const [bv] = this.window(svc, b0 * cb, nb * cb, "vCache");
+      const [bp, rp] = this.window(sp, b0, nb, "pos");
+      this.run("attention_decode", "attention_decode", "uuuuufuuu", [nb, Tq, S, nh, nkv, 1 / Math.sqrt(hd), rq, rc, rp],
+        [bo, bq, bk, bv, bp], this.grid(nb * Tq * nh), { HD: hd, NT });
+    }
   }
 
   kvWrite(cache: Tensor, x: Tensor, pos: Tensor): void {
@@ -645,8 +690,14 @@ export class WebGpuBackend implements Backend {
     const Tq = x.shape[1];
     if (x.shape[0] !== B || x.shape[2] !== nkv || x.shape[3] !== hd) throw new RangeError(`kvWrite: x shape [${x.shape}] does not match cache [${cache.shape}]`);
     checkSize(pos, "pos", B, "B");
-    const b = (t: Tensor, n: string, d: DType = "f32") => this.whole(this.span(t, n, d), n);
-    this.run("kv_write", "kv_write", "uuuu", [B, Tq, S, nkv * hd], [b(cache, "cache"), b(x, "x"), b(pos, "pos", "i32")], this.grid(Math.ceil(x.size / 256)));
+    const [sc, sx, sp] = [this.span(cache, "cache"), this.span(x, "x"), this.span(pos, "pos", "i32")];
+    const row = nkv * hd;
+    for (const [b0, nb] of this.batchChunks(B, [S * row, Tq * row], "kvWrite")) {
+      const [bc, rc] = this.window(sc, b0 * S * row, nb * S * row, "cache");
+      const [bx, rx] = this.window(sx, b0 * Tq * row, nb * Tq * row, "x");
+      const [bp, rp] = this.window(sp, b0, nb, "pos");
+      this.run("kv_write", "kv_write", "uuuuuuu", [nb, Tq, S, row, rc, rx, rp], [bc, bx, bp], this.grid(Math.ceil((nb * Tq * row) / 256)));
+    }
   }
 
   swigluForward(out: Tensor, gate: Tensor, up: Tensor): void {
