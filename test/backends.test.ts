@@ -119,8 +119,8 @@ function buildCases(): OpCase[] {
       return outs(be, { out });
     });
   }
-  for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
-    const M = odd(30, 150), N = odd(30, 150), K = odd(30, 200);
+  for (const [transA, transB, skinny] of [[false, false, 0], [true, false, 0], [false, true, 0], [true, true, 0], [false, true, 1], [true, false, 1]]) {
+    const M = skinny ? odd(1, 31) : odd(33, 150), N = odd(30, 150), K = odd(30, 200);
     const a = f32(M * K, 7), b = f32(K * N, 8), init = f32(M * N, 9);
     add("matmul", `M=${M} N=${N} K=${K} tA=${+transA} tB=${+transB} acc`, 1e-5, async (be) => {
       const out = up(be, init, [M, N]);

@@ -83,7 +83,7 @@ describe.skipIf(!gpu)("webgpu backend", () => {
 
     it(`matmul: all transposes, accumulate, alpha, odd shapes${label()}`, async () => {
       const B = be();
-      for (const [M, N, K] of [[37, 53, 29], [130, 70, 200], [1, 5, 3]]) {
+      for (const [M, N, K] of [[37, 53, 29], [130, 70, 200], [1, 5, 3], [3, 200, 130], [8, 77, 65], [13, 40, 300], [32, 9, 70]]) {
         for (const transA of [false, true])
           for (const transB of [false, true]) {
             const a = ref.rand(M * K, M + K), b = ref.rand(K * N, N * 7 + K), init = ref.rand(M * N, 5);

@@ -466,9 +466,14 @@ export class WebGpuBackend implements Backend {
           const bo = this.bind(out, m0 * N + n0, (mc - 1) * N + nc, "matmul out");
           const ba = transA ? this.bind(a, k0 * M + m0, (kc - 1) * M + mc, "matmul a") : this.bind(a, m0 * K + k0, (mc - 1) * K + kc, "matmul a");
           const bb = transB ? this.bind(b, n0 * K + k0, (nc - 1) * K + kc, "matmul b") : this.bind(b, k0 * N + n0, (kc - 1) * N + nc, "matmul b");
-          this.run("matmul", "main", "uuuuuuuuuf",
-            [mc, nc, kc, transA ? M : K, transB ? K : N, N, transA ? 1 : 0, transB ? 1 : 0, accumulate || k0 > 0 ? 1 : 0, alpha],
-            [bo, ba, bb], [Math.ceil(nc / 64), Math.ceil(mc / 64)]);
+          const params = [mc, nc, kc, transA ? M : K, transB ? K : N, N, transA ? 1 : 0, transB ? 1 : 0, accumulate || k0 > 0 ? 1 : 0, alpha];
+          if (mc <= 32) {
+            // Few rows (decode): one invocation per column for all rows, instead of mostly-empty 64x64 tiles.
+            const MR = mc <= 4 ? 4 : mc <= 8 ? 8 : mc <= 16 ? 16 : 32;
+            this.run("matmul_skinny", "main", "uuuuuuuuuf", params, [bo, ba, bb], [Math.ceil(nc / 64)], { MR });
+          } else {
+            this.run("matmul", "main", "uuuuuuuuuf", params, [bo, ba, bb], [Math.ceil(nc / 64), Math.ceil(mc / 64)]);
+          }
         }
       }
     }
