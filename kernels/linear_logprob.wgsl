@@ -20,15 +20,16 @@ fn nan_f32() -> f32 {
   return bitcast<f32>(bits);
 }
 
-var<workgroup> red_m: array<f32, 256>;
-var<workgroup> red_s: array<f32, 256>;
-var<workgroup> red_t: array<f32, 256>;
+const WG = 64u;  // ll_update: one narrow workgroup per row (fewer coroutine switches on lavapipe)
+var<workgroup> red_m: array<f32, WG>;
+var<workgroup> red_s: array<f32, WG>;
+var<workgroup> red_t: array<f32, WG>;
 
 // state (N, 4): m, s, t, z_target
 @group(0) @binding(1) var<storage, read_write> state: array<f32>;
 @group(0) @binding(2) var<storage, read> z: array<f32>;
 @group(0) @binding(3) var<storage, read> targets: array<i32>;
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn ll_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid3: vec3u) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.N) { return; }
@@ -37,7 +38,7 @@ fn ll_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   var m = NEG_BIG;
   var s = 0.0;
   var t = 0.0;
-  for (var v = lid; v < p.Vc; v += 256u) {
+  for (var v = lid; v < p.Vc; v += WG) {
     let x = z[base + v];
     if (x > m) {
       let a = exp(m - x);
@@ -53,7 +54,7 @@ fn ll_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   red_s[lid] = s;
   red_t[lid] = t;
   workgroupBarrier();
-  for (var k = 128u; k > 0u; k = k >> 1u) {
+  for (var k = WG / 2u; k > 0u; k = k >> 1u) {
     if (lid < k) {
       let m1 = red_m[lid];
       let m2 = red_m[lid + k];

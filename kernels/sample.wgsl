@@ -5,7 +5,7 @@
 // order at u * kept mass. u is the CPU's splitmix64 uniform for the row's seed, computed on
 // the host, so the same seed picks the same token as the CPU up to float rounding at a boundary.
 //
-// One 256-wide workgroup per row, no sort: the top-k and top-p thresholds are found by
+// One 64-wide workgroup per row, no sort: the top-k and top-p thresholds are found by
 // bisection on the float bit pattern of q (positive floats order like their bits): 31 passes
 // of a count (top-k) or a mass (top-p) reduction each, exact thresholds that are values of q.
 // q is kept in a (rows, V) scratch. Rows with NaN / +inf / all -inf logits give id -1 (the CPU
@@ -22,14 +22,16 @@ struct Params { rows: u32, V: u32, greedy: u32, topK: u32, invT: f32, topP: f32,
 const EXP_FLOOR = -87.3;  // below this exp underflows: 0, as the CPU's vector exp
 const ONE_BITS = 0x3f800000u;
 
-var<workgroup> red_f: array<f32, 256>;
-var<workgroup> red_u: array<u32, 256>;
-var<workgroup> red2_f: array<f32, 17>;
-var<workgroup> red2_u: array<u32, 17>;
-var<workgroup> prefix: array<f32, 256>;
+const WG = 64u;  // narrow: lavapipe pays a coroutine switch per 8-wide subgroup at every barrier
+const L1 = 8u;   // two-level reductions: WG = L1 * L1
+var<workgroup> red_f: array<f32, WG>;
+var<workgroup> red_u: array<u32, WG>;
+var<workgroup> red2_f: array<f32, 9>;
+var<workgroup> red2_u: array<u32, 9>;
+var<workgroup> prefix: array<f32, WG>;
 var<workgroup> found: u32;
 
-// Workgroup reductions in two levels of 16, three barriers each: lavapipe compiles every barrier
+// Workgroup reductions in two levels of L1, three barriers each: lavapipe compiles every barrier
 // into a coroutine split, so a barrier per tree level makes the shader take far longer to JIT
 // and run. Results are read back from workgroup memory after the last barrier; no control flow
 // around a barrier depends on them (loop counts are uniforms, and a degenerate row is handled
@@ -37,37 +39,37 @@ var<workgroup> found: u32;
 fn sum_f(lid: u32, v: f32) -> f32 {
   red_f[lid] = v;
   workgroupBarrier();
-  if (lid < 16u) {
+  if (lid < L1) {
     var s = 0.0;
-    for (var i = 0u; i < 16u; i++) { s += red_f[lid * 16u + i]; }
+    for (var i = 0u; i < L1; i++) { s += red_f[lid * L1 + i]; }
     red2_f[lid] = s;
   }
   workgroupBarrier();
   if (lid == 0u) {
     var s = 0.0;
-    for (var i = 0u; i < 16u; i++) { s += red2_f[i]; }
-    red2_f[16] = s;
+    for (var i = 0u; i < L1; i++) { s += red2_f[i]; }
+    red2_f[L1] = s;
   }
   workgroupBarrier();
-  return red2_f[16];
+  return red2_f[L1];
 }
 
 fn max_f(lid: u32, v: f32) -> f32 {
   red_f[lid] = v;
   workgroupBarrier();
-  if (lid < 16u) {
-    var s = red_f[lid * 16u];
-    for (var i = 1u; i < 16u; i++) { s = max(s, red_f[lid * 16u + i]); }
+  if (lid < L1) {
+    var s = red_f[lid * L1];
+    for (var i = 1u; i < L1; i++) { s = max(s, red_f[lid * L1 + i]); }
     red2_f[lid] = s;
   }
   workgroupBarrier();
   if (lid == 0u) {
     var s = red2_f[0];
-    for (var i = 1u; i < 16u; i++) { s = max(s, red2_f[i]); }
-    red2_f[16] = s;
+    for (var i = 1u; i < L1; i++) { s = max(s, red2_f[i]); }
+    red2_f[L1] = s;
   }
   workgroupBarrier();
-  return red2_f[16];
+  return red2_f[L1];
 }
 
 // op: 0 = sum, 1 = min, 2 = max, 3 = or
@@ -83,19 +85,19 @@ fn combine_u(a: u32, b: u32, op: u32) -> u32 {
 fn reduce_u(lid: u32, v: u32, op: u32) -> u32 {
   red_u[lid] = v;
   workgroupBarrier();
-  if (lid < 16u) {
-    var s = red_u[lid * 16u];
-    for (var i = 1u; i < 16u; i++) { s = combine_u(s, red_u[lid * 16u + i], op); }
+  if (lid < L1) {
+    var s = red_u[lid * L1];
+    for (var i = 1u; i < L1; i++) { s = combine_u(s, red_u[lid * L1 + i], op); }
     red2_u[lid] = s;
   }
   workgroupBarrier();
   if (lid == 0u) {
     var s = red2_u[0];
-    for (var i = 1u; i < 16u; i++) { s = combine_u(s, red2_u[i], op); }
-    red2_u[16] = s;
+    for (var i = 1u; i < L1; i++) { s = combine_u(s, red2_u[i], op); }
+    red2_u[L1] = s;
   }
   workgroupBarrier();
-  return red2_u[16];
+  return red2_u[L1];
 }
 
 fn sum_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 0u); }
@@ -103,7 +105,7 @@ fn min_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 1u); }
 fn max_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 2u); }
 fn or_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 3u); }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid3: vec3u) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; }
@@ -113,7 +115,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   // Max logit, and the degenerate rows: flags bit 0 = NaN, bit 1 = +inf, bit 2 = some finite logit.
   var mx = -3.0e38;
   var flags = 0u;
-  for (var v = lid; v < p.V; v += 256u) {
+  for (var v = lid; v < p.V; v += WG) {
     let x = logits[base + v];
     let bits = bitcast<u32>(x);
     // Bit tests, not float compares: a compiler may assume floats are never NaN.
@@ -127,7 +129,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 
   if (p.greedy != 0u) {
     var first = 0xffffffffu;
-    for (var v = lid; v < p.V; v += 256u) {
+    for (var v = lid; v < p.V; v += WG) {
       if (logits[base + v] == m) { first = min(first, v); }
     }
     let idx = min_u(lid, first);
@@ -138,7 +140,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   // q = exp(z - max z), with z rounded exactly as the max was, so the max maps to 1.
   let mz = m * p.invT;
   var total = 0.0;
-  for (var v = lid; v < p.V; v += 256u) {
+  for (var v = lid; v < p.V; v += WG) {
     let d = logits[base + v] * p.invT - mz;
     var e = 0.0;
     if (d >= EXP_FLOOR) { e = exp(d); }
@@ -157,7 +159,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     for (var it = 0u; it < p.iters; it++) {
       let mid = lo + (hi - lo) / 2u;
       var cnt = 0u;
-      for (var v = lid; v < p.V; v += 256u) {
+      for (var v = lid; v < p.V; v += WG) {
         if (bitcast<u32>(q[base + v]) >= mid) { cnt += 1u; }
       }
       let c = sum_u(lid, cnt);
@@ -165,7 +167,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     }
     thr_bits = lo;
     var s = 0.0;
-    for (var v = lid; v < p.V; v += 256u) {
+    for (var v = lid; v < p.V; v += WG) {
       let x = q[base + v];
       if (bitcast<u32>(x) >= thr_bits) { s += x; }
     }
@@ -179,7 +181,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     for (var it = 0u; it < p.iters; it++) {
       let mid = lo + (hi - lo) / 2u;
       var s = 0.0;
-      for (var v = lid; v < p.V; v += 256u) {
+      for (var v = lid; v < p.V; v += WG) {
         let x = q[base + v];
         if (bitcast<u32>(x) >= mid) { s += x; }
       }
@@ -192,7 +194,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 
   // Inverse CDF in index order: contiguous slices per invocation, a prefix over the slices,
   // then the invocation whose slice holds the target walks it.
-  let chunk = (p.V + 255u) / 256u;
+  let chunk = (p.V + WG - 1u) / WG;
   let v0 = min(lid * chunk, p.V);
   let v1 = min(v0 + chunk, p.V);
   var own = 0.0;
@@ -207,7 +209,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   workgroupBarrier();
   if (lid == 0u) {
     var run = 0.0;
-    for (var i = 0u; i < 256u; i++) {
+    for (var i = 0u; i < WG; i++) {
       let o = prefix[i];
       prefix[i] = run;
       run += o;
