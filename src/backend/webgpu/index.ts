@@ -11,8 +11,14 @@
 //   safely reused by the next batch).
 // - One storage binding is capped (128 MiB on lavapipe). Every op binds windows of its
 //   tensors: elementwise ops and row-wise ops run in chunks, matmul splits into M/N/K blocks,
-//   vocabulary-sized tables are walked in row chunks. Window starts are multiples of 64
-//   elements (256 bytes, the offset alignment). A binding that cannot be split throws.
+//   vocabulary-sized tables are walked in row chunks, attention and the KV cache split over the
+//   batch (those kernels take element offsets). Window starts are multiples of 64 elements
+//   (256 bytes, the offset alignment). A binding that cannot be split throws a RangeError.
+// - Kernels cannot throw: ids / targets / positions out of range give zero rows, NaN, or
+//   skipped writes (documented per kernel) where the CPU backend throws.
+// - On lavapipe a workgroup runs on one CPU thread and each barrier switches coroutines per
+//   8-wide subgroup, so row reductions use 64-wide workgroups with few barriers. The first
+//   dispatch of each pipeline JIT-compiles it (seconds); Mesa caches the result on disk.
 // - No float atomics in WebGPU: reductions (sumSquares, dbias, dweight of RMSNorm, embedding
 //   backward, attention dk/dv under GQA) are written race-free: two-pass partial sums, or one
 //   invocation owning each output.
