@@ -150,6 +150,7 @@ describe("sample: exact in distribution (chi-square, p > 1e-4)", () => {
     ["temperature 1", {}],
     ["temperature 0.6", { temperature: 0.6 }],
     ["top-k", { topK: 5 }],
+    ["top-k large", { topK: 999, temperature: 0.7 }],
     ["top-p 0.9", { topP: 0.9 }],
     ["top-p 0.5", { topP: 0.5, temperature: 1.3 }],
     ["min-p 0.1", { minP: 0.1 }],

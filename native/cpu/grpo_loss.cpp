@@ -1,7 +1,7 @@
 // logprob, oldLogprob, refLogprob?, rolloutLogprob?, entropy?, mask (B, T), advantages (B)
 // -> dlogprob (B, T), dentropy (B, T), stats (11). Semantics: see anvil/grpo_loss.h.
 // Two light passes: mask sums per sequence (the aggregation denominators), then one fused pass
-// that writes both gradients and reduces the loss and stats. Sums in double.
+// that writes both gradients and reduces the loss and stats. Token math in float, sums in double.
 #include "anvil/grpo_loss.h"
 
 #include <algorithm>
@@ -39,8 +39,9 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
   double loss = 0, pg_loss = 0, kl_sum = 0, ent_sum = 0, clip_low = 0, clip_high = 0, dual = 0, r_sum = 0;
   double r_min = std::numeric_limits<double>::infinity(), r_max = -std::numeric_limits<double>::infinity();
 
-#pragma omp parallel for schedule(static) reduction(+ : loss, pg_loss, kl_sum, ent_sum, clip_low, clip_high, dual, \
-                                                        r_sum) reduction(min : r_min) reduction(max : r_max)
+// Small batches are cheaper on one thread than waking the team.
+#pragma omp parallel for schedule(static) if (B * T >= 16384) reduction(+ : loss, pg_loss, kl_sum, ent_sum, clip_low, \
+                                                                        clip_high, dual, r_sum) reduction(min : r_min) reduction(max : r_max)
   for (int64_t b = 0; b < B; b++) {
     double denom = 0;
     switch (o.aggregation) {
@@ -59,15 +60,17 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
         continue;
       }
       const double wt = m / denom;
-      const double lp = logprob[i];
-      const double r = std::exp(lp - old_logprob[i]);
+      // Per-token math in float (inputs are float; glibc expf is several times cheaper than exp),
+      // sums in double.
+      const float lp = logprob[i];
+      const float r = std::exp(lp - old_logprob[i]);
 
       // PPO clipped objective and its derivative in lp (0 where a clip binds).
       const bool low = A < 0 && r < lo, high = A > 0 && r > hi;
       const bool dual_binds = c > 1 && A < 0 && r > c;
       double pg, dpg;
       if (low || high) {
-        pg = std::clamp(r, lo, hi) * A;
+        pg = std::clamp(static_cast<double>(r), lo, hi) * A;
         dpg = 0;
       } else if (dual_binds) {
         pg = c * A;
@@ -76,12 +79,12 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
         pg = r * A;
         dpg = r * A;
       }
-      const double w = o.tis_cap > 0 ? std::min(std::exp(static_cast<double>(old_logprob[i]) - rollout_logprob[i]), o.tis_cap) : 1.0;
+      const double w = o.tis_cap > 0 ? std::min(static_cast<double>(std::exp(old_logprob[i] - rollout_logprob[i])), o.tis_cap) : 1.0;
       const double tok_pg = -w * pg;
 
       double kl = 0, dkl = 0;
       if (ref_logprob) {
-        const double d = lp - ref_logprob[i];
+        const float d = lp - ref_logprob[i];
         switch (o.kl) {
           case KlEstimator::k1: kl = d; dkl = 1; break;
           case KlEstimator::k2: kl = 0.5 * d * d; dkl = d; break;
@@ -107,8 +110,8 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
       dual += m * dual_binds;
       r_sum += m * r;
       if (m > 0) {
-        r_min = std::min(r_min, r);
-        r_max = std::max(r_max, r);
+        r_min = std::min(r_min, static_cast<double>(r));
+        r_max = std::max(r_max, static_cast<double>(r));
       }
     }
   }

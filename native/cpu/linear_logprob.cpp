@@ -1,31 +1,41 @@
 // hidden (N, H), weight (V, H), targets (N) -> logprob (N), entropy (N), lse (N)
 // dlogprob (N), dentropy (N) -> dhidden (N, H) (overwritten), dweight (V, H) +=
 //
-// Loop order: vocab tiles outside, token blocks inside. The forward keeps an online softmax
-// state per token (O(N)); the backward then finishes every dweight tile before moving on, and
-// re-reads hidden / dhidden once per vocab tile (N*H floats, small next to V*H).
-// The matrix products run through sgemm (OpenBLAS threads them); the per-row softmax work in
-// between is parallel over rows with OpenMP. Logits are never larger than one tile.
+// Work unit = one vocab tile (kVocabTile rows of weight) against every token block. Threads take
+// vocab tiles (OpenMP, dynamic), and each runs its own single-threaded sgemm on a private logits
+// tile: one threading layer, no hand-off between a BLAS pool and OpenMP between the matrix
+// product and the softmax work, and parallelism even when N is one token block.
+//   forward : each thread keeps an online-softmax state per token for the tiles it saw; the
+//             per-thread states are merged at the end (log-sum-exp merge).
+//   backward: a vocab tile owns its dweight rows, so dweight needs no reduction; a tile's
+//             dhidden contribution for one token block is computed into a private buffer and
+//             added under that block's lock.
+// Extra memory: threads x (one logits tile of kTokBlock x kVocabTile floats + one kTokBlock x H
+// buffer + O(N) state). Logits are never larger than one tile.
+// The forward is deterministic for a given thread count; with several threads the backward's
+// dhidden sums arrive in lock order, so it can differ run to run in the last bits.
 #include "anvil/linear_logprob.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <mutex>
 #include <vector>
 
-#include "anvil/online_softmax.h"
-
-#ifdef ANVIL_HAVE_CBLAS
-#include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
 #endif
+
+#include "anvil/gemm.h"
+#include "anvil/online_softmax.h"
 
 namespace anvil::cpu {
 
 namespace {
 
 constexpr int64_t kTokBlock = 256;
-constexpr int64_t kVocabTile = 2048;  // tile = 2 MiB of logits
+constexpr int64_t kVocabTile = 2048;  // tile = 2 MiB of logits per thread
 
 void check_targets(const int32_t* targets, int64_t N, int64_t V) {
   for (int64_t i = 0; i < N; i++)
@@ -34,43 +44,59 @@ void check_targets(const int32_t* targets, int64_t N, int64_t V) {
                               " is out of range [0, V = " + std::to_string(V) + ")");
 }
 
-// Row-major C (M, N) = alpha * op(A) op(B) + beta * C, A/B/C with leading dimensions.
-// Without BLAS: a plain blocked loop, parallel over rows of C.
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-#ifdef ANVIL_HAVE_CBLAS
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-              (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
 #else
-  constexpr int64_t kb = 256;
-#pragma omp parallel
-  {
-    std::vector<float> acc(N);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < M; i++) {
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t k0 = 0; k0 < K; k0 += kb) {
-        const int64_t k1 = std::min(K, k0 + kb);
-        if (trans_b) {  // B stored (N, K): dot products
-          for (int64_t j = 0; j < N; j++) {
-            const float* b = B + j * ldb;
-            float s = 0.0f;
-            for (int64_t k = k0; k < k1; k++) s += (trans_a ? A[k * lda + i] : A[i * lda + k]) * b[k];
-            acc[j] += s;
-          }
-        } else {  // B stored (K, N): axpy rows
-          for (int64_t k = k0; k < k1; k++) {
-            const float a = trans_a ? A[k * lda + i] : A[i * lda + k];
-            const float* b = B + k * ldb;
-            for (int64_t j = 0; j < N; j++) acc[j] += a * b[j];
-          }
-        }
-      }
-      float* c = C + i * ldc;
-      for (int64_t j = 0; j < N; j++) c[j] = alpha * acc[j] + (beta == 0.0f ? 0.0f : beta * c[j]);
-    }
-  }
+  return 1;
 #endif
+}
+int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// The sgemm of one tile, on the calling thread only. sgemm_builtin's own OpenMP region is
+// nested inside ours and therefore runs single-threaded; OpenBLAS would start its own pool.
+void tile_gemm(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a,
+               bool trans_b, bool accumulate, float alpha) {
+  sgemm_builtin(out, a, b, M, N, K, trans_a, trans_b, accumulate, alpha);
+}
+
+// g (nb, vt) holds z = logits / T on entry and dL/dz on exit, for rows n0.. and vocab v0..
+void softmax_grad_tile(float* g, int64_t n0, int64_t nb, int64_t v0, int64_t vt, const int32_t* targets,
+                       const float* lse, const float* entropy, const float* dlogprob, const float* dentropy) {
+  for (int64_t r = 0; r < nb; r++) {
+    const int64_t i = n0 + r;
+    float* gr = g + r * vt;
+    const int64_t tgt = targets[i];
+    if (tgt < 0) {
+      std::fill(gr, gr + vt, 0.0f);
+      continue;
+    }
+    // dL/dz_j = dlp (onehot_j - p_j) - dH p_j (z_j - mu) = -p_j (dlp + dH (z_j - mu)) + dlp onehot_j
+    const float l = lse[i], mu = lse[i] - entropy[i], dlp = dlogprob[i], dh = dentropy[i];
+    int64_t j = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    const __m256 vl = _mm256_set1_ps(l), vmu = _mm256_set1_ps(mu), vdlp = _mm256_set1_ps(dlp),
+                 vdh = _mm256_set1_ps(dh), vzero = _mm256_setzero_ps(), vfloor = _mm256_set1_ps(kExpFloor);
+    for (; j + 8 <= vt; j += 8) {
+      __m256 z = _mm256_loadu_ps(gr + j);
+      __m256 p = exp256(_mm256_max_ps(_mm256_sub_ps(z, vl), vfloor));
+      __m256 w = _mm256_fmadd_ps(vdh, _mm256_sub_ps(z, vmu), vdlp);
+      _mm256_storeu_ps(gr + j, _mm256_sub_ps(vzero, _mm256_mul_ps(p, w)));
+    }
+#endif
+    for (; j < vt; j++) {
+      const float z = gr[j];
+      const float p = std::exp(std::max(z - l, kExpFloor));
+      gr[j] = -p * (dlp + dh * (z - mu));
+    }
+    if (tgt >= v0 && tgt < v0 + vt) gr[tgt - v0] += dlp;
+  }
 }
 
 }  // namespace
@@ -81,30 +107,39 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
   check_targets(targets, N, V);
   if (N == 0) return;
   const float inv_t = 1.0f / temperature;
-  std::vector<OnlineSoftmax> state(N);
-  std::vector<float> target_z(N, 0.0f);
-  std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
+  const int64_t ntiles = (V + kVocabTile - 1) / kVocabTile;
+  const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), ntiles));
+  std::vector<OnlineSoftmax> state(static_cast<size_t>(nthreads) * N);  // per thread, per token
+  std::vector<float> target_z(N, 0.0f);  // written by the one tile holding the target
 
-  for (int64_t v0 = 0; v0 < V; v0 += kVocabTile) {
-    const int64_t vt = std::min(kVocabTile, V - v0);
-    for (int64_t n0 = 0; n0 < N; n0 += kTokBlock) {
-      const int64_t nb = std::min(kTokBlock, N - n0);
-      // tile (nb, vt) = hidden[n0:n0+nb] @ weight[v0:v0+vt]^T / T
-      gemm(false, true, nb, vt, H, inv_t, hidden + n0 * H, H, weight + v0 * H, H, 0.0f, tile.data(), vt);
-#pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < nb; r++) {
-        const float* z = tile.data() + r * vt;
-        online_update(state[n0 + r], z, vt, 1.0f);
-        const int64_t tgt = targets[n0 + r];
-        if (tgt >= v0 && tgt < v0 + vt) target_z[n0 + r] = z[tgt - v0];
+#pragma omp parallel num_threads(nthreads)
+  {
+    OnlineSoftmax* st = state.data() + static_cast<size_t>(thread_id()) * N;
+    std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
+#pragma omp for schedule(static, 1)  // static: the per-thread states, hence lse, are run-to-run identical
+    for (int64_t tv = 0; tv < ntiles; tv++) {
+      const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
+      for (int64_t n0 = 0; n0 < N; n0 += kTokBlock) {
+        const int64_t nb = std::min(kTokBlock, N - n0);
+        // tile (nb, vt) = hidden[n0:n0+nb] @ weight[v0:v0+vt]^T / T
+        tile_gemm(tile.data(), hidden + n0 * H, weight + v0 * H, nb, vt, H, false, true, false, inv_t);
+        for (int64_t r = 0; r < nb; r++) {
+          const float* z = tile.data() + r * vt;
+          online_update(st[n0 + r], z, vt, 1.0f);
+          const int64_t tgt = targets[n0 + r];
+          if (tgt >= v0 && tgt < v0 + vt) target_z[n0 + r] = z[tgt - v0];
+        }
       }
     }
   }
+#pragma omp parallel for schedule(static) if (N >= 4096)
   for (int64_t i = 0; i < N; i++) {
-    lse[i] = state[i].lse();
+    OnlineSoftmax s = state[i];
+    for (int k = 1; k < nthreads; k++) s.merge(state[static_cast<size_t>(k) * N + i]);
+    lse[i] = s.lse();
     const bool ignored = targets[i] < 0;
     logprob[i] = ignored ? 0.0f : target_z[i] - lse[i];
-    entropy[i] = ignored ? 0.0f : state[i].entropy();
+    entropy[i] = ignored ? 0.0f : s.entropy();
   }
 }
 
@@ -116,47 +151,40 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
   std::fill(dhidden, dhidden + N * H, 0.0f);
   if (N == 0) return;
   const float inv_t = 1.0f / temperature;
-  std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
+  const int64_t ntiles = (V + kVocabTile - 1) / kVocabTile;
+  const int64_t nblocks = (N + kTokBlock - 1) / kTokBlock;
+  const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), ntiles));
+  // One lock per token block of dhidden: a tile's contribution is computed privately and added
+  // under the block's lock, so extra memory stays at one (kTokBlock, H) buffer per thread.
+  std::vector<std::mutex> block_locks(nthreads > 1 ? nblocks : 0);
 
-  for (int64_t v0 = 0; v0 < V; v0 += kVocabTile) {
-    const int64_t vt = std::min(kVocabTile, V - v0);
-    for (int64_t n0 = 0; n0 < N; n0 += kTokBlock) {
-      const int64_t nb = std::min(kTokBlock, N - n0);
-      const float* hb = hidden + n0 * H;
-      gemm(false, true, nb, vt, H, inv_t, hb, H, weight + v0 * H, H, 0.0f, tile.data(), vt);
-      // tile <- dL/dz (the 1/T of dz/dlogit is folded into the two products below)
-#pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < nb; r++) {
-        const int64_t i = n0 + r;
-        float* g = tile.data() + r * vt;
-        const int64_t tgt = targets[i];
-        if (tgt < 0) {
-          std::fill(g, g + vt, 0.0f);
-          continue;
+#pragma omp parallel num_threads(nthreads)
+  {
+    const int tid = thread_id();
+    std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
+    std::vector<float> contrib(nthreads > 1 ? std::min(N, kTokBlock) * H : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t tv = 0; tv < ntiles; tv++) {
+      const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
+      const float* wt = weight + v0 * H;
+      for (int64_t step = 0; step < nblocks; step++) {
+        const int64_t blk = (step + tid) % nblocks;  // threads start on different blocks: fewer lock waits
+        const int64_t n0 = blk * kTokBlock, nb = std::min(kTokBlock, N - n0);
+        const float* hb = hidden + n0 * H;
+        tile_gemm(tile.data(), hb, wt, nb, vt, H, false, true, false, inv_t);
+        softmax_grad_tile(tile.data(), n0, nb, v0, vt, targets, lse, entropy, dlogprob, dentropy);
+        // dlogit = dL/dz / T:  dweight_tile += g^T @ hidden_block / T  (this thread owns the tile)
+        tile_gemm(dweight + v0 * H, tile.data(), hb, vt, H, nb, true, false, true, inv_t);
+        // dhidden[n0:n0+nb] += g @ W_tile / T
+        if (nthreads == 1) {
+          tile_gemm(dhidden + n0 * H, tile.data(), wt, nb, H, vt, false, false, true, inv_t);
+        } else {
+          tile_gemm(contrib.data(), tile.data(), wt, nb, H, vt, false, false, false, inv_t);
+          std::lock_guard<std::mutex> guard(block_locks[blk]);
+          float* dst = dhidden + n0 * H;
+          for (int64_t k = 0; k < nb * H; k++) dst[k] += contrib[k];
         }
-        const float l = lse[i], mu = lse[i] - entropy[i], dlp = dlogprob[i], dh = dentropy[i];
-        int64_t j = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-        const __m256 vl = _mm256_set1_ps(l), vmu = _mm256_set1_ps(mu), vdlp = _mm256_set1_ps(dlp),
-                     vdh = _mm256_set1_ps(dh), vzero = _mm256_setzero_ps();
-        for (; j + 8 <= vt; j += 8) {
-          __m256 z = _mm256_loadu_ps(g + j);
-          __m256 p = exp256(_mm256_max_ps(_mm256_sub_ps(z, vl), _mm256_set1_ps(kExpFloor)));
-          // -p * (dlp + dh * (z - mu))
-          __m256 w = _mm256_fmadd_ps(vdh, _mm256_sub_ps(z, vmu), vdlp);
-          _mm256_storeu_ps(g + j, _mm256_sub_ps(vzero, _mm256_mul_ps(p, w)));
-        }
-#endif
-        for (; j < vt; j++) {
-          const float z = g[j];
-          const float p = std::exp(std::max(z - l, kExpFloor));
-          g[j] = -p * (dlp + dh * (z - mu));
-        }
-        if (tgt >= v0 && tgt < v0 + vt) g[tgt - v0] += dlp;
       }
-      // dhidden[n0:n0+nb] += g @ weight_tile / T;  dweight_tile += g^T @ hidden_block / T
-      gemm(false, false, nb, H, vt, inv_t, tile.data(), vt, weight + v0 * H, H, 1.0f, dhidden + n0 * H, H);
-      gemm(true, false, vt, H, nb, inv_t, tile.data(), vt, hb, H, 1.0f, dweight + v0 * H, H);
     }
   }
 }

@@ -23,7 +23,7 @@ void logprob_from_logits(float* logprob, float* entropy, const float* logits, co
       throw std::out_of_range("targets[" + std::to_string(i) + "] = " + std::to_string(targets[i]) +
                               " is out of range [0, V = " + std::to_string(V) + ")");
   const float inv_t = 1.0f / temperature;
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 4) if (N * V >= 65536)
   for (int64_t i = 0; i < N; i++) {
     const int32_t tgt = targets[i];
     if (tgt < 0) {

@@ -1,19 +1,21 @@
 // logits (B, V), seeds (B) -> ids (B). Semantics: see anvil/sample.h.
 //
-// Per row, no sort of V:
-//   1. max (and the NaN / +inf / all -inf checks), then q = exp(z - max) into scratch, S = sum q
-//   2. top-k: k-th largest q by nth_element (O(V) expected)
-//   3. top-p: tokens with q < eps = (1 - topP) * S_K / |K| can never reach the nucleus (their total
-//      mass is below (1 - topP) * S_K), so only the rest are candidates; a mass-weighted
-//      quickselect (3-way partition, keep the side that holds the threshold) finds t_p exactly
-//   4. min-p: threshold minP on q
-//   5. inverse-CDF draw over q >= threshold in index order (double accumulation)
+// Per row, no sort of V (FlashInfer-style threshold search instead of a sort):
+//   1. max (and the NaN / +inf / all -inf checks)
+//   2. q = exp(z - max). Only tokens that can still be kept become candidates, compacted in index
+//      order as (q, id): tokens with q < eps = (1 - topP) * S_K / |K| hold less than (1 - topP)
+//      of the mass together and can never reach the nucleus, and q < minP is out anyway. Without
+//      top-k this is one pass (exp, sum and compaction with a floor that grows with the sum).
+//   3. top-k (first, on all q): the k-th largest q by bisection on the float bit pattern (exact;
+//      branch-free counting passes that shrink to the few elements left in the bracket)
+//   4. top-p: the threshold t_p by the same bisection on masked sums over the candidates
+//   5. inverse-CDF draw over candidates with q >= threshold: block sums, then one block scanned
 // Rows run in parallel; each thread owns its scratch.
 #include "anvil/sample.h"
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -43,117 +45,256 @@ RowStatus row_max(const float* x, int64_t V, float& mx) {
   return kOk;
 }
 
-// q[i] = exp(x[i] * inv_t - m); returns sum q. z is rounded exactly as m was, so the max maps to 1.
-double tempered_exp(float* q, const float* x, int64_t V, float inv_t, float m) {
-  double total = 0.0;
-  constexpr int64_t kChunk = 4096;
-  for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
-    const int64_t c1 = std::min(V, c0 + kChunk);
-    float cs = 0.0f;
-    int64_t i = c0;
+constexpr int64_t kChunk = 4096;
+
+// e[i] = exp(x[i] * inv_t - m) for one chunk (n <= kChunk); returns the chunk's sum. z is
+// rounded exactly as m was, so the max maps to exactly 1.
+float exp_chunk(float* e, const float* x, int64_t n, float inv_t, float m) {
+  float cs = 0.0f;
+  int64_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-    const __m256 vt = _mm256_set1_ps(inv_t), vm = _mm256_set1_ps(m), vfloor = _mm256_set1_ps(kExpFloor);
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= c1; i += 8) {
-      __m256 d = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vt), vm), vfloor);
-      __m256 e = exp256(d);
-      _mm256_storeu_ps(q + i, e);
-      acc = _mm256_add_ps(acc, e);
-    }
-    cs = hsum256(acc);
+  const __m256 vt = _mm256_set1_ps(inv_t), vm = _mm256_set1_ps(m), vfloor = _mm256_set1_ps(kExpFloor);
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    __m256 d = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vt), vm), vfloor);
+    __m256 v = exp256(d);
+    _mm256_storeu_ps(e + i, v);
+    acc = _mm256_add_ps(acc, v);
+  }
+  cs = hsum256(acc);
 #endif
-    for (; i < c1; i++) {
-      float e = std::exp(std::max(x[i] * inv_t - m, kExpFloor));
-      q[i] = e;
-      cs += e;
-    }
-    total += cs;
+  for (; i < n; i++) {
+    e[i] = std::exp(std::max(x[i] * inv_t - m, kExpFloor));
+    cs += e[i];
   }
-  return total;
+  return cs;
 }
 
-// Largest value t among vals[0..n) such that the sum of vals >= t reaches need (need > 0).
-// Mass-weighted quickselect; reorders vals.
-float mass_threshold(float* vals, int64_t n, double need) {
-  int64_t lo = 0, hi = n;
-  const float smallest = n > 0 ? *std::min_element(vals, vals + n) : 0.0f;
-  while (lo < hi) {
-    // median of three as pivot
-    float a = vals[lo], b = vals[lo + (hi - lo) / 2], c = vals[hi - 1];
-    float pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));
-    // 3-way partition: [lo, gt) > pivot, [gt, lt) == pivot, [lt, hi) < pivot
-    int64_t gt = lo, i = lo, lt = hi;
-    while (i < lt) {
-      if (vals[i] > pivot) std::swap(vals[i++], vals[gt++]);
-      else if (vals[i] < pivot) std::swap(vals[i], vals[--lt]);
-      else i++;
-    }
-    double mass_gt = 0.0;
-    for (int64_t j = lo; j < gt; j++) mass_gt += vals[j];
-    const double mass_eq = static_cast<double>(pivot) * static_cast<double>(lt - gt);
-    if (mass_gt >= need) {
-      hi = gt;
-    } else if (mass_gt + mass_eq >= need) {
-      return pivot;
-    } else {
-      need -= mass_gt + mass_eq;
-      lo = lt;
-    }
-  }
-  // Only reachable through rounding (need slightly above the total): keep every candidate.
-  return smallest;
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 
-struct Scratch {
-  std::vector<float> q, cand;
+// Sum and count of x[i] >= t (x >= 0), branch-free; float lanes per block, double across blocks.
+struct SumCount {
+  double sum = 0.0;
+  int64_t count = 0;
 };
+SumCount masked_sum_count(const float* x, int64_t n, float t) {
+  SumCount r;
+  constexpr int64_t kBlock = 4096;
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const int64_t b1 = std::min(n, b0 + kBlock);
+    int64_t i = b0;
+    float s = 0.0f;
+#if defined(__AVX2__) && defined(__FMA__)
+    const __m256 vt = _mm256_set1_ps(t);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
+    for (; i + 16 <= b1; i += 16) {
+      __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+      __m256 k0 = _mm256_cmp_ps(v0, vt, _CMP_GE_OQ), k1 = _mm256_cmp_ps(v1, vt, _CMP_GE_OQ);
+      a0 = _mm256_add_ps(a0, _mm256_and_ps(k0, v0));
+      a1 = _mm256_add_ps(a1, _mm256_and_ps(k1, v1));
+      c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(k0));  // mask lanes are -1
+      c1 = _mm256_sub_epi32(c1, _mm256_castps_si256(k1));
+    }
+    s = hsum256(_mm256_add_ps(a0, a1));
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_add_epi32(c0, c1));
+    for (int32_t l : lanes) r.count += l;
+#endif
+    for (; i < b1; i++) {
+      const bool keep = x[i] >= t;
+      s += keep ? x[i] : 0.0f;
+      r.count += keep;
+    }
+    r.sum += s;
+  }
+  return r;
+}
+
+// Largest t in [lo0, 1] with F(t) >= need, F(t) = #{x >= t} (kCount) or sum{x >= t}, given that
+// every x is <= 1 and F(lo0) >= need (x below lo0 are ignored). Bisection on the float bit pattern (monotone for
+// non-negative floats), so t is exactly one of the x. Passes are branch-free masked sums; once
+// the bracket [lo, hi) holds under 1/8 of the working set, those elements are compacted into buf
+// (F(hi) is carried as a constant), so later passes touch few elements.
+template <bool kCount>
+float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::vector<float>& buf) {
+  uint32_t lo = bits(lo0), hi = bits(1.0f) + 1;
+  int64_t c_lo = masked_sum_count(x, n, lo0).count, c_hi = 0;  // #{x >= bound}
+  double f_hi = 0.0;                   // F(hi)
+  const float* w = x;                  // working set: holds every x in [lo, hi)
+  int64_t wn = n;
+  double above_f = 0.0;                // F contribution of the x >= hi dropped from w
+  int64_t above_c = 0;
+  buf.resize(std::max<size_t>(buf.size(), static_cast<size_t>(n)));
+  while (hi - lo > 1) {
+    if (c_lo - c_hi <= wn / 8) {
+      const float tl = from_bits(lo), th = from_bits(hi);
+      float* out = buf.data();
+      int64_t m = 0;
+      for (int64_t i = 0; i < wn; i++) {  // branch-free; in place when w is buf
+        const float v = w[i];
+        out[m] = v;
+        m += (v >= tl) & (v < th);
+      }
+      w = out;
+      wn = m;
+      above_f = f_hi;
+      above_c = c_hi;
+    }
+    const uint32_t mid = lo + (hi - lo) / 2;
+    const SumCount sc = masked_sum_count(w, wn, from_bits(mid));
+    const int64_t c = above_c + sc.count;
+    const double f = kCount ? static_cast<double>(c) : above_f + sc.sum;
+    if (f >= need) {
+      lo = mid;
+      c_lo = c;
+    } else {
+      hi = mid;
+      c_hi = c;
+      f_hi = f;
+    }
+  }
+  return from_bits(lo);
+}
+
+// Candidates are the tokens that can still be kept, compacted in index order as (q, id) pairs:
+// the draw scans them instead of V.
+struct Scratch {
+  std::vector<float> q;      // every q of the row (top-k path only)
+  std::vector<float> val;    // candidate q
+  std::vector<int32_t> idx;  // candidate token ids
+  std::vector<float> work;   // bisection workspace
+  std::vector<double> block_mass;
+  float chunk[kChunk];
+};
+
+#if defined(__AVX2__) && defined(__FMA__)
+// Left-pack permutations: for each 8-bit keep mask, the kept lanes first.
+struct PackTable {
+  alignas(32) int32_t perm[256][8];
+  PackTable() {
+    for (int m = 0; m < 256; m++) {
+      int k = 0;
+      for (int l = 0; l < 8; l++)
+        if (m & (1 << l)) perm[m][k++] = l;
+      for (; k < 8; k++) perm[m][k] = 0;
+    }
+  }
+};
+const PackTable kPack;
+#endif
+
+// Appends (e[i], base + i) for e[i] >= floor to the candidates. AVX2 left-packing; writes up to
+// 7 lanes past the new end, so the buffers hold V + 8.
+void compact(const float* e, int64_t n, int64_t base, float floor_v, Scratch& sc, int64_t& count) {
+  float* val = sc.val.data();
+  int32_t* idx = sc.idx.data();
+  int64_t c = count, i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 vf = _mm256_set1_ps(floor_v);
+  __m256i vi = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(base)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i step = _mm256_set1_epi32(8);
+  for (; i + 8 <= n; i += 8, vi = _mm256_add_epi32(vi, step)) {
+    const __m256 v = _mm256_loadu_ps(e + i);
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, vf, _CMP_GE_OQ));
+    if (mask == 0) continue;  // the long tail: most blocks keep nothing
+    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPack.perm[mask]));
+    _mm256_storeu_ps(val + c, _mm256_permutevar8x32_ps(v, perm));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + c), _mm256_permutevar8x32_epi32(vi, perm));
+    c += __builtin_popcount(static_cast<unsigned>(mask));
+  }
+#endif
+  for (; i < n; i++) {
+    val[c] = e[i];
+    idx[c] = static_cast<int32_t>(base + i);
+    c += e[i] >= floor_v;
+  }
+  count = c;
+}
+
+constexpr int64_t kDrawBlock = 256;
+
+// Inverse-CDF draw over val[0..n) with q >= t, in index order: block sums (branch-free), then
+// one block scanned. Token id = idx[j], or j itself when idx is null (dense q).
+int32_t draw(const float* val, const int32_t* idx, int64_t n, float t, double u, std::vector<double>& block_mass) {
+  const int64_t nblocks = (n + kDrawBlock - 1) / kDrawBlock;
+  block_mass.resize(nblocks);
+  double total = 0.0;
+  for (int64_t b = 0; b < nblocks; b++) {
+    const int64_t b0 = b * kDrawBlock;
+    total += block_mass[b] = masked_sum_count(val + b0, std::min(kDrawBlock, n - b0), t).sum;
+  }
+  const double target = u * total;
+  double cum = 0.0;
+  int64_t b = 0;
+  for (; b < nblocks - 1; b++) {
+    if (block_mass[b] > 0 && cum + block_mass[b] > target) break;
+    cum += block_mass[b];
+  }
+  while (b > 0 && block_mass[b] == 0) b--;  // rounding at the very end: last non-empty block
+  const int64_t b0 = b * kDrawBlock, b1 = std::min(n, b0 + kDrawBlock);
+  int32_t last = -1;
+  for (int64_t j = b0; j < b1; j++) {
+    const float v = val[j];
+    if (v >= t && v > 0.0f) {
+      cum += v;
+      last = idx ? idx[j] : static_cast<int32_t>(j);
+      if (cum > target) break;
+    }
+  }
+  return last;  // the token where the CDF passes u, or the block's last kept token on rounding
+}
 
 int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_k, float top_p, float min_p,
                    uint32_t seed, Scratch& sc) {
-  float* q = sc.q.data();
-  const double total = tempered_exp(q, x, V, inv_t, m);
-  float threshold = 0.0f;  // keep q >= threshold (q == 0 is never drawn)
-  double kept_mass = total;
-  int64_t kept_count = V;
+  const bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.0f;
+  const double u = sample_uniform(seed);
+  // Tokens with q < eps = (1 - topP) * S_K / |K| hold less than (1 - topP) of the kept mass
+  // together, so none of them can be in the nucleus.
+  const double eps_per_mass = (1.0 - top_p) * 0.999;
+  float threshold = min_p;   // keep q >= threshold (q == 0 is never drawn)
+  double kept_mass = 0.0;    // mass of the top-k survivors K (all tokens without top-k)
+  int64_t kept_count = V;    // |K|
+  int64_t n = 0;             // candidates
 
-  if (top_k > 0 && top_k < V) {
-    sc.cand.assign(q, q + V);
-    std::nth_element(sc.cand.begin(), sc.cand.begin() + (top_k - 1), sc.cand.end(), std::greater<float>());
-    threshold = sc.cand[top_k - 1];
-    kept_mass = 0.0;
-    kept_count = 0;
-    for (int64_t i = 0; i < V; i++)
-      if (q[i] >= threshold) {
-        kept_mass += q[i];
-        kept_count++;
-      }
-  }
-  if (top_p < 1.0f) {
-    const double need = static_cast<double>(top_p) * kept_mass;
-    // Tokens below eps hold less than (1 - topP) of the mass together: never in the nucleus.
-    const float eps = static_cast<float>((1.0 - top_p) * kept_mass / static_cast<double>(kept_count) * 0.999);
-    const float floor_v = std::max(eps, threshold);
-    sc.cand.clear();
-    for (int64_t i = 0; i < V; i++)
-      if (q[i] >= floor_v) sc.cand.push_back(q[i]);
-    threshold = std::max(threshold, mass_threshold(sc.cand.data(), static_cast<int64_t>(sc.cand.size()), need));
-  }
-  if (min_p > 0.0f) threshold = std::max(threshold, min_p);
-
-  double mass = 0.0;
-  for (int64_t i = 0; i < V; i++)
-    if (q[i] >= threshold) mass += q[i];
-  const double target = sample_uniform(seed) * mass;
-  double cum = 0.0;
-  int32_t last = -1;
-  for (int64_t i = 0; i < V; i++) {
-    if (q[i] >= threshold && q[i] > 0.0f) {
-      cum += q[i];
-      last = static_cast<int32_t>(i);
-      if (cum > target) return last;
+  if (!use_p || use_k) {  // dense q first
+    float* q = sc.q.data();
+    for (int64_t c0 = 0; c0 < V; c0 += kChunk) kept_mass += exp_chunk(q + c0, x + c0, std::min(kChunk, V - c0), inv_t, m);
+    if (use_k) {
+      const float tk = bisect_threshold<true>(q, V, static_cast<double>(top_k), 0.0f, sc.work);
+      const SumCount kept = masked_sum_count(q, V, tk);
+      kept_mass = kept.sum;
+      kept_count = kept.count;
+      threshold = std::max(threshold, tk);
+    }
+    if (!use_p) return draw(q, nullptr, V, threshold, u, sc.block_mass);
+    const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(kept_count));
+    compact(q, V, 0, std::max(threshold, eps), sc, n);
+  } else {
+    // One pass: exp, sum and compaction. The floor only grows with the running sum, so it never
+    // exceeds the final eps: the candidates are a superset of what the bisection needs.
+    for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, V - c0);
+      kept_mass += exp_chunk(sc.chunk, x + c0, len, inv_t, m);
+      const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(V));
+      compact(sc.chunk, len, c0, std::max(eps, min_p), sc, n);
     }
   }
-  return last;  // rounding fallback: the last kept token
+  const double need = static_cast<double>(top_p) * kept_mass;
+  const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(kept_count));
+  // Candidates below eps (admitted early by the one-pass path) are ignored by the bisection;
+  // candidates dropped by min-p only matter when t_p < minP, where minP wins anyway.
+  const float tp = bisect_threshold<false>(sc.val.data(), n, need, eps, sc.work);
+  return draw(sc.val.data(), sc.idx.data(), n, std::max(threshold, tp), u, sc.block_mass);
 }
 
 }  // namespace
@@ -169,10 +310,17 @@ void sample(int32_t* ids, const float* logits, const uint32_t* seeds, int64_t B,
   const bool argmax = greedy || !(temperature > 0.0f);
   std::vector<int> status(B, kOk);
 
-#pragma omp parallel
+#pragma omp parallel if (B > 1)
   {
     Scratch sc;
-    if (!argmax) sc.q.resize(V);
+    if (!argmax) {
+      const bool dense = top_p >= 1.0f || (top_k > 0 && top_k < V);
+      if (dense) sc.q.resize(V);
+      if (top_p < 1.0f) {
+        sc.val.resize(V + 8);
+        sc.idx.resize(V + 8);
+      }
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B; b++) {
       const float* x = logits + b * V;

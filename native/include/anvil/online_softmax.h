@@ -34,6 +34,18 @@ struct OnlineSoftmax {
     }
     m = cm;
   }
+  // Folds in the state of another part of the same row (e.g. another vocab range).
+  void merge(const OnlineSoftmax& o) {
+    if (o.s != o.s || s != s) {
+      s = t = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
+    if (!(o.s > 0)) return;
+    rebase(o.m);
+    const double a = std::exp(static_cast<double>(o.m) - m);
+    s += a * o.s;
+    t += a * (o.t + (static_cast<double>(o.m) - m) * o.s);
+  }
 };
 
 // e^(z - m) is 0 below this (float underflow); clamping keeps 0 * (z - m) finite for z = -inf.

@@ -1,0 +1,326 @@
+// Fused-kernel microbenchmarks: anvil (CPU backend) vs an unfused composition on the same
+// backend vs PyTorch (bench/torch/kernels.py), each with its memory / FLOP floor.
+//
+//   node dist/bench/kernels.js [--quick] [--no-torch] [--no-mem] [--only <name substring>] [--json]
+//
+// Cases
+//   sample top-p      B in {64, 256}, V in {32000, 151936}; torch: softmax, sort, cumsum, mask, multinomial
+//   logprob+entropy   N=4096, V=32000 from materialised logits; torch: log_softmax + gather + entropy
+//   linear logprob    fwd+bwd N=4096, H in {512, 1024}, V=32000: fused vs matmul + logprobFromLogits +
+//                     crossEntropyBackward + 2 matmuls (unfused, same backend) vs torch autograd
+//   grpo loss         N=65536 (B=64, T=1024), forward + backward
+//
+// Peak memory: every (case, impl) runs once more in a fresh child process (node or python) that
+// allocates the inputs and outputs (pages touched), resets the peak-RSS counter
+// (/proc/self/clear_refs = 5), runs the op once and reports VmHWM - VmRSS(before): the workspace
+// the op itself touched (for torch this includes autograd's saved tensors and fresh outputs).
+// Floors: bytes that must be read / 25 GB/s (triad bandwidth here) or FLOPs / 135 GFLOP/s
+// (OpenBLAS sgemm, 2 threads), whichever is larger.
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { report, runTorch, timeIt, type BenchRow } from "./harness.js";
+import { CpuBackend, CpuTensor } from "../src/backend/cpu.js";
+import type { GrpoLossOptions } from "../src/backend/backend.js";
+
+const BANDWIDTH = 25e9; // bytes/s
+const SGEMM = 135e9; // FLOP/s
+
+export interface KernelsBenchOptions {
+  /** Small sizes, to check that everything runs (seconds, not minutes). */
+  quick?: boolean;
+  /** Run the PyTorch peer (default true; skipped with a warning when torch is missing). */
+  torch?: boolean;
+  /** Measure peak memory in child processes (default true). */
+  mem?: boolean;
+  /** Benchmark.js minimum seconds of samples per measurement. */
+  minTime?: number;
+  /** Only cases whose name contains this substring. */
+  only?: string;
+}
+
+interface Impl {
+  impl: string;
+  /** Allocates inputs; returns the timed function. */
+  setup(be: CpuBackend): (() => void) | string; // a string = skipped, with the reason
+}
+interface Case {
+  name: string;
+  bytes: number;
+  flops: number;
+  impls: Impl[];
+  torch: Record<string, unknown>;
+}
+
+function randn(n: number, scale = 1, seed = 1): Float32Array {
+  // xorshift + sum of uniforms: fast, deterministic, roughly normal
+  let s = seed * 2654435761 >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let acc = 0;
+    for (let k = 0; k < 4; k++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      acc += (s >>> 0) / 4294967296;
+    }
+    out[i] = scale * (acc - 2) * 1.7320508;
+  }
+  return out;
+}
+function randint(n: number, hi: number, seed = 7): Int32Array {
+  let s = seed;
+  return Int32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) % hi);
+}
+const t = (be: CpuBackend, data: Float32Array | Int32Array, shape: number[]) => new CpuTensor(be, shape, data instanceof Int32Array ? "i32" : "f32", data);
+
+function sampleCase(B: number, V: number): Case {
+  return {
+    name: `sample top-p=0.9 B=${B} V=${V}`,
+    bytes: B * V * 4,
+    flops: 0,
+    torch: { op: "sample", B, V, topP: 0.9 },
+    impls: [
+      {
+        impl: "anvil fused",
+        setup(be) {
+          const logits = t(be, randn(B * V, 3), [B, V]);
+          const ids = be.zeros([B], "i32");
+          const seeds = Uint32Array.from({ length: B }, (_, i) => i);
+          return () => be.sample(ids, logits, seeds, { temperature: 1, topK: 0, topP: 0.9, minP: 0 });
+        },
+      },
+    ],
+  };
+}
+
+function logprobCase(N: number, V: number): Case {
+  return {
+    name: `logprob+entropy N=${N} V=${V}`,
+    bytes: N * V * 4,
+    flops: 0,
+    torch: { op: "logprob", N, V },
+    impls: [
+      {
+        impl: "anvil fused",
+        setup(be) {
+          const logits = t(be, randn(N * V, 2), [N, V]);
+          const targets = t(be, randint(N, V), [N]);
+          const lp = be.zeros([N]), ent = be.zeros([N]);
+          return () => be.logprobFromLogits(lp, ent, logits, targets, 1);
+        },
+      },
+    ],
+  };
+}
+
+function linearCase(N: number, H: number, V: number): Case {
+  const inputs = (be: CpuBackend) => ({
+    hidden: t(be, randn(N * H, 1, 3), [N, H]),
+    weight: t(be, randn(V * H, 1 / Math.sqrt(H), 4), [V, H]),
+    targets: t(be, randint(N, V), [N]),
+    dlogprob: t(be, randn(N, 1, 5), [N]),
+    dentropy: t(be, randn(N, 1, 6), [N]),
+  });
+  return {
+    name: `linear logprob fwd+bwd N=${N} H=${H} V=${V}`,
+    bytes: (V * H * 2 + N * H * 2) * 4,
+    flops: 8 * N * H * V, // forward 2NHV; backward recompute 2NHV + dhidden 2NHV + dweight 2NHV
+    torch: { op: "linear", N, H, V },
+    impls: [
+      {
+        impl: "anvil fused",
+        setup(be) {
+          const x = inputs(be);
+          const lp = be.zeros([N]), ent = be.zeros([N]), lse = be.zeros([N]);
+          const dh = be.zeros([N, H]), dw = be.zeros([V, H]);
+          be.fill(dh, 0); // touch the outputs now: the memory figure then counts workspace only
+          be.fill(dw, 0);
+          return () => {
+            be.linearLogprobForward(lp, ent, lse, x.hidden, x.weight, x.targets, 1);
+            be.linearLogprobBackward(dh, dw, x.dlogprob, x.dentropy, x.hidden, x.weight, x.targets, lse, ent, 1);
+          };
+        },
+      },
+      {
+        // Materialises (N, V) logits and dlogits. The backward is the logprob term only
+        // (crossEntropyBackward has no entropy input), so it does slightly less work than fused.
+        impl: "anvil unfused",
+        setup(be) {
+          const nat = be.native as unknown as Record<string, unknown>;
+          if (typeof nat.matmul !== "function" || typeof nat.crossEntropyBackward !== "function") return "needs matmul + crossEntropyBackward in the addon";
+          const x = inputs(be);
+          const logits = be.zeros([N, V]), dlogits = be.zeros([N, V]);
+          const lp = be.zeros([N]), ent = be.zeros([N]), negd = be.zeros([N]);
+          const dh = be.zeros([N, H]), dw = be.zeros([V, H]);
+          be.fill(dh, 0); // outputs touched now; logits and dlogits are the unfused workspace
+          be.fill(dw, 0);
+          return () => {
+            be.matmul(logits, x.hidden, x.weight, { transB: true });
+            be.logprobFromLogits(lp, ent, logits, x.targets, 1);
+            // d(-lp) form: dlogits = (softmax - onehot) * (-dlogprob)
+            negd.f32.set(x.dlogprob.f32);
+            be.scale(negd, -1);
+            be.crossEntropyBackward(dlogits, negd, logits, x.targets);
+            be.matmul(dh, dlogits, x.weight);
+            be.matmul(dw, dlogits, x.hidden, { transA: true, accumulate: true });
+          };
+        },
+      },
+    ],
+  };
+}
+
+function grpoCase(B: number, T: number): Case {
+  const N = B * T;
+  return {
+    name: `grpo loss fwd+bwd N=${N} (B=${B}, T=${T})`,
+    bytes: N * 4 * 8, // 6 inputs + 2 gradients
+    flops: 0,
+    torch: { op: "grpo", B, T },
+    impls: [
+      {
+        impl: "anvil fused",
+        setup(be) {
+          const old = randn(N, 0.5, 11).map((v) => v - 1.5);
+          const lp = t(be, old.map((v, i) => v + 0.1 * Math.sin(i)), [N]);
+          const o: GrpoLossOptions = { B, T, epsLow: 0.2, epsHigh: 0.28, dualClip: 3, beta: 0.04, kl: "k3", entropyCoef: 0.001, tisCap: 2, aggregation: "seq-mean-token-mean" };
+          const tensors = {
+            old: t(be, old, [N]),
+            ref: t(be, old.map((v, i) => v + 0.05 * Math.cos(i)), [N]),
+            roll: t(be, old.map((v, i) => v + 0.02 * Math.sin(3 * i)), [N]),
+            ent: t(be, randn(N, 0.3, 12).map((v) => Math.abs(v) + 1), [N]),
+            adv: t(be, randn(B, 1, 13), [B]),
+            mask: t(be, Float32Array.from({ length: N }, (_, i) => Number(i % T < T - (i / T) % 100)), [N]),
+          };
+          const dlp = be.zeros([N]), dent = be.zeros([N]), stats = be.zeros([11]);
+          return () => be.grpoLoss(dlp, dent, stats, lp, tensors.old, tensors.ref, tensors.roll, tensors.ent, tensors.adv, tensors.mask, o);
+        },
+      },
+    ],
+  };
+}
+
+export function kernelCases(quick = false): Case[] {
+  if (quick)
+    return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), grpoCase(16, 256)];
+  return [
+    sampleCase(64, 32000),
+    sampleCase(256, 32000),
+    sampleCase(64, 151936),
+    sampleCase(256, 151936),
+    logprobCase(4096, 32000),
+    linearCase(4096, 512, 32000),
+    linearCase(4096, 1024, 32000),
+    grpoCase(64, 1024),
+  ];
+}
+
+function floorNote(c: Case, seconds: number): string {
+  const tb = c.bytes / BANDWIDTH, tf = c.flops / SGEMM;
+  const floor = Math.max(tb, tf);
+  const what = tf > tb ? `${(c.flops / 1e9).toFixed(1)} GFLOP @ 135 GFLOP/s` : `${(c.bytes / 1e6).toFixed(1)} MB @ 25 GB/s`;
+  const ms = floor * 1e3;
+  return `floor ${ms < 1 ? ms.toFixed(3) : ms.toFixed(1)} ms (${what}); ${(seconds / floor).toFixed(1)}x floor`;
+}
+
+// ---- peak memory in a fresh process ----------------------------------------------------------
+
+function rssStatus(): { rss: number; hwm: number } {
+  const s = readFileSync("/proc/self/status", "utf8");
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? 0) * 1024;
+  return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
+}
+
+/** Child entry: allocate inputs of one case/impl, run it once, print the extra peak bytes. */
+function memChild(quick: boolean, caseName: string, implName: string): void {
+  const c = kernelCases(quick).find((x) => x.name === caseName);
+  const impl = c?.impls.find((x) => x.impl === implName);
+  if (!c || !impl) throw new Error(`no case ${caseName} / ${implName}`);
+  const fn = impl.setup(new CpuBackend());
+  if (typeof fn === "string") throw new Error(fn);
+  try {
+    writeFileSync("/proc/self/clear_refs", "5"); // reset VmHWM to the current RSS
+  } catch {
+    /* older kernels: the peak then also covers setup */
+  }
+  const before = rssStatus().rss;
+  fn();
+  process.stdout.write(JSON.stringify({ peakBytes: Math.max(0, rssStatus().hwm - before) }) + "\n");
+}
+
+function measureMemory(quick: boolean, caseName: string, implName: string): number | undefined {
+  const self = fileURLToPath(import.meta.url);
+  const r = spawnSync(process.execPath, [self, "--mem-child", JSON.stringify({ quick, caseName, implName })], { encoding: "utf8", maxBuffer: 1 << 20 });
+  if (r.status !== 0) {
+    process.stderr.write(`memory measurement failed for ${caseName} / ${implName}: ${r.stderr.split("\n").slice(0, 3).join(" ")}\n`);
+    return undefined;
+  }
+  return (JSON.parse(r.stdout.trim().split("\n").pop()!) as { peakBytes: number }).peakBytes;
+}
+
+// ---- driver -------------------------------------------------------------------------------------
+
+export async function runKernelsBench(opts: KernelsBenchOptions = {}): Promise<BenchRow[]> {
+  const { quick = false, torch = true, mem = true } = opts;
+  const minTime = opts.minTime ?? (quick ? 0.1 : 0.5);
+  const be = new CpuBackend();
+  const rows: BenchRow[] = [];
+  const torchScript = join(dirname(fileURLToPath(import.meta.url)), "torch", "kernels.py");
+  // dist/bench/kernels.js runs from dist: the python script stays in the source tree.
+  const script = torchScript.includes(`${join("dist", "bench")}`) ? torchScript.replace(join("dist", "bench"), "bench") : torchScript;
+
+  for (const c of kernelCases(quick)) {
+    if (opts.only && !c.name.includes(opts.only)) continue;
+    for (const impl of c.impls) {
+      const fn = impl.setup(be);
+      if (typeof fn === "string") {
+        rows.push({ name: c.name, impl: impl.impl, seconds: NaN, note: `skipped: ${fn}` });
+        continue;
+      }
+      fn(); // warm-up (page faults, thread pools)
+      const seconds = timeIt(fn, minTime, quick ? 1 : 30);
+      rows.push({
+        name: c.name,
+        impl: impl.impl,
+        seconds,
+        gflops: c.flops ? c.flops / seconds / 1e9 : undefined,
+        gbps: c.flops ? undefined : c.bytes / seconds / 1e9,
+        peakBytes: mem ? measureMemory(quick, c.name, impl.impl) : undefined,
+        note: floorNote(c, seconds),
+      });
+    }
+    if (torch) {
+      for (const r of runTorch(script, { ...c.torch, minTime, mem })) {
+        rows.push({ ...r, name: c.name, gflops: c.flops ? c.flops / r.seconds / 1e9 : undefined, gbps: c.flops ? undefined : c.bytes / r.seconds / 1e9, note: [r.note, floorNote(c, r.seconds)].filter(Boolean).join("; ") });
+      }
+    }
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const child = argv.indexOf("--mem-child");
+  if (child >= 0) {
+    const { quick, caseName, implName } = JSON.parse(argv[child + 1]) as { quick: boolean; caseName: string; implName: string };
+    memChild(quick, caseName, implName);
+    return;
+  }
+  const only = argv.indexOf("--only");
+  const rows = await runKernelsBench({
+    quick: argv.includes("--quick"),
+    torch: !argv.includes("--no-torch"),
+    mem: !argv.includes("--no-mem"),
+    only: only >= 0 ? argv[only + 1] : undefined,
+  });
+  report("anvil kernels (CPU backend)", rows, { floors: { bandwidthGBs: BANDWIDTH / 1e9, sgemmGFLOPs: SGEMM / 1e9 }, memory: "VmHWM - VmRSS around one call, fresh process per case" });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e) => {
+    process.stderr.write(`${(e as Error).stack ?? e}\n`);
+    process.exitCode = 1;
+  });
+}
