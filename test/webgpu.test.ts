@@ -439,7 +439,7 @@ describe.skipIf(!gpu)("webgpu backend", () => {
 });
 
 describe("float64 backward references agree with finite differences", () => {
-  it("rmsnorm, attention, linear logprob + entropy, grpo loss", () => {
+  it("rmsnorm, attention, linear logprob + entropy, swiglu, grpo loss", () => {
     // rmsnorm
     const N = 3, C = 5, eps = 1e-5;
     const x = Float64Array.from(ref.rand(N * C, 1)), w = Float64Array.from(ref.rand(C, 2)), dout = ref.rand(N * C, 3);
@@ -466,6 +466,11 @@ describe("float64 backward references agree with finite differences", () => {
       return ref.dot(r.lp, dlp) + ref.dot(r.ent, dent);
     };
     expect(ref.nerr(ref.fdGrad(fl, z, [0, 3, 9, 13]), [gb[0], gb[3], gb[9], gb[13]])).toBeLessThan(1e-6);
+    // swiglu: d/dgate of silu(g) * u
+    const sig = (x: number) => 1 / (1 + Math.exp(-x));
+    const gs = Float64Array.from([-3.5, -0.2, 0.7, 4.1]), us = [0.3, -1.2, 2, 0.5];
+    const fsw = (gg: Float64Array) => gg.reduce((acc, x, i) => acc + x * sig(x) * us[i], 0);
+    expect(ref.nerr(ref.fdGrad(fsw, gs, [0, 1, 2, 3]), Array.from(gs, (x, i) => us[i] * sig(x) * (1 + x * (1 - sig(x)))))).toBeLessThan(1e-6);
     // GRPO loss wrt logprob (away from clip boundaries)
     const o: ref.GrpoRefOptions = { B: 2, T: 3, epsLow: 0.2, epsHigh: 0.2, dualClip: 3, beta: 0.1, kl: "k3", entropyCoef: 0, tisCap: 2, aggregation: "seq-mean-token-mean" };
     const glp = Float64Array.from([-1, -2, -0.5, -1.5, -0.3, -2.2]), gold = [-1.1, -1.5, -0.5, -1.4, -0.9, -2.0], gref = [-1, -1, -1, -1, -1, -1];
