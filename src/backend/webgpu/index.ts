@@ -3,9 +3,9 @@
 // lavapipe on a CPU-only machine.
 //
 // How work reaches the GPU
-// - Ops encode compute passes into one pending command encoder; it is submitted when it holds
-//   RING_SLOTS dispatches, and before anything that must observe the results (read, sync,
-//   write, dispose). So a decode step's hundreds of small ops cost few submits.
+// - Ops encode dispatches into one compute pass of one pending command encoder (copies end the
+//   pass); it is submitted when it holds RING_SLOTS dispatches, and before anything that must
+//   observe the results (read, sync, write, dispose). A decode step's hundreds of ops: few submits.
 // - Scalars go in one uniform ring buffer: each dispatch takes a 256-byte slot, the host copy is
 //   uploaded with a single writeBuffer just before the submit (queue-ordered, so the ring is
 //   safely reused by the next batch).
@@ -79,6 +79,7 @@ export class WebGpuBackend implements Backend {
   private readonly ropePositions: number;
 
   private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
   private readonly ring: GPUBuffer;
   private readonly ringHost = new ArrayBuffer(RING_SLOTS * SLOT_BYTES);
   private readonly ringU32 = new Uint32Array(this.ringHost);
@@ -129,6 +130,7 @@ export class WebGpuBackend implements Backend {
   /** Submits the pending work (if any) and frees buffers that were waiting for it. */
   private flush(): void {
     if (this.encoder) {
+      this.endPass();
       if (this.slot > 0) this.device.queue.writeBuffer(this.ring, 0, this.ringHost, 0, this.slot * SLOT_BYTES);
       this.device.queue.submit([this.encoder.finish()]);
       this.encoder = null;
@@ -138,9 +140,28 @@ export class WebGpuBackend implements Backend {
     this.toDestroy.length = 0;
   }
 
+  /** The pending encoder, for copies: any open compute pass is ended first. */
   private enc(): GPUCommandEncoder {
     if (this.destroyed) throw new Error("webgpu: backend was destroyed");
+    this.endPass();
     return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  /**
+   * Consecutive dispatches share one compute pass (cheaper to encode); WebGPU orders them and
+   * makes each one's writes visible to the next, as separate passes would.
+   */
+  private computePass(): GPUComputePassEncoder {
+    if (this.pass) return this.pass;
+    this.pass = this.enc().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
   }
 
   /**
@@ -153,7 +174,6 @@ export class WebGpuBackend implements Backend {
     let layout = this.layouts.get(pipeline);
     if (!layout) this.layouts.set(pipeline, (layout = pipeline.getBindGroupLayout(0)));
     if (this.slot === RING_SLOTS) this.flush();
-    const encoder = this.enc();
     const base = (this.slot * SLOT_BYTES) / 4;
     for (let i = 0; i < types.length; i++) {
       const v = values[i];
@@ -164,11 +184,10 @@ export class WebGpuBackend implements Backend {
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring, offset: this.slot * SLOT_BYTES, size: SLOT_BYTES } }];
     bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
     const bindGroup = this.device.createBindGroup({ layout, entries });
-    const pass = encoder.beginComputePass();
+    const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
-    pass.end();
     this.slot++;
   }
 
