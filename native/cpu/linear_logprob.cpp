@@ -2,9 +2,10 @@
 // dlogprob (N), dentropy (N) -> dhidden (N, H) (overwritten), dweight (V, H) +=
 //
 // Work unit = one vocab tile (kVocabTile rows of weight) against every token block. Threads take
-// vocab tiles (OpenMP, dynamic), and each runs its own single-threaded sgemm on a private logits
-// tile: one threading layer, no hand-off between a BLAS pool and OpenMP between the matrix
-// product and the softmax work, and parallelism even when N is one token block.
+// vocab tiles (OpenMP), and each runs its own single-threaded sgemm (OpenBLAS pinned to one
+// thread for the duration of the call, or the built-in sgemm) on a private logits tile: one
+// threading layer, no hand-off between a BLAS pool and OpenMP between the matrix product and
+// the softmax work, and parallelism even when N is one token block.
 //   forward : each thread keeps an online-softmax state per token for the tiles it saw; the
 //             per-thread states are merged at the end (log-sum-exp merge).
 //   backward: a vocab tile owns its dweight rows, so dweight needs no reduction; a tile's
@@ -29,6 +30,10 @@
 
 #include "anvil/gemm.h"
 #include "anvil/online_softmax.h"
+
+#ifdef ANVIL_HAVE_CBLAS
+#include <cblas.h>
+#endif
 
 namespace anvil::cpu {
 
@@ -59,11 +64,39 @@ int thread_id() {
 #endif
 }
 
-// The sgemm of one tile, on the calling thread only. sgemm_builtin's own OpenMP region is
-// nested inside ours and therefore runs single-threaded; OpenBLAS would start its own pool.
+// While alive, OpenBLAS runs each call on the calling thread only, so that our OpenMP threads
+// can each run their own tile sgemm without two thread pools fighting over the cores. The
+// previous setting is restored on exit (also on exceptions).
+class BlasSingleThreaded {
+ public:
+  explicit BlasSingleThreaded(bool engage) {
+#ifdef ANVIL_HAVE_CBLAS
+    if (engage && openblas_get_num_threads() > 1) {
+      saved_ = openblas_get_num_threads();
+      openblas_set_num_threads(1);
+    }
+#else
+    (void)engage;
+#endif
+  }
+  ~BlasSingleThreaded() {
+#ifdef ANVIL_HAVE_CBLAS
+    if (saved_ > 0) openblas_set_num_threads(saved_);
+#endif
+  }
+  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
+  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+// The sgemm of one contiguous tile: OpenBLAS when built with it (single-threaded inside our
+// parallel regions, see BlasSingleThreaded), else the built-in sgemm, whose own OpenMP region
+// is nested in ours and so runs on the calling thread.
 void tile_gemm(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a,
                bool trans_b, bool accumulate, float alpha) {
-  sgemm_builtin(out, a, b, M, N, K, trans_a, trans_b, accumulate, alpha);
+  matmul(out, a, b, M, N, K, trans_a, trans_b, accumulate, alpha);
 }
 
 // g (nb, vt) holds z = logits / T on entry and dL/dz on exit, for rows n0.. and vocab v0..
@@ -111,6 +144,7 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
   const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), ntiles));
   std::vector<OnlineSoftmax> state(static_cast<size_t>(nthreads) * N);  // per thread, per token
   std::vector<float> target_z(N, 0.0f);  // written by the one tile holding the target
+  BlasSingleThreaded blas_guard(nthreads > 1);
 
 #pragma omp parallel num_threads(nthreads)
   {
@@ -157,6 +191,7 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
   // One lock per token block of dhidden: a tile's contribution is computed privately and added
   // under the block's lock, so extra memory stays at one (kTokBlock, H) buffer per thread.
   std::vector<std::mutex> block_locks(nthreads > 1 ? nblocks : 0);
+  BlasSingleThreaded blas_guard(nthreads > 1);
 
 #pragma omp parallel num_threads(nthreads)
   {
