@@ -1,5 +1,8 @@
 // Fused log-prob kernels and the GRPO loss against float64 TypeScript references, with
 // finite-difference checks of every gradient. Odd sizes, several tiles, ignored targets.
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
   GRPO_STATS,
@@ -361,5 +364,39 @@ describe("grpoLoss", () => {
     expect(() => grpoLoss(inputs, { ...base, dualClip: 0.5 })).toThrow(/dualClip/);
     expect(() => grpoLoss(inputs, { ...base, aggregation: "mean" as LossAggregation })).toThrow(/aggregation must be one of/);
     expect(() => grpoLoss({ ...inputs, mask: new Float32Array(5) }, base)).toThrow(/mask has 5 elements, expected 6/);
+  });
+});
+
+// ---- PyTorch oracle (test/fixtures/make_fused.py) ------------------------------------------------
+
+describe("against PyTorch autograd (fixture)", () => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const fx = JSON.parse(readFileSync(join(here, "fixtures", "fused.json"), "utf8"));
+  const close = (got: ArrayLike<number>, want: number[], tol: number, what: string) => {
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i]), `${what}[${i}]`).toBeLessThan(tol * Math.max(1, Math.abs(want[i])));
+  };
+
+  it("linearLogprob forward and backward", () => {
+    const L = fx.linear;
+    const dims = { N: L.N, H: L.H, V: L.V, temperature: L.T };
+    const hidden = Float32Array.from(L.hidden), weight = Float32Array.from(L.weight), targets = Int32Array.from(L.targets);
+    const f = linearLogprob(hidden, weight, targets, dims);
+    close(f.logprob, L.logprob, 1e-5, "logprob");
+    close(f.entropy, L.entropy, 1e-5, "entropy");
+    const g = linearLogprobBackward(Float32Array.from(L.a), Float32Array.from(L.b), hidden, weight, targets, f, dims);
+    close(g.dhidden, L.dhidden, 1e-5, "dhidden");
+    close(g.dweight, L.dweight, 1e-5, "dweight");
+  });
+
+  it("grpoLoss matches the TRL / verl formulation for every aggregation", () => {
+    const G = fx.grpo;
+    const f32 = (k: string) => Float32Array.from(G[k] as number[]);
+    const inputs: GrpoLossInputs = { logprob: f32("logprob"), oldLogprob: f32("oldLogprob"), refLogprob: f32("refLogprob"), rolloutLogprob: f32("rolloutLogprob"), entropy: f32("entropy"), advantages: f32("advantages"), mask: f32("mask") };
+    for (const [agg, want] of Object.entries(G.results) as [LossAggregation, { loss: number; dlogprob: number[]; dentropy: number[] }][]) {
+      const got = grpoLoss(inputs, { B: G.B, T: G.T, kl: "k3", aggregation: agg, ...G.opts });
+      expect(got.loss, agg).toBeCloseTo(want.loss, 5);
+      close(got.dlogprob, want.dlogprob, 1e-5, `${agg} dlogprob`);
+      close(got.dentropy, want.dentropy, 1e-6, `${agg} dentropy`);
+    }
   });
 });
