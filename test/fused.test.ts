@@ -136,8 +136,9 @@ describe("logprobFromLogits", () => {
 
 describe("linearLogprob forward", () => {
   it("matches the unfused float64 reference at odd sizes", () => {
-    // (13, 19, 257): one partial tile; (300, 19, 4099): several token blocks and vocab tiles, partial both ways.
-    for (const [N, H, V, T, scale] of [[13, 19, 257, 1, 1], [300, 19, 4099, 0.7, 1], [9, 33, 2048, 1, 12]] as const) {
+    // (13, 19, 257): one partial tile; (300, 19, 4099): several token blocks and vocab tiles, partial
+    // both ways; (700, 9, 300): one vocab tile, three token blocks (the kernel splits tokens then).
+    for (const [N, H, V, T, scale] of [[13, 19, 257, 1, 1], [300, 19, 4099, 0.7, 1], [9, 33, 2048, 1, 12], [700, 9, 300, 1.2, 2]] as const) {
       const { hidden, weight, targets } = makeLinearCase(N, H, V, N + H + V, scale);
       const got = linearLogprob(hidden, weight, targets, { N, H, V, temperature: T });
       const want = refForward(hidden, weight, targets, N, H, V, T);
@@ -208,20 +209,22 @@ describe("linearLogprob backward", () => {
     for (let i = 0; i < N; i++) if (targets[i] < 0) for (let h = 0; h < H; h++) expect(got.dhidden[i * H + h]).toBe(0);
   });
 
-  it("matches the unfused float64 backward across tiles and accumulates into dweight", () => {
-    const [N, H, V, T] = [300, 11, 4099, 1.1];
-    const { hidden, weight, targets } = makeLinearCase(N, H, V, 77);
-    const a = normals(N, 1), b = normals(N, 2);
-    const fwd = linearLogprob(hidden, weight, targets, { N, H, V, temperature: T });
-    const prior = normals(V * H, 3);
-    const acc = prior.slice();
-    const got = linearLogprobBackward(a, b, hidden, weight, targets, fwd, { N, H, V, temperature: T }, acc);
-    expect(got.dweight).toBe(acc);
-    const want = refBackward(hidden, weight, targets, a, b, N, H, V, T);
-    const dW = new Float64Array(V * H).map((_, k) => acc[k] - prior[k]);
-    const scaleH = Math.max(...Array.from(want.dhidden, Math.abs)), scaleW = Math.max(...Array.from(want.dW, Math.abs));
-    for (let k = 0; k < N * H; k++) expect(Math.abs(got.dhidden[k] - want.dhidden[k])).toBeLessThan(1e-4 * scaleH);
-    for (let k = 0; k < V * H; k++) expect(Math.abs(dW[k] - want.dW[k])).toBeLessThan(1e-4 * scaleW);
+  it("matches the unfused float64 backward across tiles and token blocks, and accumulates into dweight", () => {
+    // (300, 11, 4099): split over vocab tiles; (700, 7, 300): split over token blocks.
+    for (const [N, H, V, T] of [[300, 11, 4099, 1.1], [700, 7, 300, 0.9]] as const) {
+      const { hidden, weight, targets } = makeLinearCase(N, H, V, 77 + V);
+      const a = normals(N, 1), b = normals(N, 2);
+      const fwd = linearLogprob(hidden, weight, targets, { N, H, V, temperature: T });
+      const prior = normals(V * H, 3);
+      const acc = prior.slice();
+      const got = linearLogprobBackward(a, b, hidden, weight, targets, fwd, { N, H, V, temperature: T }, acc);
+      expect(got.dweight).toBe(acc);
+      const want = refBackward(hidden, weight, targets, a, b, N, H, V, T);
+      const dW = new Float64Array(V * H).map((_, k) => acc[k] - prior[k]);
+      const scaleH = Math.max(...Array.from(want.dhidden, Math.abs)), scaleW = Math.max(...Array.from(want.dW, Math.abs));
+      for (let k = 0; k < N * H; k++) expect(Math.abs(got.dhidden[k] - want.dhidden[k])).toBeLessThan(1e-4 * scaleH);
+      for (let k = 0; k < V * H; k++) expect(Math.abs(dW[k] - want.dW[k])).toBeLessThan(1e-4 * scaleW);
+    }
   });
 });
 
