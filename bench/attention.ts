@@ -3,9 +3,10 @@
 //
 // FLOP counts: forward 4*B*nh*T*T*hd/2 (QK^T and PV, causal half); backward 2.5x forward
 // (QK^T recomputed, dP = dO V^T, dV, dQ, dK), as flash-attention papers count them.
-// Decode is memory-bound: GB/s counts the K and V cache bytes read.
+// Decode is memory-bound: GB/s counts the K and V cache bytes read. RoPE (in place, the way
+// the model calls it) counts one read and one write of the tensor.
 //
-//   node dist/bench/attention.js [--json] [--quick]
+//   node dist/bench/attention.js [--json] [--quick] [--threads N] [--no-torch]
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -21,19 +22,22 @@ export interface AttentionShape {
 }
 
 export interface AttentionBenchOptions {
-  /** Shapes for forward/backward (default: a small-model shape and a longer-context one). */
+  /** Threads for OpenMP and torch (default 2: the machine's cores). */
+  threads?: number;
+  /** Shorter timing windows and only the first shape (noisier numbers, a few seconds in all). */
+  quick?: boolean;
+  /** Run the PyTorch peer (default true; skipped with a warning when torch is missing). */
+  torch?: boolean;
+  /** Shapes for forward/backward (default ATTENTION_SHAPES). */
   shapes?: AttentionShape[];
   /** Decode step: batch B reading a cache filled to `len` positions. */
   decode?: { B: number; nh: number; nkv: number; hd: number; len: number };
-  /** Also run the PyTorch peer (default true). */
-  torch?: boolean;
-  /** Minimum seconds of samples per measurement. */
-  minTime?: number;
-  /** Threads for both anvil and torch (default: leave anvil's OpenMP default; torch 2). */
-  threads?: number;
+  /** RoPE shape: N tokens of nh heads of hd. */
+  rope?: { N: number; nh: number; hd: number };
 }
 
-export const DEFAULT_SHAPES: AttentionShape[] = [
+/** A small-model training shape and a longer-context one. */
+export const ATTENTION_SHAPES: AttentionShape[] = [
   { B: 8, T: 256, nh: 8, nkv: 2, hd: 64 },
   { B: 4, T: 1024, nh: 16, nkv: 4, hd: 64 },
 ];
@@ -60,9 +64,10 @@ function randn(n: number, seed: number): Float32Array {
 const label = (s: AttentionShape) => `B=${s.B} T=${s.T} nh=${s.nh} nkv=${s.nkv} hd=${s.hd}`;
 
 export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promise<BenchRow[]> {
-  const shapes = opts.shapes ?? DEFAULT_SHAPES;
-  const minTime = opts.minTime ?? 0.5;
-  const be = new CpuBackend(opts.threads !== undefined ? { threads: opts.threads } : {});
+  const threads = opts.threads ?? 2;
+  const shapes = opts.shapes ?? (opts.quick ? ATTENTION_SHAPES.slice(0, 1) : ATTENTION_SHAPES);
+  const minTime = opts.quick ? 0.2 : 0.5;
+  const be = new CpuBackend({ threads });
   const impl = `anvil cpu (${be.native.buildInfo().threads} threads)`;
   const rows: BenchRow[] = [];
 
@@ -95,13 +100,33 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
     rows.push({ name: `attention decode B=${d.B} cache=${d.len + 1} nh=${d.nh} nkv=${d.nkv} hd=${d.hd}`, impl, seconds: t, gbps: bytes / t / 1e9 });
   }
 
-  if (opts.torch ?? true) rows.push(...runTorch(torchScript(), { shapes, minTime, threads: opts.threads ?? 2 }, opts.threads ?? 2));
-  return rows;
+  const r = opts.rope ?? { N: 2048, nh: 16, hd: 128 };
+  {
+    const x = be.upload(randn(r.N * r.nh * r.hd, 8), [r.N, r.nh, r.hd]);
+    const pos = be.upload(Int32Array.from({ length: r.N }, (_, i) => i), [r.N]);
+    const t = timeIt(() => be.ropeForward(x, x, pos, 1e6), minTime);
+    rows.push({ name: `rope fwd in place N=${r.N} nh=${r.nh} hd=${r.hd}`, impl, seconds: t, gbps: (2 * x.size * 4) / t / 1e9 });
+  }
+
+  if (opts.torch ?? true) rows.push(...runTorch(torchScript(), { shapes, minTime, threads }, threads));
+  // Group rows by what was measured, anvil before torch.
+  const order = [...new Set(rows.map((r) => r.name))];
+  return rows.sort((x, y) => order.indexOf(x.name) - order.indexOf(y.name));
 }
 
-// Run directly: `node dist/bench/attention.js [--json] [--quick]`.
+async function main(argv: string[]): Promise<void> {
+  const t = argv.indexOf("--threads");
+  const rows = await runAttentionBench({
+    threads: t >= 0 ? Number(argv[t + 1]) : 2,
+    quick: argv.includes("--quick"),
+    torch: !argv.includes("--no-torch"),
+  });
+  report("Causal GQA attention and RoPE (CPU)", rows);
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const quick = process.argv.includes("--quick");
-  const rows = await runAttentionBench(quick ? { shapes: [DEFAULT_SHAPES[0]], minTime: 0.2 } : {});
-  report("Causal GQA attention (CPU)", rows);
+  main(process.argv.slice(2)).catch((e: unknown) => {
+    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exitCode = 1;
+  });
 }

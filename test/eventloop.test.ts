@@ -63,7 +63,7 @@ describe("event loop", () => {
     // Blocking: the loop stalls for about the whole multiply.
     expect(sync.lag).toBeGreaterThan(0.8 * sync.duration);
     // Async: ticks keep coming. Bounds are loose because the machine is shared.
-    expect(async_.lag).toBeLessThan(150);
+    expect(async_.lag).toBeLessThan(200);
     expect(async_.lag).toBeLessThan(sync.lag / 3);
   });
 

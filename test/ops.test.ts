@@ -62,6 +62,13 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
   if (!(worst <= tol)) throw new Error(`${what}: error ${worst.toExponential(2)} > ${tol} at ${at}: got ${got[at]}, want ${want[at]}`);
 }
 
+/** Bit-for-bit equality; reports the first difference (vitest's diff of large arrays is slow). */
+function expectSame(got: Float32Array, want: Float32Array, what: string): void {
+  expect(got.length, `${what}: length`).toBe(want.length);
+  for (let i = 0; i < want.length; i++)
+    if (!Object.is(got[i], want[i])) throw new Error(`${what}: differs at ${i}: ${got[i]} vs ${want[i]}`);
+}
+
 /** Central differences of a float64 scalar function at x (x is restored afterwards). */
 function fdGrad(loss: (x: Float64Array) => number, x: Float64Array, h = 1e-5): Float64Array {
   const g = new Float64Array(x.length);
@@ -181,7 +188,10 @@ const impls: [string, MatmulFn][] = [
 describe.each(impls)("%s", (_name, mm) => {
   const shapes: [number, number, number][] = [
     [37, 53, 29],
-    [1, 17, 300], // a decode step: one row
+    [1, 17, 300], // a decode step: one row (the unpacked few-row path)
+    [4, 301, 70], // few-row path, one group of rows
+    [8, 45, 67], // the largest few-row product: two groups
+    [9, 19, 13], // the smallest packed one
     [6, 16, 1],
     [150, 3100, 260], // crosses every block size of the built-in kernel (MC 144, NC 3072, KC 256)
   ];
@@ -217,21 +227,26 @@ describe.each(impls)("%s", (_name, mm) => {
 });
 
 describe("matmulBuiltin threading", () => {
-  it("gives bit-identical results on 1 and 2 threads (each tile has one owner, same k order)", () => {
-    const M = 150, N = 333, K = 300;
+  // Packed (M = 150) and few-row (M = 7) paths, both layouts of b.
+  it.each([
+    [150, 333, 300, true],
+    [150, 333, 300, false],
+    [7, 700, 300, true],
+    [7, 700, 300, false],
+  ])("M=%i N=%i K=%i transB=%s: bit-identical on 1 and 2 threads (each output has one owner, same k order)", (M, N, K, tb) => {
     const a = randf(M * K, 11), b = randf(N * K, 12);
     const one = new Float32Array(M * N), two = new Float32Array(M * N);
     const before = be.native.buildInfo().threads;
     try {
       be.native.setThreads(1);
-      be.native.matmulBuiltin(one, a, b, M, N, K, false, true, false, 1);
+      be.native.matmulBuiltin(one, a, b, M, N, K, false, tb, false, 1);
       be.native.setThreads(2);
-      be.native.matmulBuiltin(two, a, b, M, N, K, false, true, false, 1);
+      be.native.matmulBuiltin(two, a, b, M, N, K, false, tb, false, 1);
     } finally {
       be.native.setThreads(before);
     }
-    expect(two).toEqual(one);
-    expectClose(one, matmulRef(a, b, M, N, K, false, true), 1e-5, "threaded builtin");
+    expectSame(two, one, "builtin on 2 threads vs 1");
+    expectClose(one, matmulRef(a, b, M, N, K, false, tb), 1e-5, "threaded builtin");
   });
 });
 
@@ -402,6 +417,16 @@ describe("cross-entropy", () => {
     expectClose(got, fd, 1e-5, "dlogits");
     for (let v = 0; v < V; v++) expect(got[2 * V + v]).toBe(0);
   });
+  it("-Infinity logits (masked vocabulary) get probability 0 and gradient 0", () => {
+    const masked = Float32Array.from(logits);
+    for (let n = 0; n < N; n++) for (let v = 0; v < V; v += 3) if (v !== targets[n]) masked[n * V + v] = -Infinity;
+    const loss = be.zeros([N]), dlogits = be.zeros([N, V]);
+    be.crossEntropyForward(loss, up(masked, [N, V]), up(targets, [N]));
+    be.crossEntropyBackward(dlogits, up(new Float32Array(N).fill(1), [N]), up(masked, [N, V]), up(targets, [N]));
+    expectClose(get(loss), crossEntropyRef(masked, targets, N, V), 1e-5, "masked loss");
+    const g = get(dlogits);
+    for (let i = 0; i < N * V; i++) if (masked[i] === -Infinity) expect(g[i]).toBe(0);
+  });
   it("a target >= V is a RangeError", () => {
     const bad = Int32Array.from(targets);
     bad[4] = V;
@@ -460,6 +485,79 @@ describe("adamw", () => {
     const P = up(p0, [n]);
     be.adamw(P, be.zeros([n]), be.zeros([n]), be.zeros([n]), { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.5, step: 1 });
     expectClose(get(P), f64(p0).map((x) => x * (1 - 0.1 * 0.5)), 1e-7, "decayed param");
+  });
+});
+
+// ---- OpenMP paths ----------------------------------------------------------------------
+
+// Tests run on one thread (OMP_NUM_THREADS=1); the parallel branches only switch on above a
+// size threshold, so run each op big enough on 1 and on 2 threads and compare. Ops that give
+// each output a single owner must agree bit for bit.
+describe("parallel paths agree with the serial ones", () => {
+  function onThreads<T>(n: number, fn: () => T): T {
+    const before = be.native.buildInfo().threads;
+    be.native.setThreads(n);
+    try {
+      return fn();
+    } finally {
+      be.native.setThreads(before);
+    }
+  }
+  const both = (fn: () => Float32Array) => [onThreads(1, fn), onThreads(2, fn)];
+
+  it("embedding backward, bias backward, rmsnorm, swiglu, cross-entropy, adamw", () => {
+    const N = 301, C = 259, V = 97;
+    const ids = up(randIds(N, V, 111), [N]);
+    const dout = up(randf(N * C, 112), [N, C]);
+    const x = up(randf(N * C, 113), [N, C]);
+    const w = up(randf(C, 114), [C]);
+    const cases: [string, () => Float32Array][] = [
+      ["embeddingBackward", () => {
+        const d = be.zeros([V, C]);
+        be.embeddingBackward(d, dout, ids);
+        return get(d);
+      }],
+      ["biasBackward", () => {
+        const d = be.zeros([C]);
+        be.biasBackward(d, dout);
+        return get(d);
+      }],
+      ["rmsnormBackward", () => {
+        const out = be.zeros([N, C]), rstd = be.zeros([N]), dinp = be.zeros([N, C]), dw = be.zeros([C]);
+        be.rmsnormForward(out, rstd, x, w, 1e-6);
+        be.rmsnormBackward(dinp, dw, dout, x, w, rstd);
+        return Float32Array.from([...get(out), ...get(dinp), ...get(dw)]);
+      }],
+      ["swigluBackward", () => {
+        const dg = be.zeros([N, C]), du = be.zeros([N, C]);
+        be.swigluBackward(dg, du, dout, x, dout);
+        return Float32Array.from([...get(dg), ...get(du)]);
+      }],
+      ["crossEntropyBackward", () => {
+        const dl = be.zeros([N, C]);
+        be.crossEntropyBackward(dl, up(randf(N, 115), [N]), x, up(randIds(N, C, 116), [N]));
+        return get(dl);
+      }],
+      ["adamw", () => {
+        const p = up(randf(N * C, 117), [N * C]), m = be.zeros([N * C]), v = be.zeros([N * C]);
+        be.adamw(p, dout, m, v, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 });
+        return get(p);
+      }],
+    ];
+    for (const [name, fn] of cases) {
+      const [one, two] = both(fn);
+      expectSame(two, one, `${name} on 2 threads vs 1`);
+    }
+  });
+
+  it("sumSquares (a reduction: same value to rounding)", () => {
+    const t = up(randf(1 << 18, 118), [1 << 18]);
+    const [one, two] = both(() => {
+      const out = be.zeros([1]);
+      be.sumSquares(out, t);
+      return get(out);
+    });
+    expectClose(two, one, 1e-6, "sumSquares");
   });
 });
 

@@ -3,8 +3,8 @@
 // (a second backend with a tiny maxBindingBytes runs the same ops in chunks).
 import { afterAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../src/backend/backend.js";
-import { WebGpuBackend } from "../src/backend/webgpu/index.js";
-import * as ref from "./refs.js";
+import { WebGpuBackend, sampleUniform } from "../src/backend/webgpu/index.js";
+import * as ref from "./helpers/webgpu-refs.js";
 
 let gpu: WebGpuBackend | null = null;
 let small: WebGpuBackend | null = null;
@@ -288,6 +288,96 @@ describe.skipIf(!gpu)("webgpu backend", () => {
     expect(ref.nerr(await be.read(out), ref.attentionDecode(q, kw, vc, pos, B, Tq, S, nh, nkv, hd))).toBeLessThan(TOL);
   });
 
+  it("sample: greedy, top-k / top-p / min-p draws match the reference for the same seeds", async () => {
+    const be = g();
+    const B = 24, V = 1001;
+    const logits = ref.rand(B * V, 91, -4, 4);
+    for (let i = 0; i < V; i += 7) logits[5 * V + i] = logits[5 * V]; // ties
+    logits[7 * V + 3] = -Infinity;
+    const tl = be.upload(logits, [B, V]), ids = be.zeros([B], "i32");
+    const seeds = Uint32Array.from({ length: B }, (_, i) => 1000 + i * 7919);
+    const cases = [
+      { temperature: 0, topK: 0, topP: 1, minP: 0 },
+      { temperature: 1, topK: 0, topP: 1, minP: 0, greedy: true },
+      { temperature: 1, topK: 0, topP: 1, minP: 0 },
+      { temperature: 0.7, topK: 50, topP: 1, minP: 0 },
+      { temperature: 1.3, topK: 0, topP: 0.9, minP: 0 },
+      { temperature: 0.9, topK: 200, topP: 0.8, minP: 0.05 },
+      { temperature: 1, topK: 1, topP: 1, minP: 0 },
+    ];
+    for (const o of cases) {
+      be.sample(ids, tl, seeds, o);
+      const got = Array.from(await be.read(ids));
+      const want = Array.from({ length: B }, (_, b) => ref.sampleRow(logits.subarray(b * V, (b + 1) * V), sampleUniform(seeds[b]), o));
+      expect(got, JSON.stringify(o)).toEqual(want);
+    }
+    const bad = be.upload(new Float32Array([1, NaN, 2, 0, -Infinity, -Infinity]), [3, 2]);
+    const bid = be.zeros([3], "i32");
+    be.sample(bid, bad, new Uint32Array(3), { temperature: 1, topK: 0, topP: 1, minP: 0 });
+    const bids = Array.from(await be.read(bid));
+    expect([bids[0], bids[2]]).toEqual([-1, -1]); // NaN row, all -inf row
+    expect([0, 1]).toContain(bids[1]);
+  });
+
+  it("sample: draws follow the truncated distribution (chi-square)", async () => {
+    const be = g();
+    const V = 24, R = 2048;
+    const row = ref.rand(V, 92, -2, 2);
+    const logits = new Float32Array(R * V);
+    for (let r = 0; r < R; r++) logits.set(row, r * V);
+    const o = { temperature: 0.8, topK: 12, topP: 0.9, minP: 0.05 };
+    const ids = be.zeros([R], "i32");
+    be.sample(ids, be.upload(logits, [R, V]), Uint32Array.from({ length: R }, (_, i) => i * 2654435761), o);
+    const got = await be.read(ids);
+    const w = ref.sampleWeights(row, o);
+    const mass = w.reduce((s, v) => s + v, 0);
+    const counts = new Array(V).fill(0);
+    for (const id of got) counts[id]++;
+    let chi2 = 0, df = -1;
+    for (let v = 0; v < V; v++) {
+      if (w[v] === 0) {
+        expect(counts[v], `token ${v} is outside the kept set`).toBe(0);
+        continue;
+      }
+      const e = (R * w[v]) / mass;
+      chi2 += (counts[v] - e) ** 2 / e;
+      df++;
+    }
+    // 99.9th percentile of chi-square with df <= 11 is < 32
+    expect(df).toBeGreaterThan(2);
+    expect(chi2).toBeLessThan(32);
+  });
+
+  it("grpoLoss: every aggregation, KL estimator, clips, TIS and entropy bonus", async () => {
+    const be = g();
+    const Bn = 5, T = 37, N = Bn * T;
+    const lp = ref.rand(N, 101, -3, -0.1), old = Float32Array.from(lp, (v, i) => v + ref.rand(N, 102, -0.5, 0.5)[i]);
+    const refLp = Float32Array.from(lp, (v, i) => v + ref.rand(N, 103, -0.3, 0.3)[i]);
+    const roll = Float32Array.from(old, (v, i) => v + ref.rand(N, 104, -0.4, 0.4)[i]);
+    const ent = ref.rand(N, 105, 0, 3), adv = new Float32Array([1.2, -0.7, 0, -2, 0.4]);
+    const mask = Float32Array.from(ref.rand(N, 106, 0, 1), (v) => (v < 0.8 ? 1 : 0));
+    for (let t = 0; t < T; t++) mask[3 * T + t] = 0; // one empty sequence
+    const t = (a: Float32Array) => be.upload(a, [Bn, T]);
+    const [tlp, told, tref, troll, tent, tmask] = [t(lp), t(old), t(refLp), t(roll), t(ent), t(mask)];
+    const tadv = be.upload(adv, [Bn]);
+    const dlp = be.zeros([N]), dent = be.zeros([N]), stats = be.zeros([11]);
+    const base = { B: Bn, T, epsLow: 0.2, epsHigh: 0.28, dualClip: 0, beta: 0, kl: "k3" as const, entropyCoef: 0, tisCap: 0, aggregation: "token-mean" as const };
+    const cases: ref.GrpoRefOptions[] = [
+      base,
+      { ...base, aggregation: "seq-mean-token-mean", beta: 0.04, kl: "k1" },
+      { ...base, aggregation: "seq-mean-token-sum", beta: 0.1, kl: "k2", dualClip: 3 },
+      { ...base, aggregation: "dr-grpo", maxCompletionLength: 50, beta: 0.02, kl: "k3", entropyCoef: 0.01, tisCap: 2, dualClip: 1.5 },
+    ];
+    for (const o of cases) {
+      const useRef = o.beta !== 0, useRoll = o.tisCap !== 0, useEnt = o.entropyCoef !== 0;
+      be.grpoLoss(dlp, dent, stats, tlp, told, useRef ? tref : null, useRoll ? troll : null, useEnt ? tent : null, tadv, tmask, o);
+      const r = ref.grpoLoss(lp, old, useRef ? refLp : null, useRoll ? roll : null, useEnt ? ent : null, adv, mask, o);
+      expect(ref.nerr(await be.read(dlp), r.dlp), o.aggregation).toBeLessThan(TOL);
+      expect(ref.nerr(await be.read(dent), r.dent), o.aggregation).toBeLessThan(TOL);
+      expect(ref.nerr(await be.read(stats), r.stats), o.aggregation).toBeLessThan(1e-5);
+    }
+  });
+
   it("rejects bad arguments with clear errors", () => {
     const be = g();
     expect(() => be.matmul(be.zeros([3, 4]), be.zeros([3, 5]), be.zeros([4, 4]))).toThrow(/shapes do not agree/);
@@ -297,7 +387,7 @@ describe.skipIf(!gpu)("webgpu backend", () => {
 });
 
 describe("float64 backward references agree with finite differences", () => {
-  it("rmsnorm, attention, linear logprob + entropy", () => {
+  it("rmsnorm, attention, linear logprob + entropy, grpo loss", () => {
     // rmsnorm
     const N = 3, C = 5, eps = 1e-5;
     const x = Float64Array.from(ref.rand(N * C, 1)), w = Float64Array.from(ref.rand(C, 2)), dout = ref.rand(N * C, 3);
@@ -324,5 +414,12 @@ describe("float64 backward references agree with finite differences", () => {
       return ref.dot(r.lp, dlp) + ref.dot(r.ent, dent);
     };
     expect(ref.nerr(ref.fdGrad(fl, z, [0, 3, 9, 13]), [gb[0], gb[3], gb[9], gb[13]])).toBeLessThan(1e-6);
+    // GRPO loss wrt logprob (away from clip boundaries)
+    const o: ref.GrpoRefOptions = { B: 2, T: 3, epsLow: 0.2, epsHigh: 0.2, dualClip: 3, beta: 0.1, kl: "k3", entropyCoef: 0, tisCap: 2, aggregation: "seq-mean-token-mean" };
+    const glp = Float64Array.from([-1, -2, -0.5, -1.5, -0.3, -2.2]), gold = [-1.1, -1.5, -0.5, -1.4, -0.9, -2.0], gref = [-1, -1, -1, -1, -1, -1];
+    const groll = [-1, -1.4, -0.6, -1.4, -0.8, -2], gadv = [0.8, -1.1], gmask = [1, 1, 0, 1, 1, 1];
+    const rg = ref.grpoLoss(glp, gold, gref, groll, null, gadv, gmask, o);
+    const fg = (x: Float64Array) => ref.grpoLoss(x, gold, gref, groll, null, gadv, gmask, o).stats[0];
+    expect(ref.nerr(ref.fdGrad(fg, glp, [0, 1, 3, 4, 5]), [0, 1, 3, 4, 5].map((i) => rg.dlp[i]))).toBeLessThan(1e-6);
   });
 });

@@ -1,23 +1,51 @@
 // Cross-entropy forward and backward, numerically stable: every exp is of (x - rowmax) <= 0,
-// and the log-sum-exp is accumulated in double.
+// and the log-sum-exp is accumulated in double. The exps are vectorised (anvil/simd_math.h).
 #include "anvil/crossentropy.h"
 
 #include <cmath>
 
 #include "anvil/ids.h"
+#include "anvil/simd_math.h"
 
 namespace anvil::cpu {
 
 namespace {
 
-// logits row (V) -> max, and sum(exp(x - max))
+// logits row (V) -> max, and sum(exp(x - max)) accumulated in double
 inline void row_stats(const float* x, int64_t V, float* max_out, double* sum_out) {
+  int64_t v = 0;
   float mx = -INFINITY;
-  for (int64_t v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
   double sum = 0.0;
-  for (int64_t v = 0; v < V; v++) sum += std::exp(static_cast<double>(x[v] - mx));
+#ifdef ANVIL_SIMD_EXP
+  __m256 m8 = _mm256_set1_ps(-INFINITY);
+  for (; v + 8 <= V; v += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + v));
+  mx = simd::hmax(m8);
+  for (int64_t t = v; t < V; t++) mx = x[t] > mx ? x[t] : mx;
+  const __m256 vm = _mm256_set1_ps(mx);
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  for (v = 0; v + 8 <= V; v += 8) {
+    const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(x + v), vm));
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  sum = simd::hsum(_mm256_add_pd(s0, s1));
+#else
+  for (int64_t t = 0; t < V; t++) mx = x[t] > mx ? x[t] : mx;
+#endif
+  for (; v < V; v++) sum += std::exp(static_cast<double>(x[v] - mx));
   *max_out = mx;
   *sum_out = sum;
+}
+
+// g (V) = exp(x - mx) * scale
+inline void scaled_softmax(float* g, const float* x, int64_t V, float mx, float scale) {
+  int64_t v = 0;
+#ifdef ANVIL_SIMD_EXP
+  const __m256 vm = _mm256_set1_ps(mx), vs = _mm256_set1_ps(scale);
+  for (; v + 8 <= V; v += 8)
+    _mm256_storeu_ps(g + v, _mm256_mul_ps(simd::exp(_mm256_sub_ps(_mm256_loadu_ps(x + v), vm)), vs));
+#endif
+  for (; v < V; v++) g[v] = std::exp(x[v] - mx) * scale;
 }
 
 }  // namespace
@@ -56,8 +84,7 @@ void cross_entropy_backward(float* dlogits, const float* dloss, const float* log
     float mx;
     double sum;
     row_stats(x, V, &mx, &sum);
-    const float scale = static_cast<float>(dloss[n] / sum);
-    for (int64_t v = 0; v < V; v++) g[v] = std::exp(x[v] - mx) * scale;
+    scaled_softmax(g, x, V, mx, static_cast<float>(dloss[n] / sum));
     g[t] -= dloss[n];
   }
 }

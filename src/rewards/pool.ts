@@ -35,7 +35,7 @@ export interface RewardPoolOptions {
   timeoutMs?: number;
   /** Worker threads for user rewards (default min(2, cores)). Unused with built-ins only. */
   threads?: number;
-  /** How long a call may wait for a worker before it is failed (default max(30 s, 10 x timeout)). */
+  /** How long a call may wait for a free worker before it is failed (default: no limit; big batches queue). */
   queueTimeoutMs?: number;
   /** Called once per failure (e.g. to log it); the failure is also in the batch result. */
   onFailure?: (f: RewardFailure) => void;
@@ -81,7 +81,7 @@ export class RewardPool {
     checkRewardSpecs(this.specs);
     this.timeoutMs = opts.timeoutMs ?? 2000;
     if (!(this.timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0, got ${this.timeoutMs}`);
-    this.queueTimeoutMs = opts.queueTimeoutMs ?? Math.max(30_000, 10 * this.timeoutMs);
+    this.queueTimeoutMs = opts.queueTimeoutMs ?? Infinity;
     this.onFailure = opts.onFailure;
     this.modules = this.specs.filter((s) => !isBuiltinReward(s.name)).map((s) => ({ name: s.name, url: moduleUrl(s.name) }));
     if (this.modules.length === 0) return;
@@ -151,7 +151,9 @@ export class RewardPool {
     };
     let finished = false;
     let runTimer: NodeJS.Timeout | undefined;
-    const queueTimer = setTimeout(() => stop(`no worker became free within ${this.queueTimeoutMs} ms`), this.queueTimeoutMs);
+    const queueTimer = Number.isFinite(this.queueTimeoutMs)
+      ? setTimeout(() => stop(`no worker became free within ${this.queueTimeoutMs} ms`), this.queueTimeoutMs)
+      : undefined;
     port1.once("message", () => {
       clearTimeout(queueTimer);
       if (!finished) runTimer = setTimeout(() => stop(`timed out after ${this.timeoutMs} ms`), this.timeoutMs);

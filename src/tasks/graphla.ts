@@ -206,7 +206,7 @@ export function graphlaProblem(opts: GenerateOptions): GraphLAProblem {
     const kind = rng.weighted([
       { item: "given", weight: 3 },
       { item: "defined", weight: 5 },
-      { item: "vague", weight: 2 },
+      { item: "vague", weight: 3 },
     ]);
     if (kind === "vague") {
       extra.push(vagueAbout(rng, rng.pick(existing), world, existing));
@@ -292,13 +292,13 @@ function unknownTraceLA(
   fw: ReturnType<typeof solveForward>,
   replacement: Relation | null,
 ): string {
-  const skip = new Set(postOrder(broken).map((n) => n.name)); // the gap and what only feeds it
   const parent = new Map<string, TreeNode>();
   for (const n of tree) for (const c of n.children) parent.set(c.name, n);
   const val = (d: string): string => fstr(fw.values.get(d)!);
   const lines: string[] = [];
   for (const n of tree) {
-    if (skip.has(n.name) || !fw.values.has(n.name)) continue;
+    // Children of the gap are still derived: they show the premise that is there but does not apply.
+    if (n === broken || !fw.values.has(n.name)) continue;
     lines.push(stepLA(premises[fw.via.get(n.name)!]!, n.name, val));
   }
   lines.push(

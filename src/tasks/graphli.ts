@@ -172,19 +172,25 @@ export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
     for (const broken of rng.shuffle(tree.slice())) {
       const at = original.indexOf(broken.rel);
       const r = broken.rel;
-      const options: Intervention[] = [{ kind: "drop" }];
+      // Built lazily: only the intervention actually tried draws an unsettled atom.
+      const options: (() => Intervention)[] = [() => ({ kind: "drop" })];
       if (r.kind === "fact") {
-        const u = unsettled();
-        options.push({
-          kind: "conditional",
-          premise: r.value ? { kind: "rule", body: [u], head: r.atom } : { kind: "rule", body: [r.atom], head: u },
+        options.push(() => {
+          const u = unsettled();
+          return {
+            kind: "conditional",
+            premise: r.value ? { kind: "rule", body: [u], head: r.atom } : { kind: "rule", body: [r.atom], head: u },
+          };
         });
       } else {
-        if (r.body.length === 1) options.push({ kind: "reverse", premise: { kind: "rule", body: [r.head], head: r.body[0]! } });
-        const u = unsettled();
-        options.push({ kind: "extra", extra: u, premise: { kind: "rule", body: rng.shuffle([...r.body, u]), head: r.head } });
+        if (r.body.length === 1) options.push(() => ({ kind: "reverse", premise: { kind: "rule", body: [r.head], head: r.body[0]! } }));
+        options.push(() => {
+          const u = unsettled();
+          return { kind: "extra", extra: u, premise: { kind: "rule", body: rng.shuffle([...r.body, u]), head: r.head } };
+        });
       }
-      for (const iv of rng.shuffle(options)) {
+      for (const make of rng.shuffle(options)) {
+        const iv = make();
         const cand = original.slice();
         if (iv.kind === "drop") cand.splice(at, 1);
         else cand[at] = iv.premise;
@@ -215,12 +221,12 @@ export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
 
 /** Trace for an unanswerable item: settle what can be settled, name the gap, carry it up. */
 function unknownTraceLI(tree: TreeNode[], broken: TreeNode, premises: Premise[], res: LIResult, iv: Intervention): string {
-  const skip = new Set(postOrder(broken).map((n) => n.atom));
   const parent = new Map<string, TreeNode>();
   for (const n of tree) for (const c of n.children) parent.set(c.atom, n);
   const lines: string[] = [];
   for (const n of tree) {
-    if (skip.has(n.atom) || !res.values.has(n.atom)) continue;
+    // Children of the gap are still derived: they show the premise that is there but does not apply.
+    if (n === broken || !res.values.has(n.atom)) continue;
     lines.push(stepLI(premises[res.via.get(n.atom)!]!, n.atom, res.values));
   }
   const x = broken.atom;

@@ -8,6 +8,7 @@
 namespace anvil::cpu {
 
 // The default sgemm: cblas_sgemm when the addon is built with a BLAS, else sgemm_builtin.
+// Products of at most 8 rows (decode steps) always take the built-in matrix-vector path.
 void matmul(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
             bool accumulate, float alpha);
 
@@ -17,8 +18,8 @@ void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_
                    bool trans_b, bool accumulate, float alpha);
 
 // BLAS-style entry for kernels that multiply sub-blocks (fused ops): row-major with row
-// strides, C (M, N) = alpha * op(A) @ op(B) + beta * C. cblas_sgemm when built with a BLAS,
-// else the built-in sgemm. beta = 0 never reads C.
+// strides, C (M, N) = alpha * op(A) @ op(B) + beta * C. Same dispatch as matmul.
+// beta = 0 never reads C.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // The built-in sgemm with strides (what sgemm uses without BLAS).

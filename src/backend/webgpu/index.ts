@@ -733,13 +733,16 @@ export class WebGpuBackend implements Backend {
     checkSampleOptions(o);
     const [si, sx] = [this.span(ids, "ids", "i32"), this.span(logits, "logits")];
     if (B === 0) return;
-    const seedSpan = this.scratch("sample_seeds", B);
-    this.flush();
-    this.device.queue.writeBuffer(seedSpan.buffer, 0, seeds.buffer, seeds.byteOffset, seeds.byteLength);
     const greedy = o.greedy || !(o.temperature > 0) ? 1 : 0;
-    for (const [r0, rows] of this.rowChunks(B, V, "logits"))
-      this.run("sample", "sample", "uuuufff", [rows, V, greedy, o.topK, greedy ? 1 : 1 / o.temperature, o.topP, o.minP],
-        [this.bind(si, r0, rows, "ids"), this.bind(sx, r0 * V, rows * V, "logits"), this.bind(seedSpan, r0, rows, "seeds")], this.grid(rows));
+    // The CPU's uniform for each seed, so seeded draws agree across backends.
+    const u = this.scratch("sample_u", B);
+    this.flush(); // the writeBuffer below must not overtake an earlier, unsubmitted sample
+    this.device.queue.writeBuffer(u.buffer, 0, Float32Array.from(seeds, sampleUniform));
+    for (const [r0, rows] of this.rowChunks(B, V, "logits")) {
+      const q = this.scratch("sample_q", rows * V);
+      this.run("sample", "sample", "uuuufffu", [rows, V, greedy, o.topK, greedy ? 1 : 1 / o.temperature, o.topP, o.minP, 31],
+        [this.bind(si, r0, rows, "ids"), this.whole(q, "q"), this.bind(sx, r0 * V, rows * V, "logits"), this.bind(u, r0, rows, "u")], this.grid(rows));
+    }
   }
 
   /** Vocabulary chunk for the fused linear log-prob: the (N, Vc) logits scratch and the weight rows fit a binding. */
@@ -814,16 +817,25 @@ export class WebGpuBackend implements Backend {
     const b = (t: Tensor, n: string) => this.whole(this.span(t, n), n);
     // Optional inputs: bind the logprob in their place and tell the kernel they are absent.
     const opt = (t: Tensor | null, n: string) => (t === null ? b(logprob, "logprob") : (checkSize(t, n, N, "B*T"), b(t, n)));
-    this.run("grpo_loss", "grpo_loss", "uuffffufuuuuuu",
-      [o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
-        refLogprob ? 1 : 0, rolloutLogprob ? 1 : 0, entropy ? 1 : 0, 0],
+    this.run("grpo_loss", "grpo_loss", "uuffffuffuuuuu",
+      [o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap, AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
+        refLogprob ? 1 : 0, rolloutLogprob ? 1 : 0, entropy ? 1 : 0],
       [b(dlogprob, "dlogprob"), b(dentropy, "dentropy"), b(stats, "stats"), b(logprob, "logprob"), b(oldLogprob, "oldLogprob"),
         opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), opt(entropy, "entropy"), b(advantages, "advantages"), b(mask, "mask")], [1]);
-    void o.tisCap;
   }
 }
 
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
   return a;
+}
+
+/** The sampler's uniform in [0, 1) for a seed: splitmix64(seed) >> 11 over 2^53, as native/cpu/sample.cpp. */
+export function sampleUniform(seed: number): number {
+  const M = (1n << 64n) - 1n;
+  let x = (BigInt(seed >>> 0) + 0x9e3779b97f4a7c15n) & M;
+  x = ((x ^ (x >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+  x = ((x ^ (x >> 27n)) * 0x94d049bb133111ebn) & M;
+  x ^= x >> 31n;
+  return Number(x >> 11n) / 2 ** 53;
 }

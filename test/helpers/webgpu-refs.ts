@@ -1,4 +1,4 @@
-// Naive float64 reference implementations of the Backend ops, for the backend tests.
+// Naive float64 reference implementations of the Backend ops, for the webgpu and cross-backend tests.
 // Written for clarity, not speed; shapes follow src/backend/backend.ts.
 
 export type Arr = ArrayLike<number>;
@@ -228,4 +228,128 @@ export function dot(a: Arr, b: Arr): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
+}
+
+export interface SampleRefOptions {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  greedy?: boolean;
+}
+
+/** The kept set's weights q (0 = dropped) of one row, per native/include/anvil/sample.h. */
+export function sampleWeights(x: Arr, o: SampleRefOptions): Float64Array {
+  const V = x.length;
+  const invT = Math.fround(1 / o.temperature);
+  let mx = -Infinity;
+  for (let i = 0; i < V; i++) mx = Math.max(mx, x[i]);
+  const mz = Math.fround(mx * invT);
+  const q = Float64Array.from(x, (v) => Math.exp(Math.fround(v * invT) - mz));
+  let thr = 0;
+  if (o.topK > 0 && o.topK < V) thr = [...q].sort((a, b) => b - a)[o.topK - 1];
+  if (o.topP < 1) {
+    const kept = [...q].filter((v) => v >= thr).sort((a, b) => b - a);
+    const need = o.topP * kept.reduce((s, v) => s + v, 0);
+    let cum = 0;
+    for (const v of kept) {
+      cum += v;
+      if (cum >= need) {
+        thr = Math.max(thr, v);
+        break;
+      }
+    }
+  }
+  if (o.minP > 0) thr = Math.max(thr, o.minP);
+  return q.map((v) => (v >= thr ? v : 0));
+}
+
+/** Reference draw: inverse CDF over the kept weights in index order at u * mass. */
+export function sampleRow(x: Arr, u: number, o: SampleRefOptions): number {
+  if (o.greedy || !(o.temperature > 0)) {
+    let best = 0;
+    for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+    return best;
+  }
+  const q = sampleWeights(x, o);
+  const target = u * q.reduce((s, v) => s + v, 0);
+  let cum = 0, last = -1;
+  for (let i = 0; i < q.length; i++) {
+    if (q[i] > 0) {
+      cum += q[i];
+      last = i;
+      if (cum > target) return i;
+    }
+  }
+  return last;
+}
+
+export interface GrpoRefOptions {
+  B: number;
+  T: number;
+  epsLow: number;
+  epsHigh: number;
+  dualClip: number;
+  beta: number;
+  kl: "k1" | "k2" | "k3";
+  entropyCoef: number;
+  tisCap: number;
+  aggregation: "token-mean" | "seq-mean-token-mean" | "seq-mean-token-sum" | "dr-grpo";
+  maxCompletionLength?: number;
+}
+
+/** GRPO loss per native/include/anvil/grpo_loss.h, in float64: gradients and the 11 stats. */
+export function grpoLoss(lp: Arr, old: Arr, refLp: Arr | null, roll: Arr | null, ent: Arr | null, adv: Arr, mask: Arr, o: GrpoRefOptions) {
+  const { B, T } = o;
+  const N = B * T;
+  const dlp = new Float64Array(N), dent = new Float64Array(N);
+  const seq = Array.from({ length: B }, (_, b) => {
+    let s = 0;
+    for (let t = 0; t < T; t++) s += mask[b * T + t];
+    return s;
+  });
+  const total = seq.reduce((a, b) => a + b, 0);
+  const nonempty = seq.filter((s) => s > 0).length;
+  const lo = 1 - o.epsLow, hi = 1 + o.epsHigh, c = o.dualClip;
+  let loss = 0, pgl = 0, klS = 0, entS = 0, cl = 0, ch = 0, du = 0, rs = 0, rmin = Infinity, rmax = -Infinity;
+  for (let b = 0; b < B; b++) {
+    const denom = o.aggregation === "token-mean" ? total : o.aggregation === "seq-mean-token-mean" ? seq[b] * nonempty : o.aggregation === "seq-mean-token-sum" ? nonempty : B * (o.maxCompletionLength ?? T);
+    const A = adv[b];
+    for (let t = 0; t < T; t++) {
+      const i = b * T + t, m = mask[i];
+      if (m === 0 || denom === 0) continue;
+      const wt = m / denom;
+      const r = Math.exp(lp[i] - old[i]);
+      const low = A < 0 && r < lo, high = A > 0 && r > hi, dual = c > 1 && A < 0 && r > c;
+      let pg: number, dpg: number;
+      if (low || high) [pg, dpg] = [Math.min(Math.max(r, lo), hi) * A, 0];
+      else if (dual) [pg, dpg] = [c * A, 0];
+      else [pg, dpg] = [r * A, r * A];
+      const w = o.tisCap > 0 ? Math.min(Math.exp(old[i] - roll![i]), o.tisCap) : 1;
+      let kl = 0, dkl = 0;
+      if (refLp) {
+        const d = lp[i] - refLp[i];
+        if (o.kl === "k1") [kl, dkl] = [d, 1];
+        else if (o.kl === "k2") [kl, dkl] = [0.5 * d * d, d];
+        else [kl, dkl] = [Math.exp(-d) + d - 1, 1 - Math.exp(-d)];
+      }
+      const h = ent ? ent[i] : 0;
+      const tokPg = -w * pg;
+      dlp[i] = wt * (-w * dpg + o.beta * dkl);
+      dent[i] = wt * -o.entropyCoef;
+      loss += wt * (tokPg + o.beta * kl - o.entropyCoef * h);
+      pgl += wt * tokPg;
+      klS += m * kl;
+      entS += m * h;
+      cl += m * +low;
+      ch += m * +high;
+      du += m * +dual;
+      rs += m * r;
+      rmin = Math.min(rmin, r);
+      rmax = Math.max(rmax, r);
+    }
+  }
+  const inv = total > 0 ? 1 / total : 0;
+  const stats = [loss, pgl, klS * inv, entS * inv, cl * inv, ch * inv, du * inv, total > 0 ? rmin : 0, total > 0 ? rmax : 0, rs * inv, total];
+  return { dlp, dent, stats };
 }
