@@ -37,6 +37,13 @@ export async function runWebGpuBench(opts: { quick?: boolean; minTime?: number }
       rows.push({ name: `matmul ${n}x${n}x${n} (B^T)`, impl, seconds: t, gflops: (2 * n ** 3) / t / 1e9 });
     }
     {
+      // A decode step's LM head: few rows against a (V, H) weight (the skinny kernel).
+      const [M, V, H] = opts.quick ? [8, 8192, 256] : [8, 32000, 512];
+      const x = up(M * H, [M, H], 15), W = up(V * H, [V, H], 16), out = be.zeros([M, V]);
+      const t = await time(() => be.matmul(out, x, W, { transB: true }));
+      rows.push({ name: `matmul decode ${M}x${V}x${H} (B^T)`, impl, seconds: t, gflops: (2 * M * V * H) / t / 1e9, gbps: (V * H * 4) / t / 1e9 });
+    }
+    {
       const [B, T, nh, nkv, hd] = opts.quick ? [2, 128, 8, 2, 64] : [4, 256, 8, 2, 64];
       const q = up(B * T * nh * hd, [B, T, nh, hd], 3), k = up(B * T * nkv * hd, [B, T, nkv, hd], 4), v = up(B * T * nkv * hd, [B, T, nkv, hd], 5);
       const out = be.zeros([B, T, nh, hd]), lse = be.zeros([B, nh, T]), dout = up(B * T * nh * hd, [B, T, nh, hd], 6);

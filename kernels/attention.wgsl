@@ -11,7 +11,10 @@
 // with p_ij = exp(s_ij - lse_i) and dp_ij = dout_i . v_j. Invocations of a workgroup share
 // (b, head) and take consecutive rows, so they read the same k/v rows together.
 
-struct Dims { B: u32, T: u32, nh: u32, nkv: u32, scale: f32 }
+// qoff / koff / loff: element offsets of this batch chunk inside the bound windows of the
+// (q, out, dq, dout) / (k, v, dk, dv) / lse tensors (the host splits big batches over several
+// dispatches and binds 256-byte-aligned windows; delta is per chunk, at offset 0).
+struct Dims { B: u32, T: u32, nh: u32, nkv: u32, scale: f32, qoff: u32, koff: u32, loff: u32 }
 @group(0) @binding(0) var<uniform> p: Dims;
 
 const NEG_BIG = -3.0e38;
@@ -32,14 +35,14 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
   let h = bh % p.nh;
   let b = bh / p.nh;
   let kvh = h / (p.nh / p.nkv);
-  let qo = ((b * p.T + t) * p.nh + h) * HD;
+  let qo = p.qoff + ((b * p.T + t) * p.nh + h) * HD;
   var qv: array<f32, HD>;
   var acc: array<f32, HD>;
   for (var d = 0u; d < HD; d++) { qv[d] = q[qo + d] * p.scale; acc[d] = 0.0; }
   var m = NEG_BIG;
   var l = 0.0;
   for (var j = 0u; j <= t; j++) {
-    let ko = ((b * p.T + j) * p.nkv + kvh) * HD;
+    let ko = p.koff + ((b * p.T + j) * p.nkv + kvh) * HD;
     var s = 0.0;
     for (var d = 0u; d < HD; d++) { s += qv[d] * k[ko + d]; }
     if (s > m) {
@@ -54,7 +57,7 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
   }
   let inv = 1.0 / l;
   for (var d = 0u; d < HD; d++) { out[qo + d] = acc[d] * inv; }
-  lse[bh * p.T + t] = m + log(l);
+  lse[p.loff + bh * p.T + t] = m + log(l);
 }
 
 // D (B, nh, T) = rowsum(dout * out)
@@ -69,7 +72,7 @@ fn attention_delta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   let bh = g / p.T;
   let h = bh % p.nh;
   let b = bh / p.nh;
-  let o = ((b * p.T + t) * p.nh + h) * HD;
+  let o = p.qoff + ((b * p.T + t) * p.nh + h) * HD;
   var s = 0.0;
   for (var d = 0u; d < HD; d++) { s += d_dout[o + d] * d_out[o + d]; }
   delta[g] = s;
@@ -91,15 +94,15 @@ fn attention_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let h = bh % p.nh;
   let b = bh / p.nh;
   let kvh = h / (p.nh / p.nkv);
-  let qo = ((b * p.T + t) * p.nh + h) * HD;
+  let qo = p.qoff + ((b * p.T + t) * p.nh + h) * HD;
   var qv: array<f32, HD>;
   var go: array<f32, HD>;
   var acc: array<f32, HD>;
   for (var d = 0u; d < HD; d++) { qv[d] = b_q[qo + d] * p.scale; go[d] = b_dout[qo + d]; acc[d] = 0.0; }
-  let lse_i = b_lse[g];
+  let lse_i = b_lse[p.loff + g];
   let delta_i = b_delta[g];
   for (var j = 0u; j <= t; j++) {
-    let ko = ((b * p.T + j) * p.nkv + kvh) * HD;
+    let ko = p.koff + ((b * p.T + j) * p.nkv + kvh) * HD;
     var s = 0.0;
     var dp = 0.0;
     for (var d = 0u; d < HD; d++) { s += qv[d] * b_k[ko + d]; dp += go[d] * b_v[ko + d]; }
@@ -126,7 +129,7 @@ fn attention_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   let kvh = bk % p.nkv;
   let b = bk / p.nkv;
   let rep = p.nh / p.nkv;
-  let ko = ((b * p.T + j) * p.nkv + kvh) * HD;
+  let ko = p.koff + ((b * p.T + j) * p.nkv + kvh) * HD;
   var kv: array<f32, HD>;
   var vv: array<f32, HD>;
   var dka: array<f32, HD>;
@@ -135,11 +138,11 @@ fn attention_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   for (var h = kvh * rep; h < (kvh + 1u) * rep; h++) {
     let bh = b * p.nh + h;
     for (var i = j; i < p.T; i++) {
-      let qo = ((b * p.T + i) * p.nh + h) * HD;
+      let qo = p.qoff + ((b * p.T + i) * p.nh + h) * HD;
       var s = 0.0;
       var dp = 0.0;
       for (var d = 0u; d < HD; d++) { s += kv[d] * c_q[qo + d]; dp += c_dout[qo + d] * vv[d]; }
-      let pr = exp(s - c_lse[bh * p.T + i]);
+      let pr = exp(s - c_lse[p.loff + bh * p.T + i]);
       let ds = pr * (dp - c_delta[bh * p.T + i]);
       for (var d = 0u; d < HD; d++) { dva[d] += pr * c_dout[qo + d]; dka[d] += ds * c_q[qo + d]; }
     }

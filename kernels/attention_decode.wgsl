@@ -6,7 +6,9 @@
 // invocation runs an online softmax over keys j = lid, lid + NT, ...; the workgroup then
 // rescales the partial sums to the common max and adds them. NT * HD floats of workgroup memory.
 
-struct Dims { B: u32, Tq: u32, S: u32, nh: u32, nkv: u32, scale: f32 }
+// qoff / coff / poff: element offsets of this batch chunk in the bound windows of q and out /
+// the caches / pos (the host splits caches bigger than one binding over several dispatches).
+struct Dims { B: u32, Tq: u32, S: u32, nh: u32, nkv: u32, scale: f32, qoff: u32, coff: u32, poff: u32 }
 @group(0) @binding(0) var<uniform> p: Dims;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
@@ -29,15 +31,15 @@ fn attention_decode(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   let t = bt % p.Tq;
   let b = bt / p.Tq;
   let kvh = h / (p.nh / p.nkv);
-  let last = min(u32(max(pos[b], 0)) + t, p.S - 1u);
-  let qo = g * HD;
+  let last = min(u32(max(pos[p.poff + b], 0)) + t, p.S - 1u);
+  let qo = p.qoff + g * HD;
   var qv: array<f32, HD>;
   var acc: array<f32, HD>;
   for (var d = 0u; d < HD; d++) { qv[d] = q[qo + d] * p.scale; acc[d] = 0.0; }
   var m = NEG_BIG;
   var l = 0.0;
   for (var j = lid; j <= last; j += NT) {
-    let ko = ((b * p.S + j) * p.nkv + kvh) * HD;
+    let ko = p.coff + ((b * p.S + j) * p.nkv + kvh) * HD;
     var s = 0.0;
     for (var d = 0u; d < HD; d++) { s += qv[d] * kc[ko + d]; }
     if (s > m) {

@@ -8,21 +8,28 @@
 // Backward, per chunk: recompute z, overwrite it with dz (ll_dz), then
 //   dhidden (+)= dz @ weight_chunk and dweight_chunk += dz^T @ hidden (matmul.wgsl), where
 //   dz_j = (dlogprob * (onehot_j - p_j) - dentropy * p_j * (log p_j + H)) / T.
-// targets < 0: logprob 0, entropy 0, and no gradient.
+// targets < 0: logprob 0, entropy 0, and no gradient; targets >= V: NaN logprob (the CPU throws).
 
-struct Params { N: u32, Vc: u32, v0: u32, first: u32, invT: f32 }
+struct Params { N: u32, Vc: u32, v0: u32, first: u32, invT: f32, V: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 
 const NEG_BIG = -3.0e38;
-var<workgroup> red_m: array<f32, 256>;
-var<workgroup> red_s: array<f32, 256>;
-var<workgroup> red_t: array<f32, 256>;
+// NaN for invalid targets; a function, since a const-expression may not evaluate to NaN.
+fn nan_f32() -> f32 {
+  let bits = 0x7fc00000u;
+  return bitcast<f32>(bits);
+}
+
+const WG = 64u;  // ll_update: one narrow workgroup per row (fewer coroutine switches on lavapipe)
+var<workgroup> red_m: array<f32, WG>;
+var<workgroup> red_s: array<f32, WG>;
+var<workgroup> red_t: array<f32, WG>;
 
 // state (N, 4): m, s, t, z_target
 @group(0) @binding(1) var<storage, read_write> state: array<f32>;
 @group(0) @binding(2) var<storage, read> z: array<f32>;
 @group(0) @binding(3) var<storage, read> targets: array<i32>;
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn ll_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid3: vec3u) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.N) { return; }
@@ -31,7 +38,7 @@ fn ll_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   var m = NEG_BIG;
   var s = 0.0;
   var t = 0.0;
-  for (var v = lid; v < p.Vc; v += 256u) {
+  for (var v = lid; v < p.Vc; v += WG) {
     let x = z[base + v];
     if (x > m) {
       let a = exp(m - x);
@@ -47,7 +54,7 @@ fn ll_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   red_s[lid] = s;
   red_t[lid] = t;
   workgroupBarrier();
-  for (var k = 128u; k > 0u; k = k >> 1u) {
+  for (var k = WG / 2u; k > 0u; k = k >> 1u) {
     if (lid < k) {
       let m1 = red_m[lid];
       let m2 = red_m[lid + k];
@@ -104,7 +111,7 @@ fn ll_finalize(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     logprob[row] = 0.0;
     entropy[row] = 0.0;
   } else {
-    logprob[row] = f_state[row * 4u + 3u] - (m + ls);
+    logprob[row] = select(f_state[row * 4u + 3u] - (m + ls), nan_f32(), f_targets[row] >= i32(p.V));
     entropy[row] = ls - f_state[row * 4u + 2u] / f_state[row * 4u + 1u];
   }
 }

@@ -1,10 +1,10 @@
 // logits (N, V), targets (N) i32 -> logprob (N), entropy (N) of softmax(logits / temperature).
-// One 256-wide workgroup per row, one pass: each invocation keeps the online state
+// One 64-wide workgroup per row, one pass: each invocation keeps the online state
 //   m = max z,  s = sum e^(z - m),  t = sum e^(z - m) (z - m)
 // over its strided slice (z = logits * invT), the workgroup merges the states, and
 //   lse = m + log s,  entropy = log s - t / s,  logprob = z[target] - lse.
 // Keeping t relative to m avoids the cancellation of lse - sum p z (as native/cpu).
-// targets < 0: logprob 0, entropy 0.
+// targets < 0: logprob 0, entropy 0; targets >= V: NaN (the CPU backend throws).
 
 struct Params { N: u32, V: u32, invT: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -14,11 +14,18 @@ struct Params { N: u32, V: u32, invT: f32 }
 @group(0) @binding(4) var<storage, read> targets: array<i32>;
 
 const NEG_BIG = -3.0e38;
-var<workgroup> red_m: array<f32, 256>;
-var<workgroup> red_s: array<f32, 256>;
-var<workgroup> red_t: array<f32, 256>;
+// NaN for invalid targets; a function, since a const-expression may not evaluate to NaN.
+fn nan_f32() -> f32 {
+  let bits = 0x7fc00000u;
+  return bitcast<f32>(bits);
+}
 
-@compute @workgroup_size(256)
+const WG = 64u;  // narrow rows: fewer coroutine switches per barrier on lavapipe
+var<workgroup> red_m: array<f32, WG>;
+var<workgroup> red_s: array<f32, WG>;
+var<workgroup> red_t: array<f32, WG>;
+
+@compute @workgroup_size(WG)
 fn logprob_from_logits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid3: vec3u) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.N) { return; }
@@ -32,7 +39,7 @@ fn logprob_from_logits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   var m = NEG_BIG;
   var s = 0.0;
   var t = 0.0;
-  for (var v = lid; v < p.V; v += 256u) {
+  for (var v = lid; v < p.V; v += WG) {
     let z = logits[base + v] * p.invT;
     if (z > m) {
       let a = exp(m - z);
@@ -48,7 +55,7 @@ fn logprob_from_logits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   red_s[lid] = s;
   red_t[lid] = t;
   workgroupBarrier();
-  for (var k = 128u; k > 0u; k = k >> 1u) {
+  for (var k = WG / 2u; k > 0u; k = k >> 1u) {
     if (lid < k) {
       let m1 = red_m[lid];
       let m2 = red_m[lid + k];
@@ -65,7 +72,8 @@ fn logprob_from_logits(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   }
   if (lid == 0u) {
     let ls = log(red_s[0]);
-    logprob[row] = logits[base + u32(tgt)] * p.invT - (red_m[0] + ls);
+    let lp = logits[base + min(u32(tgt), p.V - 1u)] * p.invT - (red_m[0] + ls);
+    logprob[row] = select(lp, nan_f32(), u32(tgt) >= p.V);
     entropy[row] = ls - red_t[0] / red_s[0];
   }
 }

@@ -5,7 +5,7 @@
 // order at u * kept mass. u is the CPU's splitmix64 uniform for the row's seed, computed on
 // the host, so the same seed picks the same token as the CPU up to float rounding at a boundary.
 //
-// One 256-wide workgroup per row, no sort: the top-k and top-p thresholds are found by
+// One 64-wide workgroup per row, no sort: the top-k and top-p thresholds are found by
 // bisection on the float bit pattern of q (positive floats order like their bits): 31 passes
 // of a count (top-k) or a mass (top-p) reduction each, exact thresholds that are values of q.
 // q is kept in a (rows, V) scratch. Rows with NaN / +inf / all -inf logits give id -1 (the CPU
@@ -22,122 +22,125 @@ struct Params { rows: u32, V: u32, greedy: u32, topK: u32, invT: f32, topP: f32,
 const EXP_FLOOR = -87.3;  // below this exp underflows: 0, as the CPU's vector exp
 const ONE_BITS = 0x3f800000u;
 
-var<workgroup> red_f: array<f32, 256>;
-var<workgroup> red_u: array<u32, 256>;
-var<workgroup> red2_f: array<f32, 17>;
-var<workgroup> red2_u: array<u32, 17>;
-var<workgroup> prefix: array<f32, 256>;
+const WG = 64u;  // narrow: lavapipe pays a coroutine switch per 8-wide subgroup at every barrier
+const L1 = 8u;   // two-level reductions: WG = L1 * L1
+var<workgroup> red_f: array<f32, WG>;
+var<workgroup> red_u: array<u32, WG>;
+var<workgroup> red2_f: array<f32, 9>;
+var<workgroup> red2_u: array<u32, 9>;
+var<workgroup> prefix: array<f32, WG>;
 var<workgroup> found: u32;
 
-// Workgroup reductions in two levels of 16 (few barriers: lavapipe compiles each barrier into a
-// coroutine split, so a barrier per tree level inside the bisection loops makes the shader
-// take tens of seconds to JIT). The result comes back through workgroupUniformLoad so that
-// callers may branch on it around barriers.
+// Workgroup reductions in two levels of L1, three barriers each: lavapipe compiles every barrier
+// into a coroutine split, so a barrier per tree level makes the shader take far longer to JIT
+// and run. Results are read back from workgroup memory after the last barrier; no control flow
+// around a barrier depends on them (loop counts are uniforms, and a degenerate row is handled
+// by a flag instead of an early return).
 fn sum_f(lid: u32, v: f32) -> f32 {
   red_f[lid] = v;
   workgroupBarrier();
-  if (lid < 16u) {
+  if (lid < L1) {
     var s = 0.0;
-    for (var i = 0u; i < 16u; i++) { s += red_f[lid * 16u + i]; }
+    for (var i = 0u; i < L1; i++) { s += red_f[lid * L1 + i]; }
     red2_f[lid] = s;
   }
   workgroupBarrier();
   if (lid == 0u) {
     var s = 0.0;
-    for (var i = 0u; i < 16u; i++) { s += red2_f[i]; }
-    red2_f[16] = s;
+    for (var i = 0u; i < L1; i++) { s += red2_f[i]; }
+    red2_f[L1] = s;
   }
-  return workgroupUniformLoad(&red2_f[16]);
+  workgroupBarrier();
+  return red2_f[L1];
 }
 
 fn max_f(lid: u32, v: f32) -> f32 {
   red_f[lid] = v;
   workgroupBarrier();
-  if (lid < 16u) {
-    var s = red_f[lid * 16u];
-    for (var i = 1u; i < 16u; i++) { s = max(s, red_f[lid * 16u + i]); }
+  if (lid < L1) {
+    var s = red_f[lid * L1];
+    for (var i = 1u; i < L1; i++) { s = max(s, red_f[lid * L1 + i]); }
     red2_f[lid] = s;
   }
   workgroupBarrier();
   if (lid == 0u) {
     var s = red2_f[0];
-    for (var i = 1u; i < 16u; i++) { s = max(s, red2_f[i]); }
-    red2_f[16] = s;
+    for (var i = 1u; i < L1; i++) { s = max(s, red2_f[i]); }
+    red2_f[L1] = s;
   }
-  return workgroupUniformLoad(&red2_f[16]);
+  workgroupBarrier();
+  return red2_f[L1];
 }
 
-// op: 0 = sum, 1 = min, 2 = max
+// op: 0 = sum, 1 = min, 2 = max, 3 = or
 fn combine_u(a: u32, b: u32, op: u32) -> u32 {
   switch (op) {
     case 0u: { return a + b; }
     case 1u: { return min(a, b); }
-    default: { return max(a, b); }
+    case 2u: { return max(a, b); }
+    default: { return a | b; }
   }
 }
 
 fn reduce_u(lid: u32, v: u32, op: u32) -> u32 {
   red_u[lid] = v;
   workgroupBarrier();
-  if (lid < 16u) {
-    var s = red_u[lid * 16u];
-    for (var i = 1u; i < 16u; i++) { s = combine_u(s, red_u[lid * 16u + i], op); }
+  if (lid < L1) {
+    var s = red_u[lid * L1];
+    for (var i = 1u; i < L1; i++) { s = combine_u(s, red_u[lid * L1 + i], op); }
     red2_u[lid] = s;
   }
   workgroupBarrier();
   if (lid == 0u) {
     var s = red2_u[0];
-    for (var i = 1u; i < 16u; i++) { s = combine_u(s, red2_u[i], op); }
-    red2_u[16] = s;
+    for (var i = 1u; i < L1; i++) { s = combine_u(s, red2_u[i], op); }
+    red2_u[L1] = s;
   }
-  return workgroupUniformLoad(&red2_u[16]);
+  workgroupBarrier();
+  return red2_u[L1];
 }
 
 fn sum_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 0u); }
 fn min_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 1u); }
 fn max_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 2u); }
+fn or_u(lid: u32, v: u32) -> u32 { return reduce_u(lid, v, 3u); }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid3: vec3u) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; }
   let lid = lid3.x;
   let base = row * p.V;
 
-  // Max logit, and the degenerate rows: NaN (status 1), +inf (2).
+  // Max logit, and the degenerate rows: flags bit 0 = NaN, bit 1 = +inf, bit 2 = some finite logit.
   var mx = -3.0e38;
-  var bad = 0u;
-  var any_finite = 0u;
-  for (var v = lid; v < p.V; v += 256u) {
+  var flags = 0u;
+  for (var v = lid; v < p.V; v += WG) {
     let x = logits[base + v];
     let bits = bitcast<u32>(x);
     // Bit tests, not float compares: a compiler may assume floats are never NaN.
-    if ((bits & 0x7fffffffu) > 0x7f800000u) { bad = 1u; }
-    else if (bits == 0x7f800000u) { bad = 2u; }
-    else if (bits != 0xff800000u) { any_finite = 1u; mx = max(mx, x); }
+    if ((bits & 0x7fffffffu) > 0x7f800000u) { flags |= 1u; }
+    else if (bits == 0x7f800000u) { flags |= 2u; }
+    else if (bits != 0xff800000u) { flags |= 4u; mx = max(mx, x); }
   }
-  let status = max_u(lid, bad);
-  let finite = max_u(lid, any_finite);
-  if (status != 0u || finite == 0u) {
-    if (lid == 0u) { ids[row] = -1; }
-    return;
-  }
+  let row_flags = or_u(lid, flags);
+  let degenerate = (row_flags & 3u) != 0u || (row_flags & 4u) == 0u;
   let m = max_f(lid, mx);
 
   if (p.greedy != 0u) {
     var first = 0xffffffffu;
-    for (var v = lid; v < p.V; v += 256u) {
+    for (var v = lid; v < p.V; v += WG) {
       if (logits[base + v] == m) { first = min(first, v); }
     }
     let idx = min_u(lid, first);
-    if (lid == 0u) { ids[row] = i32(idx); }
+    if (lid == 0u) { ids[row] = select(i32(idx), -1, degenerate); }
     return;
   }
 
   // q = exp(z - max z), with z rounded exactly as the max was, so the max maps to 1.
   let mz = m * p.invT;
   var total = 0.0;
-  for (var v = lid; v < p.V; v += 256u) {
+  for (var v = lid; v < p.V; v += WG) {
     let d = logits[base + v] * p.invT - mz;
     var e = 0.0;
     if (d >= EXP_FLOOR) { e = exp(d); }
@@ -156,7 +159,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     for (var it = 0u; it < p.iters; it++) {
       let mid = lo + (hi - lo) / 2u;
       var cnt = 0u;
-      for (var v = lid; v < p.V; v += 256u) {
+      for (var v = lid; v < p.V; v += WG) {
         if (bitcast<u32>(q[base + v]) >= mid) { cnt += 1u; }
       }
       let c = sum_u(lid, cnt);
@@ -164,7 +167,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     }
     thr_bits = lo;
     var s = 0.0;
-    for (var v = lid; v < p.V; v += 256u) {
+    for (var v = lid; v < p.V; v += WG) {
       let x = q[base + v];
       if (bitcast<u32>(x) >= thr_bits) { s += x; }
     }
@@ -178,7 +181,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     for (var it = 0u; it < p.iters; it++) {
       let mid = lo + (hi - lo) / 2u;
       var s = 0.0;
-      for (var v = lid; v < p.V; v += 256u) {
+      for (var v = lid; v < p.V; v += WG) {
         let x = q[base + v];
         if (bitcast<u32>(x) >= mid) { s += x; }
       }
@@ -191,7 +194,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 
   // Inverse CDF in index order: contiguous slices per invocation, a prefix over the slices,
   // then the invocation whose slice holds the target walks it.
-  let chunk = (p.V + 255u) / 256u;
+  let chunk = (p.V + WG - 1u) / WG;
   let v0 = min(lid * chunk, p.V);
   let v1 = min(v0 + chunk, p.V);
   var own = 0.0;
@@ -206,7 +209,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   workgroupBarrier();
   if (lid == 0u) {
     var run = 0.0;
-    for (var i = 0u; i < 256u; i++) {
+    for (var i = 0u; i < WG; i++) {
       let o = prefix[i];
       prefix[i] = run;
       run += o;
@@ -214,7 +217,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     red_f[0] = run;
   }
   workgroupBarrier();
-  let mass = red_f[0];
+  let mass = red_f[0];  // (thread 0's scan total; read after the barrier)
   let target_mass = uniforms[row] * mass;
   let start = prefix[lid];
   if (own > 0.0 && target_mass >= start && target_mass < start + own) {
@@ -231,6 +234,6 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let fallback = max_u(lid, select(0u, last_kept, has_kept == 1u));  // the last kept token
   if (lid == 0u) {
     let f = found;
-    ids[row] = i32(select(f, fallback, f == 0xffffffffu));
+    ids[row] = select(i32(select(f, fallback, f == 0xffffffffu)), -1, degenerate);
   }
 }

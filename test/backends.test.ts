@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { Backend, Tensor } from "../src/backend/backend.js";
 import { CpuBackend } from "../src/backend/cpu.js";
+import { CudaBackend } from "../src/backend/cuda.js";
 import { WebGpuBackend } from "../src/backend/webgpu/index.js";
 import { nerr, rand, randInt } from "./helpers/webgpu-refs.js";
 
@@ -27,8 +28,11 @@ try {
   console.warn(`cross-backend tests skipped: the CPU reference is unavailable: ${cpuReason}`);
 }
 
-/** Backends under test, each created or skipped with a reason. CUDA joins the list when its backend lands. */
-const candidates: { name: string; create: () => Promise<Backend> }[] = [{ name: "webgpu", create: () => WebGpuBackend.create() }];
+/** Backends under test, each created or skipped with the reason it is unavailable. */
+const candidates: { name: string; create: () => Promise<Backend> }[] = [
+  { name: "webgpu", create: () => WebGpuBackend.create() },
+  { name: "cuda", create: () => CudaBackend.create() },
+];
 const available: { name: string; be: Backend }[] = [];
 const skipped: { name: string; reason: string }[] = [];
 for (const c of candidates) {
@@ -115,8 +119,8 @@ function buildCases(): OpCase[] {
       return outs(be, { out });
     });
   }
-  for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
-    const M = odd(30, 150), N = odd(30, 150), K = odd(30, 200);
+  for (const [transA, transB, skinny] of [[false, false, 0], [true, false, 0], [false, true, 0], [true, true, 0], [false, true, 1], [true, false, 1]]) {
+    const M = skinny ? odd(1, 31) : odd(33, 150), N = odd(30, 150), K = odd(30, 200);
     const a = f32(M * K, 7), b = f32(K * N, 8), init = f32(M * N, 9);
     add("matmul", `M=${M} N=${N} K=${K} tA=${+transA} tB=${+transB} acc`, 1e-5, async (be) => {
       const out = up(be, init, [M, N]);

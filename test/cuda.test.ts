@@ -16,6 +16,9 @@ const info = cudaInfo();
 const gpu = info.devices > 0;
 if (!gpu) console.warn(`[cuda.test] CUDA op tests skipped: ${info.error ?? "no CUDA device"}`);
 
+// test/cuda_emu: the kernels built against a thread-per-CUDA-thread emulator (slow: big shapes are skipped).
+const emulated = info.deviceNames.some((n) => n.includes("emulator"));
+
 const addonPath = process.env.ANVIL_ADDON ?? join(dirname(fileURLToPath(import.meta.url)), "..", "build", "Release", "anvil.node");
 
 describe("cudaInfo", () => {
@@ -29,7 +32,7 @@ describe("cudaInfo", () => {
       return;
     }
     expect(info.loaded).toBe(true);
-    expect(info.library).toMatch(/libanvil_cuda\.so$/);
+    expect(info.library).toMatch(/libanvil_cuda\w*\.so$/);
     expect(existsSync(info.library!)).toBe(true);
   });
 
@@ -155,7 +158,14 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
     const i = cuda.zeros([3], "i32");
     cuda.fill(i, -7);
     expect(Array.from(await cuda.read(i))).toEqual([-7, -7, -7]);
+    const v = cuda.view(a, [5, 1]);
+    cuda.scale(v, 2);
+    expect(Array.from(await cuda.read(a))).toEqual([2, 4, 6, 18, 16]);
+    v.dispose(); // does not free a
+    expect(Array.from(await cuda.read(a))).toEqual([2, 4, 6, 18, 16]);
+    const v2 = cuda.view(a, [5]);
     for (const t of [a, b, i]) t.dispose();
+    expect(v2.disposed).toBe(true);
     await expect(cuda.read(a)).rejects.toThrow(/disposed/);
   });
 
@@ -292,7 +302,7 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
   });
 
   for (const [N, H, V] of [[37, 48, 1003], [4100, 16, 9000]])
-    it(`linearLogprob forward and backward N=${N} H=${H} V=${V}`, async () => {
+    it.skipIf(emulated && N > 1000)(`linearLogprob forward and backward N=${N} H=${H} V=${V}`, async () => {
       const targets = randint(N, V);
       targets[1] = -1;
       const hidden: [Host, number[]] = [randn(N * H), [N, H]], weight: [Host, number[]] = [randn(V * H, 0.5), [V, H]];
@@ -320,17 +330,18 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
   const aggs: LossAggregation[] = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "dr-grpo"];
   for (const [i, aggregation] of aggs.entries())
     it(`grpoLoss ${aggregation}, kl ${kls[i % 3]}, dual clip, TIS, entropy bonus`, async () => {
-      const [B, T] = [3, 17];
+      const [B, T] = [4, 17];
       const N = B * T;
       const lp = randn(N, 2).map((x) => x - 2);
       const near = (d: number) => lp.map((x) => x + (r() * 2 - 1) * d);
-      const mask = new Float32Array(N).map((_, j) => (j % T < T - (j % 5) ? 1 : 0));
+      // Ragged lengths, and sequence 3 fully masked (it must not count in the seq-mean denominators).
+      const mask = new Float32Array(N).map((_, j) => (j < 3 * T && j % T < T - (j % 5) ? 1 : 0));
       const o: GrpoLossOptions = { B, T, epsLow: 0.2, epsHigh: 0.28, dualClip: 3, beta: 0.04, kl: kls[i % 3], entropyCoef: 0.01, tisCap: 2, aggregation, maxCompletionLength: 20 };
       await compare(
         {
           dlp: [randn(N), [N]], dent: [randn(N), [N]], stats: [randn(GRPO_STATS.length), [GRPO_STATS.length]],
           lp: [lp, [N]], old: [near(0.5), [N]], ref: [near(0.3), [N]], roll: [near(0.2), [N]], ent: [new Float32Array(N).map(() => r() * 3), [N]],
-          adv: [new Float32Array([1.5, -2, 0.3]), [B]], mask: [mask, [N]],
+          adv: [new Float32Array([1.5, -2, 0.3, 1]), [B]], mask: [mask, [N]],
         },
         (be, t) => be.grpoLoss(t.dlp, t.dent, t.stats, t.lp, t.old, t.ref, t.roll, t.ent, t.adv, t.mask, o),
         ["dlp", "dent", "stats"],
@@ -345,10 +356,34 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
     await compare({ ids: [new Int32Array(B), [B]], logits: [logits, [B, V]] }, (be, t) => be.sample(t.ids, t.logits, new Uint32Array(B), { temperature: 1, topK: 0, topP: 1, minP: 0, greedy: true }), ["ids"]);
   });
 
+  it("sample: the same seeds draw the same tokens as the CPU sampler", async () => {
+    const [B, V] = [64, 5003];
+    const logits = randn(B * V, 4);
+    const seeds = Uint32Array.from({ length: B }, (_, b) => 1000 + b);
+    const ids: Record<string, Int32Array> = {};
+    for (const be of [cpu, cuda] as Backend[]) {
+      const lt = be.upload(logits, [B, V]), it = be.zeros([B], "i32");
+      be.sample(it, lt, seeds, { temperature: 0.9, topK: 50, topP: 0.95, minP: 0.01 });
+      ids[be.name] = (await be.read(it)) as Int32Array;
+      lt.dispose();
+      it.dispose();
+    }
+    // The CUDA draw respects top-k by itself (a token ranked >= 50 by logit is never drawn)...
+    for (let b = 0; b < B; b++) {
+      const row = logits.subarray(b * V, (b + 1) * V);
+      expect(row.filter((x) => x > row[ids.cuda[b]]).length).toBeLessThan(50);
+    }
+    // ...and, with the same uniform and the same kept set, matches the CPU but for float
+    // rounding at a bucket edge.
+    let same = 0;
+    for (let b = 0; b < B; b++) same += ids.cpu[b] === ids.cuda[b] ? 1 : 0;
+    expect(same).toBeGreaterThanOrEqual(B - 2);
+  });
+
   it("sample: truncation is respected and draws follow the truncated distribution (chi-square)", async () => {
     const V = 12;
     const row = Float32Array.from({ length: V }, (_, j) => Math.log(j + 1)); // p proportional to j + 1
-    const B = 6000;
+    const B = emulated ? 500 : 6000;
     const logits = new Float32Array(B * V);
     for (let b = 0; b < B; b++) logits.set(row, b * V);
     const seeds = Uint32Array.from({ length: B }, (_, b) => b * 2654435761);

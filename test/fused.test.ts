@@ -1,5 +1,8 @@
 // Fused log-prob kernels and the GRPO loss against float64 TypeScript references, with
 // finite-difference checks of every gradient. Odd sizes, several tiles, ignored targets.
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
   GRPO_STATS,
@@ -133,8 +136,9 @@ describe("logprobFromLogits", () => {
 
 describe("linearLogprob forward", () => {
   it("matches the unfused float64 reference at odd sizes", () => {
-    // (13, 19, 257): one partial tile; (300, 19, 4099): several token blocks and vocab tiles, partial both ways.
-    for (const [N, H, V, T, scale] of [[13, 19, 257, 1, 1], [300, 19, 4099, 0.7, 1], [9, 33, 2048, 1, 12]] as const) {
+    // (13, 19, 257): one partial tile; (300, 19, 4099): several token blocks and vocab tiles, partial
+    // both ways; (700, 9, 300): one vocab tile, three token blocks (the kernel splits tokens then).
+    for (const [N, H, V, T, scale] of [[13, 19, 257, 1, 1], [300, 19, 4099, 0.7, 1], [9, 33, 2048, 1, 12], [700, 9, 300, 1.2, 2]] as const) {
       const { hidden, weight, targets } = makeLinearCase(N, H, V, N + H + V, scale);
       const got = linearLogprob(hidden, weight, targets, { N, H, V, temperature: T });
       const want = refForward(hidden, weight, targets, N, H, V, T);
@@ -205,20 +209,22 @@ describe("linearLogprob backward", () => {
     for (let i = 0; i < N; i++) if (targets[i] < 0) for (let h = 0; h < H; h++) expect(got.dhidden[i * H + h]).toBe(0);
   });
 
-  it("matches the unfused float64 backward across tiles and accumulates into dweight", () => {
-    const [N, H, V, T] = [300, 11, 4099, 1.1];
-    const { hidden, weight, targets } = makeLinearCase(N, H, V, 77);
-    const a = normals(N, 1), b = normals(N, 2);
-    const fwd = linearLogprob(hidden, weight, targets, { N, H, V, temperature: T });
-    const prior = normals(V * H, 3);
-    const acc = prior.slice();
-    const got = linearLogprobBackward(a, b, hidden, weight, targets, fwd, { N, H, V, temperature: T }, acc);
-    expect(got.dweight).toBe(acc);
-    const want = refBackward(hidden, weight, targets, a, b, N, H, V, T);
-    const dW = new Float64Array(V * H).map((_, k) => acc[k] - prior[k]);
-    const scaleH = Math.max(...Array.from(want.dhidden, Math.abs)), scaleW = Math.max(...Array.from(want.dW, Math.abs));
-    for (let k = 0; k < N * H; k++) expect(Math.abs(got.dhidden[k] - want.dhidden[k])).toBeLessThan(1e-4 * scaleH);
-    for (let k = 0; k < V * H; k++) expect(Math.abs(dW[k] - want.dW[k])).toBeLessThan(1e-4 * scaleW);
+  it("matches the unfused float64 backward across tiles and token blocks, and accumulates into dweight", () => {
+    // (300, 11, 4099): split over vocab tiles; (700, 7, 300): split over token blocks.
+    for (const [N, H, V, T] of [[300, 11, 4099, 1.1], [700, 7, 300, 0.9]] as const) {
+      const { hidden, weight, targets } = makeLinearCase(N, H, V, 77 + V);
+      const a = normals(N, 1), b = normals(N, 2);
+      const fwd = linearLogprob(hidden, weight, targets, { N, H, V, temperature: T });
+      const prior = normals(V * H, 3);
+      const acc = prior.slice();
+      const got = linearLogprobBackward(a, b, hidden, weight, targets, fwd, { N, H, V, temperature: T }, acc);
+      expect(got.dweight).toBe(acc);
+      const want = refBackward(hidden, weight, targets, a, b, N, H, V, T);
+      const dW = new Float64Array(V * H).map((_, k) => acc[k] - prior[k]);
+      const scaleH = Math.max(...Array.from(want.dhidden, Math.abs)), scaleW = Math.max(...Array.from(want.dW, Math.abs));
+      for (let k = 0; k < N * H; k++) expect(Math.abs(got.dhidden[k] - want.dhidden[k])).toBeLessThan(1e-4 * scaleH);
+      for (let k = 0; k < V * H; k++) expect(Math.abs(dW[k] - want.dW[k])).toBeLessThan(1e-4 * scaleW);
+    }
   });
 });
 
@@ -361,5 +367,39 @@ describe("grpoLoss", () => {
     expect(() => grpoLoss(inputs, { ...base, dualClip: 0.5 })).toThrow(/dualClip/);
     expect(() => grpoLoss(inputs, { ...base, aggregation: "mean" as LossAggregation })).toThrow(/aggregation must be one of/);
     expect(() => grpoLoss({ ...inputs, mask: new Float32Array(5) }, base)).toThrow(/mask has 5 elements, expected 6/);
+  });
+});
+
+// ---- PyTorch oracle (test/fixtures/make_fused.py) ------------------------------------------------
+
+describe("against PyTorch autograd (fixture)", () => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const fx = JSON.parse(readFileSync(join(here, "fixtures", "fused.json"), "utf8"));
+  const close = (got: ArrayLike<number>, want: number[], tol: number, what: string) => {
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i]), `${what}[${i}]`).toBeLessThan(tol * Math.max(1, Math.abs(want[i])));
+  };
+
+  it("linearLogprob forward and backward", () => {
+    const L = fx.linear;
+    const dims = { N: L.N, H: L.H, V: L.V, temperature: L.T };
+    const hidden = Float32Array.from(L.hidden), weight = Float32Array.from(L.weight), targets = Int32Array.from(L.targets);
+    const f = linearLogprob(hidden, weight, targets, dims);
+    close(f.logprob, L.logprob, 1e-5, "logprob");
+    close(f.entropy, L.entropy, 1e-5, "entropy");
+    const g = linearLogprobBackward(Float32Array.from(L.a), Float32Array.from(L.b), hidden, weight, targets, f, dims);
+    close(g.dhidden, L.dhidden, 1e-5, "dhidden");
+    close(g.dweight, L.dweight, 1e-5, "dweight");
+  });
+
+  it("grpoLoss matches the TRL / verl formulation for every aggregation", () => {
+    const G = fx.grpo;
+    const f32 = (k: string) => Float32Array.from(G[k] as number[]);
+    const inputs: GrpoLossInputs = { logprob: f32("logprob"), oldLogprob: f32("oldLogprob"), refLogprob: f32("refLogprob"), rolloutLogprob: f32("rolloutLogprob"), entropy: f32("entropy"), advantages: f32("advantages"), mask: f32("mask") };
+    for (const [agg, want] of Object.entries(G.results) as [LossAggregation, { loss: number; dlogprob: number[]; dentropy: number[] }][]) {
+      const got = grpoLoss(inputs, { B: G.B, T: G.T, kl: "k3", aggregation: agg, ...G.opts });
+      expect(got.loss, agg).toBeCloseTo(want.loss, 5);
+      close(got.dlogprob, want.dlogprob, 1e-5, `${agg} dlogprob`);
+      close(got.dentropy, want.dentropy, 1e-6, `${agg} dentropy`);
+    }
   });
 });

@@ -83,7 +83,7 @@ describe.skipIf(!gpu)("webgpu backend", () => {
 
     it(`matmul: all transposes, accumulate, alpha, odd shapes${label()}`, async () => {
       const B = be();
-      for (const [M, N, K] of [[37, 53, 29], [130, 70, 200], [1, 5, 3]]) {
+      for (const [M, N, K] of [[37, 53, 29], [130, 70, 200], [1, 5, 3], [3, 200, 130], [8, 77, 65], [13, 40, 300], [32, 9, 70]]) {
         for (const transA of [false, true])
           for (const transB of [false, true]) {
             const a = ref.rand(M * K, M + K), b = ref.rand(K * N, N * 7 + K), init = ref.rand(M * N, 5);
@@ -204,6 +204,38 @@ describe.skipIf(!gpu)("webgpu backend", () => {
       expect(ref.nerr(await rd(B, tv), vw)).toBeLessThan(TOL);
     });
 
+    it(`attention forward/backward and KV-cache decode over batch chunks${label()}`, async () => {
+      const gb = be();
+      // With 64 KiB bindings these shapes split over the batch, at offsets that are not 256-byte aligned.
+      const [Bn, T, nh, nkv, hd] = [7, 45, 4, 2, 16];
+      const q = ref.rand(Bn * T * nh * hd, 121), k = ref.rand(Bn * T * nkv * hd, 122), v = ref.rand(Bn * T * nkv * hd, 123);
+      const tq = up(gb, q, [Bn, T, nh, hd]), tk = up(gb, k, [Bn, T, nkv, hd]), tv = up(gb, v, [Bn, T, nkv, hd]);
+      const out = gb.zeros([Bn, T, nh, hd]), lse = gb.zeros([Bn, nh, T]);
+      gb.attentionForward(out, lse, tq, tk, tv);
+      const r = ref.attention(q, k, v, Bn, T, nh, nkv, hd);
+      expect(ref.nerr(await gb.read(out), r.out)).toBeLessThan(TOL);
+      expect(ref.nerr(await gb.read(lse), r.lse)).toBeLessThan(TOL);
+      const dout = ref.rand(q.length, 124);
+      const dq = gb.zeros([Bn, T, nh, hd]), dk = gb.zeros([Bn, T, nkv, hd]), dv = gb.zeros([Bn, T, nkv, hd]);
+      gb.attentionBackward(dq, dk, dv, up(gb, dout, [Bn, T, nh, hd]), tq, tk, tv, out, lse);
+      const rb = ref.attentionBackward(dout, q, k, v, Bn, T, nh, nkv, hd);
+      expect(ref.nerr(await gb.read(dq), rb.dq)).toBeLessThan(TOL);
+      expect(ref.nerr(await gb.read(dk), rb.dk)).toBeLessThan(TOL);
+      expect(ref.nerr(await gb.read(dv), rb.dv)).toBeLessThan(TOL);
+
+      const [Bd, S, Tq, hdd] = [5, 300, 2, 9];
+      const kc = ref.rand(Bd * S * nkv * hdd, 125), vc = ref.rand(Bd * S * nkv * hdd, 126), x = ref.rand(Bd * Tq * nkv * hdd, 127);
+      const pos = new Int32Array([0, 297, 5, 150, 33]);
+      const tkc = up(gb, kc, [Bd, S, nkv, hdd]), tp = up(gb, pos, [Bd]);
+      gb.kvWrite(tkc, up(gb, x, [Bd, Tq, nkv, hdd]), tp);
+      const kw = Float32Array.from(kc);
+      for (let b = 0; b < Bd; b++) for (let t = 0; t < Tq; t++) for (let e = 0; e < nkv * hdd; e++) kw[(b * S + pos[b] + t) * nkv * hdd + e] = x[(b * Tq + t) * nkv * hdd + e];
+      expect(Array.from(await gb.read(tkc))).toEqual(Array.from(kw));
+      const qd = ref.rand(Bd * Tq * nh * hdd, 128), od = gb.zeros([Bd, Tq, nh, hdd]);
+      gb.attentionDecode(od, up(gb, qd, [Bd, Tq, nh, hdd]), tkc, up(gb, vc, [Bd, S, nkv, hdd]), tp);
+      expect(ref.nerr(await gb.read(od), ref.attentionDecode(qd, kw, vc, pos, Bd, Tq, S, nh, nkv, hdd))).toBeLessThan(TOL);
+    });
+
     it(`linearLogprob forward/backward (vocab chunks)${label()}`, async () => {
       const B = be();
       const N = 19, H = 40, V = 1100, T = 0.8;
@@ -253,7 +285,7 @@ describe.skipIf(!gpu)("webgpu backend", () => {
 
   it("attention forward/backward, causal GQA (odd T, hd)", async () => {
     const be = g();
-    for (const [B, T, nh, nkv, hd] of [[2, 13, 4, 2, 6], [1, 70, 3, 1, 16]]) {
+    for (const [B, T, nh, nkv, hd] of [[2, 13, 4, 2, 9], [1, 70, 3, 1, 16]]) {
       const q = ref.rand(B * T * nh * hd, 71), k = ref.rand(B * T * nkv * hd, 72), v = ref.rand(B * T * nkv * hd, 73);
       const tq = be.upload(q, [B, T, nh, hd]), tk = be.upload(k, [B, T, nkv, hd]), tv = be.upload(v, [B, T, nkv, hd]);
       const out = be.zeros([B, T, nh, hd]), lse = be.zeros([B, nh, T]);
@@ -273,7 +305,7 @@ describe.skipIf(!gpu)("webgpu backend", () => {
 
   it("kvWrite + attentionDecode (prefill and decode rows)", async () => {
     const be = g();
-    const B = 3, S = 50, nh = 4, nkv = 2, hd = 12, Tq = 3;
+    const B = 3, S = 50, nh = 4, nkv = 2, hd = 9, Tq = 3;
     const kc = ref.rand(B * S * nkv * hd, 81), vc = ref.rand(B * S * nkv * hd, 82);
     const tk = be.upload(kc, [B, S, nkv, hd]), tv = be.upload(vc, [B, S, nkv, hd]);
     const pos = new Int32Array([0, 17, 46]);
@@ -378,6 +410,26 @@ describe.skipIf(!gpu)("webgpu backend", () => {
     }
   });
 
+  it("targets >= V give NaN (kernels cannot throw), ids out of range give zero rows", async () => {
+    const be = g();
+    const N = 3, V = 5, H = 4;
+    const logits = be.upload(ref.rand(N * V, 111), [N, V]), targets = be.upload(new Int32Array([1, 5, 99]), [N]);
+    const loss = be.zeros([N]);
+    be.crossEntropyForward(loss, logits, targets);
+    const lp = be.zeros([N]), ent = be.zeros([N]), lse = be.zeros([N]);
+    be.logprobFromLogits(lp, ent, logits, targets, 1);
+    const lp2 = be.zeros([N]);
+    be.linearLogprobForward(lp2, ent, lse, be.upload(ref.rand(N * H, 112), [N, H]), be.upload(ref.rand(V * H, 113), [V, H]), targets, 1);
+    for (const t of [loss, lp, lp2]) {
+      const r = await be.read(t);
+      expect(Number.isFinite(r[0])).toBe(true);
+      expect([Number.isNaN(r[1]), Number.isNaN(r[2])]).toEqual([true, true]);
+    }
+    const out = be.zeros([2, 3]);
+    be.embeddingForward(out, be.upload(new Int32Array([1, 7]), [2]), be.upload(ref.rand(6, 114), [2, 3]));
+    expect(Array.from(await be.read(out)).slice(3)).toEqual([0, 0, 0]);
+  });
+
   it("rejects bad arguments with clear errors", () => {
     const be = g();
     expect(() => be.matmul(be.zeros([3, 4]), be.zeros([3, 5]), be.zeros([4, 4]))).toThrow(/shapes do not agree/);
@@ -387,7 +439,7 @@ describe.skipIf(!gpu)("webgpu backend", () => {
 });
 
 describe("float64 backward references agree with finite differences", () => {
-  it("rmsnorm, attention, linear logprob + entropy, grpo loss", () => {
+  it("rmsnorm, attention, linear logprob + entropy, swiglu, grpo loss", () => {
     // rmsnorm
     const N = 3, C = 5, eps = 1e-5;
     const x = Float64Array.from(ref.rand(N * C, 1)), w = Float64Array.from(ref.rand(C, 2)), dout = ref.rand(N * C, 3);
@@ -414,6 +466,11 @@ describe("float64 backward references agree with finite differences", () => {
       return ref.dot(r.lp, dlp) + ref.dot(r.ent, dent);
     };
     expect(ref.nerr(ref.fdGrad(fl, z, [0, 3, 9, 13]), [gb[0], gb[3], gb[9], gb[13]])).toBeLessThan(1e-6);
+    // swiglu: d/dgate of silu(g) * u
+    const sig = (x: number) => 1 / (1 + Math.exp(-x));
+    const gs = Float64Array.from([-3.5, -0.2, 0.7, 4.1]), us = [0.3, -1.2, 2, 0.5];
+    const fsw = (gg: Float64Array) => gg.reduce((acc, x, i) => acc + x * sig(x) * us[i], 0);
+    expect(ref.nerr(ref.fdGrad(fsw, gs, [0, 1, 2, 3]), Array.from(gs, (x, i) => us[i] * sig(x) * (1 + x * (1 - sig(x)))))).toBeLessThan(1e-6);
     // GRPO loss wrt logprob (away from clip boundaries)
     const o: ref.GrpoRefOptions = { B: 2, T: 3, epsLow: 0.2, epsHigh: 0.2, dualClip: 3, beta: 0.1, kl: "k3", entropyCoef: 0, tisCap: 2, aggregation: "seq-mean-token-mean" };
     const glp = Float64Array.from([-1, -2, -0.5, -1.5, -0.3, -2.2]), gold = [-1.1, -1.5, -0.5, -1.4, -0.9, -2.0], gref = [-1, -1, -1, -1, -1, -1];

@@ -8,6 +8,7 @@
 // (BigInt, or a safe-integer Number). TypeScript (src/backend/cuda.ts) validates shapes first.
 #include <dlfcn.h>
 #include <climits>
+#include <cstdlib>
 #include <cstdint>
 #include <string>
 #include "anvil/cuda_api.h"

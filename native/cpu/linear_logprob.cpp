@@ -1,19 +1,21 @@
 // hidden (N, H), weight (V, H), targets (N) -> logprob (N), entropy (N), lse (N)
 // dlogprob (N), dentropy (N) -> dhidden (N, H) (overwritten), dweight (V, H) +=
 //
-// Work unit = one vocab tile (kVocabTile rows of weight) against every token block. Threads take
-// vocab tiles (OpenMP, dynamic), and each runs its own single-threaded sgemm on a private logits
-// tile: one threading layer, no hand-off between a BLAS pool and OpenMP between the matrix
-// product and the softmax work, and parallelism even when N is one token block.
-//   forward : each thread keeps an online-softmax state per token for the tiles it saw; the
-//             per-thread states are merged at the end (log-sum-exp merge).
-//   backward: a vocab tile owns its dweight rows, so dweight needs no reduction; a tile's
-//             dhidden contribution for one token block is computed into a private buffer and
-//             added under that block's lock.
-// Extra memory: threads x (one logits tile of kTokBlock x kVocabTile floats + one kTokBlock x H
-// buffer + O(N) state). Logits are never larger than one tile.
+// Work unit = one vocab tile (kVocabTile rows of weight) against every token block, or, when the
+// vocabulary has too few tiles to share out, one token block against every vocab tile. Threads
+// take units (OpenMP), and each runs its own single-threaded sgemm (OpenBLAS pinned to one
+// thread for the duration of the call, or the built-in sgemm) on a private logits tile: one
+// threading layer, no hand-off between a BLAS pool and OpenMP between the matrix product and
+// the softmax work.
+//   forward : under the vocab split each thread keeps an online-softmax state per token for the
+//             tiles it saw, merged at the end (log-sum-exp merge).
+//   backward: a unit owns one output (dweight rows of its vocab tile, or dhidden rows of its
+//             token block); its contribution to the other is computed into a private buffer and
+//             added under that block's / tile's lock.
+// Extra memory: threads x (one logits tile of kTokBlock x kVocabTile floats + one kTokBlock x H or
+// kVocabTile x H buffer + O(N) state). Logits are never larger than one tile.
 // The forward is deterministic for a given thread count; with several threads the backward's
-// dhidden sums arrive in lock order, so it can differ run to run in the last bits.
+// locked sums arrive in lock order, so they can differ run to run in the last bits.
 #include "anvil/linear_logprob.h"
 
 #include <algorithm>
@@ -29,6 +31,10 @@
 
 #include "anvil/gemm.h"
 #include "anvil/online_softmax.h"
+
+#ifdef ANVIL_HAVE_CBLAS
+#include <cblas.h>
+#endif
 
 namespace anvil::cpu {
 
@@ -59,11 +65,39 @@ int thread_id() {
 #endif
 }
 
-// The sgemm of one tile, on the calling thread only. sgemm_builtin's own OpenMP region is
-// nested inside ours and therefore runs single-threaded; OpenBLAS would start its own pool.
+// While alive, OpenBLAS runs each call on the calling thread only, so that our OpenMP threads
+// can each run their own tile sgemm without two thread pools fighting over the cores. The
+// previous setting is restored on exit (also on exceptions).
+class BlasSingleThreaded {
+ public:
+  explicit BlasSingleThreaded(bool engage) {
+#ifdef ANVIL_HAVE_CBLAS
+    if (engage && openblas_get_num_threads() > 1) {
+      saved_ = openblas_get_num_threads();
+      openblas_set_num_threads(1);
+    }
+#else
+    (void)engage;
+#endif
+  }
+  ~BlasSingleThreaded() {
+#ifdef ANVIL_HAVE_CBLAS
+    if (saved_ > 0) openblas_set_num_threads(saved_);
+#endif
+  }
+  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
+  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+// The sgemm of one contiguous tile: OpenBLAS when built with it (single-threaded inside our
+// parallel regions, see BlasSingleThreaded), else the built-in sgemm, whose own OpenMP region
+// is nested in ours and so runs on the calling thread.
 void tile_gemm(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a,
                bool trans_b, bool accumulate, float alpha) {
-  sgemm_builtin(out, a, b, M, N, K, trans_a, trans_b, accumulate, alpha);
+  matmul(out, a, b, M, N, K, trans_a, trans_b, accumulate, alpha);
 }
 
 // g (nb, vt) holds z = logits / T on entry and dL/dz on exit, for rows n0.. and vocab v0..
@@ -99,6 +133,14 @@ void softmax_grad_tile(float* g, int64_t n0, int64_t nb, int64_t v0, int64_t vt,
   }
 }
 
+// Vocab tiles are the natural parallel unit (a thread owns its rows of dweight and keeps its
+// tile of weight hot). Small vocabularies have too few tiles to share out; then the token
+// blocks are split instead.
+enum class Split { kVocab, kTokens };
+Split choose_split(int64_t ntiles, int64_t nblocks) {
+  return (ntiles >= max_threads() || ntiles >= nblocks) ? Split::kVocab : Split::kTokens;
+}
+
 }  // namespace
 
 void linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const float* weight,
@@ -108,26 +150,37 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
   if (N == 0) return;
   const float inv_t = 1.0f / temperature;
   const int64_t ntiles = (V + kVocabTile - 1) / kVocabTile;
-  const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), ntiles));
-  std::vector<OnlineSoftmax> state(static_cast<size_t>(nthreads) * N);  // per thread, per token
+  const int64_t nblocks = (N + kTokBlock - 1) / kTokBlock;
+  const Split split = choose_split(ntiles, nblocks);
+  const int64_t units = split == Split::kVocab ? ntiles : nblocks;
+  const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), units));
+  // Online-softmax state per token: one copy per thread when threads share rows (vocab split).
+  const int nstates = split == Split::kVocab ? nthreads : 1;
+  std::vector<OnlineSoftmax> state(static_cast<size_t>(nstates) * N);
   std::vector<float> target_z(N, 0.0f);  // written by the one tile holding the target
+  BlasSingleThreaded blas_guard(nthreads > 1);
 
 #pragma omp parallel num_threads(nthreads)
   {
-    OnlineSoftmax* st = state.data() + static_cast<size_t>(thread_id()) * N;
+    OnlineSoftmax* st = state.data() + (split == Split::kVocab ? static_cast<size_t>(thread_id()) * N : 0);
     std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
-#pragma omp for schedule(static, 1)  // static: the per-thread states, hence lse, are run-to-run identical
-    for (int64_t tv = 0; tv < ntiles; tv++) {
-      const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
-      for (int64_t n0 = 0; n0 < N; n0 += kTokBlock) {
-        const int64_t nb = std::min(kTokBlock, N - n0);
-        // tile (nb, vt) = hidden[n0:n0+nb] @ weight[v0:v0+vt]^T / T
-        tile_gemm(tile.data(), hidden + n0 * H, weight + v0 * H, nb, vt, H, false, true, false, inv_t);
-        for (int64_t r = 0; r < nb; r++) {
-          const float* z = tile.data() + r * vt;
-          online_update(st[n0 + r], z, vt, 1.0f);
-          const int64_t tgt = targets[n0 + r];
-          if (tgt >= v0 && tgt < v0 + vt) target_z[n0 + r] = z[tgt - v0];
+    // static schedule: which thread folds which tile is fixed, so lse is run-to-run identical
+#pragma omp for schedule(static, 1)
+    for (int64_t u = 0; u < units; u++) {
+      const int64_t t0 = split == Split::kVocab ? u : 0, t1 = split == Split::kVocab ? u + 1 : ntiles;
+      const int64_t b0 = split == Split::kVocab ? 0 : u, b1 = split == Split::kVocab ? nblocks : u + 1;
+      for (int64_t tv = t0; tv < t1; tv++) {
+        const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
+        for (int64_t blk = b0; blk < b1; blk++) {
+          const int64_t n0 = blk * kTokBlock, nb = std::min(kTokBlock, N - n0);
+          // tile (nb, vt) = hidden[n0:n0+nb] @ weight[v0:v0+vt]^T / T
+          tile_gemm(tile.data(), hidden + n0 * H, weight + v0 * H, nb, vt, H, false, true, false, inv_t);
+          for (int64_t r = 0; r < nb; r++) {
+            const float* z = tile.data() + r * vt;
+            online_update(st[n0 + r], z, vt, 1.0f);
+            const int64_t tgt = targets[n0 + r];
+            if (tgt >= v0 && tgt < v0 + vt) target_z[n0 + r] = z[tgt - v0];
+          }
         }
       }
     }
@@ -135,7 +188,7 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
 #pragma omp parallel for schedule(static) if (N >= 4096)
   for (int64_t i = 0; i < N; i++) {
     OnlineSoftmax s = state[i];
-    for (int k = 1; k < nthreads; k++) s.merge(state[static_cast<size_t>(k) * N + i]);
+    for (int k = 1; k < nstates; k++) s.merge(state[static_cast<size_t>(k) * N + i]);
     lse[i] = s.lse();
     const bool ignored = targets[i] < 0;
     logprob[i] = ignored ? 0.0f : target_z[i] - lse[i];
@@ -153,36 +206,50 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
   const float inv_t = 1.0f / temperature;
   const int64_t ntiles = (V + kVocabTile - 1) / kVocabTile;
   const int64_t nblocks = (N + kTokBlock - 1) / kTokBlock;
-  const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), ntiles));
-  // One lock per token block of dhidden: a tile's contribution is computed privately and added
-  // under the block's lock, so extra memory stays at one (kTokBlock, H) buffer per thread.
-  std::vector<std::mutex> block_locks(nthreads > 1 ? nblocks : 0);
+  const Split split = choose_split(ntiles, nblocks);
+  const int64_t units = split == Split::kVocab ? ntiles : nblocks;
+  const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), units));
+  const bool shared = nthreads > 1;
+  // The output a unit does not own (dhidden rows under the vocab split, dweight rows under the
+  // token split) is accumulated from a private buffer under a lock per block / tile, so extra
+  // memory stays at one buffer per thread.
+  std::vector<std::mutex> locks(shared ? (split == Split::kVocab ? nblocks : ntiles) : 0);
+  BlasSingleThreaded blas_guard(shared);
 
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = thread_id();
     std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
-    std::vector<float> contrib(nthreads > 1 ? std::min(N, kTokBlock) * H : 0);
+    std::vector<float> contrib(shared ? (split == Split::kVocab ? std::min(N, kTokBlock) : std::min(V, kVocabTile)) * H : 0);
+    auto add_locked = [&](float* dst, int64_t count, std::mutex& m) {
+      std::lock_guard<std::mutex> guard(m);
+      for (int64_t k = 0; k < count; k++) dst[k] += contrib[k];
+    };
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t tv = 0; tv < ntiles; tv++) {
-      const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
-      const float* wt = weight + v0 * H;
-      for (int64_t step = 0; step < nblocks; step++) {
-        const int64_t blk = (step + tid) % nblocks;  // threads start on different blocks: fewer lock waits
+    for (int64_t u = 0; u < units; u++) {
+      // Within a unit, threads start at different offsets of the shared dimension: fewer lock waits.
+      const int64_t inner = split == Split::kVocab ? nblocks : ntiles;
+      for (int64_t step = 0; step < inner; step++) {
+        const int64_t j = (step + tid) % inner;
+        const int64_t tv = split == Split::kVocab ? u : j, blk = split == Split::kVocab ? j : u;
+        const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
         const int64_t n0 = blk * kTokBlock, nb = std::min(kTokBlock, N - n0);
+        const float* wt = weight + v0 * H;
         const float* hb = hidden + n0 * H;
         tile_gemm(tile.data(), hb, wt, nb, vt, H, false, true, false, inv_t);
         softmax_grad_tile(tile.data(), n0, nb, v0, vt, targets, lse, entropy, dlogprob, dentropy);
-        // dlogit = dL/dz / T:  dweight_tile += g^T @ hidden_block / T  (this thread owns the tile)
-        tile_gemm(dweight + v0 * H, tile.data(), hb, vt, H, nb, true, false, true, inv_t);
-        // dhidden[n0:n0+nb] += g @ W_tile / T
-        if (nthreads == 1) {
+        // dlogit = dL/dz / T:  dweight_tile += g^T @ hidden_block / T;  dhidden_block += g @ W_tile / T
+        if (!shared || split == Split::kVocab) {
+          tile_gemm(dweight + v0 * H, tile.data(), hb, vt, H, nb, true, false, true, inv_t);
+        } else {
+          tile_gemm(contrib.data(), tile.data(), hb, vt, H, nb, true, false, false, inv_t);
+          add_locked(dweight + v0 * H, vt * H, locks[tv]);
+        }
+        if (!shared || split == Split::kTokens) {
           tile_gemm(dhidden + n0 * H, tile.data(), wt, nb, H, vt, false, false, true, inv_t);
         } else {
           tile_gemm(contrib.data(), tile.data(), wt, nb, H, vt, false, false, false, inv_t);
-          std::lock_guard<std::mutex> guard(block_locks[blk]);
-          float* dst = dhidden + n0 * H;
-          for (int64_t k = 0; k < nb * H; k++) dst[k] += contrib[k];
+          add_locked(dhidden + n0 * H, nb * H, locks[blk]);
         }
       }
     }

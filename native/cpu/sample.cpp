@@ -121,13 +121,15 @@ SumCount masked_sum_count(const float* x, int64_t n, float t) {
 }
 
 // Largest t in [lo0, 1] with F(t) >= need, F(t) = #{x >= t} (kCount) or sum{x >= t}, given that
-// every x is <= 1 and F(lo0) >= need (x below lo0 are ignored). Bisection on the float bit pattern (monotone for
-// non-negative floats), so t is exactly one of the x. Passes are branch-free masked sums; once
+// every x is <= 1 and F(lo0) >= need (x below lo0 are ignored). Bisection on the float bit
+// pattern (monotone for non-negative floats), so t is exactly one of the x. Passes are branch-free masked sums; once
 // the bracket [lo, hi) holds under 1/8 of the working set, those elements are compacted into buf
 // (F(hi) is carried as a constant), so later passes touch few elements.
 template <bool kCount>
 float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::vector<float>& buf) {
-  uint32_t lo = bits(lo0), hi = bits(1.0f) + 1;
+  // The bracket tops at +inf, not just above 1: exp256(0) can round to 1 + 1 ulp, and an x >= hi
+  // would be missed by every count (top-k then kept k + 1 tokens).
+  uint32_t lo = bits(lo0), hi = bits(std::numeric_limits<float>::infinity());
   int64_t c_lo = masked_sum_count(x, n, lo0).count, c_hi = 0;  // #{x >= bound}
   double f_hi = 0.0;                   // F(hi)
   const float* w = x;                  // working set: holds every x in [lo, hi)
@@ -169,7 +171,7 @@ float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::v
 // Candidates are the tokens that can still be kept, compacted in index order as (q, id) pairs:
 // the draw scans them instead of V.
 struct Scratch {
-  std::vector<float> q;      // every q of the row (top-k path only)
+  std::vector<float> q;      // every q of the row (paths with top-k or without top-p)
   std::vector<float> val;    // candidate q
   std::vector<int32_t> idx;  // candidate token ids
   std::vector<float> work;   // bisection workspace

@@ -25,7 +25,7 @@ cudaError_t workspace(size_t bytes, void** out);
 // Device word of ANVIL_BAD_* bits, raised by kernels that meet an out-of-range index (they
 // skip the row instead); anvil_cuda_sync reports and clears it.
 cudaError_t error_flags(unsigned int** out);
-enum : unsigned int { BAD_TOKEN = 1u, BAD_POSITION = 2u };
+enum : unsigned int { BAD_TOKEN = 1u, BAD_POSITION = 2u, BAD_LOGITS = 4u };
 
 // Row-major sgemm on the default stream: out (M, N) (+)= alpha * op(a) @ op(b).
 // Own tiled kernel, or cuBLAS when built with ANVIL_HAVE_CUBLAS. Used by matmul and the
@@ -42,7 +42,8 @@ inline unsigned int grid_for(int64_t n, int threads) {
   return static_cast<unsigned int>(blocks < 1 ? 1 : blocks);
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
   for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
@@ -52,13 +53,14 @@ __device__ __forceinline__ float warp_max(float v) {
 }
 
 // Block-wide sum / max; every thread gets the result. blockDim.x must be a multiple of 32.
-// `scratch` is __shared__ float[32]; the trailing __syncthreads lets callers reuse it at once.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+// `scratch` is __shared__ T[32]; the trailing __syncthreads lets callers reuse it at once.
+template <typename T>
+__device__ __forceinline__ T block_sum(T v, T* scratch) {
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, nwarps = blockDim.x / kWarp;
   v = warp_sum(v);
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  v = lane < nwarps ? scratch[lane] : 0.0f;
+  v = lane < nwarps ? scratch[lane] : T(0);
   v = warp_sum(v);
   __syncthreads();
   return v;

@@ -149,6 +149,7 @@ int anvil_cuda_sync(char* err, size_t errlen) {
       CUDA_TRY(cudaMemset(g_flags, 0, sizeof flags));
       REQUIRE(!(flags & BAD_TOKEN), "a kernel met a token id / row index outside its table (the row was skipped)");
       REQUIRE(!(flags & BAD_POSITION), "a kernel met a cache position outside the KV cache (the row was skipped)");
+      REQUIRE(!(flags & BAD_LOGITS), "sample: a logits row contains NaN or +inf, or is all -inf (token 0 was returned)");
     }
   }
   return 0;

@@ -15,12 +15,19 @@ namespace {
 
 using anvil_cuda::SoftmaxState;
 
-constexpr int64_t kTileBudget = 32 << 20;  // floats in the logits tile (128 MiB)
+// Tile size; overridable at build time so tests can force many small tiles (test/cuda_emu).
+#ifndef ANVIL_CUDA_TILE_ROWS
+#define ANVIL_CUDA_TILE_ROWS 4096
+#endif
+#ifndef ANVIL_CUDA_TILE_FLOATS
+#define ANVIL_CUDA_TILE_FLOATS (32 << 20)  // 128 MiB
+#endif
 
-// Tile shape: up to 4096 rows, and as many vocab columns (a multiple of 64) as the budget allows.
+// Tile shape: up to ANVIL_CUDA_TILE_ROWS rows, and as many vocab columns (a multiple of 64) as
+// the budget allows.
 void tile_shape(int N, int V, int& Nt, int& Vt) {
-  Nt = std::min(N, 4096);
-  int64_t v = kTileBudget / std::max(Nt, 1);
+  Nt = std::min(N, ANVIL_CUDA_TILE_ROWS);
+  int64_t v = static_cast<int64_t>(ANVIL_CUDA_TILE_FLOATS) / std::max(Nt, 1);
   v = std::max<int64_t>(64, v / 64 * 64);
   Vt = static_cast<int>(std::min<int64_t>(V, v));
 }

@@ -2,7 +2,9 @@
 // the cuda_* functions of the addon, which forward to libanvil_cuda.so (native/cuda/*.cu),
 // loaded on first use. Kernels run in order on one stream: op calls return once the work is
 // enqueued; read() and sync() wait for it. Validation is the CPU backend's, so both reject a
-// bad call with the same message.
+// bad call with the same message. One CudaBackend (one device, one thread) per process: the
+// kernels share a scratch workspace. Kernels cannot throw: an out-of-range id or cache position
+// zeroes/skips its row and is reported by the next sync().
 import {
   GRPO_STATS,
   numel,

@@ -11,6 +11,9 @@
 // side of upload/download are host pointers. Kernels run on the default stream: calls return
 // once the work is enqueued, anvil_cuda_sync waits for it. Shapes and semantics are those of
 // the Backend interface (src/backend/backend.ts); "+=" marks outputs that accumulate.
+//
+// One device and one calling thread at a time per process: the ops share a scratch workspace
+// and an error-flag word, which stream order keeps safe for one caller, not for two.
 #ifndef ANVIL_CUDA_API_H
 #define ANVIL_CUDA_API_H
 

@@ -3,16 +3,22 @@
 // lavapipe on a CPU-only machine.
 //
 // How work reaches the GPU
-// - Ops encode compute passes into one pending command encoder; it is submitted when it holds
-//   RING_SLOTS dispatches, and before anything that must observe the results (read, sync,
-//   write, dispose). So a decode step's hundreds of small ops cost few submits.
+// - Ops encode dispatches into one compute pass of one pending command encoder (copies end the
+//   pass); it is submitted when it holds RING_SLOTS dispatches, and before anything that must
+//   observe the results (read, sync, write, dispose). A decode step's hundreds of ops: few submits.
 // - Scalars go in one uniform ring buffer: each dispatch takes a 256-byte slot, the host copy is
 //   uploaded with a single writeBuffer just before the submit (queue-ordered, so the ring is
 //   safely reused by the next batch).
 // - One storage binding is capped (128 MiB on lavapipe). Every op binds windows of its
 //   tensors: elementwise ops and row-wise ops run in chunks, matmul splits into M/N/K blocks,
-//   vocabulary-sized tables are walked in row chunks. Window starts are multiples of 64
-//   elements (256 bytes, the offset alignment). A binding that cannot be split throws.
+//   vocabulary-sized tables are walked in row chunks, attention and the KV cache split over the
+//   batch (those kernels take element offsets). Window starts are multiples of 64 elements
+//   (256 bytes, the offset alignment). A binding that cannot be split throws a RangeError.
+// - Kernels cannot throw: ids / targets / positions out of range give zero rows, NaN, or
+//   skipped writes (documented per kernel) where the CPU backend throws.
+// - On lavapipe a workgroup runs on one CPU thread and each barrier switches coroutines per
+//   8-wide subgroup, so row reductions use 64-wide workgroups with few barriers. The first
+//   dispatch of each pipeline JIT-compiles it (seconds); Mesa caches the result on disk.
 // - No float atomics in WebGPU: reductions (sumSquares, dbias, dweight of RMSNorm, embedding
 //   backward, attention dk/dv under GQA) are written race-free: two-pass partial sums, or one
 //   invocation owning each output.
@@ -73,6 +79,7 @@ export class WebGpuBackend implements Backend {
   private readonly ropePositions: number;
 
   private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
   private readonly ring: GPUBuffer;
   private readonly ringHost = new ArrayBuffer(RING_SLOTS * SLOT_BYTES);
   private readonly ringU32 = new Uint32Array(this.ringHost);
@@ -123,6 +130,7 @@ export class WebGpuBackend implements Backend {
   /** Submits the pending work (if any) and frees buffers that were waiting for it. */
   private flush(): void {
     if (this.encoder) {
+      this.endPass();
       if (this.slot > 0) this.device.queue.writeBuffer(this.ring, 0, this.ringHost, 0, this.slot * SLOT_BYTES);
       this.device.queue.submit([this.encoder.finish()]);
       this.encoder = null;
@@ -132,9 +140,28 @@ export class WebGpuBackend implements Backend {
     this.toDestroy.length = 0;
   }
 
+  /** The pending encoder, for copies: any open compute pass is ended first. */
   private enc(): GPUCommandEncoder {
     if (this.destroyed) throw new Error("webgpu: backend was destroyed");
+    this.endPass();
     return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  /**
+   * Consecutive dispatches share one compute pass (cheaper to encode); WebGPU orders them and
+   * makes each one's writes visible to the next, as separate passes would.
+   */
+  private computePass(): GPUComputePassEncoder {
+    if (this.pass) return this.pass;
+    this.pass = this.enc().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
   }
 
   /**
@@ -147,7 +174,6 @@ export class WebGpuBackend implements Backend {
     let layout = this.layouts.get(pipeline);
     if (!layout) this.layouts.set(pipeline, (layout = pipeline.getBindGroupLayout(0)));
     if (this.slot === RING_SLOTS) this.flush();
-    const encoder = this.enc();
     const base = (this.slot * SLOT_BYTES) / 4;
     for (let i = 0; i < types.length; i++) {
       const v = values[i];
@@ -158,11 +184,10 @@ export class WebGpuBackend implements Backend {
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring, offset: this.slot * SLOT_BYTES, size: SLOT_BYTES } }];
     bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
     const bindGroup = this.device.createBindGroup({ layout, entries });
-    const pass = encoder.beginComputePass();
+    const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
-    pass.end();
     this.slot++;
   }
 
@@ -436,7 +461,8 @@ export class WebGpuBackend implements Backend {
       return;
     }
     const L = this.maxElems;
-    let mb = M, nb = N, kb = K;
+    // At most 65535 workgroups of 64 rows / columns per dispatch dimension.
+    let mb = Math.min(M, 65535 * 64), nb = Math.min(N, 65535 * 64), kb = K;
     const shrink = (x: number): number => (x <= 64 ? x : Math.max(64, Math.floor(x / 2 / 64) * 64));
     for (;;) {
       const wOut = (mb - 1) * N + nb;
@@ -465,9 +491,14 @@ export class WebGpuBackend implements Backend {
           const bo = this.bind(out, m0 * N + n0, (mc - 1) * N + nc, "matmul out");
           const ba = transA ? this.bind(a, k0 * M + m0, (kc - 1) * M + mc, "matmul a") : this.bind(a, m0 * K + k0, (mc - 1) * K + kc, "matmul a");
           const bb = transB ? this.bind(b, n0 * K + k0, (nc - 1) * K + kc, "matmul b") : this.bind(b, k0 * N + n0, (kc - 1) * N + nc, "matmul b");
-          this.run("matmul", "main", "uuuuuuuuuf",
-            [mc, nc, kc, transA ? M : K, transB ? K : N, N, transA ? 1 : 0, transB ? 1 : 0, accumulate || k0 > 0 ? 1 : 0, alpha],
-            [bo, ba, bb], [Math.ceil(nc / 64), Math.ceil(mc / 64)]);
+          const params = [mc, nc, kc, transA ? M : K, transB ? K : N, N, transA ? 1 : 0, transB ? 1 : 0, accumulate || k0 > 0 ? 1 : 0, alpha];
+          if (mc <= 32) {
+            // Few rows (decode): one invocation per column for all rows, instead of mostly-empty 64x64 tiles.
+            const MR = mc <= 4 ? 4 : mc <= 8 ? 8 : mc <= 16 ? 16 : 32;
+            this.run("matmul_skinny", "main", "uuuuuuuuuf", params, [bo, ba, bb], [Math.ceil(nc / 64)], { MR });
+          } else {
+            this.run("matmul", "main", "uuuuuuuuuf", params, [bo, ba, bb], [Math.ceil(nc / 64), Math.ceil(mc / 64)]);
+          }
         }
       }
     }
@@ -596,14 +627,43 @@ export class WebGpuBackend implements Backend {
     return [B, T, nh, nkv, hd];
   }
 
+  /**
+   * Batch chunks [b0, nb] such that each tensor's window (nb * perBatch elements, plus up to 63
+   * elements of alignment slack) fits one binding: the attention kernels take element offsets.
+   */
+  private *batchChunks(B: number, perBatch: number[], what: string): Generator<[number, number]> {
+    const biggest = Math.max(...perBatch);
+    if (B * biggest <= this.maxElems) {
+      yield [0, B];
+      return;
+    }
+    const nb = Math.floor((this.maxElems - 64) / biggest);
+    if (nb < 1) throw new RangeError(`webgpu: ${what}: one batch row of ${biggest} elements does not fit the ${this.maxBinding}-byte binding limit`);
+    for (let b0 = 0; b0 < B; b0 += nb) yield [b0, Math.min(nb, B - b0)];
+  }
+
+  /** A binding of [start, start + count) widened down to the offset alignment, and the element offset of start inside it. */
+  private window(s: Span, start: number, count: number, what: string): [GPUBufferBinding, number] {
+    const res = (s.off + start) % 64;
+    return [this.bind(s, start - res, count + res, what), res];
+  }
+
   attentionForward(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor): void {
     const [B, T, nh, nkv, hd] = this.attnDims(q, k);
     checkSize(v, "v", k.size, "k.size");
     checkSize(out, "out", q.size, "q.size");
     checkSize(lse, "lse", B * nh * T, "B*nh*T");
-    const b = (t: Tensor, n: string) => this.whole(this.span(t, n), n);
-    this.run("attention", "attention_forward", "uuuuf", [B, T, nh, nkv, 1 / Math.sqrt(hd)],
-      [b(out, "out"), b(lse, "lse"), b(q, "q"), b(k, "k"), b(v, "v")], this.grid(Math.ceil((B * nh * T) / 64)), { HD: hd });
+    const [so, sl, sq, sk, sv] = [this.span(out, "out"), this.span(lse, "lse"), this.span(q, "q"), this.span(k, "k"), this.span(v, "v")];
+    const [qb, kb, lb] = [T * nh * hd, T * nkv * hd, nh * T];
+    for (const [b0, nb] of this.batchChunks(B, [qb, kb, lb], "attention")) {
+      const [bo, rq] = this.window(so, b0 * qb, nb * qb, "out");
+      const [bq] = this.window(sq, b0 * qb, nb * qb, "q");
+      const [bk, rk] = this.window(sk, b0 * kb, nb * kb, "k");
+      const [bv] = this.window(sv, b0 * kb, nb * kb, "v");
+      const [bl, rl] = this.window(sl, b0 * lb, nb * lb, "lse");
+      this.run("attention", "attention_forward", "uuuufuuu", [nb, T, nh, nkv, 1 / Math.sqrt(hd), rq, rk, rl],
+        [bo, bl, bq, bk, bv], this.grid(Math.ceil((nb * nh * T) / 64)), { HD: hd });
+    }
   }
 
   attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor): void {
@@ -611,14 +671,22 @@ export class WebGpuBackend implements Backend {
     for (const [t, n] of [[dq, "dq"], [dout, "dout"], [out, "out"]] as const) checkSize(t, n, q.size, "q.size");
     for (const [t, n] of [[dk, "dk"], [dv, "dv"], [v, "v"]] as const) checkSize(t, n, k.size, "k.size");
     checkSize(lse, "lse", B * nh * T, "B*nh*T");
-    const b = (t: Tensor, n: string) => this.whole(this.span(t, n), n);
-    const delta = this.whole(this.scratch("attn_delta", B * nh * T), "delta");
-    const params = [B, T, nh, nkv, 1 / Math.sqrt(hd)];
-    const qGroups = this.grid(Math.ceil((B * nh * T) / 64));
-    this.run("attention", "attention_delta", "uuuuf", params, [delta, b(dout, "dout"), b(out, "out")], qGroups, { HD: hd });
-    this.run("attention", "attention_dq", "uuuuf", params, [b(dq, "dq"), b(dout, "dout"), b(q, "q"), b(k, "k"), b(v, "v"), b(lse, "lse"), delta], qGroups, { HD: hd });
-    this.run("attention", "attention_dkdv", "uuuuf", params,
-      [b(dk, "dk"), b(dv, "dv"), b(dout, "dout"), b(q, "q"), b(k, "k"), b(v, "v"), b(lse, "lse"), delta], this.grid(Math.ceil((B * nkv * T) / 64)), { HD: hd });
+    const qs = [this.span(dq, "dq"), this.span(dout, "dout"), this.span(q, "q"), this.span(out, "out")];
+    const ks = [this.span(dk, "dk"), this.span(dv, "dv"), this.span(k, "k"), this.span(v, "v")];
+    const sl = this.span(lse, "lse");
+    const [qb, kb, lb] = [T * nh * hd, T * nkv * hd, nh * T];
+    for (const [b0, nb] of this.batchChunks(B, [qb, kb, lb], "attention")) {
+      const [bdq, bdout, bq, bout] = qs.map((s) => this.window(s, b0 * qb, nb * qb, "q-shaped tensor")[0]);
+      const [bdk, bdv, bk, bv] = ks.map((s) => this.window(s, b0 * kb, nb * kb, "k-shaped tensor")[0]);
+      const rq = (b0 * qb) % 64, rk = (b0 * kb) % 64;
+      const [bl, rl] = this.window(sl, b0 * lb, nb * lb, "lse");
+      const delta = this.whole(this.scratch("attn_delta", nb * lb), "delta");
+      const params = [nb, T, nh, nkv, 1 / Math.sqrt(hd), rq, rk, rl];
+      const qGroups = this.grid(Math.ceil((nb * nh * T) / 64));
+      this.run("attention", "attention_delta", "uuuufuuu", params, [delta, bdout, bout], qGroups, { HD: hd });
+      this.run("attention", "attention_dq", "uuuufuuu", params, [bdq, bdout, bq, bk, bv, bl, delta], qGroups, { HD: hd });
+      this.run("attention", "attention_dkdv", "uuuufuuu", params, [bdk, bdv, bdout, bq, bk, bv, bl, delta], this.grid(Math.ceil((nb * nkv * T) / 64)), { HD: hd });
+    }
   }
 
   attentionDecode(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, pos: Tensor): void {
@@ -631,11 +699,19 @@ export class WebGpuBackend implements Backend {
     checkSize(out, "out", q.size, "q.size");
     checkSize(pos, "pos", B, "B");
     if (S === 0) throw new RangeError("attentionDecode: cache capacity S must be > 0");
-    const b = (t: Tensor, n: string, d: DType = "f32") => this.whole(this.span(t, n, d), n);
+    const [so, sq, skc, svc, sp] = [this.span(out, "out"), this.span(q, "q"), this.span(kCache, "kCache"), this.span(vCache, "vCache"), this.span(pos, "pos", "i32")];
     // NT invocations share a (b, t, h); their partial rows fill NT * hd floats of workgroup memory (<= 16 KiB).
     const NT = Math.max(1, Math.min(32, Math.floor(4096 / hd)));
-    this.run("attention_decode", "attention_decode", "uuuuuf", [B, Tq, S, nh, nkv, 1 / Math.sqrt(hd)],
-      [b(out, "out"), b(q, "q"), b(kCache, "kCache"), b(vCache, "vCache"), b(pos, "pos", "i32")], this.grid(B * Tq * nh), { HD: hd, NT });
+    const [qb, cb] = [Tq * nh * hd, S * nkv * hd];
+    for (const [b0, nb] of this.batchChunks(B, [qb, cb], "attentionDecode")) {
+      const [bo, rq] = this.window(so, b0 * qb, nb * qb, "out");
+      const [bq] = this.window(sq, b0 * qb, nb * qb, "q");
+      const [bk, rc] = this.window(skc, b0 * cb, nb * cb, "kCache");
+      const [bv] = this.window(svc, b0 * cb, nb * cb, "vCache");
+      const [bp, rp] = this.window(sp, b0, nb, "pos");
+      this.run("attention_decode", "attention_decode", "uuuuufuuu", [nb, Tq, S, nh, nkv, 1 / Math.sqrt(hd), rq, rc, rp],
+        [bo, bq, bk, bv, bp], this.grid(nb * Tq * nh), { HD: hd, NT });
+    }
   }
 
   kvWrite(cache: Tensor, x: Tensor, pos: Tensor): void {
@@ -644,8 +720,14 @@ export class WebGpuBackend implements Backend {
     const Tq = x.shape[1];
     if (x.shape[0] !== B || x.shape[2] !== nkv || x.shape[3] !== hd) throw new RangeError(`kvWrite: x shape [${x.shape}] does not match cache [${cache.shape}]`);
     checkSize(pos, "pos", B, "B");
-    const b = (t: Tensor, n: string, d: DType = "f32") => this.whole(this.span(t, n, d), n);
-    this.run("kv_write", "kv_write", "uuuu", [B, Tq, S, nkv * hd], [b(cache, "cache"), b(x, "x"), b(pos, "pos", "i32")], this.grid(Math.ceil(x.size / 256)));
+    const [sc, sx, sp] = [this.span(cache, "cache"), this.span(x, "x"), this.span(pos, "pos", "i32")];
+    const row = nkv * hd;
+    for (const [b0, nb] of this.batchChunks(B, [S * row, Tq * row], "kvWrite")) {
+      const [bc, rc] = this.window(sc, b0 * S * row, nb * S * row, "cache");
+      const [bx, rx] = this.window(sx, b0 * Tq * row, nb * Tq * row, "x");
+      const [bp, rp] = this.window(sp, b0, nb, "pos");
+      this.run("kv_write", "kv_write", "uuuuuuu", [nb, Tq, S, row, rc, rx, rp], [bc, bx, bp], this.grid(Math.ceil((nb * Tq * row) / 256)));
+    }
   }
 
   swigluForward(out: Tensor, gate: Tensor, up: Tensor): void {
@@ -770,9 +852,9 @@ export class WebGpuBackend implements Backend {
       const vc = Math.min(Vc, V - v0);
       const zs: Span = { buffer: z.buffer, off: 0, len: N * vc };
       this.mm(zs, sh, { buffer: sw.buffer, off: v0 * H, len: vc * H }, N, vc, H, false, true, false, invT);
-      this.run("linear_logprob", "ll_update", "uuuuf", [N, vc, v0, v0 === 0 ? 1 : 0, invT], [state, this.whole(zs, "z"), this.whole(st, "targets")], this.grid(N));
+      this.run("linear_logprob", "ll_update", "uuuufu", [N, vc, v0, v0 === 0 ? 1 : 0, invT, V], [state, this.whole(zs, "z"), this.whole(st, "targets")], this.grid(N));
     }
-    this.run("linear_logprob", "ll_finalize", "uuuuf", [N, 0, 0, 0, invT],
+    this.run("linear_logprob", "ll_finalize", "uuuufu", [N, 0, 0, 0, invT, V],
       [this.whole(sl, "logprob"), this.whole(se, "entropy"), this.whole(sls, "lse"), state, this.whole(st, "targets")], this.grid(Math.ceil(N / 256)));
   }
 
@@ -798,7 +880,7 @@ export class WebGpuBackend implements Backend {
       const zs: Span = { buffer: z.buffer, off: 0, len: N * vc };
       const wc: Span = { buffer: sw.buffer, off: v0 * H, len: vc * H };
       this.mm(zs, sh, wc, N, vc, H, false, true, false, invT);
-      this.run("linear_logprob", "ll_dz", "uuuuf", [N, vc, v0, 0, invT], [this.whole(zs, "dz"), ...rowBindings], this.grid(Math.ceil((N * vc) / 256)));
+      this.run("linear_logprob", "ll_dz", "uuuufu", [N, vc, v0, 0, invT, V], [this.whole(zs, "dz"), ...rowBindings], this.grid(Math.ceil((N * vc) / 256)));
       this.mm(sdh, zs, wc, N, H, vc, false, false, v0 > 0, 1);
       this.mm({ buffer: sdw.buffer, off: v0 * H, len: vc * H }, zs, sh, vc, H, N, true, false, true, 1);
     }
