@@ -27,7 +27,7 @@ export function backendFlags(cmd: Command): Command {
 }
 
 export function taskOption(): Option {
-  return new Option("--task <name>", "task: graphla (linear algebra over dish prices) or graphli (logical inference)").choices(["graphla", "graphli"]).default("graphla");
+  return new Option("--task <name>", "task: graphla (linear algebra over dish prices) or graphli (logical inference)").choices(["graphla", "graphli"]).default("graphli");
 }
 
 /** Prints one JSON object on stdout (nothing else goes there with --json). */

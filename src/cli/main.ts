@@ -25,7 +25,7 @@ const program = new Command()
     `
 Quick start (tiny model made on the spot, SFT warm start, then Anchor GRPO):
   anvil train --out runs/quick
-  anvil eval --model runs/quick/checkpoints/step-60 --n 200`,
+  anvil eval --model runs/quick/checkpoints/step-100 --task graphli --n 200`,
   );
 for (const reg of [doctor, initModel, data, sft, train, evalCmd, score, generate, bench, report]) reg(program);
 

@@ -98,7 +98,8 @@ export interface TrainOptions {
   numIterations: number;
 
   // ---- optimizer -----------------------------------------------------------------------
-  /** Peak learning rate (AdamW). */
+  /** Peak learning rate (AdamW); 0 = by model size: 3e-4 under 10M parameters (the tiny
+   * and small presets), 1e-5 under 1B, 1e-6 above (TRL's default for real LLMs). */
   lr: number;
   /** Linear warmup steps. */
   warmupSteps: number;
@@ -134,7 +135,7 @@ export interface TrainOptions {
   maxRefills: number;
 
   // ---- SFT warm start ------------------------------------------------------------------
-  /** SFT steps on ground-truth traces before RL (0 = none; the tiny default uses 150). */
+  /** SFT steps on ground-truth traces before RL (0 = none; the tiny default uses 400). */
   sftSteps: number;
   sftLr: number;
   sftBatch: number;
@@ -156,7 +157,7 @@ export interface TrainOptions {
 
 export const DEFAULTS: TrainOptions = {
   model: "",
-  task: "graphla",
+  task: "graphli",
   dataset: "",
   out: "runs/anvil",
   backend: "auto",
@@ -168,7 +169,7 @@ export const DEFAULTS: TrainOptions = {
   anchorCount: 1,
   anchorAnneal: "none",
   anchorAnnealSteps: 0,
-  steps: 60,
+  steps: 100,
   promptsPerStep: 8,
   groupSize: 8,
   maxNewTokens: 96,
@@ -185,7 +186,7 @@ export const DEFAULTS: TrainOptions = {
   tisCap: 0,
   lossAggregation: "token-mean",
   numIterations: 1,
-  lr: 1e-4,
+  lr: 0,
   warmupSteps: 5,
   minLrRatio: 0.1,
   weightDecay: 0,
@@ -205,7 +206,7 @@ export const DEFAULTS: TrainOptions = {
   sftBatch: 16,
   checkpointEvery: 20,
   evalEvery: 0,
-  evalN: 64,
+  evalN: 128,
   reportEvery: 5,
   samplesPerStep: 4,
   progress: process.stderr.isTTY ?? false,

@@ -132,7 +132,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   const madeDefault = !o.model;
   if (madeDefault) {
     o.model = join(runDir, "init-model");
-    if (user.sftSteps === undefined && !resume) o.sftSteps = 150;
+    if (user.sftSteps === undefined && !resume) o.sftSteps = 400;
     await makeDefaultModel(o.model, o.task as TaskName, o.seed, log);
   }
   writeJsonAtomic(join(runDir, "config.json"), o);
@@ -255,16 +255,23 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   }
 }
 
+/** The learning rate to use: the option, or by model size when it is 0 (auto). */
+export function effectiveLr(o: TrainOptions, numParams: number): number {
+  if (o.lr > 0) return o.lr;
+  return numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
+}
+
 function makeOptimizer(model: Model, o: TrainOptions): AdamW {
+  const lr = effectiveLr(o, model.numParameters);
   return new AdamW(model, {
-    lr: o.lr,
+    lr,
     beta1: o.beta1,
     beta2: o.beta2,
     weightDecay: o.weightDecay,
     warmupSteps: Math.min(o.warmupSteps, Math.max(0, o.steps - 1)),
     schedule: "cosine",
     totalSteps: Math.max(1, o.steps),
-    minLr: o.lr * o.minLrRatio,
+    minLr: lr * o.minLrRatio,
     maxGradNorm: o.maxGradNorm,
   });
 }
