@@ -10,19 +10,17 @@
 //   forward : under the vocab split each thread keeps an online-softmax state per token for the
 //             tiles it saw, merged at the end (log-sum-exp merge).
 //   backward: a unit owns one output (dweight rows of its vocab tile, or dhidden rows of its
-//             token block); its contribution to the other is computed into a private buffer and
-//             added under that block's / tile's lock.
-// Extra memory: threads x (one logits tile of kTokBlock x kVocabTile floats + one kTokBlock x H or
-// kVocabTile x H buffer + O(N) state). Logits are never larger than one tile.
-// The forward is deterministic for a given thread count; with several threads the backward's
-// locked sums arrive in lock order, so they can differ run to run in the last bits.
+//             token block); its contribution to the other goes to a per-thread copy, summed
+//             in thread order at the end.
+// Extra memory: threads x (one logits tile of kTokBlock x kVocabTile floats + O(N) state), plus
+// in the backward threads x (N x H) (vocab split) or threads x (V x H) (token split). Logits are
+// never larger than one tile. Forward and backward are deterministic for a given thread count.
 #include "anvil/linear_logprob.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
-#include <mutex>
 #include <vector>
 
 #ifdef _OPENMP
@@ -210,27 +208,25 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
   const int64_t units = split == Split::kVocab ? ntiles : nblocks;
   const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), units));
   const bool shared = nthreads > 1;
-  // The output a unit does not own (dhidden rows under the vocab split, dweight rows under the
-  // token split) is accumulated from a private buffer under a lock per block / tile, so extra
-  // memory stays at one buffer per thread.
-  std::vector<std::mutex> locks(shared ? (split == Split::kVocab ? nblocks : ntiles) : 0);
+  // The output a unit does not own (dhidden under the vocab split, dweight under the token
+  // split) is accumulated into a private copy per thread, and the copies are summed in thread
+  // order at the end. With static scheduling that makes the result bit-identical from run to
+  // run (resumed training must reproduce the uninterrupted run), at threads x (N x H) or
+  // threads x (V x H) floats of extra memory.
+  float* other = split == Split::kVocab ? dhidden : dweight;
+  const int64_t other_size = split == Split::kVocab ? N * H : V * H;
+  std::vector<float> priv(shared ? static_cast<size_t>(nthreads) * other_size : 0, 0.0f);
   BlasSingleThreaded blas_guard(shared);
 
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = thread_id();
     std::vector<float> tile(std::min(N, kTokBlock) * std::min(V, kVocabTile));
-    std::vector<float> contrib(shared ? (split == Split::kVocab ? std::min(N, kTokBlock) : std::min(V, kVocabTile)) * H : 0);
-    auto add_locked = [&](float* dst, int64_t count, std::mutex& m) {
-      std::lock_guard<std::mutex> guard(m);
-      for (int64_t k = 0; k < count; k++) dst[k] += contrib[k];
-    };
-#pragma omp for schedule(dynamic, 1)
+    float* mine = shared ? priv.data() + tid * other_size : other;
+#pragma omp for schedule(static, 1)
     for (int64_t u = 0; u < units; u++) {
-      // Within a unit, threads start at different offsets of the shared dimension: fewer lock waits.
       const int64_t inner = split == Split::kVocab ? nblocks : ntiles;
-      for (int64_t step = 0; step < inner; step++) {
-        const int64_t j = (step + tid) % inner;
+      for (int64_t j = 0; j < inner; j++) {
         const int64_t tv = split == Split::kVocab ? u : j, blk = split == Split::kVocab ? j : u;
         const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
         const int64_t n0 = blk * kTokBlock, nb = std::min(kTokBlock, N - n0);
@@ -239,19 +235,19 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
         tile_gemm(tile.data(), hb, wt, nb, vt, H, false, true, false, inv_t);
         softmax_grad_tile(tile.data(), n0, nb, v0, vt, targets, lse, entropy, dlogprob, dentropy);
         // dlogit = dL/dz / T:  dweight_tile += g^T @ hidden_block / T;  dhidden_block += g @ W_tile / T
-        if (!shared || split == Split::kVocab) {
-          tile_gemm(dweight + v0 * H, tile.data(), hb, vt, H, nb, true, false, true, inv_t);
-        } else {
-          tile_gemm(contrib.data(), tile.data(), hb, vt, H, nb, true, false, false, inv_t);
-          add_locked(dweight + v0 * H, vt * H, locks[tv]);
-        }
-        if (!shared || split == Split::kTokens) {
-          tile_gemm(dhidden + n0 * H, tile.data(), wt, nb, H, vt, false, false, true, inv_t);
-        } else {
-          tile_gemm(contrib.data(), tile.data(), wt, nb, H, vt, false, false, false, inv_t);
-          add_locked(dhidden + n0 * H, nb * H, locks[blk]);
-        }
+        float* dw = split == Split::kVocab ? dweight : mine;
+        float* dh = split == Split::kVocab ? mine : dhidden;
+        tile_gemm(dw + v0 * H, tile.data(), hb, vt, H, nb, true, false, true, inv_t);
+        tile_gemm(dh + n0 * H, tile.data(), wt, nb, H, vt, false, false, true, inv_t);
       }
+    }
+  }
+  if (shared) {
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < other_size; k++) {
+      float acc = other[k];
+      for (int t = 0; t < nthreads; t++) acc += priv[t * other_size + k];
+      other[k] = acc;
     }
   }
 }
