@@ -3,7 +3,7 @@
 // held-out accuracy (overall, answerable, unanswerable) before and after RL.
 //
 //   node dist/bench/anchor-vs-grpo.js [--tasks graphla,graphli] [--seeds 1,2,3]
-//        [--steps 40] [--sft-steps 40] [--eval-n 128] [--out runs/anchor-vs-grpo] [--json]
+//        [--steps 60] [--sft-steps 100] [--eval-n 128] [--out runs/anchor-vs-grpo] [--json]
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createBackend } from "../src/backend/index.js";
@@ -23,8 +23,8 @@ function arg(name: string, def: string): string {
 
 const tasks = arg("tasks", "graphla,graphli").split(",") as TaskName[];
 const seeds = arg("seeds", "1,2,3").split(",").map(Number);
-const steps = Number(arg("steps", "40"));
-const sftSteps = Number(arg("sft-steps", "40"));
+const steps = Number(arg("steps", "60"));
+const sftSteps = Number(arg("sft-steps", "100"));
 const evalN = Number(arg("eval-n", "128"));
 const root = resolve(arg("out", "runs/anchor-vs-grpo"));
 const json = process.argv.includes("--json");
