@@ -8,7 +8,8 @@
 // modified or retained; outputs are fresh arrays (except an explicit `dweight` accumulator).
 import { randomFillSync } from "node:crypto";
 import { GRPO_STATS, type DType, type GrpoLossOptions, type GrpoStatName, type SampleOptions } from "./backend/backend.js";
-import { CpuBackend, CpuTensor, checkGrpoOptions, checkSampleOptions } from "./backend/cpu.js";
+import { checkGrpoOptions, checkSampleOptions } from "./backend/addon-backend.js";
+import { CpuBackend, CpuTensor } from "./backend/cpu.js";
 import { checkInt } from "./backend/check.js";
 
 export { GRPO_STATS };

@@ -34,7 +34,7 @@ import {
   type Tensor,
 } from "../backend.js";
 import { checkFinite, checkInt, checkSize, checkTensor, rowsCols } from "../check.js";
-import { checkGrpoOptions, checkSampleOptions } from "../cpu.js";
+import { checkGrpoOptions, checkSampleOptions } from "../addon-backend.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { PipelineCache, type Defines } from "./pipelines.js";
 import { GpuTensor, bufferBytes } from "./tensor.js";

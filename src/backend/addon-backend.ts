@@ -1,0 +1,307 @@
+// Validation and dispatch shared by the backends that call the C++ addon: cpu (host typed
+// arrays) and cuda (device pointers). Both check a call the same way and pass the same
+// arguments in the same order; only the handle of a tensor differs.
+import {
+  GRPO_STATS,
+  type AdamWOptions,
+  type GrpoLossOptions,
+  type MatmulOptions,
+  type SampleOptions,
+  type Tensor,
+} from "./backend.js";
+import { checkFinite, checkInt, checkSize, rowsCols } from "./check.js";
+
+/**
+ * The addon's op functions over handles F (f32 tensors) and I (i32 tensors), in C++ argument
+ * order. kl: 0 = k1, 1 = k2, 2 = k3. aggregation: 0 token-mean, 1 seq-mean-token-mean,
+ * 2 seq-mean-token-sum, 3 dr-grpo.
+ */
+export interface AddonOps<F, I> {
+  add(out: F, a: F, b: F, n: number): void;
+  accumulate(dst: F, src: F, alpha: number, n: number): void;
+  scale(t: F, alpha: number, n: number): void;
+  sumSquares(out: F, t: F, n: number): void;
+
+  embeddingForward(out: F, ids: I, table: F, N: number, C: number, V: number): void;
+  embeddingBackward(dtable: F, dout: F, ids: I, N: number, C: number, V: number): void;
+  matmul(out: F, a: F, b: F, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
+  biasAdd(out: F, bias: F, N: number, C: number): void;
+  biasBackward(dbias: F, dout: F, N: number, C: number): void;
+  rmsnormForward(out: F, rstd: F, inp: F, weight: F, N: number, C: number, eps: number): void;
+  rmsnormBackward(dinp: F, dweight: F, dout: F, inp: F, weight: F, rstd: F, N: number, C: number): void;
+  ropeForward(out: F, inp: F, pos: I, N: number, nh: number, hd: number, theta: number): void;
+  ropeBackward(dinp: F, dout: F, pos: I, N: number, nh: number, hd: number, theta: number): void;
+  attentionForward(out: F, lse: F, q: F, k: F, v: F, B: number, T: number, nh: number, nkv: number, hd: number): void;
+  attentionBackward(dq: F, dk: F, dv: F, dout: F, q: F, k: F, v: F, out: F, lse: F, B: number, T: number, nh: number, nkv: number, hd: number): void;
+  attentionDecode(out: F, q: F, kCache: F, vCache: F, pos: I, B: number, Tq: number, S: number, nh: number, nkv: number, hd: number): void;
+  kvWrite(cache: F, x: F, pos: I, B: number, Tq: number, S: number, nkv: number, hd: number): void;
+  swigluForward(out: F, gate: F, up: F, n: number): void;
+  swigluBackward(dgate: F, dup: F, dout: F, gate: F, up: F, n: number): void;
+  crossEntropyForward(loss: F, logits: F, targets: I, N: number, V: number): void;
+  crossEntropyBackward(dlogits: F, dloss: F, logits: F, targets: I, N: number, V: number): void;
+  gatherRows(out: F, inp: F, idx: I, M: number, N: number, C: number): void;
+  adamw(param: F, grad: F, m: F, v: F, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+
+  logprobFromLogits(logprob: F, entropy: F, logits: F, targets: I, N: number, V: number, temperature: number): void;
+  sample(ids: I, logits: F, seeds: Uint32Array, B: number, V: number, temperature: number, topK: number, topP: number, minP: number, greedy: boolean): void;
+  linearLogprobForward(logprob: F, entropy: F, lse: F, hidden: F, weight: F, targets: I, N: number, H: number, V: number, temperature: number): void;
+  linearLogprobBackward(dhidden: F, dweight: F, dlogprob: F, dentropy: F, hidden: F, weight: F, targets: I, lse: F, entropy: F, N: number, H: number, V: number, temperature: number): void;
+  grpoLoss(dlogprob: F, dentropy: F, stats: F, logprob: F, oldLogprob: F, refLogprob: F | null, rolloutLogprob: F | null, entropy: F | null, advantages: F, mask: F, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
+}
+
+/** Names of the AddonOps functions (the cuda exports are the same names prefixed by cuda_). */
+export const ADDON_OPS = ["add", "accumulate", "scale", "sumSquares", "embeddingForward", "embeddingBackward", "matmul", "biasAdd", "biasBackward", "rmsnormForward", "rmsnormBackward", "ropeForward", "ropeBackward", "attentionForward", "attentionBackward", "attentionDecode", "kvWrite", "swigluForward", "swigluBackward", "crossEntropyForward", "crossEntropyBackward", "gatherRows", "adamw", "logprobFromLogits", "sample", "linearLogprobForward", "linearLogprobBackward", "grpoLoss"] as const;
+
+const KL_CODE = { k1: 0, k2: 1, k3: 2 } as const;
+const AGG_CODE = { "token-mean": 0, "seq-mean-token-mean": 1, "seq-mean-token-sum": 2, "dr-grpo": 3 } as const;
+
+export abstract class AddonBackend<F, I> {
+  protected abstract readonly ops: AddonOps<F, I>;
+  /** The f32 handle of a checked tensor of this backend. */
+  protected abstract f(t: Tensor, name: string): F;
+  /** The i32 handle of a checked tensor of this backend. */
+  protected abstract i(t: Tensor, name: string): I;
+  protected fOpt(t: Tensor | null, name: string, size: number, what: string): F | null {
+    if (t === null) return null;
+    checkSize(t, name, size, what);
+    return this.f(t, name);
+  }
+
+  // ---- elementwise --------------------------------------------------------------------
+  add(out: Tensor, a: Tensor, b: Tensor): void {
+    const n = out.size;
+    checkSize(a, "a", n, "out.size");
+    checkSize(b, "b", n, "out.size");
+    this.ops.add(this.f(out, "out"), this.f(a, "a"), this.f(b, "b"), n);
+  }
+  accumulate(dst: Tensor, src: Tensor, alpha = 1): void {
+    checkSize(src, "src", dst.size, "dst.size");
+    this.ops.accumulate(this.f(dst, "dst"), this.f(src, "src"), checkFinite(alpha, "alpha"), dst.size);
+  }
+  scale(t: Tensor, alpha: number): void {
+    this.ops.scale(this.f(t, "t"), checkFinite(alpha, "alpha"), t.size);
+  }
+  sumSquares(out: Tensor, t: Tensor): void {
+    checkSize(out, "out", 1, "1");
+    this.ops.sumSquares(this.f(out, "out"), this.f(t, "t"), t.size);
+  }
+
+  // ---- decoder ops --------------------------------------------------------------------
+  embeddingForward(out: Tensor, ids: Tensor, table: Tensor): void {
+    const [V, C] = rowsCols(table);
+    const N = ids.size;
+    checkSize(out, "out", N * C, "N*C");
+    this.ops.embeddingForward(this.f(out, "out"), this.i(ids, "ids"), this.f(table, "table"), N, C, V);
+  }
+  embeddingBackward(dtable: Tensor, dout: Tensor, ids: Tensor): void {
+    const [V, C] = rowsCols(dtable);
+    const N = ids.size;
+    checkSize(dout, "dout", N * C, "N*C");
+    this.ops.embeddingBackward(this.f(dtable, "dtable"), this.f(dout, "dout"), this.i(ids, "ids"), N, C, V);
+  }
+  matmul(out: Tensor, a: Tensor, b: Tensor, opts: MatmulOptions = {}): void {
+    const { transA = false, transB = false, accumulate = false, alpha = 1 } = opts;
+    const [M, N] = rowsCols(out);
+    if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError("matmul: a and b must be at least 2-D");
+    const [ar, ac] = rowsCols(a);
+    const [br, bc] = rowsCols(b);
+    const aM = transA ? ac : ar, K = transA ? ar : ac;
+    const bK = transB ? bc : br, bN = transB ? br : bc;
+    if (aM !== M || bN !== N || bK !== K)
+      throw new RangeError(`matmul: shapes do not agree: out (${M}, ${N}), op(a) (${aM}, ${K}), op(b) (${bK}, ${bN})`);
+    this.ops.matmul(this.f(out, "out"), this.f(a, "a"), this.f(b, "b"), M, N, K, transA, transB, accumulate, checkFinite(alpha, "alpha"));
+  }
+  biasAdd(out: Tensor, bias: Tensor): void {
+    const [N, C] = rowsCols(out);
+    checkSize(bias, "bias", C, "C");
+    this.ops.biasAdd(this.f(out, "out"), this.f(bias, "bias"), N, C);
+  }
+  biasBackward(dbias: Tensor, dout: Tensor): void {
+    const [N, C] = rowsCols(dout);
+    checkSize(dbias, "dbias", C, "C");
+    this.ops.biasBackward(this.f(dbias, "dbias"), this.f(dout, "dout"), N, C);
+  }
+  rmsnormForward(out: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, eps: number): void {
+    const C = weight.size;
+    const N = inp.size / C;
+    if (!Number.isInteger(N)) throw new RangeError(`rmsnormForward: inp size ${inp.size} is not a multiple of weight size ${C}`);
+    checkSize(out, "out", inp.size, "inp.size");
+    checkSize(rstd, "rstd", N, "N");
+    this.ops.rmsnormForward(this.f(out, "out"), this.f(rstd, "rstd"), this.f(inp, "inp"), this.f(weight, "weight"), N, C, checkFinite(eps, "eps"));
+  }
+  rmsnormBackward(dinp: Tensor, dweight: Tensor, dout: Tensor, inp: Tensor, weight: Tensor, rstd: Tensor): void {
+    const C = weight.size;
+    const N = inp.size / C;
+    if (!Number.isInteger(N)) throw new RangeError(`rmsnormBackward: inp size ${inp.size} is not a multiple of weight size ${C}`);
+    checkSize(dinp, "dinp", inp.size, "inp.size");
+    checkSize(dout, "dout", inp.size, "inp.size");
+    checkSize(dweight, "dweight", C, "C");
+    checkSize(rstd, "rstd", N, "N");
+    this.ops.rmsnormBackward(this.f(dinp, "dinp"), this.f(dweight, "dweight"), this.f(dout, "dout"), this.f(inp, "inp"), this.f(weight, "weight"), this.f(rstd, "rstd"), N, C);
+  }
+  private ropeDims(inp: Tensor, pos: Tensor): [number, number, number] {
+    if (inp.shape.length < 2) throw new RangeError("rope: inp must be (N, nh, hd) or (N*nh, hd)");
+    const hd = inp.shape[inp.shape.length - 1];
+    if (hd % 2 !== 0) throw new RangeError(`rope: head dim ${hd} must be even`);
+    const N = pos.size;
+    const nh = inp.size / (N * hd);
+    if (!Number.isInteger(nh)) throw new RangeError(`rope: inp size ${inp.size} is not N*nh*hd with N=${N}, hd=${hd}`);
+    return [N, nh, hd];
+  }
+  ropeForward(out: Tensor, inp: Tensor, pos: Tensor, theta: number): void {
+    const [N, nh, hd] = this.ropeDims(inp, pos);
+    checkSize(out, "out", inp.size, "inp.size");
+    this.ops.ropeForward(this.f(out, "out"), this.f(inp, "inp"), this.i(pos, "pos"), N, nh, hd, checkFinite(theta, "theta"));
+  }
+  ropeBackward(dinp: Tensor, dout: Tensor, pos: Tensor, theta: number): void {
+    const [N, nh, hd] = this.ropeDims(dout, pos);
+    checkSize(dinp, "dinp", dout.size, "dout.size");
+    this.ops.ropeBackward(this.f(dinp, "dinp"), this.f(dout, "dout"), this.i(pos, "pos"), N, nh, hd, checkFinite(theta, "theta"));
+  }
+  private attnDims(q: Tensor, k: Tensor): [number, number, number, number, number] {
+    if (q.shape.length !== 4 || k.shape.length !== 4) throw new RangeError("attention: q and k must be 4-D (B, T, heads, hd)");
+    const [B, T, nh, hd] = q.shape;
+    const nkv = k.shape[2];
+    if (k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== hd) throw new RangeError(`attention: k shape [${k.shape}] does not match q [${q.shape}]`);
+    if (nh % nkv !== 0) throw new RangeError(`attention: query heads ${nh} must be a multiple of kv heads ${nkv}`);
+    return [B, T, nh, nkv, hd];
+  }
+  attentionForward(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor): void {
+    const [B, T, nh, nkv, hd] = this.attnDims(q, k);
+    checkSize(v, "v", k.size, "k.size");
+    checkSize(out, "out", q.size, "q.size");
+    checkSize(lse, "lse", B * nh * T, "B*nh*T");
+    this.ops.attentionForward(this.f(out, "out"), this.f(lse, "lse"), this.f(q, "q"), this.f(k, "k"), this.f(v, "v"), B, T, nh, nkv, hd);
+  }
+  attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor): void {
+    const [B, T, nh, nkv, hd] = this.attnDims(q, k);
+    for (const [t, n] of [[dq, "dq"], [dout, "dout"], [out, "out"]] as const) checkSize(t, n, q.size, "q.size");
+    for (const [t, n] of [[dk, "dk"], [dv, "dv"], [v, "v"]] as const) checkSize(t, n, k.size, "k.size");
+    checkSize(lse, "lse", B * nh * T, "B*nh*T");
+    this.ops.attentionBackward(this.f(dq, "dq"), this.f(dk, "dk"), this.f(dv, "dv"), this.f(dout, "dout"), this.f(q, "q"), this.f(k, "k"), this.f(v, "v"), this.f(out, "out"), this.f(lse, "lse"), B, T, nh, nkv, hd);
+  }
+  attentionDecode(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, pos: Tensor): void {
+    if (q.shape.length !== 4 || kCache.shape.length !== 4) throw new RangeError("attentionDecode: q (B, Tq, nh, hd) and caches (B, S, nkv, hd) must be 4-D");
+    const [B, Tq, nh, hd] = q.shape;
+    const [cB, S, nkv, chd] = kCache.shape;
+    if (cB !== B || chd !== hd) throw new RangeError(`attentionDecode: cache shape [${kCache.shape}] does not match q [${q.shape}]`);
+    if (nh % nkv !== 0) throw new RangeError(`attentionDecode: query heads ${nh} must be a multiple of kv heads ${nkv}`);
+    checkSize(vCache, "vCache", kCache.size, "kCache.size");
+    checkSize(out, "out", q.size, "q.size");
+    checkSize(pos, "pos", B, "B");
+    this.ops.attentionDecode(this.f(out, "out"), this.f(q, "q"), this.f(kCache, "kCache"), this.f(vCache, "vCache"), this.i(pos, "pos"), B, Tq, S, nh, nkv, hd);
+  }
+  kvWrite(cache: Tensor, x: Tensor, pos: Tensor): void {
+    if (cache.shape.length !== 4 || x.shape.length !== 4) throw new RangeError("kvWrite: cache (B, S, nkv, hd) and x (B, Tq, nkv, hd) must be 4-D");
+    const [B, S, nkv, hd] = cache.shape;
+    const Tq = x.shape[1];
+    if (x.shape[0] !== B || x.shape[2] !== nkv || x.shape[3] !== hd) throw new RangeError(`kvWrite: x shape [${x.shape}] does not match cache [${cache.shape}]`);
+    checkSize(pos, "pos", B, "B");
+    this.ops.kvWrite(this.f(cache, "cache"), this.f(x, "x"), this.i(pos, "pos"), B, Tq, S, nkv, hd);
+  }
+  swigluForward(out: Tensor, gate: Tensor, up: Tensor): void {
+    checkSize(gate, "gate", out.size, "out.size");
+    checkSize(up, "up", out.size, "out.size");
+    this.ops.swigluForward(this.f(out, "out"), this.f(gate, "gate"), this.f(up, "up"), out.size);
+  }
+  swigluBackward(dgate: Tensor, dup: Tensor, dout: Tensor, gate: Tensor, up: Tensor): void {
+    const n = dout.size;
+    for (const [t, nm] of [[dgate, "dgate"], [dup, "dup"], [gate, "gate"], [up, "up"]] as const) checkSize(t, nm, n, "dout.size");
+    this.ops.swigluBackward(this.f(dgate, "dgate"), this.f(dup, "dup"), this.f(dout, "dout"), this.f(gate, "gate"), this.f(up, "up"), n);
+  }
+  crossEntropyForward(loss: Tensor, logits: Tensor, targets: Tensor): void {
+    const [N, V] = rowsCols(logits);
+    checkSize(targets, "targets", N, "N");
+    checkSize(loss, "loss", N, "N");
+    this.ops.crossEntropyForward(this.f(loss, "loss"), this.f(logits, "logits"), this.i(targets, "targets"), N, V);
+  }
+  crossEntropyBackward(dlogits: Tensor, dloss: Tensor, logits: Tensor, targets: Tensor): void {
+    const [N, V] = rowsCols(logits);
+    checkSize(dlogits, "dlogits", N * V, "N*V");
+    checkSize(targets, "targets", N, "N");
+    checkSize(dloss, "dloss", N, "N");
+    this.ops.crossEntropyBackward(this.f(dlogits, "dlogits"), this.f(dloss, "dloss"), this.f(logits, "logits"), this.i(targets, "targets"), N, V);
+  }
+  gatherRows(out: Tensor, inp: Tensor, idx: Tensor): void {
+    const [N, C] = rowsCols(inp);
+    const M = idx.size;
+    checkSize(out, "out", M * C, "M*C");
+    this.ops.gatherRows(this.f(out, "out"), this.f(inp, "inp"), this.i(idx, "idx"), M, N, C);
+  }
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWOptions): void {
+    const n = param.size;
+    for (const [t, nm] of [[grad, "grad"], [m, "m"], [v, "v"]] as const) checkSize(t, nm, n, "param.size");
+    checkInt(o.step, "step");
+    this.ops.adamw(this.f(param, "param"), this.f(grad, "grad"), this.f(m, "m"), this.f(v, "v"), n, checkFinite(o.lr, "lr"), checkFinite(o.beta1, "beta1"), checkFinite(o.beta2, "beta2"), checkFinite(o.eps, "eps"), checkFinite(o.weightDecay, "weightDecay"), o.step);
+  }
+
+  // ---- fused kernels ------------------------------------------------------------------
+  logprobFromLogits(logprob: Tensor, entropy: Tensor, logits: Tensor, targets: Tensor, temperature: number): void {
+    const [N, V] = rowsCols(logits);
+    for (const [t, nm] of [[logprob, "logprob"], [entropy, "entropy"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
+    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    this.ops.logprobFromLogits(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(logits, "logits"), this.i(targets, "targets"), N, V, temperature);
+  }
+  sample(ids: Tensor, logits: Tensor, seeds: Uint32Array, o: SampleOptions): void {
+    const [B, V] = rowsCols(logits);
+    checkSize(ids, "ids", B, "B");
+    if (!(seeds instanceof Uint32Array) || seeds.length !== B) throw new RangeError(`sample: seeds must be a Uint32Array of length B=${B}`);
+    checkSampleOptions(o);
+    this.ops.sample(this.i(ids, "ids"), this.f(logits, "logits"), seeds, B, V, o.temperature, o.topK, o.topP, o.minP, o.greedy ?? false);
+  }
+  linearLogprobForward(logprob: Tensor, entropy: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number): void {
+    const [N, H] = rowsCols(hidden);
+    const [V, WH] = rowsCols(weight);
+    if (WH !== H) throw new RangeError(`linearLogprobForward: weight (${V}, ${WH}) does not match hidden size ${H}`);
+    for (const [t, nm] of [[logprob, "logprob"], [entropy, "entropy"], [lse, "lse"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
+    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    this.ops.linearLogprobForward(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(lse, "lse"), this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"), N, H, V, temperature);
+  }
+  linearLogprobBackward(dhidden: Tensor, dweight: Tensor, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
+    const [N, H] = rowsCols(hidden);
+    const [V, WH] = rowsCols(weight);
+    if (WH !== H) throw new RangeError(`linearLogprobBackward: weight (${V}, ${WH}) does not match hidden size ${H}`);
+    checkSize(dhidden, "dhidden", N * H, "N*H");
+    checkSize(dweight, "dweight", V * H, "V*H");
+    for (const [t, nm] of [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [lse, "lse"], [entropy, "entropy"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
+    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    this.ops.linearLogprobBackward(this.f(dhidden, "dhidden"), this.f(dweight, "dweight"), this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"), this.f(lse, "lse"), this.f(entropy, "entropy"), N, H, V, temperature);
+  }
+  grpoLoss(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): void {
+    checkGrpoOptions(o);
+    const N = o.B * o.T;
+    for (const [t, nm] of [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [logprob, "logprob"], [oldLogprob, "oldLogprob"], [mask, "mask"]] as const) checkSize(t, nm, N, "B*T");
+    checkSize(advantages, "advantages", o.B, "B");
+    checkSize(stats, "stats", GRPO_STATS.length, "GRPO_STATS.length");
+    if (o.beta !== 0 && refLogprob === null) throw new TypeError("grpoLoss: refLogprob is required when beta != 0");
+    if (o.tisCap !== 0 && rolloutLogprob === null) throw new TypeError("grpoLoss: rolloutLogprob is required when tisCap != 0");
+    if (o.entropyCoef !== 0 && entropy === null) throw new TypeError("grpoLoss: entropy is required when entropyCoef != 0");
+    this.ops.grpoLoss(
+      this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), this.f(stats, "stats"), this.f(logprob, "logprob"), this.f(oldLogprob, "oldLogprob"),
+      this.fOpt(refLogprob, "refLogprob", N, "B*T"), this.fOpt(rolloutLogprob, "rolloutLogprob", N, "B*T"), this.fOpt(entropy, "entropy", N, "B*T"),
+      this.f(advantages, "advantages"), this.f(mask, "mask"), o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap,
+      AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
+    );
+  }
+}
+
+export function checkSampleOptions(o: SampleOptions): void {
+  checkFinite(o.temperature, "temperature");
+  checkInt(o.topK, "topK", 0);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${o.topP}`);
+  if (!(o.minP >= 0 && o.minP <= 1)) throw new RangeError(`minP must be in [0, 1], got ${o.minP}`);
+}
+
+export function checkGrpoOptions(o: GrpoLossOptions): void {
+  checkInt(o.B, "B");
+  checkInt(o.T, "T");
+  if (!(o.epsLow >= 0 && o.epsLow < 1)) throw new RangeError(`epsLow must be in [0, 1), got ${o.epsLow}`);
+  if (!(o.epsHigh >= 0)) throw new RangeError(`epsHigh must be >= 0, got ${o.epsHigh}`);
+  if (!(o.dualClip === 0 || o.dualClip > 1)) throw new RangeError(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
+  checkFinite(o.beta, "beta");
+  checkFinite(o.entropyCoef, "entropyCoef");
+  if (!(o.tisCap >= 0)) throw new RangeError(`tisCap must be >= 0 (0 = off), got ${o.tisCap}`);
+  if (!(o.kl in KL_CODE)) throw new TypeError(`kl must be one of ${Object.keys(KL_CODE).join(", ")}, got ${o.kl}`);
+  if (!(o.aggregation in AGG_CODE)) throw new TypeError(`aggregation must be one of ${Object.keys(AGG_CODE).join(", ")}, got ${o.aggregation}`);
+  if (o.maxCompletionLength !== undefined) checkInt(o.maxCompletionLength, "maxCompletionLength");
+}
