@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { generate } from "../src/model/generate.js";
+import { presetConfig } from "../src/model/init.js";
 import { Model } from "../src/model/model.js";
 import { parameterShapes, type ModelConfig } from "../src/model/types.js";
 import { peakRssBytes, report, runTorch, timeItAsync, type BenchRow } from "./harness.js";
@@ -147,10 +148,17 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Bench
   return rows;
 }
 
+/** The tiny preset (the quick start's model) and the ~30M config, each next to PyTorch. */
+export async function runModelBenchSuite(opts: { quick?: boolean } = {}): Promise<BenchRow[]> {
+  if (opts.quick)
+    return runModelBench({ config: { ...BENCH_CONFIG, numLayers: 2, vocabSize: 2048 }, train: { B: 2, T: 64 }, gen: { B: 4, prompt: 8, newTokens: 8 }, minTime: 0.2 });
+  const tiny = presetConfig("tiny", 1024, 0);
+  return [
+    ...(await runModelBench({ config: tiny, train: { B: 16, T: 256 }, gen: { B: 64, prompt: 128, newTokens: 64 } })),
+    ...(await runModelBench({})),
+  ];
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const quick = process.argv.includes("--quick");
-  const rows = await runModelBench(
-    quick ? { config: { ...BENCH_CONFIG, numLayers: 2, vocabSize: 2048 }, train: { B: 2, T: 64 }, gen: { B: 4, prompt: 8, newTokens: 8 }, minTime: 0.2 } : {},
-  );
-  report("Decoder end to end (CPU)", rows);
+  report("Decoder end to end (CPU)", await runModelBenchSuite({ quick: process.argv.includes("--quick") }));
 }

@@ -13,7 +13,7 @@ const SUITES: Record<string, [string, string][]> = {
     ["attention.js", "runAttentionBench"],
   ],
   backends: [["backends.js", "runBackendsBench"]],
-  model: [["model.js", "runModelBench"]],
+  model: [["model.js", "runModelBenchSuite"]],
 };
 
 const benchDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bench");
