@@ -1,27 +1,8 @@
 // Deterministic randomness for task generation: every instance is a pure function of its seed.
 
-/** Mixes integers into one 32-bit seed (murmur3 finaliser per part), so derived seeds do not collide. */
-export function mixSeed(...parts: number[]): number {
-  let h = 0x9e3779b9;
-  for (const p of parts) {
-    // Seeds may exceed 32 bits: fold the high word in too.
-    const lo = p >>> 0;
-    const hi = Math.floor(p / 4294967296) >>> 0;
-    for (const w of [lo, hi]) {
-      let k = Math.imul(w, 0xcc9e2d51);
-      k = (k << 15) | (k >>> 17);
-      h ^= Math.imul(k, 0x1b873593);
-      h = (h << 13) | (h >>> 19);
-      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-    }
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { mixSeed } from "../util/seed.js";
+
+export { mixSeed };
 
 /** mulberry32: tiny, fast, good enough for choosing premises. */
 export class Rng {

@@ -2,15 +2,20 @@
 // (run seed, step, index, purpose), so a resumed run draws exactly what the uninterrupted
 // run would have drawn, with no RNG stream to save.
 
-/** 32-bit mix of any number of integers (murmur3 finaliser over a running hash). */
+/** Mixes integers into one 32-bit seed (murmur3 finaliser per part), so derived seeds do not collide. */
 export function mixSeed(...parts: number[]): number {
   let h = 0x9e3779b9;
   for (const p of parts) {
-    let k = Math.imul((p | 0) ^ ((p / 4294967296) | 0), 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    h ^= Math.imul(k, 0x1b873593);
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    // Seeds may exceed 32 bits: fold the high word in too.
+    const lo = p >>> 0;
+    const hi = Math.floor(p / 4294967296) >>> 0;
+    for (const w of [lo, hi]) {
+      let k = Math.imul(w, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      h ^= Math.imul(k, 0x1b873593);
+      h = (h << 13) | (h >>> 19);
+      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    }
   }
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
