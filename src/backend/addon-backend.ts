@@ -9,7 +9,7 @@ import {
   type SampleOptions,
   type Tensor,
 } from "./backend.js";
-import { checkFinite, checkInt, checkSize, rowsCols } from "./check.js";
+import { attentionDims, checkFinite, checkInt, checkSize, matmulDims, rmsnormDims, ropeDims, rowsCols } from "./check.js";
 
 /**
  * The addon's op functions over handles F (f32 tensors) and I (i32 tensors), in C++ argument
@@ -100,16 +100,8 @@ export abstract class AddonBackend<F, I> {
     this.ops.embeddingBackward(this.f(dtable, "dtable"), this.f(dout, "dout"), this.i(ids, "ids"), N, C, V);
   }
   matmul(out: Tensor, a: Tensor, b: Tensor, opts: MatmulOptions = {}): void {
-    const { transA = false, transB = false, accumulate = false, alpha = 1 } = opts;
-    const [M, N] = rowsCols(out);
-    if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError("matmul: a and b must be at least 2-D");
-    const [ar, ac] = rowsCols(a);
-    const [br, bc] = rowsCols(b);
-    const aM = transA ? ac : ar, K = transA ? ar : ac;
-    const bK = transB ? bc : br, bN = transB ? br : bc;
-    if (aM !== M || bN !== N || bK !== K)
-      throw new RangeError(`matmul: shapes do not agree: out (${M}, ${N}), op(a) (${aM}, ${K}), op(b) (${bK}, ${bN})`);
-    this.ops.matmul(this.f(out, "out"), this.f(a, "a"), this.f(b, "b"), M, N, K, transA, transB, accumulate, checkFinite(alpha, "alpha"));
+    const { M, N, K, transA, transB, accumulate, alpha } = matmulDims(out, a, b, opts);
+    this.ops.matmul(this.f(out, "out"), this.f(a, "a"), this.f(b, "b"), M, N, K, transA, transB, accumulate, alpha);
   }
   biasAdd(out: Tensor, bias: Tensor): void {
     const [N, C] = rowsCols(out);
@@ -122,59 +114,38 @@ export abstract class AddonBackend<F, I> {
     this.ops.biasBackward(this.f(dbias, "dbias"), this.f(dout, "dout"), N, C);
   }
   rmsnormForward(out: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, eps: number): void {
-    const C = weight.size;
-    const N = inp.size / C;
-    if (!Number.isInteger(N)) throw new RangeError(`rmsnormForward: inp size ${inp.size} is not a multiple of weight size ${C}`);
+    const [N, C] = rmsnormDims(inp, weight, "rmsnormForward");
     checkSize(out, "out", inp.size, "inp.size");
     checkSize(rstd, "rstd", N, "N");
     this.ops.rmsnormForward(this.f(out, "out"), this.f(rstd, "rstd"), this.f(inp, "inp"), this.f(weight, "weight"), N, C, checkFinite(eps, "eps"));
   }
   rmsnormBackward(dinp: Tensor, dweight: Tensor, dout: Tensor, inp: Tensor, weight: Tensor, rstd: Tensor): void {
-    const C = weight.size;
-    const N = inp.size / C;
-    if (!Number.isInteger(N)) throw new RangeError(`rmsnormBackward: inp size ${inp.size} is not a multiple of weight size ${C}`);
+    const [N, C] = rmsnormDims(inp, weight, "rmsnormBackward");
     checkSize(dinp, "dinp", inp.size, "inp.size");
     checkSize(dout, "dout", inp.size, "inp.size");
     checkSize(dweight, "dweight", C, "C");
     checkSize(rstd, "rstd", N, "N");
     this.ops.rmsnormBackward(this.f(dinp, "dinp"), this.f(dweight, "dweight"), this.f(dout, "dout"), this.f(inp, "inp"), this.f(weight, "weight"), this.f(rstd, "rstd"), N, C);
   }
-  private ropeDims(inp: Tensor, pos: Tensor): [number, number, number] {
-    if (inp.shape.length < 2) throw new RangeError("rope: inp must be (N, nh, hd) or (N*nh, hd)");
-    const hd = inp.shape[inp.shape.length - 1];
-    if (hd % 2 !== 0) throw new RangeError(`rope: head dim ${hd} must be even`);
-    const N = pos.size;
-    const nh = inp.size / (N * hd);
-    if (!Number.isInteger(nh)) throw new RangeError(`rope: inp size ${inp.size} is not N*nh*hd with N=${N}, hd=${hd}`);
-    return [N, nh, hd];
-  }
   ropeForward(out: Tensor, inp: Tensor, pos: Tensor, theta: number): void {
-    const [N, nh, hd] = this.ropeDims(inp, pos);
+    const [N, nh, hd] = ropeDims(inp, pos);
     checkSize(out, "out", inp.size, "inp.size");
     this.ops.ropeForward(this.f(out, "out"), this.f(inp, "inp"), this.i(pos, "pos"), N, nh, hd, checkFinite(theta, "theta"));
   }
   ropeBackward(dinp: Tensor, dout: Tensor, pos: Tensor, theta: number): void {
-    const [N, nh, hd] = this.ropeDims(dout, pos);
+    const [N, nh, hd] = ropeDims(dout, pos);
     checkSize(dinp, "dinp", dout.size, "dout.size");
     this.ops.ropeBackward(this.f(dinp, "dinp"), this.f(dout, "dout"), this.i(pos, "pos"), N, nh, hd, checkFinite(theta, "theta"));
   }
-  private attnDims(q: Tensor, k: Tensor): [number, number, number, number, number] {
-    if (q.shape.length !== 4 || k.shape.length !== 4) throw new RangeError("attention: q and k must be 4-D (B, T, heads, hd)");
-    const [B, T, nh, hd] = q.shape;
-    const nkv = k.shape[2];
-    if (k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== hd) throw new RangeError(`attention: k shape [${k.shape}] does not match q [${q.shape}]`);
-    if (nh % nkv !== 0) throw new RangeError(`attention: query heads ${nh} must be a multiple of kv heads ${nkv}`);
-    return [B, T, nh, nkv, hd];
-  }
   attentionForward(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor): void {
-    const [B, T, nh, nkv, hd] = this.attnDims(q, k);
+    const [B, T, nh, nkv, hd] = attentionDims(q, k);
     checkSize(v, "v", k.size, "k.size");
     checkSize(out, "out", q.size, "q.size");
     checkSize(lse, "lse", B * nh * T, "B*nh*T");
     this.ops.attentionForward(this.f(out, "out"), this.f(lse, "lse"), this.f(q, "q"), this.f(k, "k"), this.f(v, "v"), B, T, nh, nkv, hd);
   }
   attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor): void {
-    const [B, T, nh, nkv, hd] = this.attnDims(q, k);
+    const [B, T, nh, nkv, hd] = attentionDims(q, k);
     for (const [t, n] of [[dq, "dq"], [dout, "dout"], [out, "out"]] as const) checkSize(t, n, q.size, "q.size");
     for (const [t, n] of [[dk, "dk"], [dv, "dv"], [v, "v"]] as const) checkSize(t, n, k.size, "k.size");
     checkSize(lse, "lse", B * nh * T, "B*nh*T");

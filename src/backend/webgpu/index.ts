@@ -33,7 +33,7 @@ import {
   type SampleOptions,
   type Tensor,
 } from "../backend.js";
-import { checkFinite, checkInt, checkSize, checkTensor, rowsCols } from "../check.js";
+import { attentionDims, checkFinite, checkInt, checkSize, checkTensor, matmulDims, rmsnormDims, ropeDims, rowsCols } from "../check.js";
 import { checkGrpoOptions, checkSampleOptions } from "../addon-backend.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { PipelineCache, type Defines } from "./pipelines.js";
@@ -438,16 +438,8 @@ export class WebGpuBackend implements Backend {
   }
 
   matmul(out: Tensor, a: Tensor, b: Tensor, opts: MatmulOptions = {}): void {
-    const { transA = false, transB = false, accumulate = false, alpha = 1 } = opts;
-    const [M, N] = rowsCols(out);
-    if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError("matmul: a and b must be at least 2-D");
-    const [ar, ac] = rowsCols(a);
-    const [br, bc] = rowsCols(b);
-    const aM = transA ? ac : ar, K = transA ? ar : ac;
-    const bK = transB ? bc : br, bN = transB ? br : bc;
-    if (aM !== M || bN !== N || bK !== K)
-      throw new RangeError(`matmul: shapes do not agree: out (${M}, ${N}), op(a) (${aM}, ${K}), op(b) (${bK}, ${bN})`);
-    this.mm(this.span(out, "out"), this.span(a, "a"), this.span(b, "b"), M, N, K, transA, transB, accumulate, checkFinite(alpha, "alpha"));
+    const { M, N, K, transA, transB, accumulate, alpha } = matmulDims(out, a, b, opts);
+    this.mm(this.span(out, "out"), this.span(a, "a"), this.span(b, "b"), M, N, K, transA, transB, accumulate, alpha);
   }
 
   /**
@@ -527,9 +519,7 @@ export class WebGpuBackend implements Backend {
   }
 
   rmsnormForward(out: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, eps: number): void {
-    const C = weight.size;
-    const N = inp.size / C;
-    if (!Number.isInteger(N)) throw new RangeError(`rmsnormForward: inp size ${inp.size} is not a multiple of weight size ${C}`);
+    const [N, C] = rmsnormDims(inp, weight, "rmsnormForward");
     checkSize(out, "out", inp.size, "inp.size");
     checkSize(rstd, "rstd", N, "N");
     checkFinite(eps, "eps");
@@ -540,9 +530,7 @@ export class WebGpuBackend implements Backend {
   }
 
   rmsnormBackward(dinp: Tensor, dweight: Tensor, dout: Tensor, inp: Tensor, weight: Tensor, rstd: Tensor): void {
-    const C = weight.size;
-    const N = inp.size / C;
-    if (!Number.isInteger(N)) throw new RangeError(`rmsnormBackward: inp size ${inp.size} is not a multiple of weight size ${C}`);
+    const [N, C] = rmsnormDims(inp, weight, "rmsnormBackward");
     checkSize(dinp, "dinp", inp.size, "inp.size");
     checkSize(dout, "dout", inp.size, "inp.size");
     checkSize(dweight, "dweight", C, "C");
@@ -560,15 +548,6 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  private ropeDims(inp: Tensor, pos: Tensor): [number, number, number] {
-    if (inp.shape.length < 2) throw new RangeError("rope: inp must be (N, nh, hd) or (N*nh, hd)");
-    const hd = inp.shape[inp.shape.length - 1];
-    if (hd % 2 !== 0) throw new RangeError(`rope: head dim ${hd} must be even`);
-    const N = pos.size;
-    const nh = inp.size / (N * hd);
-    if (!Number.isInteger(nh)) throw new RangeError(`rope: inp size ${inp.size} is not N*nh*hd with N=${N}, hd=${hd}`);
-    return [N, nh, hd];
-  }
 
   /** cos (P, hd/2) then sin (P, hd/2), angles formed in double as native/cpu/rope.cpp does. */
   private ropeTable(theta: number, hd: number): Span {
@@ -594,7 +573,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private rope(out: Tensor, inp: Tensor, pos: Tensor, theta: number, sign: number): void {
-    const [N, nh, hd] = this.ropeDims(inp, pos);
+    const [N, nh, hd] = ropeDims(inp, pos);
     checkSize(out, "out", inp.size, "inp.size");
     checkFinite(theta, "theta");
     const so = this.span(out, "out");
@@ -618,14 +597,6 @@ export class WebGpuBackend implements Backend {
     this.rope(dinp, dout, pos, theta, -1);
   }
 
-  private attnDims(q: Tensor, k: Tensor): [number, number, number, number, number] {
-    if (q.shape.length !== 4 || k.shape.length !== 4) throw new RangeError("attention: q and k must be 4-D (B, T, heads, hd)");
-    const [B, T, nh, hd] = q.shape;
-    const nkv = k.shape[2];
-    if (k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== hd) throw new RangeError(`attention: k shape [${k.shape}] does not match q [${q.shape}]`);
-    if (nkv === 0 || nh % nkv !== 0) throw new RangeError(`attention: query heads ${nh} must be a multiple of kv heads ${nkv}`);
-    return [B, T, nh, nkv, hd];
-  }
 
   /**
    * Batch chunks [b0, nb] such that each tensor's window (nb * perBatch elements, plus up to 63
@@ -649,7 +620,7 @@ export class WebGpuBackend implements Backend {
   }
 
   attentionForward(out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor): void {
-    const [B, T, nh, nkv, hd] = this.attnDims(q, k);
+    const [B, T, nh, nkv, hd] = attentionDims(q, k);
     checkSize(v, "v", k.size, "k.size");
     checkSize(out, "out", q.size, "q.size");
     checkSize(lse, "lse", B * nh * T, "B*nh*T");
@@ -667,7 +638,7 @@ export class WebGpuBackend implements Backend {
   }
 
   attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor): void {
-    const [B, T, nh, nkv, hd] = this.attnDims(q, k);
+    const [B, T, nh, nkv, hd] = attentionDims(q, k);
     for (const [t, n] of [[dq, "dq"], [dout, "dout"], [out, "out"]] as const) checkSize(t, n, q.size, "q.size");
     for (const [t, n] of [[dk, "dk"], [dv, "dv"], [v, "v"]] as const) checkSize(t, n, k.size, "k.size");
     checkSize(lse, "lse", B * nh * T, "B*nh*T");
