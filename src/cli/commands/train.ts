@@ -79,9 +79,9 @@ export function register(program: Command): void {
       cmd.addOption(new Option(`--no-${kebab(key)}`).hideHelp());
       continue;
     }
-    const opt = new Option(`${flag} <value>`, HELP[key]);
+    const shown = def === "" ? "" : ` [default: ${key === "lr" && def === 0 ? "auto" : String(def)}]`;
+    const opt = new Option(`${flag} <value>`, HELP[key] + shown);
     if (Array.isArray(kind)) opt.choices([...kind]);
-    if (def !== "" && key !== "progress") opt.default(undefined, String(def));
     cmd.addOption(opt);
   }
   cmd.action(async (flags: Record<string, unknown>) => {
