@@ -131,13 +131,13 @@ export class Trainer extends EventEmitter {
   private scoringSeconds = 0;
 
   /** Replaces rollouts by ground-truth trajectories per the Anchor settings. */
-  async applyAnchor(groups: Rollout[][], step: number): Promise<number> {
+  async applyAnchor(groups: Rollout[][], step: number, round = 0): Promise<number> {
     const o = this.opts;
     let injected = 0;
     const cfg = { mode: o.anchor, count: o.anchorCount, anneal: o.anchorAnneal, annealSteps: o.anchorAnnealSteps || o.steps };
     for (let g = 0; g < groups.length; g++) {
       const grp = groups[g];
-      const k = anchorsForGroup(cfg, grp.map((r) => r.score.correct), step, uniform(o.seed, step, g, PURPOSE.anchor));
+      const k = anchorsForGroup(cfg, grp.map((r) => r.score.correct), step, uniform(o.seed, step, round, g, PURPOSE.anchor));
       if (k === 0) continue;
       const inst = grp[0].instance;
       const text = completionFor(inst);
@@ -164,8 +164,6 @@ export class Trainer extends EventEmitter {
     const kept: Rollout[][] = [];
     let filtered = 0;
     let zeroStd = 0;
-    let seen = 0;
-    let injected = 0;
     let allGroups = 0;
     let nextPrompt = 0;
     const generated: Rollout[] = [];
@@ -180,7 +178,7 @@ export class Trainer extends EventEmitter {
       generated.push(...rolls);
       const groups: Rollout[][] = [];
       for (let g = 0; g < need; g++) groups.push(rolls.slice(g * G, (g + 1) * G));
-      injected += await this.applyAnchor(groups, step);
+      await this.applyAnchor(groups, step, round);
       for (const grp of groups) {
         allGroups++;
         const rewards = grp.map((r) => r.score.reward);
@@ -188,7 +186,6 @@ export class Trainer extends EventEmitter {
         const last = round === o.maxRefills;
         if (keepGroup(o.filter, rewards, grp.map((r) => r.score.correct)) || (last && kept.length < 1)) kept.push(grp);
         else filtered++;
-        seen++;
         if (kept.length >= o.promptsPerStep) break;
       }
     }
@@ -288,8 +285,6 @@ export class Trainer extends EventEmitter {
       time_update_s: upSeconds,
     };
     this.curriculum.update(m.acc);
-    void seen;
-    void injected;
     this.emit("samples", step + 1, own.slice(0, o.samplesPerStep));
     return m;
   }
