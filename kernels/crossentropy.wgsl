@@ -9,10 +9,8 @@ struct Dims { N: u32, V: u32 }
 @group(0) @binding(0) var<uniform> p: Dims;
 
 const WG = 64u;  // narrow rows: fewer coroutine switches per barrier on lavapipe
-var<workgroup> red_m: array<f32, WG>;
-var<workgroup> red_s: array<f32, WG>;
+//!include online_softmax
 
-const NEG_BIG = -3.0e38;
 // NaN for invalid targets; a function, since a const-expression may not evaluate to NaN.
 fn nan_f32() -> f32 {
   let bits = 0x7fc00000u;
@@ -22,29 +20,10 @@ fn nan_f32() -> f32 {
 
 // Row log-sum-exp, computed by the whole workgroup.
 fn row_lse(lid: u32, base: u32, x_len: u32) -> f32 {
-  var m = NEG_BIG;
-  var s = 0.0;
-  for (var v = lid; v < x_len; v += WG) {
-    let x = logits[base + v];
-    if (x > m) { s = s * exp(m - x); m = x; }
-    s += exp(x - m);
-  }
-  red_m[lid] = m;
-  red_s[lid] = s;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k = k >> 1u) {
-    if (lid < k) {
-      let m1 = red_m[lid];
-      let m2 = red_m[lid + k];
-      let mm = max(m1, m2);
-      red_s[lid] = red_s[lid] * exp(m1 - mm) + red_s[lid + k] * exp(m2 - mm);
-      red_m[lid] = mm;
-    }
-    workgroupBarrier();
-  }
-  let r = red_m[0] + log(red_s[0]);
-  workgroupBarrier();
-  return r;
+  var st = SOFT_EMPTY;
+  for (var v = lid; v < x_len; v += WG) { st = soft_push(st, logits[base + v]); }
+  let c = soft_reduce(lid, st);
+  return c.m + log(c.s);
 }
 
 @group(0) @binding(1) var<storage, read_write> loss: array<f32>;

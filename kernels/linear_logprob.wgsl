@@ -13,7 +13,6 @@
 struct Params { N: u32, Vc: u32, v0: u32, first: u32, invT: f32, V: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 
-const NEG_BIG = -3.0e38;
 // NaN for invalid targets; a function, since a const-expression may not evaluate to NaN.
 fn nan_f32() -> f32 {
   let bits = 0x7fc00000u;
@@ -21,9 +20,7 @@ fn nan_f32() -> f32 {
 }
 
 const WG = 64u;  // ll_update: one narrow workgroup per row (fewer coroutine switches on lavapipe)
-var<workgroup> red_m: array<f32, WG>;
-var<workgroup> red_s: array<f32, WG>;
-var<workgroup> red_t: array<f32, WG>;
+//!include online_softmax
 
 // state (N, 4): m, s, t, z_target
 @group(0) @binding(1) var<storage, read_write> state: array<f32>;
@@ -35,62 +32,20 @@ fn ll_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   if (row >= p.N) { return; }
   let lid = lid3.x;
   let base = row * p.Vc;
-  var m = NEG_BIG;
-  var s = 0.0;
-  var t = 0.0;
-  for (var v = lid; v < p.Vc; v += WG) {
-    let x = z[base + v];
-    if (x > m) {
-      let a = exp(m - x);
-      t = a * (t + (m - x) * s);
-      s = a * s;
-      m = x;
-    }
-    let e = exp(x - m);
-    s += e;
-    t += e * (x - m);
-  }
-  red_m[lid] = m;
-  red_s[lid] = s;
-  red_t[lid] = t;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k = k >> 1u) {
-    if (lid < k) {
-      let m1 = red_m[lid];
-      let m2 = red_m[lid + k];
-      let mm = max(m1, m2);
-      let a1 = exp(m1 - mm);
-      let a2 = exp(m2 - mm);
-      let s1 = red_s[lid];
-      let s2 = red_s[lid + k];
-      red_t[lid] = a1 * (red_t[lid] + (m1 - mm) * s1) + a2 * (red_t[lid + k] + (m2 - mm) * s2);
-      red_s[lid] = a1 * s1 + a2 * s2;
-      red_m[lid] = mm;
-    }
-    workgroupBarrier();
-  }
+  var st = SOFT_EMPTY;
+  for (var v = lid; v < p.Vc; v += WG) { st = soft_push(st, z[base + v]); }
+  var c = soft_reduce(lid, st);
   if (lid == 0u) {
-    var cm = red_m[0];
-    var cs = red_s[0];
-    var ct = red_t[0];
     var zt = 0.0;
     if (p.first == 0u) {
-      let m1 = state[row * 4u];
-      let s1 = state[row * 4u + 1u];
-      let t1 = state[row * 4u + 2u];
+      c = soft_merge(Soft(state[row * 4u], state[row * 4u + 1u], state[row * 4u + 2u]), c);
       zt = state[row * 4u + 3u];
-      let mm = max(m1, cm);
-      let a1 = exp(m1 - mm);
-      let a2 = exp(cm - mm);
-      ct = a1 * (t1 + (m1 - mm) * s1) + a2 * (ct + (cm - mm) * cs);
-      cs = a1 * s1 + a2 * cs;
-      cm = mm;
     }
     let tg = targets[row];
     if (tg >= i32(p.v0) && tg < i32(p.v0 + p.Vc)) { zt = z[base + u32(tg - i32(p.v0))]; }
-    state[row * 4u] = cm;
-    state[row * 4u + 1u] = cs;
-    state[row * 4u + 2u] = ct;
+    state[row * 4u] = c.m;
+    state[row * 4u + 1u] = c.s;
+    state[row * 4u + 2u] = c.t;
     state[row * 4u + 3u] = zt;
   }
 }

@@ -45,7 +45,10 @@ export class PipelineCache {
   private source(file: string): string {
     let s = this.sources.get(file);
     if (s === undefined) {
-      s = readFileSync(join(this.dir, `${file}.wgsl`), "utf8");
+      // WGSL has no includes: `//!include name` pastes kernels/lib/name.wgsl in its place.
+      s = readFileSync(join(this.dir, `${file}.wgsl`), "utf8").replace(/^\/\/!include (\w+)$/gm, (_, lib: string) =>
+        readFileSync(join(this.dir, "lib", `${lib}.wgsl`), "utf8"),
+      );
       this.sources.set(file, s);
     }
     return s;
