@@ -8,7 +8,7 @@
 // modified or retained; outputs are fresh arrays (except an explicit `dweight` accumulator).
 import { randomFillSync } from "node:crypto";
 import { GRPO_STATS, type DType, type GrpoLossOptions, type GrpoStatName, type SampleOptions } from "./backend/backend.js";
-import { checkGrpoOptions, checkSampleOptions } from "./backend/addon-backend.js";
+import { checkGrpoOptions, checkSampleOptions } from "./backend/check.js";
 import { CpuBackend, CpuTensor } from "./backend/cpu.js";
 import { checkInt } from "./backend/check.js";
 

@@ -2,14 +2,28 @@
 // arrays) and cuda (device pointers). Both check a call the same way and pass the same
 // arguments in the same order; only the handle of a tensor differs.
 import {
-  GRPO_STATS,
   type AdamWOptions,
   type GrpoLossOptions,
   type MatmulOptions,
   type SampleOptions,
   type Tensor,
 } from "./backend.js";
-import { attentionDims, checkFinite, checkInt, checkSize, matmulDims, rmsnormDims, ropeDims, rowsCols } from "./check.js";
+import {
+  AGG_CODE,
+  KL_CODE,
+  attentionDims,
+  checkFinite,
+  checkInt,
+  checkSize,
+  grpoLossDims,
+  linearLogprobDims,
+  logprobFromLogitsDims,
+  matmulDims,
+  rmsnormDims,
+  ropeDims,
+  rowsCols,
+  sampleDims,
+} from "./check.js";
 
 /**
  * The addon's op functions over handles F (f32 tensors) and I (i32 tensors), in C++ argument
@@ -52,20 +66,12 @@ export interface AddonOps<F, I> {
 /** Names of the AddonOps functions (the cuda exports are the same names prefixed by cuda_). */
 export const ADDON_OPS = ["add", "accumulate", "scale", "sumSquares", "embeddingForward", "embeddingBackward", "matmul", "biasAdd", "biasBackward", "rmsnormForward", "rmsnormBackward", "ropeForward", "ropeBackward", "attentionForward", "attentionBackward", "attentionDecode", "kvWrite", "swigluForward", "swigluBackward", "crossEntropyForward", "crossEntropyBackward", "gatherRows", "adamw", "logprobFromLogits", "sample", "linearLogprobForward", "linearLogprobBackward", "grpoLoss"] as const;
 
-const KL_CODE = { k1: 0, k2: 1, k3: 2 } as const;
-const AGG_CODE = { "token-mean": 0, "seq-mean-token-mean": 1, "seq-mean-token-sum": 2, "dr-grpo": 3 } as const;
-
 export abstract class AddonBackend<F, I> {
   protected abstract readonly ops: AddonOps<F, I>;
   /** The f32 handle of a checked tensor of this backend. */
   protected abstract f(t: Tensor, name: string): F;
   /** The i32 handle of a checked tensor of this backend. */
   protected abstract i(t: Tensor, name: string): I;
-  protected fOpt(t: Tensor | null, name: string, size: number, what: string): F | null {
-    if (t === null) return null;
-    checkSize(t, name, size, what);
-    return this.f(t, name);
-  }
 
   // ---- elementwise --------------------------------------------------------------------
   add(out: Tensor, a: Tensor, b: Tensor): void {
@@ -208,71 +214,36 @@ export abstract class AddonBackend<F, I> {
 
   // ---- fused kernels ------------------------------------------------------------------
   logprobFromLogits(logprob: Tensor, entropy: Tensor, logits: Tensor, targets: Tensor, temperature: number): void {
-    const [N, V] = rowsCols(logits);
-    for (const [t, nm] of [[logprob, "logprob"], [entropy, "entropy"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
-    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    const [N, V] = logprobFromLogitsDims(logprob, entropy, logits, targets, temperature);
     this.ops.logprobFromLogits(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(logits, "logits"), this.i(targets, "targets"), N, V, temperature);
   }
+
   sample(ids: Tensor, logits: Tensor, seeds: Uint32Array, o: SampleOptions): void {
-    const [B, V] = rowsCols(logits);
-    checkSize(ids, "ids", B, "B");
-    if (!(seeds instanceof Uint32Array) || seeds.length !== B) throw new RangeError(`sample: seeds must be a Uint32Array of length B=${B}`);
-    checkSampleOptions(o);
+    const [B, V] = sampleDims(ids, logits, seeds, o);
     this.ops.sample(this.i(ids, "ids"), this.f(logits, "logits"), seeds, B, V, o.temperature, o.topK, o.topP, o.minP, o.greedy ?? false);
   }
+
   linearLogprobForward(logprob: Tensor, entropy: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number): void {
-    const [N, H] = rowsCols(hidden);
-    const [V, WH] = rowsCols(weight);
-    if (WH !== H) throw new RangeError(`linearLogprobForward: weight (${V}, ${WH}) does not match hidden size ${H}`);
-    for (const [t, nm] of [[logprob, "logprob"], [entropy, "entropy"], [lse, "lse"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
-    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    const [N, H, V] = linearLogprobDims("linearLogprobForward", hidden, weight, [[logprob, "logprob"], [entropy, "entropy"], [lse, "lse"], [targets, "targets"]], temperature);
     this.ops.linearLogprobForward(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(lse, "lse"), this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"), N, H, V, temperature);
   }
+
   linearLogprobBackward(dhidden: Tensor, dweight: Tensor, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
-    const [N, H] = rowsCols(hidden);
-    const [V, WH] = rowsCols(weight);
-    if (WH !== H) throw new RangeError(`linearLogprobBackward: weight (${V}, ${WH}) does not match hidden size ${H}`);
+    const [N, H, V] = linearLogprobDims("linearLogprobBackward", hidden, weight, [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [lse, "lse"], [entropy, "entropy"], [targets, "targets"]], temperature);
     checkSize(dhidden, "dhidden", N * H, "N*H");
     checkSize(dweight, "dweight", V * H, "V*H");
-    for (const [t, nm] of [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [lse, "lse"], [entropy, "entropy"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
-    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
     this.ops.linearLogprobBackward(this.f(dhidden, "dhidden"), this.f(dweight, "dweight"), this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"), this.f(lse, "lse"), this.f(entropy, "entropy"), N, H, V, temperature);
   }
+
   grpoLoss(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): void {
-    checkGrpoOptions(o);
-    const N = o.B * o.T;
-    for (const [t, nm] of [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [logprob, "logprob"], [oldLogprob, "oldLogprob"], [mask, "mask"]] as const) checkSize(t, nm, N, "B*T");
-    checkSize(advantages, "advantages", o.B, "B");
-    checkSize(stats, "stats", GRPO_STATS.length, "GRPO_STATS.length");
-    if (o.beta !== 0 && refLogprob === null) throw new TypeError("grpoLoss: refLogprob is required when beta != 0");
-    if (o.tisCap !== 0 && rolloutLogprob === null) throw new TypeError("grpoLoss: rolloutLogprob is required when tisCap != 0");
-    if (o.entropyCoef !== 0 && entropy === null) throw new TypeError("grpoLoss: entropy is required when entropyCoef != 0");
+    grpoLossDims(dlogprob, dentropy, stats, logprob, oldLogprob, refLogprob, rolloutLogprob, entropy, advantages, mask, o);
+    const opt = (t: Tensor | null, name: string) => (t === null ? null : this.f(t, name));
     this.ops.grpoLoss(
       this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), this.f(stats, "stats"), this.f(logprob, "logprob"), this.f(oldLogprob, "oldLogprob"),
-      this.fOpt(refLogprob, "refLogprob", N, "B*T"), this.fOpt(rolloutLogprob, "rolloutLogprob", N, "B*T"), this.fOpt(entropy, "entropy", N, "B*T"),
+      opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), opt(entropy, "entropy"),
       this.f(advantages, "advantages"), this.f(mask, "mask"), o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap,
       AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
     );
   }
-}
 
-export function checkSampleOptions(o: SampleOptions): void {
-  checkFinite(o.temperature, "temperature");
-  checkInt(o.topK, "topK", 0);
-  if (!(o.topP > 0 && o.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${o.topP}`);
-  if (!(o.minP >= 0 && o.minP <= 1)) throw new RangeError(`minP must be in [0, 1], got ${o.minP}`);
-}
-
-export function checkGrpoOptions(o: GrpoLossOptions): void {
-  checkInt(o.B, "B");
-  checkInt(o.T, "T");
-  if (!(o.epsLow >= 0 && o.epsLow < 1)) throw new RangeError(`epsLow must be in [0, 1), got ${o.epsLow}`);
-  if (!(o.epsHigh >= 0)) throw new RangeError(`epsHigh must be >= 0, got ${o.epsHigh}`);
-  if (!(o.dualClip === 0 || o.dualClip > 1)) throw new RangeError(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
-  checkFinite(o.beta, "beta");
-  checkFinite(o.entropyCoef, "entropyCoef");
-  if (!(o.tisCap >= 0)) throw new RangeError(`tisCap must be >= 0 (0 = off), got ${o.tisCap}`);
-  if (!(o.kl in KL_CODE)) throw new TypeError(`kl must be one of ${Object.keys(KL_CODE).join(", ")}, got ${o.kl}`);
-  if (!(o.aggregation in AGG_CODE)) throw new TypeError(`aggregation must be one of ${Object.keys(AGG_CODE).join(", ")}, got ${o.aggregation}`);
-  if (o.maxCompletionLength !== undefined) checkInt(o.maxCompletionLength, "maxCompletionLength");
 }

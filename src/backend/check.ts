@@ -1,6 +1,6 @@
 // Argument validation shared by all backends, so every backend rejects a bad call with the
 // same message: TypeError for the wrong kind of thing, RangeError for a wrong size.
-import type { Backend, DType, MatmulOptions, Tensor } from "./backend.js";
+import { GRPO_STATS, type Backend, type DType, type GrpoLossOptions, type MatmulOptions, type SampleOptions, type Tensor } from "./backend.js";
 
 export function checkTensor(t: Tensor | null | undefined, name: string, backend: Backend, dtype: DType = "f32"): Tensor {
   if (!t || typeof t !== "object" || !("shape" in t)) throw new TypeError(`${name} must be a Tensor`);
@@ -76,4 +76,75 @@ export function rmsnormDims(inp: Tensor, weight: Tensor, op: string): [number, n
   const N = inp.size / C;
   if (!Number.isInteger(N)) throw new RangeError(`${op}: inp size ${inp.size} is not a multiple of weight size ${C}`);
   return [N, C];
+}
+
+/** Kernel codes of the KL estimators and loss aggregations (the order native/cpu/grpo_loss.h uses). */
+export const KL_CODE = { k1: 0, k2: 1, k3: 2 } as const;
+export const AGG_CODE = { "token-mean": 0, "seq-mean-token-mean": 1, "seq-mean-token-sum": 2, "dr-grpo": 3 } as const;
+
+export function checkSampleOptions(o: SampleOptions): void {
+  checkFinite(o.temperature, "temperature");
+  checkInt(o.topK, "topK", 0);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${o.topP}`);
+  if (!(o.minP >= 0 && o.minP <= 1)) throw new RangeError(`minP must be in [0, 1], got ${o.minP}`);
+}
+
+export function checkGrpoOptions(o: GrpoLossOptions): void {
+  checkInt(o.B, "B");
+  checkInt(o.T, "T");
+  if (!(o.epsLow >= 0 && o.epsLow < 1)) throw new RangeError(`epsLow must be in [0, 1), got ${o.epsLow}`);
+  if (!(o.epsHigh >= 0)) throw new RangeError(`epsHigh must be >= 0, got ${o.epsHigh}`);
+  if (!(o.dualClip === 0 || o.dualClip > 1)) throw new RangeError(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
+  checkFinite(o.beta, "beta");
+  checkFinite(o.entropyCoef, "entropyCoef");
+  if (!(o.tisCap >= 0)) throw new RangeError(`tisCap must be >= 0 (0 = off), got ${o.tisCap}`);
+  if (!(o.kl in KL_CODE)) throw new TypeError(`kl must be one of ${Object.keys(KL_CODE).join(", ")}, got ${o.kl}`);
+  if (!(o.aggregation in AGG_CODE)) throw new TypeError(`aggregation must be one of ${Object.keys(AGG_CODE).join(", ")}, got ${o.aggregation}`);
+  if (o.maxCompletionLength !== undefined) checkInt(o.maxCompletionLength, "maxCompletionLength");
+}
+
+function checkTemperature(temperature: number): number {
+  if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+  return temperature;
+}
+
+/** logprobFromLogits: logits (N, V), logprob/entropy/targets (N) -> [N, V]. */
+export function logprobFromLogitsDims(logprob: Tensor, entropy: Tensor, logits: Tensor, targets: Tensor, temperature: number): [number, number] {
+  const [N, V] = rowsCols(logits);
+  for (const [t, nm] of [[logprob, "logprob"], [entropy, "entropy"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
+  checkTemperature(temperature);
+  return [N, V];
+}
+
+/** sample: logits (B, V), ids (B), seeds (B) -> [B, V]. */
+export function sampleDims(ids: Tensor, logits: Tensor, seeds: Uint32Array, o: SampleOptions): [number, number] {
+  const [B, V] = rowsCols(logits);
+  checkSize(ids, "ids", B, "B");
+  if (!(seeds instanceof Uint32Array) || seeds.length !== B) throw new RangeError(`sample: seeds must be a Uint32Array of length B=${B}`);
+  checkSampleOptions(o);
+  return [B, V];
+}
+
+/** linear log-prob: hidden (N, H), weight (V, H), per-token tensors (N) -> [N, H, V]. */
+export function linearLogprobDims(op: string, hidden: Tensor, weight: Tensor, perToken: [Tensor, string][], temperature: number): [number, number, number] {
+  const [N, H] = rowsCols(hidden);
+  const [V, WH] = rowsCols(weight);
+  if (WH !== H) throw new RangeError(`${op}: weight (${V}, ${WH}) does not match hidden size ${H}`);
+  for (const [t, nm] of perToken) checkSize(t, nm, N, "N");
+  checkTemperature(temperature);
+  return [N, H, V];
+}
+
+/** grpoLoss: per-token tensors (B*T), advantages (B), stats; optional inputs required by the options. */
+export function grpoLossDims(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): number {
+  checkGrpoOptions(o);
+  const N = o.B * o.T;
+  for (const [t, nm] of [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [logprob, "logprob"], [oldLogprob, "oldLogprob"], [mask, "mask"]] as const) checkSize(t, nm, N, "B*T");
+  checkSize(advantages, "advantages", o.B, "B");
+  checkSize(stats, "stats", GRPO_STATS.length, "GRPO_STATS.length");
+  if (o.beta !== 0 && refLogprob === null) throw new TypeError("grpoLoss: refLogprob is required when beta != 0");
+  if (o.tisCap !== 0 && rolloutLogprob === null) throw new TypeError("grpoLoss: rolloutLogprob is required when tisCap != 0");
+  if (o.entropyCoef !== 0 && entropy === null) throw new TypeError("grpoLoss: entropy is required when entropyCoef != 0");
+  for (const [t, nm] of [[refLogprob, "refLogprob"], [rolloutLogprob, "rolloutLogprob"], [entropy, "entropy"]] as const) if (t) checkSize(t, nm, N, "B*T");
+  return N;
 }

@@ -23,7 +23,6 @@
 //   backward, attention dk/dv under GQA) are written race-free: two-pass partial sums, or one
 //   invocation owning each output.
 import {
-  GRPO_STATS,
   numel,
   type AdamWOptions,
   type Backend,
@@ -33,8 +32,23 @@ import {
   type SampleOptions,
   type Tensor,
 } from "../backend.js";
-import { attentionDims, checkFinite, checkInt, checkSize, checkTensor, matmulDims, rmsnormDims, ropeDims, rowsCols } from "../check.js";
-import { checkGrpoOptions, checkSampleOptions } from "../addon-backend.js";
+import {
+  AGG_CODE,
+  KL_CODE,
+  attentionDims,
+  checkFinite,
+  checkInt,
+  checkSize,
+  checkTensor,
+  grpoLossDims,
+  linearLogprobDims,
+  logprobFromLogitsDims,
+  matmulDims,
+  rmsnormDims,
+  ropeDims,
+  rowsCols,
+  sampleDims,
+} from "../check.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { PipelineCache, type Defines } from "./pipelines.js";
 import { GpuTensor, bufferBytes } from "./tensor.js";
@@ -64,8 +78,6 @@ export interface WebGpuDescription {
 const RING_SLOTS = 128;
 const SLOT_BYTES = 256;
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-const KL_CODE = { k1: 0, k2: 1, k3: 2 } as const;
-const AGG_CODE = { "token-mean": 0, "seq-mean-token-mean": 1, "seq-mean-token-sum": 2, "dr-grpo": 3 } as const;
 
 export class WebGpuBackend implements Backend {
   readonly name = "webgpu" as const;
@@ -770,9 +782,7 @@ export class WebGpuBackend implements Backend {
 
   // ---- fused kernels ------------------------------------------------------------------
   logprobFromLogits(logprob: Tensor, entropy: Tensor, logits: Tensor, targets: Tensor, temperature: number): void {
-    const [N, V] = rowsCols(logits);
-    for (const [t, nm] of [[logprob, "logprob"], [entropy, "entropy"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
-    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    const [N, V] = logprobFromLogitsDims(logprob, entropy, logits, targets, temperature);
     const [sl, se, sx, st] = [this.span(logprob, "logprob"), this.span(entropy, "entropy"), this.span(logits, "logits"), this.span(targets, "targets", "i32")];
     for (const [r0, rows] of this.rowChunks(N, V, "logits"))
       this.run("logprob_from_logits", "logprob_from_logits", "uuf", [rows, V, 1 / temperature],
@@ -780,10 +790,7 @@ export class WebGpuBackend implements Backend {
   }
 
   sample(ids: Tensor, logits: Tensor, seeds: Uint32Array, o: SampleOptions): void {
-    const [B, V] = rowsCols(logits);
-    checkSize(ids, "ids", B, "B");
-    if (!(seeds instanceof Uint32Array) || seeds.length !== B) throw new RangeError(`sample: seeds must be a Uint32Array of length B=${B}`);
-    checkSampleOptions(o);
+    const [B, V] = sampleDims(ids, logits, seeds, o);
     const [si, sx] = [this.span(ids, "ids", "i32"), this.span(logits, "logits")];
     if (B === 0) return;
     const greedy = o.greedy || !(o.temperature > 0) ? 1 : 0;
@@ -808,11 +815,7 @@ export class WebGpuBackend implements Backend {
   }
 
   linearLogprobForward(logprob: Tensor, entropy: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number): void {
-    const [N, H] = rowsCols(hidden);
-    const [V, WH] = rowsCols(weight);
-    if (WH !== H) throw new RangeError(`linearLogprobForward: weight (${V}, ${WH}) does not match hidden size ${H}`);
-    for (const [t, nm] of [[logprob, "logprob"], [entropy, "entropy"], [lse, "lse"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
-    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    const [N, H, V] = linearLogprobDims("linearLogprobForward", hidden, weight, [[logprob, "logprob"], [entropy, "entropy"], [lse, "lse"], [targets, "targets"]], temperature);
     const [sl, se, sls, sh, sw, st] = [this.span(logprob, "logprob"), this.span(entropy, "entropy"), this.span(lse, "lse"), this.span(hidden, "hidden"), this.span(weight, "weight"), this.span(targets, "targets", "i32")];
     if (N === 0) return;
     const Vc = this.vocabChunk(N, H, V);
@@ -830,13 +833,9 @@ export class WebGpuBackend implements Backend {
   }
 
   linearLogprobBackward(dhidden: Tensor, dweight: Tensor, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
-    const [N, H] = rowsCols(hidden);
-    const [V, WH] = rowsCols(weight);
-    if (WH !== H) throw new RangeError(`linearLogprobBackward: weight (${V}, ${WH}) does not match hidden size ${H}`);
+    const [N, H, V] = linearLogprobDims("linearLogprobBackward", hidden, weight, [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [lse, "lse"], [entropy, "entropy"], [targets, "targets"]], temperature);
     checkSize(dhidden, "dhidden", N * H, "N*H");
     checkSize(dweight, "dweight", V * H, "V*H");
-    for (const [t, nm] of [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [lse, "lse"], [entropy, "entropy"], [targets, "targets"]] as const) checkSize(t, nm, N, "N");
-    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
     const sdh = this.span(dhidden, "dhidden");
     const sdw = this.span(dweight, "dweight");
     const sh = this.span(hidden, "hidden");
@@ -859,17 +858,10 @@ export class WebGpuBackend implements Backend {
   }
 
   grpoLoss(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): void {
-    checkGrpoOptions(o);
-    const N = o.B * o.T;
-    for (const [t, nm] of [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [logprob, "logprob"], [oldLogprob, "oldLogprob"], [mask, "mask"]] as const) checkSize(t, nm, N, "B*T");
-    checkSize(advantages, "advantages", o.B, "B");
-    checkSize(stats, "stats", GRPO_STATS.length, "GRPO_STATS.length");
-    if (o.beta !== 0 && refLogprob === null) throw new TypeError("grpoLoss: refLogprob is required when beta != 0");
-    if (o.tisCap !== 0 && rolloutLogprob === null) throw new TypeError("grpoLoss: rolloutLogprob is required when tisCap != 0");
-    if (o.entropyCoef !== 0 && entropy === null) throw new TypeError("grpoLoss: entropy is required when entropyCoef != 0");
+    grpoLossDims(dlogprob, dentropy, stats, logprob, oldLogprob, refLogprob, rolloutLogprob, entropy, advantages, mask, o);
     const b = (t: Tensor, n: string) => this.whole(this.span(t, n), n);
     // Optional inputs: bind the logprob in their place and tell the kernel they are absent.
-    const opt = (t: Tensor | null, n: string) => (t === null ? b(logprob, "logprob") : (checkSize(t, n, N, "B*T"), b(t, n)));
+    const opt = (t: Tensor | null, n: string) => (t === null ? b(logprob, "logprob") : b(t, n));
     this.run("grpo_loss", "grpo_loss", "uuffffuffuuuuu",
       [o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap, AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
         refLogprob ? 1 : 0, rolloutLogprob ? 1 : 0, entropy ? 1 : 0],
