@@ -39,6 +39,6 @@ ANVIL_EXPORT(setThreads) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
-  // OpenBLAS itself stays at 1 thread (see gemm.cpp): the OpenMP team is the only one.
+  // OpenBLAS itself stays at 1 thread (see matmul.cpp): the OpenMP team is the only one.
   return info.Env().Undefined();
 }

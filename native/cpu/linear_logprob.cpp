@@ -27,7 +27,7 @@
 #include <omp.h>
 #endif
 
-#include "anvil/gemm.h"
+#include "anvil/matmul.h"
 #include "anvil/online_softmax.h"
 
 #ifdef ANVIL_HAVE_CBLAS

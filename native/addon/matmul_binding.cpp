@@ -1,4 +1,4 @@
-// N-API glue for native/cpu/gemm.cpp: matmul (BLAS when built with it), matmulBuiltin (the
+// N-API glue for native/cpu/matmul.cpp: matmul (BLAS when built with it), matmulBuiltin (the
 // built-in sgemm, for tests and benchmarks), and matmulAsync (matmul on a libuv worker).
 //
 // Arguments of all three: (out, a, b, M, N, K, transA, transB, accumulate, alpha).
@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "anvil/gemm.h"
+#include "anvil/matmul.h"
 #include "args.h"
 
 namespace {

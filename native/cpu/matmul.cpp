@@ -12,7 +12,7 @@
 // in the packed buffers and written through a small scratch tile. When all rows fit one MC
 // block, each task packs its B micro-panels itself, straight into L1. Products of at most 8
 // rows (decode steps) skip packing altogether: see gemm_small_m.
-#include "anvil/gemm.h"
+#include "anvil/matmul.h"
 
 #include <algorithm>
 #include <climits>
