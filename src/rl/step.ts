@@ -38,8 +38,10 @@ function forwardLogprob(model: Model, mb: PackedBatch, temperature: number) {
 
 export interface PolicyLossInputs {
   batch: PackedBatch;
-  /** (B*T) log-probs when the batch was made (the PPO "old" policy). */
-  oldLogprob: Float32Array;
+  /** (B*T) log-probs when the batch was made (the PPO "old" policy); null: the current
+   * policy is the old one (one update per batch), so the ratio is exactly 1 and no extra
+   * forward pass is needed. */
+  oldLogprob: Float32Array | null;
   refLogprob: Float32Array | null;
   /** (B) advantages, one per sequence. */
   advantages: Float32Array;
@@ -64,7 +66,8 @@ export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: 
     const n = mb.B * mb.T;
     const range = [s * batch.T, (s + count) * batch.T] as const;
     const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, temperature);
-    const old = be.upload(inp.oldLogprob.subarray(...range), [n]);
+    const old = inp.oldLogprob ? be.upload(inp.oldLogprob.subarray(...range), [n]) : be.zeros([n]);
+    if (!inp.oldLogprob) be.copy(old, lp);
     const ref = inp.refLogprob ? be.upload(inp.refLogprob.subarray(...range), [n]) : null;
     const roll = inp.useRolloutLogprob ? be.upload(mb.rolloutLogprobs, [n]) : null;
     const adv = be.upload(inp.advantages.subarray(s, s + count), [count]);

@@ -207,8 +207,10 @@ export class Trainer extends EventEmitter {
     const model = this.policy.model;
     const mbs = this.policy.microBatch;
     const useRollout = o.tisCap > 0;
-    // Anchor rows have no sampler log-probs: make their truncated-IS weight exactly 1 by
-    // using the old log-probs there (filled in below).
+    // PPO "old" log-probs: a forward pass is needed only when the policy moves between updates
+    // (mu > 1) or for truncated IS; with one update per batch the current ones serve (null).
+    // Anchor rows have no sampler log-probs: their truncated-IS weight is made exactly 1 by
+    // using the old log-probs there.
     const old = o.numIterations > 1 || useRollout ? (await scoreTokens(model, batch, o.temperature || 1, mbs)).logprob : null;
     if (old && useRollout) fillMissingRollout(batch, seqs, old);
     const refLp = this.ref && o.beta > 0 ? (await scoreTokens(this.ref, batch, o.temperature || 1, mbs)).logprob : null;
@@ -216,11 +218,9 @@ export class Trainer extends EventEmitter {
     let gradNorm = 0;
     for (let it = 0; it < o.numIterations; it++) {
       model.zeroGrads();
-      // With mu = 1 the "old" policy is the current one: grpoLoss sees ratio 1 exactly.
-      const oldLp = old ?? (await scoreTokens(model, batch, o.temperature || 1, mbs)).logprob;
       const st = await policyGradient(
         model,
-        { batch, oldLogprob: oldLp, refLogprob: refLp, advantages: Float32Array.from(adv), useRolloutLogprob: useRollout },
+        { batch, oldLogprob: old, refLogprob: refLp, advantages: Float32Array.from(adv), useRolloutLogprob: useRollout },
         {
           epsLow: o.epsLow,
           epsHigh: o.epsHigh,
