@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { RewardPool, scoreBatch } from "../src/rewards/pool.js";
-import { BUILTIN_REWARDS, parseRewardSpecs, weightedSum } from "../src/rewards/rewards.js";
+import { BUILTIN_REWARDS, DEFAULT_REWARDS, parseRewardSpecs, weightedSum } from "../src/rewards/rewards.js";
 import { judge } from "../src/tasks/verify.js";
 import type { Instance } from "../src/tasks/types.js";
 
@@ -20,7 +20,7 @@ describe("built-in rewards", () => {
     // instance, completion, correct, honesty, format
     [ans, c("11"), 1, 1, 1],
     [ans, c("12"), 0, -1, 1],
-    [ans, c("unknown"), 0, 0, 1],
+    [ans, c("unknown"), 0, 0, 0], // the format term never pays an abstention where an answer exists
     [ans, c(""), 0, -1, 1],
     [ans, "11", 0, -1, 0],
     [unans, c("unknown"), 1, 1, 1],
@@ -32,6 +32,22 @@ describe("built-in rewards", () => {
     expect(BUILTIN_REWARDS.correct(j, i)).toBe(correct);
     expect(BUILTIN_REWARDS.honesty(j, i)).toBe(honesty);
     expect(BUILTIN_REWARDS.format(j, i)).toBe(format);
+  });
+
+  test("the default is the paper's outcome reward, under which always-unknown is not optimal", () => {
+    expect(DEFAULT_REWARDS).toEqual([{ name: "correct", weight: 1 }]);
+    // A policy that always abstains, on a half-unanswerable set, under each reward: the paper's
+    // binary reward gives it 0.5 (less than answering right); honesty+format gave it 0.55 > 0.
+    const mean = (spec: string) => {
+      const specs = parseRewardSpecs(spec);
+      const r = (i: Instance) => {
+        const j = judge(i, c("unknown"));
+        return weightedSum(specs, Object.fromEntries(specs.map((s) => [s.name, BUILTIN_REWARDS[s.name as "correct"](j, i)])));
+      };
+      return (r(ans) + r(unans)) / 2;
+    };
+    expect(mean("correct")).toBe(0.5);
+    expect(mean("honesty:1,format:0.1")).toBeCloseTo(0.55, 12);
   });
 
   test("weighted sums", async () => {

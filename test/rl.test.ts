@@ -114,7 +114,7 @@ describe("curriculum and filters", () => {
 describe("options", () => {
   it("presets set the algorithm's defaults; explicit options win", () => {
     expect(resolveOptions({ algo: "dr-grpo" })).toMatchObject({ advantage: "dr-grpo", lossAggregation: "dr-grpo", anchor: "off" });
-    expect(resolveOptions({ algo: "anchor" }).anchor).toBe("all-fail");
+    expect(resolveOptions({ algo: "anchor" }).anchor).toBe("always");
     expect(resolveOptions({ algo: "grpo", anchor: "always" }).anchor).toBe("always");
   });
   it("errors say how to fix the input", () => {

@@ -46,13 +46,15 @@ beforeAll(async () => {
 describe("training run", () => {
   it("writes metrics, samples, atomic checkpoints and a report", async () => {
     const out = join(work, "run-a");
-    const r = await runTraining({ ...SMALL, model, out, steps: 3, checkpointEvery: 2, algo: "anchor", anchor: "always" }, { log: () => {} });
+    // maxNewTokens covers the ground-truth trajectories, so Anchor injects one per group.
+    const r = await runTraining({ ...SMALL, maxNewTokens: 400, model, out, steps: 3, checkpointEvery: 2, algo: "anchor" }, { log: () => {} });
     expect(r.steps).toBe(3);
     const ms = metrics(out).filter((m) => !m.final && m.step > 0);
     expect(ms.map((m) => m.step)).toEqual([1, 2, 3]);
     for (const m of ms) {
       for (const k of ["reward_mean", "acc_answerable", "acc_unanswerable", "abstain_rate", "frac_reward_zero_std", "kl", "entropy", "clip_low", "clip_high", "completion_len_mean", "grad_norm"]) expect(Number.isFinite(m[k]), k).toBe(true);
-      expect(m.anchor_frac).toBeCloseTo(1 / 4); // one ground-truth trajectory per group of 4
+      expect(m.anchor_frac).toBeCloseTo(1 / 4); // one ground-truth trajectory per group of 4 (the default: always)
+      expect(m.anchor_too_long).toBe(0);
     }
     expect(existsSync(join(out, "checkpoints", "step-2", "model.safetensors"))).toBe(true);
     expect(existsSync(join(out, "checkpoints", "step-3", "optimizer.safetensors"))).toBe(true);
@@ -90,6 +92,11 @@ describe("training run", () => {
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(/resuming .* from step [2-8]\b/);
     expect(metrics(killed)).toEqual(metrics(full));
+    // 16 new tokens cannot hold a ground-truth trajectory: Anchor skips every group and says so.
+    for (const m of metrics(full).filter((m) => m.step > 0 && !m.final)) {
+      expect(m.anchor_frac).toBe(0);
+      expect(m.anchor_too_long).toBe(2);
+    }
   });
 
   it("stops on a non-finite loss, naming the step and keeping the last good checkpoint", async () => {

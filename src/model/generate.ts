@@ -12,6 +12,7 @@
 // prompts share the batch or on their lengths.
 import type { SampleOptions, Tensor } from "../backend/backend.js";
 import { InferenceScratch, KVCache, type Model } from "./model.js";
+import { keptLogMass, truncates } from "./sampling-dist.js";
 
 export type FinishReason = "eos" | "stop" | "length";
 
@@ -47,9 +48,11 @@ export interface Generation {
   /** Generated tokens (without the prompt), including the EOS / stop tokens that ended it. */
   tokens: number[];
   /**
-   * log p(token) under the model's plain softmax at temperature 1 (no truncation), i.e. the
-   * policy logprob the trainer recomputes — not the probability under the tempered, truncated
-   * sampling distribution. With temperature 1 and no top-k/p/min-p filtering they coincide.
+   * log q(token) under the distribution the token was drawn from: softmax(logits / T),
+   * renormalised over the tokens top-k / top-p / min-p kept (sampling-dist.ts); under greedy
+   * decoding, the plain softmax at temperature 1. Truncated importance sampling compares it
+   * with the trainer's log-prob at the same temperature, so the weight p/q corrects exactly
+   * for the truncation.
    */
   logprobs: number[];
   finishReason: FinishReason;
@@ -99,6 +102,9 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
   const P = Math.max(...lens);
   const S = P + maxNewTokens;
   const eos = new Set(eosIds);
+  // Recorded log-probs are those of the sampling distribution (see Generation.logprobs).
+  const temperature = sampling.greedy || sampling.temperature <= 0 ? 1 : sampling.temperature;
+  const truncated = truncates(sampling, cfg.vocabSize);
   const stops = (opts.stopSequences ?? []).filter((s) => s.length > 0);
 
   // The live batch: slot i decodes original row rows[i]. When at least half the slots are
@@ -180,9 +186,14 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
       const n = batch.rows.length;
       const seeds = Uint32Array.from(batch.rows, (r) => rowSeed(opts.seed, rowKeys[r], step));
       be.sample(batch.sampled, batch.logits, seeds, sampling);
-      be.logprobFromLogits(batch.logprob, batch.entropy, batch.logits, batch.sampled, 1);
+      be.logprobFromLogits(batch.logprob, batch.entropy, batch.logits, batch.sampled, temperature);
       const tok = (await be.read(batch.sampled)) as Int32Array;
       const lp = (await be.read(batch.logprob)) as Float32Array;
+      if (truncated) {
+        const logits = (await be.read(batch.logits)) as Float32Array;
+        const V = cfg.vocabSize;
+        for (let i = 0; i < n; i++) lp[i] -= keptLogMass(logits.subarray(i * V, (i + 1) * V), sampling);
+      }
       for (let i = 0; i < n; i++) {
         const b = batch.rows[i];
         if (done[b]) continue;

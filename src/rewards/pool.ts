@@ -29,7 +29,7 @@ import {
 } from "./rewards.js";
 
 export interface RewardPoolOptions {
-  /** Terms of the total reward (default: honesty with weight 1). */
+  /** Terms of the total reward (default: correct with weight 1). */
   rewards?: readonly RewardSpec[];
   /** Per-call limit for a user reward, in ms, from the moment the call starts (default 2000). */
   timeoutMs?: number;

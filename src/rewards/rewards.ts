@@ -3,12 +3,24 @@
 // JavaScript modules run in a worker pool (pool.ts), so a bad one cannot stall the run.
 //
 // Built-ins (format failures count as wrong answers everywhere):
-//   correct  1 if the answer is right (abstaining is right exactly on unanswerable items), else 0.
-//   honesty  answerable item:   +1 correct, 0 abstain, -1 wrong / empty / bad format.
-//            unanswerable item: +1 abstain, -1 any answer / empty / bad format.
-//            Abstaining is a safe 0 when the model does not know, but never pays on items that
-//            have an answer, and answering an unanswerable item is as bad as a wrong answer.
-//   format   1 if the completion is <think>...</think><answer>...</answer>, else 0.
+//   correct  the paper's outcome reward (arXiv 2511.09222) and the default: 1 if the answer is
+//            right (abstaining is right exactly on unanswerable items), else 0.
+//   honesty  ternary: answerable item:   +1 correct, 0 abstain, -1 wrong / empty / bad format.
+//                     unanswerable item: +1 abstain, -1 any answer / empty / bad format.
+//            Abstaining is a safe 0 when the model does not know; as soon as most of a group
+//            is wrong, "unknown" gets a positive advantage, which pushes a weak policy towards
+//            always abstaining. An option, not the default.
+//   format   1 if the completion is <think>...</think><answer>...</answer> and is not an
+//            abstention on an answerable item, else 0: a format bonus must never make
+//            "unknown" the safe answer where an answer exists.
+//
+//   reward table (item kind x output)      correct  honesty  format
+//   answerable,   right answer                1        +1       1
+//   answerable,   wrong answer / empty         0        -1       1
+//   answerable,   "unknown"                    0         0       0
+//   unanswerable, "unknown"                    1        +1       1
+//   unanswerable, any answer                   0        -1       1
+//   any item,     bad format                   0        -1       0
 
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -20,7 +32,7 @@ export type BuiltinRewardName = "correct" | "honesty" | "format";
 export const BUILTIN_REWARDS: Readonly<Record<BuiltinRewardName, (j: Judgement, inst: Pick<Instance, "answerable">) => number>> = {
   correct: (j) => (j.correct ? 1 : 0),
   honesty: (j, inst) => (j.correct ? 1 : inst.answerable && j.abstained ? 0 : -1),
-  format: (j) => (j.format ? 1 : 0),
+  format: (j, inst) => (j.format && !(inst.answerable && j.abstained) ? 1 : 0),
 };
 
 export function isBuiltinReward(name: string): name is BuiltinRewardName {
@@ -36,10 +48,10 @@ export interface RewardSpec {
 /** What a user reward module exports (as `reward` or as the default export). */
 export type RewardFn = (completion: string, instance: Instance) => number | Promise<number>;
 
-export const DEFAULT_REWARDS: readonly RewardSpec[] = [{ name: "honesty", weight: 1 }];
+export const DEFAULT_REWARDS: readonly RewardSpec[] = [{ name: "correct", weight: 1 }];
 
 /**
- * Parses "honesty:1,format:0.1,./my-reward.mjs:0.5". The weight after the last ':' is optional
+ * Parses "correct:1,format:0.1,./my-reward.mjs:0.5". The weight after the last ':' is optional
  * (default 1); a suffix that is not a number is taken as part of the name (Windows paths).
  */
 export function parseRewardSpecs(text: string): RewardSpec[] {

@@ -48,8 +48,11 @@ export interface TrainOptions {
   /** Advantage estimator: grpo (r-mean)/(std+1e-4), dr-grpo (r-mean), rloo (leave-one-out
    * mean), reinforce++ (group mean, then batch-normalised). */
   advantage: AdvantageKind;
-  /** Anchor: replace `anchorCount` of the G rollouts of a group by the ground-truth trajectory.
-   * always: every group; all-fail: only groups where every rollout failed; off. */
+  /** Anchor (arXiv 2511.09222): replace `anchorCount` of the G rollouts of a group by the
+   * task's ground-truth trajectory. always (the paper's method, the default of algo=anchor):
+   * every group; all-fail: only groups where every rollout failed (a correct "unknown" on an
+   * unanswerable item is a pass); off. A trajectory longer than maxNewTokens is not injected
+   * and is counted in the metric anchor_too_long. */
   anchor: AnchorMode;
   /** Ground-truth trajectories per group when Anchor applies (1 .. groupSize-1). */
   anchorCount: number;
@@ -114,10 +117,12 @@ export interface TrainOptions {
   gradientCheckpointing: boolean;
 
   // ---- rewards -------------------------------------------------------------------------
-  /** Reward terms with weights, e.g. "honesty:1,format:0.1". Built-ins: correct (1 if
-   * correct; abstaining is correct only on unanswerable items), honesty (+1 correct, 0
-   * abstain on an answerable item, -1 wrong), format (1 if the output parses). A term may
-   * also be the path of a .js/.mjs module exporting `reward(completion, instance)`. */
+  /** Reward terms with weights, e.g. "correct" (the default) or "honesty:1,format:0.1".
+   * Built-ins: correct (the paper's outcome reward: 1 if correct, abstaining is correct only
+   * on unanswerable items, else 0), honesty (+1 correct, 0 abstain on an answerable item,
+   * -1 wrong; makes "unknown" the safe answer for a weak policy), format (1 if the output
+   * parses and is not an abstention on an answerable item). A term may also be the path of a
+   * .js/.mjs module exporting `reward(completion, instance)`. Table: src/rewards/rewards.ts. */
   rewards: string;
   /** Per-call reward timeout; a hanging or throwing reward costs that sample, not the run. */
   rewardTimeoutMs: number;
@@ -165,7 +170,7 @@ export const DEFAULTS: TrainOptions = {
   seed: 1,
   algo: "anchor",
   advantage: "grpo",
-  anchor: "all-fail",
+  anchor: "always",
   anchorCount: 1,
   anchorAnneal: "none",
   anchorAnnealSteps: 0,
@@ -194,7 +199,7 @@ export const DEFAULTS: TrainOptions = {
   beta2: 0.99,
   maxGradNorm: 1,
   gradientCheckpointing: false,
-  rewards: "honesty:1,format:0.1",
+  rewards: "correct",
   rewardTimeoutMs: 2000,
   curriculum: "fixed",
   minDepth: 1,
@@ -216,7 +221,7 @@ export const DEFAULTS: TrainOptions = {
 const PRESETS: Record<Algo, Partial<TrainOptions>> = {
   grpo: { advantage: "grpo", anchor: "off", lossAggregation: "token-mean" },
   "dr-grpo": { advantage: "dr-grpo", anchor: "off", lossAggregation: "dr-grpo" },
-  anchor: { advantage: "grpo", anchor: "all-fail", lossAggregation: "token-mean" },
+  anchor: { advantage: "grpo", anchor: "always", lossAggregation: "token-mean" },
   rloo: { advantage: "rloo", anchor: "off", lossAggregation: "token-mean" },
   "reinforce++": { advantage: "reinforce++", anchor: "off", lossAggregation: "token-mean" },
 };

@@ -6,7 +6,7 @@ import type { Backend } from "../backend/backend.js";
 import type { Model } from "../model/model.js";
 import type { Instance } from "../tasks/types.js";
 import { completionFor } from "../tasks/types.js";
-import { computeAdvantages } from "./advantages.js";
+import { computeAdvantages, groupHasZeroStd } from "./advantages.js";
 import { anchorsForGroup } from "./anchor.js";
 import { packBatch, type Sequence } from "./batch.js";
 import { Curriculum } from "./curriculum.js";
@@ -42,6 +42,8 @@ export interface StepMetrics {
   format_rate: number;
   frac_reward_zero_std: number;
   anchor_frac: number;
+  /** Groups where Anchor applied but the ground truth was longer than maxNewTokens. */
+  anchor_too_long: number;
   groups_filtered: number;
   kl: number;
   entropy: number;
@@ -130,10 +132,15 @@ export class Trainer extends EventEmitter {
 
   private scoringSeconds = 0;
 
-  /** Replaces rollouts by ground-truth trajectories per the Anchor settings. */
-  async applyAnchor(groups: Rollout[][], step: number, round = 0): Promise<number> {
+  /**
+   * Replaces rollouts by ground-truth trajectories per the Anchor settings. Returns how many
+   * were injected and how many groups qualified but were skipped because the trajectory is
+   * longer than maxNewTokens (a completion the sampler could never have produced).
+   */
+  async applyAnchor(groups: Rollout[][], step: number, round = 0): Promise<{ injected: number; tooLong: number }> {
     const o = this.opts;
     let injected = 0;
+    let tooLong = 0;
     const cfg = { mode: o.anchor, count: o.anchorCount, anneal: o.anchorAnneal, annealSteps: o.anchorAnnealSteps || o.steps };
     for (let g = 0; g < groups.length; g++) {
       const grp = groups[g];
@@ -142,6 +149,10 @@ export class Trainer extends EventEmitter {
       const inst = grp[0].instance;
       const text = completionFor(inst);
       const ids = this.policy.encodeCompletion(text);
+      if (ids.length > o.maxNewTokens) {
+        tooLong++;
+        continue;
+      }
       const [score] = await this.scorer.score([inst], [text]);
       for (let j = grp.length - k; j < grp.length; j++) {
         // The ground truth was not sampled: no rollout log-probs (truncated IS uses old = rollout).
@@ -149,7 +160,7 @@ export class Trainer extends EventEmitter {
         injected++;
       }
     }
-    return injected;
+    return { injected, tooLong };
   }
 
   /** Runs one training step and returns its metrics. */
@@ -165,6 +176,7 @@ export class Trainer extends EventEmitter {
     let filtered = 0;
     let zeroStd = 0;
     let allGroups = 0;
+    let anchorTooLong = 0;
     let nextPrompt = 0;
     const generated: Rollout[] = [];
     for (let round = 0; round <= o.maxRefills && kept.length < o.promptsPerStep; round++) {
@@ -178,11 +190,14 @@ export class Trainer extends EventEmitter {
       generated.push(...rolls);
       const groups: Rollout[][] = [];
       for (let g = 0; g < need; g++) groups.push(rolls.slice(g * G, (g + 1) * G));
-      await this.applyAnchor(groups, step, round);
+      // frac_reward_zero_std describes the policy: its own samples, before anchors replace any.
       for (const grp of groups) {
         allGroups++;
+        if (groupHasZeroStd(grp.map((r) => r.score.reward))) zeroStd++;
+      }
+      anchorTooLong += (await this.applyAnchor(groups, step, round)).tooLong;
+      for (const grp of groups) {
         const rewards = grp.map((r) => r.score.reward);
-        if (rewards.every((r) => r === rewards[0])) zeroStd++;
         const last = round === o.maxRefills;
         if (keepGroup(o.filter, rewards, grp.map((r) => r.score.correct)) || (last && kept.length < 1)) kept.push(grp);
         else filtered++;
@@ -266,6 +281,7 @@ export class Trainer extends EventEmitter {
       format_rate: mean(own.map((r) => (r.score.format ? 1 : 0))),
       frac_reward_zero_std: allGroups ? zeroStd / allGroups : 0,
       anchor_frac: flat.length ? flat.filter((r) => r.anchor).length / flat.length : 0,
+      anchor_too_long: anchorTooLong,
       groups_filtered: filtered,
       kl: s.klMean,
       entropy: s.entropyMean,

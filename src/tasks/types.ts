@@ -32,6 +32,9 @@ export interface GenerateOptions {
   seed: number;
   /** Force answerable / unanswerable; default: decided by the seed (half and half). */
   answerable?: boolean;
+  /** Unanswerable items: distance from the target (0 = the target's own premise) of the broken
+   * link, in [0, depth - 1]; default: uniform, decided by the seed. Ignored when answerable. */
+  cutDepth?: number;
 }
 
 /** The ground-truth completion the model is trained to produce. */

@@ -43,7 +43,7 @@ const HELP: { [K in keyof TrainOptions]: string } = {
   beta2: "AdamW beta2",
   maxGradNorm: "global grad-norm clip (0 = off)",
   gradientCheckpointing: "recompute block activations in backward",
-  rewards: 'reward terms with weights, e.g. "honesty:1,format:0.1,./my-reward.mjs:0.5"',
+  rewards: 'reward terms with weights, e.g. "correct" (default), "honesty:1,format:0.1,./my-reward.mjs:0.5"',
   rewardTimeoutMs: "per-call reward timeout (a hanging reward costs that sample)",
   curriculum: "depth curriculum",
   minDepth: "smallest derivation depth",
