@@ -1,30 +1,31 @@
 // GraphLA: dish prices linked by linear relations; asks for one price, or "unknown".
 //
-// The target is the root of a derivation tree: leaves are given prices, inner nodes are defined
-// from their children by one relation (unary: "A costs 3 more than twice B", "A costs half as
-// much as B"; binary: "C costs as much as A and B together", "C and B together cost as much as
-// A"). depth = number of relation steps in the tree = non-given lines of the trace.
-// Distractors each introduce a fresh dish (given, or defined from existing dishes) or state a
-// vague comparison; a fresh unknown per premise cannot constrain the tree, so they are off every
-// derivation path. Unanswerable items replace one tree premise with a vague one (or drop it);
-// since the tree has no redundancy this breaks every derivation, and both solvers must agree.
+// Every item, answerable or not, is built from the same three parts:
+// - P, the target's derivation: a spine of `depth` relation steps from the target down
+//   (unary: "A costs 3 more than twice B", "A costs half as much as B"; binary, whose second
+//   child is a side leaf: "C costs as much as A and B together", "C and B together cost as much
+//   as A"). Leaves are grounded: a given price, or a genuine two-unknown system ("A and B together
+//   cost 17." + "A costs 3 more than B.") that fixes the leaf only jointly with a fresh partner.
+// - F, a free chain: same forms and numbers, but its bottom dish is never given (it occurs once,
+//   in its parent's premise), so nothing in F is determined.
+// - G, grounded distractor chains: same forms, not connected to the target.
+// F and G together hold exactly `distractors` premises. An unanswerable item is its answerable
+// sibling with ONE REFERENCE SWAP: the premise of P's spine node at cut depth d and one premise
+// of F's spine exchange a child dish (forms and numbers stay). P above the cut then hangs on F's
+// free bottom, and F's top on P's grounded lower part. Premise count, relation forms, numbers
+// and every dish's occurrence count are thus the same multiset in both siblings, and the parts
+// are drawn before the label is consulted (including the check that a sane swap exists), so no
+// surface feature tells the classes apart: only following the references does.
 
 import { ABSTAIN, type GenerateOptions, type Instance } from "./types.js";
 import { Rng, mixSeed } from "./rng.js";
 import { checkOptions, formatPrompt } from "./prompt.js";
-import {
-  type Relation,
-  derivationOf,
-  dishesOf,
-  feq,
-  frac,
-  fstr,
-  solveExact,
-  solveForward,
-} from "./solve-la.js";
+import { type Frac, type Relation, dishesOf, feq, frac, fstr, solveExact, solveForward } from "./solve-la.js";
 
 export const GRAPHLA_MAX_DEPTH = 10;
 export const GRAPHLA_MAX_DISTRACTORS = 12;
+/** Fewer requested distractors are raised to this: F's two steps. */
+export const MIN_DISTRACTORS = 2;
 /** Prices stay below this (small numbers suit small models). */
 export const MAX_PRICE = 999;
 
@@ -32,7 +33,12 @@ const DISHES = [
   "Soup", "Pie", "Tea", "Cake", "Rice", "Stew", "Taco", "Bun", "Pasta", "Salad", "Bread", "Curry",
   "Fish", "Juice", "Toast", "Wrap", "Pizza", "Sushi", "Donut", "Ramen", "Bagel", "Cocoa", "Chili",
   "Waffle", "Omelet", "Burger", "Noodles", "Muffin", "Pudding", "Crepe", "Falafel", "Kebab",
-  "Lasagna", "Risotto", "Tart", "Scone", "Latte", "Soda", "Fries", "Steak",
+  "Lasagna", "Risotto", "Tart", "Scone", "Latte", "Soda", "Fries", "Steak", "Honey", "Jam",
+  "Mango", "Melon", "Olive", "Onion", "Pear", "Plum", "Peach", "Lemon", "Apple", "Grape", "Cherry",
+  "Bacon", "Egg", "Ham", "Cheese", "Butter", "Yogurt", "Cereal", "Oats", "Beans", "Corn", "Nuts",
+  "Candy", "Fudge", "Cookie", "Brownie", "Pretzel", "Nachos", "Gumbo", "Paella", "Tofu", "Kimchi",
+  "Dumpling", "Churro", "Flan", "Mochi", "Bisque", "Quiche", "Samosa", "Pita", "Hummus", "Shake",
+  "Cider", "Coffee", "Milk", "Lemonade", "Biscuit", "Granola",
 ];
 
 // ---- sentences ---------------------------------------------------------------------------------
@@ -55,8 +61,8 @@ export function sentenceLA(r: Relation): string {
       return `${r.x} costs as much as ${r.y} and ${r.z} together.`;
     case "diff":
       return `${r.x} and ${r.z} together cost as much as ${r.y}.`;
-    case "vague":
-      return `${r.x} costs ${r.cmp} than ${r.than}.`;
+    case "total":
+      return `${r.x} and ${r.y} together cost ${r.value}.`;
   }
 }
 
@@ -76,45 +82,124 @@ export function parseSentenceLA(s: string): Relation {
     return { kind: "sum", x: m[1]!, y: m[2]!, z: m[3]! };
   if ((m = s.match(new RegExp(`^${W} and ${W} together cost as much as ${W}\\.$`))))
     return { kind: "diff", x: m[1]!, z: m[2]!, y: m[3]! };
-  if ((m = s.match(new RegExp(`^${W} costs (more|less) than (\\d+|[A-Z][a-z]+)\\.$`))))
-    return { kind: "vague", x: m[1]!, cmp: m[2] as "more" | "less", than: /^\d+$/.test(m[3]!) ? +m[3]! : m[3]! };
+  if ((m = s.match(new RegExp(`^${W} and ${W} together cost (\\d+)\\.$`))))
+    return { kind: "total", x: m[1]!, y: m[2]!, value: +m[3]! };
   throw new Error(`not a GraphLA premise: ${JSON.stringify(s)}`);
 }
 
-/** One trace line: how dish `d` follows from premise `r` given the known prices. */
-function stepLA(r: Relation, d: string, val: (x: string) => string): string {
-  const v = val(d);
-  if (d !== r.x || r.kind === "vague") return `From "${sentenceLA(r)}": ${d} = ${v}.`;
+// ---- ground-truth trace ------------------------------------------------------------------------
+//
+// Line 1, top-down search: for each dish examined, the premise that fixes it, written as an
+// equation ("Tea = 2*Pie + 3."); a system leaf shows both of its premises; a dish nothing fixes
+// ends the search ("Cake: no price."). Line 2, bottom-up arithmetic ("Pie = 9 - 4 = 5."), or
+// "So Tea cannot be determined." Every lookup is "the premise whose subject is this dish".
+
+type Defining = Extract<Relation, { kind: "affine" | "half" | "sum" | "diff" }>;
+
+/** The right-hand side of x = ..., with `show` naming (or valuing) each dish. */
+function rhsText(r: Defining, show: (d: string) => string): string {
   switch (r.kind) {
-    case "given":
-      return `${d} = ${v} (given).`;
     case "affine": {
-      const shift = r.b > 0 ? ` + ${r.b}` : r.b < 0 ? ` - ${-r.b}` : "";
       const k = r.a === 1 ? "" : `${r.a}*`;
-      return `${d} = ${k}${r.y}${shift} = ${k}${val(r.y)}${shift} = ${v}.`;
+      const shift = r.b > 0 ? ` + ${r.b}` : r.b < 0 ? ` - ${-r.b}` : "";
+      return `${k}${show(r.y)}${shift}`;
     }
     case "half":
-      return `${d} = ${r.y}/2 = ${val(r.y)}/2 = ${v}.`;
+      return `${show(r.y)}/2`;
     case "sum":
-      return `${d} = ${r.y} + ${r.z} = ${val(r.y)} + ${val(r.z)} = ${v}.`;
+      return `${show(r.y)} + ${show(r.z)}`;
     case "diff":
-      return `${d} = ${r.y} - ${r.z} = ${val(r.y)} - ${val(r.z)} = ${v}.`;
+      return `${show(r.y)} - ${show(r.z)}`;
   }
+}
+
+const childrenOf = (r: Defining): string[] => (r.kind === "sum" || r.kind === "diff" ? [r.y, r.z] : [r.y]);
+
+/** The trace for `target` (values: the exact solver's, used only when the search succeeds). */
+export function traceLA(premises: readonly Relation[], target: string, values: ReadonlyMap<string, Frac>): string {
+  const given = new Map<string, Extract<Relation, { kind: "given" }>>();
+  const total = new Map<string, Extract<Relation, { kind: "total" }>>();
+  const defining = new Map<string, Defining>();
+  for (const r of premises) {
+    if (r.kind === "given") given.set(r.x, r);
+    else if (r.kind === "total") total.set(r.x, r).set(r.y, r);
+    else defining.set(r.x, r);
+  }
+  // Arithmetic is only kept when the search succeeds; a failed search may pass unpriced dishes.
+  const val = (d: string): string => (values.has(d) ? fstr(values.get(d)!) : "?");
+  const search: string[] = [];
+  const arith: string[] = [];
+  const visit = (d: string): boolean => {
+    const g = given.get(d);
+    if (g) {
+      search.push(`${d} = ${g.value}.`);
+      return true;
+    }
+    const t = total.get(d);
+    if (t) {
+      // System leaf: "d + p = s" and the affine "x = y + b" linking d and its partner p.
+      const p = t.x === d ? t.y : t.x;
+      const link = premises.find(
+        (r): r is Extract<Relation, { kind: "affine" }> =>
+          r.kind === "affine" && r.a === 1 && ((r.x === d && r.y === p) || (r.x === p && r.y === d)),
+      )!;
+      search.push(`${t.x} + ${t.y} = ${t.value}.`, `${link.x} = ${rhsText(link, (n) => n)}.`);
+      // d - p = b when d is the subject, else p - d = b; so d = (s + b)/2 or (s - b)/2.
+      const b = link.x === d ? link.b : -link.b;
+      arith.push(`${d} = (${t.value} ${b > 0 ? "+" : "-"} ${Math.abs(b)})/2 = ${val(d)}.`);
+      return true;
+    }
+    const r = defining.get(d);
+    if (!r) {
+      search.push(`${d}: no price.`);
+      return false;
+    }
+    search.push(`${d} = ${rhsText(r, (n) => n)}.`);
+    for (const c of childrenOf(r)) if (!visit(c)) return false;
+    arith.push(`${d} = ${rhsText(r, val)} = ${val(d)}.`);
+    return true;
+  };
+  const ok = visit(target);
+  return `${search.join(" ")}\n${ok ? arith.join(" ") : `So ${target} cannot be determined.`}`;
 }
 
 // ---- generation --------------------------------------------------------------------------------
 
-interface TreeNode {
+interface DishNode {
   name: string;
+  /** Price; for F, a hidden one (its bottom is never given), drawn like every other price. */
   value: number;
-  /** The premise that defines this dish (a given price for leaves). */
-  rel: Relation;
-  children: TreeNode[];
+  /** The premise defining this dish from its children (inner nodes only). */
+  rel: Defining | null;
+  /** Inner nodes: [spine child] or [spine child, side leaf]; leaves: []. */
+  children: DishNode[];
 }
 
-/** Relations defining a new dish `x` from existing (dish, value) pairs, with the resulting price. */
-function unaryChoices(x: string, y: string, v: number): { rel: Relation; value: number }[] {
-  const out: { rel: Relation; value: number }[] = [];
+/** A spine from `spine[0]` (top) down to `spine[k]` (bottom leaf), with its premises. */
+interface Chain {
+  spine: DishNode[];
+  premises: Relation[];
+}
+
+type Step = "unary" | "side-given" | "side-system";
+type Leaf = "given" | "system" | "free";
+const STEP_COST: Record<Step, number> = { unary: 1, "side-given": 2, "side-system": 3 };
+const LEAF_COST: Record<Leaf, number> = { given: 1, system: 2, free: 0 };
+
+function pickStep(rng: Rng, budget: number): Step {
+  const all: { item: Step; weight: number }[] = [
+    { item: "unary", weight: 0.6 },
+    { item: "side-given", weight: 0.3 },
+    { item: "side-system", weight: 0.1 },
+  ];
+  return rng.weighted(all.filter((s) => STEP_COST[s.item] <= budget));
+}
+
+const pickGroundedLeaf = (rng: Rng, budget: number): Leaf => (budget >= LEAF_COST.system && rng.chance(0.2) ? "system" : "given");
+
+/** Relations defining a new dish `x` from one existing (dish, value), with the resulting price. */
+function unaryChoices(x: string, y: string, v: number): { rel: Defining; value: number }[] {
+  const out: { rel: Defining; value: number }[] = [];
   for (let b = -9; b <= 9; b++) if (b !== 0) out.push({ rel: { kind: "affine", x, y, a: 1, b }, value: v + b });
   if (v <= 60)
     for (const a of [2, 3]) for (const b of [-5, -3, -1, 0, 0, 0, 1, 2, 3, 5]) out.push({ rel: { kind: "affine", x, y, a, b }, value: a * v + b });
@@ -122,195 +207,229 @@ function unaryChoices(x: string, y: string, v: number): { rel: Relation; value: 
   return out.filter((c) => c.value >= 1 && c.value <= MAX_PRICE);
 }
 
-function binaryChoices(x: string, p: [string, number], q: [string, number]): { rel: Relation; value: number }[] {
-  const out: { rel: Relation; value: number }[] = [];
+function binaryChoices(x: string, p: [string, number], q: [string, number]): { rel: Defining; value: number }[] {
+  const out: { rel: Defining; value: number }[] = [];
   if (p[1] + q[1] <= MAX_PRICE) out.push({ rel: { kind: "sum", x, y: p[0], z: q[0] }, value: p[1] + q[1] });
   const [hi, lo] = p[1] >= q[1] ? [p, q] : [q, p];
   if (hi[1] > lo[1]) out.push({ rel: { kind: "diff", x, y: hi[0], z: lo[0] }, value: hi[1] - lo[1] });
   return out;
 }
 
-function buildTree(rng: Rng, steps: number, fresh: () => string): TreeNode {
-  const name = fresh();
-  if (steps === 0) {
-    const value = rng.int(1, 20);
-    return { name, value, rel: { kind: "given", x: name, value }, children: [] };
-  }
-  if (rng.chance(0.4)) {
-    const s1 = rng.int(0, steps - 1);
-    const a = buildTree(rng, s1, fresh);
-    const b = buildTree(rng, steps - 1 - s1, fresh);
-    const pair: [[string, number], [string, number]] = rng.chance(0.5)
-      ? [[a.name, a.value], [b.name, b.value]]
-      : [[b.name, b.value], [a.name, a.value]];
-    const c = rng.pick(binaryChoices(name, ...pair)); // sum of two prices <= 2*MAX fits one of them
-    return { name, value: c.value, rel: c.rel, children: [a, b] };
-  }
-  const child = buildTree(rng, steps - 1, fresh);
-  const c = rng.pick(unaryChoices(name, child.name, child.value));
-  return { name, value: c.value, rel: c.rel, children: [child] };
+/** A leaf dish and the premises grounding it (none when free). */
+function makeLeaf(rng: Rng, fresh: () => string, kind: Leaf): { node: DishNode; premises: Relation[] } {
+  const node: DishNode = { name: fresh(), value: rng.int(1, 20), rel: null, children: [] };
+  if (kind === "free") return { node, premises: [] };
+  if (kind === "given") return { node, premises: [{ kind: "given", x: node.name, value: node.value }] };
+  // System: a fresh partner q with |node - q| in 1..9; either dish may be the affine's subject.
+  const partner = fresh();
+  const diffs = Array.from({ length: 19 }, (_, i) => i - 9).filter((b) => b !== 0 && node.value - b >= 1);
+  const b = rng.pick(diffs); // node = q + b
+  const q = node.value - b;
+  const link: Relation = rng.chance(0.5)
+    ? { kind: "affine", x: node.name, y: partner, a: 1, b }
+    : { kind: "affine", x: partner, y: node.name, a: 1, b: -b };
+  const pair: [string, string] = rng.chance(0.5) ? [node.name, partner] : [partner, node.name];
+  return { node, premises: [{ kind: "total", x: pair[0], y: pair[1], value: node.value + q }, link] };
 }
 
-function postOrder(n: TreeNode, out: TreeNode[] = []): TreeNode[] {
-  for (const c of n.children) postOrder(c, out);
-  out.push(n);
+/** Puts a new spine node on top of `child`. */
+function growStep(rng: Rng, fresh: () => string, child: DishNode, step: Step, premises: Relation[]): DishNode {
+  const name = fresh();
+  if (step === "unary") {
+    const c = rng.pick(unaryChoices(name, child.name, child.value));
+    premises.push(c.rel);
+    return { name, value: c.value, rel: c.rel, children: [child] };
+  }
+  const side = makeLeaf(rng, fresh, step === "side-given" ? "given" : "system");
+  premises.push(...side.premises);
+  const a: [string, number] = [child.name, child.value];
+  const b: [string, number] = [side.node.name, side.node.value];
+  const c = rng.pick(rng.chance(0.5) ? binaryChoices(name, a, b) : binaryChoices(name, b, a));
+  premises.push(c.rel);
+  return { name, value: c.value, rel: c.rel, children: [child, side.node] };
+}
+
+/** P: exactly `steps` relation steps over a grounded bottom. */
+function derivationChain(rng: Rng, fresh: () => string, steps: number): Chain {
+  const premises: Relation[] = [];
+  const bottom = makeLeaf(rng, fresh, pickGroundedLeaf(rng, Infinity));
+  premises.push(...bottom.premises);
+  const spine = [bottom.node];
+  for (let k = 0; k < steps; k++) spine.unshift(growStep(rng, fresh, spine[0]!, pickStep(rng, Infinity), premises));
+  return { spine, premises };
+}
+
+/** F or G: a chain of exactly `budget` premises and at least `minSteps` relation steps. */
+function budgetChain(rng: Rng, fresh: () => string, budget: number, free: boolean, minSteps = 0): Chain {
+  const premises: Relation[] = [];
+  const leaf = makeLeaf(rng, fresh, free ? "free" : pickGroundedLeaf(rng, budget - minSteps));
+  premises.push(...leaf.premises);
+  const spine = [leaf.node];
+  for (let left = budget - premises.length; left > 0; left = budget - premises.length) {
+    const reserve = Math.max(0, minSteps - spine.length); // one premise per step still owed
+    spine.unshift(growStep(rng, fresh, spine[0]!, pickStep(rng, left - reserve), premises));
+  }
+  return { spine, premises };
+}
+
+/** x's price from its (possibly swapped) premise and the prices of its children. */
+function evalDefining(r: Defining, price: (d: string) => number): number {
+  switch (r.kind) {
+    case "affine":
+      return r.a * price(r.y) + r.b;
+    case "half":
+      return price(r.y) / 2;
+    case "sum":
+      return price(r.y) + price(r.z);
+    case "diff":
+      return price(r.y) - price(r.z);
+  }
+}
+
+function rename<R extends Defining>(r: R, from: string, to: string): R {
+  const out = { ...r };
+  if (out.y === from) out.y = to;
+  else if ((out.kind === "sum" || out.kind === "diff") && out.z === from) out.z = to;
+  else throw new Error(`rename: ${from} is not a child in ${sentenceLA(r)} (bug)`);
   return out;
 }
 
-/** A true but non-determining statement about dish `x`. */
-function vagueAbout(rng: Rng, x: string, world: Map<string, number>, others: string[]): Relation {
-  const v = world.get(x)!;
-  const comparable = others.filter((o) => o !== x && world.get(o) !== v);
-  if (comparable.length > 0 && rng.chance(0.5)) {
-    const o = rng.pick(comparable);
-    return { kind: "vague", x, cmp: v > world.get(o)! ? "more" : "less", than: o };
-  }
-  if (v > 1 && rng.chance(0.3)) return { kind: "vague", x, cmp: "more", than: rng.int(Math.max(0, v - 9), v - 1) };
-  return { kind: "vague", x, cmp: "less", than: v + rng.int(1, 9) };
+interface Swap {
+  /** Premise indices (prompt order) of P's cut premise and F's premise, and their swapped forms. */
+  at: [number, number];
+  swapped: [Defining, Defining];
+}
+
+/**
+ * The first sane reference swap between P's spine node at depth `cut` and an F spine premise, in
+ * a seed-derived order (F levels that keep the target's tree `depth` deep first). F's lowest
+ * premise is never used: the cut premise would then name a dish that occurs only there, which no
+ * answerable item's tree does (a one-hop footprint). Sane: every
+ * price in the new world (F's free bottom keeping its hidden price) is a positive integer
+ * <= MAX_PRICE, so the perturbed world is as plausible as the original.
+ */
+function findSwap(rng: Rng, P: Chain, F: Chain, cut: number, depth: number, premises: Relation[], world: Map<string, number>): Swap | null {
+  const u = P.spine[cut]!;
+  const kF = F.spine.length - 1;
+  // Target's tree height after swapping at F level j: cut + 1 + (kF - j - 1).
+  const levels = rng.shuffle(Array.from({ length: kF - 1 }, (_, j) => j)).sort((i, j) => Math.abs(cut + kF - i - depth) - Math.abs(cut + kF - j - depth));
+  const kids = rng.shuffle(u.children.slice());
+  const mentions = new Map<string, number>();
+  for (const r of premises) for (const d of dishesOf(r)) mentions.set(d, (mentions.get(d) ?? 0) + 1);
+  for (const j of levels)
+    for (const c of kids) {
+      const f = F.spine[j]!;
+      const g = F.spine[j + 1]!;
+      // Equal mention counts keep even "premise shape + its dishes' counts" features unchanged.
+      if (mentions.get(c.name) !== mentions.get(g.name)) continue;
+      const uRel = rename(u.rel!, c.name, g.name);
+      const fRel = rename(f.rel!, g.name, c.name);
+      const price = new Map(world);
+      const settle = (spine: DishNode[], from: number, rel: Defining): boolean => {
+        for (let i = from; i >= 0; i--) {
+          const v = evalDefining(i === from ? rel : spine[i]!.rel!, (d) => price.get(d)!);
+          if (!Number.isInteger(v) || v < 1 || v > MAX_PRICE) return false;
+          price.set(spine[i]!.name, v);
+        }
+        return true;
+      };
+      if (!settle(P.spine, cut, uRel) || !settle(F.spine, j, fRel)) continue;
+      return { at: [premises.indexOf(u.rel!), premises.indexOf(f.rel!)], swapped: [uRel, fRel] };
+    }
+  return null;
 }
 
 /** Everything about one generated item; `instance` is what datasets store. */
 export interface GraphLAProblem {
   instance: Instance;
-  /** Premises as shown in the prompt (perturbed when unanswerable), in prompt order. */
+  /** Premises as shown in the prompt, in prompt order. */
   premises: Relation[];
-  /** The premises before perturbation (same order, the perturbed one in place). */
+  /** The answerable sibling's premises (same order; equal to `premises` when answerable). */
   original: Relation[];
   target: string;
-  /** The target's price in the unperturbed problem. */
+  /** The target's price in the answerable sibling. */
   value: number;
+  /** Distance from the target of the swapped premise (drawn for answerable items too). */
+  cutDepth: number;
+  /** Indices of the two premises the swap changed (unanswerable items only). */
+  swapped: [number, number] | null;
 }
 
 const SALT = 0x6c61; // "la": keeps GraphLA and GraphLI streams apart for the same seed
 
 export function graphlaProblem(opts: GenerateOptions): GraphLAProblem {
-  const { depth, distractors, seed } = checkOptions("graphla", opts, GRAPHLA_MAX_DEPTH, GRAPHLA_MAX_DISTRACTORS);
+  const checked = checkOptions("graphla", opts, GRAPHLA_MAX_DEPTH, GRAPHLA_MAX_DISTRACTORS);
+  const { depth, seed } = checked;
+  // F is what an unanswerable item hangs on, so every item has one, of at least two steps (the
+  // cut premise must then point at a dish F defines, never straight at F's once-named bottom).
+  const distractors = Math.max(MIN_DISTRACTORS, checked.distractors);
+  if (opts.cutDepth !== undefined && (!Number.isInteger(opts.cutDepth) || opts.cutDepth < 0 || opts.cutDepth > depth - 1))
+    throw new RangeError(`graphla: cutDepth must be an integer in [0, depth - 1] = [0, ${depth - 1}], got ${opts.cutDepth}`);
   const rng = new Rng(mixSeed(seed, SALT));
-  const answerable = opts.answerable ?? rng.chance(0.5);
-  const names = rng.shuffle(DISHES.slice());
-  let used = 0;
-  const fresh = (): string => {
-    if (used >= names.length) throw new RangeError("graphla: ran out of dish names; lower depth or distractors");
-    return names[used++]!;
-  };
+  // Both draws happen whatever the options, so forced siblings share every part.
+  const drawnAnswerable = rng.chance(0.5);
+  const drawnCut = rng.int(0, depth - 1);
+  const answerable = opts.answerable ?? drawnAnswerable;
+  const cutDepth = opts.cutDepth ?? drawnCut;
 
-  const root = buildTree(rng, depth, fresh);
-  const tree = postOrder(root);
-  const world = new Map(tree.map((n) => [n.name, n.value]));
-  const treePremises = tree.map((n) => n.rel);
+  // Parts are drawn, and redrawn until a sane swap exists, without looking at `answerable`.
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const names = rng.shuffle(DISHES.slice());
+    let used = 0;
+    const fresh = (): string => {
+      if (used >= names.length) throw new RangeError("graphla: ran out of dish names; lower depth or distractors");
+      return names[used++]!;
+    };
+    const P = derivationChain(rng, fresh, depth);
+    const fBudget = rng.int(Math.max(MIN_DISTRACTORS, Math.ceil(distractors / 2)), distractors);
+    const F = budgetChain(rng, fresh, fBudget, true, 2);
+    const G: Chain[] = [];
+    for (let left = distractors - fBudget; left > 0; ) {
+      const size = rng.int(1, left);
+      G.push(budgetChain(rng, fresh, size, false));
+      left -= size;
+    }
+    const world = new Map([P, F, ...G].flatMap((c) => collect(c.spine[0]!)).map((n) => [n.name, n.value]));
+    // Prompt order is shuffled so position does not reveal the derivation.
+    const original = rng.shuffle([...P.premises, ...F.premises, ...G.flatMap((c) => c.premises)]);
+    const swap = findSwap(rng, P, F, cutDepth, depth, original, world);
+    if (!swap) continue;
 
-  // Distractors: each adds a fresh dish, or is a vague (non-equation) comparison.
-  const extra: Relation[] = [];
-  for (let k = 0; k < distractors; k++) {
-    const existing = [...world.keys()];
-    const kind = rng.weighted([
-      { item: "given", weight: 3 },
-      { item: "defined", weight: 5 },
-      { item: "vague", weight: 3 },
-    ]);
-    if (kind === "vague") {
-      extra.push(vagueAbout(rng, rng.pick(existing), world, existing));
-      continue;
+    const target = P.spine[0]!.name;
+    const value = P.spine[0]!.value;
+    const exOrig = solveExact(original);
+    if (!feq(exOrig.values.get(target) ?? frac(-1), frac(value)))
+      throw new Error(`graphla seed ${seed}: solver disagrees with the generated value (bug)`);
+    let premises = original;
+    if (!answerable) {
+      premises = original.slice();
+      premises[swap.at[0]] = swap.swapped[0];
+      premises[swap.at[1]] = swap.swapped[1];
+      // By construction the target now hangs on F's free bottom (a redraw here would depend on
+      // the label, so a determined target is a bug, not a retry).
+      if (solveExact(premises).values.has(target) || solveForward(premises).values.has(target))
+        throw new Error(`graphla seed ${seed}: the swap left the target determined (bug)`);
     }
-    const x = fresh();
-    let choice: { rel: Relation; value: number } | undefined;
-    if (kind === "defined") {
-      const p = rng.pick(existing);
-      const q = rng.pick(existing);
-      const choices =
-        p !== q && rng.chance(0.4)
-          ? binaryChoices(x, [p, world.get(p)!], [q, world.get(q)!])
-          : unaryChoices(x, p, world.get(p)!);
-      if (choices.length > 0) choice = rng.pick(choices);
-    }
-    if (!choice) {
-      const value = rng.int(1, 30);
-      choice = { rel: { kind: "given", x, value }, value };
-    }
-    world.set(x, choice.value);
-    extra.push(choice.rel);
+    const instance: Instance = {
+      id: `graphla-${seed}`,
+      task: "graphla",
+      prompt: formatPrompt(premises.map(sentenceLA), `How much does ${target} cost?`),
+      answer: answerable ? String(value) : ABSTAIN,
+      trace: traceLA(premises, target, exOrig.values),
+      depth,
+      distractors,
+      answerable,
+      seed,
+    };
+    return { instance, premises, original, target, value, cutDepth, swapped: answerable ? null : swap.at };
   }
-
-  // Prompt order is shuffled so position does not reveal the derivation.
-  const original = rng.shuffle([...treePremises, ...extra]);
-  const target = root.name;
-  const fwOrig = solveForward(original);
-  const exOrig = solveExact(original);
-  const want = frac(root.value);
-  if (!fwOrig.values.has(target) || !feq(fwOrig.values.get(target)!, want) || !feq(exOrig.values.get(target) ?? frac(-1), want))
-    throw new Error(`graphla seed ${seed}: solver disagrees with the generated value (bug)`);
-
-  let premises = original;
-  let trace: string;
-  if (answerable) {
-    const val = (d: string): string => fstr(fwOrig.values.get(d)!);
-    trace = derivationOf(original, fwOrig, target)
-      .map((i) => {
-        const r = original[i]!;
-        const d = [...fwOrig.via].find(([, j]) => j === i)![0];
-        return stepLA(r, d, val);
-      })
-      .join("\n");
-  } else {
-    // Try tree premises in a seed-derived order until one removal breaks every derivation.
-    let done: { premises: Relation[]; trace: string } | null = null;
-    for (const broken of rng.shuffle(tree.slice())) {
-      const at = original.indexOf(broken.rel);
-      const replacement = rng.chance(0.75) ? vagueAbout(rng, broken.name, world, [...world.keys()]) : null;
-      const cand = original.slice();
-      if (replacement) cand[at] = replacement;
-      else cand.splice(at, 1);
-      const fw = solveForward(cand);
-      if (fw.values.has(target) || solveExact(cand).values.has(target)) continue;
-      done = { premises: cand, trace: unknownTraceLA(tree, broken, cand, fw, replacement) };
-      break;
-    }
-    if (!done) throw new Error(`graphla seed ${seed}: no perturbation leaves the target undetermined (bug)`);
-    premises = done.premises;
-    trace = done.trace;
-  }
-
-  const instance: Instance = {
-    id: `graphla-${seed}`,
-    task: "graphla",
-    prompt: formatPrompt(premises.map(sentenceLA), `How much does ${target} cost?`),
-    answer: answerable ? String(root.value) : ABSTAIN,
-    trace,
-    depth,
-    distractors,
-    answerable,
-    seed,
-  };
-  return { instance, premises, original, target, value: root.value };
+  throw new Error(`graphla seed ${seed}: no sane swap in 100 attempts (bug)`);
 }
 
-/** Trace for an unanswerable item: derive what can be derived, name the gap, carry it up. */
-function unknownTraceLA(
-  tree: TreeNode[],
-  broken: TreeNode,
-  premises: Relation[],
-  fw: ReturnType<typeof solveForward>,
-  replacement: Relation | null,
-): string {
-  const parent = new Map<string, TreeNode>();
-  for (const n of tree) for (const c of n.children) parent.set(c.name, n);
-  const val = (d: string): string => fstr(fw.values.get(d)!);
-  const lines: string[] = [];
-  for (const n of tree) {
-    // Children of the gap are still derived: they show the premise that is there but does not apply.
-    if (n === broken || !fw.values.has(n.name)) continue;
-    lines.push(stepLA(premises[fw.via.get(n.name)!]!, n.name, val));
-  }
-  lines.push(
-    replacement
-      ? `"${sentenceLA(replacement)}" does not fix the price of ${broken.name}, and no other premise does.`
-      : `No premise fixes the price of ${broken.name}.`,
-  );
-  let gap = broken;
-  for (let up = parent.get(gap.name); up; gap = up, up = parent.get(up.name))
-    lines.push(`${up.name} needs ${gap.name}, which is unknown.`);
-  lines.push(`So the price of ${gap.name} cannot be determined.`);
-  return lines.join("\n");
+function collect(n: DishNode, out: DishNode[] = []): DishNode[] {
+  out.push(n);
+  for (const c of n.children) collect(c, out);
+  return out;
 }
 
 export function generateGraphLA(opts: GenerateOptions): Instance {

@@ -1,22 +1,35 @@
-// GraphLI: propositions, facts and if-then rules; asks whether one proposition is true or false,
-// or "unknown".
+// GraphLI: propositions, facts and if-then rules over literals ("If rain and not fog then not
+// wind."); asks whether one proposition is true or false, or "unknown".
 //
-// The target is the root of a derivation tree; each inner node is one inference step:
-//   modus ponens      b true, "if b then x"              -> x true
-//   conjunction       b, c true, "if b and c then x"     -> x true
-//   modus tollens     h false, "if x then h"             -> x false
-//   conj. tollens     h false, c true, "if x and c then h" -> x false
-// Leaves are facts. depth = number of inference steps = non-given lines of the trace.
-// Distractors are rules with a fresh head or facts about fresh atoms (a fresh atom that only
-// ever appears as a head can always be made true, so they settle nothing in the tree).
-// Unanswerable items get one intervention on a tree premise — drop it, turn a fact into a
-// conditional on an unsettled atom, reverse a rule, or add an unsettled condition to a rule —
-// kept only when the complete solver (`entails`) confirms the target is no longer settled.
+// Every item, answerable or not, is built from the same parts:
+//   P  the target's derivation tree, `depth` rules; each inner node gets its value from one rule
+//      and its children — modus ponens (the children are the body atoms) or modus tollens (the
+//      children are the head atom and the other body atoms) — and the leaves are facts.
+//   C  a "con" tree for the opposite value of the target, ungrounded: the last atom of its spine
+//      has no fact. So the target is in exactly two rules, one for each value.
+//   F  a free ungrounded tree that does not reach the target.
+//   G  grounded distractor trees, exactly `distractors` premises, off the target.
+// Node values are uniform; literal polarities are whatever the step needs, so they are uniform too.
+//
+// Unanswerable items are their answerable sibling (same seed) with ONE REFERENCE SWAP: the rule
+// of P's spine node at distance `cutDepth` from the target and a rule on F's spine exchange one
+// child atom (a <-> b). P above the cut then hangs on F's ungrounded part, and F's top on P's
+// grounded part. The swapped children fill the same slot (rule kind, arity, head/body) with the
+// same value, hence the same polarity, and both occur twice; so the swap changes no premise form,
+// polarity, premise count, occurrence count or per-atom slot profile, and the intended world
+// still satisfies every premise (consistency by construction). A base is kept only if a valid
+// swap exists (the complete solver leaves the target unsettled after it), answerable or not, so
+// answerable and unanswerable items are the same distribution up to that one swap.
+// Known limit (not local, needs a graph search): the target's connected component holds one
+// dead end (C's) when answerable and two (C's and F's) when not.
+//
+// The trace is a depth-first search from the target, one line per atom examined ("atom: the
+// premises that mention it, except the one we came from"), then the bottom-up conclusion.
 
 import { ABSTAIN, type GenerateOptions, type Instance } from "./types.js";
 import { Rng, mixSeed } from "./rng.js";
 import { checkOptions, formatPrompt } from "./prompt.js";
-import { type Premise, type LIResult, derivationOfLI, entails, solveLI } from "./solve-li.js";
+import { type Literal, type Premise, atomsOf, clauseOf, entails } from "./solve-li.js";
 
 export const GRAPHLI_MAX_DEPTH = 10;
 export const GRAPHLI_MAX_DISTRACTORS = 12;
@@ -25,99 +38,210 @@ const ATOMS = [
   "rain", "wind", "fog", "snow", "hail", "mist", "frost", "storm", "cloud", "sun", "heat", "ice",
   "mud", "dew", "haze", "flood", "smoke", "dust", "sleet", "thunder", "gale", "spark", "flame",
   "ash", "steam", "glow", "echo", "dawn", "dusk", "tide", "wave", "moss", "bloom", "seed", "leaf",
-  "root", "bark", "stone", "sand", "shade",
+  "root", "bark", "stone", "sand", "shade", "rock", "reed", "fern", "pine", "oak", "elm", "vine",
+  "lake", "pond", "brook", "creek", "cliff", "hill", "dune", "reef", "pearl", "shell", "coral",
+  "kelp", "foam", "spray", "drift", "gust", "breeze", "chill", "thaw", "rime", "ember", "coal",
+  "soot", "smog", "rust", "clay", "peat", "silt", "flint", "marsh", "bog", "glade", "grove",
+  "field", "thorn", "petal", "pollen", "honey", "wax", "horn", "plume", "nest", "acorn", "twig",
+  "stem", "husk", "grain", "straw", "hay", "ripple", "squall", "vapor", "cinder",
 ];
 
 // ---- sentences ---------------------------------------------------------------------------------
 
+const lit = (l: Literal): string => (l.value ? l.atom : `not ${l.atom}`);
+
 export function sentenceLI(p: Premise): string {
-  return p.kind === "fact" ? `${p.atom} is ${p.value}.` : `If ${p.body.join(" and ")} then ${p.head}.`;
+  return p.kind === "fact" ? `${p.atom} is ${p.value}.` : `If ${p.body.map(lit).join(" and ")} then ${lit(p.head)}.`;
+}
+
+const LIT_RE = "(?:not )?[a-z]+";
+const RULE_RE = new RegExp(`^If (${LIT_RE}(?: and ${LIT_RE})*) then (${LIT_RE})\\.$`);
+
+function parseLiteral(s: string): Literal {
+  return s.startsWith("not ") ? { atom: s.slice(4), value: false } : { atom: s, value: true };
 }
 
 /** Inverse of sentenceLI (tests re-solve prompts from their text). */
 export function parseSentenceLI(s: string): Premise {
   let m: RegExpMatchArray | null;
   if ((m = s.match(/^([a-z]+) is (true|false)\.$/))) return { kind: "fact", atom: m[1]!, value: m[2] === "true" };
-  if ((m = s.match(/^If ([a-z]+(?: and [a-z]+)*) then ([a-z]+)\.$/))) return { kind: "rule", body: m[1]!.split(" and "), head: m[2]! };
+  if ((m = s.match(RULE_RE))) return { kind: "rule", body: m[1]!.split(" and ").map(parseLiteral), head: parseLiteral(m[2]!) };
   throw new Error(`not a GraphLI premise: ${JSON.stringify(s)}`);
 }
 
-/** One trace line: how `atom` got its value from premise `p`. */
-function stepLI(p: Premise, atom: string, values: Map<string, boolean>): string {
-  const v = values.get(atom)!;
-  if (p.kind === "fact") return `${atom} is ${v} (given).`;
-  const rule = `If ${p.body.join(" and ")} then ${p.head}`;
-  if (atom === p.head) {
-    const why = p.body.length === 1 ? `${p.body[0]} is true` : `${p.body.join(" and ")} are true`;
-    return `${rule}; ${why}, so ${atom} is true.`;
-  }
-  const others = p.body.filter((b) => b !== atom);
-  const why = others.length === 0 ? "" : ` and ${others.join(" and ")} ${others.length === 1 ? "is" : "are"} true`;
-  return `${rule}; ${p.head} is false${why}, so ${atom} is false.`;
-}
+// ---- trees -------------------------------------------------------------------------------------
 
-// ---- generation --------------------------------------------------------------------------------
+type StepKind = "MP" | "MT";
 
 interface TreeNode {
   atom: string;
+  /** The value this node's derivation gives it. */
   value: boolean;
-  /** The premise that settles this atom from its children (a fact for leaves). */
-  rel: Premise;
+  /** The rule deriving it from its children, its fact (grounded leaf), or null (dead leaf). */
+  premise: Premise | null;
+  kind: StepKind | null;
+  /** MP: the body atoms; MT: the head atom first, then the other body atoms. */
   children: TreeNode[];
+  /** Index of the child on the spine, -1 when none (off the spine, or the spine's leaf). */
+  spineChild: number;
 }
 
-function buildTree(rng: Rng, steps: number, value: boolean, fresh: () => string): TreeNode {
+const BINARY = 0.4;
+
+/** The slot a child fills in its parent's rule; a swap only exchanges children of equal slots. */
+const slotOf = (parent: TreeNode, k: number): string =>
+  `${parent.kind}/${parent.children.length}/${parent.kind === "MT" && k === 0 ? "head" : "body"}`;
+
+/** The rule deriving `atom` = `value` from `children` by a step of `kind`. */
+function ruleFor(rng: Rng, kind: StepKind, atom: string, value: boolean, children: TreeNode[]): Premise {
+  const l = (c: TreeNode): Literal => ({ atom: c.atom, value: c.value });
+  if (kind === "MP") return { kind: "rule", body: rng.shuffle(children.map(l)), head: { atom, value } };
+  const [h, ...rest] = children;
+  return { kind: "rule", body: rng.shuffle([{ atom, value: !value }, ...rest.map(l)]), head: { atom: h!.atom, value: !h!.value } };
+}
+
+/**
+ * A derivation tree of exactly `steps` rules for `atom` = `value`. `spine` >= 0 puts this node on
+ * the spine, a path of at least `spine` more rules down to a leaf; the spine's leaf gets no fact
+ * when `dead`. Every other leaf is a fact.
+ */
+function grow(rng: Rng, steps: number, value: boolean, fresh: () => string, spine: number, dead: boolean, atom = fresh()): TreeNode {
+  if (steps === 0)
+    return { atom, value, premise: spine >= 0 && dead ? null : { kind: "fact", atom, value }, kind: null, children: [], spineChild: -1 };
+  const kind: StepKind = rng.chance(0.5) ? "MP" : "MT";
+  const arity = rng.chance(BINARY) ? 2 : 1;
+  const spineChild = spine >= 0 ? rng.int(0, arity - 1) : -1;
+  let split = [steps - 1];
+  if (arity === 2) {
+    const s = rng.int(spineChild >= 0 ? Math.max(0, spine - 1) : 0, steps - 1);
+    split = spineChild === 1 ? [steps - 1 - s, s] : [s, steps - 1 - s];
+  }
+  const children = split.map((s, k) =>
+    grow(rng, s, rng.chance(0.5), fresh, k === spineChild ? Math.max(0, spine - 1) : -1, k === spineChild && dead),
+  );
+  return { atom, value, premise: ruleFor(rng, kind, atom, value, children), kind, children, spineChild };
+}
+
+/** A grounded tree of exactly `budget` premises (rules + facts). */
+function growBudget(rng: Rng, budget: number, value: boolean, fresh: () => string): TreeNode {
   const atom = fresh();
-  if (steps === 0) return { atom, value, rel: { kind: "fact", atom, value }, children: [] };
-  const binary = rng.chance(0.4);
-  const s1 = binary ? rng.int(0, steps - 1) : steps - 1;
-  if (value) {
-    if (!binary) {
-      const c = buildTree(rng, s1, true, fresh);
-      return { atom, value, rel: { kind: "rule", body: [c.atom], head: atom }, children: [c] };
-    }
-    const a = buildTree(rng, s1, true, fresh);
-    const b = buildTree(rng, steps - 1 - s1, true, fresh);
-    return { atom, value, rel: { kind: "rule", body: rng.shuffle([a.atom, b.atom]), head: atom }, children: [a, b] };
-  }
-  if (!binary) {
-    const h = buildTree(rng, s1, false, fresh);
-    return { atom, value, rel: { kind: "rule", body: [atom], head: h.atom }, children: [h] };
-  }
-  const h = buildTree(rng, s1, false, fresh);
-  const c = buildTree(rng, steps - 1 - s1, true, fresh);
-  return { atom, value, rel: { kind: "rule", body: rng.shuffle([atom, c.atom]), head: h.atom }, children: [h, c] };
+  if (budget === 1) return { atom, value, premise: { kind: "fact", atom, value }, kind: null, children: [], spineChild: -1 };
+  const kind: StepKind = rng.chance(0.5) ? "MP" : "MT";
+  const split = budget >= 3 && rng.chance(BINARY) ? ((s) => [s, budget - 1 - s])(rng.int(1, budget - 2)) : [budget - 1];
+  const children = split.map((b) => growBudget(rng, b, rng.chance(0.5), fresh));
+  return { atom, value, premise: ruleFor(rng, kind, atom, value, children), kind, children, spineChild: -1 };
 }
 
-function postOrder(n: TreeNode, out: TreeNode[] = []): TreeNode[] {
-  for (const c of n.children) postOrder(c, out);
-  out.push(n);
+function premisesOf(n: TreeNode, out: Premise[] = []): Premise[] {
+  if (n.premise) out.push(n.premise);
+  for (const c of n.children) premisesOf(c, out);
   return out;
 }
 
-type Intervention =
-  | { kind: "drop" }
-  | { kind: "conditional"; premise: Premise } // fact -> rule on an unsettled atom
-  | { kind: "reverse"; premise: Premise } // if b then x  ->  if x then b
-  | { kind: "extra"; premise: Premise; extra: string }; // one more, unsettled, condition
+function rename(p: Premise, from: string, to: string): Premise {
+  if (p.kind === "fact") throw new Error("graphli: a swap renames a rule (bug)");
+  const r = (l: Literal): Literal => (l.atom === from ? { atom: to, value: l.value } : l);
+  return { kind: "rule", body: p.body.map(r), head: r(p.head) };
+}
+
+// ---- the trace ---------------------------------------------------------------------------------
+
+/**
+ * Depth-first search from the target over the premises in prompt order. For each atom examined,
+ * one line "atom: <the premises that mention it, except the one we came from>" ("atom: none."
+ * when there are none); a fact settles the atom; a rule settles it when every other literal of
+ * its clause is settled false, each examined in turn (the first that fails abandons the rule).
+ * Then "So <fact>, ..., so <atom> is <value>, ..." bottom-up along the derivation found, or
+ * "So <target> cannot be determined."
+ */
+export function traceLI(premises: readonly Premise[], target: string): { trace: string; value: boolean | null } {
+  const mentions = new Map<string, number[]>();
+  premises.forEach((p, i) => {
+    for (const a of new Set(atomsOf(p))) mentions.set(a, [...(mentions.get(a) ?? []), i]);
+  });
+  const lines: string[] = [];
+  const how = new Map<string, { value: boolean; via: number }>();
+  const seen = new Set<string>();
+  const settle = (atom: string, from: number): boolean | null => {
+    if (seen.has(atom)) return how.get(atom)?.value ?? null; // only reachable on cyclic premise graphs
+    seen.add(atom);
+    const ps = (mentions.get(atom) ?? []).filter((i) => i !== from);
+    lines.push(`${atom}: ${ps.length ? ps.map((i) => sentenceLI(premises[i]!)).join(" ") : "none."}`);
+    for (const i of ps) {
+      const p = premises[i]!;
+      if (p.kind === "fact") {
+        how.set(atom, { value: p.value, via: i });
+        return p.value;
+      }
+      const clause = clauseOf(p);
+      let fires = true;
+      for (const l of clause) {
+        if (l.atom === atom) continue;
+        const v = settle(l.atom, i);
+        if (v === null || v === l.value) {
+          fires = false;
+          break;
+        }
+      }
+      if (fires) {
+        const value = clause.find((l) => l.atom === atom)!.value;
+        how.set(atom, { value, via: i });
+        return value;
+      }
+    }
+    return null;
+  };
+  const value = settle(target, -1);
+  if (value === null) {
+    lines.push(`So ${target} cannot be determined.`);
+    return { trace: lines.join("\n"), value };
+  }
+  const parts: string[] = [];
+  const explain = (atom: string): void => {
+    const { value: v, via } = how.get(atom)!;
+    const p = premises[via]!;
+    if (p.kind === "fact") {
+      parts.push(`${atom} is ${v}`);
+      return;
+    }
+    for (const a of atomsOf(p)) if (a !== atom) explain(a);
+    parts.push(`so ${atom} is ${v}`);
+  };
+  explain(target);
+  lines.push(`So ${parts.join(", ")}.`);
+  return { trace: lines.join("\n"), value };
+}
+
+// ---- generation --------------------------------------------------------------------------------
 
 export interface GraphLIProblem {
   instance: Instance;
   /** Premises as shown in the prompt, in prompt order. */
   premises: Premise[];
-  /** The premises before the intervention. */
+  /** The answerable sibling's premises, same order (equal to `premises` when answerable). */
   original: Premise[];
   target: string;
-  /** The target's value in the unperturbed problem. */
+  /** The target's value in the answerable sibling. */
   value: boolean;
+  /** Distance from the target of the swapped link (hidden, but drawn, for answerable items). */
+  cutDepth: number;
+  /** The swap: P's child `a` and F's child `b` exchange places. */
+  swap: { a: string; b: string };
 }
 
 const SALT = 0x6c69; // "li"
+const SALT_G = 0x6c6947;
+const MAX_ATTEMPTS = 2000;
 
 export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
   const { depth, distractors, seed } = checkOptions("graphli", opts, GRAPHLI_MAX_DEPTH, GRAPHLI_MAX_DISTRACTORS);
+  if (opts.cutDepth !== undefined && (!Number.isInteger(opts.cutDepth) || opts.cutDepth < 0 || opts.cutDepth > depth - 1))
+    throw new RangeError(`graphli: cutDepth must be an integer in [0, depth - 1] = [0, ${depth - 1}], got ${opts.cutDepth}`);
   const rng = new Rng(mixSeed(seed, SALT));
   const answerable = opts.answerable ?? rng.chance(0.5);
+  // Drawn for every item so answerable and unanswerable siblings share the rest of the stream.
+  const drawnCut = rng.int(0, depth - 1);
+  const cutDepth = !answerable && opts.cutDepth !== undefined ? opts.cutDepth : drawnCut;
   const names = rng.shuffle(ATOMS.slice());
   let used = 0;
   const fresh = (): string => {
@@ -125,126 +249,75 @@ export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
     return names[used++]!;
   };
 
-  const root = buildTree(rng, depth, rng.chance(0.5), fresh);
-  const tree = postOrder(root);
-  const world = new Map(tree.map((n) => [n.atom, n.value]));
+  /** The accepted base, and the swap: rule `rn` becomes `rnSwapped`, rule `rf` becomes `rfSwapped`. */
+  let base: { P: TreeNode; C: TreeNode; F: TreeNode; a: string; b: string; rn: Premise; rnSwapped: Premise; rf: Premise; rfSwapped: Premise } | null = null;
+  for (let attempt = 0; attempt < MAX_ATTEMPTS && !base; attempt++) {
+    used = 0;
+    const size = (): number => rng.int(Math.max(2, depth - 1), depth + 1);
+    const P = grow(rng, depth, rng.chance(0.5), fresh, cutDepth + 1, false);
+    const C = grow(rng, size(), !P.value, fresh, 2, true, P.atom);
+    const F = grow(rng, size(), rng.chance(0.5), fresh, 2, true);
+    let n = P;
+    for (let k = 0; k < cutDepth; k++) n = n.children[n.spineChild]!;
+    // Swap partners: a child of n, and a child b on F's spine that is itself a rule's atom (b
+    // occurs twice, like a), in an equal slot, with an equal value.
+    const pairs: { ka: number; fp: TreeNode; kb: number }[] = [];
+    for (let fp = F; fp.spineChild >= 0; fp = fp.children[fp.spineChild]!) {
+      const kb = fp.spineChild;
+      const b = fp.children[kb]!;
+      if (b.children.length === 0) break;
+      n.children.forEach((a, ka) => {
+        if (slotOf(n, ka) === slotOf(fp, kb) && a.value === b.value) pairs.push({ ka, fp, kb });
+      });
+    }
+    if (pairs.length === 0) continue;
+    const core = premisesOf(P).concat(premisesOf(C), premisesOf(F));
+    if (entails(core, P.atom) !== P.value) throw new Error(`graphli seed ${seed}: solver disagrees with the generated value (bug)`);
+    for (const { ka, fp, kb } of rng.shuffle(pairs)) {
+      const a = n.children[ka]!.atom;
+      const b = fp.children[kb]!.atom;
+      const rn = rename(n.premise!, a, b);
+      const rf = rename(fp.premise!, b, a);
+      const swapped = core.map((p) => (p === n.premise ? rn : p === fp.premise ? rf : p));
+      if (entails(swapped, P.atom) !== null) continue;
+      base = { P, C, F, a, b, rn: n.premise!, rnSwapped: rn, rf: fp.premise!, rfSwapped: rf };
+      break;
+    }
+  }
+  if (!base) throw new Error(`graphli seed ${seed}: no valid swap after ${MAX_ATTEMPTS} attempts (bug)`);
+  const { P, C, F, a, b, rn, rnSwapped, rf, rfSwapped } = base;
+  const target = P.atom;
 
+  // Grounded distractors from their own stream: changing `distractors` changes nothing else.
+  const grng = new Rng(mixSeed(seed, SALT_G));
   const extra: Premise[] = [];
-  for (let k = 0; k < distractors; k++) {
-    const existing = [...world.keys()];
-    const atom = fresh();
-    if (rng.chance(0.35)) {
-      const value = rng.chance(0.5);
-      world.set(atom, value);
-      extra.push({ kind: "fact", atom, value });
-      continue;
-    }
-    const body = [rng.pick(existing)];
-    if (rng.chance(0.4)) {
-      const b = rng.pick(existing);
-      if (b !== body[0]) body.push(b);
-    }
-    // The head is fresh; its "world" value must satisfy the rule so the premises stay consistent.
-    world.set(atom, body.every((b) => world.get(b)) || rng.chance(0.5));
-    extra.push({ kind: "rule", body, head: atom });
+  for (let left = distractors; left > 0; ) {
+    const size = Math.min(left, grng.int(2, depth + 2));
+    premisesOf(growBudget(grng, size, grng.chance(0.5), fresh), extra);
+    left -= size;
   }
 
-  const original = rng.shuffle([...tree.map((n) => n.rel), ...extra]);
-  const target = root.atom;
-  if (entails(original, target) !== root.value || solveLI(original).values.get(target) !== root.value)
-    throw new Error(`graphli seed ${seed}: solver disagrees with the generated value (bug)`);
+  const original = rng.shuffle([...premisesOf(P), ...premisesOf(C), ...premisesOf(F), ...extra]);
+  const premises = answerable ? original : original.map((p) => (p === rn ? rnSwapped : p === rf ? rfSwapped : p));
 
-  let premises = original;
-  let trace: string;
-  if (answerable) {
-    const res = solveLI(original);
-    trace = derivationOfLI(original, res, target)
-      .map((i) => stepLI(original[i]!, [...res.via].find(([, j]) => j === i)![0], res.values))
-      .join("\n");
-  } else {
-    const settled = solveLI(original).values;
-    // A condition nobody can settle: an unsettled distractor atom if there is one, else a new atom.
-    const unsettled = (): string => {
-      const pool = [...world.keys()].filter((a) => !settled.has(a) && !tree.some((n) => n.atom === a));
-      return pool.length > 0 && rng.chance(0.7) ? rng.pick(pool) : fresh();
-    };
-    let done: { premises: Premise[]; trace: string } | null = null;
-    for (const broken of rng.shuffle(tree.slice())) {
-      const at = original.indexOf(broken.rel);
-      const r = broken.rel;
-      // Built lazily: only the intervention actually tried draws an unsettled atom.
-      const options: (() => Intervention)[] = [() => ({ kind: "drop" })];
-      if (r.kind === "fact") {
-        options.push(() => {
-          const u = unsettled();
-          return {
-            kind: "conditional",
-            premise: r.value ? { kind: "rule", body: [u], head: r.atom } : { kind: "rule", body: [r.atom], head: u },
-          };
-        });
-      } else {
-        if (r.body.length === 1) options.push(() => ({ kind: "reverse", premise: { kind: "rule", body: [r.head], head: r.body[0]! } }));
-        options.push(() => {
-          const u = unsettled();
-          return { kind: "extra", extra: u, premise: { kind: "rule", body: rng.shuffle([...r.body, u]), head: r.head } };
-        });
-      }
-      for (const make of rng.shuffle(options)) {
-        const iv = make();
-        const cand = original.slice();
-        if (iv.kind === "drop") cand.splice(at, 1);
-        else cand[at] = iv.premise;
-        if (entails(cand, target) !== null) continue;
-        done = { premises: cand, trace: unknownTraceLI(tree, broken, cand, solveLI(cand), iv) };
-        break;
-      }
-      if (done) break;
-    }
-    if (!done) throw new Error(`graphli seed ${seed}: no intervention leaves the target unsettled (bug)`);
-    premises = done.premises;
-    trace = done.trace;
-  }
+  const label = entails(premises, target);
+  if (entails(original, target) !== P.value || label !== (answerable ? P.value : null))
+    throw new Error(`graphli seed ${seed}: solver disagrees with the generated label (bug)`);
+  const { trace, value } = traceLI(premises, target);
+  if (value !== label) throw new Error(`graphli seed ${seed}: the trace search disagrees with the solver (bug)`);
 
   const instance: Instance = {
     id: `graphli-${seed}`,
     task: "graphli",
     prompt: formatPrompt(premises.map(sentenceLI), `Is ${target} true or false?`),
-    answer: answerable ? String(root.value) : ABSTAIN,
+    answer: label === null ? ABSTAIN : String(label),
     trace,
     depth,
     distractors,
     answerable,
     seed,
   };
-  return { instance, premises, original, target, value: root.value };
-}
-
-/** Trace for an unanswerable item: settle what can be settled, name the gap, carry it up. */
-function unknownTraceLI(tree: TreeNode[], broken: TreeNode, premises: Premise[], res: LIResult, iv: Intervention): string {
-  const parent = new Map<string, TreeNode>();
-  for (const n of tree) for (const c of n.children) parent.set(c.atom, n);
-  const lines: string[] = [];
-  for (const n of tree) {
-    // Children of the gap are still derived: they show the premise that is there but does not apply.
-    if (n === broken || !res.values.has(n.atom)) continue;
-    lines.push(stepLI(premises[res.via.get(n.atom)!]!, n.atom, res.values));
-  }
-  const x = broken.atom;
-  switch (iv.kind) {
-    case "drop":
-      lines.push(`No premise settles ${x}.`);
-      break;
-    case "extra":
-      lines.push(`"${sentenceLI(iv.premise)}" needs ${iv.extra}, which is unknown, so nothing settles ${x}.`);
-      break;
-    default:
-      lines.push(`"${sentenceLI(iv.premise)}" does not settle ${x}, and no other premise does.`);
-  }
-  let gap = broken;
-  for (let up = parent.get(gap.atom); up; gap = up, up = parent.get(up.atom))
-    lines.push(`${up.atom} needs ${gap.atom}, which is unknown.`);
-  lines.push(`So ${gap.atom} cannot be determined.`);
-  return lines.join("\n");
+  return { instance, premises, original, target, value: P.value, cutDepth, swap: { a, b } };
 }
 
 export function generateGraphLI(opts: GenerateOptions): Instance {

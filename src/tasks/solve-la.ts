@@ -7,7 +7,8 @@
 // - `solveExact` is Gaussian elimination over exact rationals on the whole linear system: a dish
 //   is determined iff the premises entail its value. It catches anything forward chaining could
 //   miss (joint systems), so an item labelled "unknown" is unknown for any linear reasoner.
-// Vague premises ("A costs more than B") carry no equation and never determine anything.
+// A genuine two-unknown system ("A and B together cost 17." + "A costs 3 more than B.") fixes A
+// and B only jointly: forward chaining is stuck on it, elimination solves it.
 
 // ---- exact rationals -------------------------------------------------------------------------
 
@@ -49,7 +50,7 @@ export type Relation =
   | { kind: "half"; x: string; y: string } // x = y / 2
   | { kind: "sum"; x: string; y: string; z: string } // x = y + z
   | { kind: "diff"; x: string; y: string; z: string } // x + z = y, i.e. x = y - z
-  | { kind: "vague"; x: string; cmp: "more" | "less"; than: string | number }; // no equation
+  | { kind: "total"; x: string; y: string; value: number }; // x + y = value
 
 /** Σ coef·dish = rhs. */
 export interface Equation {
@@ -57,7 +58,7 @@ export interface Equation {
   rhs: Frac;
 }
 
-export function toEquation(r: Relation): Equation | null {
+export function toEquation(r: Relation): Equation {
   const eq = (terms: [string, number, number?][], rhs: number): Equation => {
     const coefs = new Map<string, Frac>();
     for (const [v, n, d] of terms) {
@@ -78,8 +79,8 @@ export function toEquation(r: Relation): Equation | null {
       return eq([[r.x, 1], [r.y, -1], [r.z, -1]], 0);
     case "diff":
       return eq([[r.x, 1], [r.z, 1], [r.y, -1]], 0);
-    case "vague":
-      return null;
+    case "total":
+      return eq([[r.x, 1], [r.y, 1]], r.value);
   }
 }
 
@@ -89,12 +90,11 @@ export function dishesOf(r: Relation): string[] {
       return [r.x];
     case "affine":
     case "half":
+    case "total":
       return [r.x, r.y];
     case "sum":
     case "diff":
       return [r.x, r.y, r.z];
-    case "vague":
-      return typeof r.than === "string" ? [r.x, r.than] : [r.x];
   }
 }
 
@@ -119,7 +119,6 @@ export function solveForward(premises: readonly Relation[]): ForwardResult {
   for (let changed = true; changed; ) {
     changed = false;
     eqs.forEach((eq, i) => {
-      if (!eq) return;
       const unknown = [...eq.coefs.keys()].filter((v) => !values.has(v));
       if (unknown.length > 1) return;
       let rest = eq.rhs;
@@ -160,7 +159,7 @@ export interface ExactResult {
 
 /** Reduced row echelon form of the linear system; dish i is determined iff some row is e_i. */
 export function solveExact(premises: readonly Relation[]): ExactResult {
-  const eqs = premises.map(toEquation).filter((e): e is Equation => e !== null);
+  const eqs = premises.map(toEquation);
   const dishes = [...new Set(eqs.flatMap((e) => [...e.coefs.keys()]))];
   const col = new Map(dishes.map((d, i) => [d, i]));
   const nv = dishes.length;
