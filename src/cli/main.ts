@@ -6,8 +6,10 @@ import { register as bench } from "./commands/bench.js";
 import { register as data } from "./commands/data.js";
 import { register as doctor } from "./commands/doctor.js";
 import { register as evalCmd } from "./commands/eval.js";
+import { register as experiment } from "./commands/experiment.js";
 import { register as generate } from "./commands/generate.js";
 import { register as initModel } from "./commands/init-model.js";
+import { register as probe } from "./commands/probe.js";
 import { register as report } from "./commands/report.js";
 import { register as score } from "./commands/score.js";
 import { register as sft } from "./commands/sft.js";
@@ -27,7 +29,7 @@ Quick start (tiny model made on the spot, SFT warm start, then Anchor GRPO):
   anvil train --out runs/quick
   anvil eval --model runs/quick/checkpoints/step-100 --task graphli --n 200`,
   );
-for (const reg of [doctor, initModel, data, sft, train, evalCmd, score, generate, bench, report]) reg(program);
+for (const reg of [doctor, initModel, data, sft, train, evalCmd, experiment, score, generate, bench, report, probe]) reg(program);
 
 program.exitOverride();
 try {

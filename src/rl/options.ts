@@ -152,6 +152,8 @@ export interface TrainOptions {
   evalEvery: number;
   /** Held-out evaluation size (half unanswerable). */
   evalN: number;
+  /** Depth of the held-out items (0 = uniform over minDepth..maxDepth, like training). */
+  evalDepth: number;
   /** Rewrite report.html every N steps. */
   reportEvery: number;
   /** Samples logged to samples.jsonl per step. */
@@ -212,6 +214,7 @@ export const DEFAULTS: TrainOptions = {
   checkpointEvery: 20,
   evalEvery: 0,
   evalN: 128,
+  evalDepth: 0,
   reportEvery: 5,
   samplesPerStep: 4,
   progress: process.stderr.isTTY ?? false,
@@ -280,6 +283,7 @@ export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: numb
   checkpointEvery: { kind: "int", min: 1 },
   evalEvery: { kind: "int", min: 0 },
   evalN: { kind: "int", min: 2 },
+  evalDepth: { kind: "int", min: 0 },
   reportEvery: { kind: "int", min: 1 },
   samplesPerStep: { kind: "int", min: 0 },
   progress: { kind: "boolean" },

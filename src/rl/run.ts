@@ -141,7 +141,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   const scorer = await createScorer(o.rewards, o.rewardTimeoutMs, (f) => log(`anvil: reward ${f.reward} failed on sample ${f.index}: ${f.reason} (the sample scores 0 for it)`));
   const dataset = o.dataset ? await readDataset(o.dataset) : null;
   const tokenizer = await Tokenizer.load(o.model);
-  const evalSet = heldOut(o.task as TaskName, o.evalN, o.minDepth, o.maxDepth, o.seed);
+  const evalSet = heldOut(o.task as TaskName, o.evalN, o.evalDepth || o.minDepth, o.evalDepth || o.maxDepth, o.seed);
   let model: Model | null = null;
   let ref: Model | null = null;
   let optimizer: AdamW | null = null;

@@ -1,0 +1,71 @@
+import { Option, type Command } from "commander";
+import { FULL, formatTable, METHODS, QUICK, runExperiment, type ExperimentOptions, type Method } from "../../experiment/anchor-vs-grpo.js";
+import type { TaskName } from "../../tasks/types.js";
+import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
+
+const list = <T extends string>(name: string, allowed: readonly string[]) => (v: string): T[] => {
+  const xs = v.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const x of xs) if (!allowed.includes(x)) throw new Error(`${name}: "${x}" is not one of ${allowed.join(", ")}`);
+  if (xs.length === 0) throw new Error(`${name}: give at least one of ${allowed.join(", ")}`);
+  return xs as T[];
+};
+const seedList = (v: string): number[] => {
+  const xs = v.split(",").map(Number);
+  if (xs.length === 0 || xs.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new Error(`--seeds: expected non-negative integers separated by commas, got "${v}"`);
+  return xs;
+};
+
+export function register(program: Command): void {
+  backendFlags(
+    program
+      .command("experiment")
+      .description(
+        "reproduce the paper's comparison (arXiv 2511.09222): from a weak SFT start, GRPO, GRPO with a depth curriculum and Anchor, " +
+          "over seeds, on GraphLA and GraphLI; writes results.json and report.html (resumable: run it again to continue)",
+      )
+      .argument("<name>", 'experiment name (only "anchor-vs-grpo")')
+      .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth (about a sixth of the full table)`)
+      .option("--tasks <list>", "tasks, comma-separated", list<TaskName>("--tasks", ["graphla", "graphli"]), FULL.tasks)
+      .option("--seeds <list>", "seeds, comma-separated", seedList)
+      .option("--methods <list>", `methods, comma-separated (${METHODS.join(", ")})`, list<Method>("--methods", METHODS), FULL.methods)
+      .addOption(new Option("--preset <name>", "model preset made for each task").choices(["tiny", "small"]).default(FULL.preset))
+      .option("--depth <n>", "training depth (held-out eval also at depth+1 and depth+2)", intArg("--depth", 1), FULL.depth)
+      .option("--steps <n>", "RL steps per run", intArg("--steps", 1))
+      .option("--prompts-per-step <n>", "groups per RL step", intArg("--prompts-per-step", 1), FULL.promptsPerStep)
+      .option("--group-size <n>", "rollouts per prompt (the paper uses 5)", intArg("--group-size", 2), FULL.groupSize)
+      .option("--eval-n <n>", "held-out items per depth (half unanswerable)", intArg("--eval-n", 2))
+      .option("--eval-every <n>", "held-out eval every N RL steps, for the curves", intArg("--eval-every", 1))
+      .option("--lr <x>", "RL learning rate (0 = by model size)", numArg("--lr", 0), FULL.lr)
+      .option("--beta <x>", "KL coefficient (the paper: about 0.001; 0 keeps no reference model)", numArg("--beta", 0), FULL.beta)
+      .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
+      .option("--out <dir>", "output directory", "runs/anchor-vs-grpo")
+      .option("--json", "print results.json's content as one JSON object"),
+  ).action(async (name: string, f: Record<string, unknown> & { quick?: boolean; json?: boolean; out: string; backend: ExperimentOptions["backend"] }) => {
+    if (name !== "anchor-vs-grpo") throw new Error(`unknown experiment "${name}"; the one there is: anchor-vs-grpo`);
+    const base = { ...FULL, ...(f.quick ? QUICK : {}) };
+    const pickOpt = <K extends keyof typeof base>(k: K) => (f[k] as (typeof base)[K] | undefined) ?? base[k];
+    const opts: ExperimentOptions = {
+      ...base,
+      tasks: pickOpt("tasks"),
+      seeds: pickOpt("seeds"),
+      methods: pickOpt("methods"),
+      preset: pickOpt("preset"),
+      depth: pickOpt("depth"),
+      steps: pickOpt("steps"),
+      promptsPerStep: pickOpt("promptsPerStep"),
+      groupSize: pickOpt("groupSize"),
+      evalN: pickOpt("evalN"),
+      evalEvery: pickOpt("evalEvery"),
+      lr: pickOpt("lr"),
+      beta: pickOpt("beta"),
+      sftMaxSteps: pickOpt("sftMaxSteps"),
+      out: f.out,
+      backend: f.backend,
+      log,
+    };
+    const res = await runExperiment(opts);
+    log(formatTable(res));
+    log(`results: ${opts.out}/results.json, report: ${opts.out}/report.html (${res.seconds.toFixed(0)} s)`);
+    if (f.json) printJson(res);
+  });
+}

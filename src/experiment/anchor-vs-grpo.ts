@@ -1,0 +1,310 @@
+// The paper's experiment (arXiv 2511.09222), as one resumable command: from a weak SFT start
+// (held-out answerable accuracy in [10%, 40%]), plain GRPO, GRPO with a depth curriculum and
+// GRPO + Anchor, over several seeds, on GraphLA and GraphLI. Held-out accuracy (overall,
+// answerable, unanswerable, abstain rate) before and after RL at the training depth and two
+// deeper; per-step curves; one results JSON and one HTML report.
+//
+// Layout of `out`:
+//   <task>/init/                 the base model (preset, tokenizer fitted to the task)
+//   <task>/weak-seed<S>/         the weak start of seed S (+ weak.json: SFT steps and its eval)
+//   <task>/<method>-seed<S>/     an `anvil train` run directory (+ depth-eval.json)
+//   results.json, report.html
+// Every finished piece is reused when the command is run again, so a killed run resumes.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Backend } from "../backend/backend.js";
+import { createBackend } from "../backend/index.js";
+import { saveCheckpoint } from "../model/checkpoint.js";
+import { initModel, type Preset } from "../model/init.js";
+import { evaluate, type EvalResult } from "../rl/eval.js";
+import type { TrainOptions } from "../rl/options.js";
+import { Policy } from "../rl/policy.js";
+import { heldOut, latestCheckpoint, runTraining } from "../rl/run.js";
+import { runSft } from "../rl/sft.js";
+import { completionFor, generate, generateDataset, taskCorpus } from "../tasks/index.js";
+import type { TaskName } from "../tasks/types.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { mixSeed, PURPOSE } from "../util/seed.js";
+import { writeExperimentReport } from "../report/experiment.js";
+
+export const METHODS = ["grpo", "grpo-curriculum", "anchor"] as const;
+export type Method = (typeof METHODS)[number];
+
+/** What each method changes in the RL options (everything else is shared). */
+function methodOptions(m: Method, depth: number): Partial<TrainOptions> {
+  switch (m) {
+    case "grpo":
+      return { algo: "grpo", minDepth: depth, maxDepth: depth };
+    case "grpo-curriculum":
+      return { algo: "grpo", curriculum: "linear", minDepth: 1, maxDepth: depth };
+    case "anchor":
+      return { algo: "anchor", anchor: "always", minDepth: depth, maxDepth: depth };
+  }
+}
+
+export interface ExperimentOptions {
+  tasks: TaskName[];
+  seeds: number[];
+  methods: Method[];
+  /** Model preset made for each task. */
+  preset: Preset;
+  /** Training depth; held-out evaluation also at depth + 1 and depth + 2. */
+  depth: number;
+  /** RL steps per run. */
+  steps: number;
+  promptsPerStep: number;
+  groupSize: number;
+  /** Held-out items per depth (half unanswerable). */
+  evalN: number;
+  /** Held-out eval of the training run every N steps, for the curves. */
+  evalEvery: number;
+  /** Weak start: SFT in chunks of this many steps until answerable accuracy reaches weakMin. */
+  sftChunk: number;
+  sftMaxSteps: number;
+  sftLr: number;
+  /** Answerable-accuracy window of the weak start. */
+  weakMin: number;
+  weakMax: number;
+  lr: number;
+  beta: number;
+  out: string;
+  backend: TrainOptions["backend"];
+  log: (line: string) => void;
+}
+
+export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend"> = {
+  tasks: ["graphla", "graphli"],
+  seeds: [1, 2, 3],
+  methods: [...METHODS],
+  preset: "tiny",
+  depth: 2,
+  steps: 40,
+  promptsPerStep: 8,
+  groupSize: 5,
+  evalN: 128,
+  evalEvery: 10,
+  sftChunk: 20,
+  sftMaxSteps: 600,
+  sftLr: 2e-3,
+  weakMin: 0.1,
+  weakMax: 0.4,
+  lr: 0,
+  beta: 0,
+};
+
+/** About a sixth of the full table: one seed, shorter runs, smaller evals. */
+export const QUICK: Partial<ExperimentOptions> = { seeds: [1], steps: 30, evalN: 64, evalEvery: 10 };
+
+export interface Accuracy {
+  acc: number;
+  ans: number;
+  unans: number;
+  abstain: number;
+}
+export interface RunRow {
+  task: TaskName;
+  method: Method;
+  seed: number;
+  /** Held-out accuracy by depth (key: depth) before RL (the weak start) and after. */
+  before: Record<string, Accuracy>;
+  after: Record<string, Accuracy>;
+  seconds: number;
+}
+export interface WeakStart {
+  task: TaskName;
+  seed: number;
+  sftSteps: number;
+  eval: Accuracy;
+  inWindow: boolean;
+}
+export interface ExperimentResults {
+  options: Omit<ExperimentOptions, "log">;
+  maxNewTokens: Record<string, number>;
+  weak: WeakStart[];
+  runs: RunRow[];
+  summary: SummaryRow[];
+  seconds: number;
+}
+export interface SummaryRow {
+  task: TaskName;
+  method: Method;
+  depth: number;
+  n: number;
+  before: Accuracy;
+  after: Accuracy;
+  afterSd: Accuracy;
+}
+
+const pick = (e: EvalResult): Accuracy => ({ acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable, abstain: e.abstain_rate });
+const readJson = <T>(p: string): T | null => (existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as T) : null);
+
+/** Longest ground-truth completion (tokens, with EOS) at `depth`, plus slack for the model's own wording. */
+function completionBudget(policy: Policy, task: TaskName, depth: number): number {
+  const items = generateDataset(task, { n: 400, depth, seed: 0xb0d9e7 });
+  return Math.max(...items.map((i) => policy.encodeCompletion(completionFor(i)).length)) + 8;
+}
+
+export async function runExperiment(opts: ExperimentOptions): Promise<ExperimentResults> {
+  const t0 = performance.now();
+  const o = { ...opts, out: resolve(opts.out) };
+  const { log } = o;
+  mkdirSync(o.out, { recursive: true });
+  const evalDepths = [o.depth, o.depth + 1, o.depth + 2];
+  const weak: WeakStart[] = [];
+  const runs: RunRow[] = [];
+  const budgets: Record<string, number> = {};
+
+  for (const task of o.tasks) {
+    const base = join(o.out, task, "init");
+    if (!existsSync(join(base, "config.json"))) await initModel({ preset: o.preset, corpus: taskCorpus(task), out: base, seed: 1 });
+    const backend = await createBackend(o.backend === "auto" ? "cpu" : o.backend);
+    const evalSets = new Map(evalDepths.map((d) => [d, heldOut(task, o.evalN, d, d, 0x5eed)]));
+    let maxNewTokens = 0;
+    const evalAt = async (policy: Policy): Promise<Record<string, Accuracy>> => {
+      const r: Record<string, Accuracy> = {};
+      for (const [d, set] of evalSets) r[d] = pick((await evaluate(policy, set, maxNewTokens)).result);
+      return r;
+    };
+    try {
+      {
+        const p = await Policy.load(base, backend);
+        maxNewTokens = completionBudget(p, task, o.depth + 2);
+        p.model.dispose();
+      }
+      budgets[task] = maxNewTokens;
+      for (const seed of o.seeds) {
+        const w = await weakStart(task, seed, base, backend, o, maxNewTokens, evalAt);
+        weak.push(w.info);
+        for (const method of o.methods) {
+          const runDir = join(o.out, task, `${method}-seed${seed}`);
+          const cached = readJson<RunRow>(join(runDir, "depth-eval.json"));
+          if (cached) {
+            runs.push(cached);
+            continue;
+          }
+          log(`== ${task} ${method} seed ${seed}`);
+          const t1 = performance.now();
+          const resume = existsSync(join(runDir, "config.json")) && latestCheckpoint(runDir) !== null;
+          const train: Partial<TrainOptions> = {
+            model: w.dir,
+            task,
+            seed,
+            out: runDir,
+            steps: o.steps,
+            promptsPerStep: o.promptsPerStep,
+            groupSize: o.groupSize,
+            maxNewTokens,
+            evalN: o.evalN,
+            evalDepth: o.depth,
+            evalEvery: o.evalEvery,
+            checkpointEvery: Math.max(1, Math.min(10, o.steps)),
+            lr: o.lr,
+            beta: o.beta,
+            backend: o.backend === "auto" ? "cpu" : o.backend,
+            sftSteps: 0,
+            progress: false,
+            ...methodOptions(method, o.depth),
+          };
+          await runTraining(resume ? { resume: runDir } : train, { log });
+          const policy = await Policy.load(latestCheckpoint(runDir)!.dir, backend);
+          const row: RunRow = { task, method, seed, before: w.before, after: await evalAt(policy), seconds: (performance.now() - t1) / 1000 };
+          policy.model.dispose();
+          await writeFileAtomic(join(runDir, "depth-eval.json"), JSON.stringify(row, null, 2) + "\n");
+          runs.push(row);
+          const a = row.after[o.depth]!;
+          log(`   after: acc ${pct(a.acc)} (answerable ${pct(a.ans)}, unanswerable ${pct(a.unans)}, abstain ${pct(a.abstain)}) in ${row.seconds.toFixed(0)} s`);
+        }
+      }
+    } finally {
+      backend.destroy();
+    }
+  }
+
+  const results: ExperimentResults = {
+    options: { ...o, log: undefined } as unknown as Omit<ExperimentOptions, "log">,
+    maxNewTokens: budgets,
+    weak,
+    runs,
+    summary: summarize(runs),
+    seconds: (performance.now() - t0) / 1000,
+  };
+  delete (results.options as { log?: unknown }).log;
+  await writeFileAtomic(join(o.out, "results.json"), JSON.stringify(results, null, 2) + "\n");
+  await writeExperimentReport(o.out, results);
+  return results;
+}
+
+/** The weak start of one seed: SFT chunk by chunk until answerable accuracy reaches weakMin. */
+async function weakStart(
+  task: TaskName,
+  seed: number,
+  base: string,
+  backend: Backend,
+  o: ExperimentOptions,
+  maxNewTokens: number,
+  evalAt: (p: Policy) => Promise<Record<string, Accuracy>>,
+) {
+  const dir = join(o.out, task, `weak-seed${seed}`);
+  const saved = readJson<{ info: WeakStart; before: Record<string, Accuracy> }>(join(dir, "weak.json"));
+  if (saved && existsSync(join(dir, "config.json"))) return { dir, ...saved };
+  const policy = await Policy.load(base, backend);
+  // Selection uses its own held-out items (not the reported eval sets), half unanswerable.
+  const probe = heldOut(task, 64, o.depth, o.depth, mixSeed(seed, 0x3eab));
+  let steps = 0;
+  let acc: Accuracy = pick((await evaluate(policy, probe, maxNewTokens)).result);
+  while (acc.ans < o.weakMin && steps < o.sftMaxSteps) {
+    const from = steps;
+    await runSft(policy, {
+      steps: o.sftChunk,
+      lr: o.sftLr,
+      batch: 16,
+      // A fresh cosine schedule per chunk; data keeps moving on (step offset).
+      instances: (s, j) => generate(task, { depth: 1 + (mixSeed(seed, from + s, j, PURPOSE.sft, 1) % o.depth), seed: mixSeed(seed, from + s, j, PURPOSE.sft) }),
+    });
+    steps += o.sftChunk;
+    acc = pick((await evaluate(policy, probe, maxNewTokens)).result);
+    o.log(`weak start ${task} seed ${seed}: ${steps} SFT steps, answerable ${pct(acc.ans)}, unanswerable ${pct(acc.unans)}`);
+  }
+  const info: WeakStart = { task, seed, sftSteps: steps, eval: acc, inWindow: acc.ans >= o.weakMin && acc.ans <= o.weakMax };
+  if (!info.inWindow) o.log(`warning: the weak start of ${task} seed ${seed} has answerable accuracy ${pct(acc.ans)}, outside [${pct(o.weakMin)}, ${pct(o.weakMax)}]`);
+  const before = await evalAt(policy);
+  await saveCheckpoint(dir, policy.model, { tokenizerDir: base });
+  policy.model.dispose();
+  await writeFileAtomic(join(dir, "weak.json"), JSON.stringify({ info, before }, null, 2) + "\n");
+  return { dir, info, before };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+const sd = (xs: number[]) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
+export const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const KEYS = ["acc", "ans", "unans", "abstain"] as const;
+
+/** Mean (and sd) over seeds, per task, method and evaluation depth. */
+export function summarize(runs: RunRow[]): SummaryRow[] {
+  const out: SummaryRow[] = [];
+  const key = (r: RunRow) => `${r.task}|${r.method}`;
+  for (const k of [...new Set(runs.map(key))]) {
+    const rs = runs.filter((r) => key(r) === k);
+    for (const depth of Object.keys(rs[0]!.after).map(Number)) {
+      const agg = (f: (x: Accuracy) => number, which: "before" | "after", stat = mean) => stat(rs.map((r) => f(r[which][depth]!)));
+      const acc = (which: "before" | "after", stat = mean): Accuracy =>
+        Object.fromEntries(KEYS.map((q) => [q, agg((x) => x[q], which, stat)])) as unknown as Accuracy;
+      out.push({ task: rs[0]!.task, method: rs[0]!.method, depth, n: rs.length, before: acc("before"), after: acc("after"), afterSd: acc("after", sd) });
+    }
+  }
+  return out;
+}
+
+/** The table as text: one row per task, method and depth. */
+export function formatTable(results: ExperimentResults): string {
+  const f = (m: number, s?: number) => (s === undefined ? (100 * m).toFixed(1) : `${(100 * m).toFixed(1)} ± ${(100 * s).toFixed(1)}`);
+  const lines = [
+    "| task | method | depth | before: overall / answerable / unanswerable | after: overall | answerable | unanswerable | abstain |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results.summary)
+    lines.push(
+      `| ${r.task} | ${r.method} | ${r.depth} | ${f(r.before.acc)} / ${f(r.before.ans)} / ${f(r.before.unans)} | ${f(r.after.acc, r.afterSd.acc)} | ${f(r.after.ans, r.afterSd.ans)} | ${f(r.after.unans, r.afterSd.unans)} | ${f(r.after.abstain, r.afterSd.abstain)} |`,
+    );
+  return lines.join("\n");
+}
