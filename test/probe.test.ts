@@ -15,7 +15,8 @@
 import { afterAll, describe, expect, test } from "vitest";
 import { generateDataset, type Instance, type TaskName } from "../src/tasks/index.js";
 import { Rng } from "../src/tasks/rng.js";
-import { entitiesOf, fitWithLabels, probeAccuracy, splitPrompt, type ProbeResult } from "../src/tasks/probe.js";
+import { entitiesOf, fitWithLabels, probeAccuracy, type ProbeResult } from "../src/tasks/probe.js";
+import { bulleted, splitPrompt } from "../src/tasks/prompt.js";
 
 const N_TRAIN = 1500;
 const N_TEST = 600;
@@ -56,7 +57,7 @@ function withPremises(inst: Instance, premises: string[]): Instance {
   const { question } = splitPrompt(inst.prompt);
   const rest = inst.prompt.slice(inst.prompt.indexOf("\nQuestion: "));
   if (!rest.startsWith(`\nQuestion: ${question}`)) throw new Error("unexpected prompt layout");
-  return { ...inst, prompt: `Premises:\n${premises.join("\n")}${rest}` };
+  return { ...inst, prompt: `Premises:\n${bulleted(premises)}${rest}` };
 }
 
 /** A premise that changes nothing logically, about the target, at a random position. */

@@ -6,6 +6,7 @@ import {
   generateDataset,
   graphlaProblem,
   graphliProblem,
+  splitPrompt,
   taskCorpus,
   TASK_NAMES,
   type Instance,
@@ -16,13 +17,6 @@ import { type Relation, dishesOf, feq, fstr, solveExact, solveForward } from "..
 import { type Premise, atomsOf, clauseOf, entails, solveLI } from "../src/tasks/solve-li.js";
 import { judge } from "../src/tasks/verify.js";
 import { RewardPool } from "../src/rewards/pool.js";
-
-/** Premise sentences and question, read back from the prompt text. */
-function splitPrompt(prompt: string): { premises: string[]; question: string } {
-  const m = prompt.match(/^Premises:\n([\s\S]*)\nQuestion: (.*)\n/);
-  if (!m) throw new Error(`unexpected prompt layout:\n${prompt}`);
-  return { premises: m[1]!.split("\n"), question: m[2]! };
-}
 
 const laTarget = (q: string): string => q.match(/^How much does ([A-Z][a-z]+) cost\?$/)![1]!;
 const liTarget = (q: string): string => q.match(/^Is ([a-z]+) true or false\?$/)![1]!;

@@ -53,7 +53,7 @@ describe("truncated importance weights in a rollout", () => {
   /** Rollouts under `sampling`; per completion token: trainer log-prob minus rollout log-prob,
    * and the log kept mass from an independent full forward pass over the sequence. */
   async function logWeights(sampling: SampleOptions) {
-    const prompts = ["Premises:\nrain is true.\nQuestion: Is rain true or false?", "Premises:\nfog is false.\nQuestion: Is fog true or false?"];
+    const prompts = ["Premises:\n- rain is true.\nQuestion: Is rain true or false?", "Premises:\n- fog is false.\nQuestion: Is fog true or false?"];
     const gens = await policy.generate(prompts, { maxNewTokens: 12, sampling, seed: 7 });
     const batch = packBatch(
       gens.map((g, i) => ({ promptIds: policy.encodePrompt(prompts[i]), completionIds: g.tokens, rolloutLogprobs: g.logprobs })),

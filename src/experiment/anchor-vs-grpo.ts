@@ -69,10 +69,12 @@ export interface ExperimentOptions {
   beta: number;
   out: string;
   backend: TrainOptions["backend"];
+  /** CPU threads (0 = all cores). */
+  threads: number;
   log: (line: string) => void;
 }
 
-export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend"> = {
+export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"> = {
   tasks: ["graphla", "graphli"],
   seeds: [1, 2, 3],
   methods: [...METHODS],
@@ -157,7 +159,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   for (const task of o.tasks) {
     const base = join(o.out, task, "init");
     if (!existsSync(join(base, "config.json"))) await initModel({ preset: o.preset, corpus: taskCorpus(task), out: base, seed: 1 });
-    const backend = await createBackend(o.backend === "auto" ? "cpu" : o.backend);
+    const backend = await createBackend(o.backend === "auto" ? "cpu" : o.backend, { threads: o.threads });
     const evalSets = new Map(evalDepths.map((d) => [d, heldOut(task, o.evalN, d, d, 0x5eed)]));
     let maxNewTokens = 0;
     const evalAt = async (policy: Policy): Promise<Record<string, Accuracy>> => {
@@ -201,6 +203,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
             lr: o.lr,
             beta: o.beta,
             backend: o.backend === "auto" ? "cpu" : o.backend,
+            threads: o.threads,
             sftSteps: 0,
             progress: false,
             ...methodOptions(method, o.depth),

@@ -6,7 +6,7 @@ import { generateGraphLA } from "./graphla.js";
 import { generateGraphLI } from "./graphli.js";
 
 export * from "./types.js";
-export { FORMAT_INSTRUCTION, formatPrompt } from "./prompt.js";
+export { FORMAT_INSTRUCTION, formatPrompt, splitPrompt } from "./prompt.js";
 export { graphlaProblem, GRAPHLA_MAX_DEPTH, GRAPHLA_MAX_DISTRACTORS } from "./graphla.js";
 export { graphliProblem, GRAPHLI_MAX_DEPTH, GRAPHLI_MAX_DISTRACTORS } from "./graphli.js";
 

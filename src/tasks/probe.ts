@@ -17,6 +17,7 @@
 import { generate, generateDataset, type IntRange } from "./index.js";
 import type { Instance, TaskName } from "./types.js";
 import { Rng, mixSeed } from "./rng.js";
+import { splitPrompt } from "./prompt.js";
 
 export type ProbeLabel = "answerable" | "answer";
 
@@ -51,16 +52,6 @@ function isEntityWord(w: string, task: string): boolean {
   if (NUM_RE.test(w) || !/^[A-Za-z]+$/.test(w) || KEYWORDS.has(w.toLowerCase())) return false;
   // GraphLA dishes are capitalised; GraphLI atoms are lowercase words (any case accepted).
   return task === "graphla" ? /^[A-Z]/.test(w) : true;
-}
-
-/** The premise sentences and the question line of a prompt (premises-only view; no trace). */
-export function splitPrompt(prompt: string): { premises: string[]; question: string } {
-  const lines = prompt.split("\n");
-  const qi = lines.findIndex((l) => l.startsWith("Question:"));
-  const pi = lines.findIndex((l) => l.startsWith("Premises:"));
-  if (qi < 0) throw new Error("prompt has no 'Question:' line");
-  const premises = lines.slice(pi + 1, qi).map((l) => l.trim()).filter((l) => l.length > 0);
-  return { premises, question: lines[qi]!.slice("Question:".length).trim() };
 }
 
 /** Entity names of an item, and the queried one. */

@@ -5,8 +5,30 @@ export const FORMAT_INSTRUCTION =
   "Reason inside <think></think>, then reply inside <answer></answer>. " +
   "If the premises do not determine the answer, reply unknown.";
 
+/**
+ * Lines of premises and of ground-truth traces start with this bullet, so an entity name is the
+ * same token wherever it appears (" rain" after a space; a name at a line start would be "rain",
+ * a different token of the byte-level BPE, which makes copying it much harder to learn).
+ */
+export const BULLET = "- ";
+
+export const bulleted = (lines: readonly string[]): string => lines.map((l) => BULLET + l).join("\n");
+
 export function formatPrompt(premises: readonly string[], question: string): string {
-  return `Premises:\n${premises.join("\n")}\nQuestion: ${question}\n${FORMAT_INSTRUCTION}`;
+  return `Premises:\n${bulleted(premises)}\nQuestion: ${question}\n${FORMAT_INSTRUCTION}`;
+}
+
+/** Inverse of formatPrompt: the premise sentences and the question. */
+export function splitPrompt(prompt: string): { premises: string[]; question: string } {
+  const lines = prompt.split("\n");
+  const qi = lines.findIndex((l) => l.startsWith("Question:"));
+  const pi = lines.findIndex((l) => l.startsWith("Premises:"));
+  if (qi < 0 || pi < 0 || pi > qi) throw new Error("prompt has no 'Premises:' ... 'Question:' layout");
+  const premises = lines
+    .slice(pi + 1, qi)
+    .map((l) => (l.startsWith(BULLET) ? l.slice(BULLET.length) : l).trim())
+    .filter((l) => l.length > 0);
+  return { premises, question: lines[qi]!.slice("Question:".length).trim() };
 }
 
 /** Checks the knobs every generator shares; errors name the option and its range. */

@@ -1,4 +1,5 @@
 // What every task generator produces and every verifier consumes.
+import { bulleted } from "./prompt.js";
 
 export type TaskName = "graphla" | "graphli";
 export const TASK_NAMES: readonly TaskName[] = ["graphla", "graphli"];
@@ -39,5 +40,6 @@ export interface GenerateOptions {
 
 /** The ground-truth completion the model is trained to produce. */
 export function completionFor(inst: Pick<Instance, "trace" | "answer">): string {
-  return `<think>${inst.trace}</think><answer>${inst.answer}</answer>`;
+  const think = inst.trace === "" ? "" : bulleted(inst.trace.split("\n"));
+  return `<think>${think}</think><answer>${inst.answer}</answer>`;
 }

@@ -1,3 +1,6 @@
+import { spawn } from "node:child_process";
+import { availableParallelism } from "node:os";
+import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
 import { FULL, formatTable, METHODS, QUICK, runExperiment, type ExperimentOptions, type Method } from "../../experiment/anchor-vs-grpo.js";
 import type { TaskName } from "../../tasks/types.js";
@@ -39,8 +42,9 @@ export function register(program: Command): void {
       .option("--beta <x>", "KL coefficient (the paper: about 0.001; 0 keeps no reference model)", numArg("--beta", 0), FULL.beta)
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
       .option("--out <dir>", "output directory", "runs/anchor-vs-grpo")
+      .option("--jobs <n>", "tasks run side by side in child processes, one CPU thread each (default: one per task, up to the cores)", intArg("--jobs", 1))
       .option("--json", "print results.json's content as one JSON object"),
-  ).action(async (name: string, f: Record<string, unknown> & { quick?: boolean; json?: boolean; out: string; backend: ExperimentOptions["backend"] }) => {
+  ).action(async (name: string, f: Record<string, unknown> & { quick?: boolean; json?: boolean; out: string; backend: ExperimentOptions["backend"]; threads: number }) => {
     if (name !== "anchor-vs-grpo") throw new Error(`unknown experiment "${name}"; the one there is: anchor-vs-grpo`);
     const base = { ...FULL, ...(f.quick ? QUICK : {}) };
     const pickOpt = <K extends keyof typeof base>(k: K) => (f[k] as (typeof base)[K] | undefined) ?? base[k];
@@ -61,8 +65,30 @@ export function register(program: Command): void {
       sftMaxSteps: pickOpt("sftMaxSteps"),
       out: f.out,
       backend: f.backend,
+      threads: f.threads,
       log,
     };
+    const jobs = Math.min(opts.tasks.length, (f.jobs as number | undefined) ?? Math.min(availableParallelism(), opts.tasks.length));
+    if (jobs > 1) {
+      // One child per task (each single-threaded: two OpenMP teams on two cores fight), then
+      // this process gathers their cached results into results.json and report.html.
+      const argv = process.argv.slice(2);
+      const without = (args: string[], flag: string) => {
+        const i = args.indexOf(flag);
+        return i < 0 ? args : [...args.slice(0, i), ...args.slice(i + 2)];
+      };
+      const base = ["--tasks", "--jobs", "--threads"].reduce(without, argv.filter((a) => a !== "--json"));
+      await Promise.all(
+        opts.tasks.map(
+          (task) =>
+            new Promise<void>((resolveChild, reject) => {
+              const child = spawn(process.execPath, [process.argv[1]!, ...base, "--tasks", task, "--jobs", "1", "--threads", "1"], { stdio: ["ignore", "ignore", "pipe"] });
+              createInterface({ input: child.stderr! }).on("line", (l) => log(`[${task}] ${l}`));
+              child.on("exit", (code) => (code === 0 ? resolveChild() : reject(new Error(`the ${task} job exited with code ${code}; run the command again to resume`))));
+            }),
+        ),
+      );
+    }
     const res = await runExperiment(opts);
     log(formatTable(res));
     log(`results: ${opts.out}/results.json, report: ${opts.out}/report.html (${res.seconds.toFixed(0)} s)`);
