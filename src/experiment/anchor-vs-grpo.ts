@@ -58,7 +58,7 @@ export interface ExperimentOptions {
   evalN: number;
   /** Held-out eval of the training run every N steps, for the curves. */
   evalEvery: number;
-  /** Weak start: SFT in chunks of this many steps until answerable accuracy reaches weakMin. */
+  /** Weak start: SFT, evaluated every sftChunk steps, until answerable accuracy reaches weakMin. */
   sftChunk: number;
   sftMaxSteps: number;
   sftLr: number;
@@ -114,7 +114,6 @@ export interface RunRow {
 }
 export interface WeakStart {
   task: TaskName;
-  seed: number;
   sftSteps: number;
   eval: Accuracy;
   inWindow: boolean;
@@ -174,9 +173,9 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
         p.model.dispose();
       }
       budgets[task] = maxNewTokens;
+      const w = await weakStart(task, base, backend, o, maxNewTokens, evalAt);
+      weak.push(w.info);
       for (const seed of o.seeds) {
-        const w = await weakStart(task, seed, base, backend, o, maxNewTokens, evalAt);
-        weak.push(w.info);
         for (const method of o.methods) {
           const runDir = join(o.out, task, `${method}-seed${seed}`);
           const cached = readJson<RunRow>(join(runDir, "depth-eval.json"));
@@ -237,39 +236,42 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   return results;
 }
 
-/** The weak start of one seed: SFT chunk by chunk until answerable accuracy reaches weakMin. */
+/**
+ * The weak start of a task (shared by every seed and method, as in the paper): SFT on the
+ * ground-truth traces, evaluated every sftChunk steps on its own held-out items, stopped at the
+ * first checkpoint whose answerable accuracy reaches weakMin.
+ */
 async function weakStart(
   task: TaskName,
-  seed: number,
   base: string,
   backend: Backend,
   o: ExperimentOptions,
   maxNewTokens: number,
   evalAt: (p: Policy) => Promise<Record<string, Accuracy>>,
 ) {
-  const dir = join(o.out, task, `weak-seed${seed}`);
+  const dir = join(o.out, task, "weak");
   const saved = readJson<{ info: WeakStart; before: Record<string, Accuracy> }>(join(dir, "weak.json"));
   if (saved && existsSync(join(dir, "config.json"))) return { dir, ...saved };
   const policy = await Policy.load(base, backend);
   // Selection uses its own held-out items (not the reported eval sets), half unanswerable.
-  const probe = heldOut(task, 64, o.depth, o.depth, mixSeed(seed, 0x3eab));
-  let steps = 0;
+  const probe = heldOut(task, 64, o.depth, o.depth, 0x3eab);
   let acc: Accuracy = pick((await evaluate(policy, probe, maxNewTokens)).result);
-  while (acc.ans < o.weakMin && steps < o.sftMaxSteps) {
-    const from = steps;
-    await runSft(policy, {
-      steps: o.sftChunk,
-      lr: o.sftLr,
-      batch: 16,
-      // A fresh cosine schedule per chunk; data keeps moving on (step offset).
-      instances: (s, j) => generate(task, { depth: 1 + (mixSeed(seed, from + s, j, PURPOSE.sft, 1) % o.depth), seed: mixSeed(seed, from + s, j, PURPOSE.sft) }),
-    });
-    steps += o.sftChunk;
-    acc = pick((await evaluate(policy, probe, maxNewTokens)).result);
-    o.log(`weak start ${task} seed ${seed}: ${steps} SFT steps, answerable ${pct(acc.ans)}, unanswerable ${pct(acc.unans)}`);
-  }
-  const info: WeakStart = { task, seed, sftSteps: steps, eval: acc, inWindow: acc.ans >= o.weakMin && acc.ans <= o.weakMax };
-  if (!info.inWindow) o.log(`warning: the weak start of ${task} seed ${seed} has answerable accuracy ${pct(acc.ans)}, outside [${pct(o.weakMin)}, ${pct(o.weakMax)}]`);
+  let steps = 0;
+  await runSft(policy, {
+    steps: o.sftMaxSteps,
+    lr: o.sftLr,
+    batch: 16,
+    instances: (s, j) => generate(task, { depth: 1 + (mixSeed(1, s, j, PURPOSE.sft, 1) % o.depth), seed: mixSeed(1, s, j, PURPOSE.sft) }),
+    onStep: async (s) => {
+      if ((s + 1) % o.sftChunk !== 0) return;
+      steps = s + 1;
+      acc = pick((await evaluate(policy, probe, maxNewTokens)).result);
+      o.log(`weak start ${task}: ${steps} SFT steps, answerable ${pct(acc.ans)}, unanswerable ${pct(acc.unans)}`);
+      return acc.ans >= o.weakMin;
+    },
+  });
+  const info: WeakStart = { task, sftSteps: steps, eval: acc, inWindow: acc.ans >= o.weakMin && acc.ans <= o.weakMax };
+  if (!info.inWindow) o.log(`warning: the weak start of ${task} has answerable accuracy ${pct(acc.ans)}, outside [${pct(o.weakMin)}, ${pct(o.weakMax)}]`);
   const before = await evalAt(policy);
   await saveCheckpoint(dir, policy.model, { tokenizerDir: base });
   policy.model.dispose();

@@ -14,7 +14,8 @@ export interface SftOptions {
   batch: number;
   /** Instance j of step s. */
   instances: (step: number, j: number) => Instance;
-  onStep?: (step: number, loss: number, lr: number) => void;
+  /** Called after every step; may be async (e.g. a held-out eval). Returning true stops the run. */
+  onStep?: (step: number, loss: number, lr: number) => void | boolean | Promise<void | boolean>;
 }
 
 export async function runSft(policy: Policy, o: SftOptions): Promise<number[]> {
@@ -34,7 +35,7 @@ export async function runSft(policy: Policy, o: SftOptions): Promise<number[]> {
       const r = await opt.update();
       if (r.skipped) throw new NonFiniteLossError(s + 1, "the SFT gradient norm");
       losses.push(loss);
-      o.onStep?.(s, loss, r.lr);
+      if ((await o.onStep?.(s, loss, r.lr)) === true) break;
     }
   } finally {
     opt.dispose();

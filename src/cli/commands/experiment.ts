@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
+import { runCeiling } from "../../experiment/sft-ceiling.js";
 import { FULL, formatTable, METHODS, QUICK, runExperiment, type ExperimentOptions, type Method } from "../../experiment/anchor-vs-grpo.js";
 import type { TaskName } from "../../tasks/types.js";
 import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
@@ -26,7 +27,7 @@ export function register(program: Command): void {
         "reproduce the paper's comparison (arXiv 2511.09222): from a weak SFT start, GRPO, GRPO with a depth curriculum and Anchor, " +
           "over seeds, on GraphLA and GraphLI; writes results.json and report.html (resumable: run it again to continue)",
       )
-      .argument("<name>", 'experiment name (only "anchor-vs-grpo")')
+      .argument("<name>", "anchor-vs-grpo (the paper's comparison) or sft-ceiling (how far SFT alone takes the preset, depths 1-4)")
       .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth (about a sixth of the full table)`)
       .option("--tasks <list>", "tasks, comma-separated", list<TaskName>("--tasks", ["graphla", "graphli"]), FULL.tasks)
       .option("--seeds <list>", "seeds, comma-separated", seedList)
@@ -41,11 +42,13 @@ export function register(program: Command): void {
       .option("--lr <x>", "RL learning rate (0 = by model size)", numArg("--lr", 0), FULL.lr)
       .option("--beta <x>", "KL coefficient (the paper: about 0.001; 0 keeps no reference model)", numArg("--beta", 0), FULL.beta)
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
-      .option("--out <dir>", "output directory", "runs/anchor-vs-grpo")
+      .option("--out <dir>", "output directory (default: runs/<name>)")
       .option("--jobs <n>", "tasks run side by side in child processes, one CPU thread each (default: one per task, up to the cores)", intArg("--jobs", 1))
       .option("--json", "print results.json's content as one JSON object"),
   ).action(async (name: string, f: Record<string, unknown> & { quick?: boolean; json?: boolean; out: string; backend: ExperimentOptions["backend"]; threads: number }) => {
-    if (name !== "anchor-vs-grpo") throw new Error(`unknown experiment "${name}"; the one there is: anchor-vs-grpo`);
+    if (name === "sft-ceiling") return ceiling(f);
+    if (name !== "anchor-vs-grpo") throw new Error(`unknown experiment "${name}"; use anchor-vs-grpo or sft-ceiling`);
+    f.out ??= "runs/anchor-vs-grpo";
     const base = { ...FULL, ...(f.quick ? QUICK : {}) };
     const pickOpt = <K extends keyof typeof base>(k: K) => (f[k] as (typeof base)[K] | undefined) ?? base[k];
     const opts: ExperimentOptions = {
@@ -94,4 +97,27 @@ export function register(program: Command): void {
     log(`results: ${opts.out}/results.json, report: ${opts.out}/report.html (${res.seconds.toFixed(0)} s)`);
     if (f.json) printJson(res);
   });
+}
+
+/** `anvil experiment sft-ceiling`: SFT the preset on depths 1-4 and print held-out accuracy per depth. */
+async function ceiling(f: Record<string, unknown> & { json?: boolean; out?: string; threads: number }): Promise<void> {
+  const res = await runCeiling({
+    tasks: (f.tasks as TaskName[] | undefined) ?? FULL.tasks,
+    preset: (f.preset as "tiny" | "small" | undefined) ?? FULL.preset,
+    steps: (f.steps as number | undefined) ?? 3000,
+    batch: 16,
+    lr: (f.lr as number | undefined) || 2e-3,
+    minDepth: 1,
+    maxDepth: 4,
+    evalEvery: (f.evalEvery as number | undefined) ?? 250,
+    evalN: (f.evalN as number | undefined) ?? 128,
+    threads: f.threads,
+    out: f.out ?? "runs/sft-ceiling",
+    log,
+  });
+  for (const r of res) {
+    const last = r.curve[r.curve.length - 1]!;
+    log(`${r.task} (${r.preset}, ${(r.numParams / 1e6).toFixed(2)}M parameters) after ${last.step} SFT steps: ` + Object.entries(last.acc).map(([d, a]) => `depth ${d} ${(100 * a.acc).toFixed(1)}%`).join(", "));
+  }
+  if (f.json) printJson(res);
 }

@@ -1,0 +1,99 @@
+// How far SFT alone takes a preset: supervised training on ground-truth traces over depths
+// minDepth..maxDepth, with held-out accuracy (overall, answerable, unanswerable) at every depth
+// after each evaluation interval. The ceiling the RL experiments can hope to reach.
+//
+// Writes out/<task>/results.json (the curve) and out/<task>/model (the last checkpoint);
+// a finished task is reused when the command is run again.
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createBackend } from "../backend/index.js";
+import { saveCheckpoint } from "../model/checkpoint.js";
+import { initModel, type Preset } from "../model/init.js";
+import { evaluate } from "../rl/eval.js";
+import { Policy } from "../rl/policy.js";
+import { heldOut } from "../rl/run.js";
+import { runSft } from "../rl/sft.js";
+import { completionFor, generate, taskCorpus } from "../tasks/index.js";
+import type { TaskName } from "../tasks/types.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { mixSeed, PURPOSE } from "../util/seed.js";
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+export interface CeilingOptions {
+  tasks: TaskName[];
+  preset: Preset;
+  steps: number;
+  batch: number;
+  lr: number;
+  minDepth: number;
+  maxDepth: number;
+  evalEvery: number;
+  evalN: number;
+  threads: number;
+  out: string;
+  log: (line: string) => void;
+}
+
+export interface CeilingPoint {
+  step: number;
+  loss: number;
+  seconds: number;
+  /** depth -> accuracy */
+  acc: Record<string, { acc: number; ans: number; unans: number }>;
+}
+
+export interface CeilingResult {
+  task: TaskName;
+  preset: Preset;
+  numParams: number;
+  curve: CeilingPoint[];
+}
+
+export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
+  const results: CeilingResult[] = [];
+  for (const task of o.tasks) {
+    const dir = join(resolve(o.out), task);
+    const cached = join(dir, "results.json");
+    if (existsSync(cached)) {
+      results.push(JSON.parse(readFileSync(cached, "utf8")) as CeilingResult);
+      continue;
+    }
+    mkdirSync(dir, { recursive: true });
+    const init = join(dir, "init");
+    if (!existsSync(join(init, "config.json"))) await initModel({ preset: o.preset, corpus: taskCorpus(task), out: init, seed: 1 });
+    const backend = await createBackend("cpu", { threads: o.threads });
+    const policy = await Policy.load(init, backend);
+    const model = policy.model;
+    const depths = Array.from({ length: o.maxDepth - o.minDepth + 1 }, (_, i) => o.minDepth + i);
+    const sets = depths.map((d) => [d, heldOut(task, o.evalN, d, d, 0xce11)] as const);
+    const budget = Math.max(...sets.flatMap(([, s]) => s.map((i) => policy.encodeCompletion(completionFor(i)).length))) + 8;
+    const res: CeilingResult = { task, preset: o.preset, numParams: model.numParameters, curve: [] };
+    const t0 = performance.now();
+    try {
+      await runSft(policy, {
+        steps: o.steps,
+        lr: o.lr,
+        batch: o.batch,
+        instances: (s, j) => generate(task, { depth: o.minDepth + (mixSeed(1, s, j, PURPOSE.sft, 1) % depths.length), seed: mixSeed(1, s, j, PURPOSE.sft) }),
+        onStep: async (s, loss) => {
+          if ((s + 1) % o.evalEvery !== 0 && s + 1 !== o.steps) return;
+          const point: CeilingPoint = { step: s + 1, loss, seconds: (performance.now() - t0) / 1000, acc: {} };
+          for (const [d, set] of sets) {
+            const e = (await evaluate(policy, [...set], budget)).result;
+            point.acc[d] = { acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable };
+          }
+          res.curve.push(point);
+          o.log(`${task} step ${s + 1} loss ${loss.toFixed(3)} ${point.seconds.toFixed(0)} s | ` + depths.map((d) => `depth ${d}: ${pct(point.acc[d]!.acc)} (answerable ${pct(point.acc[d]!.ans)}, unanswerable ${pct(point.acc[d]!.unans)})`).join(" | "));
+        },
+      });
+      await saveCheckpoint(join(dir, "model"), model, { tokenizerDir: init });
+    } finally {
+      model.dispose();
+      backend.destroy();
+    }
+    await writeFileAtomic(cached, JSON.stringify(res, null, 2) + "\n");
+    results.push(res);
+  }
+  return results;
+}
