@@ -16,7 +16,7 @@ import { afterAll, describe, expect, test } from "vitest";
 import { generateDataset, type Instance, type TaskName } from "../src/tasks/index.js";
 import { Rng } from "../src/tasks/rng.js";
 import { entitiesOf, fitWithLabels, probeAccuracy, type ProbeResult } from "../src/tasks/probe.js";
-import { bulleted, splitPrompt } from "../src/tasks/prompt.js";
+import { formatPrompt, splitPrompt } from "../src/tasks/prompt.js";
 
 const N_TRAIN = 1500;
 const N_TEST = 600;
@@ -54,10 +54,7 @@ describe.each(["graphla", "graphli"] as TaskName[])("%s: hypothesis-only probe s
 type Plant = (inst: Instance, rng: Rng) => Instance;
 
 function withPremises(inst: Instance, premises: string[]): Instance {
-  const { question } = splitPrompt(inst.prompt);
-  const rest = inst.prompt.slice(inst.prompt.indexOf("\nQuestion: "));
-  if (!rest.startsWith(`\nQuestion: ${question}`)) throw new Error("unexpected prompt layout");
-  return { ...inst, prompt: `Premises:\n${bulleted(premises)}${rest}` };
+  return { ...inst, prompt: formatPrompt(premises, splitPrompt(inst.prompt).question) };
 }
 
 /** A premise that changes nothing logically, about the target, at a random position. */

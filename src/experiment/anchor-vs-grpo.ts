@@ -85,12 +85,12 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   groupSize: 5,
   evalN: 128,
   evalEvery: 10,
-  sftChunk: 20,
-  sftMaxSteps: 600,
+  sftChunk: 100,
+  sftMaxSteps: 2000,
   sftLr: 2e-3,
   weakMin: 0.1,
   weakMax: 0.4,
-  lr: 0,
+  lr: 1e-3,
   beta: 0,
 };
 

@@ -14,8 +14,10 @@ export const BULLET = "- ";
 
 export const bulleted = (lines: readonly string[]): string => lines.map((l) => BULLET + l).join("\n");
 
+/** The question comes last, right before the answer starts: the first thing the model writes
+ * is the target's name, and a small model copies it far more easily from a few tokens back. */
 export function formatPrompt(premises: readonly string[], question: string): string {
-  return `Premises:\n${bulleted(premises)}\nQuestion: ${question}\n${FORMAT_INSTRUCTION}`;
+  return `${FORMAT_INSTRUCTION}\nPremises:\n${bulleted(premises)}\nQuestion: ${question}`;
 }
 
 /** Inverse of formatPrompt: the premise sentences and the question. */
