@@ -179,7 +179,7 @@ export const DEFAULTS: TrainOptions = {
   steps: 100,
   promptsPerStep: 8,
   groupSize: 8,
-  maxNewTokens: 96,
+  maxNewTokens: 128,
   temperature: 1,
   topP: 1,
   topK: 0,
