@@ -71,6 +71,23 @@ describe("JSONL datasets", () => {
     expect(e.message).toMatch(/stopped after 5 errors/);
   });
 
+  test("invalid UTF-8 is an error naming the lines; a BOM is fine", async () => {
+    const file = join(dir, "latin1.jsonl");
+    const good = Buffer.from('{"prompt": "caf\u00e9?", "answer": "1"}\n');
+    const bad = Buffer.from('{"prompt": "caf\xe9?", "answer": "1"}\n', "latin1"); // é as one Latin-1 byte
+    writeFileSync(file, Buffer.concat([good, bad, good, bad]));
+    const e = await readDataset(file).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(DatasetError);
+    expect((e as DatasetError).errors).toEqual([
+      { line: 2, reason: "not valid UTF-8 text (save the file as UTF-8)" },
+      { line: 4, reason: "not valid UTF-8 text (save the file as UTF-8)" },
+    ]);
+    expect((e as Error).message).toMatch(/latin1\.jsonl: invalid dataset\n  line 2: not valid UTF-8/);
+    const bom = join(dir, "bom.jsonl");
+    writeFileSync(bom, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), good]));
+    expect((await readDataset(bom))[0]!.prompt).toBe("caf\u00e9?");
+  });
+
   test("an empty file is an error", async () => {
     const file = join(dir, "empty.jsonl");
     writeFileSync(file, "\n  \n");

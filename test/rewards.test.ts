@@ -127,6 +127,27 @@ describe("user reward modules in the pool", () => {
     expect(third.rewards).toEqual([0, 2]);
   });
 
+  test("a reward that exhausts its worker's heap or exits costs only its sample; the worker is replaced", async () => {
+    const failures: unknown[] = [];
+    const pool = await RewardPool.create({ rewards: [{ name: "correct", weight: 1 }, { name: fixture("crashes.mjs"), weight: 1 }], timeoutMs: 20_000, heapMb: 32, threads: 2, onFailure: (f) => failures.push(f) });
+    pools.push(pool);
+    const res = await pool.scoreBatch([ans, ans, ans, ans, ans], [c("11"), c("11 OOM"), c("11"), c("11 EXIT"), c("12")]);
+    expect(res.rewards).toEqual([2, 0, 2, 0, 1]); // correct + module; a failed term counts 0
+    expect(res.failures.map((f) => f.index)).toEqual([1, 3]);
+    expect(res.failures[0]!.reason).toMatch(/ran out of memory \(the worker heap limit is 32 MB; raise --reward-heap-mb/);
+    expect(res.failures[1]!.reason).toMatch(/exited with code: 7/);
+    expect(failures).toHaveLength(2);
+    // Replaced workers keep scoring, and survive another crash.
+    for (let round = 0; round < 2; round++) {
+      const again = await pool.scoreBatch([ans, ans], [c("11"), c(round ? "OOM" : "11")]);
+      expect(again.rewards).toEqual(round ? [2, 0] : [2, 2]);
+    }
+  }, 30_000);
+
+  test("the heap limit is checked", async () => {
+    await expect(RewardPool.create({ rewards: [{ name: fixture("crashes.mjs"), weight: 1 }], heapMb: 8 })).rejects.toThrow(/heapMb must be an integer >= 16/);
+  });
+
   test("unusable modules fail at creation with the reason", async () => {
     await expect(RewardPool.create({ rewards: [{ name: fixture("no-export.mjs"), weight: 1 }] })).rejects.toThrow(/exports neither/);
     await expect(RewardPool.create({ rewards: [{ name: fixture("missing.mjs"), weight: 1 }] })).rejects.toThrow(/not found/);

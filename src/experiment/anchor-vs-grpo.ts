@@ -10,7 +10,7 @@
 //   <task>/<method>-seed<S>/     an `anvil train` run directory (+ depth-eval.json)
 //   results.json, report.html
 // Every finished piece is reused when the command is run again, so a killed run resumes.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
@@ -24,6 +24,7 @@ import { runSft } from "../rl/sft.js";
 import { completionFor, generate, generateDataset, taskCorpus } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { readJsonFileSync } from "../util/json-file.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
 import { writeExperimentReport } from "../report/experiment.js";
 
@@ -137,7 +138,7 @@ export interface SummaryRow {
 }
 
 const pick = (e: EvalResult): Accuracy => ({ acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable, abstain: e.abstain_rate });
-const readJson = <T>(p: string): T | null => (existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as T) : null);
+const readJson = <T>(p: string): T | null => (existsSync(p) ? readJsonFileSync<T>(p) : null);
 
 /** Longest ground-truth completion (tokens, with EOS) at `depth`, plus slack for the model's own wording. */
 function completionBudget(policy: Policy, task: TaskName, depth: number): number {

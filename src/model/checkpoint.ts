@@ -11,7 +11,7 @@
 // Atomic: everything is written into `<dir>.tmp-<pid>`, which is renamed to <dir> only when
 // complete; an existing <dir> is moved aside first and removed after, so a crash leaves either
 // the old checkpoint, the new one, or a stray .tmp-/.old- directory — never a half-written <dir>.
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
@@ -19,6 +19,7 @@ import { Model } from "./model.js";
 import type { OptimizerState } from "./optim.js";
 import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
+import { readJsonFile } from "../util/json-file.js";
 
 /** Tokenizer and generation files copied along with the weights when present. */
 export const TOKENIZER_FILES = [
@@ -111,7 +112,7 @@ export interface LoadedCheckpoint {
 export async function loadOptimizerState(dir: string): Promise<OptimizerState | null> {
   const path = join(dir, OPTIMIZER_FILE);
   if (!(await exists(path))) return null;
-  const meta = JSON.parse(await readFile(join(dir, OPTIMIZER_JSON), "utf8")) as { step: number };
+  const meta = await readJsonFile<{ step: number }>(join(dir, OPTIMIZER_JSON));
   const tensors = await readSafetensors(path);
   const m = new Map<string, Float32Array>();
   const v = new Map<string, Float32Array>();
@@ -151,6 +152,31 @@ export async function recoverCheckpoint(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Cleans up after saves that were killed mid-way under `root` (e.g. a run's checkpoints/):
+ * finishes interrupted renames (recoverCheckpoint), then removes the leftover `<dir>.tmp-<pid>`
+ * and `<dir>.old-<pid>` directories, which are otherwise never collected (each is a full model).
+ * Only safe while no other process saves there (the caller holds the run directory's lock).
+ * Returns the names removed.
+ */
+export async function removeStaleSaves(root: string): Promise<string[]> {
+  const stale = /^(.+)\.(tmp|old)-\d+$/;
+  let entries: string[];
+  try {
+    entries = await readdir(root);
+  } catch {
+    return [];
+  }
+  for (const base of new Set(entries.map((e) => stale.exec(e)?.[1]).filter((b): b is string => !!b))) await recoverCheckpoint(join(root, base));
+  const removed: string[] = [];
+  for (const e of await readdir(root)) {
+    if (!stale.test(e)) continue;
+    await rm(join(root, e), { recursive: true, force: true });
+    removed.push(e);
+  }
+  return removed;
+}
+
 /** Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save first. */
 export async function loadCheckpoint(dir: string, backend: Backend): Promise<LoadedCheckpoint> {
   await recoverCheckpoint(dir);
@@ -159,6 +185,6 @@ export async function loadCheckpoint(dir: string, backend: Backend): Promise<Loa
   const model = Model.fromWeights(backend, config, weights);
   const optimizer = await loadOptimizerState(dir);
   const tsPath = join(dir, TRAINER_STATE_FILE);
-  const trainerState = (await exists(tsPath)) ? JSON.parse(await readFile(tsPath, "utf8")) : null;
+  const trainerState = (await exists(tsPath)) ? await readJsonFile(tsPath) : null;
   return { config, model, optimizer, trainerState };
 }

@@ -23,10 +23,19 @@ export const PANELS: [string, string[]][] = [
 export function readMetrics(runDir: string): Record<string, number>[] {
   const p = join(runDir, "metrics.jsonl");
   if (!existsSync(p)) return [];
-  return readFileSync(p, "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Record<string, number>);
+  const lines = readFileSync(p, "utf8").split("\n");
+  while (lines.length && lines[lines.length - 1]!.trim() === "") lines.pop();
+  const rows: Record<string, number>[] = [];
+  lines.forEach((l, i) => {
+    if (l.trim() === "") return;
+    try {
+      rows.push(JSON.parse(l) as Record<string, number>);
+    } catch (e) {
+      // The last line may be mid-append (a live run) or torn (a killed one; resume repairs it).
+      if (i < lines.length - 1) throw new Error(`${p}: line ${i + 1} is not valid JSON (${(e as Error).message})`);
+    }
+  });
+  return rows;
 }
 
 export function renderReport(title: string, rows: Record<string, number>[], config: unknown): string {

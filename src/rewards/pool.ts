@@ -7,6 +7,10 @@
 // non-finite number is caught. Either way only that sample's component is lost: it scores 0,
 // the sample is marked `failed` and listed in `failures` with the reason, and the batch goes on.
 //
+// Workers run under a heap limit (heapMb, V8's old generation): a module that allocates without
+// bound kills only its worker (ERR_WORKER_OUT_OF_MEMORY), which piscina replaces, instead of
+// aborting the whole process. A worker that exits (process.exit in a module) is handled alike.
+//
 // The worker is plain JS (worker.mjs) so it runs both under vitest (next to pool.ts in src/) and
 // from dist/ — tsc does not copy .mjs files, so the build must copy it next to dist/.../pool.js.
 // Built-in rewards never need the worker file.
@@ -35,6 +39,8 @@ export interface RewardPoolOptions {
   timeoutMs?: number;
   /** Worker threads for user rewards (default min(2, cores)). Unused with built-ins only. */
   threads?: number;
+  /** Heap limit of each worker in MB (default 256): exhausting it costs the sample, not the process. */
+  heapMb?: number;
   /** How long a call may wait for a free worker before it is failed (default: no limit; big batches queue). */
   queueTimeoutMs?: number;
   /** Called once per failure (e.g. to log it); the failure is also in the batch result. */
@@ -74,6 +80,7 @@ export class RewardPool {
   private readonly timeoutMs: number;
   private readonly queueTimeoutMs: number;
   private readonly onFailure?: (f: RewardFailure) => void;
+  private readonly heapMb: number;
   private pool: Piscina | null = null;
 
   private constructor(opts: RewardPoolOptions) {
@@ -83,6 +90,8 @@ export class RewardPool {
     if (!(this.timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0, got ${this.timeoutMs}`);
     this.queueTimeoutMs = opts.queueTimeoutMs ?? Infinity;
     this.onFailure = opts.onFailure;
+    this.heapMb = opts.heapMb ?? 256;
+    if (!Number.isInteger(this.heapMb) || this.heapMb < 16) throw new RangeError(`heapMb must be an integer >= 16, got ${this.heapMb}`);
     this.modules = this.specs.filter((s) => !isBuiltinReward(s.name)).map((s) => ({ name: s.name, url: moduleUrl(s.name) }));
     if (this.modules.length === 0) return;
     for (const m of this.modules)
@@ -91,7 +100,13 @@ export class RewardPool {
       throw new Error(`reward worker missing at ${fileURLToPath(WORKER_URL)}: the build must copy src/rewards/worker.mjs next to pool.js`);
     const threads = opts.threads ?? Math.min(2, availableParallelism());
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
-    this.pool = new Piscina({ filename: WORKER_URL.href, minThreads: threads, maxThreads: threads, idleTimeout: 60_000 });
+    this.pool = new Piscina({
+      filename: WORKER_URL.href,
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 60_000,
+      resourceLimits: { maxOldGenerationSizeMb: this.heapMb },
+    });
   }
 
   /** Builds the pool and checks that each user module loads and exports a reward function. */
@@ -166,7 +181,11 @@ export class RewardPool {
       if (!Number.isFinite(out.value)) return { error: `returned ${out.value}, expected a finite number` };
       return { value: out.value };
     } catch (e) {
-      return { error: why || `threw: ${e instanceof Error ? e.message : String(e)}` };
+      if (why) return { error: why };
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === "ERR_WORKER_OUT_OF_MEMORY") return { error: `ran out of memory (the worker heap limit is ${this.heapMb} MB; raise --reward-heap-mb if the module needs more); its worker was replaced` };
+      if (/worker exited/i.test(err.message ?? "")) return { error: `${err.message} (the module ended its worker thread); its worker was replaced` };
+      return { error: `threw: ${e instanceof Error ? e.message : String(e)}` };
     } finally {
       finished = true;
       clearTimeout(queueTimer);

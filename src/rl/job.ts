@@ -3,10 +3,12 @@
 // decode step makes hundreds of microsecond calls, too many to hop threads for each).
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { EvalResult } from "./eval.js";
-import type { TrainOptions } from "./options.js";
+import { DEFAULTS, type TrainOptions } from "./options.js";
+import { releaseLockOf } from "./run-dir.js";
 import type { RunResult } from "./run.js";
 import type { StepMetrics } from "./trainer.js";
 
@@ -27,12 +29,15 @@ export interface TrainingJobEvents {
 export class TrainingJob extends EventEmitter<TrainingJobEvents> {
   readonly done: Promise<RunResult>;
   private readonly worker: Worker;
+  private readonly runDir: string;
 
   constructor(options: Partial<TrainOptions> & { resume?: string }) {
     super();
     const script = fileURLToPath(new URL("./job-worker.js", import.meta.url));
     if (!existsSync(script)) throw new Error(`training worker not found at ${script}: run the compiled package (npm run build:ts)`);
     this.worker = new Worker(script, { workerData: { options } });
+    this.runDir = resolve(options.resume ?? options.out ?? DEFAULTS.out);
+    const threadId = this.worker.threadId;
     this.done = new Promise<RunResult>((resolve, reject) => {
       let settled = false;
       this.worker.on("message", (m: JobMessage) => {
@@ -54,6 +59,8 @@ export class TrainingJob extends EventEmitter<TrainingJobEvents> {
         reject(e);
       });
       this.worker.on("exit", (code) => {
+        // A terminated worker cannot release its run directory's lock; its pid (ours) stays alive.
+        releaseLockOf(this.runDir, process.pid, threadId);
         if (!settled) reject(new Error(`training worker exited with code ${code} before finishing`));
       });
     });

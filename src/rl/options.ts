@@ -126,6 +126,11 @@ export interface TrainOptions {
   rewards: string;
   /** Per-call reward timeout; a hanging or throwing reward costs that sample, not the run. */
   rewardTimeoutMs: number;
+  /** Heap limit of each reward worker thread, in MB (V8's old generation; >= 16). A reward
+   * module that exhausts it costs that sample (0 for its term, counted in reward_failures);
+   * its worker is replaced and the run goes on. Without a limit such a module aborts the
+   * whole trainer. Raise it for reward modules that legitimately hold large data. */
+  rewardHeapMb: number;
 
   // ---- data ----------------------------------------------------------------------------
   /** Curriculum over depth: fixed (minDepth..maxDepth uniformly), linear (max depth grows
@@ -138,6 +143,10 @@ export interface TrainOptions {
   filter: FilterKind;
   /** Extra generation rounds allowed per step to refill filtered groups. */
   maxRefills: number;
+  /** Dataset prompts longer than the model's context minus maxNewTokens: an error naming the
+   * lines (false, the default), or cut to their last tokens (true; the question comes last in
+   * a prompt, as in TRL's left truncation), with one log line saying how many were cut. */
+  truncatePrompts: boolean;
 
   // ---- SFT warm start ------------------------------------------------------------------
   /** SFT steps on ground-truth traces before RL (0 = none; the tiny default uses 400). */
@@ -203,11 +212,13 @@ export const DEFAULTS: TrainOptions = {
   gradientCheckpointing: false,
   rewards: "correct",
   rewardTimeoutMs: 2000,
+  rewardHeapMb: 256,
   curriculum: "fixed",
   minDepth: 1,
   maxDepth: 2,
   filter: "none",
   maxRefills: 1,
+  truncatePrompts: false,
   sftSteps: 0,
   sftLr: 2e-3,
   sftBatch: 16,
@@ -272,11 +283,13 @@ export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: numb
   gradientCheckpointing: { kind: "boolean" },
   rewards: { kind: "string" },
   rewardTimeoutMs: { kind: "int", min: 1 },
+  rewardHeapMb: { kind: "int", min: 16 },
   curriculum: { kind: CURRICULA },
   minDepth: { kind: "int", min: 1 },
   maxDepth: { kind: "int", min: 1 },
   filter: { kind: FILTERS },
   maxRefills: { kind: "int", min: 0 },
+  truncatePrompts: { kind: "boolean" },
   sftSteps: { kind: "int", min: 0 },
   sftLr: { kind: "number", min: 0 },
   sftBatch: { kind: "int", min: 1 },

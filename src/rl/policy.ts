@@ -56,10 +56,7 @@ export class Policy {
   encodePrompt(prompt: string): number[] {
     let ids = this.promptCache.get(prompt);
     if (!ids) {
-      const text = this.tokenizer.hasChatTemplate
-        ? this.tokenizer.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true })
-        : prompt;
-      ids = this.tokenizer.encode(text);
+      ids = encodeChatPrompt(this.tokenizer, prompt);
       if (this.promptCache.size > 50_000) this.promptCache.clear();
       this.promptCache.set(prompt, ids);
     }
@@ -95,4 +92,10 @@ export class Policy {
     }
     return out;
   }
+}
+
+/** Prompt ids as the policy sees them: the chat template applied, the assistant turn opened. */
+export function encodeChatPrompt(tokenizer: Tokenizer, prompt: string): number[] {
+  const text = tokenizer.hasChatTemplate ? tokenizer.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;
+  return tokenizer.encode(text);
 }

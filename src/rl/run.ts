@@ -2,6 +2,8 @@
 // RL steps with metrics, samples, atomic checkpoints, report and held-out eval.
 //
 // Run directory
+//   anvil-run.json         marker: this directory is an Anvil run (see run-dir.ts)
+//   anvil.lock             pid and host of the process training here; taken before any compute
 //   config.json            resolved options (what --resume reads back)
 //   metrics.jsonl          one object per step (SFT steps carry sft_step/sft_loss)
 //   samples.jsonl          a few rollouts per step
@@ -9,28 +11,37 @@
 //   sft-model/             the SFT-warmed model when the run made one
 //   report.html            SVG curves, rewritten every reportEvery steps
 //
+// Order: options, then preflight of every input (dataset, model and prompt lengths, reward
+// modules, backend), then the run directory is claimed (created, locked), then compute. A bad
+// input fails loudly before anything is written; a second process fails on the lock.
+//
 // Determinism: every random draw is a function of (seed, step, index), and checkpoints
 // restore parameters and optimizer moments bit for bit, so a run resumed from step N
 // reproduces the uninterrupted run's metrics (timings aside).
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
-import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.js";
+import { loadCheckpoint, removeStaleSaves, saveCheckpoint } from "../model/checkpoint.js";
+import { loadConfig } from "../model/config.js";
 import { initModel } from "../model/init.js";
 import { Model } from "../model/model.js";
 import { AdamW } from "../model/optim.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { writeReport } from "../report/report.js";
-import { readDataset } from "../tasks/dataset.js";
+import { readDatasetLines } from "../tasks/dataset.js";
 import { generate as generateInstance, generateDataset, taskCorpus } from "../tasks/index.js";
 import type { Instance, TaskName } from "../tasks/types.js";
+import { readJsonFileSync } from "../util/json-file.js";
 import { Progress } from "../util/progress.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
 import { evaluate, type EvalResult } from "./eval.js";
+import { checkPrompts } from "./inputs.js";
 import { OptionsError, resolveOptions, type TrainOptions } from "./options.js";
 import { Policy } from "./policy.js";
-import { createScorer } from "./scoring.js";
+import { claimRunDir, requireRunDir, type RunDirClaim } from "./run-dir.js";
+import { rewindLogs } from "./run-logs.js";
+import { createScorer, type Scorer } from "./scoring.js";
 import { runSft } from "./sft.js";
 import { NonFiniteLossError, Trainer, type StepMetrics } from "./trainer.js";
 
@@ -74,23 +85,6 @@ export function latestCheckpoint(runDir: string): { dir: string; step: number } 
   return steps.length ? { dir: join(root, `step-${steps[0]}`), step: steps[0] } : null;
 }
 
-/** Keeps the metrics of steps <= step (and SFT records), so a resumed run appends cleanly. */
-function truncateMetrics(runDir: string, step: number): void {
-  for (const f of ["metrics.jsonl", "samples.jsonl"]) {
-    const p = join(runDir, f);
-    if (!existsSync(p)) continue;
-    const keep = readFileSync(p, "utf8")
-      .split("\n")
-      .filter((l) => l.trim())
-      .filter((l) => {
-        const o = JSON.parse(l) as { step?: number };
-        return o.step === undefined || o.step <= step;
-      });
-    writeFileSync(p + ".tmp", keep.map((l) => l + "\n").join(""));
-    renameSync(p + ".tmp", p);
-  }
-}
-
 /** Prompt source: the user's dataset (shuffled per step) or the task generator. */
 function promptSource(o: TrainOptions, dataset: Instance[] | null): (step: number, i: number, depth: number) => Instance {
   if (dataset) return (step, i) => dataset[mixSeed(o.seed, step, i, PURPOSE.prompt) % dataset.length];
@@ -116,36 +110,62 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   let o: TrainOptions;
   const { resume, ...userOpts } = user;
   if (resume) {
+    requireRunDir(resume);
     const cfgPath = join(resume, "config.json");
-    if (!existsSync(cfgPath)) throw new OptionsError(`--resume ${resume}: no config.json there (is it a run directory?)`);
-    const saved = JSON.parse(readFileSync(cfgPath, "utf8")) as TrainOptions;
+    if (!existsSync(cfgPath)) throw new OptionsError(`--resume ${resume}: the run has no config.json (it was stopped before it started); start it again with --out ${resume}`);
+    const saved = readJsonFileSync<TrainOptions>(cfgPath);
     o = resolveOptions({ ...saved, ...userOpts, out: resume });
   } else {
     o = resolveOptions(userOpts);
   }
   const runDir = resolve(o.out);
-  mkdirSync(join(runDir, "checkpoints"), { recursive: true });
-  const ckpt = resume ? latestCheckpoint(runDir) : null;
-  if (!resume && latestCheckpoint(runDir)) throw new OptionsError(`${runDir} already holds a run: pass --resume ${o.out} to continue it, or choose another --out`);
-
-  // ---- the tiny default: made on the spot and warmed up with SFT
-  const madeDefault = !o.model;
-  if (madeDefault) {
-    o.model = join(runDir, "init-model");
+  // The tiny default lives in the run directory; it is made once the directory is ours.
+  const defaultModel = join(runDir, "init-model");
+  const madeDefault = !o.model || resolve(o.model) === defaultModel;
+  if (!o.model) {
+    o.model = defaultModel;
     if (user.sftSteps === undefined && !resume) o.sftSteps = 400;
-    await makeDefaultModel(o.model, o.task as TaskName, o.seed, log);
   }
-  writeJsonAtomic(join(runDir, "config.json"), o);
 
-  const backend: Backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-  const scorer = await createScorer(o.rewards, o.rewardTimeoutMs, (f) => log(`anvil: reward ${f.reward} failed on sample ${f.index}: ${f.reason} (the sample scores 0 for it)`));
-  const dataset = o.dataset ? await readDataset(o.dataset) : null;
-  const tokenizer = await Tokenizer.load(o.model);
+  // ---- preflight: every input, before the run directory is touched or compute starts
+  const datasetLines = o.dataset ? await readDatasetLines(o.dataset) : null;
   const evalSet = heldOut(o.task as TaskName, o.evalN, o.evalDepth || o.minDepth, o.evalDepth || o.maxDepth, o.seed);
+  const checkInputs = async (): Promise<{ tokenizer: Tokenizer; dataset: Instance[] | null }> => {
+    const config = await loadConfig(o.model);
+    const tokenizer = await Tokenizer.load(o.model);
+    return { tokenizer, dataset: checkPrompts(o, datasetLines, evalSet, tokenizer, config.maxPositionEmbeddings, log) };
+  };
+  let inputs = madeDefault ? null : await checkInputs();
+  let backend: Backend | null = null;
+  let scorer: Scorer | null = null;
+  let claim: RunDirClaim | null = null;
   let model: Model | null = null;
   let ref: Model | null = null;
   let optimizer: AdamW | null = null;
+  let started = false; // config.json written: from here on the directory holds a run
   try {
+    backend = await createBackend(o.backend, { threads: o.threads, warn: log });
+    scorer = await createScorer(o.rewards, {
+      timeoutMs: o.rewardTimeoutMs,
+      heapMb: o.rewardHeapMb,
+      onFailure: (f) => log(`anvil: reward ${f.reward} failed on sample ${f.index}: ${f.reason} (the sample scores 0 for it)`),
+    });
+
+    // ---- the run directory: ours alone from here on
+    claim = claimRunDir(runDir, { resume: !!resume, log });
+    for (const root of [runDir, join(runDir, "checkpoints")])
+      for (const d of await removeStaleSaves(root)) log(`anvil: removed ${join(root, d)}, left by an interrupted save`);
+    const ckpt = resume ? latestCheckpoint(runDir) : null;
+    if (!resume && latestCheckpoint(runDir)) throw new OptionsError(`${runDir} already holds a run: pass --resume ${o.out} to continue it, or choose another --out`);
+    mkdirSync(join(runDir, "checkpoints"), { recursive: true });
+    if (madeDefault) {
+      await makeDefaultModel(o.model, o.task as TaskName, o.seed, log);
+      inputs = await checkInputs();
+    }
+    const { tokenizer, dataset } = inputs!;
+    writeJsonAtomic(join(runDir, "config.json"), o);
+    started = true;
+
     // ---- model: checkpoint (resume) > SFT output > the given model
     const sftDir = join(runDir, "sft-model");
     let startStep = 0;
@@ -155,12 +175,12 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       model = c.model;
       trainerState = c.trainerState as TrainerState | null;
       startStep = ckpt.step;
-      truncateMetrics(runDir, startStep);
+      rewindLogs(runDir, startStep, true, log);
       log(`anvil: resuming ${runDir} from step ${startStep}`);
       optimizer = makeOptimizer(c.model, o);
       if (c.optimizer) optimizer.loadState(c.optimizer);
     } else {
-      truncateMetrics(runDir, 0);
+      rewindLogs(runDir, 0, existsSync(join(sftDir, "config.json")), log);
       const from = existsSync(join(sftDir, "config.json")) ? sftDir : o.model;
       model = (await loadCheckpoint(from, backend)).model;
       if (o.sftSteps > 0 && from !== sftDir) {
@@ -247,11 +267,15 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     log(`anvil: final eval: acc ${fmt(finalEval.acc)} (answerable ${fmt(finalEval.acc_answerable)}, unanswerable ${fmt(finalEval.acc_unanswerable)}, abstain ${fmt(finalEval.abstain_rate)}); report: ${join(runDir, "report.html")}`);
     return { runDir, steps: o.steps, initialEval, finalEval, lastCheckpoint };
   } finally {
-    await scorer.close();
+    await scorer?.close();
     optimizer?.dispose();
     ref?.dispose();
     model?.dispose();
-    backend.destroy();
+    backend?.destroy();
+    // A run that failed before it started (e.g. a dataset prompt too long for the default model
+    // made in it) leaves no directory behind when it created one.
+    if (started) claim?.release();
+    else claim?.discard();
   }
 }
 

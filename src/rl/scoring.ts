@@ -19,8 +19,16 @@ export interface Scorer {
   close(): Promise<void>;
 }
 
-export async function createScorer(rewards: string, timeoutMs: number, onFailure?: (f: RewardFailure) => void): Promise<Scorer> {
-  const pool = await RewardPool.create({ rewards: parseRewardSpecs(rewards), timeoutMs, onFailure });
+export interface ScorerOptions {
+  /** Per-call timeout of a user reward, ms. */
+  timeoutMs: number;
+  /** Heap limit of each reward worker, MB. */
+  heapMb: number;
+  onFailure?: (f: RewardFailure) => void;
+}
+
+export async function createScorer(rewards: string, opts: ScorerOptions): Promise<Scorer> {
+  const pool = await RewardPool.create({ rewards: parseRewardSpecs(rewards), timeoutMs: opts.timeoutMs, heapMb: opts.heapMb, onFailure: opts.onFailure });
   return {
     async score(instances, completions) {
       const res = await pool.scoreBatch(instances, completions);

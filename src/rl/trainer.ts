@@ -56,6 +56,8 @@ export interface StepMetrics {
   completion_len_mean: number;
   completion_len_max: number;
   depth_max: number;
+  /** Scoring calls this step on which a reward term failed (it counted 0): every generated
+   * rollout (also those filtered out or replaced by an anchor) and every anchor trajectory. */
   reward_failures: number;
   tokens_per_s: number;
   time_rollout_s: number;
@@ -137,10 +139,11 @@ export class Trainer extends EventEmitter {
    * were injected and how many groups qualified but were skipped because the trajectory is
    * longer than maxNewTokens (a completion the sampler could never have produced).
    */
-  async applyAnchor(groups: Rollout[][], step: number, round = 0): Promise<{ injected: number; tooLong: number }> {
+  async applyAnchor(groups: Rollout[][], step: number, round = 0): Promise<{ injected: number; tooLong: number; failures: number }> {
     const o = this.opts;
     let injected = 0;
     let tooLong = 0;
+    let failures = 0;
     const cfg = { mode: o.anchor, count: o.anchorCount, anneal: o.anchorAnneal, annealSteps: o.anchorAnnealSteps || o.steps };
     for (let g = 0; g < groups.length; g++) {
       const grp = groups[g];
@@ -154,13 +157,14 @@ export class Trainer extends EventEmitter {
         continue;
       }
       const [score] = await this.scorer.score([inst], [text]);
+      if (score.failure) failures++;
       for (let j = grp.length - k; j < grp.length; j++) {
         // The ground truth was not sampled: no rollout log-probs (truncated IS uses old = rollout).
         grp[j] = { ...grp[j], completionIds: ids, rolloutLogprobs: [], text, finish: "anchor", anchor: true, score };
         injected++;
       }
     }
-    return { injected, tooLong };
+    return { injected, tooLong, failures };
   }
 
   /** Runs one training step and returns its metrics. */
@@ -177,6 +181,7 @@ export class Trainer extends EventEmitter {
     let zeroStd = 0;
     let allGroups = 0;
     let anchorTooLong = 0;
+    let anchorFailures = 0;
     let nextPrompt = 0;
     const generated: Rollout[] = [];
     for (let round = 0; round <= o.maxRefills && kept.length < o.promptsPerStep; round++) {
@@ -195,7 +200,9 @@ export class Trainer extends EventEmitter {
         allGroups++;
         if (groupHasZeroStd(grp.map((r) => r.score.reward))) zeroStd++;
       }
-      anchorTooLong += (await this.applyAnchor(groups, step, round)).tooLong;
+      const anchored = await this.applyAnchor(groups, step, round);
+      anchorTooLong += anchored.tooLong;
+      anchorFailures += anchored.failures;
       for (const grp of groups) {
         const rewards = grp.map((r) => r.score.reward);
         const last = round === o.maxRefills;
@@ -294,7 +301,7 @@ export class Trainer extends EventEmitter {
       completion_len_mean: mean(lens),
       completion_len_max: Math.max(0, ...lens),
       depth_max: this.curriculum.ceiling(step),
-      reward_failures: generated.filter((r) => r.score.failure).length,
+      reward_failures: generated.filter((r) => r.score.failure).length + anchorFailures,
       tokens_per_s: genTokens / Math.max(1e-9, rollSeconds),
       time_rollout_s: rollSeconds,
       time_scoring_s: this.scoringSeconds,

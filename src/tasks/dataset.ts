@@ -4,7 +4,10 @@
 //   answerable  inferred: false iff the answer means "unknown" (see ABSTAIN_SYNONYMS)
 //   trace ""  depth 0  distractors 0  task "custom"  id "<file>:<line>"  seed <line>
 // Bad lines are all reported (up to maxErrors) with their 1-based line number and the reason.
+// Files are read as bytes and each line must be valid UTF-8: a silent U+FFFD in a prompt or an
+// answer changes what the model is trained on without a word.
 
+import { isUtf8 } from "node:buffer";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { Instance } from "./types.js";
@@ -48,9 +51,20 @@ const typeName = (v: unknown): string => (v === null ? "null" : Array.isArray(v)
 
 /** Parses JSONL text; throws DatasetError listing every bad line (up to maxErrors). */
 export function parseDataset(text: string, opts: ParseOptions = {}): Instance[] {
+  return parseDatasetLines(text, opts).map((l) => l.instance);
+}
+
+/** A dataset item with the 1-based line it came from (for errors about it later). */
+export interface DatasetLine {
+  instance: Instance;
+  line: number;
+}
+
+/** parseDataset, keeping each item's line number. */
+export function parseDatasetLines(text: string, opts: ParseOptions = {}): DatasetLine[] {
   const source = opts.source ?? "dataset";
   const maxErrors = opts.maxErrors ?? 20;
-  const out: Instance[] = [];
+  const out: DatasetLine[] = [];
   const errors: LineError[] = [];
   const lines = text.split(/\r?\n/);
   let truncated = false;
@@ -65,7 +79,7 @@ export function parseDataset(text: string, opts: ParseOptions = {}): Instance[] 
         break;
       }
       errors.push({ line, reason: res });
-    } else out.push(res);
+    } else out.push({ instance: res, line });
   }
   if (errors.length > 0) throw new DatasetError(source, errors, truncated);
   if (out.length === 0) throw new DatasetError(source, [{ line: 0, reason: "empty dataset: no JSON lines found" }]);
@@ -73,7 +87,32 @@ export function parseDataset(text: string, opts: ParseOptions = {}): Instance[] 
 }
 
 export async function readDataset(path: string, opts: Omit<ParseOptions, "source"> = {}): Promise<Instance[]> {
-  return parseDataset(await readFile(path, "utf8"), { ...opts, source: path });
+  return (await readDatasetLines(path, opts)).map((l) => l.instance);
+}
+
+/** readDataset, keeping each item's line number. */
+export async function readDatasetLines(path: string, opts: Omit<ParseOptions, "source"> = {}): Promise<DatasetLine[]> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new DatasetError(path, [{ line: 0, reason: `cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }]);
+  }
+  return parseDatasetLines(decodeUtf8Lines(bytes, path, opts.maxErrors ?? 20), { ...opts, source: path });
+}
+
+/** Decodes a file as UTF-8, failing with the numbers of the lines that are not valid UTF-8. */
+function decodeUtf8Lines(bytes: Buffer, source: string, maxErrors: number): string {
+  if (isUtf8(bytes)) return new TextDecoder("utf-8").decode(bytes); // drops a BOM
+  const errors: LineError[] = [];
+  let start = 0;
+  for (let line = 1; start <= bytes.length && errors.length < maxErrors; line++) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    if (!isUtf8(bytes.subarray(start, end))) errors.push({ line, reason: "not valid UTF-8 text (save the file as UTF-8)" });
+    start = end + 1;
+  }
+  throw new DatasetError(source, errors, start < bytes.length);
 }
 
 /** An Instance, or the reason the line is bad. */

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { writeReport } from "../../report/report.js";
+import { readJsonFileSync } from "../../util/json-file.js";
 import { log } from "../common.js";
 
 export function register(program: Command): void {
@@ -12,7 +13,7 @@ export function register(program: Command): void {
     .action((run: string) => {
       if (!existsSync(join(run, "metrics.jsonl"))) throw new Error(`${run} has no metrics.jsonl: is it a run directory?`);
       const cfgPath = join(run, "config.json");
-      const cfg = existsSync(cfgPath) ? JSON.parse(readFileSync(cfgPath, "utf8")) : {};
+      const cfg = existsSync(cfgPath) ? readJsonFileSync(cfgPath) : {};
       log(`wrote ${writeReport(run, `anvil run ${run}`, cfg)}`);
     });
 }

@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import { createBackend } from "../../backend/index.js";
+import { loadConfig } from "../../model/config.js";
+import { Tokenizer } from "../../model/tokenizer.js";
 import { Policy } from "../../rl/policy.js";
 import { packBatch } from "../../rl/batch.js";
 import { scoreTokens } from "../../rl/step.js";
@@ -17,18 +19,15 @@ export function register(program: Command): void {
       .option("--json", "print one JSON object"),
   ).action(async (o: { model: string; text?: string; ids?: string; temperature: number; json?: boolean; backend: "auto"; threads: number }) => {
     if ((o.text === undefined) === (o.ids === undefined)) throw new Error("give exactly one of --text or --ids");
+    // Checked against the model's config and tokenizer before its weights are loaded.
+    const config = await loadConfig(o.model);
+    const V = config.vocabSize;
+    const ids = o.ids !== undefined ? parseIds(o.ids, V) : (await Tokenizer.load(o.model)).encode(o.text!);
+    if (ids.length < 2) throw new Error("need at least 2 tokens to score");
+    if (ids.length > config.maxPositionEmbeddings)
+      throw new Error(`${ids.length} tokens exceed the model's context length ${config.maxPositionEmbeddings}: score a shorter sequence`);
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
     const policy = await Policy.load(o.model, backend);
-    const V = policy.model.config.vocabSize;
-    let ids: number[];
-    if (o.ids !== undefined) {
-      ids = o.ids.split(",").map((s, i) => {
-        const n = Number(s.trim());
-        if (!Number.isInteger(n) || n < 0 || n >= V) throw new Error(`--ids: item ${i + 1} ("${s}") is not a token id in [0, ${V})`);
-        return n;
-      });
-    } else ids = policy.tokenizer.encode(o.text!);
-    if (ids.length < 2) throw new Error("need at least 2 tokens to score");
     // Row layout: the "prompt" is token 0, the scored "completion" is tokens 1..n-1.
     const batch = packBatch([{ promptIds: ids.slice(0, 1), completionIds: ids.slice(1) }], policy.padId);
     const { logprob, entropy } = await scoreTokens(policy.model, batch, o.temperature, 1);
@@ -46,5 +45,15 @@ export function register(program: Command): void {
     }
     policy.model.dispose();
     backend.destroy();
+  });
+}
+
+/** Comma-separated decimal token ids, strictly: Number() would read "0x10" as 16 and "1e1" as 10. */
+export function parseIds(list: string, vocabSize: number): number[] {
+  return list.split(",").map((raw, i) => {
+    const s = raw.trim();
+    const n = /^\d{1,15}$/.test(s) ? Number(s) : NaN;
+    if (!(n < vocabSize)) throw new Error(`--ids: item ${i + 1} ("${raw}") is not a decimal token id in [0, ${vocabSize})`);
+    return n;
   });
 }
