@@ -27,6 +27,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
 import { writeExperimentReport } from "../report/experiment.js";
+import { readMetrics } from "../report/report.js";
 
 export const METHODS = ["grpo", "grpo-curriculum", "anchor"] as const;
 export type Method = (typeof METHODS)[number];
@@ -111,6 +112,10 @@ export interface RunRow {
   /** Held-out accuracy by depth (key: depth) before RL (the weak start) and after. */
   before: Record<string, Accuracy>;
   after: Record<string, Accuracy>;
+  /** The policy's own rollouts (sampled at temperature 1, anchors excluded) over the last
+   * ROLLOUT_WINDOW steps: what greedy evaluation hides when the policy is split between
+   * answering and abstaining. */
+  rolloutsEnd: Accuracy;
   seconds: number;
 }
 export interface WeakStart {
@@ -135,6 +140,7 @@ export interface SummaryRow {
   before: Accuracy;
   after: Accuracy;
   afterSd: Accuracy;
+  rolloutsEnd: Accuracy;
 }
 
 const pick = (e: EvalResult): Accuracy => ({ acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable, abstain: e.abstain_rate });
@@ -181,7 +187,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
           const runDir = join(o.out, task, `${method}-seed${seed}`);
           const cached = readJson<RunRow>(join(runDir, "depth-eval.json"));
           if (cached) {
-            runs.push(cached);
+            runs.push({ ...cached, rolloutsEnd: rolloutsAtEnd(runDir) });
             continue;
           }
           log(`== ${task} ${method} seed ${seed}`);
@@ -210,7 +216,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
           };
           await runTraining(resume ? { resume: runDir } : train, { log });
           const policy = await Policy.load(latestCheckpoint(runDir)!.dir, backend);
-          const row: RunRow = { task, method, seed, before: w.before, after: await evalAt(policy), seconds: (performance.now() - t1) / 1000 };
+          const row: RunRow = { task, method, seed, before: w.before, after: await evalAt(policy), rolloutsEnd: rolloutsAtEnd(runDir), seconds: (performance.now() - t1) / 1000 };
           policy.model.dispose();
           await writeFileAtomic(join(runDir, "depth-eval.json"), JSON.stringify(row, null, 2) + "\n");
           runs.push(row);
@@ -280,6 +286,15 @@ async function weakStart(
   return { dir, info, before };
 }
 
+/** Steps averaged for RunRow.rolloutsEnd. */
+export const ROLLOUT_WINDOW = 5;
+
+function rolloutsAtEnd(runDir: string): Accuracy {
+  const steps = readMetrics(runDir).filter((m) => m.step > 0 && !m.final && typeof m.acc_answerable === "number").slice(-ROLLOUT_WINDOW);
+  const avg = (k: string) => mean(steps.map((m) => m[k]!));
+  return { acc: avg("acc"), ans: avg("acc_answerable"), unans: avg("acc_unanswerable"), abstain: avg("abstain_rate") };
+}
+
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const sd = (xs: number[]) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
 export const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -295,7 +310,8 @@ export function summarize(runs: RunRow[]): SummaryRow[] {
       const agg = (f: (x: Accuracy) => number, which: "before" | "after", stat = mean) => stat(rs.map((r) => f(r[which][depth]!)));
       const acc = (which: "before" | "after", stat = mean): Accuracy =>
         Object.fromEntries(KEYS.map((q) => [q, agg((x) => x[q], which, stat)])) as unknown as Accuracy;
-      out.push({ task: rs[0]!.task, method: rs[0]!.method, depth, n: rs.length, before: acc("before"), after: acc("after"), afterSd: acc("after", sd) });
+      const rolloutsEnd = Object.fromEntries(KEYS.map((q) => [q, mean(rs.map((r) => r.rolloutsEnd[q]))])) as unknown as Accuracy;
+      out.push({ task: rs[0]!.task, method: rs[0]!.method, depth, n: rs.length, before: acc("before"), after: acc("after"), afterSd: acc("after", sd), rolloutsEnd });
     }
   }
   return out;
@@ -305,12 +321,15 @@ export function summarize(runs: RunRow[]): SummaryRow[] {
 export function formatTable(results: ExperimentResults): string {
   const f = (m: number, s?: number) => (s === undefined ? (100 * m).toFixed(1) : `${(100 * m).toFixed(1)} ± ${(100 * s).toFixed(1)}`);
   const lines = [
-    "| task | method | depth | before: overall / answerable / unanswerable | after: overall | answerable | unanswerable | abstain |",
-    "|---|---|---|---|---|---|---|---|",
+    "| task | method | depth | before: overall / answerable / unanswerable | after: overall | answerable | unanswerable | abstain | own rollouts, last steps: answerable / abstain |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
-  for (const r of results.summary)
+  for (const r of results.summary) {
+    // Rollouts are sampled at the training depth only.
+    const roll = r.depth === results.options.depth ? `${f(r.rolloutsEnd.ans)} / ${f(r.rolloutsEnd.abstain)}` : "";
     lines.push(
-      `| ${r.task} | ${r.method} | ${r.depth} | ${f(r.before.acc)} / ${f(r.before.ans)} / ${f(r.before.unans)} | ${f(r.after.acc, r.afterSd.acc)} | ${f(r.after.ans, r.afterSd.ans)} | ${f(r.after.unans, r.afterSd.unans)} | ${f(r.after.abstain, r.afterSd.abstain)} |`,
+      `| ${r.task} | ${r.method} | ${r.depth} | ${f(r.before.acc)} / ${f(r.before.ans)} / ${f(r.before.unans)} | ${f(r.after.acc, r.afterSd.acc)} | ${f(r.after.ans, r.afterSd.ans)} | ${f(r.after.unans, r.afterSd.unans)} | ${f(r.after.abstain, r.afterSd.abstain)} | ${roll} |`,
     );
+  }
   return lines.join("\n");
 }
