@@ -10,7 +10,7 @@
 //   <task>/<method>-seed<S>/     an `anvil train` run directory (+ depth-eval.json)
 //   results.json, report.html
 // Every finished piece is reused when the command is run again, so a killed run resumes.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
@@ -229,15 +229,15 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
     }
   }
 
+  const { log: _log, ...options } = o;
   const results: ExperimentResults = {
-    options: { ...o, log: undefined } as unknown as Omit<ExperimentOptions, "log">,
+    options,
     maxNewTokens: budgets,
     weak,
     runs,
     summary: summarize(runs),
     seconds: (performance.now() - t0) / 1000,
   };
-  delete (results.options as { log?: unknown }).log;
   await writeFileAtomic(join(o.out, "results.json"), JSON.stringify(results, null, 2) + "\n");
   await writeExperimentReport(o.out, results);
   return results;

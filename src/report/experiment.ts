@@ -33,15 +33,13 @@ function meanCurve(runs: Record<string, number>[][], key: string): [number, numb
 export async function writeExperimentReport(out: string, res: ExperimentResults): Promise<string> {
   const tasks = [...new Set(res.runs.map((r) => r.task))];
   const methods = [...new Set(res.runs.map((r) => r.method))];
+  // Each run's metrics, read once: method -> one row list per seed.
+  const metricsOf = (task: string, m: string) =>
+    res.runs.filter((r) => r.task === task && r.method === m).map((r) => readMetrics(join(out, task, `${m}-seed${r.seed}`)).filter((x) => x.step !== undefined));
   const sections = tasks.map((task) => {
+    const byMethod = new Map(methods.map((m) => [m, metricsOf(task, m)]));
     const charts = PANELS.map(([title, key]) => {
-      const series: Series[] = methods.map((m) => ({
-        name: m,
-        points: meanCurve(
-          res.runs.filter((r) => r.task === task && r.method === m).map((r) => readMetrics(join(out, task, `${m}-seed${r.seed}`)).filter((x) => x.step !== undefined)),
-          key,
-        ),
-      }));
+      const series: Series[] = methods.map((m) => ({ name: m, points: meanCurve(byMethod.get(m)!, key) }));
       return lineChart(`${task}: ${title}`, series);
     });
     const weak = res.weak

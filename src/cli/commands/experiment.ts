@@ -49,28 +49,9 @@ export function register(program: Command): void {
     if (name === "sft-ceiling") return ceiling(f);
     if (name !== "anchor-vs-grpo") throw new Error(`unknown experiment "${name}"; use anchor-vs-grpo or sft-ceiling`);
     f.out ??= "runs/anchor-vs-grpo";
-    const base = { ...FULL, ...(f.quick ? QUICK : {}) };
-    const pickOpt = <K extends keyof typeof base>(k: K) => (f[k] as (typeof base)[K] | undefined) ?? base[k];
-    const opts: ExperimentOptions = {
-      ...base,
-      tasks: pickOpt("tasks"),
-      seeds: pickOpt("seeds"),
-      methods: pickOpt("methods"),
-      preset: pickOpt("preset"),
-      depth: pickOpt("depth"),
-      steps: pickOpt("steps"),
-      promptsPerStep: pickOpt("promptsPerStep"),
-      groupSize: pickOpt("groupSize"),
-      evalN: pickOpt("evalN"),
-      evalEvery: pickOpt("evalEvery"),
-      lr: pickOpt("lr"),
-      beta: pickOpt("beta"),
-      sftMaxSteps: pickOpt("sftMaxSteps"),
-      out: f.out,
-      backend: f.backend,
-      threads: f.threads,
-      log,
-    };
+    // Flags the user gave (or commander defaulted) win over the --quick preset, which wins over FULL.
+    const given = Object.fromEntries(Object.entries(f).filter(([k, v]) => v !== undefined && k in FULL));
+    const opts: ExperimentOptions = { ...FULL, ...(f.quick ? QUICK : {}), ...given, out: f.out, backend: f.backend, threads: f.threads, log };
     const jobs = Math.min(opts.tasks.length, (f.jobs as number | undefined) ?? Math.min(availableParallelism(), opts.tasks.length));
     if (jobs > 1) {
       // One child per task (each single-threaded: two OpenMP teams on two cores fight), then
@@ -80,12 +61,12 @@ export function register(program: Command): void {
         const i = args.indexOf(flag);
         return i < 0 ? args : [...args.slice(0, i), ...args.slice(i + 2)];
       };
-      const base = ["--tasks", "--jobs", "--threads"].reduce(without, argv.filter((a) => a !== "--json"));
+      const childArgs = ["--tasks", "--jobs", "--threads"].reduce(without, argv.filter((a) => a !== "--json"));
       await Promise.all(
         opts.tasks.map(
           (task) =>
             new Promise<void>((resolveChild, reject) => {
-              const child = spawn(process.execPath, [process.argv[1]!, ...base, "--tasks", task, "--jobs", "1", "--threads", "1"], { stdio: ["ignore", "ignore", "pipe"] });
+              const child = spawn(process.execPath, [process.argv[1]!, ...childArgs, "--tasks", task, "--jobs", "1", "--threads", "1"], { stdio: ["ignore", "ignore", "pipe"] });
               createInterface({ input: child.stderr! }).on("line", (l) => log(`[${task}] ${l}`));
               child.on("exit", (code) => (code === 0 ? resolveChild() : reject(new Error(`the ${task} job exited with code ${code}; run the command again to resume`))));
             }),
