@@ -12,6 +12,7 @@ import { register as initModel } from "./commands/init-model.js";
 import { register as probe } from "./commands/probe.js";
 import { register as report } from "./commands/report.js";
 import { register as score } from "./commands/score.js";
+import { register as serve } from "./commands/serve.js";
 import { register as sft } from "./commands/sft.js";
 import { register as train } from "./commands/train.js";
 
@@ -29,7 +30,7 @@ Quick start (tiny model made on the spot, SFT warm start, then Anchor GRPO):
   anvil train --out runs/quick
   anvil eval --model runs/quick/checkpoints/step-100 --task graphli --n 200`,
   );
-for (const reg of [doctor, initModel, data, sft, train, evalCmd, experiment, score, generate, bench, report, probe]) reg(program);
+for (const reg of [doctor, initModel, data, sft, train, evalCmd, experiment, score, generate, serve, bench, report, probe]) reg(program);
 
 program.exitOverride();
 try {

@@ -14,7 +14,8 @@ import type { SampleOptions, Tensor } from "../backend/backend.js";
 import { InferenceScratch, KVCache, type Model } from "./model.js";
 import { keptLogMass, truncates } from "./sampling-dist.js";
 
-export type FinishReason = "eos" | "stop" | "length";
+/** "abort": ended by the caller's endRow hook (e.g. a server whose client went away). */
+export type FinishReason = "eos" | "stop" | "length" | "abort";
 
 export interface GenerateOptions {
   /** Tokens to generate at most per sequence (>= 1). */
@@ -31,6 +32,8 @@ export interface GenerateOptions {
    * (e.g. its index in the whole rollout) to reproduce it in any batch.
    */
   rowKeys?: number[];
+  /** Per-row base seeds replacing `seed` (a server batching requests that each carry a seed). */
+  rowSeeds?: number[];
   /** Id used to pad prompts in the prefill (any valid id; never attended to). Default 0. */
   padId?: number;
   /**
@@ -42,6 +45,14 @@ export interface GenerateOptions {
   dedupePrompts?: boolean;
   /** Called for every generated token, in order per row. */
   onToken?: (row: number, token: number, logprob: number) => void;
+  /**
+   * Called after each token a row generates (once the built-in EOS / stop / length checks let
+   * it go on): a finish reason ends the row there. A server uses it for per-request token
+   * limits, stop strings and clients that disconnected; ended rows are compacted away.
+   */
+  endRow?: (row: number, tokens: readonly number[]) => FinishReason | null;
+  /** Awaited between decode steps, so a server's event loop can accept requests meanwhile. */
+  betweenSteps?: () => Promise<void>;
 }
 
 export interface Generation {
@@ -94,6 +105,8 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
   if (!Number.isInteger(opts.seed)) throw new TypeError(`seed must be an integer, got ${opts.seed}`);
   const rowKeys = opts.rowKeys ?? prompts.map((_, i) => i);
   if (rowKeys.length !== B) throw new RangeError(`rowKeys has ${rowKeys.length} entries, expected one per prompt (${B})`);
+  const baseSeeds = opts.rowSeeds ?? prompts.map(() => opts.seed);
+  if (baseSeeds.length !== B || !baseSeeds.every(Number.isInteger)) throw new RangeError(`rowSeeds must hold one integer per prompt (${B})`);
   const padId = opts.padId ?? 0;
   const lens = prompts.map((p, i) => {
     if (p.length === 0) throw new RangeError(`prompt ${i} is empty (generation needs at least one token, e.g. BOS)`);
@@ -184,7 +197,7 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
     const done = new Array<boolean>(B).fill(false);
     for (let step = 0; step < maxNewTokens; step++) {
       const n = batch.rows.length;
-      const seeds = Uint32Array.from(batch.rows, (r) => rowSeed(opts.seed, rowKeys[r], step));
+      const seeds = Uint32Array.from(batch.rows, (r) => rowSeed(baseSeeds[r], rowKeys[r], step));
       be.sample(batch.sampled, batch.logits, seeds, sampling);
       be.logprobFromLogits(batch.logprob, batch.entropy, batch.logits, batch.sampled, temperature);
       const tok = (await be.read(batch.sampled)) as Int32Array;
@@ -209,6 +222,21 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
           done[b] = true;
         } else if (g.tokens.length >= maxNewTokens) {
           done[b] = true;
+        } else {
+          const reason = opts.endRow?.(b, g.tokens) ?? null;
+          if (reason) {
+            g.finishReason = reason;
+            done[b] = true;
+          }
+        }
+      }
+      if (opts.betweenSteps) {
+        await opts.betweenSteps();
+        // Rows the hook's callers gave up on (e.g. a disconnected client) end before the next step.
+        for (const b of batch.rows) {
+          if (done[b]) continue;
+          const reason = opts.endRow?.(b, out[b].tokens) ?? null;
+          if (reason) [out[b].finishReason, done[b]] = [reason, true];
         }
       }
       const live = [...batch.rows.keys()].filter((i) => !done[batch.rows[i]]);
