@@ -78,6 +78,19 @@ export interface TrainOptions {
   topK: number;
   /** Min-p sampling (0 = off). */
   minP: number;
+  /** Comma-separated base URLs of OpenAI-compatible servers (vLLM, SGLang, `anvil serve`) to
+   * draw rollouts from instead of generating in process ("" = in process). Groups are spread
+   * over them; a server that fails or times out has its requests retried on the others. Their
+   * per-token log-probs feed truncated importance sampling (tisCap, set to 2 unless given). */
+  rolloutServers: string;
+  /** Publish the learner's weights to the rollout servers every N optimizer steps. With N > 1
+   * rollouts lag the learner by up to N-1 updates (off-policy: keep tisCap on). */
+  syncEvery: number;
+  /** Directory the published weights are written to (each version atomically, as
+   * weights-vN); every server must be able to read it. "" = <out>/published. */
+  syncDir: string;
+  /** Per-request timeout of a rollout server; a slower server counts as failed. */
+  rolloutTimeoutMs: number;
 
   // ---- loss ----------------------------------------------------------------------------
   /** PPO clip lower bound: ratio >= 1 - epsLow. */
@@ -193,6 +206,10 @@ export const DEFAULTS: TrainOptions = {
   topP: 1,
   topK: 0,
   minP: 0,
+  rolloutServers: "",
+  syncEvery: 1,
+  syncDir: "",
+  rolloutTimeoutMs: 120_000,
   epsLow: 0.2,
   epsHigh: 0.28,
   dualClip: 3,
@@ -264,6 +281,10 @@ export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: numb
   topP: { kind: "number", min: 1e-9, max: 1 },
   topK: { kind: "int", min: 0 },
   minP: { kind: "number", min: 0, max: 1 },
+  rolloutServers: { kind: "string" },
+  syncEvery: { kind: "int", min: 1 },
+  syncDir: { kind: "string" },
+  rolloutTimeoutMs: { kind: "int", min: 1 },
   epsLow: { kind: "number", min: 0, max: 0.999 },
   epsHigh: { kind: "number", min: 0 },
   dualClip: { kind: "number", min: 0 },
@@ -403,6 +424,8 @@ export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
   if (o.beta === 0 && user.kl !== undefined && user.beta === undefined)
     err(`kl=${o.kl} has no effect with beta=0: set --beta (e.g. 0.04) to use a KL penalty`);
   if (o.topP < 1 && o.tisCap === 0 && user.tisCap === undefined) o.tisCap = 2; // truncated sampling is off-policy
+  // Another engine's numerics (and stale weights with syncEvery > 1) are off-policy too.
+  if (o.rolloutServers && o.tisCap === 0 && user.tisCap === undefined) o.tisCap = 2;
   if (o.dualClip !== 0 && o.dualClip <= 1) err(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
   return o;
 }

@@ -10,7 +10,8 @@ import { Tokenizer } from "../model/tokenizer.js";
 
 export interface PolicyGeneration {
   tokens: number[];
-  /** Per-token log-probs under the policy (temperature 1, untruncated). */
+  /** Per-token log-probs of the distribution sampled (see Generation.logprobs); empty when
+   * unknown (a server that dropped the EOS it stopped on): truncated IS then weighs the row 1. */
   logprobs: number[];
   /** Decoded completion without the closing EOS. */
   text: string;
@@ -25,7 +26,12 @@ export interface PolicyGenerateOptions {
   rowKeys?: number[];
 }
 
-export class Policy {
+/** Where rollouts come from: the policy itself, or a fleet of inference servers (rollout-fleet.ts). */
+export interface RolloutSource {
+  generate(prompts: string[], opts: PolicyGenerateOptions): Promise<PolicyGeneration[]>;
+}
+
+export class Policy implements RolloutSource {
   private promptCache = new Map<string, number[]>();
   readonly eosId: number;
   readonly padId: number;

@@ -40,6 +40,7 @@ import { checkPrompts } from "./inputs.js";
 import { OptionsError, resolveOptions, type TrainOptions } from "./options.js";
 import { Policy } from "./policy.js";
 import { claimRunDir, requireRunDir, type RunDirClaim } from "./run-dir.js";
+import { RolloutFleet } from "./rollout-fleet.js";
 import { rewindLogs } from "./run-logs.js";
 import { createScorer, type Scorer } from "./scoring.js";
 import { runSft } from "./sft.js";
@@ -142,6 +143,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   let model: Model | null = null;
   let ref: Model | null = null;
   let optimizer: AdamW | null = null;
+  let fleet: RolloutFleet | null = null;
   let started = false; // config.json written: from here on the directory holds a run
   try {
     backend = await createBackend(o.backend, { threads: o.threads, warn: log });
@@ -214,7 +216,15 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       ref = (await loadCheckpoint(refDir, backend)).model;
     }
     const policy = new Policy(model, tokenizer, optimizer, 16);
-    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref);
+    if (o.rolloutServers) {
+      // Rollouts from inference servers: check them, then put them on the learner's weights.
+      const syncDir = resolve(o.syncDir || join(runDir, "published"));
+      mkdirSync(syncDir, { recursive: true });
+      fleet = new RolloutFleet(o.rolloutServers.split(",").map((u) => u.trim()).filter(Boolean), policy, { syncDir, tokenizerDir: o.model, timeoutMs: o.rolloutTimeoutMs, log });
+      await fleet.connect();
+      await fleet.publish(model, String(startStep));
+    }
+    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref, fleet ?? policy);
     if (trainerState?.curriculum) trainer.curriculum.state = trainerState.curriculum;
     trainer.on("samples", (step: number, rolls: { instance: Instance; text: string; score: { reward: number; correct: boolean } }[]) => {
       const lines = rolls.map((r) => JSON.stringify({ step, id: r.instance.id, answerable: r.instance.answerable, answer: r.instance.answer, completion: r.text, reward: r.score.reward, correct: r.score.correct }));
@@ -240,6 +250,10 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
           throw new Error(`${e.message}. The last good checkpoint is ${lastCheckpoint ?? "(none yet)"}; resume with --resume ${o.out} after changing the options (e.g. a lower --lr).`);
         }
         throw e;
+      }
+      if (fleet) {
+        Object.assign(m, fleet.endStep(step + 1));
+        if ((step + 1) % o.syncEvery === 0 && step + 1 < o.steps) await fleet.publish(model, String(step + 1));
       }
       const record: Record<string, number> = { ...m };
       if (o.evalEvery > 0 && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps) {
@@ -268,6 +282,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     return { runDir, steps: o.steps, initialEval, finalEval, lastCheckpoint };
   } finally {
     await scorer?.close();
+    fleet?.close();
     optimizer?.dispose();
     ref?.dispose();
     model?.dispose();

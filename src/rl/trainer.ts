@@ -13,7 +13,7 @@ import { Curriculum } from "./curriculum.js";
 import { keepGroup } from "./filter.js";
 import type { TrainOptions } from "./options.js";
 import { policyGradient, scoreTokens, type GrpoStats } from "./step.js";
-import type { Policy } from "./policy.js";
+import type { Policy, RolloutSource } from "./policy.js";
 import type { Scored, Scorer } from "./scoring.js";
 import { PURPOSE, mixSeed, uniform } from "../util/seed.js";
 
@@ -90,6 +90,8 @@ export class Trainer extends EventEmitter {
     /** Prompt source: instance i of step s (generated or from a dataset). */
     readonly prompts: (step: number, i: number, depth: number) => Instance,
     ref: Model | null,
+    /** Where rollouts come from (default: the policy, in process). */
+    readonly rolloutSource: RolloutSource = policy,
   ) {
     super();
     this.curriculum = new Curriculum(opts.curriculum, opts.minDepth, opts.maxDepth, opts.steps);
@@ -105,7 +107,7 @@ export class Trainer extends EventEmitter {
     const o = this.opts;
     const G = o.groupSize;
     const prompts = instances.flatMap((inst) => Array.from({ length: G }, () => inst));
-    const gens = await this.policy
+    const gens = await this.rolloutSource
       .generate(
         prompts.map((p) => p.prompt),
         {
