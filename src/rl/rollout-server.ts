@@ -2,9 +2,13 @@
 // the calls a trainer needs: the served model, a tokenizer probe, completions with per-token
 // log-probs on token-id prompts, and weight reloads.
 //
-// Token ids come back from `choice.token_ids` (vLLM >= 0.10 and SGLang with
-// `return_token_ids`, anvil serve) or from log-prob tokens spelled "token_id:N" (vLLM's
-// `return_tokens_as_token_ids`); both flags are sent. Text is never re-tokenized.
+// Token ids are never re-tokenized from text. On OpenAI's /v1/completions they come from
+// `choice.token_ids` (vLLM >= 0.10.2 and anvil serve with `return_token_ids`) or from
+// log-prob tokens spelled "token_id:N" (vLLM's `return_tokens_as_token_ids`); both flags are
+// sent. SGLang's OpenAI layer returns log-prob tokens as text only, so a server whose
+// /v1/models says owned_by "sglang" is asked on its native /generate instead (input_ids in,
+// meta_info.output_token_logprobs [[logprob, id, text], ...] and meta_info.weight_version out),
+// as slime and verl do.
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { SampleOptions } from "../backend/backend.js";
@@ -57,6 +61,8 @@ interface Reply {
 export class RolloutServer {
   readonly url: string;
   private agent = new Agent({ keepAlive: true });
+  /** "sglang": rollouts go to its native /generate (see the file comment). */
+  kind: "openai" | "sglang" = "openai";
 
   constructor(
     url: string,
@@ -76,8 +82,9 @@ export class RolloutServer {
 
   /** Ids of the served models, with the context length when the server says it. */
   async models(): Promise<{ id: string; maxModelLen: number | null }[]> {
-    const body = (await this.json("GET", "/v1/models")).body as { data?: { id?: unknown; max_model_len?: unknown }[] };
+    const body = (await this.json("GET", "/v1/models")).body as { data?: { id?: unknown; max_model_len?: unknown; owned_by?: unknown }[] };
     if (!Array.isArray(body?.data)) throw new RolloutServerError(this.url, "/v1/models did not return {data: [...]}", 200);
+    this.kind = body.data.some((m) => m.owned_by === "sglang") ? "sglang" : "openai";
     return body.data.map((m) => ({ id: String(m.id), maxModelLen: typeof m.max_model_len === "number" ? m.max_model_len : null }));
   }
 
@@ -109,6 +116,15 @@ export class RolloutServer {
   async complete(req: CompletionRequest): Promise<CompletionResult> {
     const s = req.sampling;
     const greedy = s.greedy || s.temperature <= 0;
+    if (this.kind === "sglang") {
+      // One batch of n copies (SGLang's seed is per request, so no seed: n copies must differ).
+      const { body, headers } = await this.json("POST", "/generate", {
+        input_ids: Array.from({ length: req.n }, () => req.prompt),
+        sampling_params: { temperature: greedy ? 0 : s.temperature, top_p: s.topP, top_k: s.topK > 0 ? s.topK : -1, min_p: s.minP, max_new_tokens: req.maxTokens },
+        return_logprob: true,
+      });
+      return parseSglangGenerate(this.url, body, headerVersion(headers));
+    }
     const { body, headers } = await this.json("POST", "/v1/completions", {
       model: req.model,
       prompt: req.prompt,
@@ -215,4 +231,23 @@ export function parseCompletion(url: string, body: unknown, version: string | nu
       return { tokens, logprobs, finishReason: String(c.finish_reason ?? "stop") };
     });
   return { choices, version: version ?? (b.weight_version === undefined ? null : String(b.weight_version)) };
+}
+
+/** Parses SGLang's native /generate reply (one object, or a list for a batch). */
+export function parseSglangGenerate(url: string, body: unknown, version: string | null): CompletionResult {
+  const fail = (why: string) => new RolloutServerError(url, `unusable /generate response: ${why}`, 200);
+  const items = (Array.isArray(body) ? body : [body]) as { meta_info?: { output_token_logprobs?: unknown; finish_reason?: { type?: unknown } | null; weight_version?: unknown } }[];
+  const versions = new Set<string>();
+  const choices = items.map((it, i) => {
+    const meta = it?.meta_info;
+    const lps = meta?.output_token_logprobs;
+    if (!Array.isArray(lps)) throw fail(`item ${i} has no meta_info.output_token_logprobs (the request asked for return_logprob)`);
+    const tokens = lps.map((e) => Number((e as unknown[])[1]));
+    const logprobs = lps.map((e) => Number((e as unknown[])[0]));
+    if (!tokens.every((t) => Number.isInteger(t) && t >= 0) || !logprobs.every(Number.isFinite)) throw fail(`item ${i} has malformed [logprob, token_id] pairs`);
+    if (meta?.weight_version !== undefined && meta.weight_version !== null) versions.add(String(meta.weight_version));
+    return { tokens, logprobs, finishReason: String(meta?.finish_reason?.type ?? "stop") };
+  });
+  if (versions.size > 1) throw fail(`one batch came from weight versions ${[...versions].join(", ")}`);
+  return { choices, version: version ?? [...versions][0] ?? null };
 }

@@ -78,6 +78,8 @@ export class ServeEngine {
     /** Rows decoded together at most (a larger n still runs, alone). */
     readonly maxBatch = 64,
     public version = "0",
+    /** How long a batch waits for more requests after the first arrives (ms). */
+    readonly batchWindowMs = 5,
   ) {}
 
   get queued(): number {
@@ -105,15 +107,15 @@ export class ServeEngine {
   private pump(): void {
     if (this.running) return;
     this.running = true;
-    // Starting on a fresh tick lets requests that arrive together share the first batch.
-    setImmediate(() => {
+    // A short wait lets requests that arrive together (concurrent clients) share the batch.
+    setTimeout(() => {
       this.loop()
         .catch((e) => process.stderr.write(`anvil serve: engine error: ${(e as Error).message}\n`))
         .finally(() => {
           this.running = false;
           if (this.queue.length || this.reloads.length) this.pump();
         });
-    });
+    }, this.batchWindowMs);
   }
 
   private async loop(): Promise<void> {
@@ -127,6 +129,8 @@ export class ServeEngine {
       });
       if (!this.queue.length) return;
       await this.runBatch(this.takeBatch());
+      // Requests that came in during the batch, and those arriving just now, go together.
+      await new Promise((r) => setTimeout(r, this.batchWindowMs));
     }
   }
 
