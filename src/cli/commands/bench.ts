@@ -14,6 +14,7 @@ const SUITES: Record<string, [string, string][]> = {
   ],
   backends: [["backends.js", "runBackendsBench"]],
   model: [["model.js", "runModelBenchSuite"]],
+  serve: [["serve.js", "runServeBench"]],
 };
 
 const benchDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bench");
@@ -22,7 +23,7 @@ export function register(program: Command): void {
   program
     .command("bench")
     .description("microbenchmarks (fused kernels, matmul, attention; with PyTorch peers measured in the same run), backend comparison, and model training/decoding tokens/s")
-    .addArgument(new Argument("[suite]", "what to run").choices(["kernels", "backends", "model", "all"]).default("kernels"))
+    .addArgument(new Argument("[suite]", "what to run").choices(["kernels", "backends", "model", "serve", "all"]).default("kernels"))
     .option("--quick", "smaller sizes and shorter timing (a smoke run)")
     .option("--json", "print one JSON object with every row")
     .action(async (suite: string, o: { quick?: boolean; json?: boolean }) => {
