@@ -149,7 +149,10 @@ export class RolloutServer {
 
   /** SGLang's (and anvil serve's) full-weights reload. */
   async updateWeightsFromDisk(modelPath: string, version: string): Promise<void> {
-    const { body } = await this.json("POST", "/update_weights_from_disk", { model_path: modelPath, weight_version: version });
+    const { body } = await this.json("POST", "/update_weights_from_disk", { model_path: modelPath, weight_version: version }).catch((e: RolloutServerError) => {
+      if (e.status !== 404) throw e;
+      throw new RolloutServerError(this.url, "has no /update_weights_from_disk: the learner publishes full weights, which SGLang and anvil serve load over HTTP (vLLM loads only LoRA adapters that way)", 404);
+    });
     const b = body as { success?: boolean; message?: string };
     if (b.success === false) throw new RolloutServerError(this.url, `weight reload failed: ${b.message ?? "no message"}`, 400);
   }
