@@ -36,3 +36,10 @@ export { runSft } from "./rl/sft.js";
 export { runTraining, type RunResult, type RunHooks } from "./rl/run.js";
 export { startTraining, TrainingJob } from "./rl/job.js";
 export type { StepMetrics } from "./rl/trainer.js";
+
+// scale-out: serving and rollouts from inference servers
+export { ServeEngine, type ServeJob, type ServeResult } from "./serve/engine.js";
+export { createServeServer, WEIGHT_VERSION_HEADER, type ServeOptions } from "./serve/server.js";
+export { RolloutServer, RolloutServerError } from "./rl/rollout-server.js";
+export { RolloutFleet, type FleetOptions } from "./rl/rollout-fleet.js";
+export type { RolloutSource } from "./rl/policy.js";

@@ -124,6 +124,22 @@ describe("anvil serve", () => {
     expect(r.version).toBe("0");
   });
 
+  it("streams chat deltas: the assistant role first, then content adding up to the message", async () => {
+    const body = { messages: [{ role: "user", content: PROMPT }], max_tokens: 8, seed: 2, n: 2 };
+    const whole = await call("/v1/chat/completions", body);
+    const r = await call("/v1/chat/completions", { ...body, stream: true });
+    const chunks = r.text
+      .split("\n\n")
+      .filter((e) => e.startsWith("data: {"))
+      .map((e) => JSON.parse(e.slice(6)));
+    expect(chunks.every((c) => c.object === "chat.completion.chunk")).toBe(true);
+    for (const i of [0, 1]) {
+      const mine = chunks.flatMap((c) => c.choices).filter((c) => c.index === i);
+      expect(mine[0].delta).toEqual({ role: "assistant", content: "" });
+      expect(mine.map((c) => c.delta.content ?? "").join("")).toBe(whole.json.choices[i].message.content);
+    }
+  });
+
   it("answers bad requests with OpenAI-style JSON errors and 4xx codes", async () => {
     const cases: [string, unknown, number, string | null][] = [
       ["/v1/completions", "{not json", 400, "body"],

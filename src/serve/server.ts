@@ -179,6 +179,9 @@ class SseStream {
   open(version: string): void {
     if (this.res.headersSent) return;
     this.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", [WEIGHT_VERSION_HEADER]: version });
+    // Chat streams open each choice with the assistant role, as OpenAI's do.
+    if (this.r.kind === "chat")
+      for (let i = 0; i < this.r.n * this.r.prompts.length; i++) this.write({ ...this.meta, choices: [{ index: i, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
   }
 
   token(index: number, id: number, lp: number): void {
