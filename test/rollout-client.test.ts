@@ -260,6 +260,15 @@ describe("rollout fleet", () => {
     fleet.close();
   });
 
+  it("fails the step with a clear error when no server is usable for the timeout", async () => {
+    const fleet = new RolloutFleet([(await anvilLike({ fail: () => true })).url], policy, { syncDir: join(work, "sync2"), tokenizerDir: join(work, "m"), timeoutMs: 600, log: () => {}, backoffMs: 20 });
+    await fleet.connect();
+    const t0 = Date.now();
+    await expect(fleet.generate(["a", "a"], GEN)).rejects.toThrow(/no rollout server was usable for 600 ms|failed after 8 attempts/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    fleet.close();
+  });
+
   it("refuses servers whose model or tokenizer does not match", async () => {
     const a = await anvilLike();
     const other = await fake((path, _b, res) => json(res, 200, { object: "list", data: [{ id: "another-model", owned_by: "vllm" }] }));

@@ -159,7 +159,9 @@ export class RolloutFleet implements RolloutSource {
     const V = policy.model.config.vocabSize;
     const bad = tokens.find((t) => t >= V);
     if (bad !== undefined) throw new Error(`a rollout server returned token id ${bad}, outside the learner's vocabulary (${V}): it serves another model`);
-    const eos = tokens.length > 0 && tokens[tokens.length - 1] === policy.eosId;
+    // Any of the model's end tokens (Qwen ends on <|im_end|> or <|endoftext|>) counts as EOS.
+    const ends = new Set([policy.eosId, ...policy.model.config.eosTokenIds]);
+    const eos = tokens.length > 0 && ends.has(tokens[tokens.length - 1]);
     let finishReason: PolicyGeneration["finishReason"] = finish === "length" ? "length" : eos ? "eos" : "stop";
     // A server that drops the EOS it stopped on: keep the EOS (the policy must learn to end);
     // its log-prob is unknown, so the row carries none and truncated IS weighs it 1.
@@ -209,8 +211,10 @@ export class RolloutFleet implements RolloutSource {
 
   /** The live server with the fewest requests in flight; waits for one to come back if none is. */
   private async pick(): Promise<Member> {
+    const since = Date.now();
     for (;;) {
       const now = Date.now();
+      if (now - since > this.opts.timeoutMs) throw new Error(`no rollout server was usable for ${this.opts.timeoutMs} ms (${this.members.map((m) => m.server.url).join(", ")})`);
       for (const m of this.members) if (m.downUntil <= now && m.version !== this.version && !m.reviving) void this.revive(m);
       const live = this.members.filter((m) => m.downUntil <= now && !m.reviving && m.version === this.version);
       if (live.length) return live.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));

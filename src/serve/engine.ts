@@ -180,7 +180,9 @@ export class ServeEngine {
         endRow: (row, tokens) => {
           const job = batch[rowJob[row]].job;
           if (job.signal.aborted) return "abort";
-          if (job.stop.length && stopAt(tok.decode(body(tokens)), job.stop) < Infinity) return "stop";
+          // A stop string can only have just appeared at the end: decode a tail long enough to
+          // hold the longest one (4 bytes a character, a token at least a byte), not the whole text.
+          if (job.stop.length && stopAt(tok.decode(body(tokens.slice(-4 * Math.max(...job.stop.map((x) => x.length)) - 4))), job.stop) < Infinity) return "stop";
           return tokens.length >= job.maxTokens ? "length" : null;
         },
         betweenSteps: () => new Promise((r) => setImmediate(r)),
