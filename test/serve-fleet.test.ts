@@ -54,17 +54,17 @@ afterAll(() => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
 });
 
-describe("anvil train --rollout-servers with two anvil serve processes", () => {
+describe("anvil train --rollout-server with two anvil serve processes", () => {
   it("finishes with the same rollouts when one server is killed mid-run", async () => {
     const [a, b] = await Promise.all([serve(), serve()]);
     const full = join(work, "full");
-    await runTraining({ ...RUN, model, out: full, rolloutServers: `${a.url},${b.url}` }, { log: () => {} });
+    await runTraining({ ...RUN, model, out: full, rolloutServer: `${a.url},${b.url}` }, { log: () => {} });
 
     const [c, d] = await Promise.all([serve(), serve()]);
     const killed = join(work, "killed");
     const logs: string[] = [];
     await runTraining(
-      { ...RUN, model, out: killed, rolloutServers: `${c.url},${d.url}` },
+      { ...RUN, model, out: killed, rolloutServer: `${c.url},${d.url}` },
       {
         log: (l) => logs.push(l),
         onStep: (m) => {

@@ -82,7 +82,7 @@ export interface TrainOptions {
    * draw rollouts from instead of generating in process ("" = in process). Groups are spread
    * over them; a server that fails or times out has its requests retried on the others. Their
    * per-token log-probs feed truncated importance sampling (tisCap, set to 2 unless given). */
-  rolloutServers: string;
+  rolloutServer: string;
   /** Publish the learner's weights to the rollout servers every N optimizer steps. With N > 1
    * rollouts lag the learner by up to N-1 updates (off-policy: keep tisCap on). */
   syncEvery: number;
@@ -206,7 +206,7 @@ export const DEFAULTS: TrainOptions = {
   topP: 1,
   topK: 0,
   minP: 0,
-  rolloutServers: "",
+  rolloutServer: "",
   syncEvery: 1,
   syncDir: "",
   rolloutTimeoutMs: 120_000,
@@ -281,7 +281,7 @@ export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: numb
   topP: { kind: "number", min: 1e-9, max: 1 },
   topK: { kind: "int", min: 0 },
   minP: { kind: "number", min: 0, max: 1 },
-  rolloutServers: { kind: "string" },
+  rolloutServer: { kind: "string" },
   syncEvery: { kind: "int", min: 1 },
   syncDir: { kind: "string" },
   rolloutTimeoutMs: { kind: "int", min: 1 },
@@ -425,7 +425,16 @@ export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
     err(`kl=${o.kl} has no effect with beta=0: set --beta (e.g. 0.04) to use a KL penalty`);
   if (o.topP < 1 && o.tisCap === 0 && user.tisCap === undefined) o.tisCap = 2; // truncated sampling is off-policy
   // Another engine's numerics (and stale weights with syncEvery > 1) are off-policy too.
-  if (o.rolloutServers && o.tisCap === 0 && user.tisCap === undefined) o.tisCap = 2;
+  if (o.rolloutServer && o.tisCap === 0 && user.tisCap === undefined) o.tisCap = 2;
+  for (const url of o.rolloutServer ? o.rolloutServer.split(",").map((u) => u.trim()) : []) {
+    let ok = false;
+    try {
+      ok = ["http:", "https:"].includes(new URL(url).protocol);
+    } catch {
+      // not a URL
+    }
+    if (!ok) err(`rolloutServer: "${url}" is not an http(s) URL; give base URLs separated by commas, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000`);
+  }
   if (o.dualClip !== 0 && o.dualClip <= 1) err(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
   return o;
 }

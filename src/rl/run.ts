@@ -216,11 +216,11 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       ref = (await loadCheckpoint(refDir, backend)).model;
     }
     const policy = new Policy(model, tokenizer, optimizer, 16);
-    if (o.rolloutServers) {
+    if (o.rolloutServer) {
       // Rollouts from inference servers: check them, then put them on the learner's weights.
       const syncDir = resolve(o.syncDir || join(runDir, "published"));
       mkdirSync(syncDir, { recursive: true });
-      fleet = new RolloutFleet(o.rolloutServers.split(",").map((u) => u.trim()).filter(Boolean), policy, { syncDir, tokenizerDir: o.model, timeoutMs: o.rolloutTimeoutMs, log });
+      fleet = new RolloutFleet(o.rolloutServer.split(",").map((u) => u.trim()).filter(Boolean), policy, { syncDir, tokenizerDir: o.model, timeoutMs: o.rolloutTimeoutMs, log });
       await fleet.connect();
       await fleet.publish(model, String(startStep));
     }

@@ -26,7 +26,7 @@ const HELP: { [K in keyof TrainOptions]: string } = {
   topP: "nucleus sampling mass (1 = off)",
   topK: "top-k sampling (0 = off)",
   minP: "min-p sampling (0 = off)",
-  rolloutServers: "comma-separated OpenAI-compatible servers (vLLM, SGLang, anvil serve) to draw rollouts from, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000",
+  rolloutServer: "comma-separated OpenAI-compatible servers (vLLM, SGLang, anvil serve) to draw rollouts from, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000",
   syncEvery: "publish weights to the rollout servers every N steps",
   syncDir: "directory the servers load published weights from (default: <out>/published)",
   rolloutTimeoutMs: "per-request timeout of a rollout server (a slower one counts as failed)",
