@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { initModel } from "../src/model/init.js";
+import { resolveOptions } from "../src/rl/options.js";
 import { Policy } from "../src/rl/policy.js";
 import { RolloutFleet } from "../src/rl/rollout-fleet.js";
 import { RolloutServer, RolloutServerError } from "../src/rl/rollout-server.js";
@@ -244,6 +245,24 @@ describe("rollout fleet", () => {
     expect(st.rollout_retries).toBeGreaterThan(0);
     expect(logs.some((l) => /failed \(.*engine crashed/.test(l))).toBe(true);
     fleet.close();
+  });
+
+  it("spreads the groups of a step evenly over healthy servers", async () => {
+    const [a, b] = [await anvilLike(), await anvilLike()];
+    const fleet = fleetOf([a.url, b.url]);
+    await fleet.connect();
+    await fleet.publish(policy.model, "0");
+    await fleet.generate(["a", "a", "b", "b", "c", "c", "d", "d"], GEN);
+    const count = (f: typeof a) => f.seen.filter((x) => x.path === "/v1/completions").length;
+    expect([count(a), count(b)]).toEqual([2, 2]);
+    expect(fleet.endStep(1).rollout_retries).toBe(0);
+    fleet.close();
+  });
+
+  it("checks rollout server URLs with the other options and turns truncated IS on", () => {
+    expect(() => resolveOptions({ rolloutServer: "http://a:1,localhost:8000" })).toThrow(/"localhost:8000" is not an http\(s\) URL/);
+    expect(resolveOptions({ rolloutServer: "http://a:1, https://b/v1" }).tisCap).toBe(2);
+    expect(resolveOptions({ rolloutServer: "http://a:1", tisCap: 0 }).tisCap).toBe(0);
   });
 
   it("does not use an answer from another weight version", async () => {

@@ -179,7 +179,6 @@ export class RolloutFleet implements RolloutSource {
     let last: Error | null = null;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const m = await this.pick();
-      m.inFlight++;
       try {
         const res = await call(m.server);
         if (res.version !== null && this.version !== null && res.version !== this.version)
@@ -209,7 +208,7 @@ export class RolloutFleet implements RolloutSource {
     return false;
   }
 
-  /** The live server with the fewest requests in flight; waits for one to come back if none is. */
+  /** The live server with the fewest requests in flight (counting this one); waits for one to come back if none is. */
   private async pick(): Promise<Member> {
     const since = Date.now();
     for (;;) {
@@ -217,7 +216,12 @@ export class RolloutFleet implements RolloutSource {
       if (now - since > this.opts.timeoutMs) throw new Error(`no rollout server was usable for ${this.opts.timeoutMs} ms (${this.members.map((m) => m.server.url).join(", ")})`);
       for (const m of this.members) if (m.downUntil <= now && m.version !== this.version && !m.reviving) void this.revive(m);
       const live = this.members.filter((m) => m.downUntil <= now && !m.reviving && m.version === this.version);
-      if (live.length) return live.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+      if (live.length) {
+        // Counted here, synchronously, so that groups dispatched together spread out.
+        const m = live.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+        m.inFlight++;
+        return m;
+      }
       if (this.members.every((m) => m.downUntil === Infinity)) throw new Error("every rollout server was left out (see the log above)");
       const waits = this.members.filter((m) => !m.reviving).map((m) => m.downUntil - now);
       await sleep(Math.min(100, Math.max(10, ...waits.filter((w) => w > 0))));
