@@ -180,7 +180,7 @@ describe("anvil serve", () => {
     expect(engine.stats.runningRows).toBe(0);
     expect(engine.stats.aborted).toBe(abortedBefore + 1);
     const h = await call("/health");
-    expect(h.json).toMatchObject({ status: "ok", runningRows: 0, queued: 0 });
+    expect(h.json).toMatchObject({ status: "ok", running_rows: 0, queued: 0, aborted: abortedBefore + 1 });
   });
 
   it("reloads weights from disk: the version and the log-probs become the new model's", async () => {

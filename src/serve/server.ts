@@ -46,7 +46,8 @@ export function createServeServer(engine: ServeEngine, opts: ServeOptions): Serv
     if (req.method !== route) throw new ApiError(405, `${path} takes ${route}, not ${req.method}`);
     switch (path) {
       case "/health":
-        return sendJson(res, 200, { status: "ok", weight_version: engine.version, queued: engine.queued, ...engine.stats }, engine.version);
+        const st = engine.stats;
+        return sendJson(res, 200, { status: "ok", weight_version: engine.version, queued: engine.queued, running_rows: st.runningRows, aborted: st.aborted, completed: st.completed, batches: st.batches }, engine.version);
       case "/v1/models":
         return sendJson(res, 200, { object: "list", data: [{ id: opts.name, object: "model", created: 0, owned_by: "anvil", root: opts.root, max_model_len: served.maxModelLen, weight_version: engine.version }] }, engine.version);
       case "/tokenize": {
