@@ -20,8 +20,8 @@ export interface Collective {
   allReduce<A extends HostArray>(data: A, op?: ReduceOp): Promise<A>;
   /** Sums backend tensors (gradients) over all ranks, in place. */
   allReduceTensors(backend: Backend, tensors: Tensor[]): Promise<void>;
-  /** Rank 0's bytes, on every rank (others pass null). */
-  broadcastBytes(data: Uint8Array | null): Promise<Uint8Array>;
+  /** Rank 0's bytes, on every rank (others pass null). timeoutMs as in barrier. */
+  broadcastBytes(data: Uint8Array | null, timeoutMs?: number | null): Promise<Uint8Array>;
   /** Waits for every rank. timeoutMs: null waits as long as every peer stays connected
    * (for unbounded work on rank 0 such as the SFT warm start). */
   barrier(timeoutMs?: number | null): Promise<void>;
@@ -63,8 +63,8 @@ export async function allReduceTensorsOnHost(c: Collective, be: Backend, tensors
 }
 
 /** Broadcasts a JSON value from rank 0 (others pass undefined). */
-export async function broadcastJson<T>(c: Collective, value: T | undefined): Promise<T> {
-  const bytes = await c.broadcastBytes(c.rank === 0 ? new TextEncoder().encode(JSON.stringify(value)) : null);
+export async function broadcastJson<T>(c: Collective, value: T | undefined, timeoutMs?: number | null): Promise<T> {
+  const bytes = await c.broadcastBytes(c.rank === 0 ? new TextEncoder().encode(JSON.stringify(value)) : null, timeoutMs);
   return JSON.parse(new TextDecoder().decode(bytes)) as T;
 }
 

@@ -44,6 +44,8 @@ import { rewindLogs } from "./run-logs.js";
 import { createScorer, type Scorer } from "./scoring.js";
 import { runSft } from "./sft.js";
 import { NonFiniteLossError, Trainer, type StepMetrics } from "./trainer.js";
+import { broadcastJson, SoloCollective, type Collective } from "../distributed/collective.js";
+import { syncFromRankZero } from "../distributed/sync.js";
 
 export interface RunHooks {
   /** A line of human-readable log (stderr in the CLI). */
@@ -64,6 +66,18 @@ interface TrainerState {
   step: number;
   curriculum?: { level: number };
 }
+
+/** What rank 0 tells the other data-parallel ranks once the run is set up. */
+export interface RunSetup {
+  options: TrainOptions;
+  startStep: number;
+  curriculum: { level: number };
+  dataset: Instance[] | null;
+  hasRef: boolean;
+}
+
+/** Whether a held-out eval (rank 0 only: the others wait for it) follows 0-based step `step`. */
+export const evalAfter = (o: TrainOptions, step: number): boolean => o.evalEvery > 0 && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps;
 
 /** Steps between SFT log lines / metrics records. */
 const SFT_LOG_EVERY = 10;
@@ -86,7 +100,7 @@ export function latestCheckpoint(runDir: string): { dir: string; step: number } 
 }
 
 /** Prompt source: the user's dataset (shuffled per step) or the task generator. */
-function promptSource(o: TrainOptions, dataset: Instance[] | null): (step: number, i: number, depth: number) => Instance {
+export function promptSource(o: TrainOptions, dataset: Instance[] | null): (step: number, i: number, depth: number) => Instance {
   if (dataset) return (step, i) => dataset[mixSeed(o.seed, step, i, PURPOSE.prompt) % dataset.length];
   return (step, i, depth) => generateInstance(o.task as TaskName, { depth, seed: mixSeed(o.seed, step, i, PURPOSE.prompt) });
 }
@@ -104,7 +118,12 @@ export async function makeDefaultModel(dir: string, task: TaskName, seed: number
   log(`anvil: tiny model with ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.config.vocabSize}`);
 }
 
-export async function runTraining(user: Partial<TrainOptions> & { resume?: string }, hooks: RunHooks = {}): Promise<RunResult> {
+/**
+ * A training run; with a collective of several ranks, this is rank 0's part (the others run
+ * followTraining): it alone owns the run directory, and logs whole-batch metrics.
+ */
+export async function runTraining(user: Partial<TrainOptions> & { resume?: string }, hooks: RunHooks = {}, dp: Collective = new SoloCollective()): Promise<RunResult> {
+  if (dp.rank !== 0) throw new Error(`runTraining is rank 0's part of a run; rank ${dp.rank} runs followTraining`);
   const log = hooks.log ?? ((l: string) => process.stderr.write(l + "\n"));
   // ---- options (resume reads the run's own config back; explicit options override it)
   let o: TrainOptions;
@@ -145,11 +164,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   let started = false; // config.json written: from here on the directory holds a run
   try {
     backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-    scorer = await createScorer(o.rewards, {
-      timeoutMs: o.rewardTimeoutMs,
-      heapMb: o.rewardHeapMb,
-      onFailure: (f) => log(`anvil: reward ${f.reward} failed on sample ${f.index}: ${f.reason} (the sample scores 0 for it)`),
-    });
+    scorer = await makeScorer(o, log);
 
     // ---- the run directory: ours alone from here on
     claim = claimRunDir(runDir, { resume: !!resume, log });
@@ -214,7 +229,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       ref = (await loadCheckpoint(refDir, backend)).model;
     }
     const policy = new Policy(model, tokenizer, optimizer, 16);
-    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref);
+    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref, dp);
     if (trainerState?.curriculum) trainer.curriculum.state = trainerState.curriculum;
     trainer.on("samples", (step: number, rolls: { instance: Instance; text: string; score: { reward: number; correct: boolean } }[]) => {
       const lines = rolls.map((r) => JSON.stringify({ step, id: r.instance.id, answerable: r.instance.answerable, answer: r.instance.answer, completion: r.text, reward: r.score.reward, correct: r.score.correct }));
@@ -226,6 +241,12 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       hooks.onEval?.(0, initialEval);
       appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify({ step: 0, ...prefixed(initialEval) }) + "\n");
       log(`anvil: eval before RL: acc ${fmt(initialEval.acc)} (answerable ${fmt(initialEval.acc_answerable)}, unanswerable ${fmt(initialEval.acc_unanswerable)})`);
+    }
+    if (dp.worldSize > 1) {
+      // The other ranks have waited (without a timeout) through the setup, SFT and first eval.
+      await broadcastJson<RunSetup>(dp, { options: o, startStep, curriculum: trainer.curriculum.state, dataset, hasRef: !!ref }, null);
+      await syncFromRankZero(dp, model, optimizer, ref);
+      log(`anvil: data parallel over ${dp.worldSize} ranks: ${o.promptsPerStep} groups per step split across them`);
     }
     let lastCheckpoint: string | null = ckpt?.dir ?? null;
     const bar = new Progress("train", o.steps, o.progress);
@@ -242,10 +263,11 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
         throw e;
       }
       const record: Record<string, number> = { ...m };
-      if (o.evalEvery > 0 && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps) {
+      if (evalAfter(o, step)) {
         const ev = (await evaluate(policy, evalSet, o.maxNewTokens)).result;
         Object.assign(record, prefixed(ev));
         hooks.onEval?.(step + 1, ev);
+        await dp.barrier(null);
       }
       appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify(record) + "\n");
       hooks.onStep?.(m);
@@ -285,7 +307,15 @@ export function effectiveLr(o: TrainOptions, numParams: number): number {
   return numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
 }
 
-function makeOptimizer(model: Model, o: TrainOptions): AdamW {
+export function makeScorer(o: TrainOptions, log: (l: string) => void): Promise<Scorer> {
+  return createScorer(o.rewards, {
+    timeoutMs: o.rewardTimeoutMs,
+    heapMb: o.rewardHeapMb,
+    onFailure: (f) => log(`anvil: reward ${f.reward} failed on sample ${f.index}: ${f.reason} (the sample scores 0 for it)`),
+  });
+}
+
+export function makeOptimizer(model: Model, o: TrainOptions): AdamW {
   const lr = effectiveLr(o, model.numParameters);
   return new AdamW(model, {
     lr,

@@ -1,0 +1,9 @@
+// Which of a step's prompt groups a data-parallel rank owns: contiguous blocks, sizes differing
+// by at most one. Whole groups only, so group-relative advantages are those of one process.
+
+/** Rank `rank`'s block [start, start + count) of `total` groups split over `world` ranks. */
+export function shareOf(total: number, rank: number, world: number): { start: number; count: number } {
+  if (total < world) throw new RangeError(`promptsPerStep (${total}) must be >= the number of ranks (${world}): every rank needs at least one group`);
+  const start = Math.floor((rank * total) / world);
+  return { start, count: Math.floor(((rank + 1) * total) / world) - start };
+}
