@@ -1,9 +1,11 @@
 // The TCP collective on loopback: reductions equal the rank-ordered float32 sum on every rank,
-// and a rank that dies or hangs makes the others fail with an error that names it, not hang.
+// a rank that dies or hangs makes the others fail with an error that names it, not hang; the
+// launch spec from flags and torchrun's environment variables.
 import { fork } from "node:child_process";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { broadcastJson } from "../src/distributed/collective.js";
+import { resolveDistSpec, withoutNproc } from "../src/distributed/launch.js";
 import { TcpCollective } from "../src/distributed/tcp.js";
 
 async function freePort(): Promise<number> {
@@ -82,5 +84,28 @@ describe("TCP collective", () => {
     expect(String((r[0] as PromiseRejectedResult).reason)).toMatch(/world size 3, expected 2/);
     expect(String((r[1] as PromiseRejectedResult).reason)).toMatch(/world size 3, expected 2/);
     await expect(TcpCollective.connect({ rank: 2, worldSize: 2, host: "127.0.0.1", port, timeoutMs: 100 })).rejects.toThrow(/rank must be an integer in \[0, 1\]/);
+  });
+});
+
+describe("launch spec", () => {
+  it("reads flags, then torchrun's environment variables; one process without either", () => {
+    expect(resolveDistSpec({}, {})).toBeNull();
+    expect(resolveDistSpec({ rank: 0, worldSize: 1 }, {})).toBeNull();
+    expect(resolveDistSpec({}, { RANK: "1", WORLD_SIZE: "4", MASTER_ADDR: "10.0.0.1", MASTER_PORT: "1234" })).toEqual({ rank: 1, worldSize: 4, host: "10.0.0.1", port: 1234, timeoutMs: 1_800_000 });
+    expect(resolveDistSpec({ rank: 2, masterAddr: "node-a:777", distTimeout: 5 }, { RANK: "1", WORLD_SIZE: "4" })).toEqual({ rank: 2, worldSize: 4, host: "node-a", port: 777, timeoutMs: 5000 });
+    expect(resolveDistSpec({ rank: 0, worldSize: 2, masterAddr: "[::1]:80" }, {})).toMatchObject({ host: "::1", port: 80 });
+    expect(resolveDistSpec({ rank: 0, worldSize: 2, masterAddr: "h" }, {})).toMatchObject({ host: "h", port: 29500 });
+  });
+
+  it("rejects incomplete or inconsistent worlds with what to fix", () => {
+    expect(() => resolveDistSpec({ rank: 1 }, {})).toThrow(/needs both --rank and --world-size/);
+    expect(() => resolveDistSpec({ rank: 2, worldSize: 2, masterAddr: "h:1" }, {})).toThrow(/--rank 2 must be < --world-size 2/);
+    expect(() => resolveDistSpec({ rank: 0, worldSize: 2 }, {})).toThrow(/needs rank 0's address: --master-addr host:port/);
+    expect(() => resolveDistSpec({}, { RANK: "x", WORLD_SIZE: "2" })).toThrow(/RANK\) must be an integer >= 0, got "x"/);
+    expect(() => resolveDistSpec({ rank: 0, worldSize: 2, masterAddr: "h:99999" }, {})).toThrow(/<= 65535/);
+  });
+
+  it("drops --nproc from the command line the ranks run", () => {
+    expect(withoutNproc(["train", "--nproc", "2", "--steps", "3", "--nproc=4"])).toEqual(["train", "--steps", "3"]);
   });
 });
