@@ -2,19 +2,10 @@
 // a rank that dies or hangs makes the others fail with an error that names it, not hang; the
 // launch spec from flags and torchrun's environment variables.
 import { fork } from "node:child_process";
-import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { broadcastJson } from "../src/distributed/collective.js";
-import { resolveDistSpec, withoutNproc } from "../src/distributed/launch.js";
+import { freePort, resolveDistSpec, withoutNproc } from "../src/distributed/launch.js";
 import { TcpCollective } from "../src/distributed/tcp.js";
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function world(n: number, timeoutMs = 5000): Promise<TcpCollective[]> {
   const port = await freePort();

@@ -7,12 +7,12 @@
 //    stop with an error naming it, and --resume finishes with the uninterrupted run's parameters.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { LossAggregation } from "../src/backend/backend.js";
 import { CpuBackend } from "../src/backend/cpu.js";
+import { freePort } from "../src/distributed/launch.js";
 import { TcpCollective } from "../src/distributed/tcp.js";
 import { initModel } from "../src/model/init.js";
 import { readSafetensors } from "../src/model/safetensors.js";
@@ -31,14 +31,6 @@ beforeAll(async () => {
   model = join(work, "model");
   await initModel({ preset: "tiny", corpus: taskCorpus("graphla", 200), out: model, seed: 1 });
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe("data-parallel gradient", () => {
   it("two ranks' shares all-reduced equal the whole batch's gradient, for every aggregation", async () => {

@@ -72,7 +72,8 @@ export async function joinWorld(spec: DistSpec | null): Promise<Collective> {
   return TcpCollective.connect(spec);
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on loopback now (the rendezvous port of --nproc). */
+export async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((resolve, reject) => s.once("error", reject).listen(0, "127.0.0.1", resolve));
   const port = (s.address() as { port: number }).port;

@@ -11,7 +11,7 @@ import type { Model } from "../model/model.js";
 import type { AdamW } from "../model/optim.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { Policy } from "./policy.js";
-import { evalAfter, makeOptimizer, makeScorer, promptSource, type RunHooks, type RunSetup } from "./run.js";
+import { evalAfter, makeOptimizer, makeScorer, promptSource, releaseRun, type RunHooks, type RunSetup } from "./run.js";
 import type { Scorer } from "./scoring.js";
 import { Trainer } from "./trainer.js";
 
@@ -44,10 +44,6 @@ export async function followTraining(dp: Collective, hooks: RunHooks = {}): Prom
       if (evalAfter(o, step)) await dp.barrier(null);
     }
   } finally {
-    await scorer?.close();
-    optimizer?.dispose();
-    ref?.dispose();
-    model?.dispose();
-    backend?.destroy();
+    await releaseRun({ scorer, optimizer, ref, model, backend });
   }
 }

@@ -289,11 +289,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     log(`anvil: final eval: acc ${fmt(finalEval.acc)} (answerable ${fmt(finalEval.acc_answerable)}, unanswerable ${fmt(finalEval.acc_unanswerable)}, abstain ${fmt(finalEval.abstain_rate)}); report: ${join(runDir, "report.html")}`);
     return { runDir, steps: o.steps, initialEval, finalEval, lastCheckpoint };
   } finally {
-    await scorer?.close();
-    optimizer?.dispose();
-    ref?.dispose();
-    model?.dispose();
-    backend?.destroy();
+    await releaseRun({ scorer, optimizer, ref, model, backend });
     // A run that failed before it started (e.g. a dataset prompt too long for the default model
     // made in it) leaves no directory behind when it created one.
     if (started) claim?.release();
@@ -305,6 +301,15 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
 export function effectiveLr(o: TrainOptions, numParams: number): number {
   if (o.lr > 0) return o.lr;
   return numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
+}
+
+/** Frees what a run (or a data-parallel rank's part of one) holds, whatever was made. */
+export async function releaseRun(r: { scorer: Scorer | null; optimizer: AdamW | null; ref: Model | null; model: Model | null; backend: Backend | null }): Promise<void> {
+  await r.scorer?.close();
+  r.optimizer?.dispose();
+  r.ref?.dispose();
+  r.model?.dispose();
+  r.backend?.destroy();
 }
 
 export function makeScorer(o: TrainOptions, log: (l: string) => void): Promise<Scorer> {
