@@ -41,6 +41,8 @@ class Link {
   private frames: Frame[] = [];
   private waiter: { resolve: (f: Frame) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } | null = null;
   private error: Error | null = null;
+  /** Rank 0's reason, when it sent ABORT: the reason to report when the connection then closes. */
+  abortReason: string | null = null;
 
   constructor(
     readonly socket: net.Socket,
@@ -110,6 +112,7 @@ class Link {
   }
 
   private deliver(f: Frame): void {
+    if (f.kind === KIND.abort) this.abortReason = f.payload.toString();
     const w = this.waiter;
     if (!w) return void this.frames.push(f);
     this.waiter = null;
@@ -144,6 +147,7 @@ export class TcpCollective implements Collective {
 
   private lost = (link: Link, why: string): void => {
     if (this.closed) return;
+    if (link.abortReason) return this.abort(new Error(link.abortReason));
     this.abort(new Error(`rank ${link.peer} is gone (${why}): its process died, was killed or lost the network`));
   };
 

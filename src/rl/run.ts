@@ -45,6 +45,7 @@ import { createScorer, type Scorer } from "./scoring.js";
 import { runSft } from "./sft.js";
 import { NonFiniteLossError, Trainer, type StepMetrics } from "./trainer.js";
 import { broadcastJson, SoloCollective, type Collective } from "../distributed/collective.js";
+import { shareOf } from "../distributed/share.js";
 import { syncFromRankZero } from "../distributed/sync.js";
 
 export interface RunHooks {
@@ -137,6 +138,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   } else {
     o = resolveOptions(userOpts);
   }
+  shareOf(o.promptsPerStep, 0, dp.worldSize); // every rank needs a group: fail before any work
   const runDir = resolve(o.out);
   // The tiny default lives in the run directory; it is made once the directory is ours.
   const defaultModel = join(runDir, "init-model");
