@@ -93,20 +93,27 @@ class Link {
     }
   }
 
+  /** Bytes of the frame being received (header included), once its header is in. */
+  private frameBytes: number | null = null;
+
   private onData(d: Buffer): void {
     this.chunks.push(d);
     this.buffered += d.length;
-    while (this.buffered >= HEADER) {
-      const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
-      const len = all.readUInt32LE(0);
-      if (all.length < HEADER + len) {
-        this.chunks = [all];
-        return;
+    for (;;) {
+      if (this.frameBytes === null) {
+        if (this.buffered < HEADER) return;
+        this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+        this.frameBytes = HEADER + this.chunks[0].readUInt32LE(0);
       }
-      const frame = { kind: all.readUInt32LE(4), seq: all.readUInt32LE(8), payload: all.subarray(HEADER, HEADER + len) };
-      const rest = all.subarray(HEADER + len);
+      // Chunks are joined once per frame, when it is complete (not on every chunk: a frame of
+      // many MB arrives in thousands of them).
+      if (this.buffered < this.frameBytes) return;
+      const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
+      const frame = { kind: all.readUInt32LE(4), seq: all.readUInt32LE(8), payload: all.subarray(HEADER, this.frameBytes) };
+      const rest = all.subarray(this.frameBytes);
       this.chunks = rest.length ? [rest] : [];
       this.buffered = rest.length;
+      this.frameBytes = null;
       this.deliver(frame);
     }
   }
@@ -285,12 +292,13 @@ export class TcpCollective implements Collective {
         return data;
       }
       const parts = await Promise.all(this.links.slice(1).map((l) => this.receive(l, seq, what, timeoutMs)));
-      const combine = op === "sum" ? (a: number, b: number) => a + b : op === "max" ? Math.max : Math.min;
       parts.forEach((p, i) => {
         if (p.byteLength !== data.byteLength) throw new Error(`rank ${i + 1} sent ${p.byteLength} bytes in ${what}, rank 0 has ${data.byteLength}: the ranks disagree on the model or the batch`);
         const other = new (data.constructor as new (n: number) => A)(data.length);
         new Uint8Array(other.buffer).set(p);
-        for (let j = 0; j < data.length; j++) data[j] = combine(data[j], other[j]);
+        if (op === "sum") for (let j = 0; j < data.length; j++) data[j] += other[j];
+        else if (op === "max") for (let j = 0; j < data.length; j++) data[j] = Math.max(data[j], other[j]);
+        else for (let j = 0; j < data.length; j++) data[j] = Math.min(data[j], other[j]);
       });
       for (const l of this.links.slice(1)) l.send(KIND.data, seq, bytes);
       return data;
