@@ -4,7 +4,8 @@
 //    per-rank normalisation does not, when ranks hold different token counts);
 //  - `anvil train --nproc 2` makes the same step as one process (same gradient norm, loss and
 //    metrics, parameters to float tolerance), and after a rank is killed mid-run the others
-//    stop with an error naming it, and --resume finishes with the uninterrupted run's parameters.
+//    stop with an error naming it, and --resume (launched per rank, as on several nodes) finishes
+//    with the uninterrupted run's parameters.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -174,7 +175,15 @@ describe("anvil train --nproc", () => {
     const done = metrics(run).length;
     expect(done).toBeLessThan(STEPS);
 
-    train(["--resume", run, "--nproc", "2"]);
+    // Resumed with the multi-node launch: one command per rank, with rank 0's address.
+    const master = `127.0.0.1:${await freePort()}`;
+    const ranks = [0, 1].map((rank) =>
+      spawn(process.execPath, [cli, "train", "--model", model, ...ARGS, "--resume", run, "--rank", String(rank), "--world-size", "2", "--master-addr", master], { stdio: ["ignore", "ignore", "pipe"] }),
+    );
+    let log = "";
+    for (const p of ranks) p.stderr!.on("data", (d) => (log += d));
+    const codes = await Promise.all(ranks.map((p) => new Promise<number | null>((r) => p.on("exit", r))));
+    expect(codes, log).toEqual([0, 0]);
     expect(metrics(run).map((m) => m.step)).toEqual([...Array(STEPS).keys()].map((i) => i + 1));
     const [x, y] = [await params(dual, STEPS), await params(run, STEPS)];
     for (const [name, a] of x) expect(Buffer.from(y.get(name)!.buffer).equals(Buffer.from(a.buffer)), name).toBe(true);
