@@ -1,9 +1,12 @@
 // The TCP collective on loopback: reductions equal the rank-ordered float32 sum on every rank,
 // a rank that dies or hangs makes the others fail with an error that names it, not hang; the
-// launch spec from flags and torchrun's environment variables.
+// launch spec from flags and torchrun's environment variables; when NCCL takes the tensors.
 import { fork } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import type { Backend, Tensor } from "../src/backend/backend.js";
+import { CpuBackend } from "../src/backend/cpu.js";
 import { broadcastJson } from "../src/distributed/collective.js";
+import { NcclCollective, ncclOpsOf, withDeviceCollective, type NcclOps } from "../src/distributed/nccl.js";
 import { freePort, resolveDistSpec, withoutNproc } from "../src/distributed/launch.js";
 import { TcpCollective } from "../src/distributed/tcp.js";
 
@@ -98,5 +101,43 @@ describe("launch spec", () => {
 
   it("drops --nproc from the command line the ranks run", () => {
     expect(withoutNproc(["train", "--nproc", "2", "--steps", "3", "--nproc=4"])).toEqual(["train", "--steps", "3"]);
+  });
+});
+
+describe("NCCL selection (TypeScript side, against fake NCCL functions: the addon has none yet)", () => {
+  const fakeNccl = (calls: string[]): NcclOps => ({
+    nccl_info: () => ({ loaded: true, version: 22000, error: null }),
+    nccl_getUniqueId: () => Uint8Array.from({ length: 128 }, (_, i) => i),
+    nccl_commInitRank: (id, n, rank) => (calls.push(`init id[5]=${id[5]} n=${n} rank=${rank}`), BigInt(100 + rank)),
+    nccl_allReduceSum: (comm, ptr, count) => void calls.push(`allReduce comm=${comm} ptr=${ptr} count=${count}`),
+    nccl_commDestroy: (comm) => void calls.push(`destroy ${comm}`),
+  });
+  const cuda = { name: "cuda" } as Backend;
+  const tensor = (ptr: number, size: number) => ({ ptr: BigInt(ptr), size, shape: [size] }) as unknown as Tensor;
+
+  it("uses NCCL for tensors when every rank has it, bootstrapped with rank 0's unique id", async () => {
+    const cs = await world(2);
+    const calls: string[][] = [[], []];
+    const dev = await Promise.all(cs.map((c, r) => withDeviceCollective(c, cuda, fakeNccl(calls[r]))));
+    expect(dev.every((d) => d instanceof NcclCollective)).toBe(true);
+    await Promise.all(dev.map((d) => d.allReduceTensors(cuda, [tensor(4096, 10), tensor(8192, 3)])));
+    // Host arrays still go over TCP.
+    const sums = await Promise.all(dev.map((d, r) => d.allReduce(Float64Array.of(r + 1))));
+    expect(sums.map((s) => s[0])).toEqual([3, 3]);
+    dev.forEach((d) => d.close());
+    expect(calls[1]).toEqual(["init id[5]=5 n=2 rank=1", "allReduce comm=101 ptr=4096 count=10", "allReduce comm=101 ptr=8192 count=3", "destroy 101"]);
+    expect(calls[0][0]).toBe("init id[5]=5 n=2 rank=0");
+  });
+
+  it("stays on TCP when a rank lacks NCCL, or off CUDA", async () => {
+    const cs = await world(2);
+    const calls: string[] = [];
+    const dev = await Promise.all(cs.map((c, r) => withDeviceCollective(c, cuda, r === 0 ? fakeNccl(calls) : null)));
+    expect(dev).toEqual(cs);
+    expect(calls).toEqual([]);
+    const cpu = new CpuBackend();
+    expect(ncclOpsOf(cpu)).toBeNull();
+    cpu.destroy();
+    cs.forEach((c) => c.close());
   });
 });

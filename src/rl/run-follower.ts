@@ -5,6 +5,7 @@
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
 import { broadcastJson, type Collective } from "../distributed/collective.js";
+import { withDeviceCollective } from "../distributed/nccl.js";
 import { syncFromRankZero } from "../distributed/sync.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import type { Model } from "../model/model.js";
@@ -16,7 +17,8 @@ import type { Scorer } from "./scoring.js";
 import { Trainer } from "./trainer.js";
 
 /** Runs rank `dp.rank` (> 0) of a data-parallel run until its last step. */
-export async function followTraining(dp: Collective, hooks: RunHooks = {}): Promise<void> {
+export async function followTraining(world: Collective, hooks: RunHooks = {}): Promise<void> {
+  let dp = world;
   if (dp.rank === 0) throw new Error("followTraining runs on ranks > 0; rank 0 runs runTraining");
   const log = hooks.log ?? ((l: string) => process.stderr.write(l + "\n"));
   // No timeout: rank 0 may spend long on setup (SFT warm start, first eval); its death ends the wait.
@@ -35,9 +37,10 @@ export async function followTraining(dp: Collective, hooks: RunHooks = {}): Prom
     model = (await loadCheckpoint(o.model, backend)).model;
     optimizer = makeOptimizer(model, o);
     if (setup.hasRef) ref = (await loadCheckpoint(o.model, backend)).model;
+    dp = await withDeviceCollective(dp, backend);
     await syncFromRankZero(dp, model, optimizer, ref);
     const trainer = new Trainer(o, new Policy(model, tokenizer, optimizer, 16), scorer, promptSource(o, setup.dataset), ref, dp);
-    trainer.curriculum.state = setup.curriculum;
+    if (setup.curriculum) trainer.curriculum.state = setup.curriculum;
     for (let step = setup.startStep; step < o.steps; step++) {
       const m = await trainer.step(step);
       hooks.onStep?.(m);

@@ -46,6 +46,7 @@ import { runSft } from "./sft.js";
 import { NonFiniteLossError, Trainer, type StepMetrics } from "./trainer.js";
 import { broadcastJson, SoloCollective, type Collective } from "../distributed/collective.js";
 import { shareOf } from "../distributed/share.js";
+import { NcclCollective, withDeviceCollective } from "../distributed/nccl.js";
 import { syncFromRankZero } from "../distributed/sync.js";
 
 export interface RunHooks {
@@ -72,7 +73,7 @@ interface TrainerState {
 export interface RunSetup {
   options: TrainOptions;
   startStep: number;
-  curriculum: { level: number };
+  curriculum: { level: number } | null;
   dataset: Instance[] | null;
   hasRef: boolean;
 }
@@ -231,13 +232,6 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       ref = (await loadCheckpoint(refDir, backend)).model;
     }
     const policy = new Policy(model, tokenizer, optimizer, 16);
-    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref, dp);
-    if (trainerState?.curriculum) trainer.curriculum.state = trainerState.curriculum;
-    trainer.on("samples", (step: number, rolls: { instance: Instance; text: string; score: { reward: number; correct: boolean } }[]) => {
-      const lines = rolls.map((r) => JSON.stringify({ step, id: r.instance.id, answerable: r.instance.answerable, answer: r.instance.answer, completion: r.text, reward: r.score.reward, correct: r.score.correct }));
-      if (lines.length) appendFileSync(join(runDir, "samples.jsonl"), lines.join("\n") + "\n");
-    });
-
     const initialEval = startStep === 0 ? (await evaluate(policy, evalSet, o.maxNewTokens)).result : null;
     if (initialEval) {
       hooks.onEval?.(0, initialEval);
@@ -246,10 +240,17 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     }
     if (dp.worldSize > 1) {
       // The other ranks have waited (without a timeout) through the setup, SFT and first eval.
-      await broadcastJson<RunSetup>(dp, { options: o, startStep, curriculum: trainer.curriculum.state, dataset, hasRef: !!ref }, null);
+      await broadcastJson<RunSetup>(dp, { options: o, startStep, curriculum: trainerState?.curriculum ?? null, dataset, hasRef: !!ref }, null);
+      dp = await withDeviceCollective(dp, backend);
       await syncFromRankZero(dp, model, optimizer, ref);
-      log(`anvil: data parallel over ${dp.worldSize} ranks: ${o.promptsPerStep} groups per step split across them`);
+      log(`anvil: data parallel over ${dp.worldSize} ranks (${dp instanceof NcclCollective ? "NCCL" : "TCP all-reduce"}): ${o.promptsPerStep} groups per step split across them`);
     }
+    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref, dp);
+    if (trainerState?.curriculum) trainer.curriculum.state = trainerState.curriculum;
+    trainer.on("samples", (step: number, rolls: { instance: Instance; text: string; score: { reward: number; correct: boolean } }[]) => {
+      const lines = rolls.map((r) => JSON.stringify({ step, id: r.instance.id, answerable: r.instance.answerable, answer: r.instance.answer, completion: r.text, reward: r.score.reward, correct: r.score.correct }));
+      if (lines.length) appendFileSync(join(runDir, "samples.jsonl"), lines.join("\n") + "\n");
+    });
     let lastCheckpoint: string | null = ckpt?.dir ?? null;
     const bar = new Progress("train", o.steps, o.progress);
     const report = () => writeReport(runDir, `anvil ${o.algo} on ${o.dataset || o.task}`, o);
