@@ -15,6 +15,10 @@
 // modules, backend), then the run directory is claimed (created, locked), then compute. A bad
 // input fails loudly before anything is written; a second process fails on the lock.
 //
+// Data parallel: this is rank 0's part. It alone touches the run directory; once the run is set
+// up (and the first eval done) it sends the options and its state to the other ranks
+// (run-follower.ts), then every step is the same program on every rank (trainer.ts).
+//
 // Determinism: every random draw is a function of (seed, step, index), and checkpoints
 // restore parameters and optimizer moments bit for bit, so a run resumed from step N
 // reproduces the uninterrupted run's metrics (timings aside).
