@@ -117,7 +117,7 @@ export async function launchLocal(nproc: number, log: (l: string) => void, argv:
           child.on("exit", (code, signal) => {
             if ((code !== 0 || signal) && failure === null) {
               failure = code || 1;
-              log(`anvil: rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: stopping the other ranks; resume with --resume`);
+              log(`anvil: rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: stopping the other ranks (a run with a checkpoint continues with --resume)`);
               // The others fail on their own at their next collective (and say why); stop the rest.
               const stop = () => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill("SIGTERM"));
               setTimeout(stop, STOP_GRACE_MS).unref();
