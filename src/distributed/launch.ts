@@ -7,6 +7,7 @@
 // behaviour): the run is resumed from its last checkpoint with --resume.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { availableParallelism } from "node:os";
 import type { Collective } from "./collective.js";
 import { SoloCollective } from "./collective.js";
 import { TcpCollective } from "./tcp.js";
@@ -99,12 +100,15 @@ export function withoutNproc(args: string[]): string[] {
 export async function launchLocal(nproc: number, log: (l: string) => void, argv: string[] = process.argv): Promise<number> {
   const port = await freePort();
   const args = [...process.execArgv, argv[1], ...withoutNproc(argv.slice(2))];
+  // As torchrun does: ranks sharing the cores must not each start a thread per core (--threads
+  // and a user's OMP_NUM_THREADS win).
+  const threads = process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / nproc)));
   const children: ChildProcess[] = [];
   for (let rank = 0; rank < nproc; rank++) {
-    const env = { ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port) };
+    const env = { ...process.env, OMP_NUM_THREADS: threads, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port) };
     children.push(spawn(process.execPath, args, { env, stdio: ["ignore", rank === 0 ? "inherit" : 2, "inherit"] }));
   }
-  log(`anvil: launched ${nproc} ranks on 127.0.0.1:${port} (pids ${children.map((c) => c.pid).join(", ")})`);
+  log(`anvil: launched ${nproc} ranks on 127.0.0.1:${port} (pids ${children.map((c) => c.pid).join(", ")}), OMP_NUM_THREADS=${threads}`);
   const forward = (sig: NodeJS.Signals) => () => children.forEach((c) => c.exitCode === null && c.kill(sig));
   const onInt = forward("SIGINT");
   const onTerm = forward("SIGTERM");
