@@ -245,9 +245,14 @@ export class TcpCollective implements Collective {
         const link = new Link(socket, 0, this.lost);
         this.links = [link];
         link.send(KIND.hello, 0, Buffer.from(JSON.stringify({ rank, worldSize })));
-        const f = await link.next(Math.max(1, deadline - Date.now()), () => new Error(`rendezvous on ${host}:${port}: rank 0 accepted the connection but not every rank joined within ${timeoutMs / 1000} s`));
-        if (f.kind === KIND.abort) throw new Error(f.payload.toString());
-        return;
+        try {
+          const f = await link.next(Math.max(1, deadline - Date.now()), () => new Error(`rendezvous on ${host}:${port}: rank 0 accepted the connection but not every rank joined within ${timeoutMs / 1000} s`));
+          if (f.kind === KIND.abort) throw new Error(f.payload.toString());
+          return;
+        } catch (e) {
+          this.close();
+          throw e;
+        }
       }
       if (Date.now() > deadline) throw new Error(`rendezvous: cannot reach rank 0 at ${host}:${port} within ${timeoutMs / 1000} s (${lastErr})`);
       await new Promise((r) => setTimeout(r, 200));
