@@ -34,6 +34,7 @@ export { Policy } from "./rl/policy.js";
 export { evaluate, type EvalResult } from "./rl/eval.js";
 export { runSft } from "./rl/sft.js";
 export { runTraining, type RunResult, type RunHooks } from "./rl/run.js";
+export { followTraining } from "./rl/run-follower.js";
 export { startTraining, TrainingJob } from "./rl/job.js";
 export type { StepMetrics } from "./rl/trainer.js";
 
@@ -43,3 +44,8 @@ export { createServeServer, WEIGHT_VERSION_HEADER, type ServeOptions } from "./s
 export { RolloutServer, RolloutServerError } from "./rl/rollout-server.js";
 export { RolloutFleet, type FleetOptions } from "./rl/rollout-fleet.js";
 export type { RolloutSource } from "./rl/policy.js";
+// data parallel: joinWorld(resolveDistSpec(flags)) then runTraining(opts, hooks, world) on rank 0,
+// followTraining(world) on the others
+export { SoloCollective, type Collective, type ReduceOp } from "./distributed/collective.js";
+export { TcpCollective, type TcpOptions } from "./distributed/tcp.js";
+export { joinWorld, resolveDistSpec, launchLocal, type DistSpec, type DistFlags } from "./distributed/launch.js";

@@ -34,10 +34,29 @@ export function computeAdvantages(rewards: number[], G: number, kind: AdvantageK
   if (kind === "reinforce++") {
     const n = out.length;
     const mean = out.reduce((a, b) => a + b, 0) / n;
-    const std = Math.sqrt(out.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, n - 1));
-    for (let i = 0; i < n; i++) out[i] = (out[i] - mean) / (std + 1e-8);
+    return standardise(out, mean, sumSquaredDeviations(out, mean), n);
   }
   return out;
+}
+
+/**
+ * reinforce++'s batch normalisation when the batch is split across data-parallel ranks:
+ * `allReduceSum` sums over ranks, so every rank normalises by the whole batch's mean and std.
+ * Pass group-centred advantages (computeAdvantages with "dr-grpo").
+ */
+export async function normaliseOverRanks(centred: number[], allReduceSum: (v: Float64Array) => Promise<Float64Array>): Promise<number[]> {
+  const [total, n] = await allReduceSum(Float64Array.of(centred.reduce((a, b) => a + b, 0), centred.length));
+  const mean = total / n;
+  const [ss] = await allReduceSum(Float64Array.of(sumSquaredDeviations(centred, mean)));
+  return standardise(centred, mean, ss, n);
+}
+
+const sumSquaredDeviations = (xs: number[], mean: number) => xs.reduce((a, x) => a + (x - mean) ** 2, 0);
+
+/** (x - mean) / (sample std + 1e-8). */
+function standardise(xs: number[], mean: number, ss: number, n: number): number[] {
+  const std = Math.sqrt(ss / Math.max(1, n - 1));
+  return xs.map((x) => (x - mean) / (std + 1e-8));
 }
 
 /** Population-free summary used by filters and metrics: is every reward of the group equal? */

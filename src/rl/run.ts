@@ -15,6 +15,10 @@
 // modules, backend), then the run directory is claimed (created, locked), then compute. A bad
 // input fails loudly before anything is written; a second process fails on the lock.
 //
+// Data parallel: this is rank 0's part. It alone touches the run directory; once the run is set
+// up (and the first eval done) it sends the options and its state to the other ranks
+// (run-follower.ts), then every step is the same program on every rank (trainer.ts).
+//
 // Determinism: every random draw is a function of (seed, step, index), and checkpoints
 // restore parameters and optimizer moments bit for bit, so a run resumed from step N
 // reproduces the uninterrupted run's metrics (timings aside).
@@ -45,6 +49,10 @@ import { rewindLogs } from "./run-logs.js";
 import { createScorer, type Scorer } from "./scoring.js";
 import { runSft } from "./sft.js";
 import { NonFiniteLossError, Trainer, type StepMetrics } from "./trainer.js";
+import { broadcastJson, SoloCollective, type Collective } from "../distributed/collective.js";
+import { shareOf } from "../distributed/share.js";
+import { NcclCollective, withDeviceCollective } from "../distributed/nccl.js";
+import { syncFromRankZero } from "../distributed/sync.js";
 
 export interface RunHooks {
   /** A line of human-readable log (stderr in the CLI). */
@@ -65,6 +73,18 @@ interface TrainerState {
   step: number;
   curriculum?: { level: number };
 }
+
+/** What rank 0 tells the other data-parallel ranks once the run is set up. */
+export interface RunSetup {
+  options: TrainOptions;
+  startStep: number;
+  curriculum: { level: number } | null;
+  dataset: Instance[] | null;
+  hasRef: boolean;
+}
+
+/** Whether a held-out eval (rank 0 only: the others wait for it) follows 0-based step `step`. */
+export const evalAfter = (o: TrainOptions, step: number): boolean => o.evalEvery > 0 && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps;
 
 /** Steps between SFT log lines / metrics records. */
 const SFT_LOG_EVERY = 10;
@@ -87,7 +107,7 @@ export function latestCheckpoint(runDir: string): { dir: string; step: number } 
 }
 
 /** Prompt source: the user's dataset (shuffled per step) or the task generator. */
-function promptSource(o: TrainOptions, dataset: Instance[] | null): (step: number, i: number, depth: number) => Instance {
+export function promptSource(o: TrainOptions, dataset: Instance[] | null): (step: number, i: number, depth: number) => Instance {
   if (dataset) return (step, i) => dataset[mixSeed(o.seed, step, i, PURPOSE.prompt) % dataset.length];
   return (step, i, depth) => generateInstance(o.task as TaskName, { depth, seed: mixSeed(o.seed, step, i, PURPOSE.prompt) });
 }
@@ -105,7 +125,12 @@ export async function makeDefaultModel(dir: string, task: TaskName, seed: number
   log(`anvil: tiny model with ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.config.vocabSize}`);
 }
 
-export async function runTraining(user: Partial<TrainOptions> & { resume?: string }, hooks: RunHooks = {}): Promise<RunResult> {
+/**
+ * A training run; with a collective of several ranks, this is rank 0's part (the others run
+ * followTraining): it alone owns the run directory, and logs whole-batch metrics.
+ */
+export async function runTraining(user: Partial<TrainOptions> & { resume?: string }, hooks: RunHooks = {}, dp: Collective = new SoloCollective()): Promise<RunResult> {
+  if (dp.rank !== 0) throw new Error(`runTraining is rank 0's part of a run; rank ${dp.rank} runs followTraining`);
   const log = hooks.log ?? ((l: string) => process.stderr.write(l + "\n"));
   // ---- options (resume reads the run's own config back; explicit options override it)
   let o: TrainOptions;
@@ -119,6 +144,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   } else {
     o = resolveOptions(userOpts);
   }
+  shareOf(o.promptsPerStep, 0, dp.worldSize); // every rank needs a group: fail before any work
   const runDir = resolve(o.out);
   // The tiny default lives in the run directory; it is made once the directory is ours.
   const defaultModel = join(runDir, "init-model");
@@ -147,11 +173,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   let started = false; // config.json written: from here on the directory holds a run
   try {
     backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-    scorer = await createScorer(o.rewards, {
-      timeoutMs: o.rewardTimeoutMs,
-      heapMb: o.rewardHeapMb,
-      onFailure: (f) => log(`anvil: reward ${f.reward} failed on sample ${f.index}: ${f.reason} (the sample scores 0 for it)`),
-    });
+    scorer = await makeScorer(o, log);
 
     // ---- the run directory: ours alone from here on
     claim = claimRunDir(runDir, { resume: !!resume, log });
@@ -217,6 +239,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     }
     const policy = new Policy(model, tokenizer, optimizer, 16);
     if (o.rolloutServer) {
+      if (dp.worldSize > 1) throw new Error("--rollout-server with several data-parallel ranks is not supported yet: run one learner process (the servers already parallelise the rollouts)");
       // Rollouts from inference servers: check them, then put them on the learner's weights.
       const syncDir = resolve(o.syncDir || join(runDir, "published"));
       mkdirSync(syncDir, { recursive: true });
@@ -224,19 +247,25 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       await fleet.connect();
       await fleet.publish(model, String(startStep));
     }
-    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref, fleet ?? policy);
-    if (trainerState?.curriculum) trainer.curriculum.state = trainerState.curriculum;
-    trainer.on("samples", (step: number, rolls: { instance: Instance; text: string; score: { reward: number; correct: boolean } }[]) => {
-      const lines = rolls.map((r) => JSON.stringify({ step, id: r.instance.id, answerable: r.instance.answerable, answer: r.instance.answer, completion: r.text, reward: r.score.reward, correct: r.score.correct }));
-      if (lines.length) appendFileSync(join(runDir, "samples.jsonl"), lines.join("\n") + "\n");
-    });
-
     const initialEval = startStep === 0 ? (await evaluate(policy, evalSet, o.maxNewTokens)).result : null;
     if (initialEval) {
       hooks.onEval?.(0, initialEval);
       appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify({ step: 0, ...prefixed(initialEval) }) + "\n");
       log(`anvil: eval before RL: acc ${fmt(initialEval.acc)} (answerable ${fmt(initialEval.acc_answerable)}, unanswerable ${fmt(initialEval.acc_unanswerable)})`);
     }
+    if (dp.worldSize > 1) {
+      // The other ranks have waited (without a timeout) through the setup, SFT and first eval.
+      await broadcastJson<RunSetup>(dp, { options: o, startStep, curriculum: trainerState?.curriculum ?? null, dataset, hasRef: !!ref }, null);
+      dp = await withDeviceCollective(dp, backend);
+      await syncFromRankZero(dp, model, optimizer, ref);
+      log(`anvil: data parallel over ${dp.worldSize} ranks (${dp instanceof NcclCollective ? "NCCL" : "TCP all-reduce"}): ${o.promptsPerStep} groups per step split across them`);
+    }
+    const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref, dp, fleet ?? policy);
+    if (trainerState?.curriculum) trainer.curriculum.state = trainerState.curriculum;
+    trainer.on("samples", (step: number, rolls: { instance: Instance; text: string; score: { reward: number; correct: boolean } }[]) => {
+      const lines = rolls.map((r) => JSON.stringify({ step, id: r.instance.id, answerable: r.instance.answerable, answer: r.instance.answer, completion: r.text, reward: r.score.reward, correct: r.score.correct }));
+      if (lines.length) appendFileSync(join(runDir, "samples.jsonl"), lines.join("\n") + "\n");
+    });
     let lastCheckpoint: string | null = ckpt?.dir ?? null;
     const bar = new Progress("train", o.steps, o.progress);
     const report = () => writeReport(runDir, `anvil ${o.algo} on ${o.dataset || o.task}`, o);
@@ -256,10 +285,11 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
         if ((step + 1) % o.syncEvery === 0 && step + 1 < o.steps) await fleet.publish(model, String(step + 1));
       }
       const record: Record<string, number> = { ...m };
-      if (o.evalEvery > 0 && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps) {
+      if (evalAfter(o, step)) {
         const ev = (await evaluate(policy, evalSet, o.maxNewTokens)).result;
         Object.assign(record, prefixed(ev));
         hooks.onEval?.(step + 1, ev);
+        await dp.barrier(null);
       }
       appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify(record) + "\n");
       hooks.onStep?.(m);
@@ -281,12 +311,8 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     log(`anvil: final eval: acc ${fmt(finalEval.acc)} (answerable ${fmt(finalEval.acc_answerable)}, unanswerable ${fmt(finalEval.acc_unanswerable)}, abstain ${fmt(finalEval.abstain_rate)}); report: ${join(runDir, "report.html")}`);
     return { runDir, steps: o.steps, initialEval, finalEval, lastCheckpoint };
   } finally {
-    await scorer?.close();
     fleet?.close();
-    optimizer?.dispose();
-    ref?.dispose();
-    model?.dispose();
-    backend?.destroy();
+    await releaseRun({ scorer, optimizer, ref, model, backend });
     // A run that failed before it started (e.g. a dataset prompt too long for the default model
     // made in it) leaves no directory behind when it created one.
     if (started) claim?.release();
@@ -300,7 +326,24 @@ export function effectiveLr(o: TrainOptions, numParams: number): number {
   return numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
 }
 
-function makeOptimizer(model: Model, o: TrainOptions): AdamW {
+/** Frees what a run (or a data-parallel rank's part of one) holds, whatever was made. */
+export async function releaseRun(r: { scorer: Scorer | null; optimizer: AdamW | null; ref: Model | null; model: Model | null; backend: Backend | null }): Promise<void> {
+  await r.scorer?.close();
+  r.optimizer?.dispose();
+  r.ref?.dispose();
+  r.model?.dispose();
+  r.backend?.destroy();
+}
+
+export function makeScorer(o: TrainOptions, log: (l: string) => void): Promise<Scorer> {
+  return createScorer(o.rewards, {
+    timeoutMs: o.rewardTimeoutMs,
+    heapMb: o.rewardHeapMb,
+    onFailure: (f) => log(`anvil: reward ${f.reward} failed on sample ${f.index}: ${f.reason} (the sample scores 0 for it)`),
+  });
+}
+
+export function makeOptimizer(model: Model, o: TrainOptions): AdamW {
   const lr = effectiveLr(o, model.numParameters);
   return new AdamW(model, {
     lr,

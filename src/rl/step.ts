@@ -46,6 +46,10 @@ export interface PolicyLossInputs {
   /** (B) advantages, one per sequence. */
   advantages: Float32Array;
   useRolloutLogprob: boolean;
+  /** Sequences and completion tokens of the whole batch when this one is a data-parallel
+   * rank's share of it (default: this batch). The loss is normalised by the whole batch, so
+   * the ranks' gradients sum to the single-process gradient. */
+  wholeBatch?: { sequences: number; tokens: number };
 }
 
 /**
@@ -58,7 +62,8 @@ export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: 
   const totals = Object.fromEntries(GRPO_STATS.map((k) => [k, 0])) as GrpoStats;
   totals.ratioMin = Infinity;
   totals.ratioMax = -Infinity;
-  const totalTokens = batch.tokens;
+  const totalTokens = inp.wholeBatch?.tokens ?? batch.tokens;
+  const totalSeqs = inp.wholeBatch?.sequences ?? batch.B;
   for (let s = 0; s < batch.B; s += microBatch) {
     const count = Math.min(microBatch, batch.B - s);
     const mb = sliceBatch(batch, s, count);
@@ -76,8 +81,9 @@ export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: 
     const dent = be.zeros([n]);
     const stats = be.zeros([GRPO_STATS.length]);
     be.grpoLoss(dlp, dent, stats, lp, old, ref, roll, ent, adv, mask, { ...loss, B: count, T: mb.T });
-    // Each micro-batch normalises by its own size; rescale so the sum equals the batch loss.
-    const w = loss.aggregation === "token-mean" ? mb.tokens / totalTokens : count / batch.B;
+    // Each micro-batch normalises by its own size; rescale so the sum equals the batch loss:
+    // token-mean by the batch's tokens, the per-sequence aggregations by its sequences.
+    const w = loss.aggregation === "token-mean" ? mb.tokens / totalTokens : count / totalSeqs;
     be.scale(dlp, w);
     be.scale(dent, w);
     const dhidden = be.zeros(acts.hidden.shape);

@@ -6,7 +6,9 @@ import type { Backend } from "../backend/backend.js";
 import type { Model } from "../model/model.js";
 import type { Instance } from "../tasks/types.js";
 import { completionFor } from "../tasks/types.js";
-import { computeAdvantages, groupHasZeroStd } from "./advantages.js";
+import { allReduceRecord, SoloCollective, type Collective } from "../distributed/collective.js";
+import { shareOf } from "../distributed/share.js";
+import { computeAdvantages, groupHasZeroStd, normaliseOverRanks } from "./advantages.js";
 import { anchorsForGroup } from "./anchor.js";
 import { packBatch, type Sequence } from "./batch.js";
 import { Curriculum } from "./curriculum.js";
@@ -73,12 +75,6 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
-const std = (xs: number[]) => {
-  const m = mean(xs);
-  return Math.sqrt(mean(xs.map((x) => (x - m) ** 2)));
-};
-
 export class Trainer extends EventEmitter {
   readonly curriculum: Curriculum;
   private ref: Model | null;
@@ -90,6 +86,8 @@ export class Trainer extends EventEmitter {
     /** Prompt source: instance i of step s (generated or from a dataset). */
     readonly prompts: (step: number, i: number, depth: number) => Instance,
     ref: Model | null,
+    /** Data parallel: this process's rank among the ranks sharing each step's groups. */
+    readonly collective: Collective = new SoloCollective(),
     /** Where rollouts come from (default: the policy, in process). */
     readonly rolloutSource: RolloutSource = policy,
   ) {
@@ -102,8 +100,9 @@ export class Trainer extends EventEmitter {
     return this.policy.model.backend;
   }
 
-  /** Generates G rollouts for each instance and scores them. */
-  async rollouts(instances: Instance[], step: number, round: number): Promise<Rollout[]> {
+  /** Generates G rollouts for each instance and scores them. Instance i is group
+   * `firstGroup + i` of the round across all ranks: its samples depend on that, not on the rank. */
+  async rollouts(instances: Instance[], step: number, round: number, firstGroup = 0): Promise<Rollout[]> {
     const o = this.opts;
     const G = o.groupSize;
     const prompts = instances.flatMap((inst) => Array.from({ length: G }, () => inst));
@@ -114,6 +113,7 @@ export class Trainer extends EventEmitter {
           maxNewTokens: o.maxNewTokens,
           sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP },
           seed: mixSeed(o.seed, step, round, PURPOSE.sample),
+          rowKeys: prompts.map((_, k) => firstGroup * G + k),
         },
       )
       .catch((e: Error) => {
@@ -141,7 +141,7 @@ export class Trainer extends EventEmitter {
    * were injected and how many groups qualified but were skipped because the trajectory is
    * longer than maxNewTokens (a completion the sampler could never have produced).
    */
-  async applyAnchor(groups: Rollout[][], step: number, round = 0): Promise<{ injected: number; tooLong: number; failures: number }> {
+  async applyAnchor(groups: Rollout[][], step: number, round = 0, firstGroup = 0): Promise<{ injected: number; tooLong: number; failures: number }> {
     const o = this.opts;
     let injected = 0;
     let tooLong = 0;
@@ -149,7 +149,7 @@ export class Trainer extends EventEmitter {
     const cfg = { mode: o.anchor, count: o.anchorCount, anneal: o.anchorAnneal, annealSteps: o.anchorAnnealSteps || o.steps };
     for (let g = 0; g < groups.length; g++) {
       const grp = groups[g];
-      const k = anchorsForGroup(cfg, grp.map((r) => r.score.correct), step, uniform(o.seed, step, round, g, PURPOSE.anchor));
+      const k = anchorsForGroup(cfg, grp.map((r) => r.score.correct), step, uniform(o.seed, step, round, firstGroup + g, PURPOSE.anchor));
       if (k === 0) continue;
       const inst = grp[0].instance;
       const text = completionFor(inst);
@@ -169,11 +169,19 @@ export class Trainer extends EventEmitter {
     return { injected, tooLong, failures };
   }
 
-  /** Runs one training step and returns its metrics. */
+  /**
+   * Runs one training step and returns its metrics. Data parallel: this rank generates, scores
+   * and backpropagates its share of the step's groups; the loss is normalised by the whole
+   * batch and gradients are summed over ranks before the optimizer, so every rank makes the
+   * single-process update; the metrics returned are the whole batch's, on every rank.
+   */
   async step(step: number): Promise<StepMetrics> {
     let lr = 0;
     const o = this.opts;
     const G = o.groupSize;
+    const dp = this.collective;
+    // Round k's prompts are indices [k*P, (k+1)*P); this rank owns the block `mine` of each.
+    const mine = shareOf(o.promptsPerStep, dp.rank, dp.worldSize);
     this.scoringSeconds = 0;
     const tRoll0 = performance.now();
 
@@ -184,16 +192,14 @@ export class Trainer extends EventEmitter {
     let allGroups = 0;
     let anchorTooLong = 0;
     let anchorFailures = 0;
-    let nextPrompt = 0;
     const generated: Rollout[] = [];
-    for (let round = 0; round <= o.maxRefills && kept.length < o.promptsPerStep; round++) {
-      const need = o.promptsPerStep - kept.length;
+    for (let round = 0; round <= o.maxRefills && kept.length < mine.count; round++) {
+      const need = mine.count - kept.length;
       const insts = Array.from({ length: need }, (_, i) => {
-        const idx = nextPrompt + i;
+        const idx = round * o.promptsPerStep + mine.start + i;
         return this.prompts(step, idx, this.curriculum.depth(o.seed, step, idx));
       });
-      nextPrompt += need;
-      const rolls = await this.rollouts(insts, step, round);
+      const rolls = await this.rollouts(insts, step, round, mine.start);
       generated.push(...rolls);
       const groups: Rollout[][] = [];
       for (let g = 0; g < need; g++) groups.push(rolls.slice(g * G, (g + 1) * G));
@@ -202,7 +208,7 @@ export class Trainer extends EventEmitter {
         allGroups++;
         if (groupHasZeroStd(grp.map((r) => r.score.reward))) zeroStd++;
       }
-      const anchored = await this.applyAnchor(groups, step, round);
+      const anchored = await this.applyAnchor(groups, step, round, mine.start);
       anchorTooLong += anchored.tooLong;
       anchorFailures += anchored.failures;
       for (const grp of groups) {
@@ -210,15 +216,16 @@ export class Trainer extends EventEmitter {
         const last = round === o.maxRefills;
         if (keepGroup(o.filter, rewards, grp.map((r) => r.score.correct)) || (last && kept.length < 1)) kept.push(grp);
         else filtered++;
-        if (kept.length >= o.promptsPerStep) break;
+        if (kept.length >= mine.count) break;
       }
     }
     const rollSeconds = (performance.now() - tRoll0) / 1000 - this.scoringSeconds;
 
-    // 2. advantages
+    // 2. advantages (per group; reinforce++ also normalises over the whole batch)
     const flat = kept.flat();
     const rewards = flat.map((r) => r.score.reward);
-    const adv = computeAdvantages(rewards, G, o.advantage);
+    const adv =
+      o.advantage === "reinforce++" ? await normaliseOverRanks(computeAdvantages(rewards, G, "dr-grpo"), (v) => dp.allReduce(v)) : computeAdvantages(rewards, G, o.advantage);
 
     // 3. update
     const tUp0 = performance.now();
@@ -228,6 +235,7 @@ export class Trainer extends EventEmitter {
       rolloutLogprobs: r.rolloutLogprobs,
     }));
     const batch = packBatch(seqs, this.policy.padId);
+    const [sequences, tokens] = await dp.allReduce(Float64Array.of(batch.B, batch.tokens));
     const model = this.policy.model;
     const mbs = this.policy.microBatch;
     const useRollout = o.tisCap > 0;
@@ -242,9 +250,9 @@ export class Trainer extends EventEmitter {
     let gradNorm = 0;
     for (let it = 0; it < o.numIterations; it++) {
       model.zeroGrads();
-      const st = await policyGradient(
+      const local = await policyGradient(
         model,
-        { batch, oldLogprob: old, refLogprob: refLp, advantages: Float32Array.from(adv), useRolloutLogprob: useRollout },
+        { batch, oldLogprob: old, refLogprob: refLp, advantages: Float32Array.from(adv), useRolloutLogprob: useRollout, wholeBatch: { sequences, tokens } },
         {
           epsLow: o.epsLow,
           epsHigh: o.epsHigh,
@@ -259,7 +267,10 @@ export class Trainer extends EventEmitter {
         o.temperature || 1,
         mbs,
       );
+      // Each rank's loss and stats are its share of the whole batch's: they sum.
+      const st = await allReduceRecord(dp, local, STAT_OPS);
       if (!Number.isFinite(st.loss)) throw new NonFiniteLossError(step + 1, "the loss");
+      await dp.allReduceTensors(model.backend, [...model.grads.keys()].sort().map((name) => model.grads.get(name)!));
       const upd = await this.policy.optimizer!.update();
       if (upd.skipped) throw new NonFiniteLossError(step + 1, "the gradient norm");
       gradNorm = upd.gradNorm;
@@ -269,29 +280,59 @@ export class Trainer extends EventEmitter {
     }
     const upSeconds = (performance.now() - tUp0) / 1000;
 
-    // 4. metrics over the policy's own rollouts (anchors excluded) of every generated group
+    // 4. metrics over the policy's own rollouts (anchors excluded) of every generated group,
+    // summed over ranks (times: the slowest rank's)
     const own = generated.filter((r) => !r.anchor);
+    const count = (rs: Rollout[], f: (r: Rollout) => boolean) => rs.filter(f).length;
+    const lens = own.map((r) => r.completionIds.length);
     const ans = own.filter((r) => r.instance.answerable);
     const unans = own.filter((r) => !r.instance.answerable);
-    const acc = (rs: Rollout[]) => mean(rs.map((r) => (r.score.correct ? 1 : 0)));
-    const lens = own.map((r) => r.completionIds.length);
-    const genTokens = lens.reduce((a, b) => a + b, 0);
+    const n = await allReduceRecord(
+      dp,
+      {
+        kept: rewards.length,
+        reward: sum(rewards),
+        own: own.length,
+        correct: count(own, (r) => r.score.correct),
+        answerable: ans.length,
+        answerable_correct: count(ans, (r) => r.score.correct),
+        unanswerable: unans.length,
+        unanswerable_correct: count(unans, (r) => r.score.correct),
+        abstained: count(own, (r) => r.score.abstained),
+        format: count(own, (r) => r.score.format),
+        groups: allGroups,
+        zero_std: zeroStd,
+        anchors: count(flat, (r) => r.anchor),
+        anchor_too_long: anchorTooLong,
+        filtered,
+        len_sum: sum(lens),
+        len_max: Math.max(0, ...lens),
+        reward_failures: count(generated, (r) => !!r.score.failure) + anchorFailures,
+        time_rollout_s: rollSeconds,
+        time_scoring_s: this.scoringSeconds,
+        time_update_s: upSeconds,
+      },
+      { len_max: "max", time_rollout_s: "max", time_scoring_s: "max", time_update_s: "max" },
+    );
+    const ratio = (a: number, b: number) => (b ? a / b : 0);
+    const rewardMean = ratio(n.reward, n.kept);
+    const [rewardSs] = await dp.allReduce(Float64Array.of(sum(rewards.map((r) => (r - rewardMean) ** 2))));
     const s = stats!;
     const m: StepMetrics = {
       step: step + 1,
       lr,
       loss: s.loss,
-      reward_mean: mean(rewards),
-      reward_std: std(rewards),
-      acc: acc(own),
-      acc_answerable: acc(ans),
-      acc_unanswerable: acc(unans),
-      abstain_rate: mean(own.map((r) => (r.score.abstained ? 1 : 0))),
-      format_rate: mean(own.map((r) => (r.score.format ? 1 : 0))),
-      frac_reward_zero_std: allGroups ? zeroStd / allGroups : 0,
-      anchor_frac: flat.length ? flat.filter((r) => r.anchor).length / flat.length : 0,
-      anchor_too_long: anchorTooLong,
-      groups_filtered: filtered,
+      reward_mean: rewardMean,
+      reward_std: Math.sqrt(ratio(rewardSs, n.kept)),
+      acc: ratio(n.correct, n.own),
+      acc_answerable: ratio(n.answerable_correct, n.answerable),
+      acc_unanswerable: ratio(n.unanswerable_correct, n.unanswerable),
+      abstain_rate: ratio(n.abstained, n.own),
+      format_rate: ratio(n.format, n.own),
+      frac_reward_zero_std: ratio(n.zero_std, n.groups),
+      anchor_frac: ratio(n.anchors, n.kept),
+      anchor_too_long: n.anchor_too_long,
+      groups_filtered: n.filtered,
       kl: s.klMean,
       entropy: s.entropyMean,
       clip_low: s.clipLowFrac,
@@ -300,20 +341,25 @@ export class Trainer extends EventEmitter {
       ratio_min: s.ratioMin,
       ratio_max: s.ratioMax,
       grad_norm: gradNorm,
-      completion_len_mean: mean(lens),
-      completion_len_max: Math.max(0, ...lens),
+      completion_len_mean: ratio(n.len_sum, n.own),
+      completion_len_max: n.len_max,
       depth_max: this.curriculum.ceiling(step),
-      reward_failures: generated.filter((r) => r.score.failure).length + anchorFailures,
-      tokens_per_s: genTokens / Math.max(1e-9, rollSeconds),
-      time_rollout_s: rollSeconds,
-      time_scoring_s: this.scoringSeconds,
-      time_update_s: upSeconds,
+      reward_failures: n.reward_failures,
+      tokens_per_s: n.len_sum / Math.max(1e-9, n.time_rollout_s),
+      time_rollout_s: n.time_rollout_s,
+      time_scoring_s: n.time_scoring_s,
+      time_update_s: n.time_update_s,
     };
     this.curriculum.update(m.acc);
     this.emit("samples", step + 1, own.slice(0, o.samplesPerStep));
     return m;
   }
 }
+
+/** How the GRPO loss statistics combine over ranks: shares of the batch sum; extremes. */
+const STAT_OPS = { ratioMin: "min", ratioMax: "max" } as const satisfies Partial<Record<keyof GrpoStats, "min" | "max">>;
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 /** Whether every parameter is finite (one reduction, one scalar read). */
 async function paramsFinite(model: Model): Promise<boolean> {
