@@ -69,7 +69,8 @@ function fill(n: number, seed: number): Float32Array {
 
 /**
  * GFLOP/s of each candidate over the shapes: candidates take turns within each round (so a
- * burst of load on a shared machine hits them alike), and each keeps its best round.
+ * burst of load on a shared machine hits them alike), and each keeps its best round. Runs at
+ * least `rounds` rounds, more (up to 4x) while under about a second.
  */
 export function measureGemm(native: NativeAddon, shapes: GemmShape[] = MODEL_GEMM_SHAPES, rounds = 3): Record<string, number> {
   const names = native.gemmCandidates();
@@ -80,7 +81,8 @@ export function measureGemm(native: NativeAddon, shapes: GemmShape[] = MODEL_GEM
     for (const { s, a, b, out } of data) native.matmulWith(name, out, a, b, s.M, s.N, s.K, s.transA, s.transB, false, 1);
   };
   for (const n of names) runAll(n); // warm-up: packing buffers, thread team, page faults
-  for (let r = 0; r < rounds; r++)
+  const start = performance.now();
+  for (let r = 0; r < rounds || (r < 4 * rounds && performance.now() - start < 1000); r++)
     for (const n of names) {
       const t0 = performance.now();
       runAll(n);
