@@ -100,6 +100,6 @@ export async function runAttentionBench(ctx: BenchContext, opts: AttentionBenchO
 
   if (opts.torch ?? true) {
     ctx.progress("PyTorch peer");
-    for (const r of runTorch("attention.py", { shapes, minTime, threads }, threads)) ctx.row(r);
+    for (const r of runTorch("attention.py", { shapes, minTime, maxTime, threads }, threads)) ctx.row(r);
   }
 }

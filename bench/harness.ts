@@ -1,6 +1,5 @@
-// Shared benchmark plumbing: Benchmark.js timing and a PyTorch peer run in a child process.
+// Shared benchmark plumbing: timing with a bounded wall time, and a PyTorch peer run in a child process.
 // Rows and their output (streamed table or one JSON object) are src/bench/report.ts.
-import Benchmark from "benchmark";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -9,35 +8,50 @@ import { fileURLToPath } from "node:url";
 export type { BenchContext, BenchRow } from "../src/bench/report.js";
 import type { BenchRow } from "../src/bench/report.js";
 
-/** Benchmark.js time windows per size mode (seconds): [minTime, maxTime] per measurement. */
+/** Time windows per size mode (seconds): [minTime, maxTime] per measurement. */
 export function timeWindow(ctx: { quick: boolean; full: boolean }): [number, number] {
   return ctx.quick ? [0.1, 0.5] : ctx.full ? [0.5, 3] : [0.25, 1];
 }
 
-/** Mean seconds per call of fn, by Benchmark.js (minimum `minTime` seconds of samples). */
+/**
+ * Median seconds per call of fn: one warm-up call, then calls until `minTime` seconds and at
+ * least 3 calls, or until `maxTime` seconds. Stopping is checked after every call, so a burst
+ * of load from other processes can stretch a measurement by one call, not by a calibrated batch
+ * of them (Benchmark.js ran one 4 ms row for 112 s on this shared machine that way). The median
+ * ignores the calls that such a burst slowed down.
+ */
 export function timeIt(fn: () => void, minTime = 0.5, maxTime = 3): number {
-  const b = new Benchmark(fn, { minSamples: 3, minTime, maxTime, initCount: 1 });
-  b.run({ async: false });
-  if (b.error) throw b.error;
-  return b.stats.mean;
+  fn();
+  const times: number[] = [];
+  let total = 0;
+  while ((total < minTime || times.length < 3) && !(total >= maxTime && times.length >= 1)) {
+    const t0 = performance.now();
+    fn();
+    const dt = (performance.now() - t0) / 1e3;
+    times.push(dt);
+    total += dt;
+  }
+  return median(times);
 }
 
-/** Same, for async functions (deferred benchmark). */
+/** Same, for async functions. */
 export async function timeItAsync(fn: () => Promise<void>, minTime = 0.5, maxTime = 3): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const b = new Benchmark({
-      defer: true,
-      minSamples: 3,
-      minTime,
-      maxTime,
-      fn: (d: { resolve(): void }) => {
-        fn().then(() => d.resolve(), reject);
-      },
-      onComplete: () => resolve(b.stats.mean),
-      onError: (e: unknown) => reject(e),
-    });
-    b.run({ async: true });
-  });
+  await fn();
+  const times: number[] = [];
+  let total = 0;
+  while ((total < minTime || times.length < 3) && !(total >= maxTime && times.length >= 1)) {
+    const t0 = performance.now();
+    await fn();
+    const dt = (performance.now() - t0) / 1e3;
+    times.push(dt);
+    total += dt;
+  }
+  return median(times);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** bench/torch/<file>: next to this module in the sources, or back in the source tree from dist/bench. */

@@ -115,7 +115,8 @@ function logprobCase(N: number, V: number): Case {
   };
 }
 
-function linearCase(N: number, H: number, V: number): Case {
+/** Fused linear log-prob against its unfused composition on the same backend (same sgemm). */
+function linearCase(N: number, H: number, V: number, backward = true): Case {
   const inputs = (be: CpuBackend) => ({
     hidden: t(be, randn(N * H, 1, 3), [N, H]),
     weight: t(be, randn(V * H, 1 / Math.sqrt(H), 4), [V, H]),
@@ -123,10 +124,40 @@ function linearCase(N: number, H: number, V: number): Case {
     dlogprob: t(be, randn(N, 1, 5), [N]),
     dentropy: t(be, randn(N, 1, 6), [N]),
   });
+  if (!backward)
+    return {
+      name: `linear logprob fwd N=${N} H=${H} V=${V}`,
+      bytes: (V * H + N * H) * 4,
+      flops: 2 * N * H * V,
+      torch: { op: "linear", N, H, V, backward: false },
+      impls: [
+        {
+          impl: "anvil fused",
+          setup(be) {
+            const x = inputs(be);
+            const lp = be.zeros([N]), ent = be.zeros([N]), lse = be.zeros([N]);
+            return () => be.linearLogprobForward(lp, ent, lse, x.hidden, x.weight, x.targets, 1);
+          },
+        },
+        {
+          impl: "anvil unfused",
+          setup(be) {
+            const x = inputs(be);
+            const logits = be.zeros([N, V]), lp = be.zeros([N]), ent = be.zeros([N]);
+            return () => {
+              be.matmul(logits, x.hidden, x.weight, { transB: true });
+              be.logprobFromLogits(lp, ent, logits, x.targets, 1);
+            };
+          },
+        },
+      ],
+    };
   return {
     name: `linear logprob fwd+bwd N=${N} H=${H} V=${V}`,
     bytes: (V * H * 2 + N * H * 2) * 4,
-    flops: 8 * N * H * V, // forward 2NHV; backward recompute 2NHV + dhidden 2NHV + dweight 2NHV
+    // forward 2NHV; backward recompute 2NHV + dhidden 2NHV + dweight 2NHV. The unfused
+    // composition keeps the logits instead of recomputing them: 6NHV.
+    flops: 8 * N * H * V,
     torch: { op: "linear", N, H, V },
     impls: [
       {
@@ -205,13 +236,14 @@ function grpoCase(B: number, T: number): Case {
 export function kernelCases(mode: Mode): Case[] {
   if (mode.quick)
     return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), grpoCase(16, 256)];
-  if (!mode.full) return [sampleCase(64, 32000), logprobCase(1024, 32000), linearCase(512, 512, 32000), grpoCase(64, 1024)];
+  if (!mode.full) return [sampleCase(64, 32000), logprobCase(1024, 32000), linearCase(512, 512, 32000, false), linearCase(512, 512, 32000), grpoCase(64, 1024)];
   return [
     sampleCase(64, 32000),
     sampleCase(256, 32000),
     sampleCase(64, 151936),
     sampleCase(256, 151936),
     logprobCase(4096, 32000),
+    linearCase(4096, 512, 32000, false),
     linearCase(4096, 512, 32000),
     linearCase(4096, 1024, 32000),
     grpoCase(64, 1024),
@@ -292,7 +324,7 @@ export async function runKernelsBench(ctx: BenchContext, opts: KernelsBenchOptio
     }
     if (torch) {
       ctx.progress(`${c.name} PyTorch peer`);
-      for (const r of runTorch("kernels.py", { ...c.torch, minTime, mem })) {
+      for (const r of runTorch("kernels.py", { ...c.torch, minTime, maxTime, mem })) {
         ctx.row({ ...r, name: c.name, gflops: c.flops ? c.flops / r.seconds / 1e9 : undefined, gbps: c.flops ? undefined : c.bytes / r.seconds / 1e9, note: [r.note, floorNote(c, r.seconds)].filter(Boolean).join("; ") });
       }
     }

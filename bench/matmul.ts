@@ -5,8 +5,8 @@
 //   anvil bench kernels [--quick | --full]
 //
 // Each candidate is first checked against the first one on the same inputs (the note column
-// shows the largest relative difference), then timed with Benchmark.js; candidates take turns
-// per shape, so load from other processes hits them alike.
+// shows the largest relative difference), then timed (harness.timeIt); the candidates of a
+// shape run one right after another, so they see about the same load from other processes.
 import { selectGemm } from "../src/backend/gemm.js";
 import { loadAddon } from "../src/backend/native.js";
 import { runTorch, timeIt, timeWindow, type BenchContext } from "./harness.js";

@@ -28,7 +28,7 @@
 #endif
 
 #include "anvil/matmul.h"
-#include "anvil/online_softmax.h"
+#include "online_softmax.h"
 
 #ifdef ANVIL_HAVE_CBLAS
 #include <cblas.h>
@@ -117,7 +117,7 @@ void softmax_grad_tile(float* g, int64_t n0, int64_t nb, int64_t v0, int64_t vt,
                  vdh = _mm256_set1_ps(dh), vzero = _mm256_setzero_ps(), vfloor = _mm256_set1_ps(kExpFloor);
     for (; j + 8 <= vt; j += 8) {
       __m256 z = _mm256_loadu_ps(gr + j);
-      __m256 p = exp256(_mm256_max_ps(_mm256_sub_ps(z, vl), vfloor));
+      __m256 p = simd::exp(_mm256_max_ps(_mm256_sub_ps(z, vl), vfloor));
       __m256 w = _mm256_fmadd_ps(vdh, _mm256_sub_ps(z, vmu), vdlp);
       _mm256_storeu_ps(gr + j, _mm256_sub_ps(vzero, _mm256_mul_ps(p, w)));
     }

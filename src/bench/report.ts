@@ -1,6 +1,6 @@
 // Benchmark rows and how they are shown: streamed as they are measured (one table line per row
 // on stdout, a progress line on stderr), or collected into one JSON object (`--json`).
-// The suites themselves live in bench/ (they import Benchmark.js and spawn PyTorch peers);
+// The suites themselves live in bench/ (they spawn PyTorch peers and child processes);
 // the CLI finds them at run time (src/cli/commands/bench.ts).
 
 export interface BenchRow {
