@@ -7,11 +7,12 @@
 //
 //   anvil bench model [--quick]
 import { CpuBackend } from "../src/backend/cpu.js";
+import { decoderGemmShapes, measureGemm } from "../src/backend/gemm.js";
 import { generate } from "../src/model/generate.js";
 import { presetConfig } from "../src/model/init.js";
 import { Model } from "../src/model/model.js";
 import { parameterShapes, type ModelConfig } from "../src/model/types.js";
-import { peakRssBytes, runTorch, timeItAsync, type BenchContext } from "./harness.js";
+import { peakRssBytes, runTorch, timeItAsync, timeWindow, type BenchContext } from "./harness.js";
 
 export interface ModelBenchOptions {
   config?: ModelConfig;
@@ -87,7 +88,8 @@ export async function runModelBench(ctx: BenchContext, opts: ModelBenchOptions =
   const c = opts.config ?? BENCH_CONFIG;
   const { B, T } = opts.train ?? { B: 4, T: 256 };
   const gen = opts.gen ?? { B: 8, prompt: 32, newTokens: 32 };
-  const minTime = opts.minTime ?? 1;
+  const [windowMin, maxTime] = timeWindow(ctx);
+  const minTime = opts.minTime ?? windowMin;
   const be = new CpuBackend(opts.threads !== undefined ? { threads: opts.threads } : {});
   const impl = `anvil cpu (${be.native.buildInfo().threads} threads)`;
   const model = Model.fromWeights(be, c, randomWeights(c));
@@ -96,26 +98,30 @@ export async function runModelBench(ctx: BenchContext, opts: ModelBenchOptions =
   const N = B * T;
   const flops = trainFlopsPerToken(c, T) * N;
   const label = `L=${c.numLayers} H=${c.hiddenSize} V=${c.vocabSize}`;
+  // The sgemm's own speed on this model's products, same run: what a step could reach.
+  ctx.progress(`sgemm peak on the shapes of ${label}`);
+  const peak = measureGemm(be.native, decoderGemmShapes(c, N))[be.native.gemmSelected()];
+  ctx.row({ name: `sgemm on the MLP products of ${label} N=${N}`, impl: `anvil ${be.native.gemmSelected()}`, seconds: NaN, gflops: peak, note: "the peak the train step is measured against" });
 
   for (const checkpointing of [false, true]) {
     ctx.progress(`train step ${label}${checkpointing ? " (checkpointing)" : ""}`);
     const t = await timeItAsync(async () => {
       await model.crossEntropyLoss(ids, targets, B, T, { checkpointing });
-    }, minTime);
+    }, minTime, maxTime);
     ctx.row({
       name: `train step ${label} B=${B} T=${T}${checkpointing ? " (checkpointing)" : ""}`,
       impl,
       seconds: t,
       gflops: flops / t / 1e9,
       peakBytes: model.activationBytes(B, T, { checkpointing }),
-      note: `${(N / t).toFixed(0)} tok/s; peak mem = activations`,
+      note: `${(N / t).toFixed(0)} tok/s; ${((100 * flops) / t / 1e9 / peak).toFixed(0)}% of the sgemm peak; peak mem = activations`,
     });
   }
   {
     ctx.progress(`score ${label}`);
     const t = await timeItAsync(async () => {
       await model.tokenLogprobs(ids, targets, B, T);
-    }, minTime);
+    }, minTime, maxTime);
     ctx.row({ name: `score (noGrad fwd + fused logprob) ${label} B=${B} T=${T}`, impl, seconds: t, gflops: flops / 3 / t / 1e9, note: `${(N / t).toFixed(0)} tok/s` });
   }
   {
@@ -124,7 +130,7 @@ export async function runModelBench(ctx: BenchContext, opts: ModelBenchOptions =
     ctx.progress(`generate ${label}`);
     const t = await timeItAsync(async () => {
       await generate(model, prompts, { maxNewTokens: gen.newTokens, sampling, seed: 1, eosIds: [] });
-    }, minTime);
+    }, minTime, maxTime);
     ctx.row({
       name: `generate ${label} B=${gen.B} prompt=${gen.prompt} new=${gen.newTokens}`,
       impl,

@@ -25,14 +25,27 @@ export interface GemmShape {
 }
 
 /**
- * A ~30M-parameter decoder's training step (hidden 512, MLP 1536, 512 tokens per micro-batch):
- * the forward projection (x @ W^T), the input gradient (dy @ W) and the weight gradient
- * (dy^T @ x), plus one vocabulary tile of the fused LM head (256 tokens x 2048 vocab rows).
+ * The products of a decoder's training step on `tokens` tokens, MLP up-projection and
+ * down-projection: the forward (x @ W^T), the input gradient (dy @ W) and the weight gradient
+ * (dy^T @ x). Attention projections have the same form with smaller widths.
+ */
+export function decoderGemmShapes(c: { hiddenSize: number; intermediateSize: number }, tokens: number): GemmShape[] {
+  const [H, I, N] = [c.hiddenSize, c.intermediateSize, tokens];
+  return [
+    { M: N, N: I, K: H, transA: false, transB: true },
+    { M: N, N: H, K: I, transA: false, transB: true },
+    { M: N, N: H, K: I, transA: false, transB: false },
+    { M: I, N: H, K: N, transA: true, transB: false },
+  ];
+}
+
+/**
+ * What the selection times by default: a ~30M-parameter decoder's step (hidden 512, MLP 1536,
+ * 512 tokens per micro-batch) and one vocabulary tile of the fused LM head (256 tokens x 2048
+ * vocabulary rows, native/cpu/linear_logprob.cpp).
  */
 export const MODEL_GEMM_SHAPES: GemmShape[] = [
-  { M: 512, N: 1536, K: 512, transA: false, transB: true },
-  { M: 512, N: 512, K: 1536, transA: false, transB: false },
-  { M: 1536, N: 512, K: 512, transA: true, transB: false },
+  ...decoderGemmShapes({ hiddenSize: 512, intermediateSize: 1536 }, 512),
   { M: 256, N: 2048, K: 512, transA: false, transB: true },
 ];
 
