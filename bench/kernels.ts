@@ -9,7 +9,9 @@
 //   logprob+entropy   N=1024 [4096], V=32000 from materialised logits; torch: log_softmax + gather + entropy
 //   linear logprob    fwd+bwd N=512 [4096], H=512 [and 1024], V=32000: fused vs matmul +
 //                     logprobFromLogits + crossEntropyBackward + 2 matmuls (unfused, same backend,
-//                     same sgemm) vs torch autograd
+//                     same sgemm) vs torch autograd; and with half the rows masked out of the
+//                     loss (zero dlogprob/dentropy, as GRPO's prompt tokens), which only the
+//                     fused backward can skip
 //   grpo loss         N=65536 (B=64, T=1024), forward + backward
 //
 // Peak memory: every (case, impl) runs once more in a fresh child process (node or python) that
@@ -50,7 +52,8 @@ interface Case {
   bytes: number;
   flops: number;
   impls: Impl[];
-  torch: Record<string, unknown>;
+  /** Arguments of the PyTorch peer (bench/torch/kernels.py); null: no peer for this case. */
+  torch: Record<string, unknown> | null;
 }
 
 function randn(n: number, scale = 1, seed = 1): Float32Array {
@@ -115,14 +118,19 @@ function logprobCase(N: number, V: number): Case {
   };
 }
 
-/** Fused linear log-prob against its unfused composition on the same backend (same sgemm). */
-function linearCase(N: number, H: number, V: number, backward = true): Case {
+/**
+ * Fused linear log-prob against its unfused composition on the same backend (same sgemm).
+ * `masked`: the fraction of rows whose upstream gradient is 0, as the prompt tokens and padding
+ * of a GRPO batch (the loss's mask zeroes their dlogprob and dentropy).
+ */
+function linearCase(N: number, H: number, V: number, backward = true, masked = 0): Case {
+  const keep = (g: Float32Array) => g.map((x, i) => (i < masked * N ? 0 : x));
   const inputs = (be: CpuBackend) => ({
     hidden: t(be, randn(N * H, 1, 3), [N, H]),
     weight: t(be, randn(V * H, 1 / Math.sqrt(H), 4), [V, H]),
     targets: t(be, randint(N, V), [N]),
-    dlogprob: t(be, randn(N, 1, 5), [N]),
-    dentropy: t(be, randn(N, 1, 6), [N]),
+    dlogprob: t(be, keep(randn(N, 1, 5)), [N]),
+    dentropy: t(be, keep(randn(N, 1, 6)), [N]),
   });
   if (!backward)
     return {
@@ -153,12 +161,12 @@ function linearCase(N: number, H: number, V: number, backward = true): Case {
       ],
     };
   return {
-    name: `linear logprob fwd+bwd N=${N} H=${H} V=${V}`,
+    name: `linear logprob fwd+bwd N=${N} H=${H} V=${V}${masked ? ` (${masked * 100}% of rows masked)` : ""}`,
     bytes: (V * H * 2 + N * H * 2) * 4,
     // forward 2NHV; backward recompute 2NHV + dhidden 2NHV + dweight 2NHV. The unfused
     // composition keeps the logits instead of recomputing them: 6NHV.
     flops: 8 * N * H * V,
-    torch: { op: "linear", N, H, V },
+    torch: masked ? null : { op: "linear", N, H, V }, // torch does the same work masked or not
     impls: [
       {
         impl: "anvil fused",
@@ -235,8 +243,8 @@ function grpoCase(B: number, T: number): Case {
 
 export function kernelCases(mode: Mode): Case[] {
   if (mode.quick)
-    return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), grpoCase(16, 256)];
-  if (!mode.full) return [sampleCase(64, 32000), logprobCase(1024, 32000), linearCase(512, 512, 32000, false), linearCase(512, 512, 32000), grpoCase(64, 1024)];
+    return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), linearCase(256, 128, 8000, true, 0.5), grpoCase(16, 256)];
+  if (!mode.full) return [sampleCase(64, 32000), logprobCase(1024, 32000), linearCase(512, 512, 32000, false), linearCase(512, 512, 32000), linearCase(512, 512, 32000, true, 0.5), grpoCase(64, 1024)];
   return [
     sampleCase(64, 32000),
     sampleCase(256, 32000),
@@ -245,6 +253,7 @@ export function kernelCases(mode: Mode): Case[] {
     logprobCase(4096, 32000),
     linearCase(4096, 512, 32000, false),
     linearCase(4096, 512, 32000),
+    linearCase(4096, 512, 32000, true, 0.5),
     linearCase(4096, 1024, 32000),
     grpoCase(64, 1024),
   ];
@@ -322,7 +331,7 @@ export async function runKernelsBench(ctx: BenchContext, opts: KernelsBenchOptio
         note: floorNote(c, seconds),
       });
     }
-    if (torch) {
+    if (torch && c.torch) {
       ctx.progress(`${c.name} PyTorch peer`);
       for (const r of runTorch("kernels.py", { ...c.torch, minTime, maxTime, mem })) {
         ctx.row({ ...r, name: c.name, gflops: c.flops ? c.flops / r.seconds / 1e9 : undefined, gbps: c.flops ? undefined : c.bytes / r.seconds / 1e9, note: [r.note, floorNote(c, r.seconds)].filter(Boolean).join("; ") });
