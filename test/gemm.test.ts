@@ -27,12 +27,14 @@ describe("sgemm candidates", () => {
   });
 
   // Edges of both micro-tiles (6x16 and 12x32) and of every block (KC 256, MC 144, NC 3072),
-  // the few-row path (M <= 8), and one product with K = 1.
+  // the team's split by columns (150 x 3100) and by rows (400 x 100), the few-row path (M <= 8),
+  // and one product with K = 1.
   const shapes: [number, number, number][] = [
     [9, 17, 5],
     [13, 33, 31],
     [25, 47, 257],
     [150, 3100, 260],
+    [400, 100, 70],
     [3, 70, 40],
     [40, 32, 1],
   ];

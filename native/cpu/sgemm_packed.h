@@ -2,16 +2,16 @@
 // Private to native/cpu: it is instantiated once per instruction set, with a Kernel that brings
 // its micro-tile (MR x NR), its blocking (KC, MC, NC) and its micro-kernel.
 //
-// BLIS/GotoBLAS structure:
+// BLIS/GotoBLAS structure, per thread (packed_sgemm cuts the product into parts for the team):
 //   for jc in N step NC:                 B block  (KC, NC) packed into NR-wide panels  (L3)
-//     for pc in K step KC:               A        (M, KC)  packed into MR-tall panels  (L2 per MC)
-//       parallel over (MC rows) x (column chunk) tiles:
-//         for jr in chunk step NR:       one B micro-panel (KC, NR) stays in L1
+//     for pc in K step KC:
+//       for ic in M step MC:             A block  (MC, KC) packed into MR-tall panels  (L2)
+//         for jr in NC step NR:          one B micro-panel (KC, NR) stays in L1
 //           for ir in MC step MR:        one A micro-panel (MR, KC) streams from L2
 //             MR x NR micro-kernel
 // Packing absorbs the transposes, so the kernel sees one layout. Edge tiles are zero-padded
-// in the packed buffers. When all rows fit one MC block, each task packs its B micro-panels
-// itself, straight into L1.
+// in the packed buffers. When all rows fit one MC block, the B micro-panels are packed as they
+// are used, straight into L1.
 //
 // This header must be included before any `#pragma GCC target`: the driver and the packing are
 // compiled for the baseline ISA in every file; only the Kernel's functions use wider vectors.
@@ -139,76 +139,86 @@ void pack_b_panel(float* dst, const float* b, int64_t ldb, bool trans_b, int64_t
   }
 }
 
-// C (M, N) = alpha * op(A) @ op(B) (+ C when accumulate), row-major with row strides; M, N, K > 0.
-// Kernel: MR, NR, KC, MC, NC and
+// One thread's GEMM: C (M, N) = alpha * op(A) @ op(B) (+ C when accumulate), row-major with row
+// strides; M, N, K > 0. Kernel: MR, NR, KC, MC, NC and
 //   static void micro(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, float alpha,
 //                     bool load_c, int64_t mr, int64_t nr);   // A (kc, MR), B (kc, NR) packed
 template <class Kernel>
-void packed_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                  int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+void packed_sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                         int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
   constexpr int64_t MR = Kernel::MR, NR = Kernel::NR, KC = Kernel::KC, MC = Kernel::MC, NC = Kernel::NC;
   static_assert(MC % MR == 0, "MC must be a multiple of MR");
   static thread_local Scratch a_scratch, b_scratch;
-  const int64_t m_panels = (M + MR - 1) / MR;
-  const int64_t m_blocks = (M + MC - 1) / MC;
-  // With a single block of rows each B micro-panel is used by one task only: pack it right
-  // there, into a buffer that stays in L1, instead of a round trip through a shared buffer.
-  // That is most of the cost when M is small (a B the size of a weight matrix, a few rows of A).
-  const bool fuse_b = m_blocks == 1;
-  float* Ap = a_scratch.get(static_cast<size_t>(m_panels * MR * KC));
+  // With a single block of rows each B micro-panel is used once: pack it right there, into a
+  // buffer that stays in L1, instead of a round trip through the packed block.
+  const bool fuse_b = M <= MC;
+  float* Ap = a_scratch.get(static_cast<size_t>(std::min(M, MC) + MR - 1) / MR * MR * KC);
   float* Bp = fuse_b ? nullptr : b_scratch.get(static_cast<size_t>((std::min(N, NC) + NR - 1) / NR * NR * KC));
+  alignas(64) static thread_local float b_local[NR * KC];
 
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
-  // Tiny problems are not worth waking the team.
-  const bool parallel = threads > 1 && M * N * K >= 64 * 64 * 64;
-
-  // Every phase is scheduled dynamically: on a shared machine one thread of the team is often
-  // descheduled, and static shares would make the whole multiply wait for it at each barrier.
-#pragma omp parallel if (parallel)
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
     const int64_t n_panels = (nc + NR - 1) / NR;
-    // Column chunk per task: wide enough to reuse the A block from L2 several times, narrow
-    // enough that there are a few tasks per thread to balance.
-    int64_t chunk_panels = 16;
-    while (chunk_panels > 1 && m_blocks * ((n_panels + chunk_panels - 1) / chunk_panels) < 4 * threads) chunk_panels /= 2;
-    const int64_t n_chunks = (n_panels + chunk_panels - 1) / chunk_panels;
-
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = std::min(KC, K - pc);
       const bool load_c = accumulate || pc > 0;
-
-      if (!fuse_b) {
-#pragma omp for schedule(dynamic, 8) nowait
+      if (!fuse_b)
         for (int64_t q = 0; q < n_panels; q++)
           pack_b_panel<NR>(Bp + q * NR * kc, B, ldb, trans_b, jc + q * NR, std::min(NR, nc - q * NR), pc, kc);
-      }
-#pragma omp for schedule(dynamic, 8)
-      for (int64_t p = 0; p < m_panels; p++)
-        pack_a_panel<MR>(Ap + p * MR * kc, A, lda, trans_a, p * MR, std::min(MR, M - p * MR), pc, kc);
-
-#pragma omp for collapse(2) schedule(dynamic)
-      for (int64_t mb = 0; mb < m_blocks; mb++)
-        for (int64_t nb = 0; nb < n_chunks; nb++) {
-          const int64_t p0 = mb * (MC / MR), p1 = std::min(m_panels, p0 + MC / MR);
-          const int64_t q0 = nb * chunk_panels, q1 = std::min(n_panels, q0 + chunk_panels);
-          alignas(64) float b_local[NR * KC];
-          for (int64_t q = q0; q < q1; q++) {
-            const int64_t j = jc + q * NR, nr = std::min(NR, N - j);
-            const float* bq = b_local;
-            if (fuse_b) pack_b_panel<NR>(b_local, B, ldb, trans_b, j, nr, pc, kc);
-            else bq = Bp + q * NR * kc;
-            for (int64_t p = p0; p < p1; p++) {
-              const int64_t i = p * MR, mr = std::min(MR, M - i);
-              Kernel::micro(kc, Ap + p * MR * kc, bq, C + i * ldc + j, ldc, alpha, load_c, mr, nr);
-            }
+      for (int64_t ic = 0; ic < M; ic += MC) {  // A block (MC, kc) stays in L2 across the B panels
+        const int64_t mc = std::min(MC, M - ic), m_panels = (mc + MR - 1) / MR;
+        for (int64_t p = 0; p < m_panels; p++)
+          pack_a_panel<MR>(Ap + p * MR * kc, A, lda, trans_a, ic + p * MR, std::min(MR, mc - p * MR), pc, kc);
+        for (int64_t q = 0; q < n_panels; q++) {
+          const int64_t j = jc + q * NR, nr = std::min(NR, N - j);
+          const float* bq = Bp + q * NR * kc;
+          if (fuse_b) {
+            pack_b_panel<NR>(b_local, B, ldb, trans_b, j, nr, pc, kc);
+            bq = b_local;
+          }
+          for (int64_t p = 0; p < m_panels; p++) {
+            const int64_t i = ic + p * MR, mr = std::min(MR, M - i);
+            Kernel::micro(kc, Ap + p * MR * kc, bq, C + i * ldc + j, ldc, alpha, load_c, mr, nr);
           }
         }
-      // the implicit barrier above keeps Ap/Bp alive until every tile of this block is done
+      }
     }
+  }
+}
+
+// The same product on the OpenMP team: the larger of M and N is cut into parts, and each part
+// is one packed_sgemm_serial with its own packing. No barrier inside a product, only the join
+// at its end: on a machine shared with other processes a descheduled thread delays its own
+// part, not every block of everyone's (a shared-packing design waits for it at each of its
+// K / KC steps: 8 GFLOP/s instead of 30 measured on K = 32,000 here). Parts are scheduled
+// dynamically, 4 per thread, so a thread that runs late takes fewer; the price is packing the
+// operand that is not cut once per part (a few percent of the work).
+template <class Kernel>
+void packed_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  int threads = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+  const bool by_rows = M >= N;
+  const int64_t extent = by_rows ? M : N, unit = by_rows ? Kernel::MR : Kernel::NR;
+  constexpr int64_t kMinPart = 96;  // rows or columns: smaller parts pack more than they compute
+  int64_t parts = std::min<int64_t>(4 * threads, extent / kMinPart);
+  if (threads == 1 || parts < 2 || M * N * K < 64 * 64 * 64) {
+    packed_sgemm_serial<Kernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
+    return;
+  }
+  const int64_t step = (extent / parts + unit - 1) / unit * unit;
+  parts = (extent + step - 1) / step;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t p = 0; p < parts; p++) {
+    const int64_t s0 = p * step, len = std::min(step, extent - s0);
+    if (by_rows)  // op(A) rows s0.. are columns of A when it is stored transposed
+      packed_sgemm_serial<Kernel>(trans_a, trans_b, len, N, K, alpha, trans_a ? A + s0 : A + s0 * lda, lda, B, ldb,
+                                  accumulate, C + s0 * ldc, ldc);
+    else  // op(B) columns s0.. are rows of B when it is stored transposed
+      packed_sgemm_serial<Kernel>(trans_a, trans_b, M, len, K, alpha, A, lda, trans_b ? B + s0 * ldb : B + s0, ldb,
+                                  accumulate, C + s0, ldc);
   }
 }
 
