@@ -23,7 +23,7 @@ export interface BenchRow {
 export interface BenchContext {
   /** Large sizes (the issue-scale shapes, many minutes). */
   full: boolean;
-  /** Tiny sizes and short timing: a smoke run of seconds. */
+  /** Tiny sizes and short timing: a smoke run of about a minute. */
   quick: boolean;
   /** A measured row. */
   row(r: BenchRow): void;

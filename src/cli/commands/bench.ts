@@ -21,8 +21,8 @@ export function register(program: Command): void {
       "microbenchmarks (fused kernels against their unfused composition and PyTorch, every sgemm candidate, attention), backend comparison, and model training/decoding tokens/s; rows print as they are measured",
     )
     .addArgument(new Argument("[suite]", "what to run").choices(["kernels", "backends", "model", "all"]).default("kernels"))
-    .option("--quick", "tiny sizes and short timing (a smoke run of seconds)")
-    .option("--full", "the large sizes (N=4096 tokens, V up to 151,936; many minutes)")
+    .option("--quick", "tiny sizes and short timing (a smoke run of about a minute)")
+    .option("--full", "the large sizes (N=4096 tokens, V up to 151,936; tens of minutes)")
     .option("--json", "print one JSON object with every row at the end (rows and progress go to stderr meanwhile)")
     .action(async (suite: string, o: { quick?: boolean; full?: boolean; json?: boolean }) => {
       if (o.quick && o.full) throw new Error("anvil bench: --quick and --full exclude each other");
