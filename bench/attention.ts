@@ -6,12 +6,9 @@
 // Decode is memory-bound: GB/s counts the K and V cache bytes read. RoPE (in place, the way
 // the model calls it) counts one read and one write of the tensor.
 //
-//   node dist/bench/attention.js [--json] [--quick] [--threads N] [--no-torch]
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+//   anvil bench kernels [--quick | --full]
 import { CpuBackend } from "../src/backend/cpu.js";
-import { report, runTorch, timeIt, type BenchRow } from "./harness.js";
+import { runTorch, timeIt, timeWindow, type BenchContext } from "./harness.js";
 
 export interface AttentionShape {
   B: number;
@@ -24,11 +21,9 @@ export interface AttentionShape {
 export interface AttentionBenchOptions {
   /** Threads for OpenMP and torch (default 2: the machine's cores). */
   threads?: number;
-  /** Shorter timing windows and only the first shape (noisier numbers, a few seconds in all). */
-  quick?: boolean;
   /** Run the PyTorch peer (default true; skipped with a warning when torch is missing). */
   torch?: boolean;
-  /** Shapes for forward/backward (default ATTENTION_SHAPES). */
+  /** Shapes for forward/backward (default: the first of ATTENTION_SHAPES; --full: both). */
   shapes?: AttentionShape[];
   /** Decode step: batch B reading a cache filled to `len` positions. */
   decode?: { B: number; nh: number; nkv: number; hd: number; len: number };
@@ -41,14 +36,6 @@ export const ATTENTION_SHAPES: AttentionShape[] = [
   { B: 8, T: 256, nh: 8, nkv: 2, hd: 64 },
   { B: 4, T: 1024, nh: 16, nkv: 4, hd: 64 },
 ];
-
-const here = dirname(fileURLToPath(import.meta.url));
-
-/** bench/torch/attention.py, from bench/ (sources) or dist/bench/ (compiled). */
-function torchScript(): string {
-  const candidates = [join(here, "torch", "attention.py"), join(here, "..", "..", "bench", "torch", "attention.py")];
-  return candidates.find((p) => existsSync(p)) ?? candidates[0];
-}
 
 function randn(n: number, seed: number): Float32Array {
   // Cheap deterministic values in (-1, 1); the timing does not depend on them.
@@ -63,13 +50,12 @@ function randn(n: number, seed: number): Float32Array {
 
 const label = (s: AttentionShape) => `B=${s.B} T=${s.T} nh=${s.nh} nkv=${s.nkv} hd=${s.hd}`;
 
-export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promise<BenchRow[]> {
+export async function runAttentionBench(ctx: BenchContext, opts: AttentionBenchOptions = {}): Promise<void> {
   const threads = opts.threads ?? 2;
-  const shapes = opts.shapes ?? (opts.quick ? ATTENTION_SHAPES.slice(0, 1) : ATTENTION_SHAPES);
-  const minTime = opts.quick ? 0.2 : 0.5;
+  const shapes = opts.shapes ?? (ctx.full ? ATTENTION_SHAPES : ATTENTION_SHAPES.slice(0, 1));
+  const [minTime, maxTime] = timeWindow(ctx);
   const be = new CpuBackend({ threads });
   const impl = `anvil cpu (${be.native.buildInfo().threads} threads)`;
-  const rows: BenchRow[] = [];
 
   for (const s of shapes) {
     const { B, T, nh, nkv, hd } = s;
@@ -81,10 +67,12 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
     const dout = be.upload(randn(B * T * nh * hd, 4), [B, T, nh, hd]);
     const dq = be.zeros([B, T, nh, hd]), dk = be.zeros([B, T, nkv, hd]), dv = be.zeros([B, T, nkv, hd]);
 
-    const tf = timeIt(() => be.attentionForward(out, lse, q, k, v), minTime);
-    rows.push({ name: `attention fwd ${label(s)}`, impl, seconds: tf, gflops: flops / tf / 1e9 });
-    const tb = timeIt(() => be.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse), minTime);
-    rows.push({ name: `attention bwd ${label(s)}`, impl, seconds: tb, gflops: (2.5 * flops) / tb / 1e9 });
+    ctx.progress(`attention fwd ${label(s)}`);
+    const tf = timeIt(() => be.attentionForward(out, lse, q, k, v), minTime, maxTime);
+    ctx.row({ name: `attention fwd ${label(s)}`, impl, seconds: tf, gflops: flops / tf / 1e9 });
+    ctx.progress(`attention bwd ${label(s)}`);
+    const tb = timeIt(() => be.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse), minTime, maxTime);
+    ctx.row({ name: `attention bwd ${label(s)}`, impl, seconds: tb, gflops: (2.5 * flops) / tb / 1e9 });
   }
 
   const d = opts.decode ?? { B: 8, nh: 16, nkv: 4, hd: 64, len: 1024 };
@@ -95,38 +83,23 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
     const q = be.upload(randn(d.B * d.nh * d.hd, 7), [d.B, 1, d.nh, d.hd]);
     const o = be.zeros([d.B, 1, d.nh, d.hd]);
     const pos = be.upload(new Int32Array(d.B).fill(d.len), [d.B]);
-    const t = timeIt(() => be.attentionDecode(o, q, kc, vc, pos), minTime);
+    ctx.progress("attention decode");
+    const t = timeIt(() => be.attentionDecode(o, q, kc, vc, pos), minTime, maxTime);
     const bytes = 2 * d.B * (d.len + 1) * d.nkv * d.hd * 4;
-    rows.push({ name: `attention decode B=${d.B} cache=${d.len + 1} nh=${d.nh} nkv=${d.nkv} hd=${d.hd}`, impl, seconds: t, gbps: bytes / t / 1e9 });
+    ctx.row({ name: `attention decode B=${d.B} cache=${d.len + 1} nh=${d.nh} nkv=${d.nkv} hd=${d.hd}`, impl, seconds: t, gbps: bytes / t / 1e9 });
   }
 
   const r = opts.rope ?? { N: 2048, nh: 16, hd: 128 };
   {
     const x = be.upload(randn(r.N * r.nh * r.hd, 8), [r.N, r.nh, r.hd]);
     const pos = be.upload(Int32Array.from({ length: r.N }, (_, i) => i), [r.N]);
-    const t = timeIt(() => be.ropeForward(x, x, pos, 1e6), minTime);
-    rows.push({ name: `rope fwd in place N=${r.N} nh=${r.nh} hd=${r.hd}`, impl, seconds: t, gbps: (2 * x.size * 4) / t / 1e9 });
+    ctx.progress("rope");
+    const t = timeIt(() => be.ropeForward(x, x, pos, 1e6), minTime, maxTime);
+    ctx.row({ name: `rope fwd in place N=${r.N} nh=${r.nh} hd=${r.hd}`, impl, seconds: t, gbps: (2 * x.size * 4) / t / 1e9 });
   }
 
-  if (opts.torch ?? true) rows.push(...runTorch(torchScript(), { shapes, minTime, threads }, threads));
-  // Group rows by what was measured, anvil before torch.
-  const order = [...new Set(rows.map((r) => r.name))];
-  return rows.sort((x, y) => order.indexOf(x.name) - order.indexOf(y.name));
-}
-
-async function main(argv: string[]): Promise<void> {
-  const t = argv.indexOf("--threads");
-  const rows = await runAttentionBench({
-    threads: t >= 0 ? Number(argv[t + 1]) : 2,
-    quick: argv.includes("--quick"),
-    torch: !argv.includes("--no-torch"),
-  });
-  report("Causal GQA attention and RoPE (CPU)", rows);
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).catch((e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-    process.exitCode = 1;
-  });
+  if (opts.torch ?? true) {
+    ctx.progress("PyTorch peer");
+    for (const r of runTorch("attention.py", { shapes, minTime, maxTime, threads }, threads)) ctx.row(r);
+  }
 }

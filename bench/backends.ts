@@ -3,15 +3,13 @@
 // from Mesa's lavapipe, i.e. they are CPU figures through a Vulkan emulation layer; on a
 // machine with a GPU the same command measures the GPU.
 //
-//   node dist/bench/backends.js [--json] [--quick]
-import { pathToFileURL } from "node:url";
+//   anvil bench backends [--quick]
 import type { Backend, Tensor } from "../src/backend/backend.js";
 import { GRPO_STATS } from "../src/backend/backend.js";
 import { createBackend } from "../src/backend/index.js";
-import { report, timeItAsync, type BenchRow } from "./harness.js";
+import { timeItAsync, timeWindow, type BenchContext } from "./harness.js";
 
 export interface BackendsBenchOptions {
-  quick?: boolean;
   /** Backends to compare (default: cpu and webgpu, cuda when usable). */
   backends?: ("cpu" | "webgpu" | "cuda")[];
 }
@@ -128,32 +126,32 @@ function cases(quick: boolean): Case[] {
   ];
 }
 
-export async function runBackendsBench(opts: BackendsBenchOptions = {}): Promise<BenchRow[]> {
-  const rows: BenchRow[] = [];
+export async function runBackendsBench(ctx: BenchContext, opts: BackendsBenchOptions = {}): Promise<void> {
   const wanted = opts.backends ?? ["cpu", "webgpu", "cuda"];
   const backends: Backend[] = [];
   for (const name of wanted) {
     try {
       backends.push(await createBackend(name));
     } catch (e) {
-      rows.push({ name: "(backend)", impl: name, seconds: NaN, note: `skipped: ${(e as Error).message.split("\n")[0]}` });
+      ctx.row({ name: "(backend)", impl: name, seconds: NaN, note: `skipped: ${(e as Error).message.split("\n")[0]}` });
     }
   }
-  const minTime = opts.quick ? 0.1 : 0.5;
-  for (const c of cases(opts.quick ?? false)) {
+  const [minTime, maxTime] = timeWindow(ctx);
+  for (const c of cases(ctx.quick)) {
     let cpuSeconds = NaN;
     for (const be of backends) {
+      ctx.progress(`${c.name} on ${be.name}`);
       const { run, free } = c.setup(be);
       run(); // warm-up: pipeline compilation on GPU backends
       await be.sync();
       const seconds = await timeItAsync(async () => {
         run();
         await be.sync();
-      }, minTime, opts.quick ? 1 : 3);
+      }, minTime, maxTime);
       free();
       if (be.name === "cpu") cpuSeconds = seconds;
       const soft = be.name === "webgpu" ? " (lavapipe = CPU emulation when no GPU)" : "";
-      rows.push({
+      ctx.row({
         name: c.name,
         impl: be.name,
         seconds,
@@ -164,10 +162,4 @@ export async function runBackendsBench(opts: BackendsBenchOptions = {}): Promise
     }
   }
   for (const be of backends) be.destroy();
-  return rows;
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const rows = await runBackendsBench({ quick: process.argv.includes("--quick") });
-  report("every kernel on every available backend", rows);
 }

@@ -1,49 +1,64 @@
-// Shared benchmark plumbing: Benchmark.js timing, a PyTorch peer run in a child process,
-// and output as a table or one JSON object (`--json`).
-import Benchmark from "benchmark";
+// Shared benchmark plumbing: timing with a bounded wall time, and a PyTorch peer run in a child process.
+// Rows and their output (streamed table or one JSON object) are src/bench/report.ts.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-export interface BenchRow {
-  /** What was measured, e.g. "matmul 1024x1024x1024". */
-  name: string;
-  /** Implementation, e.g. "anvil fused", "anvil unfused", "torch 1.13". */
-  impl: string;
-  /** Mean seconds per call. */
-  seconds: number;
-  /** Optional throughput figures. */
-  gflops?: number;
-  gbps?: number;
-  /** Peak extra memory in bytes, when measured. */
-  peakBytes?: number;
-  /** Free-form note: floors, ratios, skipped reasons. */
-  note?: string;
+export type { BenchContext, BenchRow } from "../src/bench/report.js";
+import type { BenchRow } from "../src/bench/report.js";
+
+/** Time windows per size mode (seconds): [minTime, maxTime] per measurement. */
+export function timeWindow(ctx: { quick: boolean; full: boolean }): [number, number] {
+  return ctx.quick ? [0.1, 0.5] : ctx.full ? [0.5, 3] : [0.25, 1];
 }
 
-/** Mean seconds per call of fn, by Benchmark.js (minimum `minTime` seconds of samples). */
+/**
+ * Median seconds per call of fn: one warm-up call, then calls until `minTime` seconds and at
+ * least 3 calls, or until `maxTime` seconds. Stopping is checked after every call, so a burst
+ * of load from other processes can stretch a measurement by one call, not by a calibrated batch
+ * of them (Benchmark.js ran one 4 ms row for 112 s on this shared machine that way). The median
+ * ignores the calls that such a burst slowed down.
+ */
 export function timeIt(fn: () => void, minTime = 0.5, maxTime = 3): number {
-  const b = new Benchmark(fn, { minSamples: 3, minTime, maxTime, initCount: 1 });
-  b.run({ async: false });
-  if (b.error) throw b.error;
-  return b.stats.mean;
+  fn();
+  const times: number[] = [];
+  let total = 0;
+  while ((total < minTime || times.length < 3) && !(total >= maxTime && times.length >= 1)) {
+    const t0 = performance.now();
+    fn();
+    const dt = (performance.now() - t0) / 1e3;
+    times.push(dt);
+    total += dt;
+  }
+  return median(times);
 }
 
-/** Same, for async functions (deferred benchmark). */
+/** Same, for async functions. */
 export async function timeItAsync(fn: () => Promise<void>, minTime = 0.5, maxTime = 3): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const b = new Benchmark({
-      defer: true,
-      minSamples: 3,
-      minTime,
-      maxTime,
-      fn: (d: { resolve(): void }) => {
-        fn().then(() => d.resolve(), reject);
-      },
-      onComplete: () => resolve(b.stats.mean),
-      onError: (e: unknown) => reject(e),
-    });
-    b.run({ async: true });
-  });
+  await fn();
+  const times: number[] = [];
+  let total = 0;
+  while ((total < minTime || times.length < 3) && !(total >= maxTime && times.length >= 1)) {
+    const t0 = performance.now();
+    await fn();
+    const dt = (performance.now() - t0) / 1e3;
+    times.push(dt);
+    total += dt;
+  }
+  return median(times);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** bench/torch/<file>: next to this module in the sources, or back in the source tree from dist/bench. */
+function torchScript(file: string): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, "torch", file), join(here, "..", "..", "bench", "torch", file)];
+  return candidates.find((p) => existsSync(p)) ?? candidates[0];
 }
 
 export const PYTHON = process.env.ANVIL_PYTHON ?? "/usr/bin/python3";
@@ -59,10 +74,11 @@ export function torchUnavailable(): string | null {
 }
 
 /**
- * Runs a Python benchmark script that prints one JSON array of BenchRow on its last stdout line.
- * Returns [] and warns on stderr when torch is absent.
+ * Runs bench/torch/<file>, a Python script that prints one JSON array of BenchRow on its last
+ * stdout line. Returns [] and warns on stderr when torch is absent.
  */
-export function runTorch(script: string, args: Record<string, unknown> = {}, threads = 2): BenchRow[] {
+export function runTorch(file: string, args: Record<string, unknown> = {}, threads = 2): BenchRow[] {
+  const script = torchScript(file);
   const why = torchUnavailable();
   if (why) {
     process.stderr.write(`skipping PyTorch peer: ${why}\n`);
@@ -87,43 +103,4 @@ export function peakRssBytes(): number {
   } catch {
     return 0;
   }
-}
-
-export function wantJson(argv = process.argv): boolean {
-  return argv.includes("--json");
-}
-
-function fmtSeconds(s: number): string {
-  if (s < 1e-3) return `${(s * 1e6).toFixed(1)} us`;
-  if (s < 1) return `${(s * 1e3).toFixed(2)} ms`;
-  return `${s.toFixed(2)} s`;
-}
-
-function fmtBytes(b?: number): string {
-  if (b === undefined) return "";
-  if (b < 1 << 20) return `${(b / 1024).toFixed(0)} KiB`;
-  return `${(b / (1 << 20)).toFixed(1)} MiB`;
-}
-
-/** Prints rows as an aligned table (or returns it). */
-export function formatTable(rows: BenchRow[]): string {
-  const head = ["benchmark", "impl", "time", "GFLOP/s", "GB/s", "peak mem", "note"];
-  const body = rows.map((r) => [
-    r.name,
-    r.impl,
-    fmtSeconds(r.seconds),
-    r.gflops !== undefined ? r.gflops.toFixed(1) : "",
-    r.gbps !== undefined ? r.gbps.toFixed(1) : "",
-    fmtBytes(r.peakBytes),
-    r.note ?? "",
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
-}
-
-/** Table on stdout, or one JSON object with --json. */
-export function report(title: string, rows: BenchRow[], extra: Record<string, unknown> = {}): void {
-  if (wantJson()) process.stdout.write(JSON.stringify({ title, ...extra, rows }) + "\n");
-  else process.stdout.write(`\n${title}\n${formatTable(rows)}\n`);
 }

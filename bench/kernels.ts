@@ -1,13 +1,17 @@
 // Fused-kernel microbenchmarks: anvil (CPU backend) vs an unfused composition on the same
 // backend vs PyTorch (bench/torch/kernels.py), each with its memory / FLOP floor.
 //
-//   node dist/bench/kernels.js [--quick] [--no-torch] [--no-mem] [--only <name substring>] [--json]
+//   anvil bench kernels [--quick | --full]
 //
-// Cases
-//   sample top-p      B in {64, 256}, V in {32000, 151936}; torch: softmax, sort, cumsum, mask, multinomial
-//   logprob+entropy   N=4096, V=32000 from materialised logits; torch: log_softmax + gather + entropy
-//   linear logprob    fwd+bwd N=4096, H in {512, 1024}, V=32000: fused vs matmul + logprobFromLogits +
-//                     crossEntropyBackward + 2 matmuls (unfused, same backend) vs torch autograd
+// Cases (default sizes; --full in brackets)
+//   sample top-p      B=64 V=32000 [B in {64, 256}, V in {32000, 151936}]; torch: softmax, sort,
+//                     cumsum, mask, multinomial
+//   logprob+entropy   N=1024 [4096], V=32000 from materialised logits; torch: log_softmax + gather + entropy
+//   linear logprob    fwd+bwd N=512 [4096], H=512 [and 1024], V=32000: fused vs matmul +
+//                     logprobFromLogits + crossEntropyBackward + 2 matmuls (unfused, same backend,
+//                     same sgemm) vs torch autograd; and with half the rows masked out of the
+//                     loss (zero dlogprob/dentropy, as GRPO's prompt tokens), which only the
+//                     fused backward can skip
 //   grpo loss         N=65536 (B=64, T=1024), forward + backward
 //
 // Peak memory: every (case, impl) runs once more in a fresh child process (node or python) that
@@ -18,24 +22,22 @@
 // (OpenBLAS sgemm, 2 threads), whichever is larger.
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { report, runTorch, timeIt, type BenchRow } from "./harness.js";
+import { runTorch, timeIt, timeWindow, type BenchContext } from "./harness.js";
 import { CpuBackend, CpuTensor } from "../src/backend/cpu.js";
 import type { GrpoLossOptions } from "../src/backend/backend.js";
 
 const BANDWIDTH = 25e9; // bytes/s
 const SGEMM = 135e9; // FLOP/s
 
+/** Size mode: quick (smoke), default, full (the large sizes). */
+type Mode = { quick: boolean; full: boolean };
+
 export interface KernelsBenchOptions {
-  /** Small sizes, to check that everything runs (seconds, not minutes). */
-  quick?: boolean;
   /** Run the PyTorch peer (default true; skipped with a warning when torch is missing). */
   torch?: boolean;
   /** Measure peak memory in child processes (default true). */
   mem?: boolean;
-  /** Benchmark.js minimum seconds of samples per measurement. */
-  minTime?: number;
   /** Only cases whose name contains this substring. */
   only?: string;
 }
@@ -50,7 +52,8 @@ interface Case {
   bytes: number;
   flops: number;
   impls: Impl[];
-  torch: Record<string, unknown>;
+  /** Arguments of the PyTorch peer (bench/torch/kernels.py); null: no peer for this case. */
+  torch: Record<string, unknown> | null;
 }
 
 function randn(n: number, scale = 1, seed = 1): Float32Array {
@@ -115,19 +118,55 @@ function logprobCase(N: number, V: number): Case {
   };
 }
 
-function linearCase(N: number, H: number, V: number): Case {
+/**
+ * Fused linear log-prob against its unfused composition on the same backend (same sgemm).
+ * `masked`: the fraction of rows whose upstream gradient is 0, as the prompt tokens and padding
+ * of a GRPO batch (the loss's mask zeroes their dlogprob and dentropy).
+ */
+function linearCase(N: number, H: number, V: number, backward = true, masked = 0): Case {
+  const keep = (g: Float32Array) => g.map((x, i) => (i < masked * N ? 0 : x));
   const inputs = (be: CpuBackend) => ({
     hidden: t(be, randn(N * H, 1, 3), [N, H]),
     weight: t(be, randn(V * H, 1 / Math.sqrt(H), 4), [V, H]),
     targets: t(be, randint(N, V), [N]),
-    dlogprob: t(be, randn(N, 1, 5), [N]),
-    dentropy: t(be, randn(N, 1, 6), [N]),
+    dlogprob: t(be, keep(randn(N, 1, 5)), [N]),
+    dentropy: t(be, keep(randn(N, 1, 6)), [N]),
   });
+  if (!backward)
+    return {
+      name: `linear logprob fwd N=${N} H=${H} V=${V}`,
+      bytes: (V * H + N * H) * 4,
+      flops: 2 * N * H * V,
+      torch: { op: "linear", N, H, V, backward: false },
+      impls: [
+        {
+          impl: "anvil fused",
+          setup(be) {
+            const x = inputs(be);
+            const lp = be.zeros([N]), ent = be.zeros([N]), lse = be.zeros([N]);
+            return () => be.linearLogprobForward(lp, ent, lse, x.hidden, x.weight, x.targets, 1);
+          },
+        },
+        {
+          impl: "anvil unfused",
+          setup(be) {
+            const x = inputs(be);
+            const logits = be.zeros([N, V]), lp = be.zeros([N]), ent = be.zeros([N]);
+            return () => {
+              be.matmul(logits, x.hidden, x.weight, { transB: true });
+              be.logprobFromLogits(lp, ent, logits, x.targets, 1);
+            };
+          },
+        },
+      ],
+    };
   return {
-    name: `linear logprob fwd+bwd N=${N} H=${H} V=${V}`,
+    name: `linear logprob fwd+bwd N=${N} H=${H} V=${V}${masked ? ` (${masked * 100}% of rows masked)` : ""}`,
     bytes: (V * H * 2 + N * H * 2) * 4,
-    flops: 8 * N * H * V, // forward 2NHV; backward recompute 2NHV + dhidden 2NHV + dweight 2NHV
-    torch: { op: "linear", N, H, V },
+    // forward 2NHV; backward recompute 2NHV + dhidden 2NHV + dweight 2NHV. The unfused
+    // composition keeps the logits instead of recomputing them: 6NHV.
+    flops: 8 * N * H * V,
+    torch: masked ? null : { op: "linear", N, H, V }, // torch does the same work masked or not
     impls: [
       {
         impl: "anvil fused",
@@ -202,16 +241,19 @@ function grpoCase(B: number, T: number): Case {
   };
 }
 
-export function kernelCases(quick = false): Case[] {
-  if (quick)
-    return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), grpoCase(16, 256)];
+export function kernelCases(mode: Mode): Case[] {
+  if (mode.quick)
+    return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), linearCase(256, 128, 8000, true, 0.5), grpoCase(16, 256)];
+  if (!mode.full) return [sampleCase(64, 32000), logprobCase(1024, 32000), linearCase(512, 512, 32000, false), linearCase(512, 512, 32000), linearCase(512, 512, 32000, true, 0.5), grpoCase(64, 1024)];
   return [
     sampleCase(64, 32000),
     sampleCase(256, 32000),
     sampleCase(64, 151936),
     sampleCase(256, 151936),
     logprobCase(4096, 32000),
+    linearCase(4096, 512, 32000, false),
     linearCase(4096, 512, 32000),
+    linearCase(4096, 512, 32000, true, 0.5),
     linearCase(4096, 1024, 32000),
     grpoCase(64, 1024),
   ];
@@ -234,8 +276,8 @@ function rssStatus(): { rss: number; hwm: number } {
 }
 
 /** Child entry: allocate inputs of one case/impl, run it once, print the extra peak bytes. */
-function memChild(quick: boolean, caseName: string, implName: string): void {
-  const c = kernelCases(quick).find((x) => x.name === caseName);
+function memChild(mode: Mode, caseName: string, implName: string): void {
+  const c = kernelCases(mode).find((x) => x.name === caseName);
   const impl = c?.impls.find((x) => x.impl === implName);
   if (!c || !impl) throw new Error(`no case ${caseName} / ${implName}`);
   const fn = impl.setup(new CpuBackend());
@@ -250,9 +292,9 @@ function memChild(quick: boolean, caseName: string, implName: string): void {
   process.stdout.write(JSON.stringify({ peakBytes: Math.max(0, rssStatus().hwm - before) }) + "\n");
 }
 
-function measureMemory(quick: boolean, caseName: string, implName: string): number | undefined {
+function measureMemory(mode: Mode, caseName: string, implName: string): number | undefined {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, [self, "--mem-child", JSON.stringify({ quick, caseName, implName })], { encoding: "utf8", maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, [self, "--mem-child", JSON.stringify({ mode, caseName, implName })], { encoding: "utf8", maxBuffer: 1 << 20 });
   if (r.status !== 0) {
     process.stderr.write(`memory measurement failed for ${caseName} / ${implName}: ${r.stderr.split("\n").slice(0, 3).join(" ")}\n`);
     return undefined;
@@ -262,65 +304,51 @@ function measureMemory(quick: boolean, caseName: string, implName: string): numb
 
 // ---- driver -------------------------------------------------------------------------------------
 
-export async function runKernelsBench(opts: KernelsBenchOptions = {}): Promise<BenchRow[]> {
-  const { quick = false, torch = true, mem = true } = opts;
-  const minTime = opts.minTime ?? (quick ? 0.1 : 0.5);
+export async function runKernelsBench(ctx: BenchContext, opts: KernelsBenchOptions = {}): Promise<void> {
+  const { torch = true, mem = true } = opts;
+  const mode: Mode = { quick: ctx.quick, full: ctx.full };
+  const [minTime, maxTime] = timeWindow(ctx);
   const be = new CpuBackend();
-  const rows: BenchRow[] = [];
-  const torchScript = join(dirname(fileURLToPath(import.meta.url)), "torch", "kernels.py");
-  // dist/bench/kernels.js runs from dist: the python script stays in the source tree.
-  const script = torchScript.includes(`${join("dist", "bench")}`) ? torchScript.replace(join("dist", "bench"), "bench") : torchScript;
 
-  for (const c of kernelCases(quick)) {
+  for (const c of kernelCases(mode)) {
     if (opts.only && !c.name.includes(opts.only)) continue;
     for (const impl of c.impls) {
       const fn = impl.setup(be);
       if (typeof fn === "string") {
-        rows.push({ name: c.name, impl: impl.impl, seconds: NaN, note: `skipped: ${fn}` });
+        ctx.row({ name: c.name, impl: impl.impl, seconds: NaN, note: `skipped: ${fn}` });
         continue;
       }
+      ctx.progress(`${c.name} ${impl.impl}`);
       fn(); // warm-up (page faults, thread pools)
-      const seconds = timeIt(fn, minTime, quick ? 1 : 30);
-      rows.push({
+      const seconds = timeIt(fn, minTime, maxTime);
+      ctx.row({
         name: c.name,
         impl: impl.impl,
         seconds,
         gflops: c.flops ? c.flops / seconds / 1e9 : undefined,
         gbps: c.flops ? undefined : c.bytes / seconds / 1e9,
-        peakBytes: mem ? measureMemory(quick, c.name, impl.impl) : undefined,
+        peakBytes: mem ? measureMemory(mode, c.name, impl.impl) : undefined,
         note: floorNote(c, seconds),
       });
     }
-    if (torch) {
-      for (const r of runTorch(script, { ...c.torch, minTime, mem })) {
-        rows.push({ ...r, name: c.name, gflops: c.flops ? c.flops / r.seconds / 1e9 : undefined, gbps: c.flops ? undefined : c.bytes / r.seconds / 1e9, note: [r.note, floorNote(c, r.seconds)].filter(Boolean).join("; ") });
+    if (torch && c.torch) {
+      ctx.progress(`${c.name} PyTorch peer`);
+      for (const r of runTorch("kernels.py", { ...c.torch, minTime, maxTime, mem })) {
+        ctx.row({ ...r, name: c.name, gflops: c.flops ? c.flops / r.seconds / 1e9 : undefined, gbps: c.flops ? undefined : c.bytes / r.seconds / 1e9, note: [r.note, floorNote(c, r.seconds)].filter(Boolean).join("; ") });
       }
     }
   }
-  return rows;
 }
 
-async function main(): Promise<void> {
+// The peak-memory child: node dist/bench/kernels.js --mem-child '{"mode", "caseName", "implName"}'
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
   const child = argv.indexOf("--mem-child");
-  if (child >= 0) {
-    const { quick, caseName, implName } = JSON.parse(argv[child + 1]) as { quick: boolean; caseName: string; implName: string };
-    memChild(quick, caseName, implName);
-    return;
+  if (child < 0) {
+    process.stderr.write("bench/kernels: run the suite with `anvil bench kernels`\n");
+    process.exitCode = 2;
+  } else {
+    const { mode, caseName, implName } = JSON.parse(argv[child + 1]) as { mode: Mode; caseName: string; implName: string };
+    memChild(mode, caseName, implName);
   }
-  const only = argv.indexOf("--only");
-  const rows = await runKernelsBench({
-    quick: argv.includes("--quick"),
-    torch: !argv.includes("--no-torch"),
-    mem: !argv.includes("--no-mem"),
-    only: only >= 0 ? argv[only + 1] : undefined,
-  });
-  report("anvil kernels (CPU backend)", rows, { floors: { bandwidthGBs: BANDWIDTH / 1e9, sgemmGFLOPs: SGEMM / 1e9 }, memory: "VmHWM - VmRSS around one call, fresh process per case" });
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((e) => {
-    process.stderr.write(`${(e as Error).stack ?? e}\n`);
-    process.exitCode = 1;
-  });
 }

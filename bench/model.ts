@@ -5,16 +5,14 @@
 // FLOPs per training token ~ 6 * (non-embedding params + LM head) + attention (12 * L * T/2 * qD);
 // forward alone is a third of that.
 //
-//   node dist/bench/model.js [--json] [--quick]
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+//   anvil bench model [--quick]
 import { CpuBackend } from "../src/backend/cpu.js";
+import { decoderGemmShapes, measureGemm } from "../src/backend/gemm.js";
 import { generate } from "../src/model/generate.js";
 import { presetConfig } from "../src/model/init.js";
 import { Model } from "../src/model/model.js";
 import { parameterShapes, type ModelConfig } from "../src/model/types.js";
-import { peakRssBytes, report, runTorch, timeItAsync, type BenchRow } from "./harness.js";
+import { peakRssBytes, runTorch, timeItAsync, timeWindow, type BenchContext } from "./harness.js";
 
 export interface ModelBenchOptions {
   config?: ModelConfig;
@@ -48,12 +46,6 @@ export const BENCH_CONFIG: ModelConfig = {
   eosTokenIds: [],
   raw: {},
 };
-
-const here = dirname(fileURLToPath(import.meta.url));
-function torchScript(): string {
-  const candidates = [join(here, "torch", "model.py"), join(here, "..", "..", "bench", "torch", "model.py")];
-  return candidates.find((p) => existsSync(p)) ?? candidates[0];
-}
 
 function randomWeights(c: ModelConfig): Map<string, Float32Array> {
   const w = new Map<string, Float32Array>();
@@ -92,11 +84,12 @@ export function trainFlopsPerToken(c: ModelConfig, T: number): number {
   return 6 * matmulParams + 3 * attention;
 }
 
-export async function runModelBench(opts: ModelBenchOptions = {}): Promise<BenchRow[]> {
+export async function runModelBench(ctx: BenchContext, opts: ModelBenchOptions = {}): Promise<void> {
   const c = opts.config ?? BENCH_CONFIG;
   const { B, T } = opts.train ?? { B: 4, T: 256 };
   const gen = opts.gen ?? { B: 8, prompt: 32, newTokens: 32 };
-  const minTime = opts.minTime ?? 1;
+  const [windowMin, maxTime] = timeWindow(ctx);
+  const minTime = opts.minTime ?? windowMin;
   const be = new CpuBackend(opts.threads !== undefined ? { threads: opts.threads } : {});
   const impl = `anvil cpu (${be.native.buildInfo().threads} threads)`;
   const model = Model.fromWeights(be, c, randomWeights(c));
@@ -105,34 +98,40 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Bench
   const N = B * T;
   const flops = trainFlopsPerToken(c, T) * N;
   const label = `L=${c.numLayers} H=${c.hiddenSize} V=${c.vocabSize}`;
-  const rows: BenchRow[] = [];
+  // The sgemm's own speed on this model's products, same run: what a step could reach.
+  ctx.progress(`sgemm peak on the shapes of ${label}`);
+  const peak = measureGemm(be.native, decoderGemmShapes(c, N))[be.native.gemmSelected()];
+  ctx.row({ name: `sgemm on the MLP products of ${label} N=${N}`, impl: `anvil ${be.native.gemmSelected()}`, seconds: NaN, gflops: peak, note: "the peak the train step is measured against" });
 
   for (const checkpointing of [false, true]) {
+    ctx.progress(`train step ${label}${checkpointing ? " (checkpointing)" : ""}`);
     const t = await timeItAsync(async () => {
       await model.crossEntropyLoss(ids, targets, B, T, { checkpointing });
-    }, minTime);
-    rows.push({
+    }, minTime, maxTime);
+    ctx.row({
       name: `train step ${label} B=${B} T=${T}${checkpointing ? " (checkpointing)" : ""}`,
       impl,
       seconds: t,
       gflops: flops / t / 1e9,
       peakBytes: model.activationBytes(B, T, { checkpointing }),
-      note: `${(N / t).toFixed(0)} tok/s; peak mem = activations`,
+      note: `${(N / t).toFixed(0)} tok/s; ${((100 * flops) / t / 1e9 / peak).toFixed(0)}% of the sgemm peak; peak mem = activations`,
     });
   }
   {
+    ctx.progress(`score ${label}`);
     const t = await timeItAsync(async () => {
       await model.tokenLogprobs(ids, targets, B, T);
-    }, minTime);
-    rows.push({ name: `score (noGrad fwd + fused logprob) ${label} B=${B} T=${T}`, impl, seconds: t, gflops: flops / 3 / t / 1e9, note: `${(N / t).toFixed(0)} tok/s` });
+    }, minTime, maxTime);
+    ctx.row({ name: `score (noGrad fwd + fused logprob) ${label} B=${B} T=${T}`, impl, seconds: t, gflops: flops / 3 / t / 1e9, note: `${(N / t).toFixed(0)} tok/s` });
   }
   {
     const prompts = Array.from({ length: gen.B }, (_, b) => Array.from(randomIds(gen.prompt, c.vocabSize, 10 + b)));
     const sampling = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+    ctx.progress(`generate ${label}`);
     const t = await timeItAsync(async () => {
       await generate(model, prompts, { maxNewTokens: gen.newTokens, sampling, seed: 1, eosIds: [] });
-    }, minTime);
-    rows.push({
+    }, minTime, maxTime);
+    ctx.row({
       name: `generate ${label} B=${gen.B} prompt=${gen.prompt} new=${gen.newTokens}`,
       impl,
       seconds: t,
@@ -142,23 +141,17 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Bench
   }
   model.dispose();
   if (opts.torch ?? true) {
+    ctx.progress("PyTorch peer");
     const cfg = { ...c, raw: undefined };
-    rows.push(...runTorch(torchScript(), { config: cfg, B, T, gen, minTime, flops }, opts.threads ?? 2));
+    for (const r of runTorch("model.py", { config: cfg, B, T, gen, minTime, flops }, opts.threads ?? 2)) ctx.row(r);
   }
-  return rows;
 }
 
 /** The tiny preset (the quick start's model) and the ~30M config, each next to PyTorch. */
-export async function runModelBenchSuite(opts: { quick?: boolean } = {}): Promise<BenchRow[]> {
-  if (opts.quick)
-    return runModelBench({ config: { ...BENCH_CONFIG, numLayers: 2, vocabSize: 2048 }, train: { B: 2, T: 64 }, gen: { B: 4, prompt: 8, newTokens: 8 }, minTime: 0.2 });
+export async function runModelBenchSuite(ctx: BenchContext): Promise<void> {
+  if (ctx.quick)
+    return runModelBench(ctx, { config: { ...BENCH_CONFIG, numLayers: 2, vocabSize: 2048 }, train: { B: 2, T: 64 }, gen: { B: 4, prompt: 8, newTokens: 8 }, minTime: 0.2 });
   const tiny = presetConfig("tiny", 1024, 0);
-  return [
-    ...(await runModelBench({ config: tiny, train: { B: 16, T: 256 }, gen: { B: 64, prompt: 128, newTokens: 64 } })),
-    ...(await runModelBench({})),
-  ];
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  report("Decoder end to end (CPU)", await runModelBenchSuite({ quick: process.argv.includes("--quick") }));
+  await runModelBench(ctx, { config: tiny, train: { B: 16, T: 256 }, gen: { B: 64, prompt: 128, newTokens: 64 } });
+  await runModelBench(ctx, {});
 }

@@ -9,21 +9,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { initModel } from "../src/model/init.js";
 import { Policy } from "../src/rl/policy.js";
 import { ServeEngine } from "../src/serve/engine.js";
 import { createServeServer } from "../src/serve/server.js";
 import { generateDataset, taskCorpus } from "../src/tasks/index.js";
-import { report, type BenchRow } from "./harness.js";
+import type { BenchContext, BenchRow } from "../src/bench/report.js";
 
 const MAX_TOKENS = 32;
 
-export async function runServeBench(opts: { quick?: boolean } = {}): Promise<BenchRow[]> {
+export async function runServeBench(ctx: BenchContext): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "anvil-bench-serve-"));
   const be = new CpuBackend({ threads: 1 });
-  const rows: BenchRow[] = [];
   try {
     await initModel({ preset: "tiny", corpus: taskCorpus("graphli", 200), out: dir, seed: 1 });
     const prompts = generateDataset("graphli", { n: 64, depth: [1, 2], seed: 7 }).map((x) => x.prompt);
@@ -35,7 +33,8 @@ export async function runServeBench(opts: { quick?: boolean } = {}): Promise<Ben
     const sampling = { temperature: 1, topK: 0, topP: 1, minP: 0 };
 
     for (const c of [1, 8, 64]) {
-      const total = opts.quick ? Math.max(4, c) : Math.max(16, 2 * c);
+      ctx.progress(`serve at concurrency ${c}`);
+      const total = ctx.quick ? Math.max(4, c) : Math.max(16, 2 * c);
       // Served: c clients, each sending its next request when the last one is answered.
       let next = 0;
       let tokens = 0;
@@ -50,7 +49,7 @@ export async function runServeBench(opts: { quick?: boolean } = {}): Promise<Ben
         }),
       );
       const served = (performance.now() - t0) / 1000;
-      rows.push(row(`serve c=${c} (${total} requests)`, "anvil serve (HTTP)", served, total, tokens));
+      ctx.row(row(`serve c=${c} (${total} requests)`, "anvil serve (HTTP)", served, total, tokens));
 
       // In process: the same prompts, c per generate() call.
       tokens = 0;
@@ -60,11 +59,10 @@ export async function runServeBench(opts: { quick?: boolean } = {}): Promise<Ben
         const gens = await local.generate(batch, { maxNewTokens: MAX_TOKENS, sampling, seed: s });
         tokens += gens.reduce((a, g) => a + g.tokens.length, 0);
       }
-      rows.push(row(`serve c=${c} (${total} requests)`, "in-process generate", (performance.now() - t1) / 1000, total, tokens));
+      ctx.row(row(`serve c=${c} (${total} requests)`, "in-process generate", (performance.now() - t1) / 1000, total, tokens));
     }
     server.closeAllConnections();
     server.close();
-    return rows;
   } finally {
     be.destroy();
     rmSync(dir, { recursive: true, force: true });
@@ -75,6 +73,3 @@ function row(name: string, impl: string, seconds: number, requests: number, toke
   return { name, impl, seconds: seconds / requests, note: `${(requests / seconds).toFixed(1)} req/s, ${(tokens / seconds).toFixed(0)} tok/s (tiny model, 1 thread, max_tokens ${MAX_TOKENS})` };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  report("anvil serve vs in-process generation (CPU)", await runServeBench({ quick: process.argv.includes("--quick") }));
-}

@@ -5,6 +5,7 @@ export type { Backend, Tensor, DType, BackendName, MatmulOptions, AdamWOptions, 
 export { GRPO_STATS, numel } from "./backend/backend.js";
 export { createBackend, type BackendChoice, type BackendOptions } from "./backend/index.js";
 export { CpuBackend, CpuTensor } from "./backend/cpu.js";
+export { selectGemm, measureGemm, decoderGemmShapes, MODEL_GEMM_SHAPES, type GemmChoice, type GemmShape, type GemmSelectOptions } from "./backend/gemm.js";
 
 // models
 export type { ModelConfig, Architecture } from "./model/types.js";

@@ -228,6 +228,29 @@ describe("linearLogprob backward", () => {
   });
 });
 
+describe("linearLogprob backward, rows without gradient", () => {
+  it("skips rows whose dlogprob and dentropy are 0 (masked positions) with the same result, and NaN still propagates", () => {
+    // Both splits: vocab tiles (300, 11, 4099) and token blocks (700, 7, 300).
+    for (const [N, H, V, T] of [[300, 11, 4099, 1.1], [700, 7, 300, 0.9]] as const) {
+      const { hidden, weight, targets } = makeLinearCase(N, H, V, 5 + V);
+      const a = normals(N, 11), b = normals(N, 12);
+      for (let i = 0; i < N; i++) if (i % 3 !== 1) a[i] = b[i] = 0; // two rows in three masked out, as prompt tokens
+      const fwd = linearLogprob(hidden, weight, targets, { N, H, V, temperature: T });
+      const got = linearLogprobBackward(a, b, hidden, weight, targets, fwd, { N, H, V, temperature: T });
+      const want = refBackward(hidden, weight, targets, a, b, N, H, V, T);
+      const scaleH = Math.max(...Array.from(want.dhidden, Math.abs)), scaleW = Math.max(...Array.from(want.dW, Math.abs));
+      for (let k = 0; k < N * H; k++) expect(Math.abs(got.dhidden[k] - want.dhidden[k])).toBeLessThan(1e-4 * scaleH);
+      for (let k = 0; k < V * H; k++) expect(Math.abs(got.dweight[k] - want.dW[k])).toBeLessThan(1e-4 * scaleW);
+      for (let i = 0; i < N; i++) if (i % 3 !== 1) for (let h = 0; h < H; h++) expect(got.dhidden[i * H + h]).toBe(0);
+
+      const firstActive = targets.findIndex((t, i) => t >= 0 && i % 3 === 1);
+      a[firstActive] = NaN;
+      const poisoned = linearLogprobBackward(a, b, hidden, weight, targets, fwd, { N, H, V, temperature: T });
+      expect(Number.isNaN(poisoned.dhidden[firstActive * H])).toBe(true);
+    }
+  });
+});
+
 // ---- GRPO loss -------------------------------------------------------------------------------
 
 /** Straight transcription of the design formulas, float64. */

@@ -24,14 +24,15 @@ def attention(q, k, v, nh, nkv):
     return (p @ v).transpose(1, 2)
 
 
-def time_it(fn, min_time):
+def time_it(fn, min_time, max_time):
+    # at least min_time of calls, and 3 calls unless that would pass max_time
     fn()  # warm-up
     n, start = 0, time.perf_counter()
     while True:
         fn()
         n += 1
         el = time.perf_counter() - start
-        if el >= min_time and n >= 3:
+        if el >= min_time and (n >= 3 or el >= max_time):
             return el / n
 
 
@@ -40,6 +41,7 @@ def main():
     torch.set_num_threads(int(args.get("threads", 2)))
     shapes = args.get("shapes", [{"B": 8, "T": 256, "nh": 8, "nkv": 2, "hd": 64}])
     min_time = float(args.get("minTime", 0.5))
+    max_time = float(args.get("maxTime", 3))
     impl = f"torch {torch.__version__.split('+')[0]}"
     rows = []
     torch.manual_seed(0)
@@ -51,7 +53,7 @@ def main():
         k = torch.randn(B, T, nkv, hd, requires_grad=True)
         v = torch.randn(B, T, nkv, hd, requires_grad=True)
         with torch.no_grad():
-            t = time_it(lambda: attention(q, k, v, nh, nkv), min_time)
+            t = time_it(lambda: attention(q, k, v, nh, nkv), min_time, max_time)
         rows.append({"name": f"attention fwd {name}", "impl": impl, "seconds": t, "gflops": flops / t / 1e9})
         out = attention(q, k, v, nh, nkv)
         dout = torch.randn_like(out)
@@ -60,7 +62,7 @@ def main():
             q.grad = k.grad = v.grad = None
             out.backward(dout, retain_graph=True)
 
-        t = time_it(bwd, min_time)
+        t = time_it(bwd, min_time, max_time)
         rows.append({"name": f"attention bwd {name}", "impl": impl, "seconds": t, "gflops": 2.5 * flops / t / 1e9})
     print(json.dumps(rows))
 

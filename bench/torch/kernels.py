@@ -29,14 +29,17 @@ def peak_bytes(fn):
     return max(0, rss()[1] - before)
 
 
-def time_it(fn, min_time):
-    fn()  # warm-up
+def time_it(fn, min_time, max_time, warm=True):
+    # at least min_time of calls, and 3 calls unless that would pass max_time (slow ops on a
+    # loaded machine); the warm-up is skipped when the memory probe has just run fn
+    if warm:
+        fn()
     n, start = 0, time.perf_counter()
     while True:
         fn()
         n += 1
         el = time.perf_counter() - start
-        if (el >= min_time and n >= 3) or el > 60:
+        if el >= min_time and (n >= 3 or el >= max_time):
             return el / n
 
 
@@ -84,6 +87,13 @@ def case(a):
             ent = -(logp.exp() * logp).sum(-1)
             (da * lp + db * ent).sum().backward()
 
+        def forward():
+            with torch.no_grad():
+                logp = torch.log_softmax(hidden @ weight.t(), dim=-1)
+                return logp.gather(-1, tg).squeeze(-1), -(logp.exp() * logp).sum(-1)
+
+        if not a.get("backward", True):
+            return "torch matmul+log_softmax", forward
         return "torch matmul+log_softmax autograd", run
     if op == "grpo":
         B, T = a["B"], a["T"]
@@ -117,9 +127,10 @@ def main():
     a = json.loads(sys.argv[1])
     impl, fn = case(a)
     row = {"name": a["op"], "impl": f"{IMPL} ({impl})"}
-    if a.get("mem", True):
+    mem = a.get("mem", True)
+    if mem:
         row["peakBytes"] = peak_bytes(fn)
-    row["seconds"] = time_it(fn, a.get("minTime", 0.5))
+    row["seconds"] = time_it(fn, a.get("minTime", 0.5), a.get("maxTime", 3), warm=not mem)
     print(json.dumps([row]))
 
 

@@ -3,6 +3,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include "anvil/matmul.h"
 #include "args.h"
 
 #ifndef ANVIL_BLAS_NAME
@@ -26,6 +27,11 @@ ANVIL_EXPORT(buildInfo) {
 #else
   o.Set("avx2", false);
 #endif
+  // sgemm candidates usable on this CPU with this build (see matmul.cpp)
+  auto names = anvil::cpu::gemm_candidates();
+  auto arr = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); i++) arr.Set(static_cast<uint32_t>(i), names[i]);
+  o.Set("gemmCandidates", arr);
 #ifdef ANVIL_CUDA_BUILT
   o.Set("cudaBuilt", true);
 #else

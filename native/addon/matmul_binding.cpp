@@ -1,9 +1,12 @@
-// N-API glue for native/cpu/matmul.cpp: matmul (BLAS when built with it), matmulBuiltin (the
-// built-in sgemm, for tests and benchmarks), and matmulAsync (matmul on a libuv worker).
+// N-API glue for native/cpu/matmul.cpp: matmul (the selected sgemm candidate), matmulBuiltin
+// (the built-in AVX2 sgemm), matmulWith (a named candidate, for tests, benchmarks and the
+// selection timing), matmulAsync (matmul on a libuv worker), and the candidate selection
+// (gemmCandidates, setGemm, gemmSelected).
 //
-// Arguments of all three: (out, a, b, M, N, K, transA, transB, accumulate, alpha).
+// Arguments of the matmuls: ([name,] out, a, b, M, N, K, transA, transB, accumulate, alpha).
 #include <napi.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "anvil/matmul.h"
@@ -28,19 +31,20 @@ bool overlaps(const Napi::CallbackInfo& info, size_t i, size_t j) {
   return xb < yb + y.ByteLength() && yb < xb + x.ByteLength();
 }
 
-MatmulArgs parse(const Napi::CallbackInfo& info) {
+// Arguments from index `at` on (1 when a candidate name comes first).
+MatmulArgs parse(const Napi::CallbackInfo& info, size_t at = 0) {
   MatmulArgs m{};
-  m.M = anvil::integer(info, 3, "M");
-  m.N = anvil::integer(info, 4, "N");
-  m.K = anvil::integer(info, 5, "K");
-  m.trans_a = anvil::boolean(info, 6, "transA");
-  m.trans_b = anvil::boolean(info, 7, "transB");
-  m.accumulate = anvil::boolean(info, 8, "accumulate");
-  m.alpha = static_cast<float>(anvil::num(info, 9, "alpha"));
-  m.out = anvil::f32(info, 0, m.M * m.N, "out");
-  m.a = anvil::f32(info, 1, m.M * m.K, "a");
-  m.b = anvil::f32(info, 2, m.K * m.N, "b");
-  if (m.M * m.N > 0 && (overlaps(info, 0, 1) || overlaps(info, 0, 2)))
+  m.M = anvil::integer(info, at + 3, "M");
+  m.N = anvil::integer(info, at + 4, "N");
+  m.K = anvil::integer(info, at + 5, "K");
+  m.trans_a = anvil::boolean(info, at + 6, "transA");
+  m.trans_b = anvil::boolean(info, at + 7, "transB");
+  m.accumulate = anvil::boolean(info, at + 8, "accumulate");
+  m.alpha = static_cast<float>(anvil::num(info, at + 9, "alpha"));
+  m.out = anvil::f32(info, at + 0, m.M * m.N, "out");
+  m.a = anvil::f32(info, at + 1, m.M * m.K, "a");
+  m.b = anvil::f32(info, at + 2, m.K * m.N, "b");
+  if (m.M * m.N > 0 && (overlaps(info, at + 0, at + 1) || overlaps(info, at + 0, at + 2)))
     throw anvil::ArgError("out must not share memory with a or b", false);
   return m;
 }
@@ -87,6 +91,46 @@ ANVIL_EXPORT(matmulBuiltin) {
   anvil::cpu::sgemm_builtin(m.out, m.a, m.b, m.M, m.N, m.K, m.trans_a, m.trans_b, m.accumulate, m.alpha);
   return info.Env().Undefined();
 }
+
+std::string candidate_name(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) throw anvil::ArgError("the sgemm candidate name must be a string", false);
+  return info[0].As<Napi::String>().Utf8Value();
+}
+
+// Same contract, with the candidate named first ("openblas", "avx2", "avx512").
+ANVIL_EXPORT(matmulWith) {
+  const std::string name = candidate_name(info);
+  auto m = parse(info, 1);
+  const int64_t lda = m.trans_a ? m.M : m.K, ldb = m.trans_b ? m.K : m.N;
+  try {
+    anvil::cpu::sgemm_with(name, m.trans_a, m.trans_b, m.M, m.N, m.K, m.alpha, m.a, lda, m.b, ldb,
+                           m.accumulate ? 1.0f : 0.0f, m.out, m.N);
+  } catch (const std::invalid_argument& e) {
+    throw anvil::ArgError(e.what(), true);
+  }
+  return info.Env().Undefined();
+}
+
+// The candidates usable here, in a fixed order (openblas, avx2, avx512 when present).
+ANVIL_EXPORT(gemmCandidates) {
+  auto names = anvil::cpu::gemm_candidates();
+  auto out = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); i++) out.Set(static_cast<uint32_t>(i), names[i]);
+  return out;
+}
+
+// Makes the named candidate the sgemm behind matmul and every fused op.
+ANVIL_EXPORT(setGemm) {
+  const std::string name = candidate_name(info);
+  try {
+    anvil::cpu::set_gemm(name);
+  } catch (const std::invalid_argument& e) {
+    throw anvil::ArgError(e.what(), true);
+  }
+  return info.Env().Undefined();
+}
+
+ANVIL_EXPORT(gemmSelected) { return Napi::String::New(info.Env(), anvil::cpu::gemm_selected()); }
 
 // Same contract, returns a Promise; bad arguments reject it (TypeError / RangeError) too.
 ANVIL_EXPORT(matmulAsync) {

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "simd_math.h"
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define ANVIL_ATTN_AVX2 1
@@ -40,33 +41,11 @@ constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 
 // ---- exp ---------------------------------------------------------------------------------
 
-#ifdef ANVIL_ATTN_AVX2
-// exp for arguments <= 0 (scores minus their max or their lse): Cephes expf polynomial,
-// ~2 ulp. glibc's expf does not vectorise without -ffast-math, and exp is most of the
-// non-FMA work. Arguments below -87 give ~1e-38; masked entries are zeroed explicitly.
-inline __m256 exp256(__m256 v) {
-  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-  const __m256 k =
-      _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), v);  // v - k ln2, in two parts
-  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-#endif
-
 // P[j][r] = exp(P[j][r] - shift[r]) for j < ncols.
 void exp_cols(float* P, int64_t ncols, const float shift[RB]) {
 #ifdef ANVIL_ATTN_AVX2
   const __m256 s = _mm256_loadu_ps(shift);
-  for (int64_t j = 0; j < ncols; ++j) _mm256_storeu_ps(P + j * RB, exp256(_mm256_sub_ps(_mm256_loadu_ps(P + j * RB), s)));
+  for (int64_t j = 0; j < ncols; ++j) _mm256_storeu_ps(P + j * RB, simd::exp(_mm256_sub_ps(_mm256_loadu_ps(P + j * RB), s)));
 #else
   for (int64_t j = 0; j < ncols; ++j)
     for (int r = 0; r < RB; ++r) P[j * RB + r] = std::exp(P[j * RB + r] - shift[r]);

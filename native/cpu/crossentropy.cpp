@@ -1,11 +1,11 @@
 // Cross-entropy forward and backward, numerically stable: every exp is of (x - rowmax) <= 0,
-// and the log-sum-exp is accumulated in double. The exps are vectorised (anvil/simd_math.h).
+// and the log-sum-exp is accumulated in double. The exps are vectorised (simd_math.h).
 #include "anvil/crossentropy.h"
 
 #include <cmath>
 
 #include "anvil/ids.h"
-#include "anvil/simd_math.h"
+#include "simd_math.h"
 
 namespace anvil::cpu {
 

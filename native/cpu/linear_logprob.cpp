@@ -13,7 +13,8 @@
 //             token block); its contribution to the other goes to a per-thread copy, summed
 //             in thread order at the end.
 // Extra memory: threads x (one logits tile of kTokBlock x kVocabTile floats + O(N) state), plus
-// in the backward threads x (N x H) (vocab split) or threads x (V x H) (token split). Logits are
+// in the backward threads x (N x H) (vocab split) or threads x (V x H) (token split), and 2 x
+// (N x H) when some rows carry no gradient (they are gathered out, see linear_logprob_backward). Logits are
 // never larger than one tile. Forward and backward are deterministic for a given thread count.
 #include "anvil/linear_logprob.h"
 
@@ -28,7 +29,7 @@
 #endif
 
 #include "anvil/matmul.h"
-#include "anvil/online_softmax.h"
+#include "online_softmax.h"
 
 #ifdef ANVIL_HAVE_CBLAS
 #include <cblas.h>
@@ -117,7 +118,7 @@ void softmax_grad_tile(float* g, int64_t n0, int64_t nb, int64_t v0, int64_t vt,
                  vdh = _mm256_set1_ps(dh), vzero = _mm256_setzero_ps(), vfloor = _mm256_set1_ps(kExpFloor);
     for (; j + 8 <= vt; j += 8) {
       __m256 z = _mm256_loadu_ps(gr + j);
-      __m256 p = exp256(_mm256_max_ps(_mm256_sub_ps(z, vl), vfloor));
+      __m256 p = simd::exp(_mm256_max_ps(_mm256_sub_ps(z, vl), vfloor));
       __m256 w = _mm256_fmadd_ps(vdh, _mm256_sub_ps(z, vmu), vdlp);
       _mm256_storeu_ps(gr + j, _mm256_sub_ps(vzero, _mm256_mul_ps(p, w)));
     }
@@ -194,14 +195,12 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
   }
 }
 
-void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
-                             const float* hidden, const float* weight, const int32_t* targets, const float* lse,
-                             const float* entropy, int64_t N, int64_t H, int64_t V, float temperature) {
-  if (!(temperature > 0)) throw std::invalid_argument("temperature must be > 0");
-  check_targets(targets, N, V);
-  std::fill(dhidden, dhidden + N * H, 0.0f);
-  if (N == 0) return;
-  const float inv_t = 1.0f / temperature;
+namespace {
+
+// The backward over N rows that all carry gradient; dhidden (N, H) is zero on entry.
+void backward_rows(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy, const float* hidden,
+                   const float* weight, const int32_t* targets, const float* lse, const float* entropy, int64_t N,
+                   int64_t H, int64_t V, float inv_t) {
   const int64_t ntiles = (V + kVocabTile - 1) / kVocabTile;
   const int64_t nblocks = (N + kTokBlock - 1) / kTokBlock;
   const Split split = choose_split(ntiles, nblocks);
@@ -250,6 +249,44 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
       other[k] = acc;
     }
   }
+}
+
+}  // namespace
+
+void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
+                             const float* hidden, const float* weight, const int32_t* targets, const float* lse,
+                             const float* entropy, int64_t N, int64_t H, int64_t V, float temperature) {
+  if (!(temperature > 0)) throw std::invalid_argument("temperature must be > 0");
+  check_targets(targets, N, V);
+  std::fill(dhidden, dhidden + N * H, 0.0f);
+  if (N == 0) return;
+  const float inv_t = 1.0f / temperature;
+  // A row whose upstream gradient is zero (an ignored target, or a position the loss masks out:
+  // prompt tokens and padding get dlogprob = dentropy = 0) contributes exactly zero to both
+  // outputs, so it is left out of the recompute and of both products. In RL batches that is
+  // often half the rows, work an unfused composition does in full. (NaN gradients count as
+  // nonzero and still propagate.)
+  std::vector<int64_t> rows;
+  rows.reserve(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; i++)
+    if (targets[i] >= 0 && (dlogprob[i] != 0.0f || dentropy[i] != 0.0f)) rows.push_back(i);
+  const int64_t n = static_cast<int64_t>(rows.size());
+  if (n == N) return backward_rows(dhidden, dweight, dlogprob, dentropy, hidden, weight, targets, lse, entropy, N, H, V, inv_t);
+  if (n == 0) return;
+  // Gather the active rows (extra memory: 2 x n x H floats, the size of hidden at most).
+  std::vector<float> h(static_cast<size_t>(n * H)), dh(static_cast<size_t>(n * H), 0.0f);
+  std::vector<float> dlp(n), dent(n), l(n), ent(n);
+  std::vector<int32_t> tg(n);
+#pragma omp parallel for schedule(static) if (n * H >= (1 << 16))
+  for (int64_t r = 0; r < n; r++) {
+    const int64_t i = rows[r];
+    std::copy(hidden + i * H, hidden + (i + 1) * H, h.data() + r * H);
+    dlp[r] = dlogprob[i], dent[r] = dentropy[i], l[r] = lse[i], ent[r] = entropy[i], tg[r] = targets[i];
+  }
+  backward_rows(dh.data(), dweight, dlp.data(), dent.data(), h.data(), weight, tg.data(), l.data(), ent.data(), n, H, V,
+                inv_t);
+#pragma omp parallel for schedule(static) if (n * H >= (1 << 16))
+  for (int64_t r = 0; r < n; r++) std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dhidden + rows[r] * H);
 }
 
 }  // namespace anvil::cpu

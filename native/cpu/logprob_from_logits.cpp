@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "anvil/online_softmax.h"
+#include "online_softmax.h"
 
 namespace anvil::cpu {
 

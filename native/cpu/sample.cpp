@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "anvil/online_softmax.h"
+#include "online_softmax.h"
 
 namespace anvil::cpu {
 
@@ -57,11 +57,11 @@ float exp_chunk(float* e, const float* x, int64_t n, float inv_t, float m) {
   __m256 acc = _mm256_setzero_ps();
   for (; i + 8 <= n; i += 8) {
     __m256 d = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vt), vm), vfloor);
-    __m256 v = exp256(d);
+    __m256 v = simd::exp(d);
     _mm256_storeu_ps(e + i, v);
     acc = _mm256_add_ps(acc, v);
   }
-  cs = hsum256(acc);
+  cs = simd::hsum(acc);
 #endif
   for (; i < n; i++) {
     e[i] = std::exp(std::max(x[i] * inv_t - m, kExpFloor));
@@ -105,7 +105,7 @@ SumCount masked_sum_count(const float* x, int64_t n, float t) {
       c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(k0));  // mask lanes are -1
       c1 = _mm256_sub_epi32(c1, _mm256_castps_si256(k1));
     }
-    s = hsum256(_mm256_add_ps(a0, a1));
+    s = simd::hsum(_mm256_add_ps(a0, a1));
     alignas(32) int32_t lanes[8];
     _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_add_epi32(c0, c1));
     for (int32_t l : lanes) r.count += l;
@@ -127,7 +127,7 @@ SumCount masked_sum_count(const float* x, int64_t n, float t) {
 // (F(hi) is carried as a constant), so later passes touch few elements.
 template <bool kCount>
 float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::vector<float>& buf) {
-  // The bracket tops at +inf, not just above 1: exp256(0) can round to 1 + 1 ulp, and an x >= hi
+  // The bracket tops at +inf, not just above 1: simd::exp(0) can round to 1 + 1 ulp, and an x >= hi
   // would be missed by every count (top-k then kept k + 1 tokens).
   uint32_t lo = bits(lo0), hi = bits(std::numeric_limits<float>::infinity());
   int64_t c_lo = masked_sum_count(x, n, lo0).count, c_hi = 0;  // #{x >= bound}

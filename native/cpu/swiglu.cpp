@@ -1,12 +1,12 @@
 // SwiGLU forward and backward. With s = sigmoid(g):
 //   d silu(g) / dg = s * (1 + g * (1 - s))
-// The exp is vectorised (anvil/simd_math.h) where AVX2 is available; it is most of the cost.
+// The exp is vectorised (simd_math.h) where AVX2 is available; it is most of the cost.
 #include "anvil/swiglu.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "anvil/simd_math.h"
+#include "simd_math.h"
 
 namespace anvil::cpu {
 

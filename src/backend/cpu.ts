@@ -8,6 +8,7 @@ import {
 } from "./backend.js";
 import { checkInt, checkTensor } from "./check.js";
 import { AddonBackend } from "./addon-backend.js";
+import { ensureGemmSelected } from "./gemm.js";
 import { loadAddon, type NativeAddon } from "./native.js";
 
 export class CpuTensor implements Tensor {
@@ -52,6 +53,7 @@ export class CpuBackend extends AddonBackend<Float32Array, Int32Array> implement
     this.native = loadAddon();
     this.ops = this.native;
     if (opts.threads !== undefined) this.native.setThreads(checkInt(opts.threads, "threads"));
+    ensureGemmSelected(this.native);
   }
 
   // ---- memory -------------------------------------------------------------------------

@@ -13,6 +13,8 @@ export interface BuildInfo {
   openmp: boolean;
   threads: number;
   avx2: boolean;
+  /** sgemm candidates usable on this CPU with this build (see src/backend/gemm.ts). */
+  gemmCandidates: string[];
   cudaBuilt: boolean;
 }
 
@@ -39,6 +41,14 @@ export interface NativeAddon extends AddonOps<Float32Array, Int32Array> {
   setThreads(n: number): void;
   /** Same as matmul, always the built-in packed AVX2/FMA sgemm (for tests and benchmarks against BLAS). */
   matmulBuiltin(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
+  /** Same as matmul, with a named sgemm candidate ("openblas", "avx2", "avx512"); RangeError when not usable here. */
+  matmulWith(name: string, out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
+  /** The sgemm candidates usable here, in a fixed order. */
+  gemmCandidates(): string[];
+  /** Makes a candidate the sgemm behind matmul and the fused ops (src/backend/gemm.ts chooses it). */
+  setGemm(name: string): void;
+  /** The candidate behind matmul now. */
+  gemmSelected(): string;
   /** Same as matmul, on a worker thread: resolves when done (for embedding apps). */
   matmulAsync(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): Promise<void>;
 }
@@ -55,6 +65,12 @@ function addonCandidates(): string[] {
 }
 
 let cached: NativeAddon | null = null;
+let cachedPath: string | null = null;
+
+/** The file the addon was loaded from (null before loadAddon succeeds). */
+export function addonPath(): string | null {
+  return cachedPath;
+}
 let loadError: Error | null = null;
 
 /** The addon, or throws an Error saying how to build it. */
@@ -70,6 +86,7 @@ export function loadAddon(): NativeAddon {
     }
     try {
       cached = require(p) as NativeAddon;
+      cachedPath = p;
       return cached;
     } catch (e) {
       tried.push(`${p} (${(e as Error).message})`);

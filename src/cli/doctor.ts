@@ -1,4 +1,5 @@
 // `anvil doctor`: what this machine offers, backend by backend, and why one is unusable.
+import { measureGemm, selectGemm } from "../backend/gemm.js";
 import { isSoftwareAdapter } from "../backend/index.js";
 import { loadAddon } from "../backend/native.js";
 import { availableParallelism, cpus } from "node:os";
@@ -6,9 +7,20 @@ import { availableParallelism, cpus } from "node:os";
 export interface DoctorReport {
   node: string;
   platform: string;
-  cpu: { usable: boolean; model?: string; cores: number; blas?: string; threads?: number; openmp?: boolean; avx2?: boolean; error?: string };
+  cpu: { usable: boolean; model?: string; cores: number; blas?: string; threads?: number; openmp?: boolean; avx2?: boolean; gemm?: DoctorGemm; error?: string };
   cuda: { usable: boolean; built: boolean; devices: number; error: string | null };
   webgpu: { usable: boolean; adapter?: string; software?: boolean; features?: string[]; maxStorageBufferBindingSize?: number; error?: string };
+}
+
+/** The sgemm behind the CPU backend and the GFLOP/s of every candidate (src/backend/gemm.ts). */
+export interface DoctorGemm {
+  selected: string;
+  /** measured now, from the per-machine cache, or forced by ANVIL_GEMM. */
+  source: string;
+  gflops: Record<string, number>;
+  cacheFile?: string;
+  /** Why the selection failed (a bad ANVIL_GEMM); the default candidate is then in use. */
+  error?: string;
 }
 
 export async function doctor(): Promise<DoctorReport> {
@@ -23,6 +35,13 @@ export async function doctor(): Promise<DoctorReport> {
     const addon = loadAddon();
     const info = addon.buildInfo();
     Object.assign(rep.cpu, { usable: true, blas: info.blas, threads: info.threads, openmp: info.openmp, avx2: info.avx2 });
+    try {
+      const g = selectGemm(addon);
+      // Forced by ANVIL_GEMM: nothing was timed, so time the candidates for the report.
+      rep.cpu.gemm = { selected: g.selected, source: g.source, gflops: g.source === "env" ? measureGemm(addon) : g.gflops, cacheFile: g.cacheFile };
+    } catch (e) {
+      rep.cpu.gemm = { selected: addon.gemmSelected(), source: "default", gflops: {}, error: (e as Error).message };
+    }
     try {
       const c = addon.cudaInfo();
       rep.cuda = { usable: c.loaded && c.devices > 0, built: c.built, devices: c.devices, error: c.error };
@@ -51,6 +70,12 @@ export function formatDoctor(r: DoctorReport): string {
   lines.push(
     `cpu     ${yes(r.cpu.usable)}  ${r.cpu.usable ? `${r.cpu.model ?? "?"}, ${r.cpu.cores} cores; BLAS: ${r.cpu.blas}; threads: ${r.cpu.threads}; OpenMP: ${r.cpu.openmp}; AVX2: ${r.cpu.avx2}` : r.cpu.error}`,
   );
+  const g = r.cpu.gemm;
+  if (g) {
+    const each = Object.entries(g.gflops).map(([n, v]) => `${n} ${v.toFixed(0)}`).join(", ");
+    const why = g.error ?? (g.source === "env" ? "forced by ANVIL_GEMM" : g.source === "cache" ? `fastest, measured earlier: ${g.cacheFile}` : "fastest, measured now");
+    lines.push(`        sgemm: ${g.selected} (${why})${each ? `; GFLOP/s: ${each}` : ""}`);
+  }
   lines.push(`cuda    ${yes(r.cuda.usable)}  compiled: ${r.cuda.built}; devices: ${r.cuda.devices}${r.cuda.error ? `; ${r.cuda.error}` : ""}`);
   lines.push(
     `webgpu  ${yes(r.webgpu.usable)}  ${r.webgpu.usable ? `${r.webgpu.adapter}${r.webgpu.software ? " (software adapter: runs on the CPU)" : ""}; f16: ${r.webgpu.features?.includes("shader-f16")}; subgroups: ${r.webgpu.features?.includes("subgroups")}` : r.webgpu.error}`,

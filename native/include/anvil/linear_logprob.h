@@ -19,7 +19,8 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
 // -> dhidden (N, H) (overwritten), dweight (V, H) +=
 // With p = softmax(z), mu = sum p z = lse - entropy, per row:
 //   dL/dz_j = dlogprob * (onehot_j - p_j) - dentropy * p_j * (z_j - mu),  dL/dlogit = dL/dz / T
-// targets < 0: no gradient from that row (dhidden row = 0).
+// targets < 0: no gradient from that row (dhidden row = 0). Rows with dlogprob = dentropy = 0
+// (positions a loss masks out) are skipped: their logits are not recomputed.
 void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
                              const float* hidden, const float* weight, const int32_t* targets, const float* lse,
                              const float* entropy, int64_t N, int64_t H, int64_t V, float temperature);

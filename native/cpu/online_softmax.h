@@ -1,5 +1,6 @@
 // Streaming log-sum-exp and entropy over a row seen in chunks, shared by the fused log-prob
-// kernels (logprob_from_logits.cpp, linear_logprob.cpp). Header-only so the AVX2 exp inlines.
+// kernels (logprob_from_logits.cpp, linear_logprob.cpp, sample.cpp). Private to native/cpu;
+// header-only so the AVX2 exp (simd_math.h) inlines.
 //
 // After chunks z_1..z_n the state holds
 //   m = max z,   s = sum e^(z - m),   t = sum e^(z - m) * (z - m)
@@ -10,9 +11,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
+
+#include "simd_math.h"
 
 namespace anvil::cpu {
 
@@ -51,43 +51,6 @@ struct OnlineSoftmax {
 // e^(z - m) is 0 below this (float underflow); clamping keeps 0 * (z - m) finite for z = -inf.
 constexpr float kExpFloor = -104.0f;
 
-#if defined(__AVX2__) && defined(__FMA__)
-// Cephes-style expf on 8 lanes: |rel err| < 2 ulp on [-87, 88]; exp(0) == 1 exactly; 0 below -87.3.
-inline __m256 exp256(__m256 x) {
-  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365447504f);
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.0f - 16.0f)), hi);
-  __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
-  fx = _mm256_floor_ps(fx);
-  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  __m256i n = _mm256_cvttps_epi32(fx);
-  n = _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23);
-  y = _mm256_mul_ps(y, _mm256_castsi256_ps(n));
-  return _mm256_andnot_ps(underflow, y);
-}
-
-inline float hmax256(__m256 v) {
-  __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  a = _mm_max_ps(a, _mm_movehl_ps(a, a));
-  a = _mm_max_ss(a, _mm_shuffle_ps(a, a, 1));
-  return _mm_cvtss_f32(a);
-}
-inline float hsum256(__m256 v) {
-  __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-  a = _mm_add_ss(a, _mm_shuffle_ps(a, a, 1));
-  return _mm_cvtss_f32(a);
-}
-#endif
-
 // Max of scale * x[0..n) (scale > 0). NaN in x makes the result NaN.
 inline float scaled_max(const float* x, int64_t n, float scale) {
   float mx = -std::numeric_limits<float>::infinity();
@@ -101,7 +64,7 @@ inline float scaled_max(const float* x, int64_t n, float scale) {
     vm = _mm256_max_ps(vm, v);
     vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
   }
-  mx = hmax256(vm);
+  mx = simd::hmax(vm);
   nan = _mm256_movemask_ps(vnan) != 0;
 #endif
   for (; i < n; i++) {
@@ -132,14 +95,14 @@ inline void online_update(OnlineSoftmax& st, const float* x, int64_t n, float sc
   for (; i + 16 <= n; i += 16) {
     __m256 d0 = _mm256_max_ps(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), vsc, vm), vfloor);
     __m256 d1 = _mm256_max_ps(_mm256_fmsub_ps(_mm256_loadu_ps(x + i + 8), vsc, vm), vfloor);
-    __m256 e0 = exp256(d0), e1 = exp256(d1);
+    __m256 e0 = simd::exp(d0), e1 = simd::exp(d1);
     s0 = _mm256_add_ps(s0, e0);
     s1 = _mm256_add_ps(s1, e1);
     t0 = _mm256_fmadd_ps(e0, d0, t0);
     t1 = _mm256_fmadd_ps(e1, d1, t1);
   }
-  cs = hsum256(_mm256_add_ps(s0, s1));
-  ct = hsum256(_mm256_add_ps(t0, t1));
+  cs = simd::hsum(_mm256_add_ps(s0, s1));
+  ct = simd::hsum(_mm256_add_ps(t0, t1));
 #endif
   for (; i < n; i++) {
     float d = std::max(x[i] * scale - m, kExpFloor);

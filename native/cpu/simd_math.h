@@ -1,5 +1,6 @@
-// Vectorised exp for AVX2 kernels (softmax, SiLU): libm's expf does not vectorise, and it is
-// the whole cost of a cross-entropy or SwiGLU pass. Cephes' polynomial: range reduction
+// Vectorised exp for the AVX2 kernels (softmax, attention, SiLU, sampling), the one version
+// they all share (private to native/cpu): libm's expf does not vectorise, and it is the whole
+// cost of a cross-entropy or SwiGLU pass. Cephes' polynomial: range reduction
 // x = n ln2 + r with |r| <= ln2 / 2, then a degree-6 polynomial for e^r; about 1-2 ulp over
 // the normal range. Inputs below -87.33 give exactly 0 (no denormals), above 88.72 give +inf,
 // NaN propagates.
@@ -47,6 +48,11 @@ inline float hmax(__m256 v) {
   h = _mm_max_ps(h, _mm_movehl_ps(h, h));
   h = _mm_max_ss(h, _mm_movehdup_ps(h));
   return _mm_cvtss_f32(h);
+}
+inline float hsum(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
 inline double hsum(__m256d v) {
   __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));

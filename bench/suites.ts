@@ -1,0 +1,18 @@
+// Every benchmark suite, by the name `anvil bench <suite>` takes. The CLI loads this module
+// at run time from the package (src/cli/commands/bench.ts), so the library never imports bench/.
+import type { BenchSuite } from "../src/bench/report.js";
+import { runAttentionBench } from "./attention.js";
+import { runBackendsBench } from "./backends.js";
+import { runKernelsBench } from "./kernels.js";
+import { runMatmulBench } from "./matmul.js";
+import { runModelBenchSuite } from "./model.js";
+import { runServeBench } from "./serve.js";
+
+export const SUITES: BenchSuite[] = [
+  { suite: "kernels", title: "fused kernels", run: (ctx) => runKernelsBench(ctx) },
+  { suite: "kernels", title: "matmul", run: (ctx) => runMatmulBench(ctx) },
+  { suite: "kernels", title: "attention", run: (ctx) => runAttentionBench(ctx) },
+  { suite: "backends", title: "every kernel on every backend", run: (ctx) => runBackendsBench(ctx) },
+  { suite: "model", title: "decoder end to end", run: (ctx) => runModelBenchSuite(ctx) },
+  { suite: "serve", title: "anvil serve vs in-process generation", run: (ctx) => runServeBench(ctx) },
+];
