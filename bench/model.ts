@@ -14,6 +14,8 @@ import { generate } from "../src/model/generate.js";
 import { presetConfig } from "../src/model/init.js";
 import { Model } from "../src/model/model.js";
 import { parameterShapes, type ModelConfig } from "../src/model/types.js";
+import { batchFromTargets } from "../src/rl/batch.js";
+import { scoreTokens, supervisedGradient } from "../src/rl/step.js";
 import { peakRssBytes, report, runTorch, timeItAsync, type BenchRow } from "./harness.js";
 
 export interface ModelBenchOptions {
@@ -107,9 +109,11 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Bench
   const label = `L=${c.numLayers} H=${c.hiddenSize} V=${c.vocabSize}`;
   const rows: BenchRow[] = [];
 
+  const batch = batchFromTargets(ids, targets, B, T);
   for (const checkpointing of [false, true]) {
+    model.gradientCheckpointing = checkpointing;
     const t = await timeItAsync(async () => {
-      await model.crossEntropyLoss(ids, targets, B, T, { checkpointing });
+      await supervisedGradient(model, batch, B);
     }, minTime);
     rows.push({
       name: `train step ${label} B=${B} T=${T}${checkpointing ? " (checkpointing)" : ""}`,
@@ -122,7 +126,7 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Bench
   }
   {
     const t = await timeItAsync(async () => {
-      await model.tokenLogprobs(ids, targets, B, T);
+      await scoreTokens(model, batch, 1, B);
     }, minTime);
     rows.push({ name: `score (noGrad fwd + fused logprob) ${label} B=${B} T=${T}`, impl, seconds: t, gflops: flops / 3 / t / 1e9, note: `${(N / t).toFixed(0)} tok/s` });
   }

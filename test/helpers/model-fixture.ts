@@ -1,7 +1,10 @@
 // Reader for the fixtures written by test/fixtures/make_model_fixtures.py (format documented
 // there: magic "ANVM", version, JSON index, then float32 / int32 blobs).
 import { readFileSync } from "node:fs";
+import type { Model } from "../../src/model/model.js";
 import type { ModelConfig } from "../../src/model/types.js";
+import { batchFromTargets } from "../../src/rl/batch.js";
+import { supervisedGradient } from "../../src/rl/step.js";
 
 export const FIXTURE_MAGIC = 0x4d564e41;
 export const FIXTURE_VERSION = 1;
@@ -39,4 +42,19 @@ export function fixtureWeights(f: ModelFixture): Map<string, Float32Array> {
     if (name.startsWith("model.") || name === "lm_head.weight") w.set(name, t.data as Float32Array);
   }
   return w;
+}
+
+/**
+ * Mean next-token cross-entropy of targets (B, T) (< 0 ignored) and its gradient accumulated
+ * into the model (or its adapter), through Anvil's one log-prob path (src/rl/step.ts).
+ */
+export async function lmLoss(model: Model, ids: Int32Array, targets: Int32Array, B: number, T: number, opts: { checkpointing?: boolean } = {}): Promise<{ loss: number; tokens: number }> {
+  const batch = batchFromTargets(ids, targets, B, T);
+  const saved = model.gradientCheckpointing;
+  model.gradientCheckpointing = opts.checkpointing ?? saved;
+  try {
+    return { loss: await supervisedGradient(model, batch, B), tokens: batch.tokens };
+  } finally {
+    model.gradientCheckpointing = saved;
+  }
 }
