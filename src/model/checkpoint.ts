@@ -8,6 +8,10 @@
 //   <dir>/optimizer.json           {"step": completed AdamW steps}
 //   <dir>/trainer_state.json       whatever the trainer passes (step, RNG state, ...), as JSON
 //
+// With a LoRA adapter attached, the adapter is what is saved: adapter_config.json and
+// adapter_model.safetensors (PEFT's layout, src/model/peft.ts) replace config.json and
+// model.safetensors, and the optimizer moments are the adapter's (PEFT names).
+//
 // Atomic: everything is written into `<dir>.tmp-<pid>`, which is renamed to <dir> only when
 // complete; an existing <dir> is moved aside first and removed after, so a crash leaves either
 // the old checkpoint, the new one, or a stray .tmp-/.old- directory — never a half-written <dir>.
@@ -17,6 +21,7 @@ import type { Backend } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
 import { Model } from "./model.js";
 import type { OptimizerState } from "./optim.js";
+import { ADAPTER_CONFIG_FILE, saveAdapter } from "./peft.js";
 import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
 import { readJsonFile } from "../util/json-file.js";
@@ -49,6 +54,8 @@ export interface SaveCheckpointOptions {
    * export but round the weights, so resuming from them is no longer bit-identical.
    */
   dtype?: SafetensorsDtype;
+  /** Path or hub id of the base model, recorded as base_model_name_or_path of an adapter. */
+  baseModel?: string;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -67,8 +74,12 @@ export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckp
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   try {
-    await writeFile(join(tmp, "config.json"), JSON.stringify(configToJson(model.config), null, 2) + "\n");
-    await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: opts.dtype ?? "F32", metadata: { producer: "anvil-rl" } });
+    if (model.adapter) {
+      await saveAdapter(tmp, model.adapter, { baseModel: opts.baseModel, dtype: opts.dtype });
+    } else {
+      await writeFile(join(tmp, "config.json"), JSON.stringify(configToJson(model.config), null, 2) + "\n");
+      await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: opts.dtype ?? "F32", metadata: { producer: "anvil-rl" } });
+    }
     if (opts.tokenizerDir) {
       for (const f of TOKENIZER_FILES) {
         const src = join(opts.tokenizerDir, f);
@@ -78,7 +89,7 @@ export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckp
     if (opts.optimizer) {
       const tensors = new Map<string, TensorToSave>();
       for (const [name, data] of opts.optimizer.m) {
-        const shape = [...model.params.get(name)!.shape];
+        const shape = [...model.trainable.params.get(name)!.shape];
         tensors.set(`m.${name}`, { data, shape });
         tensors.set(`v.${name}`, { data: opts.optimizer.v.get(name)!, shape });
       }
@@ -177,14 +188,20 @@ export async function removeStaleSaves(root: string): Promise<string[]> {
   return removed;
 }
 
+/** Parsed trainer_state.json of a checkpoint directory, or null. */
+export async function readTrainerState(dir: string): Promise<unknown> {
+  const tsPath = join(dir, TRAINER_STATE_FILE);
+  return (await exists(tsPath)) ? readJsonFile(tsPath) : null;
+}
+
 /** Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save first. */
 export async function loadCheckpoint(dir: string, backend: Backend): Promise<LoadedCheckpoint> {
   await recoverCheckpoint(dir);
+  if (!(await exists(join(dir, "config.json"))) && (await exists(join(dir, ADAPTER_CONFIG_FILE))))
+    throw new Error(`${dir} is a LoRA adapter, not a model: pass the base model as --model and this directory as --adapter`);
   const config = await loadConfig(dir);
   const weights = await loadWeights(dir, parameterShapes(config));
   const model = Model.fromWeights(backend, config, weights);
   const optimizer = await loadOptimizerState(dir);
-  const tsPath = join(dir, TRAINER_STATE_FILE);
-  const trainerState = (await exists(tsPath)) ? await readJsonFile(tsPath) : null;
-  return { config, model, optimizer, trainerState };
+  return { config, model, optimizer, trainerState: await readTrainerState(dir) };
 }

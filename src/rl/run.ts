@@ -7,8 +7,8 @@
 //   config.json            resolved options (what --resume reads back)
 //   metrics.jsonl          one object per step (SFT steps carry sft_step/sft_loss)
 //   samples.jsonl          a few rollouts per step
-//   checkpoints/step-N/    model + optimizer + trainer state, written atomically
-//   sft-model/             the SFT-warmed model when the run made one
+//   checkpoints/step-N/    model (or LoRA adapter, PEFT layout) + optimizer + trainer state, atomically
+//   sft-model/             the SFT-warmed model (or adapter) when the run made one
 //   report.html            SVG curves, rewritten every reportEvery steps
 //
 // Order: options, then preflight of every input (dataset, model and prompt lengths, reward
@@ -22,7 +22,8 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, writeFi
 import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
-import { loadCheckpoint, removeStaleSaves, saveCheckpoint } from "../model/checkpoint.js";
+import { loadCheckpoint, loadOptimizerState, readTrainerState, removeStaleSaves, saveCheckpoint } from "../model/checkpoint.js";
+import { ADAPTER_CONFIG_FILE } from "../model/peft.js";
 import { loadConfig } from "../model/config.js";
 import { initModel } from "../model/init.js";
 import { Model } from "../model/model.js";
@@ -37,13 +38,14 @@ import { Progress } from "../util/progress.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
 import { evaluate, type EvalResult } from "./eval.js";
 import { checkPrompts } from "./inputs.js";
-import { OptionsError, resolveOptions, type TrainOptions } from "./options.js";
+import { loraConfigOf, OptionsError, resolveOptions, type TrainOptions } from "./options.js";
 import { Policy } from "./policy.js";
 import { claimRunDir, requireRunDir, type RunDirClaim } from "./run-dir.js";
 import { rewindLogs } from "./run-logs.js";
 import { createScorer, type Scorer } from "./scoring.js";
 import { runSft } from "./sft.js";
-import { NonFiniteLossError, Trainer, type StepMetrics } from "./trainer.js";
+import { NonFiniteLossError, Trainer, type Reference, type StepMetrics } from "./trainer.js";
+import { prepareForTraining } from "./train-setup.js";
 
 export interface RunHooks {
   /** A line of human-readable log (stderr in the CLI). */
@@ -140,7 +142,8 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   let scorer: Scorer | null = null;
   let claim: RunDirClaim | null = null;
   let model: Model | null = null;
-  let ref: Model | null = null;
+  let refModel: Model | null = null;
+  let ref: Reference | null = null;
   let optimizer: AdamW | null = null;
   let started = false; // config.json written: from here on the directory holds a run
   try {
@@ -166,24 +169,31 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     writeJsonAtomic(join(runDir, "config.json"), o);
     started = true;
 
-    // ---- model: checkpoint (resume) > SFT output > the given model
+    // ---- model: checkpoint (resume) > SFT output > the given model. Under LoRA the base is
+    // always the given model and those directories hold adapters.
+    const lora = loraConfigOf(o);
+    const useLora = lora !== null || o.adapter !== "";
     const sftDir = join(runDir, "sft-model");
+    const sftDone = existsSync(join(sftDir, useLora ? ADAPTER_CONFIG_FILE : "config.json"));
+    const setup = (adapter: string) => ({ adapter, lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing });
     let startStep = 0;
     let trainerState: TrainerState | null = null;
     if (ckpt) {
-      const c = await loadCheckpoint(ckpt.dir, backend);
+      const c = await loadCheckpoint(useLora ? o.model : ckpt.dir, backend);
       model = c.model;
-      trainerState = c.trainerState as TrainerState | null;
+      await prepareForTraining(model, setup(useLora ? ckpt.dir : ""), log);
+      trainerState = (await readTrainerState(ckpt.dir)) as TrainerState | null;
       startStep = ckpt.step;
       rewindLogs(runDir, startStep, true, log);
       log(`anvil: resuming ${runDir} from step ${startStep}`);
-      optimizer = makeOptimizer(c.model, o);
-      if (c.optimizer) optimizer.loadState(c.optimizer);
+      optimizer = makeOptimizer(model, o);
+      const state = await loadOptimizerState(ckpt.dir);
+      if (state) optimizer.loadState(state);
     } else {
-      rewindLogs(runDir, 0, existsSync(join(sftDir, "config.json")), log);
-      const from = existsSync(join(sftDir, "config.json")) ? sftDir : o.model;
-      model = (await loadCheckpoint(from, backend)).model;
-      if (o.sftSteps > 0 && from !== sftDir) {
+      rewindLogs(runDir, 0, sftDone, log);
+      model = (await loadCheckpoint(sftDone && !useLora ? sftDir : o.model, backend)).model;
+      await prepareForTraining(model, setup(sftDone && useLora ? sftDir : o.adapter), log);
+      if (o.sftSteps > 0 && !sftDone) {
         const warm = new Policy(model, tokenizer, null, 16);
         const bar = new Progress("sft  ", o.sftSteps, o.progress);
         const t0 = performance.now();
@@ -202,16 +212,20 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
           },
         });
         bar.done();
-        await saveCheckpoint(sftDir, model, { tokenizerDir: o.model });
+        await saveCheckpoint(sftDir, model, { tokenizerDir: o.model, baseModel: o.model });
         log(`anvil: SFT warm start done (${o.sftSteps} steps) -> ${sftDir}`);
       }
       optimizer = makeOptimizer(model, o);
     }
     const tokenizerDir = o.model;
     if (o.beta > 0) {
-      // Frozen reference: the policy RL started from (SFT output or the given model).
-      const refDir = existsSync(join(sftDir, "config.json")) ? sftDir : o.model;
-      ref = (await loadCheckpoint(refDir, backend)).model;
+      // Frozen reference. Full fine-tuning: the policy RL started from (SFT output or the given
+      // model), a second copy. LoRA: the base without the adapter, the same weights.
+      if (useLora) ref = { model, disableAdapter: true };
+      else {
+        refModel = (await loadCheckpoint(existsSync(join(sftDir, "config.json")) ? sftDir : o.model, backend)).model;
+        ref = { model: refModel, disableAdapter: false };
+      }
     }
     const policy = new Policy(model, tokenizer, optimizer, 16);
     const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref);
@@ -253,7 +267,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       if (!o.progress && ((step + 1) % 10 === 0 || step === startStep)) log(`step ${step + 1}/${o.steps} reward ${fmt(m.reward_mean)} acc ${fmt(m.acc)} abstain ${fmt(m.abstain_rate)} len ${m.completion_len_mean.toFixed(1)} ${Math.round(m.tokens_per_s)} tok/s`);
       if ((step + 1) % o.checkpointEvery === 0 || step + 1 === o.steps) {
         const dir = join(runDir, "checkpoints", `step-${step + 1}`);
-        await saveCheckpoint(dir, model, { tokenizerDir, optimizer: await optimizer.exportState(), trainerState: { step: step + 1, curriculum: trainer.curriculum.state } });
+        await saveCheckpoint(dir, model, { tokenizerDir, baseModel: o.model, optimizer: await optimizer.exportState(), trainerState: { step: step + 1, curriculum: trainer.curriculum.state } });
         lastCheckpoint = dir;
       }
       if ((step + 1) % o.reportEvery === 0) report();
@@ -269,7 +283,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   } finally {
     await scorer?.close();
     optimizer?.dispose();
-    ref?.dispose();
+    refModel?.dispose();
     model?.dispose();
     backend?.destroy();
     // A run that failed before it started (e.g. a dataset prompt too long for the default model
@@ -279,15 +293,19 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   }
 }
 
-/** The learning rate to use: the option, or by model size when it is 0 (auto). */
-export function effectiveLr(o: TrainOptions, numParams: number): number {
+/**
+ * The learning rate to use: the option, or by model size when it is 0 (auto). LoRA adapters
+ * take rates about 10x those of full fine-tuning (the update is low-rank and starts at zero).
+ */
+export function effectiveLr(o: TrainOptions, numParams: number, lora = false): number {
   if (o.lr > 0) return o.lr;
-  return numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
+  const full = numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
+  return lora ? Math.min(1e-3, 10 * full) : full;
 }
 
 function makeOptimizer(model: Model, o: TrainOptions): AdamW {
-  const lr = effectiveLr(o, model.numParameters);
-  return new AdamW(model, {
+  const lr = effectiveLr(o, model.numParameters, model.adapter !== null);
+  return new AdamW(model.trainable, {
     lr,
     beta1: o.beta1,
     beta2: o.beta2,
