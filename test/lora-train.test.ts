@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { initModel } from "../src/model/init.js";
 import { readSafetensors } from "../src/model/safetensors.js";
 import { runTraining } from "../src/rl/run.js";
+import { resolveCheckpointing } from "../src/rl/train-setup.js";
 import { taskCorpus } from "../src/tasks/index.js";
 
 let work: string;
@@ -42,12 +43,23 @@ beforeAll(async () => {
   await initModel({ preset: "tiny", corpus: taskCorpus("graphla", 200), out: model, seed: 1 });
 });
 
+describe("gradient checkpointing setting", () => {
+  it("auto turns it on under LoRA above 100M parameters only; explicit settings win", () => {
+    expect(resolveCheckpointing("auto", true, 101e6)).toBe(true);
+    expect(resolveCheckpointing("auto", true, 99e6)).toBe(false);
+    expect(resolveCheckpointing("auto", false, 3e9)).toBe(false);
+    expect(resolveCheckpointing(false, true, 3e9)).toBe(false);
+    expect(resolveCheckpointing(true, false, 1e6)).toBe(true);
+  });
+});
+
 describe("LoRA training run", () => {
   it("SFT and RL train and checkpoint only the adapter; resume reproduces the run", async () => {
     const out = join(work, "run");
     const lines: string[] = [];
     await runTraining({ ...SMALL, model, out, steps: 4, checkpointEvery: 2, sftSteps: 3 }, { log: (l) => lines.push(l) });
-    expect(lines.join("\n")).toMatch(/LoRA r=4 alpha=8 on q,k,v,o,gate,up,down/);
+    // auto: the tiny model (< 100M parameters) runs without checkpointing.
+    expect(lines.join("\n")).toMatch(/LoRA r=4 alpha=8 on q,k,v,o,gate,up,down: .* trained, .* frozen; gradient checkpointing off/);
     for (const dir of [join(out, "sft-model"), join(out, "checkpoints", "step-2"), join(out, "checkpoints", "step-4")]) {
       expect(existsSync(join(dir, "adapter_config.json")), dir).toBe(true);
       expect(existsSync(join(dir, "model.safetensors")), dir).toBe(false);
@@ -73,7 +85,9 @@ describe("LoRA training run", () => {
   it("a fresh adapter makes the policy equal to the KL reference at step 1", async () => {
     const out = join(work, "fresh");
     // Long enough for Anchor's ground-truth trajectories: their rewards give non-zero advantages.
-    await runTraining({ ...SMALL, model, out, steps: 2, sftSteps: 0, numIterations: 1, maxNewTokens: 400 }, { log: () => {} });
+    const lines: string[] = [];
+    await runTraining({ ...SMALL, model, out, steps: 2, sftSteps: 0, numIterations: 1, maxNewTokens: 400, gradientCheckpointing: true }, { log: (l) => lines.push(l) });
+    expect(lines.join("\n")).toMatch(/gradient checkpointing on/);
     const rl = metrics(out).filter((m) => m.step > 0 && !m.final);
     expect(rl[0].kl).toBe(0);
     expect(rl[1].kl).toBeGreaterThan(0);
