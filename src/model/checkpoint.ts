@@ -21,7 +21,7 @@ import type { Backend } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
 import { Model } from "./model.js";
 import type { OptimizerState } from "./optim.js";
-import { ADAPTER_CONFIG_FILE, saveAdapter } from "./peft.js";
+import { saveAdapter } from "./peft.js";
 import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
 import { readJsonFile } from "../util/json-file.js";
@@ -197,8 +197,6 @@ export async function readTrainerState(dir: string): Promise<unknown> {
 /** Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save first. */
 export async function loadCheckpoint(dir: string, backend: Backend): Promise<LoadedCheckpoint> {
   await recoverCheckpoint(dir);
-  if (!(await exists(join(dir, "config.json"))) && (await exists(join(dir, ADAPTER_CONFIG_FILE))))
-    throw new Error(`${dir} is a LoRA adapter, not a model: pass the base model as --model and this directory as --adapter`);
   const config = await loadConfig(dir);
   const weights = await loadWeights(dir, parameterShapes(config));
   const model = Model.fromWeights(backend, config, weights);
