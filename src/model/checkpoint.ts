@@ -15,7 +15,7 @@
 // Atomic: everything is written into `<dir>.tmp-<pid>`, which is renamed to <dir> only when
 // complete; an existing <dir> is moved aside first and removed after, so a crash leaves either
 // the old checkpoint, the new one, or a stray .tmp-/.old- directory — never a half-written <dir>.
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
@@ -25,6 +25,7 @@ import { saveAdapter } from "./peft.js";
 import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
 import { readJsonFile } from "../util/json-file.js";
+import { exists } from "../util/exists.js";
 
 /** Tokenizer and generation files copied along with the weights when present. */
 export const TOKENIZER_FILES = [
@@ -58,14 +59,6 @@ export interface SaveCheckpointOptions {
   baseModel?: string;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Writes a checkpoint of `model` to `dir` atomically (see the file comment for the layout). */
 export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckpointOptions = {}): Promise<void> {

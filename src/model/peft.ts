@@ -8,13 +8,14 @@
 //
 // What PEFT can express and Anvil cannot compute (DoRA, per-module rank/alpha patterns, trained
 // biases, modules_to_save, adapters on the embedding or LM head) is refused with the reason.
-import { stat, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { readJsonFile } from "../util/json-file.js";
 import { ALL_LORA_MODULES, LORA_MODULES, LoraAdapter, parseLoraTargets, type LoraConfig, type LoraModule } from "./lora.js";
 import { readSafetensors, saveSafetensors, type SafetensorsDtype } from "./safetensors.js";
 import type { ModelConfig } from "./types.js";
+import { exists } from "../util/exists.js";
 
 export const ADAPTER_CONFIG_FILE = "adapter_config.json";
 export const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";
@@ -23,14 +24,6 @@ export class AdapterError extends Error {
   override name = "AdapterError";
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Whether dir holds a PEFT adapter (adapter_config.json). */
 export async function isAdapterDir(dir: string): Promise<boolean> {
