@@ -174,6 +174,8 @@ export async function runMemoryCase(k: MemoryCase): Promise<MemoryResult> {
 
 export interface MemoryBenchOptions {
   quick?: boolean;
+  /** "PxGxN" or "PxGxNxL": prompts, group size, new tokens, prompt length (default 8x5x256x64, the issue's step). */
+  shape?: string;
   models?: string[];
   modes?: MemoryMode[];
   threads?: number;
@@ -181,9 +183,16 @@ export interface MemoryBenchOptions {
 
 const GiB = 2 ** 30;
 
+function parseShape(s: string): { prompts: number; group: number; newTokens: number; promptLen: number } {
+  const n = s.split("x").map(Number);
+  if ((n.length !== 3 && n.length !== 4) || !n.every((x) => Number.isInteger(x) && x >= 1))
+    throw new RangeError(`--shape must be PxGxN or PxGxNxL (prompts x group x new tokens [x prompt length]), positive integers, got "${s}"`);
+  return { prompts: n[0], group: n[1], newTokens: n[2], promptLen: n[3] ?? 64 };
+}
+
 /** Every requested case in a child process of its own; rows for the bench table. */
 export async function runMemoryBench(opts: MemoryBenchOptions = {}): Promise<BenchRow[]> {
-  const shape = opts.quick ? { prompts: 2, group: 2, promptLen: 32, newTokens: 8 } : { prompts: 8, group: 5, promptLen: 64, newTokens: 256 };
+  const shape = opts.shape ? parseShape(opts.shape) : opts.quick ? { prompts: 2, group: 2, promptLen: 32, newTokens: 8 } : { prompts: 8, group: 5, promptLen: 64, newTokens: 256 };
   const rows: BenchRow[] = [];
   const self = fileURLToPath(import.meta.url);
   for (const model of opts.models ?? Object.keys(PAPER_MODELS)) {
@@ -194,7 +203,7 @@ export async function runMemoryBench(opts: MemoryBenchOptions = {}): Promise<Ben
       let params = 0;
       for (const s of parameterShapes(c).values()) params += s.reduce((a, b) => a * b, 1);
       const floor = floorBytes(params, mode === "lora" ? loraParams(c, 16) : 0, mode);
-      const name = `RL step ${model} ${mode === "lora" ? "LoRA r=16" : "full FT"} (${shape.prompts}x${shape.group}x${shape.newTokens})`;
+      const name = `RL step ${model} ${mode === "lora" ? "LoRA r=16" : "full FT"} (${shape.prompts}x${shape.group}x${shape.newTokens}, prompt ${shape.promptLen})`;
       const impl = `anvil cpu (${opts.threads || "all"} threads)`;
       if (floor > totalmem()) {
         rows.push({ name, impl, seconds: NaN, note: `out of memory: the floor alone is ${(floor / GiB).toFixed(1)} GiB > ${(totalmem() / GiB).toFixed(1)} GiB physical; not started` });

@@ -29,12 +29,13 @@ export function register(program: Command): void {
     .option("--quick", "smaller sizes and shorter timing (a smoke run)")
     .option("--models <list>", "memory: which of qwen3-0.6b,qwen3-1.7b,qwen2.5-3b (default: all three)")
     .option("--modes <list>", "memory: lora,full (default: both)")
+    .option("--shape <PxGxN[xL]>", "memory: prompts x group x new tokens [x prompt length] (default 8x5x256x64)")
     .option("--threads <n>", "memory: CPU threads (0 = all cores)", intArg("--threads"), 0)
     .option("--json", "print one JSON object with every row")
-    .action(async (suite: string, o: { quick?: boolean; json?: boolean; models?: string; modes?: string; threads: number }) => {
+    .action(async (suite: string, o: { quick?: boolean; json?: boolean; models?: string; modes?: string; shape?: string; threads: number }) => {
       const names = suite === "all" ? ALL : [suite];
       const list = (s?: string) => s?.split(",").map((x) => x.trim()).filter(Boolean);
-      const runOpts = { quick: o.quick, models: list(o.models), modes: list(o.modes), threads: o.threads };
+      const runOpts = { quick: o.quick, models: list(o.models), modes: list(o.modes), shape: o.shape, threads: o.threads };
       for (const m of runOpts.modes ?? []) if (m !== "lora" && m !== "full") throw new Error(`--modes: "${m}" is not lora or full`);
       const sections: { suite: string; title: string; rows: BenchRow[] }[] = [];
       for (const name of names) {
