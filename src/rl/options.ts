@@ -433,6 +433,8 @@ export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
   if (o.topP < 1 && o.tisCap === 0 && user.tisCap === undefined) o.tisCap = 2; // truncated sampling is off-policy
   if (o.dualClip !== 0 && o.dualClip <= 1) err(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
   if (user.adapter && user.loraR) err(`--adapter ${user.adapter} carries its own rank, alpha and targets: drop --lora-r`);
+  if (o.loraR === 0 && !o.adapter && (o.loraAlpha !== DEFAULTS.loraAlpha || o.loraTargets !== DEFAULTS.loraTargets))
+    err(`loraAlpha / loraTargets have no effect without LoRA: set --lora-r (e.g. 16) to train an adapter`);
   try {
     parseLoraTargets(o.loraTargets);
   } catch (e) {
