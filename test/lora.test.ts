@@ -167,7 +167,7 @@ describe("LoRA behaviour", () => {
     expect(a.scale).toBeCloseTo(4 / Math.sqrt(2), 12);
     expect(a.layers[0].v).toBeUndefined();
     expect(a.layers[1].v).toBeDefined();
-    for (const [bad, why] of [[{ use_dora: true }, /DoRA/], [{ modules_to_save: ["lm_head"] }, /modules_to_save/], [{ peft_type: "IA3" }, /LORA/], [{ r: 3 }, /elements/]] as const) {
+    for (const [bad, why] of [[{ use_dora: true }, /DoRA/], [{ modules_to_save: ["lm_head"] }, /modules_to_save/], [{ peft_type: "IA3" }, /LORA/], [{ lora_bias: true }, /lora_bias/], [{ r: 3 }, /elements/]] as const) {
       await writeFile(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify({ ...peftConfig, ...bad }));
       await expect(loadAdapter(dir, be, f.config)).rejects.toThrow(why);
     }

@@ -72,6 +72,10 @@ export async function loadAdapterConfig(dir: string, model: ModelConfig): Promis
   for (const k of ["rank_pattern", "alpha_pattern"] as const)
     if (j[k] && typeof j[k] === "object" && Object.keys(j[k] as object).length > 0) fail(`${k} (per-module rank or alpha) is not supported`);
   if (Array.isArray(j.modules_to_save) && j.modules_to_save.length > 0) fail(`modules_to_save (${j.modules_to_save.join(", ")}: fully trained copies of base modules) is not supported`);
+  if (j.lora_bias) fail("lora_bias (a trained bias on lora_B) is not supported");
+  if (j.trainable_token_indices) fail("trainable_token_indices (trained embedding rows) is not supported");
+  if (j.exclude_modules && (typeof j.exclude_modules === "string" || (Array.isArray(j.exclude_modules) && j.exclude_modules.length > 0)))
+    fail("exclude_modules is not supported: list the adapted modules in target_modules instead");
   const r = j.r;
   const alpha = j.lora_alpha;
   if (typeof r !== "number" || !Number.isInteger(r) || r < 1) fail(`r must be an integer >= 1, got ${JSON.stringify(r)}`);
