@@ -14,7 +14,7 @@ import { LoraAdapter, parseLoraTargets } from "../src/model/lora.js";
 import { Model } from "../src/model/model.js";
 import { AdamW } from "../src/model/optim.js";
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdapter } from "../src/model/peft.js";
-import { readSafetensors, saveSafetensors } from "../src/model/safetensors.js";
+import { readSafetensors, saveSafetensors, type TensorToSave } from "../src/model/safetensors.js";
 import { batchFromTargets } from "../src/rl/batch.js";
 import { scoreTokens } from "../src/rl/step.js";
 import { fixtureAdapterWeights, fixtureWeights, lmLoss, readModelFixture, type ModelFixture } from "./helpers/model-fixture.js";
@@ -153,10 +153,10 @@ describe("LoRA behaviour", () => {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     const r = 2;
-    const pair = (l: number, path: string, out: number, inp: number) => [
+    const pair = (l: number, path: string, out: number, inp: number): [string, TensorToSave][] => [
       [`base_model.model.model.layers.${l}.${path}.lora_A.default.weight`, { data: Float32Array.from({ length: r * inp }, (_, i) => Math.sin(i + l)), shape: [r, inp] }],
       [`base_model.model.model.layers.${l}.${path}.lora_B.default.weight`, { data: Float32Array.from({ length: out * r }, (_, i) => 0.1 * Math.cos(i - l)), shape: [out, r] }],
-    ] as const;
+    ];
     const kv = f.config.numKvHeads * f.config.headDim;
     await saveSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), new Map([...pair(1, "self_attn.v_proj", kv, f.config.hiddenSize)]));
     const peftConfig = { peft_type: "LORA", task_type: "CAUSAL_LM", r, lora_alpha: 4, use_rslora: true, target_modules: ".*\\.v_proj", layers_to_transform: [1], bias: "none", rank_pattern: {}, alpha_pattern: {}, modules_to_save: null, use_dora: false, fan_in_fan_out: false };
