@@ -64,7 +64,13 @@ describe.each(NAMES)("%s against PyTorch", (name) => {
     const { f, model, ids, targets } = load(name);
     const acts = model.forward(ids, f.B, f.T);
     compare(`${name} hidden`, read(acts.hidden), f.tensors.get("hidden")!.data, 2e-4, 2e-5);
+    expect(model.activationBytes(f.B, f.T)).toBe(acts.bytes);
     acts.dispose();
+    for (const opts of [{ checkpointing: true }, { noGrad: true }, { disableAdapter: true }]) {
+      const a = model.forward(ids, f.B, f.T, opts);
+      expect(model.activationBytes(f.B, f.T, opts), JSON.stringify(opts)).toBe(a.bytes);
+      a.dispose();
+    }
     const { loss } = await lmLoss(model, ids, targets, f.B, f.T);
     compare(`${name} loss`, [loss], f.tensors.get("loss")!.data, 1e-5, 1e-5);
     const adapter = model.adapter!;
