@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { totalmem } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CpuBackend } from "../src/backend/cpu.js";
-import { generate } from "../src/model/generate.js";
+import { generate, type Generation } from "../src/model/generate.js";
 import { ALL_LORA_MODULES, LoraAdapter } from "../src/model/lora.js";
 import { Model } from "../src/model/model.js";
 import { AdamW } from "../src/model/optim.js";
@@ -62,8 +62,10 @@ export interface MemoryCase {
   promptLen: number;
   newTokens: number;
   loraR: number;
-  /** Sequences per forward/backward pass (the trainer's Policy uses 16). */
+  /** Sequences per forward/backward pass (TrainOptions.microBatch, default 16). */
   microBatch: number;
+  /** Rollouts decoded together (TrainOptions.generationBatch, default 64). */
+  generationBatch: number;
   threads: number;
   gradientCheckpointing: boolean | "auto";
 }
@@ -137,7 +139,11 @@ export async function runMemoryCase(k: MemoryCase): Promise<MemoryResult> {
   const rows = prompts.flatMap((p) => Array.from({ length: k.group }, () => p));
 
   const t0 = performance.now();
-  const gens = await generate(model, rows, { maxNewTokens: k.newTokens, sampling: { temperature: 1, topK: 0, topP: 1, minP: 0 }, seed: 1, eosIds: [] });
+  const gens: Generation[] = [];
+  for (let s = 0; s < rows.length; s += k.generationBatch) {
+    const chunk = rows.slice(s, s + k.generationBatch);
+    gens.push(...(await generate(model, chunk, { maxNewTokens: k.newTokens, sampling: { temperature: 1, topK: 0, topP: 1, minP: 0 }, seed: 1, eosIds: [], rowKeys: chunk.map((_, i) => s + i) })));
+  }
   const t1 = performance.now();
   const batch = packBatch(rows.map((p, i) => ({ promptIds: p, completionIds: gens[i].tokens })), 0);
   // The KL reference: the base without the adapter under LoRA, a second model for full FT
@@ -179,6 +185,8 @@ export interface MemoryBenchOptions {
   models?: string[];
   modes?: MemoryMode[];
   threads?: number;
+  microBatch?: number;
+  generationBatch?: number;
 }
 
 const GiB = 2 ** 30;
@@ -197,7 +205,7 @@ export async function runMemoryBench(opts: MemoryBenchOptions = {}): Promise<Ben
   const self = fileURLToPath(import.meta.url);
   for (const model of opts.models ?? Object.keys(PAPER_MODELS)) {
     for (const mode of opts.modes ?? (["lora", "full"] as MemoryMode[])) {
-      const k: MemoryCase = { model, mode, ...shape, loraR: 16, microBatch: 16, threads: opts.threads ?? 0, gradientCheckpointing: "auto" };
+      const k: MemoryCase = { model, mode, ...shape, loraR: 16, microBatch: opts.microBatch ?? 16, generationBatch: opts.generationBatch ?? 64, threads: opts.threads ?? 0, gradientCheckpointing: "auto" };
       const c = PAPER_MODELS[model];
       if (!c) throw new Error(`bench memory: unknown model ${model} (one of ${Object.keys(PAPER_MODELS).join(", ")})`);
       let params = 0;

@@ -5,7 +5,7 @@ import { floorBytes, loraParams, PAPER_MODELS, runMemoryCase, type MemoryCase } 
 import { parameterShapes } from "../src/model/types.js";
 
 const small = { ...PAPER_MODELS["qwen3-0.6b"], vocabSize: 97, hiddenSize: 32, intermediateSize: 48, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8 };
-const base: MemoryCase = { model: "custom", config: small, mode: "lora", prompts: 2, group: 3, promptLen: 5, newTokens: 4, loraR: 4, microBatch: 4, threads: 1, gradientCheckpointing: true };
+const base: MemoryCase = { model: "custom", config: small, mode: "lora", prompts: 2, group: 3, promptLen: 5, newTokens: 4, loraR: 4, microBatch: 4, generationBatch: 4, threads: 1, gradientCheckpointing: true };
 
 describe("bench memory", () => {
   it("the paper's shapes: parameter counts of Qwen3-0.6B, Qwen3-1.7B and Qwen2.5-3B", () => {

@@ -92,4 +92,18 @@ describe("LoRA training run", () => {
     expect(rl[0].kl).toBe(0);
     expect(rl[1].kl).toBeGreaterThan(0);
   });
+
+  it("micro-batch and generation-batch sizes change memory, not the run", async () => {
+    const run = async (out: string, extra: object) => {
+      await runTraining({ ...SMALL, model, out: join(work, out), steps: 2, sftSteps: 2, sftBatch: 5, ...extra }, { log: () => {} });
+      return metrics(join(work, out)).filter((m) => m.step > 0 && !m.final);
+    };
+    const a = await run("batch-default", {});
+    const b = await run("batch-small", { microBatch: 3, generationBatch: 3 });
+    for (let i = 0; i < a.length; i++) {
+      for (const k of ["reward_mean", "acc", "completion_len_mean"]) expect(b[i][k], k).toBe(a[i][k]);
+      for (const k of ["loss", "kl", "grad_norm"]) expect(Math.abs(b[i][k] - a[i][k]), k).toBeLessThanOrEqual(1e-4 * Math.abs(a[i][k]) + 1e-7);
+    }
+    expect(a[1].kl).toBeGreaterThan(0);
+  });
 });

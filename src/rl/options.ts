@@ -128,6 +128,14 @@ export interface TrainOptions {
   beta2: number;
   /** Global grad-norm clip (0 = off). */
   maxGradNorm: number;
+  /** Sequences per forward/backward pass (TRL's per-device batch): bounds activation memory,
+   * which grows linearly with it; the gradient is the same for any value (each micro-batch's
+   * loss is weighted by its share of the batch). */
+  microBatch: number;
+  /** Rollouts decoded together: the KV cache (layers * rows * length * 2 * kvDim floats) grows
+   * linearly with it, decoding speed too on CPUs (bigger matmuls). Rollouts do not depend on it
+   * (each row's sampling is seeded by its own key). */
+  generationBatch: number;
   /** Recompute each block's activations in backward, keeping only block inputs: activation
    * memory falls from about L blocks' worth to one, for about one extra forward of compute;
    * gradients are identical. auto: on under LoRA for models over 100M parameters, else off. */
@@ -230,6 +238,8 @@ export const DEFAULTS: TrainOptions = {
   beta1: 0.9,
   beta2: 0.99,
   maxGradNorm: 1,
+  microBatch: 16,
+  generationBatch: 64,
   gradientCheckpointing: "auto",
   rewards: "correct",
   rewardTimeoutMs: 2000,
@@ -306,6 +316,8 @@ export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: numb
   beta1: { kind: "number", min: 0, max: 0.999999 },
   beta2: { kind: "number", min: 0, max: 0.999999 },
   maxGradNorm: { kind: "number", min: 0 },
+  microBatch: { kind: "int", min: 1 },
+  generationBatch: { kind: "int", min: 1 },
   gradientCheckpointing: { kind: "auto-boolean" },
   rewards: { kind: "string" },
   rewardTimeoutMs: { kind: "int", min: 1 },

@@ -194,7 +194,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       model = (await loadCheckpoint(sftDone && !useLora ? sftDir : o.model, backend)).model;
       await prepareForTraining(model, setup(sftDone && useLora ? sftDir : o.adapter), log);
       if (o.sftSteps > 0 && !sftDone) {
-        const warm = new Policy(model, tokenizer, null, 16);
+        const warm = new Policy(model, tokenizer, null, o.microBatch, o.generationBatch);
         const bar = new Progress("sft  ", o.sftSteps, o.progress);
         const t0 = performance.now();
         await runSft(warm, {
@@ -227,7 +227,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
         ref = { model: refModel, disableAdapter: false };
       }
     }
-    const policy = new Policy(model, tokenizer, optimizer, 16);
+    const policy = new Policy(model, tokenizer, optimizer, o.microBatch, o.generationBatch);
     const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref);
     if (trainerState?.curriculum) trainer.curriculum.state = trainerState.curriculum;
     trainer.on("samples", (step: number, rolls: { instance: Instance; text: string; score: { reward: number; correct: boolean } }[]) => {

@@ -31,11 +31,13 @@ export function register(program: Command): void {
     .option("--modes <list>", "memory: lora,full (default: both)")
     .option("--shape <PxGxN[xL]>", "memory: prompts x group x new tokens [x prompt length] (default 8x5x256x64)")
     .option("--threads <n>", "memory: CPU threads (0 = all cores)", intArg("--threads"), 0)
+    .option("--micro-batch <n>", "memory: sequences per forward/backward (default 16)", intArg("--micro-batch", 1))
+    .option("--generation-batch <n>", "memory: rollouts decoded together (default 64)", intArg("--generation-batch", 1))
     .option("--json", "print one JSON object with every row")
-    .action(async (suite: string, o: { quick?: boolean; json?: boolean; models?: string; modes?: string; shape?: string; threads: number }) => {
+    .action(async (suite: string, o: { quick?: boolean; json?: boolean; models?: string; modes?: string; shape?: string; threads: number; microBatch?: number; generationBatch?: number }) => {
       const names = suite === "all" ? ALL : [suite];
       const list = (s?: string) => s?.split(",").map((x) => x.trim()).filter(Boolean);
-      const runOpts = { quick: o.quick, models: list(o.models), modes: list(o.modes), shape: o.shape, threads: o.threads };
+      const runOpts = { quick: o.quick, models: list(o.models), modes: list(o.modes), shape: o.shape, threads: o.threads, microBatch: o.microBatch, generationBatch: o.generationBatch };
       for (const m of runOpts.modes ?? []) if (m !== "lora" && m !== "full") throw new Error(`--modes: "${m}" is not lora or full`);
       const sections: { suite: string; title: string; rows: BenchRow[] }[] = [];
       for (const name of names) {

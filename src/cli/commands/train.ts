@@ -46,6 +46,8 @@ const HELP: { [K in keyof TrainOptions]: string } = {
   beta1: "AdamW beta1",
   beta2: "AdamW beta2",
   maxGradNorm: "global grad-norm clip (0 = off)",
+  microBatch: "sequences per forward/backward pass (activation memory grows with it; same gradient)",
+  generationBatch: "rollouts decoded together (KV-cache memory grows with it; same rollouts)",
   gradientCheckpointing: "recompute block activations in backward (default auto: on under LoRA above 100M parameters)",
   rewards: 'reward terms with weights, e.g. "correct" (default), "honesty:1,format:0.1,./my-reward.mjs:0.5"',
   rewardTimeoutMs: "per-call reward timeout (a hanging reward costs that sample)",
