@@ -12,6 +12,8 @@ import { generate } from "../src/model/generate.js";
 import { presetConfig } from "../src/model/init.js";
 import { Model } from "../src/model/model.js";
 import { parameterShapes, type ModelConfig } from "../src/model/types.js";
+import { batchFromTargets } from "../src/rl/batch.js";
+import { scoreTokens, supervisedGradient } from "../src/rl/step.js";
 import { peakRssBytes, runTorch, timeItAsync, timeWindow, type BenchContext } from "./harness.js";
 
 export interface ModelBenchOptions {
@@ -103,10 +105,12 @@ export async function runModelBench(ctx: BenchContext, opts: ModelBenchOptions =
   const peak = measureGemm(be.native, decoderGemmShapes(c, N))[be.native.gemmSelected()];
   ctx.row({ name: `sgemm on the MLP products of ${label} N=${N}`, impl: `anvil ${be.native.gemmSelected()}`, seconds: NaN, gflops: peak, note: "the peak the train step is measured against" });
 
+  const batch = batchFromTargets(ids, targets, B, T);
   for (const checkpointing of [false, true]) {
     ctx.progress(`train step ${label}${checkpointing ? " (checkpointing)" : ""}`);
+    model.gradientCheckpointing = checkpointing;
     const t = await timeItAsync(async () => {
-      await model.crossEntropyLoss(ids, targets, B, T, { checkpointing });
+      await supervisedGradient(model, batch, B);
     }, minTime, maxTime);
     ctx.row({
       name: `train step ${label} B=${B} T=${T}${checkpointing ? " (checkpointing)" : ""}`,
@@ -120,7 +124,7 @@ export async function runModelBench(ctx: BenchContext, opts: ModelBenchOptions =
   {
     ctx.progress(`score ${label}`);
     const t = await timeItAsync(async () => {
-      await model.tokenLogprobs(ids, targets, B, T);
+      await scoreTokens(model, batch, 1, B);
     }, minTime, maxTime);
     ctx.row({ name: `score (noGrad fwd + fused logprob) ${label} B=${B} T=${T}`, impl, seconds: t, gflops: flops / 3 / t / 1e9, note: `${(N / t).toFixed(0)} tok/s` });
   }

@@ -5,6 +5,7 @@ import { runAttentionBench } from "./attention.js";
 import { runBackendsBench } from "./backends.js";
 import { runKernelsBench } from "./kernels.js";
 import { runMatmulBench } from "./matmul.js";
+import { runMemoryBench, type MemoryBenchOptions } from "./memory.js";
 import { runModelBenchSuite } from "./model.js";
 import { runServeBench } from "./serve.js";
 
@@ -14,5 +15,6 @@ export const SUITES: BenchSuite[] = [
   { suite: "kernels", title: "attention", run: (ctx) => runAttentionBench(ctx) },
   { suite: "backends", title: "every kernel on every backend", run: (ctx) => runBackendsBench(ctx) },
   { suite: "model", title: "decoder end to end", run: (ctx) => runModelBenchSuite(ctx) },
+  { suite: "memory", title: "one RL step of paper-sized models", run: (ctx) => runMemoryBench(ctx, ctx.args as MemoryBenchOptions) },
   { suite: "serve", title: "anvil serve vs in-process generation", run: (ctx) => runServeBench(ctx) },
 ];

@@ -13,7 +13,9 @@ export { parameterShapes } from "./model/types.js";
 export { parseConfig, loadConfig, configToJson, ConfigError } from "./model/config.js";
 export { loadWeights, readSafetensors, saveSafetensors, SafetensorsError } from "./model/safetensors.js";
 export { Tokenizer, fitTokenizer, saveTokenizerFiles } from "./model/tokenizer.js";
-export { Model } from "./model/model.js";
+export { Model, type ForwardOptions, type Trainable } from "./model/model.js";
+export { LoraAdapter, LORA_MODULES, parseLoraTargets, type LoraConfig, type LoraModule } from "./model/lora.js";
+export { loadAdapter, saveAdapter, loadAdapterConfig, AdapterError } from "./model/peft.js";
 export { generate, type GenerateOptions, type Generation } from "./model/generate.js";
 export { AdamW, learningRate, type AdamWConfig } from "./model/optim.js";
 export { saveCheckpoint, loadCheckpoint } from "./model/checkpoint.js";
@@ -34,6 +36,7 @@ export { anchorsForGroup, anchorProbability, type AnchorConfig } from "./rl/anch
 export { Policy } from "./rl/policy.js";
 export { evaluate, type EvalResult } from "./rl/eval.js";
 export { runSft } from "./rl/sft.js";
+export { scoreTokens, supervisedGradient, policyGradient } from "./rl/step.js";
 export { runTraining, type RunResult, type RunHooks } from "./rl/run.js";
 export { followTraining } from "./rl/run-follower.js";
 export { startTraining, TrainingJob } from "./rl/job.js";

@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { WebGpuBackend } from "../src/backend/webgpu/index.js";
 import { generate } from "../src/model/generate.js";
 import { InferenceScratch, KVCache, Model } from "../src/model/model.js";
-import { fixtureWeights, readModelFixture } from "./helpers/model-fixture.js";
+import { LoraAdapter } from "../src/model/lora.js";
+import { fixtureAdapterWeights, fixtureWeights, lmLoss, readModelFixture } from "./helpers/model-fixture.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 let gpu: WebGpuBackend | null = null;
@@ -27,6 +28,25 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): [number, number] {
   return [d, m];
 }
 
+describe.skipIf(!gpu).each(["qwen3_lora", "qwen2_lora"])("%s (LoRA) on webgpu against PyTorch", (name) => {
+  it("hidden, loss and every adapter gradient; the base gets none", async () => {
+    const be = gpu!;
+    const f = readModelFixture(join(here, "fixtures", `model_${name}.bin`));
+    const ids = f.tensors.get("ids")!.data as Int32Array;
+    const targets = f.tensors.get("targets")!.data as Int32Array;
+    const model = Model.fromWeights(be, f.config, fixtureWeights(f));
+    model.attachAdapter(LoraAdapter.fromWeights(be, f.config, f.lora!, fixtureAdapterWeights(f)));
+    const { loss } = await lmLoss(model, ids, targets, f.B, f.T);
+    expect(Math.abs(loss - f.tensors.get("loss")!.data[0])).toBeLessThan(1e-4);
+    for (const [p] of model.adapter!.params) {
+      const [d, m] = maxRel((await be.read(model.adapter!.grad(p))) as Float32Array, f.tensors.get(`grad/${p}`)!.data);
+      expect(d, p).toBeLessThan(1e-6 + 1e-3 * m);
+    }
+    expect(model.grads.size).toBe(0);
+    model.dispose();
+  });
+});
+
 describe.skipIf(!gpu).each(["qwen3", "qwen2", "llama"])("%s on webgpu against PyTorch", (name) => {
   it("hidden, loss and every gradient", async () => {
     const be = gpu!;
@@ -39,7 +59,7 @@ describe.skipIf(!gpu).each(["qwen3", "qwen2", "llama"])("%s on webgpu against Py
     acts.dispose();
     console.log(`webgpu ${name} hidden max|diff| ${dh.toExponential(2)} (max|ref| ${mh.toExponential(2)})`);
     expect(dh).toBeLessThan(1e-4 * Math.max(1, mh));
-    const { loss } = await model.crossEntropyLoss(ids, targets, f.B, f.T);
+    const { loss } = await lmLoss(model, ids, targets, f.B, f.T);
     expect(Math.abs(loss - f.tensors.get("loss")!.data[0])).toBeLessThan(1e-4);
     let worst = 0;
     for (const [p] of model.params) {

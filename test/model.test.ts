@@ -8,7 +8,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { CpuBackend } from "../src/backend/cpu.js";
 import { generate } from "../src/model/generate.js";
 import { Model } from "../src/model/model.js";
-import { fixtureWeights, readModelFixture, type ModelFixture } from "./helpers/model-fixture.js";
+import { fixtureWeights, lmLoss, readModelFixture, type ModelFixture } from "./helpers/model-fixture.js";
+import { batchFromTargets } from "../src/rl/batch.js";
+import { scoreTokens } from "../src/rl/step.js";
 import { testBackend } from "./helpers/naive-ops.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -63,9 +65,9 @@ describe.each(NAMES)("%s against PyTorch", (name) => {
     expect(acts.disposed).toBe(true);
   });
 
-  it.each([true, false])("loss and every gradient (fused head %s)", async (fused) => {
+  it("loss and every gradient (through the fused log-prob path)", async () => {
     const { f, model, ids, targets } = load(name);
-    const { loss, tokens } = await model.crossEntropyLoss(ids, targets, f.B, f.T, { fused });
+    const { loss, tokens } = await lmLoss(model, ids, targets, f.B, f.T);
     expect(tokens).toBe(targets.filter((t) => t >= 0).length);
     compare(`${name} loss`, [loss], f.tensors.get("loss")!.data, 1e-5, 1e-5);
     let count = 0;
@@ -80,11 +82,17 @@ describe.each(NAMES)("%s against PyTorch", (name) => {
 
   it("gradient checkpointing gives identical gradients and holds less memory", async () => {
     const { f, model, ids, targets } = load(name);
-    await model.crossEntropyLoss(ids, targets, f.B, f.T, { fused: false });
+    await lmLoss(model, ids, targets, f.B, f.T);
     const plain = new Map([...model.grads].map(([n, g]) => [n, read(g)]));
+    const plainPeak = model.activationMemory.peak;
     model.zeroGrads();
-    await model.crossEntropyLoss(ids, targets, f.B, f.T, { fused: false, checkpointing: true });
+    model.activationMemory.resetPeak();
+    await lmLoss(model, ids, targets, f.B, f.T, { checkpointing: true });
     for (const [n, g] of model.grads) expect(maxAbsDiff(read(g), plain.get(n)!), n).toBe(0);
+    // Peak bytes of activations + backward scratch over the whole step, counted per allocation.
+    console.log(`${name} step peak activation bytes: full ${plainPeak}, checkpointed ${model.activationMemory.peak}`);
+    if (f.config.numLayers > 1) expect(model.activationMemory.peak).toBeLessThan(plainPeak);
+    expect(model.activationMemory.live).toBe(0);
     const a1 = model.forward(ids, f.B, f.T);
     const a2 = model.forward(ids, f.B, f.T, { checkpointing: true });
     console.log(`${name} activation bytes: full ${a1.bytes}, checkpointed ${a2.bytes}`);
@@ -110,9 +118,10 @@ describe.each(NAMES)("%s inference-only forward", (name) => {
     a2.dispose();
   });
 
-  it("tokenLogprobs equals log-softmax of the PyTorch logits at the targets", async () => {
+  it("scoreTokens equals log-softmax of the PyTorch logits at the targets, holding no training activations", async () => {
     const { f, model, ids, targets } = load(name);
-    const { logprob, entropy } = await model.tokenLogprobs(ids, targets, f.B, f.T);
+    const { logprob, entropy } = await scoreTokens(model, batchFromTargets(ids, targets, f.B, f.T), 1, f.B);
+    expect(model.activationMemory.peak).toBe(model.activationBytes(f.B, f.T, { noGrad: true }));
     const logits = f.tensors.get("logits")!.data as Float32Array;
     const V = f.config.vocabSize;
     const wantLp: number[] = [];
@@ -152,7 +161,7 @@ describe("finite differences of the whole model", () => {
     const { f, model, ids, targets } = load(name);
     const ref = (f.tensors.get(`grad/${pname}`)!.data as Float32Array)[idx];
     // Pick an entry with a real gradient: the fixture's gradient is the oracle for which.
-    await model.crossEntropyLoss(ids, targets, f.B, f.T, { fused: false });
+    await lmLoss(model, ids, targets, f.B, f.T);
     const analytic = read(model.grad(pname))[idx];
     const p = model.params.get(pname)!;
     const w = read(p);
@@ -160,7 +169,7 @@ describe("finite differences of the whole model", () => {
     const lossAt = async (v: number) => {
       be.write(p, Float32Array.of(v), idx);
       model.zeroGrads();
-      return (await model.crossEntropyLoss(ids, targets, f.B, f.T, { fused: false })).loss;
+      return (await lmLoss(model, ids, targets, f.B, f.T)).loss;
     };
     const lp = await lossAt(w[idx] + eps);
     const lm = await lossAt(w[idx] - eps);

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { CpuBackend } from "../src/backend/cpu.js";
 import { Model } from "../src/model/model.js";
 import { AdamW, learningRate, resolveAdamWConfig } from "../src/model/optim.js";
-import { fixtureWeights, readModelFixture } from "./helpers/model-fixture.js";
+import { fixtureWeights, lmLoss, readModelFixture } from "./helpers/model-fixture.js";
 import { testBackend } from "./helpers/naive-ops.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -47,7 +47,7 @@ describe("learning-rate schedule", () => {
 describe("AdamW", () => {
   it("matches a float64 reference, with clipping and decay only on matrices", async () => {
     const model = newModel();
-    await model.crossEntropyLoss(ids, targets, fixture.B, fixture.T);
+    await lmLoss(model, ids, targets, fixture.B, fixture.T);
     const cfg = { lr: 1e-2, weightDecay: 0.1, schedule: "constant" as const, maxGradNorm: 0.5, beta2: 0.95 };
     const opt = new AdamW(model, cfg);
     const before = new Map([...model.params].map(([n, t]) => [n, read(t)]));
@@ -81,7 +81,7 @@ describe("AdamW", () => {
 
   it("skips the update when the gradient norm is not finite", async () => {
     const model = newModel();
-    await model.crossEntropyLoss(ids, targets, fixture.B, fixture.T);
+    await lmLoss(model, ids, targets, fixture.B, fixture.T);
     const g = model.grad("model.norm.weight");
     be.write(g, Float32Array.of(NaN), 0);
     const opt = new AdamW(model, { lr: 1, schedule: "constant" });
@@ -99,7 +99,7 @@ describe("AdamW", () => {
     const optA = new AdamW(a, cfg);
     for (let s = 0; s < 3; s++) {
       a.zeroGrads();
-      await a.crossEntropyLoss(ids, targets, fixture.B, fixture.T);
+      await lmLoss(a, ids, targets, fixture.B, fixture.T);
       await optA.update();
     }
     const state = await optA.exportState();
@@ -110,7 +110,7 @@ describe("AdamW", () => {
     optB.loadState(state);
     for (const [m, opt] of [[a, optA], [b, optB]] as const) {
       m.zeroGrads();
-      await m.crossEntropyLoss(ids, targets, fixture.B, fixture.T);
+      await lmLoss(m, ids, targets, fixture.B, fixture.T);
       await opt.update();
     }
     for (const [n, t] of a.params) expect(read(b.params.get(n)!), n).toEqual(read(t));
@@ -122,7 +122,7 @@ describe("AdamW", () => {
     const losses: number[] = [];
     for (let s = 0; s < 8; s++) {
       model.zeroGrads();
-      losses.push((await model.crossEntropyLoss(ids, targets, fixture.B, fixture.T, { checkpointing: s % 2 === 1 })).loss);
+      losses.push((await lmLoss(model, ids, targets, fixture.B, fixture.T, { checkpointing: s % 2 === 1 })).loss);
       await opt.update();
     }
     console.log(`SFT losses: ${losses.map((l) => l.toFixed(3)).join(" ")}`);

@@ -4,7 +4,7 @@ import { anchorProbability, anchorsForGroup } from "../src/rl/anchor.js";
 import { packBatch, sliceBatch } from "../src/rl/batch.js";
 import { Curriculum } from "../src/rl/curriculum.js";
 import { keepGroup } from "../src/rl/filter.js";
-import { loadOptionsFile, OptionsError, parseOptions, resolveOptions } from "../src/rl/options.js";
+import { loadOptionsFile, loraConfigOf, OptionsError, parseOptions, resolveOptions } from "../src/rl/options.js";
 import { mixSeed, uniform } from "../src/util/seed.js";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -125,6 +125,17 @@ describe("options", () => {
     expect(() => parseOptions({ groupSize: 1 }, "x")).toThrow(/must be >= 2/);
     expect(() => resolveOptions({ minDepth: 4, maxDepth: 2 })).toThrow(OptionsError);
     expect(() => resolveOptions({ anchorCount: 8, groupSize: 8 })).toThrow(/anchorCount/);
+  });
+  it("LoRA options: checked targets, no silent no-ops, gradient checkpointing true | false | auto", () => {
+    expect(loraConfigOf(resolveOptions({ loraR: 8, loraTargets: "q_proj,v" }))).toEqual({ r: 8, alpha: 16, targets: ["q", "v"] });
+    expect(loraConfigOf(resolveOptions({}))).toBeNull();
+    expect(() => resolveOptions({ loraR: 8, loraTargets: "q,embed" })).toThrow(/loraTargets: LoRA target "embed"/);
+    expect(() => resolveOptions({ loraAlpha: 32 })).toThrow(/--lora-r/);
+    expect(() => resolveOptions({ adapter: "a", loraR: 4 })).toThrow(/drop --lora-r/);
+    expect(parseOptions({ gradientCheckpointing: "auto" }, "x").gradientCheckpointing).toBe("auto");
+    expect(parseOptions({ gradientCheckpointing: "false" }, "x").gradientCheckpointing).toBe(false);
+    expect(() => parseOptions({ gradientCheckpointing: "sometimes" }, "x")).toThrow(/true or false or "auto"/);
+    expect(() => parseOptions({ progress: "auto" }, "x")).toThrow(/expected true or false,/);
   });
   it("loads JSON and YAML config files, reporting parse errors with the file", () => {
     const dir = mkdtempSync(join(tmpdir(), "anvil-opt-"));

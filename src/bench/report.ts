@@ -25,6 +25,8 @@ export interface BenchContext {
   full: boolean;
   /** Tiny sizes and short timing: a smoke run of about a minute. */
   quick: boolean;
+  /** Suite-specific command-line flags (e.g. memory's --models), as parsed. */
+  args: Record<string, unknown>;
   /** A measured row. */
   row(r: BenchRow): void;
   /** What is being measured now (shown on stderr until the next row). */
@@ -99,6 +101,8 @@ export interface RunBenchOptions {
   quick?: boolean;
   /** Print nothing on stdout until the end, then one JSON object. */
   json?: boolean;
+  /** Suite-specific flags, handed to every suite as ctx.args. */
+  args?: Record<string, unknown>;
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -127,6 +131,7 @@ export async function runBench(suites: BenchSuite[], opts: RunBenchOptions = {})
     const ctx: BenchContext = {
       full: opts.full ?? false,
       quick: opts.quick ?? false,
+      args: opts.args ?? {},
       row(r) {
         section.rows.push(r);
         clear();

@@ -26,6 +26,22 @@ export function backendFlags(cmd: Command): Command {
     .option("--threads <n>", "CPU threads (0 = all cores)", intArg("--threads"), 0);
 }
 
+/** --adapter, on every command that takes --model. */
+export function adapterOption(): Option {
+  return new Option("--adapter <dir>", "PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) applied on top of --model");
+}
+
+/** LoRA and memory flags of the training commands (sft; train declares them from TrainOptions). */
+export function loraFlags(cmd: Command): Command {
+  return cmd
+    .addOption(adapterOption())
+    .option("--lora-r <n>", "LoRA rank (0 = full fine-tuning); base frozen, only the adapter trained and saved", intArg("--lora-r"), 0)
+    .option("--lora-alpha <x>", "LoRA alpha: update = (alpha / r) B A (0 = 2r)", numArg("--lora-alpha", 0), 0)
+    .option("--lora-targets <list>", "projections with adapters: any of q,k,v,o,gate,up,down", "q,k,v,o,gate,up,down")
+    .option("--gradient-checkpointing", "recompute block activations in backward (default: on under LoRA above 100M parameters)")
+    .addOption(new Option("--no-gradient-checkpointing").hideHelp());
+}
+
 export function taskOption(): Option {
   return new Option("--task <name>", "task: graphla (linear algebra over dish prices) or graphli (logical inference)").choices(["graphla", "graphli"]).default("graphli");
 }

@@ -9,6 +9,7 @@ import { register as evalCmd } from "./commands/eval.js";
 import { register as experiment } from "./commands/experiment.js";
 import { register as generate } from "./commands/generate.js";
 import { register as initModel } from "./commands/init-model.js";
+import { register as merge } from "./commands/merge.js";
 import { register as probe } from "./commands/probe.js";
 import { register as report } from "./commands/report.js";
 import { register as score } from "./commands/score.js";
@@ -30,7 +31,7 @@ Quick start (tiny model made on the spot, SFT warm start, then Anchor GRPO):
   anvil train --out runs/quick
   anvil eval --model runs/quick/checkpoints/step-100 --task graphli --n 200`,
   );
-for (const reg of [doctor, initModel, data, sft, train, evalCmd, experiment, score, generate, serve, bench, report, probe]) reg(program);
+for (const reg of [doctor, initModel, data, sft, train, evalCmd, experiment, score, generate, serve, merge, bench, report, probe]) reg(program);
 
 program.exitOverride();
 try {

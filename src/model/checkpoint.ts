@@ -8,18 +8,24 @@
 //   <dir>/optimizer.json           {"step": completed AdamW steps}
 //   <dir>/trainer_state.json       whatever the trainer passes (step, RNG state, ...), as JSON
 //
+// With a LoRA adapter attached, the adapter is what is saved: adapter_config.json and
+// adapter_model.safetensors (PEFT's layout, src/model/peft.ts) replace config.json and
+// model.safetensors, and the optimizer moments are the adapter's (PEFT names).
+//
 // Atomic: everything is written into `<dir>.tmp-<pid>`, which is renamed to <dir> only when
 // complete; an existing <dir> is moved aside first and removed after, so a crash leaves either
 // the old checkpoint, the new one, or a stray .tmp-/.old- directory — never a half-written <dir>.
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
 import { Model } from "./model.js";
 import type { OptimizerState } from "./optim.js";
+import { saveAdapter } from "./peft.js";
 import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
 import { readJsonFile } from "../util/json-file.js";
+import { exists } from "../util/exists.js";
 
 /** Tokenizer and generation files copied along with the weights when present. */
 export const TOKENIZER_FILES = [
@@ -49,16 +55,10 @@ export interface SaveCheckpointOptions {
    * export but round the weights, so resuming from them is no longer bit-identical.
    */
   dtype?: SafetensorsDtype;
+  /** Path or hub id of the base model, recorded as base_model_name_or_path of an adapter. */
+  baseModel?: string;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Writes a checkpoint of `model` to `dir` atomically (see the file comment for the layout). */
 export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckpointOptions = {}): Promise<void> {
@@ -67,8 +67,12 @@ export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckp
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   try {
-    await writeFile(join(tmp, "config.json"), JSON.stringify(configToJson(model.config), null, 2) + "\n");
-    await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: opts.dtype ?? "F32", metadata: { producer: "anvil-rl" } });
+    if (model.adapter) {
+      await saveAdapter(tmp, model.adapter, { baseModel: opts.baseModel, dtype: opts.dtype });
+    } else {
+      await writeFile(join(tmp, "config.json"), JSON.stringify(configToJson(model.config), null, 2) + "\n");
+      await saveSafetensors(join(tmp, "model.safetensors"), await model.exportWeights(), { dtype: opts.dtype ?? "F32", metadata: { producer: "anvil-rl" } });
+    }
     if (opts.tokenizerDir) {
       for (const f of TOKENIZER_FILES) {
         const src = join(opts.tokenizerDir, f);
@@ -78,7 +82,7 @@ export async function saveCheckpoint(dir: string, model: Model, opts: SaveCheckp
     if (opts.optimizer) {
       const tensors = new Map<string, TensorToSave>();
       for (const [name, data] of opts.optimizer.m) {
-        const shape = [...model.params.get(name)!.shape];
+        const shape = [...model.trainable.params.get(name)!.shape];
         tensors.set(`m.${name}`, { data, shape });
         tensors.set(`v.${name}`, { data: opts.optimizer.v.get(name)!, shape });
       }
@@ -177,6 +181,12 @@ export async function removeStaleSaves(root: string): Promise<string[]> {
   return removed;
 }
 
+/** Parsed trainer_state.json of a checkpoint directory, or null. */
+export async function readTrainerState(dir: string): Promise<unknown> {
+  const tsPath = join(dir, TRAINER_STATE_FILE);
+  return (await exists(tsPath)) ? readJsonFile(tsPath) : null;
+}
+
 /** Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save first. */
 export async function loadCheckpoint(dir: string, backend: Backend): Promise<LoadedCheckpoint> {
   await recoverCheckpoint(dir);
@@ -184,7 +194,5 @@ export async function loadCheckpoint(dir: string, backend: Backend): Promise<Loa
   const weights = await loadWeights(dir, parameterShapes(config));
   const model = Model.fromWeights(backend, config, weights);
   const optimizer = await loadOptimizerState(dir);
-  const tsPath = join(dir, TRAINER_STATE_FILE);
-  const trainerState = (await exists(tsPath)) ? await readJsonFile(tsPath) : null;
-  return { config, model, optimizer, trainerState };
+  return { config, model, optimizer, trainerState: await readTrainerState(dir) };
 }

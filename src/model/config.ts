@@ -3,6 +3,7 @@
 // onto it and refuses, by field and value, anything that would silently change the math
 // (rope scaling, sliding windows, MoE, other activations, extra biases).
 
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Architecture, ModelConfig } from "./types.js";
@@ -255,6 +256,8 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
+    if (existsSync(join(dir, "adapter_config.json")))
+      throw new ConfigError(`${dir} is a LoRA adapter, not a model: pass the base model as --model and this directory as --adapter`);
     throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
   }
   let json: unknown;

@@ -8,11 +8,14 @@
 //     -> RoPE -> causal GQA attention -> o_proj -> + x = mid
 //   mid -> RMSNorm -> gate, up -> SwiGLU -> down -> + mid = out
 // then a final RMSNorm; the LM head (tied to the embedding or not) is applied by the caller
-// (logits(), crossEntropyLoss(), or the fused linear-logprob kernel in the trainer).
+// (the fused linear-logprob kernel in src/rl/step.ts, the one log-prob path; logits() for tests).
+// Each projection may carry a LoRA adapter (src/model/lora.ts): y = x W^T + s (x A^T) B^T; while
+// one is attached the base weights are frozen and only A and B receive gradients.
 //
 // Use in a trainer (GRPO: the LM head goes through the fused linear-logprob kernel):
 //   model.zeroGrads();
-//   const acts = model.forward(ids, B, T, { checkpointing });
+//   const acts = model.forward(ids, B, T);     // model.gradientCheckpointing applies
+//   ... scoring passes use model.forward(ids, B, T, { noGrad: true }) ...
 //   be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temp);
 //   ... be.grpoLoss(dlp, dent, stats, lp, ...) ...
 //   be.linearLogprobBackward(dHidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
@@ -24,6 +27,7 @@
 // Tensors are allocated 2-D (rows, cols) because matmul reads (rows, cols) from the last dim;
 // attention and RoPE see 4-D views of the same memory (Backend.view).
 import type { Backend, Tensor } from "../backend/backend.js";
+import { type LoraAdapter, type LoraModule, type LoraPair } from "./lora.js";
 import { EMBED_PARAM, FINAL_NORM_PARAM, LAYER_PARAMS, LM_HEAD_PARAM, parameterShapes, type ModelConfig } from "./types.js";
 
 export interface ForwardOptions {
@@ -31,6 +35,7 @@ export interface ForwardOptions {
    * Gradient checkpointing: keep only each block's input and recompute the block in
    * backward. Cuts activation memory to about (L+1)*N*H floats plus one block's worth,
    * for about one extra forward pass of compute. Gradients are bit-identical.
+   * Default: model.gradientCheckpointing.
    */
   checkpointing?: boolean;
   /**
@@ -38,6 +43,29 @@ export interface ForwardOptions {
    * output, about 2*N*H floats plus one block's worth. backward() then throws.
    */
   noGrad?: boolean;
+  /** Run the base model alone even when an adapter is attached (the KL reference under LoRA). */
+  disableAdapter?: boolean;
+}
+
+/** What an optimizer updates and a gradient-norm clip reads: parameters and their gradients. */
+export interface Trainable {
+  readonly backend: Backend;
+  readonly params: Map<string, Tensor>;
+  readonly grads: Map<string, Tensor>;
+}
+
+/** Live and peak bytes of activations and backward scratch, counted at allocation. */
+export class MemoryCounter {
+  live = 0;
+  peak = 0;
+  add(bytes: number): void {
+    this.live += bytes;
+    if (this.live > this.peak) this.peak = this.live;
+  }
+  /** Starts a new peak measurement from what is live now. */
+  resetPeak(): void {
+    this.peak = this.live;
+  }
 }
 
 /** Weights (or gradients) of one decoder layer, resolved from HF names once. */
@@ -77,6 +105,8 @@ interface BlockActs {
   gate: Tensor; // (N, I)
   up: Tensor; // (N, I)
   act: Tensor; // (N, I) silu(gate) * up
+  /** LoRA intermediates x @ A^T (N, r) per adapted projection; empty without an adapter. */
+  lora: Partial<Record<LoraModule, Tensor>>;
   q4: Tensor; // (B, T, nh, hd) views
   k4: Tensor; // (B, T, nkv, hd)
   v4: Tensor;
@@ -86,16 +116,20 @@ interface BlockActs {
 /** Owns a list of tensors so they can be counted and freed together. */
 class TensorPool {
   readonly owned: Tensor[] = [];
-  constructor(readonly backend: Backend) {}
-  zeros(shape: number[], dtype: "f32" | "i32" = "f32"): Tensor {
-    const t = this.backend.zeros(shape, dtype);
+  constructor(
+    readonly backend: Backend,
+    private readonly counter: MemoryCounter | null = null,
+  ) {}
+  private own(t: Tensor): Tensor {
     this.owned.push(t);
+    this.counter?.add(t.size * 4);
     return t;
   }
+  zeros(shape: number[], dtype: "f32" | "i32" = "f32"): Tensor {
+    return this.own(this.backend.zeros(shape, dtype));
+  }
   upload(data: Float32Array | Int32Array, shape: number[]): Tensor {
-    const t = this.backend.upload(data, shape);
-    this.owned.push(t);
-    return t;
+    return this.own(this.backend.upload(data, shape));
   }
   get bytes(): number {
     let n = 0;
@@ -103,6 +137,7 @@ class TensorPool {
     return n;
   }
   dispose(): void {
+    this.counter?.add(-this.bytes);
     for (const t of this.owned) if (!t.disposed) t.dispose();
     this.owned.length = 0;
   }
@@ -180,7 +215,7 @@ export class InferenceScratch {
     this.pool = new TensorPool(model.backend);
     const N = B * Tq;
     const H = model.config.hiddenSize;
-    this.block = model.allocBlock(this.pool, B, Tq);
+    this.block = model.allocBlock(this.pool, B, Tq, model.adapter !== null);
     this.ids = this.pool.zeros([N], "i32");
     this.ropePos = this.pool.zeros([N], "i32");
     this.startPos = this.pool.zeros([B], "i32");
@@ -194,19 +229,20 @@ export class InferenceScratch {
   }
 }
 
-export interface LossResult {
-  /** Mean cross-entropy over positions whose target is >= 0. */
-  loss: number;
-  /** Number of positions counted. */
-  tokens: number;
-}
-
-export class Model {
+export class Model implements Trainable {
   /** Parameters under their Hugging Face names, HF layouts (nn.Linear weights are (out, in)). */
   readonly params = new Map<string, Tensor>();
   /** Gradients, same names and shapes; allocated on first use, then accumulated into (+=). */
   readonly grads = new Map<string, Tensor>();
   private readonly layers: LayerParams[] = [];
+  /** The attached LoRA adapter: while set, forward applies it and backward trains only it. */
+  adapter: LoraAdapter | null = null;
+  /** Default of ForwardOptions.checkpointing (HF's gradient_checkpointing_enable()). */
+  gradientCheckpointing = false;
+  /** Bytes of activations and backward scratch, live and peak (deterministic, per allocation). */
+  readonly activationMemory = new MemoryCounter();
+  /** Gradient sinks for frozen parameters whose kernels always write a weight gradient. */
+  private readonly sinks = new Map<string, Tensor>();
 
   private constructor(
     readonly backend: Backend,
@@ -255,14 +291,51 @@ export class Model {
     return n;
   }
 
+  /** What training updates: the adapter when one is attached (base frozen), else the model. */
+  get trainable(): Trainable {
+    return this.adapter ?? this;
+  }
+
+  /** Attaches a LoRA adapter made for this config; the base weights are frozen from now on. */
+  attachAdapter(adapter: LoraAdapter): void {
+    if (adapter.backend !== this.backend) throw new TypeError("attachAdapter: the adapter lives on another backend");
+    const c = this.config;
+    const a = adapter.model;
+    if (a.numLayers !== c.numLayers || a.hiddenSize !== c.hiddenSize || a.intermediateSize !== c.intermediateSize || a.numHeads * a.headDim !== c.numHeads * c.headDim || a.numKvHeads * a.headDim !== c.numKvHeads * c.headDim)
+      throw new Error("attachAdapter: the adapter was made for a model of another shape");
+    this.freeGrads();
+    this.adapter = adapter;
+  }
+
+  /** Detaches (and returns) the adapter; the base model is whole and trainable again. */
+  detachAdapter(): LoraAdapter | null {
+    const a = this.adapter;
+    this.adapter = null;
+    this.freeGrads();
+    return a;
+  }
+
+  /** Folds the adapter into the base weights (W += scale * B A) and detaches it (PEFT's merge_and_unload). */
+  mergeAdapter(): void {
+    const a = this.detachAdapter();
+    if (!a) throw new Error("mergeAdapter: no adapter is attached");
+    a.mergeInto(this.params);
+    a.dispose();
+  }
+
   /** The LM head weight (V, H): the embedding table when tied. */
   lmHead(): Tensor {
     return this.params.get(this.config.tieWordEmbeddings ? EMBED_PARAM : LM_HEAD_PARAM)!;
   }
 
-  /** Gradient of the LM head weight (the embedding gradient when tied), allocated if needed. */
+  /**
+   * Gradient of the LM head weight (the embedding gradient when tied), allocated if needed.
+   * With an adapter attached the head is frozen and this is a sink that is never read (the
+   * fused kernel always writes a weight gradient).
+   */
   lmHeadGrad(): Tensor {
-    return this.grad(this.config.tieWordEmbeddings ? EMBED_PARAM : LM_HEAD_PARAM);
+    const name = this.config.tieWordEmbeddings ? EMBED_PARAM : LM_HEAD_PARAM;
+    return this.adapter ? this.sink(this.params.get(name)!.shape) : this.grad(name);
   }
 
   /** The gradient tensor of a parameter, allocated (zeros) on first use. */
@@ -277,18 +350,33 @@ export class Model {
     return g;
   }
 
+  private sink(shape: readonly number[]): Tensor {
+    const key = shape.join("x");
+    let t = this.sinks.get(key);
+    if (!t) {
+      t = this.backend.zeros(shape);
+      this.sinks.set(key, t);
+    }
+    return t;
+  }
+
   zeroGrads(): void {
     for (const g of this.grads.values()) this.backend.fill(g, 0);
+    this.adapter?.zeroGrads();
   }
 
   /** Frees gradient memory (e.g. for a frozen reference model). */
   freeGrads(): void {
-    for (const g of this.grads.values()) g.dispose();
+    for (const g of [...this.grads.values(), ...this.sinks.values()]) g.dispose();
     this.grads.clear();
+    this.sinks.clear();
+    this.adapter?.freeGrads();
   }
 
   dispose(): void {
     this.freeGrads();
+    this.adapter?.dispose();
+    this.adapter = null;
     for (const p of this.params.values()) p.dispose();
   }
 
@@ -318,9 +406,18 @@ export class Model {
     };
   }
 
-  /** Gradient tensors of layer l, allocating the missing ones. */
-  private layerGrads(l: number): LayerParams {
+  /**
+   * Gradient tensors of layer l, allocating the missing ones; null while the base is frozen
+   * (an adapter is attached).
+   */
+  private layerGrads(l: number): LayerParams | null {
+    if (this.adapter) return null;
     return this.resolveLayer(l, (n) => (this.params.has(n) ? this.grad(n) : null));
+  }
+
+  /** Whether forward with these options applies the adapter. */
+  private usesAdapter(opts: ForwardOptions): boolean {
+    return this.adapter !== null && !opts.disableAdapter;
   }
 
   /**
@@ -335,16 +432,17 @@ export class Model {
     const qD = c.numHeads * c.headDim;
     const kvD = c.numKvHeads * c.headDim;
     const noGrad = opts.noGrad ?? false;
-    const checkpointing = !noGrad && (opts.checkpointing ?? false);
+    const checkpointing = !noGrad && (opts.checkpointing ?? this.gradientCheckpointing);
     let block = N * (3 * H + 2 * qD + 2 * kvD + 3 * c.intermediateSize + 2 + c.numHeads);
     if (c.qkNorm) block += N * (qD + kvD + c.numHeads + c.numKvHeads);
+    if (this.usesAdapter(opts)) block += N * this.adapter!.config.r * this.adapter!.config.targets.length;
     const blocks = noGrad || checkpointing ? 1 : c.numLayers;
     const residuals = noGrad ? 2 : c.numLayers + 1;
     return 4 * (2 * N + residuals * N * H + blocks * block + N * H + N);
   }
 
   /** @internal Allocates one block's activations for B rows of T tokens. */
-  allocBlock(pool: TensorPool, B: number, T: number): BlockActs {
+  allocBlock(pool: TensorPool, B: number, T: number, withAdapter: boolean): BlockActs {
     const c = this.config;
     const N = B * T;
     const H = c.hiddenSize;
@@ -355,6 +453,8 @@ export class Model {
     const k = pool.zeros([N, nkv * hd]);
     const v = pool.zeros([N, nkv * hd]);
     const att = pool.zeros([N, nh * hd]);
+    const lora: Partial<Record<LoraModule, Tensor>> = {};
+    if (withAdapter) for (const mod of this.adapter!.config.targets) lora[mod] = pool.zeros([N, this.adapter!.config.r]);
     return {
       ln1: pool.zeros([N, H]),
       rstd1: pool.zeros([N]),
@@ -373,11 +473,47 @@ export class Model {
       gate: pool.zeros([N, I]),
       up: pool.zeros([N, I]),
       act: pool.zeros([N, I]),
+      lora,
       q4: be.view(q, [B, T, nh, hd]),
       k4: be.view(k, [B, T, nkv, hd]),
       v4: be.view(v, [B, T, nkv, hd]),
       att4: be.view(att, [B, T, nh, hd]),
     };
+  }
+
+  /** The adapter pair of layer l's projection when a's activations were made with the adapter. */
+  private loraPair(l: number, mod: LoraModule, a: BlockActs): LoraPair | null {
+    return a.lora[mod] ? this.adapter!.layers[l][mod] ?? null : null;
+  }
+
+  /** out (N, out) = x (N, in) @ W^T, plus scale * (x @ A^T) @ B^T when adapted (x @ A^T saved in a.lora). */
+  private project(out: Tensor, x: Tensor, w: Tensor, l: number, mod: LoraModule, a: BlockActs): void {
+    const be = this.backend;
+    be.matmul(out, x, w, { transB: true });
+    const p = this.loraPair(l, mod, a);
+    if (!p) return;
+    const xa = a.lora[mod]!;
+    be.matmul(xa, x, p.a, { transB: true });
+    be.matmul(out, xa, p.b, { transB: true, accumulate: true, alpha: this.adapter!.scale });
+  }
+
+  /**
+   * Backward of project(): dx (N, in) (= or += when accumulate) from dout (N, out); the base
+   * weight's gradient gW += dout^T x when the base is trained, else the adapter's:
+   * dB += scale dout^T (x A^T), d(xA^T) = scale dout B, dA += d(xA^T)^T x, dx += d(xA^T) A.
+   * dxa is (N, r) scratch.
+   */
+  private projectBackward(dx: Tensor, dout: Tensor, x: Tensor, w: Tensor, gW: Tensor | null, l: number, mod: LoraModule, a: BlockActs, dxa: Tensor | null, accumulate: boolean): void {
+    const be = this.backend;
+    be.matmul(dx, dout, w, { accumulate });
+    if (gW) be.matmul(gW, dout, x, { transA: true, accumulate: true });
+    const p = this.loraPair(l, mod, a);
+    if (!p) return;
+    const ad = this.adapter!;
+    be.matmul(ad.grad(p.bName), dout, a.lora[mod]!, { transA: true, accumulate: true, alpha: ad.scale });
+    be.matmul(dxa!, dout, p.b, { alpha: ad.scale });
+    be.matmul(ad.grad(p.aName), dxa!, x, { transA: true, accumulate: true });
+    be.matmul(dx, dxa!, p.a, { accumulate: true });
   }
 
   /**
@@ -394,9 +530,9 @@ export class Model {
     be.rmsnormForward(a.ln1, a.rstd1, x, w.inputNorm, eps);
     const qLin = a.qPre ?? a.q;
     const kLin = a.kPre ?? a.k;
-    be.matmul(qLin, a.ln1, w.q, { transB: true });
-    be.matmul(kLin, a.ln1, w.k, { transB: true });
-    be.matmul(a.v, a.ln1, w.v, { transB: true });
+    this.project(qLin, a.ln1, w.q, l, "q", a);
+    this.project(kLin, a.ln1, w.k, l, "k", a);
+    this.project(a.v, a.ln1, w.v, l, "v", a);
     if (w.qBias) be.biasAdd(qLin, w.qBias);
     if (w.kBias) be.biasAdd(kLin, w.kBias);
     if (w.vBias) be.biasAdd(a.v, w.vBias);
@@ -408,13 +544,13 @@ export class Model {
     be.ropeForward(a.q4, a.q4, pos, c.ropeTheta);
     be.ropeForward(a.k4, a.k4, pos, c.ropeTheta);
     attend(a);
-    be.matmul(a.mid, a.att, w.o, { transB: true });
+    this.project(a.mid, a.att, w.o, l, "o", a);
     be.add(a.mid, a.mid, x);
     be.rmsnormForward(a.ln2, a.rstd2, a.mid, w.postNorm, eps);
-    be.matmul(a.gate, a.ln2, w.gate, { transB: true });
-    be.matmul(a.up, a.ln2, w.up, { transB: true });
+    this.project(a.gate, a.ln2, w.gate, l, "gate", a);
+    this.project(a.up, a.ln2, w.up, l, "up", a);
     be.swigluForward(a.act, a.gate, a.up);
-    be.matmul(out, a.act, w.down, { transB: true });
+    this.project(out, a.act, w.down, l, "down", a);
     be.add(out, out, a.mid);
   }
 
@@ -430,9 +566,10 @@ export class Model {
     for (let i = 0; i < N; i++)
       if (ids[i] < 0 || ids[i] >= c.vocabSize) throw new RangeError(`forward: token id ${ids[i]} at ${i} is outside [0, ${c.vocabSize})`);
     const be = this.backend;
-    const pool = new TensorPool(be);
+    const pool = new TensorPool(be, this.activationMemory);
     const noGrad = opts.noGrad ?? false;
-    const checkpointing = !noGrad && (opts.checkpointing ?? false);
+    const checkpointing = !noGrad && (opts.checkpointing ?? this.gradientCheckpointing);
+    const withAdapter = this.usesAdapter(opts);
     const posHost = new Int32Array(N);
     for (let i = 0; i < N; i++) posHost[i] = i % T;
     const idsT = pool.upload(ids, [N]);
@@ -443,7 +580,7 @@ export class Model {
     const res = (l: number) => residuals[noGrad ? l % 2 : l];
     const blocks: BlockActs[] = [];
     const nBlocks = checkpointing || noGrad ? 1 : c.numLayers;
-    for (let i = 0; i < nBlocks; i++) blocks.push(this.allocBlock(pool, B, T));
+    for (let i = 0; i < nBlocks; i++) blocks.push(this.allocBlock(pool, B, T, withAdapter));
     const hidden = pool.zeros([N, c.hiddenSize]);
     const rstdFinal = pool.zeros([N]);
 
@@ -458,8 +595,9 @@ export class Model {
 
   /**
    * Backward from dHidden (B*T, H), the gradient of the loss w.r.t. acts.hidden.
-   * Accumulates (+=) into this.grads; the LM head's own gradient is the caller's
-   * (it knows the head: logits, fused logprob, ...). acts stays valid (dispose it after).
+   * Accumulates (+=) into this.grads, or into the adapter's gradients when one is attached
+   * (the base is then frozen). The LM head's own gradient is the caller's (it knows the head:
+   * logits, fused logprob, ...). acts stays valid (dispose it after).
    */
   backward(acts: Activations, dHidden: Tensor): void {
     const be = this.backend;
@@ -472,9 +610,12 @@ export class Model {
     if (acts.disposed) throw new TypeError("backward: activations were disposed");
     if (acts.noGrad) throw new TypeError("backward: these activations come from forward(..., { noGrad: true })");
     if (dHidden.size !== N * H) throw new RangeError(`backward: dHidden has ${dHidden.size} elements, expected B*T*H = ${N * H}`);
+    const withAdapter = Object.keys(acts.blocks[0].lora).length > 0;
+    if (withAdapter && !this.adapter) throw new TypeError("backward: the activations used an adapter that has been detached");
+    const frozen = this.adapter !== null;
 
     // Activation-gradient scratch, shared by all layers (overwritten each layer).
-    const s = new TensorPool(be);
+    const s = new TensorPool(be, this.activationMemory);
     const dres = s.zeros([N, H]); // gradient w.r.t. the residual stream
     const dtmp = s.zeros([N, H]);
     const dln = s.zeros([N, H]);
@@ -487,15 +628,18 @@ export class Model {
     const dv = s.zeros([N, nkv * hd]);
     const dqPre = c.qkNorm ? s.zeros([N, nh * hd]) : null;
     const dkPre = c.qkNorm ? s.zeros([N, nkv * hd]) : null;
+    const dxa = withAdapter ? s.zeros([N, this.adapter!.config.r]) : null;
     const datt4 = be.view(datt, [B, T, nh, hd]);
     const dq4 = be.view(dq, [B, T, nh, hd]);
     const dk4 = be.view(dk, [B, T, nkv, hd]);
     const dv4 = be.view(dv, [B, T, nkv, hd]);
     const recomputeOut = acts.checkpointing ? s.zeros([N, H]) : null;
     const attend = (a: BlockActs) => be.attentionForward(a.att4, a.lse, a.q4, a.k4, a.v4);
+    // Norm weights of a frozen base: the kernels always write dweight, into a sink.
+    const normGrad = (name: string) => (frozen ? this.sink(this.params.get(name)!.shape) : this.grad(name));
 
     try {
-      be.rmsnormBackward(dres, this.grad(FINAL_NORM_PARAM), dHidden, acts.residuals[c.numLayers], this.params.get(FINAL_NORM_PARAM)!, acts.rstdFinal);
+      be.rmsnormBackward(dres, normGrad(FINAL_NORM_PARAM), dHidden, acts.residuals[c.numLayers], this.params.get(FINAL_NORM_PARAM)!, acts.rstdFinal);
       for (let l = c.numLayers - 1; l >= 0; l--) {
         const x = acts.residuals[l];
         let a: BlockActs;
@@ -507,140 +651,52 @@ export class Model {
         }
         const w = this.layers[l];
         const g = this.layerGrads(l);
+        const p = `model.layers.${l}.`;
+        const proj = (dx: Tensor, dout: Tensor, inp: Tensor, mod: LoraModule, accumulate: boolean) =>
+          this.projectBackward(dx, dout, inp, w[mod], g ? g[mod] : null, l, mod, a, dxa, accumulate);
         // MLP: out = mid + act @ down^T, act = silu(ln2 @ gate^T) * (ln2 @ up^T).
-        be.matmul(dact, dres, w.down);
-        be.matmul(g.down, dres, a.act, { transA: true, accumulate: true });
+        proj(dact, dres, a.act, "down", false);
         be.swigluBackward(dgate, dup, dact, a.gate, a.up);
-        be.matmul(dln, dgate, w.gate);
-        be.matmul(dln, dup, w.up, { accumulate: true });
-        be.matmul(g.gate, dgate, a.ln2, { transA: true, accumulate: true });
-        be.matmul(g.up, dup, a.ln2, { transA: true, accumulate: true });
-        be.rmsnormBackward(dtmp, g.postNorm, dln, a.mid, w.postNorm, a.rstd2);
+        proj(dln, dgate, a.ln2, "gate", false);
+        proj(dln, dup, a.ln2, "up", true);
+        be.rmsnormBackward(dtmp, normGrad(p + LAYER_PARAMS.postNorm), dln, a.mid, w.postNorm, a.rstd2);
         be.accumulate(dres, dtmp); // dres is now d(mid)
         // Attention: mid = x + att @ o^T.
-        be.matmul(datt, dres, w.o);
-        be.matmul(g.o, dres, a.att, { transA: true, accumulate: true });
+        proj(datt, dres, a.att, "o", false);
         be.attentionBackward(dq4, dk4, dv4, datt4, a.q4, a.k4, a.v4, a.att4, a.lse);
         be.ropeBackward(dq4, dq4, acts.pos, c.ropeTheta);
         be.ropeBackward(dk4, dk4, acts.pos, c.ropeTheta);
         let dqLin = dq;
         let dkLin = dk;
         if (w.qNorm && w.kNorm) {
-          be.rmsnormBackward(dqPre!, g.qNorm!, dq, a.qPre!, w.qNorm, a.qRstd!);
-          be.rmsnormBackward(dkPre!, g.kNorm!, dk, a.kPre!, w.kNorm, a.kRstd!);
+          be.rmsnormBackward(dqPre!, normGrad(p + LAYER_PARAMS.qNorm), dq, a.qPre!, w.qNorm, a.qRstd!);
+          be.rmsnormBackward(dkPre!, normGrad(p + LAYER_PARAMS.kNorm), dk, a.kPre!, w.kNorm, a.kRstd!);
           dqLin = dqPre!;
           dkLin = dkPre!;
         }
-        if (g.qBias && g.kBias && g.vBias) {
+        if (g && g.qBias && g.kBias && g.vBias) {
           be.biasBackward(g.qBias, dqLin);
           be.biasBackward(g.kBias, dkLin);
           be.biasBackward(g.vBias, dv);
         }
-        be.matmul(dln, dqLin, w.q);
-        be.matmul(dln, dkLin, w.k, { accumulate: true });
-        be.matmul(dln, dv, w.v, { accumulate: true });
-        be.matmul(g.q, dqLin, a.ln1, { transA: true, accumulate: true });
-        be.matmul(g.k, dkLin, a.ln1, { transA: true, accumulate: true });
-        be.matmul(g.v, dv, a.ln1, { transA: true, accumulate: true });
-        be.rmsnormBackward(dtmp, g.inputNorm, dln, x, w.inputNorm, a.rstd1);
+        proj(dln, dqLin, a.ln1, "q", false);
+        proj(dln, dkLin, a.ln1, "k", true);
+        proj(dln, dv, a.ln1, "v", true);
+        be.rmsnormBackward(dtmp, normGrad(p + LAYER_PARAMS.inputNorm), dln, x, w.inputNorm, a.rstd1);
         be.accumulate(dres, dtmp); // dres is now d(x), the previous layer's output
       }
-      be.embeddingBackward(this.grad(EMBED_PARAM), dres, acts.ids);
+      if (!frozen) be.embeddingBackward(this.grad(EMBED_PARAM), dres, acts.ids);
     } finally {
       s.dispose();
     }
   }
 
-  /** logits (N, V) = hidden (N, H) @ lmHead^T, in a new tensor. */
+  /** logits (N, V) = hidden (N, H) @ lmHead^T, in a new tensor (tests and debugging). */
   logits(hidden: Tensor): Tensor {
     const N = hidden.size / this.config.hiddenSize;
     const out = this.backend.zeros([N, this.config.vocabSize]);
     this.backend.matmul(out, hidden, this.lmHead(), { transB: true });
     return out;
-  }
-
-  /**
-   * Mean cross-entropy of next-token targets (B, T) (< 0 = ignored) and its gradient,
-   * accumulated into this.grads (call zeroGrads() first for a fresh gradient).
-   * `fused` (default) uses the linear-logprob kernel and never materialises (N, V) logits;
-   * fused=false goes through logits + crossEntropy (the reference path).
-   */
-  async crossEntropyLoss(ids: Int32Array, targets: Int32Array, B: number, T: number, opts: ForwardOptions & { fused?: boolean } = {}): Promise<LossResult> {
-    const be = this.backend;
-    const N = B * T;
-    if (targets.length !== N) throw new RangeError(`crossEntropyLoss: targets has ${targets.length} elements, expected B*T = ${N}`);
-    let count = 0;
-    for (let i = 0; i < N; i++) {
-      if (targets[i] >= this.config.vocabSize) throw new RangeError(`crossEntropyLoss: target ${targets[i]} at ${i} is outside the vocabulary`);
-      if (targets[i] >= 0) count++;
-    }
-    const acts = this.forward(ids, B, T, opts);
-    const pool = new TensorPool(be);
-    try {
-      const tgt = pool.upload(targets, [N]);
-      const dHidden = pool.zeros([N, this.config.hiddenSize]);
-      const weight = this.lmHead();
-      let loss = 0;
-      if (count > 0) {
-        if (opts.fused ?? true) {
-          const logprob = pool.zeros([N]);
-          const entropy = pool.zeros([N]);
-          const lse = pool.zeros([N]);
-          be.linearLogprobForward(logprob, entropy, lse, acts.hidden, weight, tgt, 1);
-          const lp = (await be.read(logprob)) as Float32Array;
-          for (let i = 0; i < N; i++) if (targets[i] >= 0) loss -= lp[i];
-          const dlp = new Float32Array(N);
-          for (let i = 0; i < N; i++) if (targets[i] >= 0) dlp[i] = -1 / count;
-          const dlogprob = pool.upload(dlp, [N]);
-          const dentropy = pool.zeros([N]);
-          be.linearLogprobBackward(dHidden, this.lmHeadGrad(), dlogprob, dentropy, acts.hidden, weight, tgt, lse, entropy, 1);
-        } else {
-          const logits = this.logits(acts.hidden);
-          pool.owned.push(logits);
-          const lossT = pool.zeros([N]);
-          be.crossEntropyForward(lossT, logits, tgt);
-          const l = (await be.read(lossT)) as Float32Array;
-          for (let i = 0; i < N; i++) if (targets[i] >= 0) loss += l[i];
-          const dl = new Float32Array(N);
-          for (let i = 0; i < N; i++) if (targets[i] >= 0) dl[i] = 1 / count;
-          const dloss = pool.upload(dl, [N]);
-          const dlogits = pool.zeros([N, this.config.vocabSize]);
-          be.crossEntropyBackward(dlogits, dloss, logits, tgt);
-          be.matmul(dHidden, dlogits, weight);
-          be.matmul(this.lmHeadGrad(), dlogits, acts.hidden, { transA: true, accumulate: true });
-        }
-        loss /= count;
-      }
-      this.backward(acts, dHidden);
-      return { loss, tokens: count };
-    } finally {
-      pool.dispose();
-      acts.dispose();
-    }
-  }
-
-  /**
-   * Per-token log-probabilities of targets (B, T) (< 0: ignored, 0 returned) and the entropy
-   * of softmax(logits / temperature), without gradients and without materialising logits.
-   * For old / reference logprobs in RL and for `anvil score`.
-   */
-  async tokenLogprobs(ids: Int32Array, targets: Int32Array, B: number, T: number, temperature = 1): Promise<{ logprob: Float32Array; entropy: Float32Array }> {
-    const be = this.backend;
-    const N = B * T;
-    if (targets.length !== N) throw new RangeError(`tokenLogprobs: targets has ${targets.length} elements, expected B*T = ${N}`);
-    const acts = this.forward(ids, B, T, { noGrad: true });
-    const pool = new TensorPool(be);
-    try {
-      const tgt = pool.upload(targets, [N]);
-      const logprob = pool.zeros([N]);
-      const entropy = pool.zeros([N]);
-      const lse = pool.zeros([N]);
-      be.linearLogprobForward(logprob, entropy, lse, acts.hidden, this.lmHead(), tgt, temperature);
-      return { logprob: (await be.read(logprob)) as Float32Array, entropy: (await be.read(entropy)) as Float32Array };
-    } finally {
-      pool.dispose();
-      acts.dispose();
-    }
   }
 
   /**

@@ -1,10 +1,10 @@
-// AdamW over a model's parameters (backend.adamw, one fused update per tensor), with global
+// AdamW over a model's parameters, or a LoRA adapter's (anything Trainable), (backend.adamw, one fused update per tensor), with global
 // gradient-norm clipping and a linear-warmup + cosine learning-rate schedule.
 //
 // Moments are allocated on first update of a parameter. A parameter without a gradient
 // tensor (never touched by backward) is skipped, as in PyTorch (grad None).
 import type { Tensor } from "../backend/backend.js";
-import type { Model } from "./model.js";
+import type { Trainable } from "./model.js";
 
 export type LrSchedule = "cosine" | "linear" | "constant";
 
@@ -111,7 +111,8 @@ export class AdamW {
   private readonly v = new Map<string, Tensor>();
 
   constructor(
-    readonly model: Model,
+    /** The parameters it updates: a Model, or model.trainable (the adapter under LoRA). */
+    readonly model: Trainable,
     config: AdamWConfig,
   ) {
     this.config = resolveAdamWConfig(config);

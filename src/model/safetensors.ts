@@ -11,13 +11,14 @@
 // Tensors are read one at a time straight into their destination arrays, so peak memory is the
 // loaded weights plus one tensor, whatever the file size.
 
-import { open, stat } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { readFile } from "node:fs/promises";
 import { basename, join, resolve, sep } from "node:path";
 import { endianness } from "node:os";
 import { withAtomicFile } from "../util/atomic.js";
 import { LM_HEAD_PARAM } from "./types.js";
+import { exists } from "../util/exists.js";
 
 export class SafetensorsError extends Error {
   override name = "SafetensorsError";
@@ -341,14 +342,6 @@ export async function readSafetensors(path: string, opts: ReadOptions = {}): Pro
 export const SINGLE_FILE = "model.safetensors";
 export const INDEX_FILE = "model.safetensors.index.json";
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The shard files of a model directory and, for sharded checkpoints, the weight map. */
 async function modelFiles(dir: string): Promise<{ files: string[]; weightMap: Map<string, string> | null }> {

@@ -46,6 +46,18 @@ export function packBatch(seqs: Sequence[], padId: number): PackedBatch {
   return { B, T, ids, targets, mask, rolloutLogprobs: rollout, tokens };
 }
 
+/**
+ * A batch from explicit next-token targets (B, T) (< 0: no loss there), e.g. a language-modelling
+ * batch where every position is scored. No rollout log-probs.
+ */
+export function batchFromTargets(ids: Int32Array, targets: Int32Array, B: number, T: number): PackedBatch {
+  if (ids.length !== B * T || targets.length !== B * T) throw new RangeError(`batchFromTargets: ids and targets must have B*T = ${B * T} elements, got ${ids.length} and ${targets.length}`);
+  const mask = new Float32Array(B * T);
+  let tokens = 0;
+  for (let i = 0; i < mask.length; i++) if (targets[i] >= 0) (mask[i] = 1), tokens++;
+  return { B, T, ids, targets, mask, rolloutLogprobs: new Float32Array(B * T), tokens };
+}
+
 /** Rows [start, start+count) of a packed batch (views, no copies). */
 export function sliceBatch(p: PackedBatch, start: number, count: number): PackedBatch {
   const a = start * p.T;

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { KlEstimator, LossAggregation } from "../backend/backend.js";
+import { parseLoraTargets, type LoraConfig } from "../model/lora.js";
 
 export const ALGOS = ["grpo", "dr-grpo", "anchor", "rloo", "reinforce++"] as const;
 export type Algo = (typeof ALGOS)[number];
@@ -39,6 +40,20 @@ export interface TrainOptions {
   threads: number;
   /** Seed for data, sampling and initialisation: same seed, same run. */
   seed: number;
+
+  // ---- adapters (LoRA, Hu et al. 2021; PEFT's layout on disk) ---------------------------
+  /** A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to start
+   * from and keep training; its rank, alpha and targets are used. Implies LoRA training. */
+  adapter: string;
+  /** LoRA rank r; 0 = full fine-tuning (every parameter trained, 16 bytes per parameter with
+   * AdamW). With r > 0 the base weights are frozen and only the adapter (A, B) is trained,
+   * checkpoints hold the adapter, and the KL reference is the base without it (no second copy).
+   * Typical: 8-64. */
+  loraR: number;
+  /** LoRA alpha: the update is (alpha / r) * B A. 0 = 2 * r (a common choice, e.g. Unsloth's). */
+  loraAlpha: number;
+  /** Projections carrying adapters: any of q,k,v,o,gate,up,down (or q_proj ..., all-linear). */
+  loraTargets: string;
 
   // ---- algorithm -----------------------------------------------------------------------
   /** Preset: grpo (Shao et al. 2024), dr-grpo (Liu et al. 2025: no std, no length bias),
@@ -126,8 +141,18 @@ export interface TrainOptions {
   beta2: number;
   /** Global grad-norm clip (0 = off). */
   maxGradNorm: number;
-  /** Recompute each block's activations in backward to save memory. */
-  gradientCheckpointing: boolean;
+  /** Sequences per forward/backward pass (TRL's per-device batch): bounds activation memory,
+   * which grows linearly with it; the gradient is the same for any value (each micro-batch's
+   * loss is weighted by its share of the batch). */
+  microBatch: number;
+  /** Rollouts decoded together: the KV cache (layers * rows * length * 2 * kvDim floats) grows
+   * linearly with it, decoding speed too on CPUs (bigger matmuls). Rollouts do not depend on it
+   * (each row's sampling is seeded by its own key). */
+  generationBatch: number;
+  /** Recompute each block's activations in backward, keeping only block inputs: activation
+   * memory falls from about L blocks' worth to one, for about one extra forward of compute;
+   * gradients are identical. auto: on under LoRA for models over 100M parameters, else off. */
+  gradientCheckpointing: boolean | "auto";
 
   // ---- rewards -------------------------------------------------------------------------
   /** Reward terms with weights, e.g. "correct" (the default) or "honesty:1,format:0.1".
@@ -192,6 +217,10 @@ export const DEFAULTS: TrainOptions = {
   backend: "auto",
   threads: 0,
   seed: 1,
+  adapter: "",
+  loraR: 0,
+  loraAlpha: 0,
+  loraTargets: "q,k,v,o,gate,up,down",
   algo: "anchor",
   advantage: "grpo",
   anchor: "always",
@@ -226,7 +255,9 @@ export const DEFAULTS: TrainOptions = {
   beta1: 0.9,
   beta2: 0.99,
   maxGradNorm: 1,
-  gradientCheckpointing: false,
+  microBatch: 16,
+  generationBatch: 64,
+  gradientCheckpointing: "auto",
   rewards: "correct",
   rewardTimeoutMs: 2000,
   rewardHeapMb: 256,
@@ -257,7 +288,8 @@ const PRESETS: Record<Algo, Partial<TrainOptions>> = {
   "reinforce++": { advantage: "reinforce++", anchor: "off", lossAggregation: "token-mean" },
 };
 
-type Kind = "string" | "number" | "int" | "boolean" | readonly string[];
+/** "auto-boolean": true, false or "auto" (decided from the model at run time). */
+type Kind = "string" | "number" | "int" | "boolean" | "auto-boolean" | readonly string[];
 /** Value kinds and bounds, for parsing flags/config files and for --help. */
 export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: number; max?: number } } = {
   model: { kind: "string" },
@@ -267,6 +299,10 @@ export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: numb
   backend: { kind: BACKENDS },
   threads: { kind: "int", min: 0 },
   seed: { kind: "int", min: 0 },
+  adapter: { kind: "string" },
+  loraR: { kind: "int", min: 0 },
+  loraAlpha: { kind: "number", min: 0 },
+  loraTargets: { kind: "string" },
   algo: { kind: ALGOS },
   advantage: { kind: ADVANTAGES },
   anchor: { kind: ANCHOR_MODES },
@@ -301,7 +337,9 @@ export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: numb
   beta1: { kind: "number", min: 0, max: 0.999999 },
   beta2: { kind: "number", min: 0, max: 0.999999 },
   maxGradNorm: { kind: "number", min: 0 },
-  gradientCheckpointing: { kind: "boolean" },
+  microBatch: { kind: "int", min: 1 },
+  generationBatch: { kind: "int", min: 1 },
+  gradientCheckpointing: { kind: "auto-boolean" },
   rewards: { kind: "string" },
   rewardTimeoutMs: { kind: "int", min: 1 },
   rewardHeapMb: { kind: "int", min: 16 },
@@ -359,11 +397,13 @@ export function parseOptionValue(key: keyof TrainOptions, value: unknown): unkno
     case "string":
       if (typeof value !== "string") throw fail(`expected a string, got ${JSON.stringify(value)}`);
       return value;
+    case "auto-boolean":
     case "boolean":
       if (typeof value === "boolean") return value;
+      if (kind === "auto-boolean" && value === "auto") return value;
       if (value === "true" || value === "1") return true;
       if (value === "false" || value === "0") return false;
-      throw fail(`expected true or false, got ${JSON.stringify(value)}`);
+      throw fail(`expected true or false${kind === "auto-boolean" ? ' or "auto"' : ""}, got ${JSON.stringify(value)}`);
     default: {
       const n = typeof value === "number" ? value : typeof value === "string" && value.trim() !== "" ? Number(value) : NaN;
       if (!Number.isFinite(n)) throw fail(`expected a number, got ${JSON.stringify(value)}`);
@@ -436,5 +476,19 @@ export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
     if (!ok) err(`rolloutServer: "${url}" is not an http(s) URL; give base URLs separated by commas, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000`);
   }
   if (o.dualClip !== 0 && o.dualClip <= 1) err(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
+  if (user.adapter && user.loraR) err(`--adapter ${user.adapter} carries its own rank, alpha and targets: drop --lora-r`);
+  if (o.loraR === 0 && !o.adapter && (o.loraAlpha !== DEFAULTS.loraAlpha || o.loraTargets !== DEFAULTS.loraTargets))
+    err(`loraAlpha / loraTargets have no effect without LoRA: set --lora-r (e.g. 16) to train an adapter`);
+  try {
+    parseLoraTargets(o.loraTargets);
+  } catch (e) {
+    err(`loraTargets: ${(e as Error).message}`);
+  }
   return o;
+}
+
+/** The LoRA configuration a fresh adapter gets from the options, or null (full fine-tuning). */
+export function loraConfigOf(o: Pick<TrainOptions, "loraR" | "loraAlpha" | "loraTargets">): LoraConfig | null {
+  if (o.loraR === 0) return null;
+  return { r: o.loraR, alpha: o.loraAlpha || 2 * o.loraR, targets: parseLoraTargets(o.loraTargets) };
 }

@@ -5,6 +5,7 @@ import { generate, type FinishReason } from "../model/generate.js";
 import type { Backend } from "../backend/backend.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import type { Model } from "../model/model.js";
+import { loadAdapter } from "../model/peft.js";
 import type { AdamW } from "../model/optim.js";
 import { Tokenizer } from "../model/tokenizer.js";
 
@@ -51,10 +52,19 @@ export class Policy implements RolloutSource {
     this.padId = tokenizer.padTokenId ?? eos;
   }
 
-  /** A model directory (HF config.json + safetensors + tokenizer.json) for inference. */
-  static async load(dir: string, backend: Backend): Promise<Policy> {
+  /**
+   * A model directory (HF config.json + safetensors + tokenizer.json) for inference, with a PEFT
+   * LoRA adapter directory applied when `adapter` is given (the tokenizer is the model's).
+   */
+  static async load(dir: string, backend: Backend, opts: { adapter?: string } = {}): Promise<Policy> {
     const tokenizer = await Tokenizer.load(dir);
     const { model } = await loadCheckpoint(dir, backend);
+    try {
+      if (opts.adapter) model.attachAdapter(await loadAdapter(opts.adapter, backend, model.config));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     return new Policy(model, tokenizer, null);
   }
 

@@ -27,7 +27,7 @@ export async function followTraining(world: Collective, hooks: RunHooks = {}): P
   let backend: Backend | null = null;
   let scorer: Scorer | null = null;
   let model: Model | null = null;
-  let ref: Model | null = null;
+  let refModel: Model | null = null;
   let optimizer: AdamW | null = null;
   try {
     backend = await createBackend(o.backend, { threads: o.threads, warn: log });
@@ -36,10 +36,10 @@ export async function followTraining(world: Collective, hooks: RunHooks = {}): P
     // The model directory gives the shapes; the values come from rank 0.
     model = (await loadCheckpoint(o.model, backend)).model;
     optimizer = makeOptimizer(model, o);
-    if (setup.hasRef) ref = (await loadCheckpoint(o.model, backend)).model;
+    if (setup.hasRef) refModel = (await loadCheckpoint(o.model, backend)).model;
     dp = await withDeviceCollective(dp, backend);
-    await syncFromRankZero(dp, model, optimizer, ref);
-    const trainer = new Trainer(o, new Policy(model, tokenizer, optimizer, 16), scorer, promptSource(o, setup.dataset), ref, dp);
+    await syncFromRankZero(dp, model, optimizer, refModel);
+    const trainer = new Trainer(o, new Policy(model, tokenizer, optimizer, o.microBatch, o.generationBatch), scorer, promptSource(o, setup.dataset), refModel && { model: refModel, disableAdapter: false }, dp);
     if (setup.curriculum) trainer.curriculum.state = setup.curriculum;
     for (let step = setup.startStep; step < o.steps; step++) {
       const m = await trainer.step(step);
@@ -47,6 +47,6 @@ export async function followTraining(world: Collective, hooks: RunHooks = {}): P
       if (evalAfter(o, step)) await dp.barrier(null);
     }
   } finally {
-    await releaseRun({ scorer, optimizer, ref, model, backend });
+    await releaseRun({ scorer, optimizer, ref: refModel, model, backend });
   }
 }

@@ -7,8 +7,8 @@
 //   config.json            resolved options (what --resume reads back)
 //   metrics.jsonl          one object per step (SFT steps carry sft_step/sft_loss)
 //   samples.jsonl          a few rollouts per step
-//   checkpoints/step-N/    model + optimizer + trainer state, written atomically
-//   sft-model/             the SFT-warmed model when the run made one
+//   checkpoints/step-N/    model (or LoRA adapter, PEFT layout) + optimizer + trainer state, atomically
+//   sft-model/             the SFT-warmed model (or adapter) when the run made one
 //   report.html            SVG curves, rewritten every reportEvery steps
 //
 // Order: options, then preflight of every input (dataset, model and prompt lengths, reward
@@ -26,7 +26,8 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, writeFi
 import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
-import { loadCheckpoint, removeStaleSaves, saveCheckpoint } from "../model/checkpoint.js";
+import { loadCheckpoint, loadOptimizerState, readTrainerState, removeStaleSaves, saveCheckpoint } from "../model/checkpoint.js";
+import { ADAPTER_CONFIG_FILE } from "../model/peft.js";
 import { loadConfig } from "../model/config.js";
 import { initModel } from "../model/init.js";
 import { Model } from "../model/model.js";
@@ -41,18 +42,19 @@ import { Progress } from "../util/progress.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
 import { evaluate, type EvalResult } from "./eval.js";
 import { checkPrompts } from "./inputs.js";
-import { OptionsError, resolveOptions, type TrainOptions } from "./options.js";
+import { loraConfigOf, OptionsError, resolveOptions, type TrainOptions } from "./options.js";
 import { Policy } from "./policy.js";
 import { claimRunDir, requireRunDir, type RunDirClaim } from "./run-dir.js";
 import { RolloutFleet } from "./rollout-fleet.js";
 import { rewindLogs } from "./run-logs.js";
 import { createScorer, type Scorer } from "./scoring.js";
 import { runSft } from "./sft.js";
-import { NonFiniteLossError, Trainer, type StepMetrics } from "./trainer.js";
+import { NonFiniteLossError, Trainer, type Reference, type StepMetrics } from "./trainer.js";
 import { broadcastJson, SoloCollective, type Collective } from "../distributed/collective.js";
 import { shareOf } from "../distributed/share.js";
 import { NcclCollective, withDeviceCollective } from "../distributed/nccl.js";
 import { syncFromRankZero } from "../distributed/sync.js";
+import { prepareForTraining } from "./train-setup.js";
 
 export interface RunHooks {
   /** A line of human-readable log (stderr in the CLI). */
@@ -145,6 +147,8 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     o = resolveOptions(userOpts);
   }
   shareOf(o.promptsPerStep, 0, dp.worldSize); // every rank needs a group: fail before any work
+  if (dp.worldSize > 1 && (loraConfigOf(o) !== null || o.adapter !== ""))
+    throw new OptionsError("LoRA adapters with several data-parallel ranks are not supported yet: train the adapter in one process");
   const runDir = resolve(o.out);
   // The tiny default lives in the run directory; it is made once the directory is ours.
   const defaultModel = join(runDir, "init-model");
@@ -167,7 +171,8 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   let scorer: Scorer | null = null;
   let claim: RunDirClaim | null = null;
   let model: Model | null = null;
-  let ref: Model | null = null;
+  let refModel: Model | null = null;
+  let ref: Reference | null = null;
   let optimizer: AdamW | null = null;
   let fleet: RolloutFleet | null = null;
   let started = false; // config.json written: from here on the directory holds a run
@@ -190,25 +195,32 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     writeJsonAtomic(join(runDir, "config.json"), o);
     started = true;
 
-    // ---- model: checkpoint (resume) > SFT output > the given model
+    // ---- model: checkpoint (resume) > SFT output > the given model. Under LoRA the base is
+    // always the given model and those directories hold adapters.
+    const lora = loraConfigOf(o);
+    const useLora = lora !== null || o.adapter !== "";
     const sftDir = join(runDir, "sft-model");
+    const sftDone = existsSync(join(sftDir, useLora ? ADAPTER_CONFIG_FILE : "config.json"));
+    const setup = (adapter: string) => ({ adapter, lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing });
     let startStep = 0;
     let trainerState: TrainerState | null = null;
     if (ckpt) {
-      const c = await loadCheckpoint(ckpt.dir, backend);
+      const c = await loadCheckpoint(useLora ? o.model : ckpt.dir, backend);
       model = c.model;
-      trainerState = c.trainerState as TrainerState | null;
+      await prepareForTraining(model, setup(useLora ? ckpt.dir : ""), log);
+      trainerState = (await readTrainerState(ckpt.dir)) as TrainerState | null;
       startStep = ckpt.step;
       rewindLogs(runDir, startStep, true, log);
       log(`anvil: resuming ${runDir} from step ${startStep}`);
-      optimizer = makeOptimizer(c.model, o);
-      if (c.optimizer) optimizer.loadState(c.optimizer);
+      optimizer = makeOptimizer(model, o);
+      const state = await loadOptimizerState(ckpt.dir);
+      if (state) optimizer.loadState(state);
     } else {
-      rewindLogs(runDir, 0, existsSync(join(sftDir, "config.json")), log);
-      const from = existsSync(join(sftDir, "config.json")) ? sftDir : o.model;
-      model = (await loadCheckpoint(from, backend)).model;
-      if (o.sftSteps > 0 && from !== sftDir) {
-        const warm = new Policy(model, tokenizer, null, 16);
+      rewindLogs(runDir, 0, sftDone, log);
+      model = (await loadCheckpoint(sftDone && !useLora ? sftDir : o.model, backend)).model;
+      await prepareForTraining(model, setup(sftDone && useLora ? sftDir : o.adapter), log);
+      if (o.sftSteps > 0 && !sftDone) {
+        const warm = new Policy(model, tokenizer, null, o.microBatch, o.generationBatch);
         const bar = new Progress("sft  ", o.sftSteps, o.progress);
         const t0 = performance.now();
         await runSft(warm, {
@@ -226,18 +238,22 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
           },
         });
         bar.done();
-        await saveCheckpoint(sftDir, model, { tokenizerDir: o.model });
+        await saveCheckpoint(sftDir, model, { tokenizerDir: o.model, baseModel: o.model });
         log(`anvil: SFT warm start done (${o.sftSteps} steps) -> ${sftDir}`);
       }
       optimizer = makeOptimizer(model, o);
     }
     const tokenizerDir = o.model;
     if (o.beta > 0) {
-      // Frozen reference: the policy RL started from (SFT output or the given model).
-      const refDir = existsSync(join(sftDir, "config.json")) ? sftDir : o.model;
-      ref = (await loadCheckpoint(refDir, backend)).model;
+      // Frozen reference. Full fine-tuning: the policy RL started from (SFT output or the given
+      // model), a second copy. LoRA: the base without the adapter, the same weights.
+      if (useLora) ref = { model, disableAdapter: true };
+      else {
+        refModel = (await loadCheckpoint(existsSync(join(sftDir, "config.json")) ? sftDir : o.model, backend)).model;
+        ref = { model: refModel, disableAdapter: false };
+      }
     }
-    const policy = new Policy(model, tokenizer, optimizer, 16);
+    const policy = new Policy(model, tokenizer, optimizer, o.microBatch, o.generationBatch);
     if (o.rolloutServer) {
       if (dp.worldSize > 1) throw new Error("--rollout-server with several data-parallel ranks is not supported yet: run one learner process (the servers already parallelise the rollouts)");
       // Rollouts from inference servers: check them, then put them on the learner's weights.
@@ -255,9 +271,9 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     }
     if (dp.worldSize > 1) {
       // The other ranks have waited (without a timeout) through the setup, SFT and first eval.
-      await broadcastJson<RunSetup>(dp, { options: o, startStep, curriculum: trainerState?.curriculum ?? null, dataset, hasRef: !!ref }, null);
+      await broadcastJson<RunSetup>(dp, { options: o, startStep, curriculum: trainerState?.curriculum ?? null, dataset, hasRef: !!refModel }, null);
       dp = await withDeviceCollective(dp, backend);
-      await syncFromRankZero(dp, model, optimizer, ref);
+      await syncFromRankZero(dp, model, optimizer, refModel);
       log(`anvil: data parallel over ${dp.worldSize} ranks (${dp instanceof NcclCollective ? "NCCL" : "TCP all-reduce"}): ${o.promptsPerStep} groups per step split across them`);
     }
     const trainer = new Trainer(o, policy, scorer, promptSource(o, dataset), ref, dp, fleet ?? policy);
@@ -297,7 +313,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       if (!o.progress && ((step + 1) % 10 === 0 || step === startStep)) log(`step ${step + 1}/${o.steps} reward ${fmt(m.reward_mean)} acc ${fmt(m.acc)} abstain ${fmt(m.abstain_rate)} len ${m.completion_len_mean.toFixed(1)} ${Math.round(m.tokens_per_s)} tok/s`);
       if ((step + 1) % o.checkpointEvery === 0 || step + 1 === o.steps) {
         const dir = join(runDir, "checkpoints", `step-${step + 1}`);
-        await saveCheckpoint(dir, model, { tokenizerDir, optimizer: await optimizer.exportState(), trainerState: { step: step + 1, curriculum: trainer.curriculum.state } });
+        await saveCheckpoint(dir, model, { tokenizerDir, baseModel: o.model, optimizer: await optimizer.exportState(), trainerState: { step: step + 1, curriculum: trainer.curriculum.state } });
         lastCheckpoint = dir;
       }
       if ((step + 1) % o.reportEvery === 0) report();
@@ -312,7 +328,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     return { runDir, steps: o.steps, initialEval, finalEval, lastCheckpoint };
   } finally {
     fleet?.close();
-    await releaseRun({ scorer, optimizer, ref, model, backend });
+    await releaseRun({ scorer, optimizer, ref: refModel, model, backend });
     // A run that failed before it started (e.g. a dataset prompt too long for the default model
     // made in it) leaves no directory behind when it created one.
     if (started) claim?.release();
@@ -320,10 +336,14 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   }
 }
 
-/** The learning rate to use: the option, or by model size when it is 0 (auto). */
-export function effectiveLr(o: TrainOptions, numParams: number): number {
+/**
+ * The learning rate to use: the option, or by model size when it is 0 (auto). LoRA adapters
+ * take rates about 10x those of full fine-tuning (the update is low-rank and starts at zero).
+ */
+export function effectiveLr(o: TrainOptions, numParams: number, lora = false): number {
   if (o.lr > 0) return o.lr;
-  return numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
+  const full = numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
+  return lora ? Math.min(1e-3, 10 * full) : full;
 }
 
 /** Frees what a run (or a data-parallel rank's part of one) holds, whatever was made. */
@@ -344,8 +364,8 @@ export function makeScorer(o: TrainOptions, log: (l: string) => void): Promise<S
 }
 
 export function makeOptimizer(model: Model, o: TrainOptions): AdamW {
-  const lr = effectiveLr(o, model.numParameters);
-  return new AdamW(model, {
+  const lr = effectiveLr(o, model.numParameters, model.adapter !== null);
+  return new AdamW(model.trainable, {
     lr,
     beta1: o.beta1,
     beta2: o.beta2,

@@ -20,7 +20,7 @@ export interface SftOptions {
 
 export async function runSft(policy: Policy, o: SftOptions): Promise<number[]> {
   const model = policy.model;
-  const opt = new AdamW(model, { lr: o.lr, warmupSteps: Math.min(10, Math.floor(o.steps / 10)), schedule: "cosine", totalSteps: Math.max(1, o.steps), minLr: o.lr * 0.1, maxGradNorm: 1 });
+  const opt = new AdamW(model.trainable, { lr: o.lr, warmupSteps: Math.min(10, Math.floor(o.steps / 10)), schedule: "cosine", totalSteps: Math.max(1, o.steps), minLr: o.lr * 0.1, maxGradNorm: 1 });
   const losses: number[] = [];
   try {
     for (let s = 0; s < o.steps; s++) {

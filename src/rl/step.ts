@@ -1,21 +1,27 @@
-// The policy update: fused forward -> linear log-prob + entropy -> GRPO loss -> backward.
-// Logits never exist in memory: the GRPO loss's dLogprob/dEntropy flow straight into the
-// linear log-prob backward.
+// The one log-prob path of Anvil: decoder forward -> fused linear log-prob + entropy (logits
+// never exist in memory). Scoring (old / reference log-probs, `anvil score`) runs it without
+// gradients; the policy update feeds the GRPO loss's dLogprob/dEntropy straight into the linear
+// log-prob backward; SFT feeds -1/tokens. Gradient checkpointing is the model's setting
+// (model.gradientCheckpointing), and with an adapter attached only the adapter is trained.
 import { GRPO_STATS, type Backend, type GrpoLossOptions, type Tensor } from "../backend/backend.js";
-import type { Model } from "../model/model.js";
+import type { ForwardOptions, Model } from "../model/model.js";
 import { sliceBatch, type PackedBatch } from "./batch.js";
 
 export type GrpoStats = Record<(typeof GRPO_STATS)[number], number>;
 
-/** Per-token log-probs and entropies of a packed batch under the model, (B*T) each. */
-export async function scoreTokens(model: Model, batch: PackedBatch, temperature: number, microBatch: number): Promise<{ logprob: Float32Array; entropy: Float32Array }> {
+/**
+ * Per-token log-probs and entropies of a packed batch under the model, (B*T) each, without
+ * gradients (no training activations are kept). `disableAdapter` scores the base model alone:
+ * the KL reference under LoRA.
+ */
+export async function scoreTokens(model: Model, batch: PackedBatch, temperature: number, microBatch: number, opts: { disableAdapter?: boolean } = {}): Promise<{ logprob: Float32Array; entropy: Float32Array }> {
   const be = model.backend;
   const N = batch.B * batch.T;
   const logprob = new Float32Array(N);
   const entropy = new Float32Array(N);
   for (let s = 0; s < batch.B; s += microBatch) {
     const mb = sliceBatch(batch, s, Math.min(microBatch, batch.B - s));
-    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, temperature);
+    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, temperature, { noGrad: true, disableAdapter: opts.disableAdapter });
     logprob.set((await be.read(lp)) as Float32Array, s * batch.T);
     entropy.set((await be.read(ent)) as Float32Array, s * batch.T);
     for (const t of [lp, ent, lse, targets]) t.dispose();
@@ -24,10 +30,10 @@ export async function scoreTokens(model: Model, batch: PackedBatch, temperature:
   return { logprob, entropy };
 }
 
-function forwardLogprob(model: Model, mb: PackedBatch, temperature: number) {
+function forwardLogprob(model: Model, mb: PackedBatch, temperature: number, opts: ForwardOptions = {}) {
   const be = model.backend;
   const n = mb.B * mb.T;
-  const acts = model.forward(mb.ids, mb.B, mb.T);
+  const acts = model.forward(mb.ids, mb.B, mb.T, opts);
   const targets = be.upload(mb.targets, [n]);
   const lp = be.zeros([n]);
   const ent = be.zeros([n]);

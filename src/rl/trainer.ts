@@ -3,7 +3,7 @@
 //   -> policy update(s) (fused GRPO loss) -> metrics, checkpoint, report.
 import { EventEmitter } from "node:events";
 import type { Backend } from "../backend/backend.js";
-import type { Model } from "../model/model.js";
+import type { Model, Trainable } from "../model/model.js";
 import type { Instance } from "../tasks/types.js";
 import { completionFor } from "../tasks/types.js";
 import { allReduceRecord, SoloCollective, type Collective } from "../distributed/collective.js";
@@ -75,9 +75,18 @@ export class NonFiniteLossError extends Error {
   }
 }
 
+/**
+ * The frozen KL reference: a separate model (full fine-tuning), or the policy's own base with
+ * its adapter disabled (LoRA: no second copy of the weights).
+ */
+export interface Reference {
+  model: Model;
+  disableAdapter: boolean;
+}
+
 export class Trainer extends EventEmitter {
   readonly curriculum: Curriculum;
-  private ref: Model | null;
+  private ref: Reference | null;
 
   constructor(
     readonly opts: TrainOptions,
@@ -85,7 +94,7 @@ export class Trainer extends EventEmitter {
     readonly scorer: Scorer,
     /** Prompt source: instance i of step s (generated or from a dataset). */
     readonly prompts: (step: number, i: number, depth: number) => Instance,
-    ref: Model | null,
+    ref: Reference | null,
     /** Data parallel: this process's rank among the ranks sharing each step's groups. */
     readonly collective: Collective = new SoloCollective(),
     /** Where rollouts come from (default: the policy, in process). */
@@ -245,7 +254,7 @@ export class Trainer extends EventEmitter {
     // using the old log-probs there.
     const old = o.numIterations > 1 || useRollout ? (await scoreTokens(model, batch, o.temperature || 1, mbs)).logprob : null;
     if (old && useRollout) fillMissingRollout(batch, seqs, old);
-    const refLp = this.ref && o.beta > 0 ? (await scoreTokens(this.ref, batch, o.temperature || 1, mbs)).logprob : null;
+    const refLp = this.ref && o.beta > 0 ? (await scoreTokens(this.ref.model, batch, o.temperature || 1, mbs, { disableAdapter: this.ref.disableAdapter })).logprob : null;
     let stats: GrpoStats | null = null;
     let gradNorm = 0;
     for (let it = 0; it < o.numIterations; it++) {
@@ -275,7 +284,7 @@ export class Trainer extends EventEmitter {
       if (upd.skipped) throw new NonFiniteLossError(step + 1, "the gradient norm");
       gradNorm = upd.gradNorm;
       lr = upd.lr;
-      if (!(await paramsFinite(model))) throw new NonFiniteLossError(step + 1, "the parameter norm after the update");
+      if (!(await paramsFinite(model.trainable))) throw new NonFiniteLossError(step + 1, "the parameter norm after the update");
       if (it === 0) stats = st;
     }
     const upSeconds = (performance.now() - tUp0) / 1000;
@@ -361,8 +370,8 @@ const STAT_OPS = { ratioMin: "min", ratioMax: "max" } as const satisfies Partial
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
-/** Whether every parameter is finite (one reduction, one scalar read). */
-async function paramsFinite(model: Model): Promise<boolean> {
+/** Whether every trained parameter is finite (one reduction, one scalar read). */
+async function paramsFinite(model: Trainable): Promise<boolean> {
   const be = model.backend;
   const acc = be.zeros([1]);
   try {

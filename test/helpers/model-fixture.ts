@@ -1,7 +1,11 @@
 // Reader for the fixtures written by test/fixtures/make_model_fixtures.py (format documented
 // there: magic "ANVM", version, JSON index, then float32 / int32 blobs).
 import { readFileSync } from "node:fs";
+import type { LoraModule } from "../../src/model/lora.js";
+import type { Model } from "../../src/model/model.js";
 import type { ModelConfig } from "../../src/model/types.js";
+import { batchFromTargets } from "../../src/rl/batch.js";
+import { supervisedGradient } from "../../src/rl/step.js";
 
 export const FIXTURE_MAGIC = 0x4d564e41;
 export const FIXTURE_VERSION = 1;
@@ -11,6 +15,8 @@ export interface ModelFixture {
   B: number;
   T: number;
   tensors: Map<string, { data: Float32Array | Int32Array; shape: number[] }>;
+  /** LoRA fixtures: the adapter's rank, alpha and targets (its tensors under PEFT names). */
+  lora?: { r: number; alpha: number; targets: LoraModule[] };
 }
 
 export function readModelFixture(path: string): ModelFixture {
@@ -29,7 +35,7 @@ export function readModelFixture(path: string): ModelFixture {
     tensors.set(t.name, { data: t.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes), shape: t.shape });
   }
   const config: ModelConfig = { ...index.config, raw: {} };
-  return { config, B: index.B, T: index.T, tensors };
+  return { config, B: index.B, T: index.T, tensors, lora: index.lora };
 }
 
 /** The parameters of a fixture (every tensor that is not an input, output or gradient). */
@@ -39,4 +45,26 @@ export function fixtureWeights(f: ModelFixture): Map<string, Float32Array> {
     if (name.startsWith("model.") || name === "lm_head.weight") w.set(name, t.data as Float32Array);
   }
   return w;
+}
+
+/** The LoRA tensors of a fixture, under PEFT names. */
+export function fixtureAdapterWeights(f: ModelFixture): Map<string, Float32Array> {
+  const w = new Map<string, Float32Array>();
+  for (const [name, t] of f.tensors) if (name.startsWith("base_model.")) w.set(name, t.data as Float32Array);
+  return w;
+}
+
+/**
+ * Mean next-token cross-entropy of targets (B, T) (< 0 ignored) and its gradient accumulated
+ * into the model (or its adapter), through Anvil's one log-prob path (src/rl/step.ts).
+ */
+export async function lmLoss(model: Model, ids: Int32Array, targets: Int32Array, B: number, T: number, opts: { checkpointing?: boolean } = {}): Promise<{ loss: number; tokens: number }> {
+  const batch = batchFromTargets(ids, targets, B, T);
+  const saved = model.gradientCheckpointing;
+  model.gradientCheckpointing = opts.checkpointing ?? saved;
+  try {
+    return { loss: await supervisedGradient(model, batch, B), tokens: batch.tokens };
+  } finally {
+    model.gradientCheckpointing = saved;
+  }
 }

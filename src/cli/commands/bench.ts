@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { runBench, type BenchSuite } from "../../bench/report.js";
+import { intArg } from "../common.js";
 import { packageRoot, runningFromDist } from "../../util/package-root.js";
 
 /** bench/suites.ts's SUITES, from the built tree or the sources (whichever this module runs from). */
@@ -18,15 +19,29 @@ export function register(program: Command): void {
   program
     .command("bench")
     .description(
-      "microbenchmarks (fused kernels against their unfused composition and PyTorch, every sgemm candidate, attention), backend comparison, model training/decoding tokens/s, and anvil serve against in-process generation; rows print as they are measured",
+      "microbenchmarks (fused kernels against their unfused composition and PyTorch, every sgemm candidate, attention), backend comparison, model training/decoding tokens/s, memory of paper-sized models, and anvil serve against in-process generation; rows print as they are measured",
     )
-    .addArgument(new Argument("[suite]", "what to run").choices(["kernels", "backends", "model", "serve", "all"]).default("kernels"))
+    .addArgument(
+      new Argument("[suite]", "what to run (memory: one RL step of random Qwen3-0.6B / Qwen3-1.7B / Qwen2.5-3B-shaped models, full FT and LoRA r=16: peak RSS, s/step, decode tok/s; not part of all)")
+        .choices(["kernels", "backends", "model", "memory", "serve", "all"])
+        .default("kernels"),
+    )
     .option("--quick", "tiny sizes and short timing (a smoke run of about a minute)")
     .option("--full", "the large sizes (N=4096 tokens, V up to 151,936; tens of minutes)")
     .option("--json", "print one JSON object with every row at the end (rows and progress go to stderr meanwhile)")
-    .action(async (suite: string, o: { quick?: boolean; full?: boolean; json?: boolean }) => {
+    .option("--models <list>", "memory: which of qwen3-0.6b,qwen3-1.7b,qwen2.5-3b (default: all three)")
+    .option("--modes <list>", "memory: lora,full (default: both)")
+    .option("--shape <PxGxN[xL]>", "memory: prompts x group x new tokens [x prompt length] (default 8x5x256x64)")
+    .option("--threads <n>", "memory: CPU threads (0 = all cores)", intArg("--threads"), 0)
+    .option("--micro-batch <n>", "memory: sequences per forward/backward (default 16)", intArg("--micro-batch", 1))
+    .option("--generation-batch <n>", "memory: rollouts decoded together (default 64)", intArg("--generation-batch", 1))
+    .action(async (suite: string, o: { quick?: boolean; full?: boolean; json?: boolean; models?: string; modes?: string; shape?: string; threads: number; microBatch?: number; generationBatch?: number }) => {
       if (o.quick && o.full) throw new Error("anvil bench: --quick and --full exclude each other");
-      const suites = (await loadSuites()).filter((s) => suite === "all" || s.suite === suite);
-      await runBench(suites, { quick: o.quick, full: o.full, json: o.json });
+      const list = (s?: string) => s?.split(",").map((x) => x.trim()).filter(Boolean);
+      for (const m of list(o.modes) ?? []) if (m !== "lora" && m !== "full") throw new Error(`--modes: "${m}" is not lora or full`);
+      const args = { models: list(o.models), modes: list(o.modes), shape: o.shape, threads: o.threads, microBatch: o.microBatch, generationBatch: o.generationBatch };
+      // all: everything but memory (one RL step of each paper-sized model takes hours here).
+      const suites = (await loadSuites()).filter((s) => (suite === "all" ? s.suite !== "memory" : s.suite === suite));
+      await runBench(suites, { quick: o.quick, full: o.full, json: o.json, args });
     });
 }

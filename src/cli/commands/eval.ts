@@ -5,7 +5,7 @@ import { Policy } from "../../rl/policy.js";
 import { heldOut } from "../../rl/run.js";
 import { readDataset } from "../../tasks/dataset.js";
 import type { TaskName } from "../../tasks/types.js";
-import { backendFlags, intArg, log, printJson, taskOption } from "../common.js";
+import { adapterOption, backendFlags, intArg, log, printJson, taskOption } from "../common.js";
 
 export function register(program: Command): void {
   backendFlags(
@@ -13,6 +13,7 @@ export function register(program: Command): void {
       .command("eval")
       .description("greedy held-out evaluation: accuracy overall, on answerable and on unanswerable items, abstain rate")
       .requiredOption("--model <dir>", "model directory")
+      .addOption(adapterOption())
       .addOption(taskOption())
       .option("--n <n>", "instances (half unanswerable)", intArg("--n", 2), 100)
       .option("--min-depth <n>", "smallest derivation depth", intArg("--min-depth", 1), 1)
@@ -22,9 +23,9 @@ export function register(program: Command): void {
       .option("--max-new-tokens <n>", "longest completion", intArg("--max-new-tokens", 1), 96)
       .option("--samples", "include every completion in the JSON output")
       .option("--json", "print one JSON object"),
-  ).action(async (o: { model: string; task: TaskName; n: number; minDepth: number; maxDepth: number; seed: number; dataset?: string; maxNewTokens: number; samples?: boolean; json?: boolean; backend: "auto"; threads: number }) => {
+  ).action(async (o: { model: string; adapter?: string; task: TaskName; n: number; minDepth: number; maxDepth: number; seed: number; dataset?: string; maxNewTokens: number; samples?: boolean; json?: boolean; backend: "auto"; threads: number }) => {
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-    const policy = await Policy.load(o.model, backend);
+    const policy = await Policy.load(o.model, backend, { adapter: o.adapter });
     const items = o.dataset ? await readDataset(o.dataset) : heldOut(o.task, o.n, o.minDepth, o.maxDepth, o.seed);
     const t0 = performance.now();
     const { result, samples } = await evaluate(policy, items, o.maxNewTokens);

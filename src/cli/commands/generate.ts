@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { createBackend } from "../../backend/index.js";
 import { Policy } from "../../rl/policy.js";
-import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
+import { adapterOption, backendFlags, intArg, log, numArg, printJson } from "../common.js";
 
 export function register(program: Command): void {
   backendFlags(
@@ -9,6 +9,7 @@ export function register(program: Command): void {
       .command("generate")
       .description("complete a prompt (chat template applied) with the fused sampler, seeded and reproducible")
       .requiredOption("--model <dir>", "model directory")
+      .addOption(adapterOption())
       .requiredOption("--prompt <s>", "user message")
       .option("--n <n>", "completions to draw", intArg("--n", 1), 1)
       .option("--max-new-tokens <n>", "longest completion", intArg("--max-new-tokens", 1), 128)
@@ -19,9 +20,9 @@ export function register(program: Command): void {
       .option("--greedy", "argmax decoding")
       .option("--seed <n>", "sampling seed", intArg("--seed"), 1)
       .option("--json", "print one JSON object"),
-  ).action(async (o: { model: string; prompt: string; n: number; maxNewTokens: number; temperature: number; topK: number; topP: number; minP: number; greedy?: boolean; seed: number; json?: boolean; backend: "auto"; threads: number }) => {
+  ).action(async (o: { model: string; adapter?: string; prompt: string; n: number; maxNewTokens: number; temperature: number; topK: number; topP: number; minP: number; greedy?: boolean; seed: number; json?: boolean; backend: "auto"; threads: number }) => {
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-    const policy = await Policy.load(o.model, backend);
+    const policy = await Policy.load(o.model, backend, { adapter: o.adapter });
     const t0 = performance.now();
     const gens = await policy.generate(Array(o.n).fill(o.prompt), {
       maxNewTokens: o.maxNewTokens,

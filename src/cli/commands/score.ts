@@ -5,7 +5,7 @@ import { Tokenizer } from "../../model/tokenizer.js";
 import { Policy } from "../../rl/policy.js";
 import { packBatch } from "../../rl/batch.js";
 import { scoreTokens } from "../../rl/step.js";
-import { backendFlags, log, numArg, printJson } from "../common.js";
+import { adapterOption, backendFlags, log, numArg, printJson } from "../common.js";
 
 export function register(program: Command): void {
   backendFlags(
@@ -13,11 +13,12 @@ export function register(program: Command): void {
       .command("score")
       .description("per-token log-prob and entropy of a sequence under the model (token 0 has none)")
       .requiredOption("--model <dir>", "model directory")
+      .addOption(adapterOption())
       .option("--text <s>", "text to score (tokenized as is, no chat template)")
       .option("--ids <list>", "comma-separated token ids to score")
       .option("--temperature <t>", "softmax temperature", numArg("--temperature", 1e-6), 1)
       .option("--json", "print one JSON object"),
-  ).action(async (o: { model: string; text?: string; ids?: string; temperature: number; json?: boolean; backend: "auto"; threads: number }) => {
+  ).action(async (o: { model: string; adapter?: string; text?: string; ids?: string; temperature: number; json?: boolean; backend: "auto"; threads: number }) => {
     if ((o.text === undefined) === (o.ids === undefined)) throw new Error("give exactly one of --text or --ids");
     // Checked against the model's config and tokenizer before its weights are loaded.
     const config = await loadConfig(o.model);
@@ -27,7 +28,7 @@ export function register(program: Command): void {
     if (ids.length > config.maxPositionEmbeddings)
       throw new Error(`${ids.length} tokens exceed the model's context length ${config.maxPositionEmbeddings}: score a shorter sequence`);
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-    const policy = await Policy.load(o.model, backend);
+    const policy = await Policy.load(o.model, backend, { adapter: o.adapter });
     // Row layout: the "prompt" is token 0, the scored "completion" is tokens 1..n-1.
     const batch = packBatch([{ promptIds: ids.slice(0, 1), completionIds: ids.slice(1) }], policy.padId);
     const { logprob, entropy } = await scoreTokens(policy.model, batch, o.temperature, 1);

@@ -1,33 +1,60 @@
 import type { Command } from "commander";
 import { createBackend } from "../../backend/index.js";
 import { saveCheckpoint } from "../../model/checkpoint.js";
+import { loraConfigOf } from "../../rl/options.js";
 import { Policy } from "../../rl/policy.js";
 import { runSft } from "../../rl/sft.js";
+import { prepareForTraining } from "../../rl/train-setup.js";
 import { generate } from "../../tasks/index.js";
 import type { TaskName } from "../../tasks/types.js";
 import { Progress } from "../../util/progress.js";
 import { mixSeed, PURPOSE } from "../../util/seed.js";
-import { backendFlags, intArg, log, numArg, printJson, taskOption } from "../common.js";
+import { backendFlags, intArg, log, loraFlags, numArg, printJson, taskOption } from "../common.js";
+
+interface SftFlags {
+  model: string;
+  adapter?: string;
+  loraR: number;
+  loraAlpha: number;
+  loraTargets: string;
+  gradientCheckpointing?: boolean;
+  task: TaskName;
+  steps: number;
+  batch: number;
+  lr: number;
+  minDepth: number;
+  maxDepth: number;
+  seed: number;
+  out: string;
+  json?: boolean;
+  backend: "auto";
+  threads: number;
+}
 
 export function register(program: Command): void {
   backendFlags(
-    program
-      .command("sft")
-      .description("supervised fine-tuning on the task's ground-truth traces (the warm start before RL); writes an HF model directory")
-      .requiredOption("--model <dir>", "model directory to start from")
-      .addOption(taskOption())
-      .option("--steps <n>", "optimizer steps", intArg("--steps", 1), 150)
-      .option("--batch <n>", "sequences per step", intArg("--batch", 1), 16)
-      .option("--lr <x>", "peak learning rate (cosine schedule)", numArg("--lr", 0), 2e-3)
-      .option("--min-depth <n>", "smallest derivation depth", intArg("--min-depth", 1), 1)
-      .option("--max-depth <n>", "largest derivation depth", intArg("--max-depth", 1), 2)
-      .option("--seed <n>", "data seed", intArg("--seed"), 1)
-      .requiredOption("--out <dir>", "output model directory")
-      .option("--json", "print the loss curve as one JSON object"),
-  ).action(async (o: { model: string; task: TaskName; steps: number; batch: number; lr: number; minDepth: number; maxDepth: number; seed: number; out: string; json?: boolean; backend: "auto"; threads: number }) => {
+    loraFlags(
+      program
+        .command("sft")
+        .description("supervised fine-tuning on the task's ground-truth traces (the warm start before RL); writes an HF model directory, or a PEFT adapter directory under LoRA")
+        .requiredOption("--model <dir>", "model directory to start from")
+        .addOption(taskOption())
+        .option("--steps <n>", "optimizer steps", intArg("--steps", 1), 150)
+        .option("--batch <n>", "sequences per step", intArg("--batch", 1), 16)
+        .option("--lr <x>", "peak learning rate (cosine schedule)", numArg("--lr", 0), 2e-3)
+        .option("--min-depth <n>", "smallest derivation depth", intArg("--min-depth", 1), 1)
+        .option("--max-depth <n>", "largest derivation depth", intArg("--max-depth", 1), 2)
+        .option("--seed <n>", "data seed", intArg("--seed"), 1)
+        .requiredOption("--out <dir>", "output directory (a model, or an adapter under LoRA)")
+        .option("--json", "print the loss curve as one JSON object"),
+    ),
+  ).action(async (o: SftFlags) => {
     if (o.minDepth > o.maxDepth) throw new Error(`--min-depth (${o.minDepth}) must be <= --max-depth (${o.maxDepth})`);
+    if (o.adapter && o.loraR) throw new Error(`--adapter ${o.adapter} carries its own rank, alpha and targets: drop --lora-r`);
+    const lora = loraConfigOf(o);
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
     const policy = await Policy.load(o.model, backend);
+    await prepareForTraining(policy.model, { adapter: o.adapter ?? "", lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing ?? "auto" }, log);
     const bar = new Progress("sft", o.steps);
     const losses = await runSft(policy, {
       steps: o.steps,
@@ -37,8 +64,8 @@ export function register(program: Command): void {
       onStep: (s, loss) => bar.update(s + 1, { loss }),
     });
     bar.done();
-    await saveCheckpoint(o.out, policy.model, { tokenizerDir: o.model });
-    log(`sft: loss ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)}; wrote ${o.out}`);
+    await saveCheckpoint(o.out, policy.model, { tokenizerDir: o.model, baseModel: o.model });
+    log(`sft: loss ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)}; wrote ${o.out}${policy.model.adapter ? " (LoRA adapter)" : ""}`);
     if (o.json) printJson({ out: o.out, losses });
     policy.model.dispose();
     backend.destroy();

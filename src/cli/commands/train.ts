@@ -14,6 +14,10 @@ const HELP: { [K in keyof TrainOptions]: string } = {
   backend: "compute backend (auto: cuda, then a hardware webgpu adapter, then cpu)",
   threads: "CPU threads (0 = all cores)",
   seed: "seed for data, sampling and init: same seed, same run",
+  adapter: "PEFT LoRA adapter directory to start from (implies LoRA; its r, alpha and targets are used)",
+  loraR: "LoRA rank (0 = full fine-tuning); base frozen, only the adapter trained and saved",
+  loraAlpha: "LoRA alpha: update = (alpha / r) B A (0 = 2r)",
+  loraTargets: "projections with adapters: any of q,k,v,o,gate,up,down",
   algo: "preset: sets advantage, loss aggregation and anchor unless given",
   advantage: "advantage estimator",
   anchor: "inject ground-truth trajectories: in every group (the paper), only in all-fail groups, or off",
@@ -48,7 +52,9 @@ const HELP: { [K in keyof TrainOptions]: string } = {
   beta1: "AdamW beta1",
   beta2: "AdamW beta2",
   maxGradNorm: "global grad-norm clip (0 = off)",
-  gradientCheckpointing: "recompute block activations in backward",
+  microBatch: "sequences per forward/backward pass (activation memory grows with it; same gradient)",
+  generationBatch: "rollouts decoded together (KV-cache memory grows with it; same rollouts)",
+  gradientCheckpointing: "recompute block activations in backward (default auto: on under LoRA above 100M parameters)",
   rewards: 'reward terms with weights, e.g. "correct" (default), "honesty:1,format:0.1,./my-reward.mjs:0.5"',
   rewardTimeoutMs: "per-call reward timeout (a hanging reward costs that sample)",
   rewardHeapMb: "heap limit of each reward worker in MB (a reward that exhausts it costs that sample)",
@@ -88,7 +94,7 @@ export function register(program: Command): void {
     const { kind } = OPTION_KINDS[key];
     const flag = `--${kebab(key)}`;
     const def = DEFAULTS[key];
-    if (kind === "boolean") {
+    if (kind === "boolean" || kind === "auto-boolean") {
       cmd.addOption(new Option(flag, HELP[key]));
       cmd.addOption(new Option(`--no-${kebab(key)}`).hideHelp());
       continue;
