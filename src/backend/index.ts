@@ -1,9 +1,9 @@
 // Backend selection: `--backend cpu|cuda|webgpu|auto`. GPU backends are imported lazily so
 // that a machine without them never loads their code.
-import type { Backend } from "./backend.js";
+import type { Backend, BackendChoice } from "./backend.js";
 import { CpuBackend } from "./cpu.js";
 
-export type BackendChoice = "auto" | "cpu" | "cuda" | "webgpu";
+export type { BackendChoice } from "./backend.js";
 
 export interface BackendOptions {
   threads?: number;

@@ -5,9 +5,10 @@ import { Policy } from "../../rl/policy.js";
 import { runSft } from "../../rl/sft.js";
 import { generate } from "../../tasks/index.js";
 import type { TaskName } from "../../tasks/types.js";
+import type { BackendChoice } from "../../backend/backend.js";
 import { Progress } from "../../util/progress.js";
 import { mixSeed, PURPOSE } from "../../util/seed.js";
-import { backendFlags, intArg, log, numArg, printJson, taskOption } from "../common.js";
+import { backendFlags, intArg, log, optionFlag, printJson, taskOption } from "../common.js";
 
 export function register(program: Command): void {
   backendFlags(
@@ -17,14 +18,14 @@ export function register(program: Command): void {
       .requiredOption("--model <dir>", "model directory to start from")
       .addOption(taskOption())
       .option("--steps <n>", "optimizer steps", intArg("--steps", 1), 150)
-      .option("--batch <n>", "sequences per step", intArg("--batch", 1), 16)
-      .option("--lr <x>", "peak learning rate (cosine schedule)", numArg("--lr", 0), 2e-3)
-      .option("--min-depth <n>", "smallest derivation depth", intArg("--min-depth", 1), 1)
-      .option("--max-depth <n>", "largest derivation depth", intArg("--max-depth", 1), 2)
-      .option("--seed <n>", "data seed", intArg("--seed"), 1)
+      .addOption(optionFlag("sftBatch", { flag: "--batch", help: "sequences per step", withDefault: true }))
+      .addOption(optionFlag("sftLr", { flag: "--lr", help: "peak learning rate (cosine schedule)", withDefault: true }))
+      .addOption(optionFlag("minDepth", { withDefault: true }))
+      .addOption(optionFlag("maxDepth", { withDefault: true }))
+      .addOption(optionFlag("seed", { help: "data seed", withDefault: true }))
       .requiredOption("--out <dir>", "output model directory")
       .option("--json", "print the loss curve as one JSON object"),
-  ).action(async (o: { model: string; task: TaskName; steps: number; batch: number; lr: number; minDepth: number; maxDepth: number; seed: number; out: string; json?: boolean; backend: "auto"; threads: number }) => {
+  ).action(async (o: { model: string; task: TaskName; steps: number; batch: number; lr: number; minDepth: number; maxDepth: number; seed: number; out: string; json?: boolean; backend: BackendChoice; threads: number }) => {
     if (o.minDepth > o.maxDepth) throw new Error(`--min-depth (${o.minDepth}) must be <= --max-depth (${o.maxDepth})`);
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
     const policy = await Policy.load(o.model, backend);

@@ -1,74 +1,7 @@
 import { Option, type Command } from "commander";
-import { DEFAULTS, loadOptionsFile, OPTION_KINDS, parseOptions, type TrainOptions } from "../../rl/options.js";
+import { loadOptionsFile, OPTION_NAMES, OPTIONS, parseOptions } from "../../rl/options.js";
 import { runTraining } from "../../rl/run.js";
-import { log, printJson } from "../common.js";
-
-/** One line of --help per option (the full documentation is on TrainOptions). */
-const HELP: { [K in keyof TrainOptions]: string } = {
-  model: "model directory (HF format); default: make the tiny model and warm it up with SFT",
-  task: "task generator",
-  dataset: "JSONL dataset ({prompt, answer} per line) instead of generated prompts",
-  out: "run directory (metrics.jsonl, checkpoints/, report.html)",
-  backend: "compute backend (auto: cuda, then a hardware webgpu adapter, then cpu)",
-  threads: "CPU threads (0 = all cores)",
-  seed: "seed for data, sampling and init: same seed, same run",
-  algo: "preset: sets advantage, loss aggregation and anchor unless given",
-  advantage: "advantage estimator",
-  anchor: "inject ground-truth trajectories: in every group (the paper), only in all-fail groups, or off",
-  anchorCount: "ground-truth trajectories per anchored group",
-  anchorAnneal: "decay the anchoring probability from 1 to 0",
-  anchorAnnealSteps: "annealing horizon in steps (0 = the whole run)",
-  steps: "RL optimizer steps",
-  promptsPerStep: "prompts (groups) per step",
-  groupSize: "rollouts per prompt (G)",
-  maxNewTokens: "longest completion in tokens",
-  temperature: "rollout sampling temperature",
-  topP: "nucleus sampling mass (1 = off)",
-  topK: "top-k sampling (0 = off)",
-  minP: "min-p sampling (0 = off)",
-  rolloutServer: "comma-separated OpenAI-compatible servers (vLLM, SGLang, anvil serve) to draw rollouts from, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000",
-  syncEvery: "publish weights to the rollout servers every N steps",
-  syncDir: "directory the servers load published weights from (default: <out>/published)",
-  rolloutTimeoutMs: "per-request timeout of a rollout server (a slower one counts as failed)",
-  epsLow: "PPO clip: ratio >= 1 - epsLow",
-  epsHigh: "PPO clip: ratio <= 1 + epsHigh (clip-higher)",
-  dualClip: "dual-clip constant for negative advantages (0 = off)",
-  beta: "KL coefficient against the frozen initial policy (0 = off)",
-  kl: "KL estimator",
-  entropyCoef: "entropy bonus coefficient",
-  tisCap: "truncated importance-sampling cap (0 = off)",
-  lossAggregation: "how token losses are averaged",
-  numIterations: "policy updates per batch (mu)",
-  lr: "peak learning rate (0 = by model size: 3e-4 under 10M parameters, 1e-5 under 1B, else 1e-6)",
-  warmupSteps: "linear warmup steps",
-  minLrRatio: "cosine floor as a fraction of lr",
-  weightDecay: "AdamW decoupled weight decay",
-  beta1: "AdamW beta1",
-  beta2: "AdamW beta2",
-  maxGradNorm: "global grad-norm clip (0 = off)",
-  gradientCheckpointing: "recompute block activations in backward",
-  rewards: 'reward terms with weights, e.g. "correct" (default), "honesty:1,format:0.1,./my-reward.mjs:0.5"',
-  rewardTimeoutMs: "per-call reward timeout (a hanging reward costs that sample)",
-  rewardHeapMb: "heap limit of each reward worker in MB (a reward that exhausts it costs that sample)",
-  curriculum: "depth curriculum",
-  minDepth: "smallest derivation depth",
-  maxDepth: "largest derivation depth",
-  filter: "drop groups without reward variance (zero-std) or with pass rate 0 or 1 (balanced), refilling",
-  maxRefills: "extra generation rounds per step to refill filtered groups",
-  truncatePrompts: "cut dataset prompts that do not fit the context (with --max-new-tokens) to their last tokens, instead of failing",
-  sftSteps: "SFT warm-start steps before RL (the tiny default uses 400)",
-  sftLr: "SFT learning rate",
-  sftBatch: "SFT batch size",
-  checkpointEvery: "checkpoint every N steps",
-  evalEvery: "held-out eval every N steps (0 = start and end only)",
-  evalN: "held-out eval size",
-  evalDepth: "depth of the held-out items (0 = uniform over min..max depth)",
-  reportEvery: "rewrite report.html every N steps",
-  samplesPerStep: "rollouts logged to samples.jsonl per step",
-  progress: "progress bar on stderr",
-};
-
-const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+import { log, optionFlag, printJson } from "../common.js";
 
 export function register(program: Command): void {
   const cmd = program
@@ -77,19 +10,10 @@ export function register(program: Command): void {
     .option("--config <file>", "JSON or YAML file of options (flags override it)")
     .option("--resume <run>", "continue a run directory from its last checkpoint (same metrics as an uninterrupted run)")
     .option("--json", "print the final result as one JSON object");
-  for (const key of Object.keys(OPTION_KINDS) as (keyof TrainOptions)[]) {
-    const { kind } = OPTION_KINDS[key];
-    const flag = `--${kebab(key)}`;
-    const def = DEFAULTS[key];
-    if (kind === "boolean") {
-      cmd.addOption(new Option(flag, HELP[key]));
-      cmd.addOption(new Option(`--no-${kebab(key)}`).hideHelp());
-      continue;
-    }
-    const shown = def === "" ? "" : ` [default: ${key === "lr" && def === 0 ? "auto" : String(def)}]`;
-    const opt = new Option(`${flag} <value>`, HELP[key] + shown);
-    if (Array.isArray(kind)) opt.choices([...kind]);
+  for (const key of OPTION_NAMES) {
+    const opt = optionFlag(key);
     cmd.addOption(opt);
+    if (OPTIONS[key].kind === "boolean") cmd.addOption(new Option(`--no-${opt.long!.slice(2)}`).hideHelp());
   }
   cmd.action(async (flags: Record<string, unknown>) => {
     const { config, resume, json, ...rest } = flags as { config?: string; resume?: string; json?: boolean };
