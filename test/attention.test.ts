@@ -3,6 +3,7 @@
 // of the float64 reference forward.
 import { beforeAll, describe, expect, it } from "vitest";
 import { CpuBackend } from "../src/backend/cpu.js";
+import { mulberry32 } from "../src/util/rng.js";
 
 let be: CpuBackend;
 beforeAll(() => {
@@ -11,16 +12,8 @@ beforeAll(() => {
 
 /** Deterministic uniform(-1, 1) values (mulberry32), exactly representable in float32. */
 function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
-  return out;
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
 }
 
 function maxAbs(a: ArrayLike<number>): number {

@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CpuBackend, type CpuTensor } from "../src/backend/cpu.js";
+import { mulberry32 as rng } from "../src/util/rng.js";
 
 let be: CpuBackend;
 beforeAll(() => {
@@ -17,17 +18,6 @@ beforeAll(() => {
 
 // ---- helpers ---------------------------------------------------------------------------
 
-/** mulberry32: small seeded PRNG so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randf(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);

@@ -4,6 +4,7 @@
 // `ANVIL_NAIVE_OPS=1` forces them all (a reference run independent of native/).
 import { CpuBackend } from "../../src/backend/cpu.js";
 import type { NativeAddon } from "../../src/backend/native.js";
+import { mulberry32 } from "../../src/util/rng.js";
 
 type F32 = Float32Array;
 type I32 = Int32Array;
@@ -38,16 +39,6 @@ function rowStats(z: Float64Array): { lse: number; p: Float64Array } {
   return { lse, p };
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const naiveOps: Partial<NativeAddon> = {
   add(out, a, b, n) {

@@ -1,20 +1,14 @@
 // Naive float64 reference implementations of the Backend ops, for the webgpu and cross-backend tests.
 // Written for clarity, not speed; shapes follow src/backend/backend.ts.
 
+import { mulberry32 } from "../../src/util/rng.js";
+
 export type Arr = ArrayLike<number>;
 
 /** Deterministic uniform numbers in [lo, hi) (mulberry32). */
 export function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
-  return out;
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
 }
 
 export function randInt(n: number, seed: number, lo: number, hi: number): Int32Array {
