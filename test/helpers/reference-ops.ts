@@ -1,5 +1,7 @@
-// Naive float64 reference implementations of the Backend ops, for the webgpu and cross-backend tests.
-// Written for clarity, not speed; shapes follow src/backend/backend.ts.
+// Naive float64 reference implementations of the Backend ops: the one JS reference of the tests.
+// The webgpu and cross-backend tests compare against these functions; naive-ops.ts wraps them in
+// the addon's calling convention for the model tests. Written for clarity, not speed; shapes
+// follow src/backend/backend.ts.
 
 import { mulberry32 } from "../../src/util/rng.js";
 
@@ -52,7 +54,11 @@ export function rmsnorm(inp: Arr, w: Arr, N: number, C: number, eps: number): { 
 }
 
 export function rmsnormBackward(dout: Arr, inp: Arr, w: Arr, N: number, C: number, eps: number): { dinp: Float64Array; dw: Float64Array } {
-  const { rstd } = rmsnorm(inp, w, N, C, eps);
+  return rmsnormBackwardFromRstd(dout, inp, w, rmsnorm(inp, w, N, C, eps).rstd, N, C);
+}
+
+/** rmsnormBackward given the forward's rstd (N), as the addon takes it. */
+export function rmsnormBackwardFromRstd(dout: Arr, inp: Arr, w: Arr, rstd: Arr, N: number, C: number): { dinp: Float64Array; dw: Float64Array } {
   const dinp = new Float64Array(N * C), dw = new Float64Array(C);
   for (let n = 0; n < N; n++) {
     const r = rstd[n];
@@ -175,7 +181,7 @@ export function rowStats(z: Arr, off: number, V: number): { lse: number; entropy
   let h = 0;
   for (let v = 0; v < V; v++) {
     const lp = z[off + v] - lse;
-    h -= Math.exp(lp) * lp;
+    if (lp > -Infinity) h -= Math.exp(lp) * lp;
   }
   return { lse, entropy: h };
 }
