@@ -1,7 +1,7 @@
 // Every training hyperparameter, in one table: documented where declared, with its type,
 // default, --help line and accepted range. The TrainOptions type, DEFAULTS, the parser of flags
-// and config files (JSON/YAML), and the flags of `anvil train` (and of sft/eval where they share
-// an option) all come from it: a new option is one entry.
+// and config files (JSON/YAML) and the flags of `anvil train` all come from it, and so do the
+// flags that sft, eval and generate share with it: a new option is one entry.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { BACKEND_CHOICES, KL_ESTIMATORS, LOSS_AGGREGATIONS } from "../backend/backend.js";
