@@ -30,7 +30,7 @@ export { RewardPool, type ScoreResult } from "./rewards/pool.js";
 export { BUILTIN_REWARDS, parseRewardSpecs, type RewardSpec, type RewardFn } from "./rewards/rewards.js";
 
 // RL
-export { DEFAULTS, resolveOptions, loadOptionsFile, OptionsError, type TrainOptions, type Algo } from "./rl/options.js";
+export { DEFAULTS, OPTIONS, resolveOptions, loadOptionsFile, OptionsError, type TrainOptions, type OptionSpec, type Algo } from "./rl/options.js";
 export { computeAdvantages } from "./rl/advantages.js";
 export { anchorsForGroup, anchorProbability, type AnchorConfig } from "./rl/anchor.js";
 export { Policy } from "./rl/policy.js";

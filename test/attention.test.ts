@@ -3,6 +3,8 @@
 // of the float64 reference forward.
 import { beforeAll, describe, expect, it } from "vitest";
 import { CpuBackend } from "../src/backend/cpu.js";
+import { mulberry32 } from "../src/util/rng.js";
+import { attentionAt, dot, fdGrad, rope } from "./helpers/reference-ops.js";
 
 let be: CpuBackend;
 beforeAll(() => {
@@ -11,16 +13,8 @@ beforeAll(() => {
 
 /** Deterministic uniform(-1, 1) values (mulberry32), exactly representable in float32. */
 function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
-  return out;
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
 }
 
 function maxAbs(a: ArrayLike<number>): number {
@@ -44,85 +38,12 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: numb
   expect(worst, `${what}: max error ${worst} at ${at} (got ${got[at]}, want ${want[at]}), tolerance ${tol}`).toBeLessThanOrEqual(tol);
 }
 
-// ---- float64 references ----------------------------------------------------------------
-
-function ropeRef(x: ArrayLike<number>, pos: ArrayLike<number>, nh: number, hd: number, theta: number, inverse = false): Float64Array {
-  const N = pos.length, half = hd / 2;
-  const y = new Float64Array(N * nh * hd);
-  for (let n = 0; n < N; n++)
-    for (let h = 0; h < nh; h++)
-      for (let i = 0; i < half; i++) {
-        const a = pos[n] * Math.pow(theta, (-2 * i) / hd);
-        const c = Math.cos(a), s = inverse ? -Math.sin(a) : Math.sin(a);
-        const o = (n * nh + h) * hd;
-        const x1 = x[o + i], x2 = x[o + i + half];
-        y[o + i] = x1 * c - x2 * s;
-        y[o + i + half] = x2 * c + x1 * s;
-      }
-  return y;
-}
-
 interface Dims {
   B: number;
   T: number;
   nh: number;
   nkv: number;
   hd: number;
-}
-
-/**
- * Attention of queries (B, Tq, nh, hd) against keys/values (B, S, nkv, hd), query t of row b
- * at position start[b] + t seeing keys 0 .. start[b] + t. Causal self-attention is start = 0.
- */
-function attnRef(
-  q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>,
-  B: number, Tq: number, S: number, nh: number, nkv: number, hd: number, start?: ArrayLike<number>,
-): { out: Float64Array; lse: Float64Array } {
-  const out = new Float64Array(B * Tq * nh * hd), lse = new Float64Array(B * nh * Tq);
-  const scale = 1 / Math.sqrt(hd), group = nh / nkv;
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < nh; h++) {
-      const kvh = Math.floor(h / group);
-      for (let t = 0; t < Tq; t++) {
-        const p0 = (start?.[b] ?? 0) + t;
-        const s: number[] = [];
-        for (let j = 0; j <= p0; j++) {
-          let d = 0;
-          for (let c = 0; c < hd; c++) d += q[((b * Tq + t) * nh + h) * hd + c] * k[((b * S + j) * nkv + kvh) * hd + c];
-          s.push(d * scale);
-        }
-        const m = Math.max(...s);
-        const z = s.reduce((acc, x) => acc + Math.exp(x - m), 0);
-        lse[(b * nh + h) * Tq + t] = m + Math.log(z);
-        for (let j = 0; j <= p0; j++) {
-          const p = Math.exp(s[j] - m) / z;
-          for (let c = 0; c < hd; c++) out[((b * Tq + t) * nh + h) * hd + c] += p * v[((b * S + j) * nkv + kvh) * hd + c];
-        }
-      }
-    }
-  return { out, lse };
-}
-
-function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-}
-
-/** Central differences of f at x (float64), for every element. */
-function numericGrad(f: (x: Float64Array) => number, x0: ArrayLike<number>, h = 1e-5): Float64Array {
-  const x = Float64Array.from(x0);
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const xi = x[i];
-    x[i] = xi + h;
-    const fp = f(x);
-    x[i] = xi - h;
-    const fm = f(x);
-    x[i] = xi;
-    g[i] = (fp - fm) / (2 * h);
-  }
-  return g;
 }
 
 // ---- helpers over the backend ----------------------------------------------------------
@@ -150,7 +71,7 @@ describe("rope", () => {
     const pos = Int32Array.from([0, 1, 7, 4095, 131071]);
     const out = be.zeros([N, nh, hd]);
     be.ropeForward(out, be.upload(x, [N, nh, hd]), be.upload(pos, [N]), theta);
-    expectClose(be.readSync(out), ropeRef(x, pos, nh, hd, theta), 1e-6, 0, "rope forward");
+    expectClose(be.readSync(out), rope(x, pos, pos.length, nh, hd, theta), 1e-6, 0, "rope forward");
   });
 
   it("keeps position 0 unchanged and rotates pairs (i, i + hd/2)", () => {
@@ -180,7 +101,7 @@ describe("rope", () => {
     const pos = Int32Array.from([5, 1, 0, 33]);
     const dinp = be.zeros([N, nh, hd]);
     be.ropeBackward(dinp, be.upload(w, [N, nh, hd]), be.upload(pos, [N]), theta);
-    const g = numericGrad((xx) => dot(ropeRef(xx, pos, nh, hd, theta), w), x);
+    const g = fdGrad((xx) => dot(rope(xx, pos, pos.length, nh, hd, theta), w), Float64Array.from(x));
     expectClose(be.readSync(dinp), g, 1e-5, 1e-6, "rope dinp");
   });
 
@@ -195,7 +116,7 @@ describe("attention forward", () => {
       const { B, T, nh, nkv, hd } = d;
       const q = rand(B * T * nh * hd, 10, 2), k = rand(B * T * nkv * hd, 11, 2), v = rand(B * T * nkv * hd, 12);
       const { out, lse } = runAttention(q, k, v, d);
-      const ref = attnRef(q, k, v, B, T, T, nh, nkv, hd);
+      const ref = attentionAt(q, k, v, B, T, T, nh, nkv, hd);
       expectClose(be.readSync(out), ref.out, 2e-6, 1e-6, "out");
       expectClose(be.readSync(lse), ref.lse, 2e-6, 1e-6, "lse");
     });
@@ -205,7 +126,7 @@ describe("attention forward", () => {
     const d = { B: 2, T: 37, nh: 4, nkv: 2, hd: 64 };
     const q = rand(d.B * d.T * d.nh * d.hd, 20, 3), k = rand(d.B * d.T * d.nkv * d.hd, 21, 3), v = rand(d.B * d.T * d.nkv * d.hd, 22);
     const { out, lse } = runAttention(q, k, v, d);
-    const ref = attnRef(q, k, v, d.B, d.T, d.T, d.nh, d.nkv, d.hd);
+    const ref = attentionAt(q, k, v, d.B, d.T, d.T, d.nh, d.nkv, d.hd);
     expectClose(be.readSync(out), ref.out, 5e-6, 1e-6, "out");
     expectClose(be.readSync(lse), ref.lse, 5e-6, 1e-6, "lse");
   });
@@ -214,7 +135,7 @@ describe("attention forward", () => {
     const d = { B: 1, T: 6, nh: 2, nkv: 1, hd: 4 };
     const q = rand(48, 30, 60), k = rand(24, 31, 60), v = rand(24, 32);
     const { out, lse } = runAttention(q, k, v, d);
-    const ref = attnRef(q, k, v, 1, 6, 6, 2, 1, 4);
+    const ref = attentionAt(q, k, v, 1, 6, 6, 2, 1, 4);
     expect(maxAbs(ref.lse)).toBeGreaterThan(100);
     expectClose(be.readSync(out), ref.out, 1e-5, 1e-6, "out");
     expectClose(be.readSync(lse), ref.lse, 1e-6, 1e-5, "lse");
@@ -237,10 +158,10 @@ describe("attention backward", () => {
       for (const t of [dq, dk, dv]) be.fill(t, 7);
       be.attentionBackward(dq, dk, dv, be.upload(w, [B, T, nh, hd]), tq, tk, tv, out, lse);
 
-      const loss = (qq: ArrayLike<number>, kk: ArrayLike<number>, vv: ArrayLike<number>) => dot(attnRef(qq, kk, vv, B, T, T, nh, nkv, hd).out, w);
-      const gq = numericGrad((x) => loss(x, k, v), q);
-      const gk = numericGrad((x) => loss(q, x, v), k);
-      const gv = numericGrad((x) => loss(q, k, x), v);
+      const loss = (qq: ArrayLike<number>, kk: ArrayLike<number>, vv: ArrayLike<number>) => dot(attentionAt(qq, kk, vv, B, T, T, nh, nkv, hd).out, w);
+      const gq = fdGrad((x) => loss(x, k, v), Float64Array.from(q));
+      const gk = fdGrad((x) => loss(q, x, v), Float64Array.from(k));
+      const gv = fdGrad((x) => loss(q, k, x), Float64Array.from(v));
       expectClose(be.readSync(dq), gq, 2e-5, 2e-6, "dq");
       expectClose(be.readSync(dk), gk, 2e-5, 2e-6, "dk");
       expectClose(be.readSync(dv), gv, 2e-5, 2e-6, "dv");
@@ -273,7 +194,7 @@ describe("attention threading", () => {
 describe("KV cache", () => {
   const B = 3, nh = 4, nkv = 2, hd = 8, T = 9, S = 10;
   const q = rand(B * T * nh * hd, 50, 2), k = rand(B * T * nkv * hd, 51, 2), v = rand(B * T * nkv * hd, 52);
-  const full = () => attnRef(q, k, v, B, T, T, nh, nkv, hd).out;
+  const full = () => attentionAt(q, k, v, B, T, T, nh, nkv, hd).out;
 
   /** Rows [t0, t0 + n) of every batch row, optionally starting at a different t0 per row. */
   function slice(x: Float32Array, heads: number, t0: ArrayLike<number>, n: number): Float32Array {

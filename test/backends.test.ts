@@ -7,7 +7,7 @@ import type { Backend, Tensor } from "../src/backend/backend.js";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { CudaBackend } from "../src/backend/cuda.js";
 import { WebGpuBackend } from "../src/backend/webgpu/index.js";
-import { nerr, rand, randInt } from "./helpers/webgpu-refs.js";
+import { nerr, rand, randInt } from "./helpers/reference-ops.js";
 
 type Out = Record<string, Float32Array | Int32Array>;
 interface OpCase {

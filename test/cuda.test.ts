@@ -11,6 +11,7 @@ import { GRPO_STATS, type Backend, type GrpoLossOptions, type KlEstimator, type 
 import { CpuBackend } from "../src/backend/cpu.js";
 import { CudaBackend, cudaInfo } from "../src/backend/cuda.js";
 import { loadAddon } from "../src/backend/native.js";
+import { mulberry32 as rng } from "../src/util/rng.js";
 
 const info = cudaInfo();
 const gpu = info.devices > 0;
@@ -82,17 +83,6 @@ describe("CudaBackend.create", () => {
 
 // ---- ops against the CPU backend ------------------------------------------------------------
 
-/** Deterministic uniform [0, 1) generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const r = rng(1234);
 function randn(n: number, scale = 1): Float32Array {
   const out = new Float32Array(n);

@@ -15,18 +15,8 @@ import {
   type KlEstimator,
   type LossAggregation,
 } from "../src/kernels.js";
+import { mulberry32 as rng } from "../src/util/rng.js";
 
-// Small deterministic PRNG (mulberry32) and a normal from Box-Muller.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function normals(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
   const out = new Float32Array(n);

@@ -99,14 +99,14 @@ describe("Rng", () => {
     a.normal(); // leaves a spare normal cached
     const state = a.getState();
     expect(state.spareNormal).not.toBeNull();
-    const xs = [a.normal(), a.uniform(), a.int(10), a.normal()];
+    const xs = [a.normal(), a.uniform(), a.below(10), a.normal()];
     const b = Rng.fromState(JSON.parse(JSON.stringify(state)));
-    expect([b.normal(), b.uniform(), b.int(10), b.normal()]).toEqual(xs);
+    expect([b.normal(), b.uniform(), b.below(10), b.normal()]).toEqual(xs);
     expect(new Rng(123).nextU32()).toBe(new Rng(123).nextU32());
     expect(new Rng(123).nextU32()).not.toBe(new Rng(124).nextU32());
   });
 
-  it("draws have the right moments and int() is unbiased", () => {
+  it("draws have the right moments and below() is unbiased", () => {
     const r = new Rng(9);
     const n = 200_000;
     let s = 0, s2 = 0, u = 0;
@@ -120,7 +120,7 @@ describe("Rng", () => {
     expect(Math.abs(s2 / n - 1)).toBeLessThan(0.015);
     expect(Math.abs(u / n - 0.5)).toBeLessThan(0.003);
     const counts = new Array(7).fill(0);
-    for (let i = 0; i < 70_000; i++) counts[r.int(7)]++;
+    for (let i = 0; i < 70_000; i++) counts[r.below(7)]++;
     // chi-square with 6 dof: 99.9% quantile is 22.5
     const chi = counts.reduce((acc, c) => acc + (c - 10_000) ** 2 / 10_000, 0);
     expect(chi).toBeLessThan(22.5);

@@ -9,6 +9,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CpuBackend, type CpuTensor } from "../src/backend/cpu.js";
+import { mulberry32 as rng } from "../src/util/rng.js";
+import { dot, fdGrad, logprobFromLogits, matmul, rmsnorm, rows, swiglu } from "./helpers/reference-ops.js";
 
 let be: CpuBackend;
 beforeAll(() => {
@@ -17,17 +19,6 @@ beforeAll(() => {
 
 // ---- helpers ---------------------------------------------------------------------------
 
-/** mulberry32: small seeded PRNG so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randf(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
@@ -69,76 +60,9 @@ function expectSame(got: Float32Array, want: Float32Array, what: string): void {
     if (!Object.is(got[i], want[i])) throw new Error(`${what}: differs at ${i}: ${got[i]} vs ${want[i]}`);
 }
 
-/** Central differences of a float64 scalar function at x (x is restored afterwards). */
-function fdGrad(loss: (x: Float64Array) => number, x: Float64Array, h = 1e-5): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const x0 = x[i];
-    x[i] = x0 + h;
-    const lp = loss(x);
-    x[i] = x0 - h;
-    const lm = loss(x);
-    x[i] = x0;
-    g[i] = (lp - lm) / (2 * h);
-  }
-  return g;
-}
-
-const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-};
-
-// ---- float64 references ----------------------------------------------------------------
-
-function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, M: number, N: number, K: number, ta: boolean, tb: boolean): Float64Array {
-  const out = new Float64Array(M * N);
-  for (let i = 0; i < M; i++)
-    for (let j = 0; j < N; j++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += (ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
-      out[i * N + j] = s;
-    }
-  return out;
-}
-
-function rmsnormRef(x: ArrayLike<number>, w: ArrayLike<number>, N: number, C: number, eps: number): { out: Float64Array; rstd: Float64Array } {
-  const out = new Float64Array(N * C);
-  const rstd = new Float64Array(N);
-  for (let n = 0; n < N; n++) {
-    let ss = 0;
-    for (let c = 0; c < C; c++) ss += x[n * C + c] ** 2;
-    const r = 1 / Math.sqrt(ss / C + eps);
-    rstd[n] = r;
-    for (let c = 0; c < C; c++) out[n * C + c] = x[n * C + c] * r * w[c];
-  }
-  return { out, rstd };
-}
-
-const silu = (g: number) => g / (1 + Math.exp(-g));
-
-function swigluRef(g: ArrayLike<number>, u: ArrayLike<number>): Float64Array {
-  return Float64Array.from({ length: g.length }, (_, i) => silu(g[i]) * u[i]);
-}
-
+/** Cross-entropy per row (0 where the target is < 0): minus the reference log-prob. */
 function crossEntropyRef(logits: ArrayLike<number>, targets: Int32Array, N: number, V: number): Float64Array {
-  const loss = new Float64Array(N);
-  for (let n = 0; n < N; n++) {
-    if (targets[n] < 0) continue;
-    let mx = -Infinity;
-    for (let v = 0; v < V; v++) mx = Math.max(mx, logits[n * V + v]);
-    let s = 0;
-    for (let v = 0; v < V; v++) s += Math.exp(logits[n * V + v] - mx);
-    loss[n] = Math.log(s) + mx - logits[n * V + targets[n]];
-  }
-  return loss;
-}
-
-function rowsRef(table: ArrayLike<number>, ids: Int32Array, C: number): Float64Array {
-  const out = new Float64Array(ids.length * C);
-  for (let n = 0; n < ids.length; n++) for (let c = 0; c < C; c++) out[n * C + c] = table[ids[n] * C + c];
-  return out;
+  return logprobFromLogits(logits, targets, N, V, 1).lp.map((lp) => -lp);
 }
 
 // ---- elementwise -----------------------------------------------------------------------
@@ -202,7 +126,7 @@ describe.each(impls)("%s", (_name, mm) => {
         it(`M=${M} N=${N} K=${K} transA=${ta} transB=${tb}`, () => {
           const a = randf(M * K, M + K), b = randf(K * N, N + K + 1);
           const A = up(a, ta ? [K, M] : [M, K]), B = up(b, tb ? [N, K] : [K, N]);
-          const ref = matmulRef(a, b, M, N, K, ta, tb);
+          const ref = matmul(a, b, M, N, K, ta, tb);
 
           // Overwrite: whatever out held (NaN here) must not leak into the result.
           const out = up(new Float32Array(M * N).fill(NaN), [M, N]);
@@ -246,7 +170,7 @@ describe("matmulBuiltin threading", () => {
       be.native.setThreads(before);
     }
     expectSame(two, one, "builtin on 2 threads vs 1");
-    expectClose(one, matmulRef(a, b, M, N, K, false, tb), 1e-5, "threaded builtin");
+    expectClose(one, matmul(a, b, M, N, K, false, tb), 1e-5, "threaded builtin");
   });
 });
 
@@ -259,8 +183,8 @@ describe("matmul backward (the model's gradient formulas)", () => {
     be.matmul(dA, dOut, up(b, [K, N]), { transB: true });
     be.matmul(dB, up(a, [M, K]), dOut, { transA: true });
     const b64 = f64(b), a64 = f64(a);
-    expectClose(get(dA), fdGrad((x) => dot(matmulRef(x, b64, M, N, K, false, false), w), f64(a)), 1e-4, "dA");
-    expectClose(get(dB), fdGrad((x) => dot(matmulRef(a64, x, M, N, K, false, false), w), f64(b)), 1e-4, "dB");
+    expectClose(get(dA), fdGrad((x) => dot(matmul(x, b64, M, N, K, false, false), w), f64(a)), 1e-4, "dA");
+    expectClose(get(dB), fdGrad((x) => dot(matmul(a64, x, M, N, K, false, false), w), f64(b)), 1e-4, "dB");
   });
 });
 
@@ -270,7 +194,7 @@ describe("matmulAsync", () => {
     const a = randf(M * K, 31), b = randf(N * K, 32);
     const out = new Float32Array(M * N);
     await expect(be.native.matmulAsync(out, a, b, M, N, K, false, true, false, 2)).resolves.toBeUndefined();
-    expectClose(out, matmulRef(a, b, M, N, K, false, true).map((x) => 2 * x), 1e-5, "async");
+    expectClose(out, matmul(a, b, M, N, K, false, true).map((x) => 2 * x), 1e-5, "async");
   });
 
   it("rejects (does not throw) on bad arguments", async () => {
@@ -293,7 +217,7 @@ describe("embedding", () => {
   it("forward gathers rows", () => {
     const out = be.zeros([N, C]);
     be.embeddingForward(out, up(ids, [N]), up(table, [V, C]));
-    expectClose(get(out), rowsRef(table, ids, C), 0, "embedding");
+    expectClose(get(out), rows(table, ids, C), 0, "embedding");
   });
 
   it("backward adds into dtable and matches finite differences", () => {
@@ -301,7 +225,7 @@ describe("embedding", () => {
     const d0 = randf(V * C, 44);
     const dtable = up(d0, [V, C]);
     be.embeddingBackward(dtable, up(w, [N, C]), up(ids, [N]));
-    const fd = fdGrad((x) => dot(rowsRef(x, ids, C), w), f64(table));
+    const fd = fdGrad((x) => dot(rows(x, ids, C), w), f64(table));
     expectClose(get(dtable), fd.map((g, i) => g + d0[i]), 1e-5, "dtable");
   });
 
@@ -340,7 +264,7 @@ describe("gatherRows", () => {
     const idx = Int32Array.from([16, 0, 3, 3, 11]);
     const out = be.zeros([M, C]);
     be.gatherRows(out, up(inp, [N, C]), up(idx, [M]));
-    expectClose(get(out), rowsRef(inp, idx, C), 0, "gatherRows");
+    expectClose(get(out), rows(inp, idx, C), 0, "gatherRows");
     idx[2] = N;
     expect(() => be.gatherRows(out, up(inp, [N, C]), up(idx, [M]))).toThrow(RangeError);
     expect(() => be.gatherRows(out, up(inp, [N, C]), up(idx, [M]))).toThrow(/idx\[2\] = 17 .*N = 17/);
@@ -355,7 +279,7 @@ describe("rmsnorm", () => {
   it("forward matches float64 (out and rstd)", () => {
     const out = be.zeros([N, C]), rstd = be.zeros([N]);
     be.rmsnormForward(out, rstd, up(x, [N, C]), up(wt, [C]), eps);
-    const ref = rmsnormRef(x, wt, N, C, eps);
+    const ref = rmsnorm(x, wt, N, C, eps);
     expectClose(get(out), ref.out, 1e-5, "out");
     expectClose(get(rstd), ref.rstd, 1e-5, "rstd");
   });
@@ -367,8 +291,8 @@ describe("rmsnorm", () => {
     const dinp = up(new Float32Array(N * C).fill(NaN), [N, C]), dweight = up(dw0, [C]);
     be.rmsnormBackward(dinp, dweight, up(w, [N, C]), X, W, rstd);
     const x64 = f64(x), w64 = f64(wt);
-    expectClose(get(dinp), fdGrad((xx) => dot(rmsnormRef(xx, w64, N, C, eps).out, w), f64(x)), 1e-4, "dinp");
-    const fdw = fdGrad((ww) => dot(rmsnormRef(x64, ww, N, C, eps).out, w), f64(wt));
+    expectClose(get(dinp), fdGrad((xx) => dot(rmsnorm(xx, w64, N, C, eps).out, w), f64(x)), 1e-4, "dinp");
+    const fdw = fdGrad((ww) => dot(rmsnorm(x64, ww, N, C, eps).out, w), f64(wt));
     expectClose(get(dweight), fdw.map((g, i) => g + dw0[i]), 1e-4, "dweight");
   });
 });
@@ -379,15 +303,15 @@ describe("swiglu", () => {
   it("forward matches float64", () => {
     const out = be.zeros([3, 41]);
     be.swigluForward(out, up(g, [3, 41]), up(u, [3, 41]));
-    expectClose(get(out), swigluRef(g, u), 1e-6, "swiglu");
+    expectClose(get(out), swiglu(g, u), 1e-6, "swiglu");
   });
   it("backward matches finite differences", () => {
     const w = randf(n, 83);
     const dgate = up(new Float32Array(n).fill(NaN), [n]), dup = up(new Float32Array(n).fill(NaN), [n]);
     be.swigluBackward(dgate, dup, up(w, [n]), up(g, [n]), up(u, [n]));
     const g64 = f64(g), u64 = f64(u);
-    expectClose(get(dgate), fdGrad((x) => dot(swigluRef(x, u64), w), f64(g)), 1e-5, "dgate");
-    expectClose(get(dup), fdGrad((x) => dot(swigluRef(g64, x), w), f64(u)), 1e-5, "dup");
+    expectClose(get(dgate), fdGrad((x) => dot(swiglu(x, u64), w), f64(g)), 1e-5, "dgate");
+    expectClose(get(dup), fdGrad((x) => dot(swiglu(g64, x), w), f64(u)), 1e-5, "dup");
   });
 });
 

@@ -14,7 +14,7 @@
 
 import { afterAll, describe, expect, test } from "vitest";
 import { generateDataset, type Instance, type TaskName } from "../src/tasks/index.js";
-import { Rng } from "../src/tasks/rng.js";
+import { TaskRng } from "../src/tasks/rng.js";
 import { entitiesOf, fitWithLabels, probeAccuracy, type ProbeResult } from "../src/tasks/probe.js";
 import { formatPrompt, splitPrompt } from "../src/tasks/prompt.js";
 
@@ -51,7 +51,7 @@ describe.each(["graphla", "graphli"] as TaskName[])("%s: hypothesis-only probe s
 
 // ---- controls ------------------------------------------------------------------------------------
 
-type Plant = (inst: Instance, rng: Rng) => Instance;
+type Plant = (inst: Instance, rng: TaskRng) => Instance;
 
 function withPremises(inst: Instance, premises: string[]): Instance {
   return { ...inst, prompt: formatPrompt(premises, splitPrompt(inst.prompt).question) };
@@ -76,7 +76,7 @@ const duplicate: Plant = (inst, rng) => {
 /** Held-out accuracy on a one-class base with random labels; label-1 items get `plant`. */
 function controlAccuracy(task: TaskName, plant: Plant | undefined, seed: number): { accuracy: number; train: number } {
   const base = generateDataset(task, { n: 2 * (N_TRAIN + N_TEST), depth: 3, seed }).filter((i) => i.answerable);
-  const rng = new Rng(seed);
+  const rng = new TaskRng(seed);
   const labels = base.map(() => rng.chance(0.5));
   const items = base.map((inst, i) => (labels[i] && plant ? plant(inst, rng) : inst));
   const probe = fitWithLabels(items.slice(0, N_TRAIN), labels.slice(0, N_TRAIN));

@@ -4,17 +4,8 @@
 // distribution. Seeds are fixed, so the outcome is deterministic.
 import { describe, expect, it } from "vitest";
 import { sample, type SampleOptions } from "../src/kernels.js";
+import { mulberry32 as rng } from "../src/util/rng.js";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function normals(n: number, seed: number, scale: number): Float32Array {
   const r = rng(seed);
   return Float32Array.from({ length: n }, () => scale * Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()));

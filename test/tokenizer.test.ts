@@ -27,8 +27,8 @@ function randomUnicode(rng: Rng, length: number): string {
   ];
   let s = "";
   for (let i = 0; i < length; i++) {
-    const [lo, hi] = ranges[rng.int(ranges.length)]!;
-    s += String.fromCodePoint(lo + rng.int(hi - lo + 1));
+    const [lo, hi] = ranges[rng.below(ranges.length)]!;
+    s += String.fromCodePoint(lo + rng.below(hi - lo + 1));
   }
   return s;
 }
@@ -56,8 +56,8 @@ describe("fitTokenizer", () => {
 
   it("hits the requested vocabulary size when the corpus has enough pairs", async () => {
     const rng = new Rng(3);
-    const words = Array.from({ length: 400 }, () => randomUnicode(rng, 3 + rng.int(6)).replace(/\s/g, "x"));
-    const rich = Array.from({ length: 200 }, () => Array.from({ length: 30 }, () => words[rng.int(words.length)]).join(" "));
+    const words = Array.from({ length: 400 }, () => randomUnicode(rng, 3 + rng.below(6)).replace(/\s/g, "x"));
+    const rich = Array.from({ length: 200 }, () => Array.from({ length: 30 }, () => words[rng.below(words.length)]).join(" "));
     const files = fitTokenizer(rich, { vocabSize: 600 });
     const t = new Tokenizer(files.tokenizer, files.config);
     expect(t.vocabSize).toBe(600);
@@ -99,7 +99,7 @@ describe("Tokenizer", () => {
     ];
     for (const s of fixed) expect(tok.decode(tok.encode(s))).toBe(s);
     for (let i = 0; i < 200; i++) {
-      const s = randomUnicode(rng, 1 + rng.int(40));
+      const s = randomUnicode(rng, 1 + rng.below(40));
       expect(tok.decode(tok.encode(s))).toBe(s);
     }
   });

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../src/backend/backend.js";
 import { WebGpuBackend, sampleUniform } from "../src/backend/webgpu/index.js";
-import * as ref from "./helpers/webgpu-refs.js";
+import * as ref from "./helpers/reference-ops.js";
 
 let gpu: WebGpuBackend | null = null;
 let small: WebGpuBackend | null = null;

@@ -16,6 +16,9 @@
 
 export type DType = "f32" | "i32";
 export type BackendName = "cpu" | "cuda" | "webgpu";
+/** What `--backend` accepts: a backend, or auto (cuda, then a hardware webgpu adapter, then cpu). */
+export const BACKEND_CHOICES = ["auto", "cpu", "cuda", "webgpu"] as const satisfies readonly ("auto" | BackendName)[];
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface Tensor {
   readonly shape: readonly number[];
@@ -61,8 +64,10 @@ export interface SampleOptions {
   greedy?: boolean;
 }
 
-export type KlEstimator = "k1" | "k2" | "k3";
-export type LossAggregation = "token-mean" | "seq-mean-token-mean" | "seq-mean-token-sum" | "dr-grpo";
+export const KL_ESTIMATORS = ["k1", "k2", "k3"] as const;
+export type KlEstimator = (typeof KL_ESTIMATORS)[number];
+export const LOSS_AGGREGATIONS = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "dr-grpo"] as const;
+export type LossAggregation = (typeof LOSS_AGGREGATIONS)[number];
 
 export interface GrpoLossOptions {
   /** Sequences and (padded) completion length: per-token inputs are (B, T) row-major. */

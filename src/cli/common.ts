@@ -1,6 +1,6 @@
 // Helpers shared by CLI commands: flag parsing with clear errors, backend flags, output.
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { BACKENDS } from "../rl/options.js";
+import { OPTIONS, OptionsError, parseOptionValue, type OptionName } from "../rl/options.js";
 
 export function intArg(name: string, min = 0) {
   return (v: string): number => {
@@ -19,11 +19,38 @@ export function numArg(name: string, min = -Infinity, max = Infinity) {
   };
 }
 
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+
+/**
+ * The flag of a training option (src/rl/options.ts): its --help line, choices and range come
+ * from the table. `withDefault` gives the parsed value the table's default (sft, eval, ...);
+ * without it (train) an absent flag stays undefined, so config files and presets apply.
+ */
+export function optionFlag(key: OptionName, how: { flag?: string; help?: string; withDefault?: boolean } = {}): Option {
+  const spec = OPTIONS[key];
+  const name = how.flag ?? `--${kebab(key)}`;
+  const help = how.help ?? spec.help;
+  // Booleans are switches (train adds --no-X); auto-booleans stay undefined (auto) unless given.
+  if (spec.kind === "boolean" || spec.kind === "auto-boolean") return new Option(name, help);
+  const shown = spec.shownDefault ?? String(spec.default);
+  const opt = new Option(`${name} <value>`, how.withDefault || spec.default === "" ? help : `${help} [default: ${shown}]`);
+  if (Array.isArray(spec.kind)) opt.choices([...spec.kind]);
+  else
+    opt.argParser((v: string) => {
+      try {
+        return parseOptionValue(key, v);
+      } catch (e) {
+        if (e instanceof OptionsError) throw new InvalidArgumentError(e.message);
+        throw e;
+      }
+    });
+  if (how.withDefault) opt.default(spec.default, spec.shownDefault);
+  return opt;
+}
+
 /** --backend and --threads, on every command that computes. */
 export function backendFlags(cmd: Command): Command {
-  return cmd
-    .addOption(new Option("--backend <name>", "compute backend (auto tries cuda, then a hardware webgpu adapter, then cpu)").choices([...BACKENDS]).default("auto"))
-    .option("--threads <n>", "CPU threads (0 = all cores)", intArg("--threads"), 0);
+  return cmd.addOption(optionFlag("backend", { withDefault: true })).addOption(optionFlag("threads", { withDefault: true }));
 }
 
 /** --adapter, on every command that takes --model. */
@@ -35,15 +62,15 @@ export function adapterOption(): Option {
 export function loraFlags(cmd: Command): Command {
   return cmd
     .addOption(adapterOption())
-    .option("--lora-r <n>", "LoRA rank (0 = full fine-tuning); base frozen, only the adapter trained and saved", intArg("--lora-r"), 0)
-    .option("--lora-alpha <x>", "LoRA alpha: update = (alpha / r) B A (0 = 2r)", numArg("--lora-alpha", 0), 0)
-    .option("--lora-targets <list>", "projections with adapters: any of q,k,v,o,gate,up,down", "q,k,v,o,gate,up,down")
-    .option("--gradient-checkpointing", "recompute block activations in backward (default: on under LoRA above 100M parameters)")
+    .addOption(optionFlag("loraR", { withDefault: true }))
+    .addOption(optionFlag("loraAlpha", { withDefault: true }))
+    .addOption(optionFlag("loraTargets", { withDefault: true }))
+    .addOption(optionFlag("gradientCheckpointing"))
     .addOption(new Option("--no-gradient-checkpointing").hideHelp());
 }
 
 export function taskOption(): Option {
-  return new Option("--task <name>", "task: graphla (linear algebra over dish prices) or graphli (logical inference)").choices(["graphla", "graphli"]).default("graphli");
+  return optionFlag("task", { withDefault: true });
 }
 
 /** Prints one JSON object on stdout (nothing else goes there with --json). */

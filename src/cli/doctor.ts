@@ -1,6 +1,7 @@
 // `anvil doctor`: what this machine offers, backend by backend, and why one is unusable.
 import { measureGemm, selectGemm } from "../backend/gemm.js";
-import { isSoftwareAdapter } from "../backend/index.js";
+import { createBackend, isSoftwareAdapter, pickAuto } from "../backend/index.js";
+import type { WebGpuBackend } from "../backend/webgpu/index.js";
 import { loadAddon } from "../backend/native.js";
 import { availableParallelism, cpus } from "node:os";
 
@@ -10,6 +11,8 @@ export interface DoctorReport {
   cpu: { usable: boolean; model?: string; cores: number; blas?: string; threads?: number; openmp?: boolean; avx2?: boolean; gemm?: DoctorGemm; error?: string };
   cuda: { usable: boolean; built: boolean; devices: number; error: string | null };
   webgpu: { usable: boolean; adapter?: string; software?: boolean; features?: string[]; maxStorageBufferBindingSize?: number; error?: string };
+  /** What `--backend auto` picks here, and why it passed over the others (the same probe). */
+  auto: { backend: string; passedOver: string[] };
 }
 
 /** The sgemm behind the CPU backend and the GFLOP/s of every candidate (src/backend/gemm.ts). */
@@ -30,6 +33,7 @@ export async function doctor(): Promise<DoctorReport> {
     cpu: { usable: false, model: cpus()[0]?.model, cores: availableParallelism() },
     cuda: { usable: false, built: false, devices: 0, error: "not checked" },
     webgpu: { usable: false },
+    auto: { backend: "none", passedOver: [] },
   };
   try {
     const addon = loadAddon();
@@ -53,13 +57,19 @@ export async function doctor(): Promise<DoctorReport> {
     rep.cuda.error = "the native addon did not load";
   }
   try {
-    const { WebGpuBackend } = await import("../backend/webgpu/index.js");
-    const be = await WebGpuBackend.create();
+    const be = (await createBackend("webgpu")) as WebGpuBackend;
     const d = be.describe();
     rep.webgpu = { usable: true, adapter: d.adapter.description || d.adapter.device, software: isSoftwareAdapter(d.adapter), features: d.adapter.features, maxStorageBufferBindingSize: d.maxBindingBytes };
     be.destroy();
   } catch (e) {
     rep.webgpu = { usable: false, error: (e as Error).message.split("\n")[0] };
+  }
+  try {
+    const { backend, passedOver } = await pickAuto();
+    rep.auto = { backend: backend.name, passedOver };
+    backend.destroy();
+  } catch (e) {
+    rep.auto.passedOver.push((e as Error).message.split("\n")[0]);
   }
   return rep;
 }
@@ -80,5 +90,6 @@ export function formatDoctor(r: DoctorReport): string {
   lines.push(
     `webgpu  ${yes(r.webgpu.usable)}  ${r.webgpu.usable ? `${r.webgpu.adapter}${r.webgpu.software ? " (software adapter: runs on the CPU)" : ""}; f16: ${r.webgpu.features?.includes("shader-f16")}; subgroups: ${r.webgpu.features?.includes("subgroups")}` : r.webgpu.error}`,
   );
+  lines.push(`auto    ${r.auto.backend}${r.auto.passedOver.length ? `  (passed over ${r.auto.passedOver.join("; ")})` : ""}`);
   return lines.join("\n");
 }

@@ -13,6 +13,7 @@
 import type { SampleOptions, Tensor } from "../backend/backend.js";
 import { InferenceScratch, KVCache, type Model } from "./model.js";
 import { keptLogMass, truncates } from "./sampling-dist.js";
+import { fmix32, murmurRound } from "../util/seed.js";
 
 /** "abort": ended by the caller's endRow hook (e.g. a server whose client went away). */
 export type FinishReason = "eos" | "stop" | "length" | "abort";
@@ -71,21 +72,7 @@ export interface Generation {
 
 /** A 32-bit seed from (seed, key, step): murmur3-style mixing, stable across platforms. */
 export function rowSeed(seed: number, key: number, step: number): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
-  for (const v of [key, step]) {
-    let k = Math.imul(v >>> 0, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) >>> 0;
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(murmurRound(murmurRound((seed ^ 0x9e3779b9) >>> 0, key >>> 0), step >>> 0));
 }
 
 function endsWith(tokens: number[], seq: number[]): boolean {

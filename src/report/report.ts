@@ -1,6 +1,7 @@
 // report.html: the run's curves as SVG, regenerated during training.
-import { readFileSync, writeFileSync, renameSync, existsSync } from "node:fs";
+import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomicSync } from "../util/atomic.js";
 import { lineChart, type Series } from "./svg.js";
 
 /** Charts: title -> metric keys drawn together. */
@@ -64,7 +65,6 @@ export function renderReport(title: string, rows: Record<string, number>[], conf
 export function writeReport(runDir: string, title: string, config: unknown): string {
   const html = renderReport(title, readMetrics(runDir), config);
   const out = join(runDir, "report.html");
-  writeFileSync(out + ".tmp", html);
-  renameSync(out + ".tmp", out);
+  writeFileAtomicSync(out, html);
   return out;
 }

@@ -1,8 +1,11 @@
-// Every training hyperparameter, in one typed object: documented where declared, defaulted,
-// validated with errors that say how to fix them, loadable from JSON/YAML, overridable by flags.
+// Every training hyperparameter, in one table: documented where declared, with its type,
+// default, --help line and accepted range. The TrainOptions type, DEFAULTS, the parser of flags
+// and config files (JSON/YAML) and the flags of `anvil train` all come from it, and so do the
+// flags that sft, eval and generate share with it: a new option is one entry.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import type { KlEstimator, LossAggregation } from "../backend/backend.js";
+import { BACKEND_CHOICES, KL_ESTIMATORS, LOSS_AGGREGATIONS } from "../backend/backend.js";
+import { TASK_NAMES } from "../tasks/types.js";
 import { parseLoraTargets, type LoraConfig } from "../model/lora.js";
 
 export const ALGOS = ["grpo", "dr-grpo", "anchor", "rloo", "reinforce++"] as const;
@@ -17,142 +20,159 @@ export const FILTERS = ["none", "zero-std", "balanced"] as const;
 export type FilterKind = (typeof FILTERS)[number];
 export const CURRICULA = ["fixed", "linear", "adaptive"] as const;
 export type CurriculumKind = (typeof CURRICULA)[number];
-export const BACKENDS = ["auto", "cpu", "cuda", "webgpu"] as const;
-export type BackendChoice = (typeof BACKENDS)[number];
-const KLS = ["k1", "k2", "k3"] as const;
-const AGGREGATIONS = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "dr-grpo"] as const;
-const TASKS = ["graphla", "graphli"] as const;
 
-export interface TrainOptions {
+/** How a value is parsed from a flag or a config file. A list: one of its strings.
+ * "auto-boolean": true, false or "auto" (decided from the model at run time). */
+type Kind = "string" | "number" | "int" | "boolean" | "auto-boolean" | readonly string[];
+interface Range {
+  min?: number;
+  max?: number;
+  /** What --help shows as the default when the value itself would mislead (lr 0 = auto). */
+  shownDefault?: string;
+}
+/** One option: how it parses, its default, its one line of --help, its accepted range. */
+export interface OptionSpec<T> extends Range {
+  kind: Kind;
+  default: T;
+  help: string;
+}
+const text = (def: string, help: string): OptionSpec<string> => ({ kind: "string", default: def, help });
+const flag = (def: boolean, help: string): OptionSpec<boolean> => ({ kind: "boolean", default: def, help });
+const autoFlag = (def: boolean | "auto", help: string): OptionSpec<boolean | "auto"> => ({ kind: "auto-boolean", default: def, help });
+const int = (def: number, help: string, range?: Range): OptionSpec<number> => ({ kind: "int", default: def, help, ...range });
+const num = (def: number, help: string, range?: Range): OptionSpec<number> => ({ kind: "number", default: def, help, ...range });
+const oneOf = <C extends readonly string[]>(choices: C, def: C[number], help: string): OptionSpec<C[number]> => ({ kind: choices, default: def, help });
+
+export const OPTIONS = {
   // ---- what to train -------------------------------------------------------------------
   /** Model directory (HF config.json + safetensors + tokenizer.json). Empty: make the tiny
    * default with `init-model --preset tiny` and warm it up with SFT first. */
-  model: string;
+  model: text("", "model directory (HF format); default: make the tiny model and warm it up with SFT"),
   /** Task generator: graphla (linear algebra over dish prices) or graphli (logical inference). */
-  task: (typeof TASKS)[number];
+  task: oneOf(TASK_NAMES, "graphli", "task generator"),
   /** Optional JSONL dataset ({prompt, answer, ...} per line) used instead of generated prompts. */
-  dataset: string;
+  dataset: text("", "JSONL dataset ({prompt, answer} per line) instead of generated prompts"),
   /** Run directory: config.json, metrics.jsonl, samples.jsonl, checkpoints/, report.html. */
-  out: string;
+  out: text("runs/anvil", "run directory (metrics.jsonl, checkpoints/, report.html)"),
   /** Compute backend; auto tries cuda, then webgpu, then cpu. */
-  backend: BackendChoice;
+  backend: oneOf(BACKEND_CHOICES, "auto", "compute backend (auto: cuda, then a hardware webgpu adapter, then cpu)"),
   /** CPU threads (0 = all cores). */
-  threads: number;
+  threads: int(0, "CPU threads (0 = all cores)", { min: 0 }),
   /** Seed for data, sampling and initialisation: same seed, same run. */
-  seed: number;
+  seed: int(1, "seed for data, sampling and init: same seed, same run", { min: 0 }),
 
   // ---- adapters (LoRA, Hu et al. 2021; PEFT's layout on disk) ---------------------------
   /** A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to start
    * from and keep training; its rank, alpha and targets are used. Implies LoRA training. */
-  adapter: string;
+  adapter: text("", "PEFT LoRA adapter directory to start from (implies LoRA; its r, alpha and targets are used)"),
   /** LoRA rank r; 0 = full fine-tuning (every parameter trained, 16 bytes per parameter with
    * AdamW). With r > 0 the base weights are frozen and only the adapter (A, B) is trained,
    * checkpoints hold the adapter, and the KL reference is the base without it (no second copy).
    * Typical: 8-64. */
-  loraR: number;
+  loraR: int(0, "LoRA rank (0 = full fine-tuning); base frozen, only the adapter trained and saved", { min: 0 }),
   /** LoRA alpha: the update is (alpha / r) * B A. 0 = 2 * r (a common choice, e.g. Unsloth's). */
-  loraAlpha: number;
+  loraAlpha: num(0, "LoRA alpha: update = (alpha / r) B A (0 = 2r)", { min: 0 }),
   /** Projections carrying adapters: any of q,k,v,o,gate,up,down (or q_proj ..., all-linear). */
-  loraTargets: string;
+  loraTargets: text("q,k,v,o,gate,up,down", "projections with adapters: any of q,k,v,o,gate,up,down"),
 
   // ---- algorithm -----------------------------------------------------------------------
   /** Preset: grpo (Shao et al. 2024), dr-grpo (Liu et al. 2025: no std, no length bias),
    * anchor (GRPO + ground-truth trajectory injection), rloo, reinforce++. It sets
    * `advantage`, `lossAggregation` and `anchor` unless those are given explicitly. */
-  algo: Algo;
+  algo: oneOf(ALGOS, "anchor", "preset: sets advantage, loss aggregation and anchor unless given"),
   /** Advantage estimator: grpo (r-mean)/(std+1e-4), dr-grpo (r-mean), rloo (leave-one-out
    * mean), reinforce++ (group mean, then batch-normalised). */
-  advantage: AdvantageKind;
+  advantage: oneOf(ADVANTAGES, "grpo", "advantage estimator"),
   /** Anchor (arXiv 2511.09222): replace `anchorCount` of the G rollouts of a group by the
    * task's ground-truth trajectory. always (the paper's method, the default of algo=anchor):
    * every group; all-fail: only groups where every rollout failed (a correct "unknown" on an
    * unanswerable item is a pass); off. A trajectory longer than maxNewTokens is not injected
    * and is counted in the metric anchor_too_long. */
-  anchor: AnchorMode;
+  anchor: oneOf(ANCHOR_MODES, "always", "inject ground-truth trajectories: in every group (the paper), only in all-fail groups, or off"),
   /** Ground-truth trajectories per group when Anchor applies (1 .. groupSize-1). */
-  anchorCount: number;
+  anchorCount: int(1, "ground-truth trajectories per anchored group", { min: 1 }),
   /** Anchor annealing: probability of injecting decays from 1 to 0 over `anchorAnnealSteps`. */
-  anchorAnneal: AnchorAnneal;
+  anchorAnneal: oneOf(ANCHOR_ANNEAL, "none", "decay the anchoring probability from 1 to 0"),
   /** Steps over which Anchor anneals (0 = the whole run). */
-  anchorAnnealSteps: number;
+  anchorAnnealSteps: int(0, "annealing horizon in steps (0 = the whole run)", { min: 0 }),
 
   // ---- rollouts ------------------------------------------------------------------------
   /** Optimizer steps. */
-  steps: number;
+  steps: int(100, "RL optimizer steps", { min: 0 }),
   /** Prompts per step (groups). The batch is promptsPerStep * groupSize sequences. */
-  promptsPerStep: number;
+  promptsPerStep: int(8, "prompts (groups) per step", { min: 1 }),
   /** Rollouts per prompt, G. Larger G gives better baselines at linear cost. */
-  groupSize: number;
+  groupSize: int(8, "rollouts per prompt (G)", { min: 2 }),
   /** Longest completion, in tokens. */
-  maxNewTokens: number;
+  maxNewTokens: int(128, "longest completion in tokens", { min: 1 }),
   /** Sampling temperature for rollouts (1 = the policy itself). */
-  temperature: number;
+  temperature: num(1, "rollout sampling temperature", { min: 0 }),
   /** Nucleus sampling mass (1 = off). Off-policy when < 1: enable tisCap. */
-  topP: number;
+  topP: num(1, "nucleus sampling mass (1 = off)", { min: 1e-9, max: 1 }),
   /** Top-k sampling (0 = off). */
-  topK: number;
+  topK: int(0, "top-k sampling (0 = off)", { min: 0 }),
   /** Min-p sampling (0 = off). */
-  minP: number;
+  minP: num(0, "min-p sampling (0 = off)", { min: 0, max: 1 }),
   /** Comma-separated base URLs of OpenAI-compatible servers (vLLM, SGLang, `anvil serve`) to
    * draw rollouts from instead of generating in process ("" = in process). Groups are spread
    * over them; a server that fails or times out has its requests retried on the others. Their
    * per-token log-probs feed truncated importance sampling (tisCap, set to 2 unless given). */
-  rolloutServer: string;
+  rolloutServer: text("", "comma-separated OpenAI-compatible servers (vLLM, SGLang, anvil serve) to draw rollouts from, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000"),
   /** Publish the learner's weights to the rollout servers every N optimizer steps. With N > 1
    * rollouts lag the learner by up to N-1 updates (off-policy: keep tisCap on). */
-  syncEvery: number;
+  syncEvery: int(1, "publish weights to the rollout servers every N steps", { min: 1 }),
   /** Directory the published weights are written to (each version atomically, as
    * weights-vN); every server must be able to read it. "" = <out>/published. */
-  syncDir: string;
+  syncDir: text("", "directory the servers load published weights from (default: <out>/published)"),
   /** Per-request timeout of a rollout server; a slower server counts as failed. */
-  rolloutTimeoutMs: number;
+  rolloutTimeoutMs: int(120_000, "per-request timeout of a rollout server (a slower one counts as failed)", { min: 1 }),
 
   // ---- loss ----------------------------------------------------------------------------
   /** PPO clip lower bound: ratio >= 1 - epsLow. */
-  epsLow: number;
+  epsLow: num(0.2, "PPO clip: ratio >= 1 - epsLow", { min: 0, max: 0.999 }),
   /** PPO clip upper bound: ratio <= 1 + epsHigh (DAPO's clip-higher uses 0.28). */
-  epsHigh: number;
+  epsHigh: num(0.28, "PPO clip: ratio <= 1 + epsHigh (clip-higher)", { min: 0 }),
   /** Dual clip constant c for negative advantages (Ye et al. 2020); 0 = off, usually 3. */
-  dualClip: number;
+  dualClip: num(3, "dual-clip constant for negative advantages (0 = off)", { min: 0 }),
   /** KL coefficient against the frozen initial policy (0 = no reference model kept). */
-  beta: number;
+  beta: num(0, "KL coefficient against the frozen initial policy (0 = off)", { min: 0 }),
   /** KL estimator (Schulman 2020): k1 log-ratio, k2 squared, k3 unbiased low-variance. */
-  kl: KlEstimator;
+  kl: oneOf(KL_ESTIMATORS, "k3", "KL estimator"),
   /** Entropy bonus coefficient (loss -= entropyCoef * H). */
-  entropyCoef: number;
+  entropyCoef: num(0, "entropy bonus coefficient"),
   /** Truncated importance-sampling cap for rollout/trainer mismatch (0 = off). */
-  tisCap: number;
+  tisCap: num(0, "truncated importance-sampling cap (0 = off)", { min: 0 }),
   /** How token losses are combined: token-mean (DAPO), seq-mean-token-mean (original GRPO),
    * seq-mean-token-sum, dr-grpo (sum / (B * maxNewTokens)). */
-  lossAggregation: LossAggregation;
+  lossAggregation: oneOf(LOSS_AGGREGATIONS, "token-mean", "how token losses are averaged"),
   /** Policy updates per batch (mu). > 1 makes the ratio and clipping matter. */
-  numIterations: number;
+  numIterations: int(1, "policy updates per batch (mu)", { min: 1 }),
 
   // ---- optimizer -----------------------------------------------------------------------
   /** Peak learning rate (AdamW); 0 = by model size: 3e-4 under 10M parameters (the tiny
    * and small presets), 1e-5 under 1B, 1e-6 above (TRL's default for real LLMs). */
-  lr: number;
+  lr: num(0, "peak learning rate (0 = by model size: 3e-4 under 10M parameters, 1e-5 under 1B, else 1e-6)", { min: 0, shownDefault: "auto" }),
   /** Linear warmup steps. */
-  warmupSteps: number;
+  warmupSteps: int(5, "linear warmup steps", { min: 0 }),
   /** Cosine decay floor, as a fraction of lr. */
-  minLrRatio: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
+  minLrRatio: num(0.1, "cosine floor as a fraction of lr", { min: 0, max: 1 }),
+  weightDecay: num(0, "AdamW decoupled weight decay", { min: 0 }),
+  beta1: num(0.9, "AdamW beta1", { min: 0, max: 0.999999 }),
+  beta2: num(0.99, "AdamW beta2", { min: 0, max: 0.999999 }),
   /** Global grad-norm clip (0 = off). */
-  maxGradNorm: number;
+  maxGradNorm: num(1, "global grad-norm clip (0 = off)", { min: 0 }),
   /** Sequences per forward/backward pass (TRL's per-device batch): bounds activation memory,
    * which grows linearly with it; the gradient is the same for any value (each micro-batch's
    * loss is weighted by its share of the batch). */
-  microBatch: number;
+  microBatch: int(16, "sequences per forward/backward pass (activation memory grows with it; same gradient)", { min: 1 }),
   /** Rollouts decoded together: the KV cache (layers * rows * length * 2 * kvDim floats) grows
    * linearly with it, decoding speed too on CPUs (bigger matmuls). Rollouts do not depend on it
    * (each row's sampling is seeded by its own key). */
-  generationBatch: number;
+  generationBatch: int(64, "rollouts decoded together (KV-cache memory grows with it; same rollouts)", { min: 1 }),
   /** Recompute each block's activations in backward, keeping only block inputs: activation
    * memory falls from about L blocks' worth to one, for about one extra forward of compute;
    * gradients are identical. auto: on under LoRA for models over 100M parameters, else off. */
-  gradientCheckpointing: boolean | "auto";
+  gradientCheckpointing: autoFlag("auto", "recompute block activations in backward (default auto: on under LoRA above 100M parameters)"),
 
   // ---- rewards -------------------------------------------------------------------------
   /** Reward terms with weights, e.g. "correct" (the default) or "honesty:1,format:0.1".
@@ -161,123 +181,60 @@ export interface TrainOptions {
    * -1 wrong; makes "unknown" the safe answer for a weak policy), format (1 if the output
    * parses and is not an abstention on an answerable item). A term may also be the path of a
    * .js/.mjs module exporting `reward(completion, instance)`. Table: src/rewards/rewards.ts. */
-  rewards: string;
+  rewards: text("correct", 'reward terms with weights, e.g. "correct" (default), "honesty:1,format:0.1,./my-reward.mjs:0.5"'),
   /** Per-call reward timeout; a hanging or throwing reward costs that sample, not the run. */
-  rewardTimeoutMs: number;
+  rewardTimeoutMs: int(2000, "per-call reward timeout (a hanging reward costs that sample)", { min: 1 }),
   /** Heap limit of each reward worker thread, in MB (V8's old generation; >= 16). A reward
    * module that exhausts it costs that sample (0 for its term, counted in reward_failures);
    * its worker is replaced and the run goes on. Without a limit such a module aborts the
    * whole trainer. Raise it for reward modules that legitimately hold large data. */
-  rewardHeapMb: number;
+  rewardHeapMb: int(256, "heap limit of each reward worker in MB (a reward that exhausts it costs that sample)", { min: 16 }),
 
   // ---- data ----------------------------------------------------------------------------
   /** Curriculum over depth: fixed (minDepth..maxDepth uniformly), linear (max depth grows
    * over the run), adaptive (raise depth when accuracy > 0.7, lower when < 0.3). */
-  curriculum: CurriculumKind;
-  minDepth: number;
-  maxDepth: number;
+  curriculum: oneOf(CURRICULA, "fixed", "depth curriculum"),
+  minDepth: int(1, "smallest derivation depth", { min: 1 }),
+  maxDepth: int(2, "largest derivation depth", { min: 1 }),
   /** Group filter: zero-std drops groups whose rewards are all equal (no signal);
    * balanced keeps groups with pass rate strictly in (0,1); both refill from new prompts. */
-  filter: FilterKind;
+  filter: oneOf(FILTERS, "none", "drop groups without reward variance (zero-std) or with pass rate 0 or 1 (balanced), refilling"),
   /** Extra generation rounds allowed per step to refill filtered groups. */
-  maxRefills: number;
+  maxRefills: int(1, "extra generation rounds per step to refill filtered groups", { min: 0 }),
   /** Dataset prompts longer than the model's context minus maxNewTokens: an error naming the
    * lines (false, the default), or cut to their last tokens (true; the question comes last in
    * a prompt, as in TRL's left truncation), with one log line saying how many were cut. */
-  truncatePrompts: boolean;
+  truncatePrompts: flag(false, "cut dataset prompts that do not fit the context (with --max-new-tokens) to their last tokens, instead of failing"),
 
   // ---- SFT warm start ------------------------------------------------------------------
   /** SFT steps on ground-truth traces before RL (0 = none; the tiny default uses 400). */
-  sftSteps: number;
-  sftLr: number;
-  sftBatch: number;
+  sftSteps: int(0, "SFT warm-start steps before RL (the tiny default uses 400)", { min: 0 }),
+  sftLr: num(2e-3, "SFT learning rate", { min: 0 }),
+  sftBatch: int(16, "SFT batch size", { min: 1 }),
 
   // ---- bookkeeping ---------------------------------------------------------------------
   /** Checkpoint every N steps (atomic; the last good one is kept on NaN). */
-  checkpointEvery: number;
+  checkpointEvery: int(20, "checkpoint every N steps", { min: 1 }),
   /** Held-out evaluation every N steps (0 = only at the end). */
-  evalEvery: number;
+  evalEvery: int(0, "held-out eval every N steps (0 = start and end only)", { min: 0 }),
   /** Held-out evaluation size (half unanswerable). */
-  evalN: number;
+  evalN: int(128, "held-out eval size", { min: 2 }),
   /** Depth of the held-out items (0 = uniform over minDepth..maxDepth, like training). */
-  evalDepth: number;
+  evalDepth: int(0, "depth of the held-out items (0 = uniform over min..max depth)", { min: 0 }),
   /** Rewrite report.html every N steps. */
-  reportEvery: number;
+  reportEvery: int(5, "rewrite report.html every N steps", { min: 1 }),
   /** Samples logged to samples.jsonl per step. */
-  samplesPerStep: number;
+  samplesPerStep: int(4, "rollouts logged to samples.jsonl per step", { min: 0 }),
   /** Progress bar on stderr (auto: when stderr is a TTY). */
-  progress: boolean;
-}
-
-export const DEFAULTS: TrainOptions = {
-  model: "",
-  task: "graphli",
-  dataset: "",
-  out: "runs/anvil",
-  backend: "auto",
-  threads: 0,
-  seed: 1,
-  adapter: "",
-  loraR: 0,
-  loraAlpha: 0,
-  loraTargets: "q,k,v,o,gate,up,down",
-  algo: "anchor",
-  advantage: "grpo",
-  anchor: "always",
-  anchorCount: 1,
-  anchorAnneal: "none",
-  anchorAnnealSteps: 0,
-  steps: 100,
-  promptsPerStep: 8,
-  groupSize: 8,
-  maxNewTokens: 128,
-  temperature: 1,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  rolloutServer: "",
-  syncEvery: 1,
-  syncDir: "",
-  rolloutTimeoutMs: 120_000,
-  epsLow: 0.2,
-  epsHigh: 0.28,
-  dualClip: 3,
-  beta: 0,
-  kl: "k3",
-  entropyCoef: 0,
-  tisCap: 0,
-  lossAggregation: "token-mean",
-  numIterations: 1,
-  lr: 0,
-  warmupSteps: 5,
-  minLrRatio: 0.1,
-  weightDecay: 0,
-  beta1: 0.9,
-  beta2: 0.99,
-  maxGradNorm: 1,
-  microBatch: 16,
-  generationBatch: 64,
-  gradientCheckpointing: "auto",
-  rewards: "correct",
-  rewardTimeoutMs: 2000,
-  rewardHeapMb: 256,
-  curriculum: "fixed",
-  minDepth: 1,
-  maxDepth: 2,
-  filter: "none",
-  maxRefills: 1,
-  truncatePrompts: false,
-  sftSteps: 0,
-  sftLr: 2e-3,
-  sftBatch: 16,
-  checkpointEvery: 20,
-  evalEvery: 0,
-  evalN: 128,
-  evalDepth: 0,
-  reportEvery: 5,
-  samplesPerStep: 4,
-  progress: process.stderr.isTTY ?? false,
+  progress: flag(process.stderr.isTTY ?? false, "progress bar on stderr"),
 };
+
+/** The options of a training run, typed from the table above (each one documented there). */
+export type TrainOptions = { [K in keyof typeof OPTIONS]: (typeof OPTIONS)[K] extends OptionSpec<infer T> ? T : never };
+export type OptionName = keyof TrainOptions;
+export const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
+
+export const DEFAULTS = Object.fromEntries(OPTION_NAMES.map((k) => [k, OPTIONS[k].default])) as TrainOptions;
 
 /** What each algorithm preset sets (unless the user set it). */
 const PRESETS: Record<Algo, Partial<TrainOptions>> = {
@@ -286,79 +243,6 @@ const PRESETS: Record<Algo, Partial<TrainOptions>> = {
   anchor: { advantage: "grpo", anchor: "always", lossAggregation: "token-mean" },
   rloo: { advantage: "rloo", anchor: "off", lossAggregation: "token-mean" },
   "reinforce++": { advantage: "reinforce++", anchor: "off", lossAggregation: "token-mean" },
-};
-
-/** "auto-boolean": true, false or "auto" (decided from the model at run time). */
-type Kind = "string" | "number" | "int" | "boolean" | "auto-boolean" | readonly string[];
-/** Value kinds and bounds, for parsing flags/config files and for --help. */
-export const OPTION_KINDS: { [K in keyof TrainOptions]: { kind: Kind; min?: number; max?: number } } = {
-  model: { kind: "string" },
-  task: { kind: TASKS },
-  dataset: { kind: "string" },
-  out: { kind: "string" },
-  backend: { kind: BACKENDS },
-  threads: { kind: "int", min: 0 },
-  seed: { kind: "int", min: 0 },
-  adapter: { kind: "string" },
-  loraR: { kind: "int", min: 0 },
-  loraAlpha: { kind: "number", min: 0 },
-  loraTargets: { kind: "string" },
-  algo: { kind: ALGOS },
-  advantage: { kind: ADVANTAGES },
-  anchor: { kind: ANCHOR_MODES },
-  anchorCount: { kind: "int", min: 1 },
-  anchorAnneal: { kind: ANCHOR_ANNEAL },
-  anchorAnnealSteps: { kind: "int", min: 0 },
-  steps: { kind: "int", min: 0 },
-  promptsPerStep: { kind: "int", min: 1 },
-  groupSize: { kind: "int", min: 2 },
-  maxNewTokens: { kind: "int", min: 1 },
-  temperature: { kind: "number", min: 0 },
-  topP: { kind: "number", min: 1e-9, max: 1 },
-  topK: { kind: "int", min: 0 },
-  minP: { kind: "number", min: 0, max: 1 },
-  rolloutServer: { kind: "string" },
-  syncEvery: { kind: "int", min: 1 },
-  syncDir: { kind: "string" },
-  rolloutTimeoutMs: { kind: "int", min: 1 },
-  epsLow: { kind: "number", min: 0, max: 0.999 },
-  epsHigh: { kind: "number", min: 0 },
-  dualClip: { kind: "number", min: 0 },
-  beta: { kind: "number", min: 0 },
-  kl: { kind: KLS },
-  entropyCoef: { kind: "number" },
-  tisCap: { kind: "number", min: 0 },
-  lossAggregation: { kind: AGGREGATIONS },
-  numIterations: { kind: "int", min: 1 },
-  lr: { kind: "number", min: 0 },
-  warmupSteps: { kind: "int", min: 0 },
-  minLrRatio: { kind: "number", min: 0, max: 1 },
-  weightDecay: { kind: "number", min: 0 },
-  beta1: { kind: "number", min: 0, max: 0.999999 },
-  beta2: { kind: "number", min: 0, max: 0.999999 },
-  maxGradNorm: { kind: "number", min: 0 },
-  microBatch: { kind: "int", min: 1 },
-  generationBatch: { kind: "int", min: 1 },
-  gradientCheckpointing: { kind: "auto-boolean" },
-  rewards: { kind: "string" },
-  rewardTimeoutMs: { kind: "int", min: 1 },
-  rewardHeapMb: { kind: "int", min: 16 },
-  curriculum: { kind: CURRICULA },
-  minDepth: { kind: "int", min: 1 },
-  maxDepth: { kind: "int", min: 1 },
-  filter: { kind: FILTERS },
-  maxRefills: { kind: "int", min: 0 },
-  truncatePrompts: { kind: "boolean" },
-  sftSteps: { kind: "int", min: 0 },
-  sftLr: { kind: "number", min: 0 },
-  sftBatch: { kind: "int", min: 1 },
-  checkpointEvery: { kind: "int", min: 1 },
-  evalEvery: { kind: "int", min: 0 },
-  evalN: { kind: "int", min: 2 },
-  evalDepth: { kind: "int", min: 0 },
-  reportEvery: { kind: "int", min: 1 },
-  samplesPerStep: { kind: "int", min: 0 },
-  progress: { kind: "boolean" },
 };
 
 export class OptionsError extends Error {
@@ -386,7 +270,7 @@ function nearest(name: string, candidates: string[]): string | undefined {
 
 /** Parses one value (from a flag string or a config file) into its option's type. */
 export function parseOptionValue(key: keyof TrainOptions, value: unknown): unknown {
-  const { kind, min, max } = OPTION_KINDS[key];
+  const { kind, min, max } = OPTIONS[key];
   const fail = (why: string) => new OptionsError(`option ${key}: ${why}`);
   if (Array.isArray(kind)) {
     const s = String(value);
@@ -418,11 +302,10 @@ export function parseOptionValue(key: keyof TrainOptions, value: unknown): unkno
 /** Checks an object of user options: unknown keys (with a suggestion) and value types. */
 export function parseOptions(obj: Record<string, unknown>, source: string): Partial<TrainOptions> {
   const out: Partial<TrainOptions> = {};
-  const keys = Object.keys(OPTION_KINDS);
   for (const [k, v] of Object.entries(obj)) {
     if (v === undefined) continue;
-    if (!(k in OPTION_KINDS)) {
-      const hint = nearest(k, keys);
+    if (!(k in OPTIONS)) {
+      const hint = nearest(k, OPTION_NAMES);
       throw new OptionsError(`${source}: unknown option "${k}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
     }
     (out as Record<string, unknown>)[k] = parseOptionValue(k as keyof TrainOptions, v);

@@ -2,8 +2,9 @@
 // tear the last line. Before a run (re)starts they are cut back to what its restart point
 // explains, so a resumed run's logs read exactly like an uninterrupted run's: no second step-0
 // eval row, no second "final" row, no rows from steps that will run again.
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomicSync } from "../util/atomic.js";
 
 export const RUN_LOGS = ["metrics.jsonl", "samples.jsonl"] as const;
 
@@ -54,7 +55,6 @@ export function rewindLogs(runDir: string, step: number, keepSft: boolean, log: 
       if (row.final) return false;
       return step > 0 && row.step <= step;
     });
-    writeFileSync(path + ".tmp", keep.map((k) => k.line + "\n").join(""));
-    renameSync(path + ".tmp", path);
+    writeFileAtomicSync(path, keep.map((k) => k.line + "\n").join(""));
   }
 }

@@ -22,7 +22,7 @@
 // Determinism: every random draw is a function of (seed, step, index), and checkpoints
 // restore parameters and optimizer moments bit for bit, so a run resumed from step N
 // reproduces the uninterrupted run's metrics (timings aside).
-import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
@@ -37,6 +37,7 @@ import { writeReport } from "../report/report.js";
 import { readDatasetLines } from "../tasks/dataset.js";
 import { generate as generateInstance, generateDataset, taskCorpus } from "../tasks/index.js";
 import type { Instance, TaskName } from "../tasks/types.js";
+import { writeFileAtomicSync } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
 import { Progress } from "../util/progress.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
@@ -90,11 +91,6 @@ export const evalAfter = (o: TrainOptions, step: number): boolean => o.evalEvery
 
 /** Steps between SFT log lines / metrics records. */
 const SFT_LOG_EVERY = 10;
-
-function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileSync(path + ".tmp", JSON.stringify(value, null, 2) + "\n");
-  renameSync(path + ".tmp", path);
-}
 
 /** The newest complete checkpoint of a run, or null. */
 export function latestCheckpoint(runDir: string): { dir: string; step: number } | null {
@@ -192,7 +188,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       inputs = await checkInputs();
     }
     const { tokenizer, dataset } = inputs!;
-    writeJsonAtomic(join(runDir, "config.json"), o);
+    writeFileAtomicSync(join(runDir, "config.json"), JSON.stringify(o, null, 2) + "\n");
     started = true;
 
     // ---- model: checkpoint (resume) > SFT output > the given model. Under LoRA the base is

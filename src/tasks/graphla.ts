@@ -18,7 +18,7 @@
 // surface feature tells the classes apart: only following the references does.
 
 import { ABSTAIN, type GenerateOptions, type Instance } from "./types.js";
-import { Rng, mixSeed } from "./rng.js";
+import { TaskRng, mixSeed } from "./rng.js";
 import { checkOptions, formatPrompt } from "./prompt.js";
 import { type Frac, type Relation, dishesOf, feq, frac, fstr, solveExact, solveForward } from "./solve-la.js";
 
@@ -186,7 +186,7 @@ type Leaf = "given" | "system" | "free";
 const STEP_COST: Record<Step, number> = { unary: 1, "side-given": 2, "side-system": 3 };
 const LEAF_COST: Record<Leaf, number> = { given: 1, system: 2, free: 0 };
 
-function pickStep(rng: Rng, budget: number): Step {
+function pickStep(rng: TaskRng, budget: number): Step {
   const all: { item: Step; weight: number }[] = [
     { item: "unary", weight: 0.6 },
     { item: "side-given", weight: 0.3 },
@@ -195,7 +195,7 @@ function pickStep(rng: Rng, budget: number): Step {
   return rng.weighted(all.filter((s) => STEP_COST[s.item] <= budget));
 }
 
-const pickGroundedLeaf = (rng: Rng, budget: number): Leaf => (budget >= LEAF_COST.system && rng.chance(0.2) ? "system" : "given");
+const pickGroundedLeaf = (rng: TaskRng, budget: number): Leaf => (budget >= LEAF_COST.system && rng.chance(0.2) ? "system" : "given");
 
 /** Relations defining a new dish `x` from one existing (dish, value), with the resulting price. */
 function unaryChoices(x: string, y: string, v: number): { rel: Defining; value: number }[] {
@@ -216,7 +216,7 @@ function binaryChoices(x: string, p: [string, number], q: [string, number]): { r
 }
 
 /** A leaf dish and the premises grounding it (none when free). */
-function makeLeaf(rng: Rng, fresh: () => string, kind: Leaf): { node: DishNode; premises: Relation[] } {
+function makeLeaf(rng: TaskRng, fresh: () => string, kind: Leaf): { node: DishNode; premises: Relation[] } {
   const node: DishNode = { name: fresh(), value: rng.int(1, 20), rel: null, children: [] };
   if (kind === "free") return { node, premises: [] };
   if (kind === "given") return { node, premises: [{ kind: "given", x: node.name, value: node.value }] };
@@ -233,7 +233,7 @@ function makeLeaf(rng: Rng, fresh: () => string, kind: Leaf): { node: DishNode; 
 }
 
 /** Puts a new spine node on top of `child`. */
-function growStep(rng: Rng, fresh: () => string, child: DishNode, step: Step, premises: Relation[]): DishNode {
+function growStep(rng: TaskRng, fresh: () => string, child: DishNode, step: Step, premises: Relation[]): DishNode {
   const name = fresh();
   if (step === "unary") {
     const c = rng.pick(unaryChoices(name, child.name, child.value));
@@ -250,7 +250,7 @@ function growStep(rng: Rng, fresh: () => string, child: DishNode, step: Step, pr
 }
 
 /** P: exactly `steps` relation steps over a grounded bottom. */
-function derivationChain(rng: Rng, fresh: () => string, steps: number): Chain {
+function derivationChain(rng: TaskRng, fresh: () => string, steps: number): Chain {
   const premises: Relation[] = [];
   const bottom = makeLeaf(rng, fresh, pickGroundedLeaf(rng, Infinity));
   premises.push(...bottom.premises);
@@ -260,7 +260,7 @@ function derivationChain(rng: Rng, fresh: () => string, steps: number): Chain {
 }
 
 /** F or G: a chain of exactly `budget` premises and at least `minSteps` relation steps. */
-function budgetChain(rng: Rng, fresh: () => string, budget: number, free: boolean, minSteps = 0): Chain {
+function budgetChain(rng: TaskRng, fresh: () => string, budget: number, free: boolean, minSteps = 0): Chain {
   const premises: Relation[] = [];
   const leaf = makeLeaf(rng, fresh, free ? "free" : pickGroundedLeaf(rng, budget - minSteps));
   premises.push(...leaf.premises);
@@ -308,7 +308,7 @@ interface Swap {
  * price in the new world (F's free bottom keeping its hidden price) is a positive integer
  * <= MAX_PRICE, so the perturbed world is as plausible as the original.
  */
-function findSwap(rng: Rng, P: Chain, F: Chain, cut: number, depth: number, premises: Relation[], world: Map<string, number>): Swap | null {
+function findSwap(rng: TaskRng, P: Chain, F: Chain, cut: number, depth: number, premises: Relation[], world: Map<string, number>): Swap | null {
   const u = P.spine[cut]!;
   const kF = F.spine.length - 1;
   // Target's tree height after swapping at F level j: cut + 1 + (kF - j - 1).
@@ -365,7 +365,7 @@ export function graphlaProblem(opts: GenerateOptions): GraphLAProblem {
   const distractors = Math.max(MIN_DISTRACTORS, checked.distractors);
   if (opts.cutDepth !== undefined && (!Number.isInteger(opts.cutDepth) || opts.cutDepth < 0 || opts.cutDepth > depth - 1))
     throw new RangeError(`graphla: cutDepth must be an integer in [0, depth - 1] = [0, ${depth - 1}], got ${opts.cutDepth}`);
-  const rng = new Rng(mixSeed(seed, SALT));
+  const rng = new TaskRng(mixSeed(seed, SALT));
   // Both draws happen whatever the options, so forced siblings share every part.
   const drawnAnswerable = rng.chance(0.5);
   const drawnCut = rng.int(0, depth - 1);

@@ -27,7 +27,7 @@
 // premises that mention it, except the one we came from"), then the bottom-up conclusion.
 
 import { ABSTAIN, type GenerateOptions, type Instance } from "./types.js";
-import { Rng, mixSeed } from "./rng.js";
+import { TaskRng, mixSeed } from "./rng.js";
 import { checkOptions, formatPrompt } from "./prompt.js";
 import { type Literal, type Premise, atomsOf, clauseOf, entails } from "./solve-li.js";
 
@@ -93,7 +93,7 @@ const slotOf = (parent: TreeNode, k: number): string =>
   `${parent.kind}/${parent.children.length}/${parent.kind === "MT" && k === 0 ? "head" : "body"}`;
 
 /** The rule deriving `atom` = `value` from `children` by a step of `kind`. */
-function ruleFor(rng: Rng, kind: StepKind, atom: string, value: boolean, children: TreeNode[]): Premise {
+function ruleFor(rng: TaskRng, kind: StepKind, atom: string, value: boolean, children: TreeNode[]): Premise {
   const l = (c: TreeNode): Literal => ({ atom: c.atom, value: c.value });
   if (kind === "MP") return { kind: "rule", body: rng.shuffle(children.map(l)), head: { atom, value } };
   const [h, ...rest] = children;
@@ -105,7 +105,7 @@ function ruleFor(rng: Rng, kind: StepKind, atom: string, value: boolean, childre
  * the spine, a path of at least `spine` more rules down to a leaf; the spine's leaf gets no fact
  * when `dead`. Every other leaf is a fact.
  */
-function grow(rng: Rng, steps: number, value: boolean, fresh: () => string, spine: number, dead: boolean, atom = fresh()): TreeNode {
+function grow(rng: TaskRng, steps: number, value: boolean, fresh: () => string, spine: number, dead: boolean, atom = fresh()): TreeNode {
   if (steps === 0)
     return { atom, value, premise: spine >= 0 && dead ? null : { kind: "fact", atom, value }, kind: null, children: [], spineChild: -1 };
   const kind: StepKind = rng.chance(0.5) ? "MP" : "MT";
@@ -123,7 +123,7 @@ function grow(rng: Rng, steps: number, value: boolean, fresh: () => string, spin
 }
 
 /** A grounded tree of exactly `budget` premises (rules + facts). */
-function growBudget(rng: Rng, budget: number, value: boolean, fresh: () => string): TreeNode {
+function growBudget(rng: TaskRng, budget: number, value: boolean, fresh: () => string): TreeNode {
   const atom = fresh();
   if (budget === 1) return { atom, value, premise: { kind: "fact", atom, value }, kind: null, children: [], spineChild: -1 };
   const kind: StepKind = rng.chance(0.5) ? "MP" : "MT";
@@ -237,7 +237,7 @@ export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
   const { depth, distractors, seed } = checkOptions("graphli", opts, GRAPHLI_MAX_DEPTH, GRAPHLI_MAX_DISTRACTORS);
   if (opts.cutDepth !== undefined && (!Number.isInteger(opts.cutDepth) || opts.cutDepth < 0 || opts.cutDepth > depth - 1))
     throw new RangeError(`graphli: cutDepth must be an integer in [0, depth - 1] = [0, ${depth - 1}], got ${opts.cutDepth}`);
-  const rng = new Rng(mixSeed(seed, SALT));
+  const rng = new TaskRng(mixSeed(seed, SALT));
   const answerable = opts.answerable ?? rng.chance(0.5);
   // Drawn for every item so answerable and unanswerable siblings share the rest of the stream.
   const drawnCut = rng.int(0, depth - 1);
@@ -289,7 +289,7 @@ export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
   const target = P.atom;
 
   // Grounded distractors from their own stream: changing `distractors` changes nothing else.
-  const grng = new Rng(mixSeed(seed, SALT_G));
+  const grng = new TaskRng(mixSeed(seed, SALT_G));
   const extra: Premise[] = [];
   for (let left = distractors; left > 0; ) {
     const size = Math.min(left, grng.int(2, depth + 2));

@@ -1,7 +1,7 @@
 // Task registry: one entry point per task, deterministic datasets, and a corpus for tokenizers.
 
 import { type GenerateOptions, type Instance, type TaskName, TASK_NAMES, completionFor } from "./types.js";
-import { Rng, mixSeed } from "./rng.js";
+import { TaskRng, mixSeed } from "./rng.js";
 import { generateGraphLA } from "./graphla.js";
 import { generateGraphLI } from "./graphli.js";
 
@@ -39,7 +39,7 @@ export interface DatasetOptions {
   distractors?: IntRange;
 }
 
-function sampleRange(rng: Rng, r: IntRange, name: string): number {
+function sampleRange(rng: TaskRng, r: IntRange, name: string): number {
   const [lo, hi] = typeof r === "number" ? [r, r] : r;
   if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo > hi)
     throw new RangeError(`${name} must be an integer or an integer range [min, max] with min <= max, got ${JSON.stringify(r)}`);
@@ -54,7 +54,7 @@ export function generateDataset(task: TaskName, opts: DatasetOptions): Instance[
   const { n, seed } = opts;
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be a non-negative integer, got ${n}`);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative safe integer, got ${seed}`);
-  const rng = new Rng(mixSeed(seed, 0xda7a));
+  const rng = new TaskRng(mixSeed(seed, 0xda7a));
   const half = Math.floor(n / 2);
   const flags = Array.from({ length: n }, (_, i) => (i < 2 * half ? i < half : rng.chance(0.5)));
   rng.shuffle(flags);

@@ -16,7 +16,7 @@
 
 import { generate, generateDataset, type IntRange } from "./index.js";
 import type { Instance, TaskName } from "./types.js";
-import { Rng, mixSeed } from "./rng.js";
+import { TaskRng, mixSeed } from "./rng.js";
 import { splitPrompt } from "./prompt.js";
 
 export type ProbeLabel = "answerable" | "answer";
@@ -276,7 +276,7 @@ function fitFeatures(feats: Map<string, number>[], y: Uint8Array, opts: FitOptio
   let l2 = grid[0]!;
   if (grid.length > 1) {
     // Deterministic 80/20 split of the training items for choosing the L2 strength.
-    const rng = new Rng(mixSeed(opts.seed ?? 1, 0x9b0e));
+    const rng = new TaskRng(mixSeed(opts.seed ?? 1, 0x9b0e));
     const isVal = Array.from({ length: feats.length }, () => rng.chance(0.2));
     const pick = (val: boolean) => {
       const idx = isVal.flatMap((v, i) => (v === val ? [i] : []));

@@ -1,8 +1,8 @@
 // What every task generator produces and every verifier consumes.
 import { bulleted } from "./prompt.js";
 
-export type TaskName = "graphla" | "graphli";
-export const TASK_NAMES: readonly TaskName[] = ["graphla", "graphli"];
+export const TASK_NAMES = ["graphla", "graphli"] as const;
+export type TaskName = (typeof TASK_NAMES)[number];
 
 /** The literal answer for "the premises do not determine it". */
 export const ABSTAIN = "unknown";

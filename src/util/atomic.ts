@@ -1,6 +1,7 @@
 // Atomic file writes: write a temp file in the same directory, fsync, rename over the target.
 // A crash mid-write leaves either the old file or the new one, never a torn file.
 
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -39,4 +40,22 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await withAtomicFile(path, async (fh) => {
     await fh.writeFile(data);
   });
+}
+
+/** writeFileAtomic for synchronous callers (a run's config.json, report.html, rewound logs). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
+  const tmp = tempPathFor(path);
+  try {
+    const fd = openSync(tmp, "wx");
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }

@@ -1,7 +1,74 @@
-// Seeded pseudo-random numbers: xoshiro128** (Blackman & Vigna, 2018) seeded through splitmix32.
-// 32-bit arithmetic keeps it exact in JS numbers (Math.imul, >>> 0) and fast; the whole state is
-// four uint32 words plus the cached second normal of Box-Muller, so a checkpoint can save and
-// restore it and continue the exact same stream.
+// Seeded pseudo-random numbers. Two streams share one set of draws (Random):
+// - Rng: xoshiro128** (Blackman & Vigna, 2018) seeded through splitmix32, 53-bit uniforms and
+//   normals; its whole state is four uint32 words plus the cached second normal of Box-Muller,
+//   so a checkpoint can save and restore it and continue the exact same stream.
+// - Mulberry32: one uint32 of state, 32-bit uniforms. The task generators' stream (committed
+//   results name generated items, so it never changes) and the tests' data.
+// 32-bit arithmetic keeps both exact in JS numbers (Math.imul, >>> 0) and fast.
+
+/** Draws built on a uniform [0, 1) source. */
+export abstract class Random {
+  /** Uniform in [0, 1). */
+  abstract uniform(): number;
+
+  /** Uniform integer in [lo, hi] (inclusive). */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.uniform() * (hi - lo + 1));
+  }
+
+  chance(p: number): boolean {
+    return this.uniform() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new RangeError("pick from an empty list");
+    return items[Math.floor(this.uniform() * items.length)]!;
+  }
+
+  /** Picks by non-negative weights. */
+  weighted<T>(items: readonly { item: T; weight: number }[]): T {
+    const total = items.reduce((s, x) => s + x.weight, 0);
+    if (!(total > 0)) throw new RangeError("weighted pick needs a positive total weight");
+    let r = this.uniform() * total;
+    for (const x of items) {
+      r -= x.weight;
+      if (r < 0) return x.item;
+    }
+    return items[items.length - 1]!.item;
+  }
+
+  /** Fisher-Yates, in place; returns the same array. */
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(this.uniform() * (i + 1));
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
+  }
+}
+
+/** mulberry32 (Tommy Ettinger): tiny and fast; plenty for choosing premises and test data. */
+export class Mulberry32 extends Random {
+  private state: number;
+
+  constructor(seed: number) {
+    super();
+    this.state = seed >>> 0;
+  }
+
+  uniform(): number {
+    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+}
+
+/** A mulberry32 stream as a function, for tests' data: mulberry32(seed)() is in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  const r = new Mulberry32(seed);
+  return () => r.uniform();
+}
 
 /** Serializable RNG state (JSON-safe). */
 export interface RngState {
@@ -24,7 +91,7 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-export class Rng {
+export class Rng extends Random {
   private s0 = 0;
   private s1 = 0;
   private s2 = 0;
@@ -36,6 +103,7 @@ export class Rng {
    *   so nearby seeds give unrelated streams.
    */
   constructor(seed: number) {
+    super();
     if (!Number.isFinite(seed)) throw new RangeError(`Rng seed must be a finite number, got ${seed}`);
     const lo = Math.trunc(seed) >>> 0;
     const hi = Math.trunc(seed / 4294967296) >>> 0;
@@ -94,10 +162,10 @@ export class Rng {
     return (hi * 67108864 + lo) / 9007199254740992;
   }
 
-  /** Uniform integer in [0, n), without modulo bias (rejection sampling). */
-  int(n: number): number {
+  /** Uniform integer in [0, n), without modulo bias (rejection sampling on whole words). */
+  below(n: number): number {
     if (!Number.isInteger(n) || n <= 0 || n > 0x100000000) {
-      throw new RangeError(`Rng.int(n) needs an integer 1 <= n <= 2^32, got ${n}`);
+      throw new RangeError(`Rng.below(n) needs an integer 1 <= n <= 2^32, got ${n}`);
     }
     const limit = 0x100000000 - (0x100000000 % n); // largest multiple of n that fits
     for (;;) {
@@ -124,17 +192,6 @@ export class Rng {
   /** Fill `out` with N(mean, std^2) draws. */
   fillNormal(out: Float32Array | Float64Array, mean = 0, std = 1): void {
     for (let i = 0; i < out.length; i++) out[i] = this.normal(mean, std);
-  }
-
-  /** In-place Fisher-Yates shuffle. */
-  shuffle<T>(items: T[]): T[] {
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      const t = items[i]!;
-      items[i] = items[j]!;
-      items[j] = t;
-    }
-    return items;
   }
 
   /** An independent generator derived from this one (advances this stream by four words). */

@@ -1,53 +1,12 @@
-// Naive TypeScript versions of the addon functions the decoder uses (float64 accumulation),
-// same names and argument orders as NativeAddon. test/model.test.ts fills in any function the
-// built addon lacks with these, so the model graph is testable before every C++ op lands, and
-// `ANVIL_NAIVE_OPS=1` forces them all (a reference run independent of native/).
+// The addon functions the decoder uses, in TypeScript: the float64 references of
+// reference-ops.ts in NativeAddon's names and argument orders (outputs written into the given
+// arrays). test/model.test.ts fills in any function the built addon lacks with these, so the
+// model graph is testable before every C++ op lands, and `ANVIL_NAIVE_OPS=1` forces them all (a
+// reference run independent of native/).
 import { CpuBackend } from "../../src/backend/cpu.js";
 import type { NativeAddon } from "../../src/backend/native.js";
-
-type F32 = Float32Array;
-type I32 = Int32Array;
-
-function ropeApply(out: F32, inp: F32, pos: I32, N: number, nh: number, hd: number, theta: number, sign: number): void {
-  const half = hd / 2;
-  for (let n = 0; n < N; n++) {
-    for (let i = 0; i < half; i++) {
-      const ang = pos[n] * Math.pow(theta, (-2 * i) / hd);
-      const c = Math.cos(ang);
-      const s = sign * Math.sin(ang);
-      for (let h = 0; h < nh; h++) {
-        const o = (n * nh + h) * hd;
-        const x1 = inp[o + i];
-        const x2 = inp[o + i + half];
-        out[o + i] = x1 * c - x2 * s;
-        out[o + i + half] = x2 * c + x1 * s;
-      }
-    }
-  }
-}
-
-/** Softmax statistics of one row of logits / temperature. */
-function rowStats(z: Float64Array): { lse: number; p: Float64Array } {
-  let mx = -Infinity;
-  for (const v of z) mx = Math.max(mx, v);
-  let s = 0;
-  for (const v of z) s += Math.exp(v - mx);
-  const lse = mx + Math.log(s);
-  const p = new Float64Array(z.length);
-  for (let j = 0; j < z.length; j++) p[j] = Math.exp(z[j] - lse);
-  return { lse, p };
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../src/util/rng.js";
+import * as ref from "./reference-ops.js";
 
 export const naiveOps: Partial<NativeAddon> = {
   add(out, a, b, n) {
@@ -71,13 +30,7 @@ export const naiveOps: Partial<NativeAddon> = {
     for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) dtable[ids[n] * C + c] += dout[n * C + c];
   },
   matmul(out, a, b, M, N, K, transA, transB, accumulate, alpha) {
-    for (let m = 0; m < M; m++) {
-      for (let n = 0; n < N; n++) {
-        let s = 0;
-        for (let k = 0; k < K; k++) s += (transA ? a[k * M + m] : a[m * K + k]) * (transB ? b[n * K + k] : b[k * N + n]);
-        out[m * N + n] = (accumulate ? out[m * N + n] : 0) + alpha * s;
-      }
-    }
+    out.set(ref.matmul(a, b, M, N, K, transA, transB, alpha, accumulate ? out : undefined));
   },
   biasAdd(out, bias, N, C) {
     for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) out[n * C + c] += bias[c];
@@ -90,115 +43,34 @@ export const naiveOps: Partial<NativeAddon> = {
     }
   },
   rmsnormForward(out, rstd, inp, weight, N, C, eps) {
-    for (let n = 0; n < N; n++) {
-      let ss = 0;
-      for (let c = 0; c < C; c++) ss += inp[n * C + c] ** 2;
-      const r = 1 / Math.sqrt(ss / C + eps);
-      rstd[n] = r;
-      for (let c = 0; c < C; c++) out[n * C + c] = inp[n * C + c] * r * weight[c];
-    }
+    const r = ref.rmsnorm(inp, weight, N, C, eps);
+    out.set(r.out);
+    rstd.set(r.rstd);
   },
   rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, N, C) {
-    for (let n = 0; n < N; n++) {
-      const r = rstd[n];
-      let dot = 0;
-      for (let c = 0; c < C; c++) dot += dout[n * C + c] * weight[c] * inp[n * C + c];
-      for (let c = 0; c < C; c++) {
-        const x = inp[n * C + c];
-        dweight[c] += dout[n * C + c] * x * r;
-        dinp[n * C + c] = r * dout[n * C + c] * weight[c] - ((r * r * r) / C) * x * dot;
-      }
-    }
+    const { dinp: di, dw } = ref.rmsnormBackwardFromRstd(dout, inp, weight, rstd, N, C);
+    dinp.set(di);
+    for (let c = 0; c < C; c++) dweight[c] += dw[c];
   },
   ropeForward(out, inp, pos, N, nh, hd, theta) {
-    ropeApply(out, inp, pos, N, nh, hd, theta, 1);
+    out.set(ref.rope(inp, pos, N, nh, hd, theta));
   },
   ropeBackward(dinp, dout, pos, N, nh, hd, theta) {
-    ropeApply(dinp, dout, pos, N, nh, hd, theta, -1);
+    dinp.set(ref.rope(dout, pos, N, nh, hd, theta, -1));
   },
   attentionForward(out, lse, q, k, v, B, T, nh, nkv, hd) {
-    const rep = nh / nkv;
-    const sc = 1 / Math.sqrt(hd);
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < nh; h++)
-        for (let t = 0; t < T; t++) {
-          const z = new Float64Array(t + 1);
-          const qo = ((b * T + t) * nh + h) * hd;
-          for (let s = 0; s <= t; s++) {
-            const ko = ((b * T + s) * nkv + Math.floor(h / rep)) * hd;
-            let d = 0;
-            for (let i = 0; i < hd; i++) d += q[qo + i] * k[ko + i];
-            z[s] = d * sc;
-          }
-          const { lse: l, p } = rowStats(z);
-          lse[(b * nh + h) * T + t] = l;
-          for (let i = 0; i < hd; i++) {
-            let acc = 0;
-            for (let s = 0; s <= t; s++) acc += p[s] * v[((b * T + s) * nkv + Math.floor(h / rep)) * hd + i];
-            out[qo + i] = acc;
-          }
-        }
+    const r = ref.attention(q, k, v, B, T, nh, nkv, hd);
+    out.set(r.out);
+    lse.set(r.lse);
   },
   attentionBackward(dq, dk, dv, dout, q, k, v, _out, _lse, B, T, nh, nkv, hd) {
-    dq.fill(0);
-    dk.fill(0);
-    dv.fill(0);
-    const rep = nh / nkv;
-    const sc = 1 / Math.sqrt(hd);
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < nh; h++)
-        for (let t = 0; t < T; t++) {
-          const qo = ((b * T + t) * nh + h) * hd;
-          const kvo = (s: number) => ((b * T + s) * nkv + Math.floor(h / rep)) * hd;
-          const z = new Float64Array(t + 1);
-          for (let s = 0; s <= t; s++) {
-            let d = 0;
-            for (let i = 0; i < hd; i++) d += q[qo + i] * k[kvo(s) + i];
-            z[s] = d * sc;
-          }
-          const { p } = rowStats(z);
-          const dp = new Float64Array(t + 1);
-          let pdp = 0;
-          for (let s = 0; s <= t; s++) {
-            let d = 0;
-            for (let i = 0; i < hd; i++) {
-              d += dout[qo + i] * v[kvo(s) + i];
-              dv[kvo(s) + i] += p[s] * dout[qo + i];
-            }
-            dp[s] = d;
-            pdp += p[s] * d;
-          }
-          for (let s = 0; s <= t; s++) {
-            const dz = p[s] * (dp[s] - pdp) * sc;
-            for (let i = 0; i < hd; i++) {
-              dq[qo + i] += dz * k[kvo(s) + i];
-              dk[kvo(s) + i] += dz * q[qo + i];
-            }
-          }
-        }
+    const r = ref.attentionBackward(dout, q, k, v, B, T, nh, nkv, hd);
+    dq.set(r.dq);
+    dk.set(r.dk);
+    dv.set(r.dv);
   },
   attentionDecode(out, q, kCache, vCache, pos, B, Tq, S, nh, nkv, hd) {
-    const rep = nh / nkv;
-    const sc = 1 / Math.sqrt(hd);
-    for (let b = 0; b < B; b++)
-      for (let t = 0; t < Tq; t++)
-        for (let h = 0; h < nh; h++) {
-          const last = pos[b] + t;
-          const qo = ((b * Tq + t) * nh + h) * hd;
-          const kvo = (s: number) => ((b * S + s) * nkv + Math.floor(h / rep)) * hd;
-          const z = new Float64Array(last + 1);
-          for (let s = 0; s <= last; s++) {
-            let d = 0;
-            for (let i = 0; i < hd; i++) d += q[qo + i] * kCache[kvo(s) + i];
-            z[s] = d * sc;
-          }
-          const { p } = rowStats(z);
-          for (let i = 0; i < hd; i++) {
-            let acc = 0;
-            for (let s = 0; s <= last; s++) acc += p[s] * vCache[kvo(s) + i];
-            out[qo + i] = acc;
-          }
-        }
+    out.set(ref.attentionDecode(q, kCache, vCache, pos, B, Tq, S, nh, nkv, hd));
   },
   kvWrite(cache, x, pos, B, Tq, S, nkv, hd) {
     const row = nkv * hd;
@@ -216,20 +88,10 @@ export const naiveOps: Partial<NativeAddon> = {
     }
   },
   crossEntropyForward(loss, logits, targets, N, V) {
-    for (let n = 0; n < N; n++) {
-      if (targets[n] < 0) {
-        loss[n] = 0;
-        continue;
-      }
-      const { lse } = rowStats(Float64Array.from(logits.subarray(n * V, n * V + V)));
-      loss[n] = lse - logits[n * V + targets[n]];
-    }
+    loss.set(ref.logprobFromLogits(logits, targets, N, V, 1).lp.map((lp) => -lp));
   },
   crossEntropyBackward(dlogits, dloss, logits, targets, N, V) {
-    for (let n = 0; n < N; n++) {
-      const { p } = rowStats(Float64Array.from(logits.subarray(n * V, n * V + V)));
-      for (let j = 0; j < V; j++) dlogits[n * V + j] = targets[n] < 0 ? 0 : (p[j] - (j === targets[n] ? 1 : 0)) * dloss[n];
-    }
+    dlogits.set(ref.logprobBackward(logits, targets, Array.from(dloss, (d) => -d), new Float64Array(N), N, V, 1));
   },
   gatherRows(out, inp, idx, M, _N, C) {
     for (let m = 0; m < M; m++) out.set(inp.subarray(idx[m] * C, idx[m] * C + C), m * C);
@@ -246,19 +108,9 @@ export const naiveOps: Partial<NativeAddon> = {
     }
   },
   logprobFromLogits(logprob, entropy, logits, targets, N, V, temperature) {
-    for (let n = 0; n < N; n++) {
-      if (targets[n] < 0) {
-        logprob[n] = 0;
-        entropy[n] = 0;
-        continue;
-      }
-      const z = Float64Array.from(logits.subarray(n * V, n * V + V), (x) => x / temperature);
-      const { lse, p } = rowStats(z);
-      logprob[n] = z[targets[n]] - lse;
-      let h = 0;
-      for (let j = 0; j < V; j++) h -= p[j] > 0 ? p[j] * (z[j] - lse) : 0;
-      entropy[n] = h;
-    }
+    const r = ref.logprobFromLogits(logits, targets, N, V, temperature);
+    logprob.set(r.lp);
+    entropy.set(r.ent);
   },
   sample(ids, logits, seeds, B, V, temperature, topK, topP, minP, greedy) {
     for (let b = 0; b < B; b++) {
@@ -269,7 +121,9 @@ export const naiveOps: Partial<NativeAddon> = {
         ids[b] = best;
         continue;
       }
-      const { p } = rowStats(Float64Array.from(row, (x) => x / temperature));
+      const z = Float64Array.from(row, (x) => x / temperature);
+      const { lse } = ref.rowStats(z, 0, V);
+      const p = z.map((x) => Math.exp(x - lse));
       const order = [...p.keys()].sort((x, y) => p[y] - p[x]);
       const keep = new Float64Array(V);
       let cum = 0;
@@ -293,41 +147,15 @@ export const naiveOps: Partial<NativeAddon> = {
     }
   },
   linearLogprobForward(logprob, entropy, lse, hidden, weight, targets, N, H, V, temperature) {
-    const logits = new Float32Array(N * V);
-    naiveOps.matmul!(logits, hidden, weight, N, V, H, false, true, false, 1);
-    for (let n = 0; n < N; n++) {
-      const z = Float64Array.from(logits.subarray(n * V, n * V + V), (x) => x / temperature);
-      const st = rowStats(z);
-      lse[n] = st.lse;
-      if (targets[n] < 0) {
-        logprob[n] = 0;
-        entropy[n] = 0;
-        continue;
-      }
-      logprob[n] = z[targets[n]] - st.lse;
-      let h = 0;
-      for (let j = 0; j < V; j++) h -= st.p[j] * (z[j] - st.lse);
-      entropy[n] = h;
-    }
+    const r = ref.logprobFromLogits(ref.matmul(hidden, weight, N, V, H, false, true), targets, N, V, temperature);
+    logprob.set(r.lp);
+    entropy.set(r.ent);
+    lse.set(r.lse);
   },
   linearLogprobBackward(dhidden, dweight, dlogprob, dentropy, hidden, weight, targets, _lse, _entropy, N, H, V, temperature) {
-    const logits = new Float32Array(N * V);
-    naiveOps.matmul!(logits, hidden, weight, N, V, H, false, true, false, 1);
-    const dz = new Float32Array(N * V);
-    for (let n = 0; n < N; n++) {
-      if (targets[n] < 0) continue;
-      const z = Float64Array.from(logits.subarray(n * V, n * V + V), (x) => x / temperature);
-      const { lse, p } = rowStats(z);
-      let ent = 0;
-      for (let j = 0; j < V; j++) ent -= p[j] * (z[j] - lse);
-      for (let j = 0; j < V; j++) {
-        const dlp = dlogprob[n] * ((j === targets[n] ? 1 : 0) - p[j]);
-        const dent = -dentropy[n] * p[j] * (z[j] - lse + ent);
-        dz[n * V + j] = (dlp + dent) / temperature;
-      }
-    }
-    naiveOps.matmul!(dhidden, dz, weight, N, H, V, false, false, false, 1);
-    naiveOps.matmul!(dweight, dz, hidden, V, H, N, true, false, true, 1);
+    const dz = ref.logprobBackward(ref.matmul(hidden, weight, N, V, H, false, true), targets, dlogprob, dentropy, N, V, temperature);
+    dhidden.set(ref.matmul(dz, weight, N, H, V, false, false));
+    dweight.set(ref.matmul(dz, hidden, V, H, N, true, false, 1, dweight));
   },
 };
 

@@ -5,7 +5,8 @@ import { Policy } from "../../rl/policy.js";
 import { heldOut } from "../../rl/run.js";
 import { readDataset } from "../../tasks/dataset.js";
 import type { TaskName } from "../../tasks/types.js";
-import { adapterOption, backendFlags, intArg, log, printJson, taskOption } from "../common.js";
+import type { BackendChoice } from "../../backend/backend.js";
+import { adapterOption, backendFlags, log, optionFlag, printJson, taskOption } from "../common.js";
 
 export function register(program: Command): void {
   backendFlags(
@@ -15,15 +16,15 @@ export function register(program: Command): void {
       .requiredOption("--model <dir>", "model directory")
       .addOption(adapterOption())
       .addOption(taskOption())
-      .option("--n <n>", "instances (half unanswerable)", intArg("--n", 2), 100)
-      .option("--min-depth <n>", "smallest derivation depth", intArg("--min-depth", 1), 1)
-      .option("--max-depth <n>", "largest derivation depth", intArg("--max-depth", 1), 2)
-      .option("--seed <n>", "seed of the held-out set (train runs use the same derivation)", intArg("--seed"), 1)
-      .option("--dataset <file>", "evaluate on a JSONL dataset instead")
-      .option("--max-new-tokens <n>", "longest completion", intArg("--max-new-tokens", 1), 96)
+      .addOption(optionFlag("evalN", { flag: "--n", help: "instances (half unanswerable)", withDefault: true }))
+      .addOption(optionFlag("minDepth", { withDefault: true }))
+      .addOption(optionFlag("maxDepth", { withDefault: true }))
+      .addOption(optionFlag("seed", { help: "seed of the held-out set (train runs use the same derivation)", withDefault: true }))
+      .addOption(optionFlag("dataset", { help: "evaluate on a JSONL dataset instead" }))
+      .addOption(optionFlag("maxNewTokens", { withDefault: true }))
       .option("--samples", "include every completion in the JSON output")
       .option("--json", "print one JSON object"),
-  ).action(async (o: { model: string; adapter?: string; task: TaskName; n: number; minDepth: number; maxDepth: number; seed: number; dataset?: string; maxNewTokens: number; samples?: boolean; json?: boolean; backend: "auto"; threads: number }) => {
+  ).action(async (o: { model: string; adapter?: string; task: TaskName; n: number; minDepth: number; maxDepth: number; seed: number; dataset?: string; maxNewTokens: number; samples?: boolean; json?: boolean; backend: BackendChoice; threads: number }) => {
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
     const policy = await Policy.load(o.model, backend, { adapter: o.adapter });
     const items = o.dataset ? await readDataset(o.dataset) : heldOut(o.task, o.n, o.minDepth, o.maxDepth, o.seed);

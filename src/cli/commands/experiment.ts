@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
 import { runCeiling } from "../../experiment/sft-ceiling.js";
 import { FULL, formatTable, METHODS, QUICK, runExperiment, type ExperimentOptions, type Method } from "../../experiment/anchor-vs-grpo.js";
-import type { TaskName } from "../../tasks/types.js";
+import { TASK_NAMES, type TaskName } from "../../tasks/types.js";
 import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
 
 const list = <T extends string>(name: string, allowed: readonly string[]) => (v: string): T[] => {
@@ -29,7 +29,7 @@ export function register(program: Command): void {
       )
       .argument("<name>", "anchor-vs-grpo (the paper's comparison) or sft-ceiling (how far SFT alone takes the preset, depths 1-4)")
       .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth (about a sixth of the full table)`)
-      .option("--tasks <list>", "tasks, comma-separated", list<TaskName>("--tasks", ["graphla", "graphli"]), FULL.tasks)
+      .option("--tasks <list>", "tasks, comma-separated", list<TaskName>("--tasks", TASK_NAMES), FULL.tasks)
       .option("--seeds <list>", "seeds, comma-separated", seedList)
       .option("--methods <list>", `methods, comma-separated (${METHODS.join(", ")})`, list<Method>("--methods", METHODS), FULL.methods)
       .addOption(new Option("--preset <name>", "model preset made for each task").choices(["tiny", "small"]).default(FULL.preset))

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { createBackend } from "../../backend/index.js";
+import { createBackend, type BackendChoice } from "../../backend/index.js";
 import { Policy } from "../../rl/policy.js";
-import { adapterOption, backendFlags, intArg, log, numArg, printJson } from "../common.js";
+import { adapterOption, backendFlags, intArg, log, optionFlag, printJson } from "../common.js";
 
 export function register(program: Command): void {
   backendFlags(
@@ -12,15 +12,15 @@ export function register(program: Command): void {
       .addOption(adapterOption())
       .requiredOption("--prompt <s>", "user message")
       .option("--n <n>", "completions to draw", intArg("--n", 1), 1)
-      .option("--max-new-tokens <n>", "longest completion", intArg("--max-new-tokens", 1), 128)
-      .option("--temperature <t>", "sampling temperature (0 = greedy)", numArg("--temperature", 0), 1)
-      .option("--top-k <k>", "keep the k most likely tokens (0 = off)", intArg("--top-k"), 0)
-      .option("--top-p <p>", "nucleus mass (1 = off)", numArg("--top-p", 1e-9, 1), 1)
-      .option("--min-p <p>", "drop tokens below min-p times the top probability (0 = off)", numArg("--min-p", 0, 1), 0)
+      .addOption(optionFlag("maxNewTokens", { withDefault: true }))
+      .addOption(optionFlag("temperature", { help: "sampling temperature (0 = greedy)", withDefault: true }))
+      .addOption(optionFlag("topK", { withDefault: true }))
+      .addOption(optionFlag("topP", { withDefault: true }))
+      .addOption(optionFlag("minP", { withDefault: true }))
       .option("--greedy", "argmax decoding")
-      .option("--seed <n>", "sampling seed", intArg("--seed"), 1)
+      .addOption(optionFlag("seed", { help: "sampling seed", withDefault: true }))
       .option("--json", "print one JSON object"),
-  ).action(async (o: { model: string; adapter?: string; prompt: string; n: number; maxNewTokens: number; temperature: number; topK: number; topP: number; minP: number; greedy?: boolean; seed: number; json?: boolean; backend: "auto"; threads: number }) => {
+  ).action(async (o: { model: string; adapter?: string; prompt: string; n: number; maxNewTokens: number; temperature: number; topK: number; topP: number; minP: number; greedy?: boolean; seed: number; json?: boolean; backend: BackendChoice; threads: number }) => {
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
     const policy = await Policy.load(o.model, backend, { adapter: o.adapter });
     const t0 = performance.now();

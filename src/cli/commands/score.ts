@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { createBackend } from "../../backend/index.js";
+import { createBackend, type BackendChoice } from "../../backend/index.js";
 import { loadConfig } from "../../model/config.js";
 import { Tokenizer } from "../../model/tokenizer.js";
 import { Policy } from "../../rl/policy.js";
@@ -18,7 +18,7 @@ export function register(program: Command): void {
       .option("--ids <list>", "comma-separated token ids to score")
       .option("--temperature <t>", "softmax temperature", numArg("--temperature", 1e-6), 1)
       .option("--json", "print one JSON object"),
-  ).action(async (o: { model: string; adapter?: string; text?: string; ids?: string; temperature: number; json?: boolean; backend: "auto"; threads: number }) => {
+  ).action(async (o: { model: string; adapter?: string; text?: string; ids?: string; temperature: number; json?: boolean; backend: BackendChoice; threads: number }) => {
     if ((o.text === undefined) === (o.ids === undefined)) throw new Error("give exactly one of --text or --ids");
     // Checked against the model's config and tokenizer before its weights are loaded.
     const config = await loadConfig(o.model);

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { basename, resolve } from "node:path";
-import { createBackend } from "../../backend/index.js";
+import { createBackend, type BackendChoice } from "../../backend/index.js";
 import { Policy } from "../../rl/policy.js";
 import { ServeEngine } from "../../serve/engine.js";
 import { createServeServer } from "../../serve/server.js";
@@ -17,7 +17,7 @@ export function register(program: Command): void {
       .option("--served-model-name <name>", "model id clients pass as \"model\" (default: the directory's name)")
       .option("--max-batch <n>", "rows decoded together at most (a request with a larger n runs alone)", intArg("--max-batch", 1), 64)
       .option("--weight-version <v>", "weight version reported until the first reload", "0"),
-  ).action(async (o: { model: string; port: number; host: string; servedModelName?: string; maxBatch: number; weightVersion: string; backend: "auto"; threads: number }) => {
+  ).action(async (o: { model: string; port: number; host: string; servedModelName?: string; maxBatch: number; weightVersion: string; backend: BackendChoice; threads: number }) => {
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
     const policy = await Policy.load(o.model, backend);
     const engine = new ServeEngine(policy, o.maxBatch, o.weightVersion);

@@ -7,9 +7,10 @@ import { runSft } from "../../rl/sft.js";
 import { prepareForTraining } from "../../rl/train-setup.js";
 import { generate } from "../../tasks/index.js";
 import type { TaskName } from "../../tasks/types.js";
+import type { BackendChoice } from "../../backend/backend.js";
 import { Progress } from "../../util/progress.js";
 import { mixSeed, PURPOSE } from "../../util/seed.js";
-import { backendFlags, intArg, log, loraFlags, numArg, printJson, taskOption } from "../common.js";
+import { backendFlags, intArg, log, loraFlags, optionFlag, printJson, taskOption } from "../common.js";
 
 interface SftFlags {
   model: string;
@@ -27,7 +28,7 @@ interface SftFlags {
   seed: number;
   out: string;
   json?: boolean;
-  backend: "auto";
+  backend: BackendChoice;
   threads: number;
 }
 
@@ -40,11 +41,11 @@ export function register(program: Command): void {
         .requiredOption("--model <dir>", "model directory to start from")
         .addOption(taskOption())
         .option("--steps <n>", "optimizer steps", intArg("--steps", 1), 150)
-        .option("--batch <n>", "sequences per step", intArg("--batch", 1), 16)
-        .option("--lr <x>", "peak learning rate (cosine schedule)", numArg("--lr", 0), 2e-3)
-        .option("--min-depth <n>", "smallest derivation depth", intArg("--min-depth", 1), 1)
-        .option("--max-depth <n>", "largest derivation depth", intArg("--max-depth", 1), 2)
-        .option("--seed <n>", "data seed", intArg("--seed"), 1)
+        .addOption(optionFlag("sftBatch", { flag: "--batch", help: "sequences per step", withDefault: true }))
+        .addOption(optionFlag("sftLr", { flag: "--lr", help: "peak learning rate (cosine schedule)", withDefault: true }))
+        .addOption(optionFlag("minDepth", { withDefault: true }))
+        .addOption(optionFlag("maxDepth", { withDefault: true }))
+        .addOption(optionFlag("seed", { help: "data seed", withDefault: true }))
         .requiredOption("--out <dir>", "output directory (a model, or an adapter under LoRA)")
         .option("--json", "print the loss curve as one JSON object"),
     ),

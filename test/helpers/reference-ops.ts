@@ -1,20 +1,17 @@
-// Naive float64 reference implementations of the Backend ops, for the webgpu and cross-backend tests.
-// Written for clarity, not speed; shapes follow src/backend/backend.ts.
+// Naive float64 reference implementations of the Backend ops: the one JS reference of the tests.
+// The webgpu and cross-backend tests compare against these functions; naive-ops.ts wraps them in
+// the addon's calling convention for the model tests. Written for clarity, not speed; shapes
+// follow src/backend/backend.ts.
+
+import type { GrpoLossOptions } from "../../src/backend/backend.js";
+import { mulberry32 } from "../../src/util/rng.js";
 
 export type Arr = ArrayLike<number>;
 
 /** Deterministic uniform numbers in [lo, hi) (mulberry32). */
 export function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
-  return out;
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
 }
 
 export function randInt(n: number, seed: number, lo: number, hi: number): Int32Array {
@@ -58,7 +55,11 @@ export function rmsnorm(inp: Arr, w: Arr, N: number, C: number, eps: number): { 
 }
 
 export function rmsnormBackward(dout: Arr, inp: Arr, w: Arr, N: number, C: number, eps: number): { dinp: Float64Array; dw: Float64Array } {
-  const { rstd } = rmsnorm(inp, w, N, C, eps);
+  return rmsnormBackwardFromRstd(dout, inp, w, rmsnorm(inp, w, N, C, eps).rstd, N, C);
+}
+
+/** rmsnormBackward given the forward's rstd (N), as the addon takes it. */
+export function rmsnormBackwardFromRstd(dout: Arr, inp: Arr, w: Arr, rstd: Arr, N: number, C: number): { dinp: Float64Array; dw: Float64Array } {
   const dinp = new Float64Array(N * C), dw = new Float64Array(C);
   for (let n = 0; n < N; n++) {
     const r = rstd[n];
@@ -89,25 +90,33 @@ export function rope(inp: Arr, pos: Arr, N: number, nh: number, hd: number, thet
 
 /** Causal GQA attention; returns out and lse (B, nh, T). */
 export function attention(q: Arr, k: Arr, v: Arr, B: number, T: number, nh: number, nkv: number, hd: number): { out: Float64Array; lse: Float64Array } {
-  const out = new Float64Array(B * T * nh * hd), lse = new Float64Array(B * nh * T);
+  return attentionAt(q, k, v, B, T, T, nh, nkv, hd);
+}
+
+/**
+ * Attention of queries (B, Tq, nh, hd) against keys/values (B, S, nkv, hd), query t of row b
+ * at position start[b] + t seeing keys 0 .. start[b] + t; lse (B, nh, Tq). Causal
+ * self-attention is start = 0, the KV-cache decode start = pos.
+ */
+export function attentionAt(q: Arr, k: Arr, v: Arr, B: number, Tq: number, S: number, nh: number, nkv: number, hd: number, start?: Arr): { out: Float64Array; lse: Float64Array } {
+  const out = new Float64Array(B * Tq * nh * hd), lse = new Float64Array(B * nh * Tq);
   const sc = 1 / Math.sqrt(hd), rep = nh / nkv;
   for (let b = 0; b < B; b++)
     for (let h = 0; h < nh; h++)
-      for (let t = 0; t < T; t++) {
-        const g = Math.floor(h / rep);
+      for (let t = 0; t < Tq; t++) {
+        const g = Math.floor(h / rep), last = (start?.[b] ?? 0) + t;
+        const qo = ((b * Tq + t) * nh + h) * hd;
         const s: number[] = [];
-        for (let j = 0; j <= t; j++) {
+        for (let j = 0; j <= last; j++) {
           let d = 0;
-          for (let x = 0; x < hd; x++) d += q[((b * T + t) * nh + h) * hd + x] * k[((b * T + j) * nkv + g) * hd + x];
+          for (let x = 0; x < hd; x++) d += q[qo + x] * k[((b * S + j) * nkv + g) * hd + x];
           s.push(d * sc);
         }
         const m = Math.max(...s);
         const l = s.reduce((acc, x) => acc + Math.exp(x - m), 0);
-        lse[(b * nh + h) * T + t] = m + Math.log(l);
-        for (let j = 0; j <= t; j++) {
-          const p = Math.exp(s[j] - m) / l;
-          for (let x = 0; x < hd; x++) out[((b * T + t) * nh + h) * hd + x] += p * v[((b * T + j) * nkv + g) * hd + x];
-        }
+        lse[(b * nh + h) * Tq + t] = m + Math.log(l);
+        for (let j = 0; j <= last; j++)
+          for (let x = 0; x < hd; x++) out[qo + x] += (Math.exp(s[j] - m) / l) * v[((b * S + j) * nkv + g) * hd + x];
       }
   return { out, lse };
 }
@@ -150,24 +159,20 @@ export function attentionBackward(dout: Arr, q: Arr, k: Arr, v: Arr, B: number, 
 }
 
 export function attentionDecode(q: Arr, kc: Arr, vc: Arr, pos: Arr, B: number, Tq: number, S: number, nh: number, nkv: number, hd: number): Float64Array {
-  const out = new Float64Array(B * Tq * nh * hd);
-  const sc = 1 / Math.sqrt(hd), rep = nh / nkv;
-  for (let b = 0; b < B; b++)
-    for (let t = 0; t < Tq; t++)
-      for (let h = 0; h < nh; h++) {
-        const g = Math.floor(h / rep), last = pos[b] + t;
-        const qo = ((b * Tq + t) * nh + h) * hd;
-        const s: number[] = [];
-        for (let j = 0; j <= last; j++) {
-          let d = 0;
-          for (let x = 0; x < hd; x++) d += q[qo + x] * kc[((b * S + j) * nkv + g) * hd + x];
-          s.push(d * sc);
-        }
-        const m = Math.max(...s);
-        const l = s.reduce((acc, x) => acc + Math.exp(x - m), 0);
-        for (let j = 0; j <= last; j++)
-          for (let x = 0; x < hd; x++) out[qo + x] += (Math.exp(s[j] - m) / l) * vc[((b * S + j) * nkv + g) * hd + x];
-      }
+  return attentionAt(q, kc, vc, B, Tq, S, nh, nkv, hd, pos).out;
+}
+
+const silu = (g: number) => g / (1 + Math.exp(-g));
+
+/** silu(gate) * up, elementwise. */
+export function swiglu(gate: Arr, up: Arr): Float64Array {
+  return Float64Array.from({ length: gate.length }, (_, i) => silu(gate[i]) * up[i]);
+}
+
+/** Rows idx of a (., C) table: the embedding lookup and gatherRows. */
+export function rows(table: Arr, idx: Arr, C: number): Float64Array {
+  const out = new Float64Array(idx.length * C);
+  for (let n = 0; n < idx.length; n++) for (let c = 0; c < C; c++) out[n * C + c] = table[idx[n] * C + c];
   return out;
 }
 
@@ -181,7 +186,7 @@ export function rowStats(z: Arr, off: number, V: number): { lse: number; entropy
   let h = 0;
   for (let v = 0; v < V; v++) {
     const lp = z[off + v] - lse;
-    h -= Math.exp(lp) * lp;
+    if (lp > -Infinity) h -= Math.exp(lp) * lp;
   }
   return { lse, entropy: h };
 }
@@ -214,13 +219,18 @@ export function logprobBackward(logits: Arr, targets: Arr, dlp: Arr, dent: Arr, 
   return g;
 }
 
-/** Central finite difference of a scalar function f at x, direction e_i. */
-export function fdGrad(f: (x: Float64Array) => number, x: Float64Array, idx: number[], h = 1e-5): number[] {
-  return idx.map((i) => {
-    const xp = x.slice(), xm = x.slice();
-    xp[i] += h;
-    xm[i] -= h;
-    return (f(xp) - f(xm)) / (2 * h);
+/** Central differences of a float64 scalar function f at x, at the indices idx (default: every
+ * element); x is restored afterwards. */
+export function fdGrad(f: (x: Float64Array) => number, x: Float64Array, idx?: number[], h = 1e-5): Float64Array {
+  const at = idx ?? Array.from(x, (_, i) => i);
+  return Float64Array.from(at, (i) => {
+    const x0 = x[i];
+    x[i] = x0 + h;
+    const fp = f(x);
+    x[i] = x0 - h;
+    const fm = f(x);
+    x[i] = x0;
+    return (fp - fm) / (2 * h);
   });
 }
 
@@ -284,19 +294,7 @@ export function sampleRow(x: Arr, u: number, o: SampleRefOptions): number {
   return last;
 }
 
-export interface GrpoRefOptions {
-  B: number;
-  T: number;
-  epsLow: number;
-  epsHigh: number;
-  dualClip: number;
-  beta: number;
-  kl: "k1" | "k2" | "k3";
-  entropyCoef: number;
-  tisCap: number;
-  aggregation: "token-mean" | "seq-mean-token-mean" | "seq-mean-token-sum" | "dr-grpo";
-  maxCompletionLength?: number;
-}
+export type GrpoRefOptions = GrpoLossOptions;
 
 /** GRPO loss per native/include/anvil/grpo_loss.h, in float64: gradients and the 11 stats. */
 export function grpoLoss(lp: Arr, old: Arr, refLp: Arr | null, roll: Arr | null, ent: Arr | null, adv: Arr, mask: Arr, o: GrpoRefOptions) {
