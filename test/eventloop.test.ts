@@ -47,24 +47,29 @@ describe("event loop", () => {
     const flopsPerMs = (3 * 2 * n0 ** 3) / (performance.now() - t0);
     const n = Math.min(4096, Math.max(512, Math.round(Math.cbrt((600 * flopsPerMs) / 2) / 16) * 16));
 
-    const a = rand(n * n), b = rand(n * n), outSync = new Float32Array(n * n), outAsync = new Float32Array(n * n);
-    const sync = await measureLag(() => be.native.matmul(outSync, a, b, n, n, n, false, true, false, 1));
-    const async_ = await measureLag(() => be.native.matmulAsync(outAsync, a, b, n, n, n, false, true, false, 1));
-
-    console.log(
-      `matmul ${n}^3: sync ${sync.duration.toFixed(0)} ms, event-loop lag ${sync.lag.toFixed(0)} ms | ` +
-        `async ${async_.duration.toFixed(0)} ms, lag ${async_.lag.toFixed(0)} ms`,
-    );
-    // Same numbers either way (same kernel, same thread count). A plain loop: deep equality
-    // on 10M elements would take longer than the multiply.
-    let mismatches = 0;
-    for (let i = 0; i < outSync.length; i++) if (outSync[i] !== outAsync[i]) mismatches++;
-    expect(mismatches).toBe(0);
-    // Blocking: the loop stalls for about the whole multiply.
-    expect(sync.lag).toBeGreaterThan(0.8 * sync.duration);
-    // Async: ticks keep coming. Bounds are loose because the machine is shared.
-    expect(async_.lag).toBeLessThan(200);
-    expect(async_.lag).toBeLessThan(sync.lag / 3);
+    // On a shared machine a burst of load can stretch one measurement (a short sync job, a late
+    // timer): measure up to 3 times. A blocking matmulAsync fails every attempt (its lag is its
+    // duration), so the retries cannot hide the property under test.
+    let ok = false;
+    for (let attempt = 0; attempt < 3 && !ok; attempt++) {
+      const a = rand(n * n), b = rand(n * n), outSync = new Float32Array(n * n), outAsync = new Float32Array(n * n);
+      const sync = await measureLag(() => be.native.matmul(outSync, a, b, n, n, n, false, true, false, 1));
+      const async_ = await measureLag(() => be.native.matmulAsync(outAsync, a, b, n, n, n, false, true, false, 1));
+      console.log(
+        `matmul ${n}^3: sync ${sync.duration.toFixed(0)} ms, event-loop lag ${sync.lag.toFixed(0)} ms | ` +
+          `async ${async_.duration.toFixed(0)} ms, lag ${async_.lag.toFixed(0)} ms`,
+      );
+      // Same numbers either way (same kernel, same thread count). A plain loop: deep equality
+      // on 10M elements would take longer than the multiply.
+      let mismatches = 0;
+      for (let i = 0; i < outSync.length; i++) if (outSync[i] !== outAsync[i]) mismatches++;
+      expect(mismatches).toBe(0);
+      // Blocking: the loop stalls for about the whole multiply.
+      expect(sync.lag).toBeGreaterThan(0.8 * sync.duration);
+      // Async: ticks keep coming. Bounds are loose because the machine is shared.
+      ok = async_.lag < 200 && async_.lag < sync.lag / 3;
+    }
+    expect(ok, "matmulAsync stalled the event loop in every attempt").toBe(true);
   });
 
   it("concurrent matmulAsync jobs each get the right answer", async () => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { measureGemm, selectGemm, type GemmShape } from "../src/backend/gemm.js";
 import { loadAddon } from "../src/backend/native.js";
-import { matmul as matmulRef, nerr, rand } from "./helpers/webgpu-refs.js";
+import { matmul as matmulRef, nerr, rand } from "./helpers/reference-ops.js";
 
 const native = loadAddon();
 const candidates = native.gemmCandidates();

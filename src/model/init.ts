@@ -13,7 +13,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 
 export type Preset = "tiny" | "small";
 
-interface PresetShape {
+export interface PresetShape {
   hiddenSize: number;
   numLayers: number;
   numHeads: number;
@@ -64,6 +64,8 @@ export interface InitModelOptions {
   seed: number;
   /** Override the preset's target vocabulary size. */
   vocabSize?: number;
+  /** Override parts of the preset's shape (e.g. a wider or deeper model for benchmarks). */
+  shape?: Partial<PresetShape>;
   /** Replace an existing model in `out` (default false: refuse). */
   overwrite?: boolean;
 }
@@ -75,8 +77,8 @@ export interface InitModelResult {
 }
 
 /** The ModelConfig of a preset for a tokenizer with the given special ids. */
-export function presetConfig(preset: Preset, vocabSize: number, eosTokenId: number): ModelConfig {
-  const p = PRESETS[preset];
+export function presetConfig(preset: Preset, vocabSize: number, eosTokenId: number, shape: Partial<PresetShape> = {}): ModelConfig {
+  const p = PRESETS[preset] && { ...PRESETS[preset], ...shape };
   if (!p) throw new RangeError(`unknown preset ${JSON.stringify(preset)}; use "tiny" or "small"`);
   const raw = {
     model_type: "qwen3",
@@ -127,7 +129,7 @@ export function initParameters(config: ModelConfig, rng: Rng): Map<string, Tenso
 const MODEL_FILES = ["config.json", SINGLE_FILE, "model.safetensors.index.json", "tokenizer.json"];
 
 export async function initModel(opts: InitModelOptions): Promise<InitModelResult> {
-  const preset = PRESETS[opts.preset];
+  const preset = PRESETS[opts.preset] && { ...PRESETS[opts.preset], ...opts.shape };
   if (!preset) throw new RangeError(`initModel: unknown preset ${JSON.stringify(opts.preset)}; use "tiny" or "small"`);
   if (!Array.isArray(opts.corpus) || opts.corpus.length === 0) {
     throw new RangeError("initModel: corpus must be a non-empty array of strings (the tokenizer is fitted to it)");
@@ -146,7 +148,7 @@ export async function initModel(opts: InitModelOptions): Promise<InitModelResult
   const tokenizer = new Tokenizer(files.tokenizer, files.config);
   const imEnd = tokenizer.imEndId!;
   const endOfText = tokenizer.padTokenId!;
-  const config = presetConfig(opts.preset, tokenizer.vocabSize, imEnd);
+  const config = presetConfig(opts.preset, tokenizer.vocabSize, imEnd, opts.shape);
 
   const params = initParameters(config, new Rng(opts.seed));
   let numParams = 0;
