@@ -281,6 +281,17 @@ describe("anvil serve", () => {
     const full = await call("/update_weights_from_disk", { model_path: join(work, "a"), weight_version: "10" });
     expect(full.json).toMatchObject({ success: true, weight_version: "10" });
   });
+
+  it("unloads the adapter (vLLM's shape): its name is gone and unnamed requests get the base", async () => {
+    expect((await call("/v1/unload_lora_adapter", { lora_name: "nope" })).status).toBe(404);
+    const r = await call("/v1/unload_lora_adapter", { lora_name: "pol" });
+    expect([r.status, r.text, r.version]).toEqual([200, "Success: LoRA adapter 'pol' removed successfully.", "11"]);
+    expect((await call("/v1/models")).json.data.map((m: any) => m.id)).toEqual(["tiny"]);
+    expect((await call("/v1/completions", { prompt: PROMPT, max_tokens: 2, model: "pol" })).status).toBe(404);
+    const req = { prompt: policyA.encodePrompt(PROMPT), max_tokens: 6, seed: 4, logprobs: 0 };
+    const [genA] = await policyA.generate([PROMPT], { maxNewTokens: 6, sampling: { temperature: 1, topK: 0, topP: 1, minP: 0 }, seed: 4 });
+    expect((await call("/v1/completions", req)).json.choices[0].logprobs.token_logprobs).toEqual(genA.logprobs.map(Math.fround));
+  });
 });
 
 /** Writes a PEFT adapter with random A and B (B is not zero, so it changes the model). */

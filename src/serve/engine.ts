@@ -65,8 +65,8 @@ interface Pending {
 }
 
 interface Reload {
-  /** Full weights (an HF model directory) or a LoRA adapter (a PEFT directory). */
-  kind: "weights" | "adapter";
+  /** Full weights (an HF model directory), a LoRA adapter (a PEFT directory), or no adapter. */
+  kind: "weights" | "adapter" | "unload";
   /** The adapter's name (kind "adapter"). */
   name: string;
   dir: string;
@@ -128,6 +128,11 @@ export class ServeEngine {
    */
   loadAdapter(name: string, dir: string, version?: string): Promise<string> {
     return this.enqueueReload("adapter", name, dir, version);
+  }
+
+  /** Takes the adapter off once the running batch ends (the base alone is served). Resolves with the new weight version. */
+  unloadAdapter(version?: string): Promise<string> {
+    return this.enqueueReload("unload", "", "", version);
   }
 
   private enqueueReload(kind: Reload["kind"], name: string, dir: string, version: string | undefined): Promise<string> {
@@ -249,7 +254,11 @@ export class ServeEngine {
   private async applyReload(r: Reload): Promise<void> {
     try {
       if (r.kind === "adapter") await this.swapAdapter(r);
-      else await this.copyWeights(r);
+      else if (r.kind === "weights") await this.copyWeights(r);
+      else {
+        this.policy.model.detachAdapter()?.dispose();
+        this.lora = null;
+      }
       this.reloadCount++;
       this.version = r.version ?? String(Number.isInteger(Number(this.version)) ? Number(this.version) + 1 : this.reloadCount);
       r.resolve(this.version);

@@ -7,6 +7,7 @@
 //   POST /tokenize                    vLLM's shape: {prompt} -> {tokens, count, max_model_len}
 //   POST /update_weights_from_disk    SGLang's shape: {model_path, weight_version?}
 //   POST /v1/load_lora_adapter        vLLM's shape: {lora_name, lora_path, load_inplace?} (+ weight_version)
+//   POST /v1/unload_lora_adapter      vLLM's shape: {lora_name} (+ weight_version)
 //
 // Models: the base under its name, and the loaded LoRA adapter (at most one) under its
 // lora_name, listed in /v1/models with the base as parent, as vLLM lists them. A request naming
@@ -97,9 +98,14 @@ export function createServeServer(engine: ServeEngine, opts: ServeOptions): Serv
           throw e;
         }
         // vLLM answers with this plain text; the version is in X-Weight-Version.
-        const text = `Success: LoRA adapter '${name}' added successfully.`;
-        res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(text), [WEIGHT_VERSION_HEADER]: engine.version });
-        return void res.end(text);
+        return sendText(res, `Success: LoRA adapter '${name}' added successfully.`, engine.version);
+      }
+      case "/v1/unload_lora_adapter": {
+        const b = (await readBody(req)) as { lora_name?: unknown; weight_version?: unknown };
+        if (typeof b.lora_name !== "string" || !b.lora_name) throw new ApiError(400, "lora_name must be a non-empty string", "lora_name");
+        if (engine.lora?.name !== b.lora_name) throw new ApiError(404, `The lora adapter '${b.lora_name}' cannot be found.`, "lora_name");
+        await engine.unloadAdapter(b.weight_version === undefined || b.weight_version === null ? undefined : String(b.weight_version));
+        return sendText(res, `Success: LoRA adapter '${b.lora_name}' removed successfully.`, engine.version);
       }
       default: {
         const kind = path === "/v1/chat/completions" ? "chat" : "completion";
@@ -164,12 +170,18 @@ const ROUTES: Record<string, "GET" | "POST"> = {
   "/tokenize": "POST",
   "/update_weights_from_disk": "POST",
   "/v1/load_lora_adapter": "POST",
+  "/v1/unload_lora_adapter": "POST",
 };
 
 function sendJson(res: ServerResponse, status: number, body: unknown, version: string): void {
   const data = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(data), [WEIGHT_VERSION_HEADER]: version });
   res.end(data);
+}
+
+function sendText(res: ServerResponse, text: string, version: string): void {
+  res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(text), [WEIGHT_VERSION_HEADER]: version });
+  res.end(text);
 }
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
