@@ -91,21 +91,18 @@ export function createServeServer(engine: ServeEngine, opts: ServeOptions): Serv
         if (engine.lora?.name === name && b.load_inplace !== true)
           throw new ApiError(400, `The lora adapter '${name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.`, "lora_name");
         const version = b.weight_version === undefined || b.weight_version === null ? undefined : String(b.weight_version);
-        try {
-          await engine.loadAdapter(name, resolve(b.lora_path as string), version);
-        } catch (e) {
-          if (e instanceof ReloadError) throw new ApiError(400, e.message, "lora_path");
-          throw e;
-        }
+        const loaded = await engine.loadAdapter(name, resolve(b.lora_path as string), version).catch((e: Error) => {
+          throw e instanceof ReloadError ? new ApiError(400, e.message, "lora_path") : e;
+        });
         // vLLM answers with this plain text; the version is in X-Weight-Version.
-        return sendText(res, `Success: LoRA adapter '${name}' added successfully.`, engine.version);
+        return sendText(res, `Success: LoRA adapter '${name}' added successfully.`, loaded);
       }
       case "/v1/unload_lora_adapter": {
         const b = (await readBody(req)) as { lora_name?: unknown; weight_version?: unknown };
         if (typeof b.lora_name !== "string" || !b.lora_name) throw new ApiError(400, "lora_name must be a non-empty string", "lora_name");
         if (engine.lora?.name !== b.lora_name) throw new ApiError(404, `The lora adapter '${b.lora_name}' cannot be found.`, "lora_name");
-        await engine.unloadAdapter(b.weight_version === undefined || b.weight_version === null ? undefined : String(b.weight_version));
-        return sendText(res, `Success: LoRA adapter '${b.lora_name}' removed successfully.`, engine.version);
+        const unloaded = await engine.unloadAdapter(b.weight_version === undefined || b.weight_version === null ? undefined : String(b.weight_version));
+        return sendText(res, `Success: LoRA adapter '${b.lora_name}' removed successfully.`, unloaded);
       }
       default: {
         const kind = path === "/v1/chat/completions" ? "chat" : "completion";
