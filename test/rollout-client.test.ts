@@ -1,14 +1,17 @@
 // Contract test of the rollout client against recorded vLLM and SGLang response shapes
 // (completions with log-probs, SGLang's native /generate, reloads, errors), replayed by fake
 // servers on loopback; then the fleet's retry, version and refusal rules on such fakes.
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CpuBackend } from "../src/backend/cpu.js";
+import { loadCheckpoint } from "../src/model/checkpoint.js";
 import { initModel } from "../src/model/init.js";
+import { LoraAdapter } from "../src/model/lora.js";
+import { loadAdapter } from "../src/model/peft.js";
 import { resolveOptions } from "../src/rl/options.js";
 import { Policy } from "../src/rl/policy.js";
 import { RolloutFleet } from "../src/rl/rollout-fleet.js";
@@ -143,8 +146,21 @@ describe("rollout client on recorded vLLM shapes", () => {
     const s = new RolloutServer(f.url);
     await s.loadLoraAdapter("policy", "/ckpt/adapter");
     expect(f.seen[0]).toEqual({ path: "/v1/load_lora_adapter", body: { lora_name: "policy", lora_path: "/ckpt/adapter", load_inplace: true } });
+    await s.loadLoraAdapter("policy", "/ckpt/adapter", "3");
+    expect(f.seen[1].body).toEqual({ lora_name: "policy", lora_path: "/ckpt/adapter", load_inplace: true, weight_version: "3" });
     ok = false;
     await expect(s.loadLoraAdapter("policy", "/ckpt/adapter")).rejects.toThrow(/already been loaded/);
+  });
+
+  it("says how to fix a reload endpoint the server lacks (FastAPI's 404): adapters for vLLM, full weights for SGLang or anvil serve", async () => {
+    const f = await fake((_p, _b, res) => json(res, 404, { detail: "Not Found" }));
+    const s = new RolloutServer(f.url);
+    const full = await s.updateWeightsFromDisk("/w", "1").catch((x) => x);
+    expect(full.message).toMatch(/no \/update_weights_from_disk.*train an adapter \(--lora-r or --adapter\) to use vLLM/);
+    expect(full.retryable).toBe(false);
+    const lora = await s.loadLoraAdapter("p", "/a", "1").catch((x) => x);
+    expect(lora.message).toMatch(/no \/v1\/load_lora_adapter.*--enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True/);
+    expect(lora.retryable).toBe(false);
   });
 
   it("classifies 5xx, timeouts and refused connections as retryable", async () => {
@@ -215,6 +231,11 @@ describe("rollout fleet", () => {
       if (path === "/update_weights_from_disk") {
         version = body.weight_version;
         return json(res, 200, SGLANG_RELOAD_OK, { "x-weight-version": version });
+      }
+      if (path === "/v1/load_lora_adapter") {
+        version = body.weight_version;
+        res.writeHead(200, { "content-type": "text/plain", "x-weight-version": version });
+        return res.end(`Success: LoRA adapter '${body.lora_name}' added successfully.`);
       }
       if (opts.fail?.()) return json(res, 500, { error: { message: "engine crashed", type: "InternalServerError", param: null, code: 500 } });
       const choices = Array.from({ length: body.n }, (_, i) => ({ index: i, text: "", token_ids: [5, 6, policy.eosId], logprobs: { tokens: [], token_logprobs: [-1, -2, -3] }, finish_reason: "stop" }));
@@ -294,5 +315,66 @@ describe("rollout fleet", () => {
     await expect(fleetOf([a.url, other.url]).connect()).rejects.toThrow(/does not serve model "m"/);
     const wrongTok = await anvilLike({ tokenize: [1, 2, 3] });
     await expect(fleetOf([wrongTok.url]).connect()).rejects.toThrow(/tokenizes differently/);
+  });
+
+  it("under LoRA publishes the adapter (PEFT layout, atomically), loads it in place and asks for it by name", async () => {
+    const learner = (await loadCheckpoint(join(work, "m"), policy.model.backend)).model;
+    learner.attachAdapter(LoraAdapter.create(learner.backend, learner.config, { r: 2, alpha: 4, targets: ["q", "v"] }, 7));
+    const [a, b] = [await anvilLike(), await anvilLike()];
+    const syncDir = join(work, "sync-lora");
+    const fleet = new RolloutFleet([a.url, b.url], policy, { syncDir, tokenizerDir: join(work, "m"), baseModel: "base-model", timeoutMs: 2000, log: () => {}, backoffMs: 20 });
+    await fleet.connect();
+    for (const v of ["0", "1", "2"]) await fleet.publish(learner, v);
+    // The last two versions are kept; each is a PEFT adapter directory, no full weights.
+    expect(readdirSync(syncDir).sort()).toEqual(["adapter-v1", "adapter-v2"]);
+    const dir = join(syncDir, "adapter-v2");
+    expect(readdirSync(dir).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
+    const back = await loadAdapter(dir, learner.backend, learner.config);
+    expect(back.config).toMatchObject({ r: 2, alpha: 4, targets: ["q", "v"] });
+    back.dispose();
+    for (const f of [a, b]) {
+      const loads = f.seen.filter((x) => x.path === "/v1/load_lora_adapter").map((x) => x.body);
+      expect(loads).toEqual(["0", "1", "2"].map((v) => ({ lora_name: "anvil-policy", lora_path: join(syncDir, `adapter-v${v}`), load_inplace: true, weight_version: v })));
+      expect(f.seen.some((x) => x.path === "/update_weights_from_disk")).toBe(false);
+    }
+    await fleet.generate(["a", "a", "b", "b"], GEN);
+    const asked = [...a.seen, ...b.seen].filter((x) => x.path === "/v1/completions");
+    expect(asked.map((x) => x.body.model)).toEqual(["anvil-policy", "anvil-policy"]); // vLLM applies an adapter only to requests naming it
+    expect(fleet.endStep(3)).toEqual({ weight_version: 2, rollout_retries: 0 });
+    fleet.close();
+    learner.dispose();
+  });
+
+  it("under LoRA drives vLLM (no version reported) and refuses SGLang; full weights refuse vLLM with the fix", async () => {
+    const learner = (await loadCheckpoint(join(work, "m"), policy.model.backend)).model;
+    const vllm = await fake((path, body, res) => {
+      if (path === "/v1/models") return json(res, 200, { object: "list", data: [{ id: "m", owned_by: "vllm", max_model_len: 2048 }] });
+      if (path === "/v1/load_lora_adapter") return res.writeHead(200, { "content-type": "text/plain" }), res.end("Success: LoRA adapter 'anvil-policy' added successfully.");
+      if (path === "/v1/completions") return json(res, 200, { choices: Array.from({ length: body.n }, (_, i) => ({ index: i, text: "", token_ids: [5, policy.eosId], logprobs: { tokens: [], token_logprobs: [-1, -2] }, finish_reason: "stop" })) });
+      json(res, 404, { detail: "Not Found" }); // no /tokenize, no /update_weights_from_disk
+    });
+    const sglang = await fake((path, _b, res) => (path === "/v1/models" ? json(res, 200, { object: "list", data: [{ id: "m", owned_by: "sglang" }] }) : json(res, 404, { detail: "Not Found" })));
+    const fleetOn = (url: string, sync: string) => new RolloutFleet([url], policy, { syncDir: join(work, sync), tokenizerDir: join(work, "m"), timeoutMs: 2000, log: () => {}, backoffMs: 20 });
+
+    const full = fleetOn(vllm.url, "sync-v1");
+    await full.connect();
+    await expect(full.publish(learner, "0")).rejects.toThrow(/train an adapter \(--lora-r or --adapter\) to use vLLM/);
+    full.close();
+
+    learner.attachAdapter(LoraAdapter.create(learner.backend, learner.config, { r: 2, alpha: 4, targets: ["q"] }, 8));
+    const lora = fleetOn(vllm.url, "sync-v2");
+    await lora.connect();
+    await lora.publish(learner, "0");
+    expect(existsSync(join(work, "sync-v2", "adapter-v0", "adapter_model.safetensors"))).toBe(true);
+    const gens = await lora.generate(["a", "a"], GEN);
+    expect(gens.map((g) => g.tokens)).toEqual([[5, policy.eosId], [5, policy.eosId]]);
+    expect(lora.endStep(1)).toEqual({ weight_version: 0, rollout_retries: 0 });
+    lora.close();
+
+    const sg = fleetOn(sglang.url, "sync-v3");
+    await sg.connect();
+    await expect(sg.publish(learner, "0")).rejects.toThrow(/SGLang.*LoRA training use vLLM or anvil serve/);
+    sg.close();
+    learner.dispose();
   });
 });

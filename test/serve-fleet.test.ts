@@ -2,13 +2,19 @@
 // on the tiny model. Killing one mid-run loses nothing and counts nothing twice: the run
 // finishes with the same rollouts (rewards, lengths) as the run where both stayed up, every
 // step's rollouts come from the weights published after the step before, and the surviving
-// server ends on the last published version.
+// server ends on the last published version. Under LoRA the learner publishes its adapter and
+// the server (started with --adapter) swaps it in place and serves it under the learner's name.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CpuBackend } from "../src/backend/cpu.js";
+import { loadCheckpoint } from "../src/model/checkpoint.js";
 import { initModel } from "../src/model/init.js";
+import { LoraAdapter } from "../src/model/lora.js";
+import { saveAdapter } from "../src/model/peft.js";
+import { Policy } from "../src/rl/policy.js";
 import { runTraining } from "../src/rl/run.js";
 import { taskCorpus } from "../src/tasks/index.js";
 
@@ -18,8 +24,8 @@ let model: string;
 const procs: ChildProcess[] = [];
 
 /** Starts `anvil serve` on a free port; resolves with its URL once it listens. */
-function serve(): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, [cli, "serve", "--model", model, "--port", "0", "--backend", "cpu", "--threads", "1"], { stdio: ["ignore", "ignore", "pipe"] });
+function serve(...extra: string[]): Promise<{ url: string; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, [cli, "serve", "--model", model, "--port", "0", "--backend", "cpu", "--threads", "1", ...extra], { stdio: ["ignore", "ignore", "pipe"] });
   procs.push(proc);
   return new Promise((ok, fail) => {
     let err = "";
@@ -86,5 +92,41 @@ describe("anvil train --rollout-server with two anvil serve processes", () => {
     expect(logs.some((l) => l.includes(c.url) && /failed/.test(l))).toBe(true);
     const health = await (await fetch(`${d.url}/health`)).json();
     expect(health.weight_version).toBe("3");
+  }, 120_000);
+
+  it("under LoRA publishes the adapter and the server serves base + the learner's adapter", async () => {
+    // The server starts with an adapter of its own (--adapter); the learner's replaces it.
+    const be = new CpuBackend({ threads: 1 });
+    const start = join(work, "start-adapter");
+    mkdirSync(start);
+    const base = (await loadCheckpoint(model, be)).model;
+    const fresh = LoraAdapter.create(be, base.config, { r: 2, alpha: 4, targets: ["q"] }, 1);
+    await saveAdapter(start, fresh);
+    fresh.dispose();
+    base.dispose();
+    const s = await serve("--adapter", start, "--lora-name", "start");
+    const ids = async () => ((await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string; root: string }[] }).data;
+    expect((await ids()).map((m) => m.id)).toEqual(["model", "start"]);
+
+    const run = join(work, "lora");
+    // A short LoRA SFT warm start makes the adapter differ from the base before RL starts.
+    await runTraining({ ...RUN, model, out: run, steps: 2, sftSteps: 3, sftLr: 0.05, loraR: 2, loraTargets: "q,v", rolloutServer: s.url }, { log: () => {} });
+    expect(steps(run).map((m) => m.weight_version)).toEqual([0, 1]);
+    const published = join(run, "published", "adapter-v1");
+    expect((await ids()).map((m) => [m.id, m.root])).toEqual([["model", model], ["anvil-policy", published]]);
+    expect(((await (await fetch(`${s.url}/health`)).json()) as { weight_version: string }).weight_version).toBe("1");
+
+    // The served adapter is the published one: same tokens and log-probs as base + adapter here.
+    const local = await Policy.load(model, be, { adapter: published });
+    const PROMPT = "If rain then wind. rain is true. Is wind true or false?";
+    const [want] = await local.generate([PROMPT], { maxNewTokens: 6, sampling: { temperature: 1, topK: 0, topP: 1, minP: 0 }, seed: 3 });
+    const ask = async (name: string) =>
+      ((await (await fetch(`${s.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: name, prompt: local.encodePrompt(PROMPT), max_tokens: 6, seed: 3, logprobs: 0, return_token_ids: true }) })).json()) as { choices: { token_ids: number[]; logprobs: { token_logprobs: number[] } }[] }).choices[0];
+    const served = await ask("anvil-policy");
+    expect(served.token_ids).toEqual(want.tokens);
+    expect(served.logprobs.token_logprobs).toEqual(want.logprobs.map(Math.fround));
+    expect((await ask("model")).logprobs.token_logprobs).not.toEqual(served.logprobs.token_logprobs); // the base alone differs
+    local.model.dispose();
+    be.destroy();
   }, 120_000);
 });

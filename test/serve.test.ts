@@ -1,14 +1,19 @@
 // anvil serve on the tiny model, in process: OpenAI shapes, exact agreement with the in-process
 // generator (same seed, same tokens and log-probs), batching independence, stop strings,
-// streaming, errors, a disconnecting client, and a weight reload that changes the log-probs.
+// streaming, errors, a disconnecting client, a weight reload that changes the log-probs, and a
+// LoRA adapter loaded in place (base + adapter log-probs for requests naming it).
 import type { AddressInfo } from "node:net";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { initModel } from "../src/model/init.js";
+import { LoraAdapter, peftModulePath, projectionShape, type LoraConfig } from "../src/model/lora.js";
+import { loadAdapter, saveAdapter } from "../src/model/peft.js";
+import type { ModelConfig } from "../src/model/types.js";
+import { mulberry32 } from "../src/util/rng.js";
 import { Policy } from "../src/rl/policy.js";
 import { ServeEngine } from "../src/serve/engine.js";
 import { createServeServer } from "../src/serve/server.js";
@@ -151,7 +156,9 @@ describe("anvil serve", () => {
       ["/v1/completions", { prompt: "x", model: "gpt-4" }, 404, "model"],
       ["/v1/chat/completions", { messages: [] }, 400, "messages"],
       ["/v1/chat/completions", { messages: [{ role: "user", content: "x" }], top_logprobs: 3 }, 400, "top_logprobs"],
-      ["/v1/load_lora_adapter", { lora_name: "a", lora_path: "/nowhere" }, 501, "lora_path"],
+      ["/v1/load_lora_adapter", { lora_name: "a", lora_path: "/nowhere" }, 400, "lora_path"],
+      ["/v1/load_lora_adapter", { lora_name: "a" }, 400, "lora_path"],
+      ["/v1/load_lora_adapter", { lora_name: "tiny", lora_path: "/nowhere" }, 400, "lora_name"],
       ["/v1/nothing", {}, 404, null],
     ];
     for (const [path, body, status, param] of cases) {
@@ -207,4 +214,101 @@ describe("anvil serve", () => {
     expect(after.json.choices[0].logprobs.token_logprobs).not.toEqual(before.logprobs.token_logprobs);
     expect((await call("/v1/models")).json.data[0]).toMatchObject({ id: "tiny", weight_version: "5", max_model_len: 2048 });
   });
+
+  it("loads a PEFT adapter in place: requests naming it get base + adapter log-probs, the base stays servable", async () => {
+    // Runs after the weight reload above: the served base is model b, version 5.
+    const cfg = policyB.model.config;
+    const lora: LoraConfig = { r: 2, alpha: 4, targets: ["q", "v", "down"] };
+    const adapterDir = await writeAdapter("adapter", cfg, lora, 3);
+    const local = await loadAdapter(adapterDir, be, cfg);
+    const sampling = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+    const [baseGen] = await policyB.generate([PROMPT], { maxNewTokens: 8, sampling, seed: 11 });
+    policyB.model.attachAdapter(local);
+    const [loraGen] = await policyB.generate([PROMPT], { maxNewTokens: 8, sampling, seed: 11 });
+    policyB.model.detachAdapter()?.dispose();
+    expect(loraGen.logprobs).not.toEqual(baseGen.logprobs); // the adapter matters
+
+    const ok = await call("/v1/load_lora_adapter", { lora_name: "pol", lora_path: adapterDir });
+    expect(ok.status).toBe(200);
+    expect(ok.text).toBe("Success: LoRA adapter 'pol' added successfully."); // vLLM's answer
+    expect(ok.version).toBe("6"); // bumped from 5
+    expect((await call("/v1/models")).json.data).toMatchObject([
+      { id: "tiny", parent: null },
+      { id: "pol", root: adapterDir, parent: "tiny", weight_version: "6" },
+    ]);
+    const req = { prompt: policyB.encodePrompt(PROMPT), max_tokens: 8, seed: 11, logprobs: 0, return_token_ids: true };
+    for (const [model, want] of [["pol", loraGen], [undefined, loraGen], ["tiny", baseGen]] as const) {
+      const r = await call("/v1/completions", { ...req, model });
+      expect(r.status, String(model)).toBe(200);
+      expect(r.json.model).toBe(model ?? "tiny");
+      expect(r.json.choices[0].token_ids, String(model)).toEqual(want.tokens);
+      expect(r.json.choices[0].logprobs.token_logprobs, String(model)).toEqual(want.logprobs.map(Math.fround));
+    }
+
+    // Same name again: only in place (vLLM's rule), with the version the caller gives.
+    const again = await call("/v1/load_lora_adapter", { lora_name: "pol", lora_path: adapterDir });
+    expect(again.status).toBe(400);
+    expect(again.json.error.message).toMatch(/already been loaded.*load_inplace/);
+    const inplace = await call("/v1/load_lora_adapter", { lora_name: "pol", lora_path: await writeAdapter("adapter2", cfg, lora, 4), load_inplace: true, weight_version: "9" });
+    expect([inplace.status, inplace.version]).toEqual([200, "9"]);
+    const changed = await call("/v1/completions", { ...req, model: "pol" });
+    expect(changed.version).toBe("9");
+    expect(changed.json.choices[0].logprobs.token_logprobs).not.toEqual(loraGen.logprobs.map(Math.fround));
+  });
+
+  it("refuses an adapter that is missing or does not fit the model with a 400, keeping the current one", async () => {
+    const cfg = policyB.model.config;
+    const wider = await writeAdapter("wider", { ...cfg, intermediateSize: cfg.intermediateSize * 2 }, { r: 2, alpha: 4, targets: ["down"] }, 5);
+    const deep = await writeAdapter("deep", { ...cfg, numLayers: cfg.numLayers + 1 }, { r: 2, alpha: 4, targets: ["q"], layers: [cfg.numLayers] }, 6);
+    const before = (await call("/health")).version;
+    for (const [path, msg] of [
+      [join(work, "nowhere"), /not a LoRA adapter directory/],
+      [join(work, "a"), /not a LoRA adapter directory/], // a model, not an adapter
+      [wider, /down_proj\.lora_A\.weight has \d+ elements/],
+      [deep, /layer \d+ is outside/],
+    ] as const) {
+      const r = await call("/v1/load_lora_adapter", { lora_name: "pol", lora_path: path, load_inplace: true });
+      expect(r.status, path).toBe(400);
+      expect(r.json.error).toMatchObject({ code: 400, param: "lora_path", type: "invalid_request_error" });
+      expect(r.json.error.message).toMatch(msg);
+    }
+    expect((await call("/health")).version).toBe(before);
+    expect((await call("/v1/completions", { prompt: PROMPT, max_tokens: 2, model: "pol" })).status).toBe(200);
+    // Full-weight reloads still work, and point an adapter directory at the right endpoint.
+    const wrong = await call("/update_weights_from_disk", { model_path: join(work, "adapter") });
+    expect(wrong.status).toBe(400);
+    expect(wrong.json.message).toMatch(/load_lora_adapter/);
+    const full = await call("/update_weights_from_disk", { model_path: join(work, "a"), weight_version: "10" });
+    expect(full.json).toMatchObject({ success: true, weight_version: "10" });
+  });
+
+  it("unloads the adapter (vLLM's shape): its name is gone and unnamed requests get the base", async () => {
+    expect((await call("/v1/unload_lora_adapter", { lora_name: "nope" })).status).toBe(404);
+    const r = await call("/v1/unload_lora_adapter", { lora_name: "pol" });
+    expect([r.status, r.text, r.version]).toEqual([200, "Success: LoRA adapter 'pol' removed successfully.", "11"]);
+    expect((await call("/v1/models")).json.data.map((m: any) => m.id)).toEqual(["tiny"]);
+    expect((await call("/v1/completions", { prompt: PROMPT, max_tokens: 2, model: "pol" })).status).toBe(404);
+    const req = { prompt: policyA.encodePrompt(PROMPT), max_tokens: 6, seed: 4, logprobs: 0 };
+    const [genA] = await policyA.generate([PROMPT], { maxNewTokens: 6, sampling: { temperature: 1, topK: 0, topP: 1, minP: 0 }, seed: 4 });
+    expect((await call("/v1/completions", req)).json.choices[0].logprobs.token_logprobs).toEqual(genA.logprobs.map(Math.fround));
+  });
 });
+
+/** Writes a PEFT adapter with random A and B (B is not zero, so it changes the model). */
+async function writeAdapter(name: string, cfg: ModelConfig, lora: LoraConfig, seed: number): Promise<string> {
+  const rand = mulberry32(seed);
+  const weights = new Map<string, Float32Array>();
+  for (const l of lora.layers ?? Array.from({ length: cfg.numLayers }, (_, i) => i))
+    for (const mod of lora.targets) {
+      const [out, inp] = projectionShape(cfg, mod);
+      const fill = (n: number, s: number) => Float32Array.from({ length: n }, () => (2 * rand() - 1) * s);
+      weights.set(`${peftModulePath(l, mod)}.lora_A.weight`, fill(lora.r * inp, 1 / Math.sqrt(inp)));
+      weights.set(`${peftModulePath(l, mod)}.lora_B.weight`, fill(out * lora.r, 0.5));
+    }
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  const adapter = LoraAdapter.fromWeights(be, cfg, lora, weights);
+  await saveAdapter(dir, adapter, { baseModel: "tiny" });
+  adapter.dispose();
+  return dir;
+}

@@ -118,12 +118,15 @@ export const OPTIONS = {
    * over them; a server that fails or times out has its requests retried on the others. Their
    * per-token log-probs feed truncated importance sampling (tisCap, set to 2 unless given). */
   rolloutServer: text("", "comma-separated OpenAI-compatible servers (vLLM, SGLang, anvil serve) to draw rollouts from, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000"),
-  /** Publish the learner's weights to the rollout servers every N optimizer steps. With N > 1
-   * rollouts lag the learner by up to N-1 updates (off-policy: keep tisCap on). */
-  syncEvery: int(1, "publish weights to the rollout servers every N steps", { min: 1 }),
-  /** Directory the published weights are written to (each version atomically, as
-   * weights-vN); every server must be able to read it. "" = <out>/published. */
-  syncDir: text("", "directory the servers load published weights from (default: <out>/published)"),
+  /** Publish the learner's weights (its LoRA adapter under LoRA) to the rollout servers every
+   * N optimizer steps. With N > 1 rollouts lag the learner by up to N-1 updates (off-policy:
+   * keep tisCap on). Full weights go to /update_weights_from_disk (SGLang, anvil serve), an
+   * adapter to /v1/load_lora_adapter (vLLM, anvil serve). */
+  syncEvery: int(1, "publish weights (the adapter under LoRA) to the rollout servers every N steps", { min: 1 }),
+  /** Directory the published weights are written to (each version atomically, as weights-vN,
+   * or as a PEFT adapter directory adapter-vN under LoRA); every server must be able to read
+   * it. "" = <out>/published. */
+  syncDir: text("", "directory the servers load published weights or adapters from (default: <out>/published)"),
   /** Per-request timeout of a rollout server; a slower server counts as failed. */
   rolloutTimeoutMs: int(120_000, "per-request timeout of a rollout server (a slower one counts as failed)", { min: 1 }),
 

@@ -13,7 +13,10 @@
 //   twice. A server that comes back is reloaded to the current version before it is used.
 // - publish(): the learner's weights are written atomically to syncDir/weights-vN and every
 //   live server is asked to load them (SGLang's /update_weights_from_disk shape) before the
-//   next rollout, so every rollout of a step comes from one weight version.
+//   next rollout, so every rollout of a step comes from one weight version. Under LoRA only the
+//   adapter is published (PEFT layout, syncDir/adapter-vN) and loaded in place under one name
+//   (vLLM's /v1/load_lora_adapter, which anvil serve also answers); rollouts then name that
+//   adapter as their model, so vLLM applies it.
 import { readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { saveCheckpoint } from "../model/checkpoint.js";
@@ -27,6 +30,10 @@ export interface FleetOptions {
   syncDir: string;
   /** Model directory whose tokenizer files are published with the weights. */
   tokenizerDir: string;
+  /** Recorded as base_model_name_or_path of a published adapter. */
+  baseModel?: string;
+  /** The name published adapters are loaded under, and rollouts ask for (default "anvil-policy"). */
+  loraName?: string;
   timeoutMs: number;
   log: (line: string) => void;
   /** Attempts per group before the step fails (default 8). */
@@ -56,6 +63,8 @@ export class RolloutFleet implements RolloutSource {
   /** The version every rollout must come from; published weights live in publishedDir. */
   version: string | null = null;
   private publishedDir: string | null = null;
+  /** What was published: full weights, or a LoRA adapter (the learner trains one). */
+  private publishedKind: "weights" | "adapter" = "weights";
   private seen = new Set<string>();
   /** Requests sent again after a failure, since the last takeStepStats(). */
   private retries = 0;
@@ -99,8 +108,11 @@ export class RolloutFleet implements RolloutSource {
    * is reloaded when it comes back.
    */
   async publish(model: Model, version: string): Promise<void> {
-    const dir = resolve(join(this.opts.syncDir, `weights-v${version}`));
-    await saveCheckpoint(dir, model, { tokenizerDir: this.opts.tokenizerDir });
+    const kind = model.adapter ? "adapter" : "weights";
+    const dir = resolve(join(this.opts.syncDir, `${kind}-v${version}`));
+    // saveCheckpoint writes the adapter alone when one is attached (no tokenizer: it is the base's).
+    await saveCheckpoint(dir, model, kind === "adapter" ? { baseModel: this.opts.baseModel } : { tokenizerDir: this.opts.tokenizerDir });
+    this.publishedKind = kind;
     const previous = this.publishedDir;
     this.publishedDir = dir;
     this.version = version;
@@ -109,7 +121,7 @@ export class RolloutFleet implements RolloutSource {
     // Keep the new version and the one before it (a server may still be reading it).
     for (const d of await readdir(this.opts.syncDir).catch(() => [] as string[])) {
       const full = resolve(join(this.opts.syncDir, d));
-      if (/^weights-v/.test(d) && full !== dir && full !== previous) await rm(full, { recursive: true, force: true });
+      if (/^(weights|adapter)-v/.test(d) && full !== dir && full !== previous) await rm(full, { recursive: true, force: true });
     }
   }
 
@@ -132,6 +144,15 @@ export class RolloutFleet implements RolloutSource {
     for (const m of this.members) m.server.close();
   }
 
+  /** The model rollouts ask for: the published adapter's name under LoRA (vLLM applies an adapter only to requests naming it), else the served model. */
+  private get requestModel(): string {
+    return this.publishedDir !== null && this.publishedKind === "adapter" ? this.loraName : this.model;
+  }
+
+  private get loraName(): string {
+    return this.opts.loraName ?? "anvil-policy";
+  }
+
   async generate(prompts: string[], opts: PolicyGenerateOptions): Promise<PolicyGeneration[]> {
     // Consecutive identical prompts form one request with n = their count.
     const groups: { start: number; n: number }[] = [];
@@ -146,7 +167,7 @@ export class RolloutFleet implements RolloutSource {
         const prompt = this.policy.encodePrompt(prompts[start]);
         const maxTokens = Math.max(1, Math.min(opts.maxNewTokens, this.maxModelLen - prompt.length));
         const seed = rowSeed(opts.seed, opts.rowKeys?.[start] ?? start, 0);
-        const res = await this.request((s) => s.complete({ model: this.model, prompt, n, maxTokens, sampling: opts.sampling, seed }));
+        const res = await this.request((s) => s.complete({ model: this.requestModel, prompt, n, maxTokens, sampling: opts.sampling, seed }));
         if (res.choices.length !== n) throw new Error(`rollout server returned ${res.choices.length} completions for n=${n}`);
         res.choices.forEach((c, j) => (out[start + j] = this.toGeneration(c.tokens, c.logprobs, c.finishReason)));
       }),
@@ -246,10 +267,13 @@ export class RolloutFleet implements RolloutSource {
     }
   }
 
-  /** Loads the current published weights on one server. */
+  /** Loads the current published weights (or adapter) on one server. */
   private async sync(m: Member): Promise<void> {
     if (this.publishedDir === null || this.version === null) return;
-    await m.server.updateWeightsFromDisk(this.publishedDir, this.version);
+    if (this.publishedKind === "weights") await m.server.updateWeightsFromDisk(this.publishedDir, this.version);
+    else if (m.server.kind === "sglang")
+      throw new RolloutServerError(m.server.url, "is SGLang, whose LoRA endpoints the learner does not drive yet: for LoRA training use vLLM or anvil serve, or SGLang with full fine-tuning", 400);
+    else await m.server.loadLoraAdapter(this.loraName, this.publishedDir, this.version);
     m.version = this.version;
   }
 }

@@ -1,6 +1,6 @@
 // A client for one OpenAI-compatible inference server (vLLM, SGLang or `anvil serve`), with
 // the calls a trainer needs: the served model, a tokenizer probe, completions with per-token
-// log-probs on token-id prompts, and weight reloads.
+// log-probs on token-id prompts, and weight or LoRA adapter reloads.
 //
 // Token ids are never re-tokenized from text. On OpenAI's /v1/completions they come from
 // `choice.token_ids` (vLLM >= 0.10.2 and anvil serve with `return_token_ids`) or from
@@ -151,15 +151,27 @@ export class RolloutServer {
   async updateWeightsFromDisk(modelPath: string, version: string): Promise<void> {
     const { body } = await this.json("POST", "/update_weights_from_disk", { model_path: modelPath, weight_version: version }).catch((e: RolloutServerError) => {
       if (e.status !== 404) throw e;
-      throw new RolloutServerError(this.url, "has no /update_weights_from_disk: the learner publishes full weights, which SGLang and anvil serve load over HTTP (vLLM loads only LoRA adapters that way)", 404);
+      throw new RolloutServerError(
+        this.url,
+        "has no /update_weights_from_disk, so it cannot load the learner's full weights (vLLM loads only LoRA adapters over HTTP): train an adapter (--lora-r or --adapter) to use vLLM, or serve with SGLang or anvil serve",
+        404,
+      );
     });
     const b = body as { success?: boolean; message?: string };
     if (b.success === false) throw new RolloutServerError(this.url, `weight reload failed: ${b.message ?? "no message"}`, 400);
   }
 
-  /** vLLM's LoRA load (needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora). */
-  async loadLoraAdapter(name: string, path: string): Promise<void> {
-    await this.json("POST", "/v1/load_lora_adapter", { lora_name: name, lora_path: path, load_inplace: true });
+  /**
+   * vLLM's (and anvil serve's) LoRA load, replacing the adapter of that name in place. vLLM needs
+   * VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora; it ignores weight_version, which
+   * anvil serve reports back as its version.
+   */
+  async loadLoraAdapter(name: string, path: string, version?: string): Promise<void> {
+    await this.json("POST", "/v1/load_lora_adapter", { lora_name: name, lora_path: path, load_inplace: true, ...(version === undefined ? {} : { weight_version: version }) }).catch((e: RolloutServerError) => {
+      // A missing route is FastAPI's 404 {"detail": "Not Found"}; vLLM's own 404s (a bad path) say more.
+      if (!(e.status === 405 || (e.status === 404 && /Not Found"?$/.test(e.message)))) throw e;
+      throw new RolloutServerError(this.url, "has no /v1/load_lora_adapter, so it cannot load the learner's LoRA adapter: start vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or use anvil serve", e.status);
+    });
   }
 
   private async json(method: string, path: string, payload?: unknown): Promise<{ body: unknown; headers: IncomingHttpHeaders }> {

@@ -255,7 +255,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       // Rollouts from inference servers: check them, then put them on the learner's weights.
       const syncDir = resolve(o.syncDir || join(runDir, "published"));
       mkdirSync(syncDir, { recursive: true });
-      fleet = new RolloutFleet(o.rolloutServer.split(",").map((u) => u.trim()).filter(Boolean), policy, { syncDir, tokenizerDir: o.model, timeoutMs: o.rolloutTimeoutMs, log });
+      fleet = new RolloutFleet(o.rolloutServer.split(",").map((u) => u.trim()).filter(Boolean), policy, { syncDir, tokenizerDir: o.model, baseModel: o.model, timeoutMs: o.rolloutTimeoutMs, log });
       await fleet.connect();
       await fleet.publish(model, String(startStep));
     }

@@ -9,9 +9,15 @@
 // Weights: a reload waits for the running batch, then copies the new parameters in place.
 // Every job reports the weight version its whole batch ran under, so a trainer can check that
 // a step's rollouts all come from one version.
+//
+// Adapters: the engine holds at most one LoRA adapter (PEFT layout, src/model/peft.ts) under a
+// name. Loading one waits for the running batch like a weight reload, replaces the current
+// adapter and bumps the version. A job either uses the adapter or runs the base alone (vLLM's
+// rule: requests naming the base model get the base); the two kinds are batched apart.
 import type { SampleOptions } from "../backend/backend.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { generate, type FinishReason } from "../model/generate.js";
+import { isAdapterDir, loadAdapter } from "../model/peft.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import type { Policy } from "../rl/policy.js";
 
@@ -22,6 +28,8 @@ export interface ServeJob {
   n: number;
   maxTokens: number;
   sampling: SampleOptions;
+  /** Apply the loaded adapter (false: the base model alone). Ignored when none is loaded. */
+  adapter: boolean;
   /** Base seed: choice i uses row key i, as Policy.generate does for row i of a batch. */
   seed: number;
   /** Stop strings: a choice ends when its text contains one (cut before it in the text). */
@@ -57,13 +65,23 @@ interface Pending {
 }
 
 interface Reload {
+  /** Full weights (an HF model directory), a LoRA adapter (a PEFT directory), or no adapter. */
+  kind: "weights" | "adapter" | "unload";
+  /** The adapter's name (kind "adapter"). */
+  name: string;
   dir: string;
   version: string | undefined;
   resolve: (version: string) => void;
   reject: (e: Error) => void;
 }
 
-const samplingKey = (s: SampleOptions) => `${s.greedy ? 1 : 0}|${s.temperature}|${s.topK}|${s.topP}|${s.minP}`;
+const batchKey = (j: ServeJob) => `${j.adapter ? 1 : 0}|${j.sampling.greedy ? 1 : 0}|${j.sampling.temperature}|${j.sampling.topK}|${j.sampling.topP}|${j.sampling.minP}`;
+
+/** The loaded adapter: the name clients pass as "model", and where it was loaded from. */
+export interface ServedAdapter {
+  name: string;
+  path: string;
+}
 
 export class ServeEngine {
   private queue: Pending[] = [];
@@ -72,6 +90,8 @@ export class ServeEngine {
   private reloadCount = 0;
   /** Rows being decoded now, and jobs ended early because their client left. */
   readonly stats = { runningRows: 0, aborted: 0, completed: 0, batches: 0 };
+  /** The adapter attached to the policy's model, if any (set by whoever attached it, or by loadAdapter). */
+  lora: ServedAdapter | null = null;
 
   constructor(
     readonly policy: Policy,
@@ -98,8 +118,26 @@ export class ServeEngine {
    * the running batch ends. Resolves with the new weight version.
    */
   reload(dir: string, version?: string): Promise<string> {
+    return this.enqueueReload("weights", "", dir, version);
+  }
+
+  /**
+   * Loads the PEFT adapter in `dir` as `name` once the running batch ends, replacing the
+   * current adapter (whatever its name). Resolves with the new weight version; rejects with a
+   * ReloadError when the directory is not an adapter or the adapter does not fit the model.
+   */
+  loadAdapter(name: string, dir: string, version?: string): Promise<string> {
+    return this.enqueueReload("adapter", name, dir, version);
+  }
+
+  /** Takes the adapter off once the running batch ends (the base alone is served). Resolves with the new weight version. */
+  unloadAdapter(version?: string): Promise<string> {
+    return this.enqueueReload("unload", "", "", version);
+  }
+
+  private enqueueReload(kind: Reload["kind"], name: string, dir: string, version: string | undefined): Promise<string> {
     return new Promise((resolve, reject) => {
-      this.reloads.push({ dir, version, resolve, reject });
+      this.reloads.push({ kind, name, dir, version, resolve, reject });
       this.pump();
     });
   }
@@ -136,12 +174,12 @@ export class ServeEngine {
 
   /** The oldest job plus every queued job with the same sampling settings that still fits. */
   private takeBatch(): Pending[] {
-    const key = samplingKey(this.queue[0].job.sampling);
+    const key = batchKey(this.queue[0].job);
     const batch: Pending[] = [];
     let rows = 0;
     this.queue = this.queue.filter((p) => {
       const fits = batch.length === 0 || rows + p.job.n <= this.maxBatch;
-      if (samplingKey(p.job.sampling) !== key || !fits) return true;
+      if (batchKey(p.job) !== key || !fits) return true;
       batch.push(p);
       rows += p.job.n;
       return false;
@@ -167,6 +205,8 @@ export class ServeEngine {
     for (const p of batch) p.job.onStart?.(version);
     this.stats.runningRows = rowJob.length;
     this.stats.batches++;
+    // A base-model batch runs with the adapter taken off (put back before anything else runs).
+    const offAdapter = !batch[0].job.adapter && policy.model.adapter ? policy.model.detachAdapter() : null;
     try {
       const gens = await generate(policy.model, prompts, {
         maxNewTokens: Math.max(...batch.map((p) => p.job.maxTokens)),
@@ -206,36 +246,58 @@ export class ServeEngine {
     } catch (e) {
       for (const p of batch) p.reject(e as Error);
     } finally {
+      if (offAdapter) policy.model.attachAdapter(offAdapter);
       this.stats.runningRows = 0;
     }
   }
 
   private async applyReload(r: Reload): Promise<void> {
-    const model = this.policy.model;
     try {
-      const tokenizer = await Tokenizer.load(r.dir).catch(() => null);
-      if (tokenizer && !sameTokenizer(tokenizer, this.policy.tokenizer)) throw new ReloadError(`${r.dir}: its tokenizer differs from the served model's`);
-      const loaded = await loadCheckpoint(r.dir, model.backend).catch((e: Error) => {
-        throw new ReloadError(`cannot load ${r.dir}: ${e.message}`);
-      });
-      try {
-        const a = model.config;
-        const b = loaded.config;
-        for (const k of ["architecture", "vocabSize", "hiddenSize", "intermediateSize", "numLayers", "numHeads", "numKvHeads", "headDim"] as const)
-          if (a[k] !== b[k]) throw new ReloadError(`${r.dir}: ${k} is ${b[k]}, the served model has ${a[k]}`);
-        try {
-          model.copyParamsFrom(loaded.model);
-        } catch (e) {
-          throw new ReloadError(`${r.dir}: ${(e as Error).message}`);
-        }
-      } finally {
-        loaded.model.dispose();
+      if (r.kind === "adapter") await this.swapAdapter(r);
+      else if (r.kind === "weights") await this.copyWeights(r);
+      else {
+        this.policy.model.detachAdapter()?.dispose();
+        this.lora = null;
       }
       this.reloadCount++;
       this.version = r.version ?? String(Number.isInteger(Number(this.version)) ? Number(this.version) + 1 : this.reloadCount);
       r.resolve(this.version);
     } catch (e) {
       r.reject(e as Error);
+    }
+  }
+
+  private async swapAdapter(r: Reload): Promise<void> {
+    const model = this.policy.model;
+    if (!(await isAdapterDir(r.dir))) throw new ReloadError(`${r.dir} is not a LoRA adapter directory (no adapter_config.json)`);
+    const adapter = await loadAdapter(r.dir, model.backend, model.config).catch((e: Error) => {
+      throw new ReloadError(`cannot load the adapter ${r.dir}: ${e.message}`);
+    });
+    model.detachAdapter()?.dispose();
+    model.attachAdapter(adapter);
+    this.lora = { name: r.name, path: r.dir };
+  }
+
+  private async copyWeights(r: Reload): Promise<void> {
+    const model = this.policy.model;
+    if (await isAdapterDir(r.dir)) throw new ReloadError(`${r.dir} is a LoRA adapter (adapter_config.json): load it with /v1/load_lora_adapter`);
+    const tokenizer = await Tokenizer.load(r.dir).catch(() => null);
+    if (tokenizer && !sameTokenizer(tokenizer, this.policy.tokenizer)) throw new ReloadError(`${r.dir}: its tokenizer differs from the served model's`);
+    const loaded = await loadCheckpoint(r.dir, model.backend).catch((e: Error) => {
+      throw new ReloadError(`cannot load ${r.dir}: ${e.message}`);
+    });
+    try {
+      const a = model.config;
+      const b = loaded.config;
+      for (const k of ["architecture", "vocabSize", "hiddenSize", "intermediateSize", "numLayers", "numHeads", "numKvHeads", "headDim"] as const)
+        if (a[k] !== b[k]) throw new ReloadError(`${r.dir}: ${k} is ${b[k]}, the served model has ${a[k]}`);
+      try {
+        model.copyParamsFrom(loaded.model);
+      } catch (e) {
+        throw new ReloadError(`${r.dir}: ${(e as Error).message}`);
+      }
+    } finally {
+      loaded.model.dispose();
     }
   }
 }

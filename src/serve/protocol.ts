@@ -26,6 +26,8 @@ export class ApiError extends Error {
 
 export interface GenerationRequest {
   kind: "completion" | "chat";
+  /** The model id the request named ("model"), or null when it named none. */
+  model: string | null;
   /** One entry per prompt (completions accept a batch of prompts; chat has one). */
   prompts: number[][];
   n: number;
@@ -101,10 +103,11 @@ function badPart(i: number): never {
 }
 
 /** Parses and validates a completions or chat request body against the served model. */
-export function parseGenerationRequest(kind: "completion" | "chat", raw: unknown, served: { name: string; tokenizer: Tokenizer; maxModelLen: number }): GenerationRequest {
+export function parseGenerationRequest(kind: "completion" | "chat", raw: unknown, served: { names: readonly string[]; tokenizer: Tokenizer; maxModelLen: number }): GenerationRequest {
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw bad("the request body must be a JSON object", "body");
   const b = raw as Body;
-  if (b.model !== undefined && b.model !== served.name) throw new ApiError(404, `The model \`${String(b.model)}\` does not exist.`, "model");
+  const model = b.model === undefined || b.model === null ? null : b.model;
+  if (model !== null && (typeof model !== "string" || !served.names.includes(model))) throw new ApiError(404, `The model \`${String(b.model)}\` does not exist.`, "model");
   for (const k of ["presence_penalty", "frequency_penalty"]) if (num(b, k, 0, -2, 2) !== 0) throw bad(`${k} is not supported (only 0)`, k);
   if (b.echo === true) throw bad("echo is not supported", "echo");
   const prompts = kind === "chat" ? [chatPrompt(b.messages, served.tokenizer)] : completionPrompts(b.prompt, served.tokenizer);
@@ -131,6 +134,7 @@ export function parseGenerationRequest(kind: "completion" | "chat", raw: unknown
   const streamOptions = (b.stream_options ?? {}) as Body;
   return {
     kind,
+    model: model as string | null,
     prompts,
     n: num(b, "n", 1, 1, 256, true),
     maxTokens,

@@ -6,7 +6,13 @@
 //   POST /v1/chat/completions         messages, rendered with the tokenizer's chat template
 //   POST /tokenize                    vLLM's shape: {prompt} -> {tokens, count, max_model_len}
 //   POST /update_weights_from_disk    SGLang's shape: {model_path, weight_version?}
-//   POST /v1/load_lora_adapter        vLLM's shape: {lora_name, lora_path} (501: no adapters yet)
+//   POST /v1/load_lora_adapter        vLLM's shape: {lora_name, lora_path, load_inplace?} (+ weight_version)
+//   POST /v1/unload_lora_adapter      vLLM's shape: {lora_name} (+ weight_version)
+//
+// Models: the base under its name, and the loaded LoRA adapter (at most one) under its
+// lora_name, listed in /v1/models with the base as parent, as vLLM lists them. A request naming
+// the adapter runs base + adapter, one naming the base runs the base alone (vLLM's rule), and
+// one naming no model gets the adapter when one is loaded (the served model is base + adapter).
 //
 // Every response carries the weight version in the X-Weight-Version header; generation
 // responses also carry it in the body ("weight_version"). Errors are OpenAI's JSON shape with
@@ -30,7 +36,13 @@ export interface ServeOptions {
 
 export function createServeServer(engine: ServeEngine, opts: ServeOptions): Server {
   const tok = engine.policy.tokenizer;
-  const served = { name: opts.name, tokenizer: tok, maxModelLen: engine.policy.model.config.maxPositionEmbeddings };
+  const served = {
+    tokenizer: tok,
+    maxModelLen: engine.policy.model.config.maxPositionEmbeddings,
+    get names() {
+      return engine.lora ? [opts.name, engine.lora.name] : [opts.name];
+    },
+  };
   return createServer((req, res) => {
     handle(req, res).catch((e: Error) => {
       const err = e instanceof ApiError ? e : new ApiError(500, e.message);
@@ -49,7 +61,9 @@ export function createServeServer(engine: ServeEngine, opts: ServeOptions): Serv
         const st = engine.stats;
         return sendJson(res, 200, { status: "ok", weight_version: engine.version, queued: engine.queued, running_rows: st.runningRows, aborted: st.aborted, completed: st.completed, batches: st.batches }, engine.version);
       case "/v1/models":
-        return sendJson(res, 200, { object: "list", data: [{ id: opts.name, object: "model", created: 0, owned_by: "anvil", root: opts.root, max_model_len: served.maxModelLen, weight_version: engine.version }] }, engine.version);
+        const entry = (id: string, root: string, parent: string | null) => ({ id, object: "model", created: 0, owned_by: "anvil", root, parent, max_model_len: served.maxModelLen, weight_version: engine.version });
+        const data = [entry(opts.name, opts.root, null), ...(engine.lora ? [entry(engine.lora.name, engine.lora.path, opts.name)] : [])];
+        return sendJson(res, 200, { object: "list", data }, engine.version);
       case "/tokenize": {
         const b = (await readBody(req)) as { prompt?: unknown; add_special_tokens?: unknown };
         if (typeof b.prompt !== "string") throw new ApiError(400, "prompt must be a string", "prompt");
@@ -69,9 +83,26 @@ export function createServeServer(engine: ServeEngine, opts: ServeOptions): Serv
         }
       }
       case "/v1/load_lora_adapter": {
-        const b = (await readBody(req)) as { lora_name?: unknown; lora_path?: unknown };
-        if (typeof b.lora_name !== "string" || typeof b.lora_path !== "string") throw new ApiError(400, "lora_name and lora_path must be strings", "lora_name");
-        throw new ApiError(501, "LoRA adapters are not supported by anvil serve yet: publish full weights to /update_weights_from_disk", "lora_path", "NotImplementedError");
+        // vLLM's request; weight_version is Anvil's addition (vLLM ignores it), as on SGLang's reload.
+        const b = (await readBody(req)) as { lora_name?: unknown; lora_path?: unknown; load_inplace?: unknown; weight_version?: unknown };
+        for (const k of ["lora_name", "lora_path"] as const) if (typeof b[k] !== "string" || !b[k]) throw new ApiError(400, `${k} must be a non-empty string`, k);
+        const name = b.lora_name as string;
+        if (name === opts.name) throw new ApiError(400, `lora_name must differ from the base model's id "${opts.name}"`, "lora_name");
+        if (engine.lora?.name === name && b.load_inplace !== true)
+          throw new ApiError(400, `The lora adapter '${name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.`, "lora_name");
+        const version = b.weight_version === undefined || b.weight_version === null ? undefined : String(b.weight_version);
+        const loaded = await engine.loadAdapter(name, resolve(b.lora_path as string), version).catch((e: Error) => {
+          throw e instanceof ReloadError ? new ApiError(400, e.message, "lora_path") : e;
+        });
+        // vLLM answers with this plain text; the version is in X-Weight-Version.
+        return sendText(res, `Success: LoRA adapter '${name}' added successfully.`, loaded);
+      }
+      case "/v1/unload_lora_adapter": {
+        const b = (await readBody(req)) as { lora_name?: unknown; weight_version?: unknown };
+        if (typeof b.lora_name !== "string" || !b.lora_name) throw new ApiError(400, "lora_name must be a non-empty string", "lora_name");
+        if (engine.lora?.name !== b.lora_name) throw new ApiError(404, `The lora adapter '${b.lora_name}' cannot be found.`, "lora_name");
+        const unloaded = await engine.unloadAdapter(b.weight_version === undefined || b.weight_version === null ? undefined : String(b.weight_version));
+        return sendText(res, `Success: LoRA adapter '${b.lora_name}' removed successfully.`, unloaded);
       }
       default: {
         const kind = path === "/v1/chat/completions" ? "chat" : "completion";
@@ -95,9 +126,9 @@ export function createServeServer(engine: ServeEngine, opts: ServeOptions): Serv
       const maxTokens = r.maxTokens ?? room;
       if (maxTokens > room || room < 1)
         throw new ApiError(400, `This model's maximum context length is ${served.maxModelLen} tokens. However, you requested ${prompt.length + Math.max(1, maxTokens)} tokens (${prompt.length} in the messages, ${maxTokens} in the completion).`, "max_tokens");
-      return { prompt, n: r.n, maxTokens, sampling: r.sampling, seed, stop: r.stop, signal: abort.signal };
+      return { prompt, n: r.n, maxTokens, sampling: r.sampling, adapter: r.model !== opts.name, seed, stop: r.stop, signal: abort.signal };
     });
-    const stream = r.stream ? new SseStream(res, r, tok, engine.policy.eosId, { id, created, object: `${object}.chunk`, model: opts.name }) : null;
+    const stream = r.stream ? new SseStream(res, r, tok, engine.policy.eosId, { id, created, object: `${object}.chunk`, model: r.model ?? opts.name }) : null;
     const results = await Promise.all(
       jobs.map((job, p) =>
         engine.submit({
@@ -124,7 +155,7 @@ export function createServeServer(engine: ServeEngine, opts: ServeOptions): Serv
       }
       return { index: i, text: c.text, logprobs: r.logprobs ? completionLogprobs(tok, c.tokens, c.logprobs, r.tokensAsIds) : null, finish_reason: openAiFinish(c.finishReason), ...extra };
     });
-    sendJson(res, 200, { id, object, created, model: opts.name, choices: out, usage, weight_version: version }, version);
+    sendJson(res, 200, { id, object, created, model: r.model ?? opts.name, choices: out, usage, weight_version: version }, version);
   }
 }
 
@@ -136,12 +167,18 @@ const ROUTES: Record<string, "GET" | "POST"> = {
   "/tokenize": "POST",
   "/update_weights_from_disk": "POST",
   "/v1/load_lora_adapter": "POST",
+  "/v1/unload_lora_adapter": "POST",
 };
 
 function sendJson(res: ServerResponse, status: number, body: unknown, version: string): void {
   const data = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(data), [WEIGHT_VERSION_HEADER]: version });
   res.end(data);
+}
+
+function sendText(res: ServerResponse, text: string, version: string): void {
+  res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(text), [WEIGHT_VERSION_HEADER]: version });
+  res.end(text);
 }
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
