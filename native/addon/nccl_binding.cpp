@@ -16,7 +16,7 @@
 // reports one (a peer's connection lost, ...), calls ncclCommAbort, which stops the kernels and
 // unblocks the wait; the next nccl_allReduceSum then throws NCCL's error. Not covered: a peer that
 // hangs without closing its connections, and the first all-reduce, which connects to the peers
-// while holding the communicator (the watchdog skips it). nccl_commDestroy also uses
+// while holding the communicator (the watchdog waits for it). nccl_commDestroy also uses
 // ncclCommAbort (every NCCL since 2.4), which frees the communicator without waiting for work in
 // flight.
 #include <dlfcn.h>
@@ -77,8 +77,9 @@ bool bind(NcclLibrary& lib, Fn& fn, const char* name, bool required) {
   return true;
 }
 
+// Never freed: the detached watchdog may still use it while the process exits.
 NcclLibrary& library() {
-  static NcclLibrary lib;
+  static NcclLibrary& lib = *new NcclLibrary;
   if (lib.tried) return lib;
   lib.tried = true;
 #ifndef ANVIL_CUDA_BUILT
@@ -118,7 +119,12 @@ NcclLibrary& loaded() {
 }
 
 // "ncclCommInitRank: unhandled system error (2): <NCCL's last message>"
-std::string describe(NcclLibrary& lib, const char* what, NcclResult r, NcclComm comm);
+std::string describe(NcclLibrary& lib, const char* what, NcclResult r, NcclComm comm) {
+  std::string m = std::string(what) + ": " + lib.getErrorString(r) + " (" + std::to_string(r) + ")";
+  const char* last = lib.getLastError ? lib.getLastError(comm) : nullptr;
+  if (last && *last) m += std::string(": ") + last;
+  return m;
+}
 [[noreturn]] void fail(NcclLibrary& lib, const char* what, NcclResult r, NcclComm comm) { throw std::runtime_error(describe(lib, what, r, comm)); }
 
 // A communicator made here and not yet destroyed: JS passes it back as a BigInt, and a stale or
@@ -139,13 +145,6 @@ struct Comms {
 Comms& comms() {
   static Comms* c = new Comms;
   return *c;
-}
-
-std::string describe(NcclLibrary& lib, const char* what, NcclResult r, NcclComm comm) {
-  std::string m = std::string(what) + ": " + lib.getErrorString(r) + " (" + std::to_string(r) + ")";
-  const char* last = lib.getLastError ? lib.getLastError(comm) : nullptr;
-  if (last && *last) m += std::string(": ") + last;
-  return m;
 }
 
 void watchdog(NcclLibrary* lib, int interval_ms) {
