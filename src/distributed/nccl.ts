@@ -46,6 +46,9 @@ export async function withDeviceCollective(host: Collective, backend: Backend, o
   const [everyRank] = await host.allReduce(Float64Array.of(ops ? 1 : 0), "min");
   if (!everyRank || !ops) return host;
   const id = await host.broadcastBytes(host.rank === 0 ? ops.nccl_getUniqueId() : null);
+  // nccl_commInitRank blocks this thread until every rank has joined: make sure every rank holds
+  // the id first, so no rank still waits for its bytes from a hub whose event loop is blocked.
+  await host.barrier();
   return new NcclCollective(host, ops, ops.nccl_commInitRank(id, host.worldSize, host.rank));
 }
 
