@@ -75,7 +75,13 @@ describe("NCCL exports without libnccl", () => {
 });
 
 describe.skipIf(!haveFake)("NCCL calls, on the CUDA emulator and a one-rank fake NCCL", () => {
-  const env = (log: string, extra: Record<string, string> = {}) => ({ ANVIL_CUDA_LIB: emuCuda, ANVIL_NCCL_LIB: fakeNccl, FAKE_NCCL_LOG: log, ...extra });
+  const env = (log: string, extra: Record<string, string> = {}) => ({
+    ANVIL_CUDA_LIB: emuCuda,
+    ANVIL_NCCL_LIB: fakeNccl,
+    FAKE_NCCL_LOG: log,
+    FAKE_NCCL_DIR: dirname(log),
+    ...extra,
+  });
   const setup = `
     const id = a.nccl_getUniqueId();
     out.idLength = id.length;
@@ -99,7 +105,9 @@ describe.skipIf(!haveFake)("NCCL calls, on the CUDA emulator and a one-rank fake
          a.nccl_commDestroy(comm);
          a.nccl_commDestroy(comm);
          try { a.nccl_allReduceSum(comm, p, 1); } catch (e) { out.afterDestroy = e.message; }
-         try { a.nccl_commInitRank(id, 2, 1); } catch (e) { out.twoRanks = e.message; }`,
+         const nowhere = new Uint8Array(128);
+         nowhere.set(Buffer.from("/nonexistent/fake-nccl"));
+         try { a.nccl_commInitRank(nowhere, 2, 1); } catch (e) { out.badId = e.message; }`,
         env(log),
       );
       expect(out.info).toEqual({ loaded: true, version: 22304, error: null });
@@ -107,13 +115,13 @@ describe.skipIf(!haveFake)("NCCL calls, on the CUDA emulator and a one-rank fake
       expect(out.back).toEqual([1, -2, 3.5, 4, 5]);
       expect(out.afterDestroy).toMatch(/not a live NCCL communicator/);
       // NCCL's own message comes through: result string, code, and ncclGetLastError.
-      expect(out.twoRanks).toBe("nccl_commInitRank: ncclCommInitRank: invalid usage (5): fake NCCL runs one rank only, got rank 1 of 2");
+      expect(out.badId).toBe("nccl_commInitRank: ncclCommInitRank: unhandled system error (2): fake NCCL: cannot write /nonexistent/fake-nccl/join.1");
       // ncclFloat32 = 7, ncclSum = 0, cudaStreamLegacy = 0x1; count 0 enqueues nothing.
       expect(readFileSync(log, "utf8").trim().split("\n")).toEqual([
-        "init nranks=1 rank=0 id=fake-nccl-id",
+        "init nranks=1 rank=0",
         "allreduce count=5 datatype=7 op=0 stream=0x1 inplace=1",
         "abort",
-        "init nranks=2 rank=1 id=fake-nccl-id",
+        "init nranks=2 rank=1",
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -144,7 +152,7 @@ describe.skipIf(!haveFake)("NCCL calls, on the CUDA emulator and a one-rank fake
       );
       expect(out.error).toMatch(/^nccl_allReduceSum: NCCL communicator failed .*\(6\): fake NCCL: peer connection lost; aborted by the watchdog$/);
       // Aborted once, by the watchdog; destroy after that has nothing left to free.
-      expect(readFileSync(log, "utf8").trim().split("\n")).toEqual(["init nranks=1 rank=0 id=fake-nccl-id", "abort"]);
+      expect(readFileSync(log, "utf8").trim().split("\n")).toEqual(["init nranks=1 rank=0", "abort"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
