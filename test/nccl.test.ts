@@ -1,15 +1,17 @@
 // NCCL in the addon (native/addon/nccl_binding.cpp). Here libnccl.so.2 is absent, so the loading
 // story runs: the five NcclOps functions exist, nccl_info says why NCCL is unusable, ncclOpsOf
 // keeps the TCP all-reduce. When test/cuda_emu/build.sh has built the CUDA emulator and the
-// one-rank fake NCCL (npm run test:cuda-emu), the calls themselves run through ANVIL_NCCL_LIB.
-import { execFileSync } from "node:child_process";
+// fake NCCL (npm run test:cuda-emu), the calls themselves run through ANVIL_NCCL_LIB, with one
+// rank and with two ranks as processes.
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { Backend } from "../src/backend/backend.js";
 import { cudaInfo } from "../src/backend/cuda.js";
+import { freePort } from "../src/distributed/launch.js";
 import { loadAddon } from "../src/backend/native.js";
 import { ncclOpsOf, type NcclOps } from "../src/distributed/nccl.js";
 
@@ -74,7 +76,7 @@ describe("NCCL exports without libnccl", () => {
   });
 });
 
-describe.skipIf(!haveFake)("NCCL calls, on the CUDA emulator and a one-rank fake NCCL", () => {
+describe.skipIf(!haveFake)("NCCL calls, on the CUDA emulator and a fake NCCL", () => {
   const env = (log: string, extra: Record<string, string> = {}) => ({
     ANVIL_CUDA_LIB: emuCuda,
     ANVIL_NCCL_LIB: fakeNccl,
@@ -157,4 +159,53 @@ describe.skipIf(!haveFake)("NCCL calls, on the CUDA emulator and a one-rank fake
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // Two ranks as processes, through the compiled TypeScript (dist/, as dist-train.test.ts): the TCP
+  // collective bootstraps NCCL, whose sums land in the CUDA tensors.
+  const dist = (f: string) => pathToFileURL(join(root, "dist", "src", f)).href;
+  it.skipIf(!existsSync(join(root, "dist", "src", "distributed", "nccl.js")))("two ranks: withDeviceCollective picks NCCL and all-reduces the tensors", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "anvil-nccl-"));
+    try {
+      const port = await freePort();
+      const script = `
+        import { TcpCollective } from ${JSON.stringify(dist("distributed/tcp.js"))};
+        import { CudaBackend } from ${JSON.stringify(dist("backend/cuda.js"))};
+        import { NcclCollective, withDeviceCollective } from ${JSON.stringify(dist("distributed/nccl.js"))};
+        const rank = Number(process.env.RANK);
+        const host = await TcpCollective.connect({ rank, worldSize: 2, host: "127.0.0.1", port: ${port}, timeoutMs: 30000 });
+        const be = await CudaBackend.create();
+        const dp = await withDeviceCollective(host, be);
+        const a = be.upload(Float32Array.from([1, 2, 3], (x) => x * (rank + 1)), [3]);
+        const b = be.upload(Float32Array.of(rank === 0 ? 0.5 : 0.25), [1]);
+        await dp.allReduceTensors(be, [a, b]);
+        const out = { nccl: dp instanceof NcclCollective, a: Array.from(await be.read(a)), b: Array.from(await be.read(b)) };
+        await dp.barrier();
+        dp.close();
+        console.log(JSON.stringify(out));`;
+      const outs = await Promise.all(
+        [0, 1].map(
+          (rank) =>
+            new Promise<any>((done, fail) => {
+              const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+                env: { ...process.env, ...env(join(dir, `rank${rank}.log`)), RANK: String(rank) },
+              });
+              let stdout = "";
+              let stderr = "";
+              child.stdout.on("data", (d) => (stdout += d));
+              child.stderr.on("data", (d) => (stderr += d));
+              child.on("close", (code) => (code === 0 ? done(JSON.parse(stdout)) : fail(new Error(`rank ${rank} exited ${code}: ${stderr}`))));
+            }),
+        ),
+      );
+      for (const out of outs) expect(out).toEqual({ nccl: true, a: [3, 6, 9], b: [0.75] });
+      expect(readFileSync(join(dir, "rank1.log"), "utf8").trim().split("\n")).toEqual([
+        "init nranks=2 rank=1",
+        "allreduce count=3 datatype=7 op=0 stream=0x1 inplace=1",
+        "allreduce count=1 datatype=7 op=0 stream=0x1 inplace=1",
+        "abort",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -7,8 +7,8 @@
 // by rank 0's unique id sent over the TCP collective (as torch.distributed does through its
 // store); host arrays (metrics, setup) keep going over TCP, which also notices a dead rank (NCCL
 // has no timeout of its own; the addon's watchdog aborts a communicator when NCCL reports a lost
-// peer, so a GPU wait on a dead rank ends and the TCP error surfaces). Tested against a one-rank fake NCCL on the CUDA emulator
-// (test/nccl.test.ts), not yet on real GPUs.
+// peer, so a GPU wait on a dead rank ends and the TCP error surfaces). Tested against a fake NCCL
+// (ranks as processes) on the CUDA emulator (test/nccl.test.ts), not yet on real GPUs.
 import type { Backend, Tensor } from "../backend/backend.js";
 import type { Collective, HostArray, ReduceOp } from "./collective.js";
 

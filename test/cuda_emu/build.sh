@@ -3,7 +3,7 @@
 # in this directory (see cuda_runtime.h), with tiny linear-logprob tiles (16 rows x 128 vocab) so
 # the small test shapes cross many tile boundaries. Then run the CUDA op tests on it:
 #   ANVIL_CUDA_LIB=$PWD/build/emu/libanvil_cuda_emu.so npx vitest run test/cuda.test.ts
-# Also build/emu/libnccl_fake.so (fake_nccl.cpp), a one-rank NCCL that test/nccl.test.ts loads
+# Also build/emu/libnccl_fake.so (fake_nccl.cpp), an NCCL over files that test/nccl.test.ts loads
 # through ANVIL_NCCL_LIB next to the emulator.
 set -e
 root=$(cd "$(dirname "$0")/../.." && pwd)
