@@ -104,7 +104,7 @@ describe("launch spec", () => {
   });
 });
 
-describe("NCCL selection (TypeScript side, against fake NCCL functions: the addon has none yet)", () => {
+describe("NCCL selection (TypeScript side, against fake NCCL functions; the addon's own in nccl.test.ts)", () => {
   const fakeNccl = (calls: string[]): NcclOps => ({
     nccl_info: () => ({ loaded: true, version: 22000, error: null }),
     nccl_getUniqueId: () => Uint8Array.from({ length: 128 }, (_, i) => i),

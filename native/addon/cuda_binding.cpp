@@ -13,6 +13,7 @@
 #include <string>
 #include "anvil/cuda_api.h"
 #include "args.h"
+#include "cuda_library.h"
 
 namespace {
 
@@ -126,6 +127,8 @@ std::pair<uint8_t*, size_t> host_bytes(const Napi::CallbackInfo& info, size_t i,
 }
 
 }  // namespace
+
+void* anvil::cuda_symbol(const char* name) { return symbol(name); }
 
 // ---- library and devices ------------------------------------------------------------------
 

@@ -102,6 +102,15 @@ int anvil_cuda_set_device(int device, char* err, size_t errlen) {
   return 0;
 }
 
+int anvil_cuda_current_stream(int* device, void** stream, char* err, size_t errlen) {
+  *device = -1;
+  *stream = nullptr;
+  CUDA_TRY(cudaGetDevice(device));
+  CUDA_TRY(cudaSetDevice(*device));  // binds the device's primary context to this thread
+  *stream = static_cast<void*>(cudaStreamLegacy);
+  return 0;
+}
+
 int anvil_cuda_malloc(void** ptr, size_t bytes, char* err, size_t errlen) {
   *ptr = nullptr;
   CUDA_TRY(cudaMalloc(ptr, bytes ? bytes : 4));  // a real pointer even for empty tensors

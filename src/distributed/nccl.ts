@@ -1,15 +1,18 @@
 // NCCL all-reduce of gradients in device memory, for the CUDA backend.
 //
-// NOT WIRED YET on the native side: the addon is to dlopen libnccl.so.2 at run time (as it loads
-// libanvil_cuda, so building needs no NCCL) and export NcclOps next to the cuda_* functions. It
-// does not yet, so ncclOpsOf() finds nothing and CUDA runs all-reduce through host memory over
-// TCP. This is the TypeScript side: NCCL only when every rank has it, bootstrapped by rank 0's
-// unique id sent over the TCP collective (as torch.distributed does through its store); host
-// arrays (metrics, setup) keep going over TCP, which also notices a dead rank.
+// The addon (native/addon/nccl_binding.cpp) dlopen()s libnccl.so.2, or the path in
+// ANVIL_NCCL_LIB, at run time (as it loads libanvil_cuda, so building needs no NCCL) and exports
+// NcclOps next to the cuda_* functions; without the library nccl_info() says why and CUDA runs
+// all-reduce through host memory over TCP. NCCL is used only when every rank has it, bootstrapped
+// by rank 0's unique id sent over the TCP collective (as torch.distributed does through its
+// store); host arrays (metrics, setup) keep going over TCP, which also notices a dead rank (NCCL
+// has no timeout of its own; the addon's watchdog aborts a communicator when NCCL reports a lost
+// peer, so a GPU wait on a dead rank ends and the TCP error surfaces). Tested against a fake NCCL
+// (ranks as processes) on the CUDA emulator (test/nccl.test.ts), not yet on real GPUs.
 import type { Backend, Tensor } from "../backend/backend.js";
 import type { Collective, HostArray, ReduceOp } from "./collective.js";
 
-/** The NCCL functions the addon is to export (see above). */
+/** The NCCL functions the addon exports (see above). */
 export interface NcclOps {
   /** Loads libnccl.so.2 on first call; never throws. */
   nccl_info(): { loaded: boolean; version: number; error: string | null };
@@ -17,8 +20,9 @@ export interface NcclOps {
   nccl_getUniqueId(): Uint8Array;
   /** ncclCommInitRank on the backend's device; returns once every rank has called it. */
   nccl_commInitRank(uniqueId: Uint8Array, worldSize: number, rank: number): bigint;
-  /** ncclAllReduce(ncclFloat32, ncclSum), in place, on the backend's stream. */
+  /** ncclAllReduce(ncclFloat32, ncclSum), in place, on the backend's stream; returns once enqueued. */
   nccl_allReduceSum(comm: bigint, ptr: bigint, count: number): void;
+  /** ncclCommAbort (ncclCommDestroy before NCCL 2.4): does not wait for work in flight. */
   nccl_commDestroy(comm: bigint): void;
 }
 
@@ -42,6 +46,9 @@ export async function withDeviceCollective(host: Collective, backend: Backend, o
   const [everyRank] = await host.allReduce(Float64Array.of(ops ? 1 : 0), "min");
   if (!everyRank || !ops) return host;
   const id = await host.broadcastBytes(host.rank === 0 ? ops.nccl_getUniqueId() : null);
+  // nccl_commInitRank blocks this thread until every rank has joined: make sure every rank holds
+  // the id first, so no rank still waits for its bytes from a hub whose event loop is blocked.
+  await host.barrier();
   return new NcclCollective(host, ops, ops.nccl_commInitRank(id, host.worldSize, host.rank));
 }
 

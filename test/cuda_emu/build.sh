@@ -3,6 +3,8 @@
 # in this directory (see cuda_runtime.h), with tiny linear-logprob tiles (16 rows x 128 vocab) so
 # the small test shapes cross many tile boundaries. Then run the CUDA op tests on it:
 #   ANVIL_CUDA_LIB=$PWD/build/emu/libanvil_cuda_emu.so npx vitest run test/cuda.test.ts
+# Also build/emu/libnccl_fake.so (fake_nccl.cpp), an NCCL over files that test/nccl.test.ts loads
+# through ANVIL_NCCL_LIB next to the emulator.
 set -e
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build/emu"
@@ -18,4 +20,5 @@ for f in *.cu; do
   objs="$objs ${f%.cu}.o"
 done
 g++ -shared -o "$out/libanvil_cuda_emu.so" $objs -lpthread
+g++ -std=c++17 -O1 -g -fPIC -shared -Wall -o "$out/libnccl_fake.so" "$root/test/cuda_emu/fake_nccl.cpp"
 echo "$out/libanvil_cuda_emu.so"

@@ -220,6 +220,8 @@ enum cudaError_t {
 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 using cudaStream_t = void*;
+// The real runtime's handle value for the legacy default stream (driver: CU_STREAM_LEGACY).
+#define cudaStreamLegacy (reinterpret_cast<cudaStream_t>(0x1))
 struct cudaDeviceProp {
   char name[256];
   int major, minor;
@@ -242,6 +244,10 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   return cudaSuccess;
 }
 inline cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+inline cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
 template <class T>
 cudaError_t cudaMalloc(T** p, size_t bytes) {
   // Poison fresh memory, as a GPU would not zero it either.

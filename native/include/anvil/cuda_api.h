@@ -30,7 +30,7 @@ extern "C" {
 #define ANVIL_CUDA_API
 #endif
 
-#define ANVIL_CUDA_ABI_VERSION 1
+#define ANVIL_CUDA_ABI_VERSION 2
 #define ANVIL_CUDA_EINVAL (-1)
 
 // ---- library and devices ----------------------------------------------------------------
@@ -39,6 +39,12 @@ ANVIL_CUDA_API int anvil_cuda_abi_version(void);
 ANVIL_CUDA_API int anvil_cuda_device_count(int* count, char* err, size_t errlen);
 ANVIL_CUDA_API int anvil_cuda_device_name(int device, char* name, size_t namelen, char* err, size_t errlen);
 ANVIL_CUDA_API int anvil_cuda_set_device(int device, char* err, size_t errlen);
+/** Where the ops run, for a library that enqueues work between them (NCCL, through the addon's
+ *  nccl_binding.cpp): makes the ops' device current on the calling thread (at driver level, so
+ *  a library with its own CUDA runtime sees it too) and returns it with the stream the ops use,
+ *  cudaStreamLegacy (the legacy default stream, named explicitly so that a library built with
+ *  per-thread default streams cannot read NULL as another stream). */
+ANVIL_CUDA_API int anvil_cuda_current_stream(int* device, void** stream, char* err, size_t errlen);
 
 // ---- memory -------------------------------------------------------------------------------
 ANVIL_CUDA_API int anvil_cuda_malloc(void** ptr, size_t bytes, char* err, size_t errlen);
