@@ -1,0 +1,85 @@
+// SFT learnability with trace variants. args: task steps every lr tag ; env TRACE=v2|orig, DMAX, DMIN, B, N
+import { createBackend } from "../../dist/src/backend/index.js";
+import { initModel } from "../../dist/src/model/init.js";
+import { Policy } from "../../dist/src/rl/policy.js";
+import { AdamW } from "../../dist/src/model/optim.js";
+import { packBatch } from "../../dist/src/rl/batch.js";
+import { supervisedGradient } from "../../dist/src/rl/step.js";
+import { evaluate } from "../../dist/src/rl/eval.js";
+import { generate, graphliProblem, completionFor } from "../../dist/src/tasks/index.js";
+import { sentenceLI } from "../../dist/src/tasks/graphli.js";
+import { atomsOf, clauseOf } from "../../dist/src/tasks/solve-li.js";
+import { rmSync, readFileSync, writeFileSync } from "node:fs";
+import { parseConfig, configToJson } from "../../dist/src/model/config.js";
+import { initParameters } from "../../dist/src/model/init.js";
+import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
+import { Rng } from "../../dist/src/util/rng.js";
+const [task, stepsS, everyS, lrS, tag] = process.argv.slice(2);
+const steps = +stepsS, every = +everyS, lr = +lrS;
+const TRACE = process.env.TRACE ?? "orig", DMIN = +(process.env.DMIN ?? 1), DMAX = +(process.env.DMAX ?? 4), B = +(process.env.B ?? 16), N = +(process.env.N ?? 48);
+
+// post-order DFS trace: examined line, then a result line for every atom settled or given up
+function traceV2(premises, target) {
+  const mentions = new Map();
+  premises.forEach((p, i) => { for (const a of new Set(atomsOf(p))) mentions.set(a, [...(mentions.get(a) ?? []), i]); });
+  const lines = []; const seen = new Map();
+  const settle = (atom, from) => {
+    if (seen.has(atom)) return seen.get(atom);
+    seen.set(atom, null);
+    const ps = (mentions.get(atom) ?? []).filter((i) => i !== from);
+    lines.push(`${atom}: ${ps.length ? ps.map((i) => sentenceLI(premises[i])).join(" ") : "none."}`);
+    for (const i of ps) {
+      const p = premises[i];
+      if (p.kind === "fact") { seen.set(atom, p.value); lines.push(`${atom} is ${p.value}.`); return p.value; }
+      const clause = clauseOf(p); let fires = true;
+      for (const l of clause) { if (l.atom === atom) continue; const v = settle(l.atom, i); if (v === null || v === l.value) { fires = false; break; } }
+      if (fires) { const v = clause.find((l) => l.atom === atom).value; seen.set(atom, v); lines.push(`${atom} is ${v}.`); return v; }
+    }
+    lines.push(`${atom} unknown.`);
+    return null;
+  };
+  const v = settle(target, -1);
+  return lines.join("\n");
+}
+function inst(t, o) {
+  if (t === "graphli" && TRACE === "v2") { const pr = graphliProblem(o); return { ...pr.instance, trace: traceV2(pr.premises, pr.target) }; }
+  return generate(t, o);
+}
+const dir = `runs/sft-probe-${tag}`;
+rmSync(dir, { recursive: true, force: true });
+const corpus = Array.from({ length: 400 }, (_, j) => { const i = inst(task, { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
+const r = await initModel({ preset: "tiny", corpus, out: dir, seed: 1 });
+console.log("params", r.numParams, "vocab", r.config.vocabSize, "TRACE", TRACE, "B", B, "depths", DMIN, DMAX);
+if (process.env.ARCH === "llama") {
+  const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));
+  raw.model_type = "llama"; raw.architectures = ["LlamaForCausalLM"];
+  const cfg = parseConfig(raw, "llama");
+  writeFileSync(dir + "/config.json", JSON.stringify(configToJson(cfg), null, 2));
+  await saveSafetensors(dir + "/" + SINGLE_FILE, initParameters(cfg, new Rng(1)), { dtype: "F32" });
+  console.log("arch llama, qkNorm", cfg.qkNorm);
+}
+const be = await createBackend("cpu", { threads: 1 });
+const p = await Policy.load(dir, be);
+const model = p.model;
+const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
+const evals = (process.env.EVD ?? "1,2,3,4").split(",").map(Number).map(d => [d, Array.from({ length: N }, (_, j) => inst(task, { depth: d, seed: 999000 + j, answerable: j % 2 === 0 }))]);
+const t0 = performance.now(); let la = 0;
+for (let s = 0; s < steps; s++) {
+  const insts = Array.from({ length: B }, (_, j) => inst(task, { depth: DMIN + ((s * B + j) % (DMAX - DMIN + 1)), seed: 1e6 + s * B + j }));
+  const batch = packBatch(insts.map((i) => ({ promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) })), p.padId);
+  model.zeroGrads();
+  const loss = await supervisedGradient(model, batch, B);
+  la = s === 0 ? loss : 0.95 * la + 0.05 * loss;
+  await opt.update();
+  if ((s + 1) % every === 0 || s + 1 === steps) {
+    const line = [`step ${s + 1} loss ${la.toFixed(3)} t ${((performance.now() - t0) / 1000).toFixed(0)}s`];
+    for (const [d, set] of evals) {
+      const { result: e } = await evaluate(p, set, 300);
+      line.push(`d${d} ${(100 * e.acc).toFixed(0)} (a ${(100 * e.acc_answerable).toFixed(0)} u ${(100 * e.acc_unanswerable).toFixed(0)})`);
+    }
+    console.log(line.join(" | "));
+  }
+}
+const set = evals[0][1].slice(0, 8);
+const gens = await p.generate(set.map((i) => i.prompt), { maxNewTokens: 300, sampling: { temperature: 0, topK: 0, topP: 1, minP: 0, greedy: true }, seed: 0 });
+set.forEach((i, k) => { console.log("=== answerable", i.answerable, "answer", i.answer); console.log("GOT :", gens[k].text); console.log("WANT:", completionFor(i)); });
