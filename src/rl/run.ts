@@ -145,6 +145,8 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
   shareOf(o.promptsPerStep, 0, dp.worldSize); // every rank needs a group: fail before any work
   if (dp.worldSize > 1 && (loraConfigOf(o) !== null || o.adapter !== ""))
     throw new OptionsError("LoRA adapters with several data-parallel ranks are not supported yet: train the adapter in one process");
+  if (dp.worldSize > 1 && o.rolloutServer)
+    throw new OptionsError("--rollout-server with several data-parallel ranks is not supported yet: run one learner process (the servers already parallelise the rollouts)");
   const runDir = resolve(o.out);
   // The tiny default lives in the run directory; it is made once the directory is ours.
   const defaultModel = join(runDir, "init-model");
@@ -251,7 +253,6 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     }
     const policy = new Policy(model, tokenizer, optimizer, o.microBatch, o.generationBatch);
     if (o.rolloutServer) {
-      if (dp.worldSize > 1) throw new Error("--rollout-server with several data-parallel ranks is not supported yet: run one learner process (the servers already parallelise the rollouts)");
       // Rollouts from inference servers: check them, then put them on the learner's weights.
       const syncDir = resolve(o.syncDir || join(runDir, "published"));
       mkdirSync(syncDir, { recursive: true });
