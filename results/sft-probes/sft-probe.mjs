@@ -58,7 +58,7 @@ if (process.env.ARCH === "llama") {
   await saveSafetensors(dir + "/" + SINGLE_FILE, initParameters(cfg, new Rng(1)), { dtype: "F32" });
   console.log("arch llama, qkNorm", cfg.qkNorm);
 }
-const be = await createBackend("cpu", { threads: 1 });
+const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 const model = p.model;
 const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
