@@ -19,10 +19,11 @@ import { packBatch } from "../src/rl/batch.js";
 import { policyGradient, scoreTokens } from "../src/rl/step.js";
 import { resolveCheckpointing } from "../src/rl/train-setup.js";
 import { peakRssBytes, type BenchContext } from "./harness.js";
+import { BENCH_CONFIG } from "./model.js";
 
+/** Qwen3-0.6B's config.json, with overrides for the other two (the rest is bench/model.ts's). */
 const qwen = (over: Partial<ModelConfig>): ModelConfig => ({
-  architecture: "qwen3",
-  modelType: "qwen3",
+  ...BENCH_CONFIG,
   vocabSize: 151936,
   hiddenSize: 1024,
   intermediateSize: 3072,
@@ -30,15 +31,7 @@ const qwen = (over: Partial<ModelConfig>): ModelConfig => ({
   numHeads: 16,
   numKvHeads: 8,
   headDim: 128,
-  rmsNormEps: 1e-6,
-  ropeTheta: 1e6,
   maxPositionEmbeddings: 40960,
-  tieWordEmbeddings: true,
-  attentionBias: false,
-  qkNorm: true,
-  bosTokenId: null,
-  eosTokenIds: [],
-  raw: {},
   ...over,
 });
 
