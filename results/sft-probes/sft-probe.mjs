@@ -14,6 +14,7 @@ import { parseConfig, configToJson } from "../../dist/src/model/config.js";
 import { initParameters } from "../../dist/src/model/init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
+import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
 const [task, stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS;
 const TRACE = process.env.TRACE ?? "orig", DMIN = +(process.env.DMIN ?? 1), DMAX = +(process.env.DMAX ?? 4), B = +(process.env.B ?? 16), N = +(process.env.N ?? 48);
@@ -48,8 +49,9 @@ function inst(t, o) {
 const dir = `runs/sft-probe-${tag}`;
 rmSync(dir, { recursive: true, force: true });
 const corpus = Array.from({ length: 400 }, (_, j) => { const i = inst(task, { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
-const r = await initModel({ preset: "tiny", corpus, out: dir, seed: 1 });
-console.log("params", r.numParams, "vocab", r.config.vocabSize, "TRACE", TRACE, "B", B, "depths", DMIN, DMAX);
+const shape = process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {};
+const r = await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
+console.log("params", r.numParams, "layers", r.config.numLayers, "vocab", r.config.vocabSize, "TRACE", TRACE, "B", B, "depths", DMIN, DMAX);
 if (process.env.ARCH === "llama") {
   const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));
   raw.model_type = "llama"; raw.architectures = ["LlamaForCausalLM"];
@@ -78,6 +80,7 @@ for (let s = 0; s < steps; s++) {
       line.push(`d${d} ${(100 * e.acc).toFixed(0)} (a ${(100 * e.acc_answerable).toFixed(0)} u ${(100 * e.acc_unanswerable).toFixed(0)})`);
     }
     console.log(line.join(" | "));
+    if (process.env.SAVE) await saveCheckpoint(`${dir}/ckpt`, model, { tokenizerDir: dir });
   }
 }
 const set = evals[0][1].slice(0, 8);

@@ -10,6 +10,7 @@ import { register as experiment } from "./commands/experiment.js";
 import { register as generate } from "./commands/generate.js";
 import { register as initModel } from "./commands/init-model.js";
 import { register as merge } from "./commands/merge.js";
+import { register as pairs } from "./commands/pairs.js";
 import { register as probe } from "./commands/probe.js";
 import { register as report } from "./commands/report.js";
 import { register as score } from "./commands/score.js";
@@ -31,7 +32,7 @@ Quick start (tiny model made on the spot, SFT warm start, then Anchor GRPO):
   anvil train --out runs/quick
   anvil eval --model runs/quick/checkpoints/step-100 --task graphli --n 200`,
   );
-for (const reg of [doctor, initModel, data, sft, train, evalCmd, experiment, score, generate, serve, merge, bench, report, probe]) reg(program);
+for (const reg of [doctor, initModel, data, sft, train, evalCmd, experiment, pairs, score, generate, serve, merge, bench, report, probe]) reg(program);
 
 program.exitOverride();
 try {

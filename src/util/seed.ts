@@ -35,4 +35,4 @@ export function uniform(...parts: number[]): number {
 }
 
 /** Purposes, so different uses of the same (seed, step) never collide. */
-export const PURPOSE = { prompt: 1, sample: 2, anchor: 3, sft: 4, eval: 5, shuffle: 6, init: 7 } as const;
+export const PURPOSE = { prompt: 1, sample: 2, anchor: 3, sft: 4, eval: 5, shuffle: 6, init: 7, pairs: 8 } as const;
