@@ -337,7 +337,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
  * The learning rate to use: the option, or by model size when it is 0 (auto). LoRA adapters
  * take rates about 10x those of full fine-tuning (the update is low-rank and starts at zero).
  */
-export function effectiveLr(o: TrainOptions, numParams: number, lora = false): number {
+export function effectiveLr(o: Pick<TrainOptions, "lr">, numParams: number, lora = false): number {
   if (o.lr > 0) return o.lr;
   const full = numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
   return lora ? Math.min(1e-3, 10 * full) : full;
@@ -360,7 +360,10 @@ export function makeScorer(o: TrainOptions, log: (l: string) => void): Promise<S
   });
 }
 
-export function makeOptimizer(model: Model, o: TrainOptions): AdamW {
+/** The optimizer options a training command takes (train's, and dpo's by the same names). */
+export type OptimizerOptions = Pick<TrainOptions, "lr" | "beta1" | "beta2" | "weightDecay" | "warmupSteps" | "steps" | "minLrRatio" | "maxGradNorm">;
+
+export function makeOptimizer(model: Model, o: OptimizerOptions): AdamW {
   const lr = effectiveLr(o, model.numParameters, model.adapter !== null);
   return new AdamW(model.trainable, {
     lr,
