@@ -367,6 +367,17 @@ export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
     if (!ok) err(`rolloutServer: "${url}" is not an http(s) URL; give base URLs separated by commas, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000`);
   }
   if (o.dualClip !== 0 && o.dualClip <= 1) err(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
+  checkLoraOptions(o, user);
+  return o;
+}
+
+type LoraOptions = Pick<TrainOptions, "adapter" | "loraR" | "loraAlpha" | "loraTargets">;
+
+/** The LoRA options' cross-checks, for every training command that takes them. */
+export function checkLoraOptions(o: LoraOptions, user: Partial<LoraOptions>): void {
+  const err = (m: string) => {
+    throw new OptionsError(m);
+  };
   if (user.adapter && user.loraR) err(`--adapter ${user.adapter} carries its own rank, alpha and targets: drop --lora-r`);
   if (o.loraR === 0 && !o.adapter && (o.loraAlpha !== DEFAULTS.loraAlpha || o.loraTargets !== DEFAULTS.loraTargets))
     err(`loraAlpha / loraTargets have no effect without LoRA: set --lora-r (e.g. 16) to train an adapter`);
@@ -375,7 +386,6 @@ export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
   } catch (e) {
     err(`loraTargets: ${(e as Error).message}`);
   }
-  return o;
 }
 
 /** The LoRA configuration a fresh adapter gets from the options, or null (full fine-tuning). */
