@@ -78,7 +78,7 @@ export function resolvePreferenceOptions(user: Partial<PreferenceOptions>): Pref
   const o: PreferenceOptions = { ...PREFERENCE_DEFAULTS, ...user };
   if (o.beta === 0) o.beta = defaultBeta(o.loss);
   if (o.loss === "ipo" && o.labelSmoothing > 0) throw new OptionsError(`labelSmoothing applies to the sigmoid-shaped losses; ipo has none (drop --label-smoothing)`);
-  if (user.simpoGamma !== undefined && o.loss !== "simpo" && o.loss !== "mappo-simpo")
+  if (o.simpoGamma !== PREFERENCE_DEFAULTS.simpoGamma && o.loss !== "simpo" && o.loss !== "mappo-simpo")
     throw new OptionsError(`simpoGamma is SimPO's margin: it has no effect with --loss ${o.loss} (use --loss simpo or mappo-simpo)`);
   checkLoraOptions(o, user);
   return o;
