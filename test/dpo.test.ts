@@ -63,11 +63,12 @@ describe("preference losses (PyTorch oracle)", () => {
     });
   }
 
-  it("MaPPO with no prior (Δr = 1) is DPO, and mappo-simpo is SimPO", () => {
+  it("MaPPO with no prior (Δr = 1) is its base loss: DPO, SimPO, IPO", () => {
     const pair = { chosen: -7, rejected: -9, refChosen: -8, refRejected: -8.5, chosenTokens: 5, rejectedTokens: 6, rewardGap: 1 };
     const cfg = { beta: 0.3, labelSmoothing: 0, simpoGamma: 0.5 };
     expect(pairLoss(pair, { ...cfg, loss: "mappo" })).toEqual(pairLoss(pair, { ...cfg, loss: "sigmoid" }));
     expect(pairLoss(pair, { ...cfg, loss: "mappo-simpo" })).toEqual(pairLoss(pair, { ...cfg, loss: "simpo" }));
+    expect(pairLoss(pair, { ...cfg, loss: "mappo-ipo" })).toEqual(pairLoss(pair, { ...cfg, loss: "ipo" }));
   });
 });
 

@@ -13,18 +13,20 @@
 //                h = (c/|c| - c0/|c|) - (r/|r| - r0/|r|);  loss = (h - 1/(2β))²
 //   simpo        SimPO (Meng et al. 2024), reference-free, length-normalised, margin γ:
 //                z = β(c/|c| - r/|r|) - γ;  loss = -(1-ε) log σ(z) - ε log σ(-z)
-//   mappo        MaPPO (Lan et al. 2025, arXiv 2507.21183) on DPO: the rejected log-ratio is
-//                weighted by the prior reward gap:
+//   mappo        MaPPO (Lan et al. 2025, arXiv 2507.21183v5, eq. 8) on DPO: the rejected
+//                log-ratio is weighted by the prior reward gap:
 //                z = β[(c - c0) - Δr (r - r0)];  loss = -(1-ε) log σ(z) - ε log σ(-z)
-//   mappo-simpo  MaPPO as a plug-in on SimPO: z = β(c/|c| - Δr r/|r|) - γ
-// With Δr = 1 (no scores) mappo is DPO and mappo-simpo is SimPO.
+//   mappo-simpo  MaPPO's plug-in on SimPO (eq. 12): z = β(c/|c| - Δr r/|r|) - γ
+//   mappo-ipo    MaPPO's plug-in on IPO (eq. 14), on ipo's averaged log-probs:
+//                loss = (a - Δr b - 1/(2β))², a and b ipo's chosen and rejected log-ratios
+// With Δr = 1 (no scores) each MaPPO loss is exactly its base loss.
 //
 // Metrics (TRL's names): rewards/chosen = β·(c̃ - c̃0), rewards/rejected = β·(r̃ - r̃0), where
 // c̃ is the log-prob the loss uses (averaged for ipo/simpo), and the reference term is 0 for
 // the reference-free losses; margins = chosen - rejected; accuracies = fraction of pairs with
 // rewards/chosen > rewards/rejected; logps/* = mean of c̃, r̃.
 
-export const PREFERENCE_LOSSES = ["sigmoid", "ipo", "simpo", "mappo", "mappo-simpo"] as const;
+export const PREFERENCE_LOSSES = ["sigmoid", "ipo", "simpo", "mappo", "mappo-simpo", "mappo-ipo"] as const;
 export type PreferenceLoss = (typeof PREFERENCE_LOSSES)[number];
 
 export interface PreferenceLossConfig {
@@ -39,7 +41,11 @@ export interface PreferenceLossConfig {
 /** Whether the loss compares against a frozen reference (false: no reference log-probs needed). */
 export const usesReference = (loss: PreferenceLoss): boolean => loss !== "simpo" && loss !== "mappo-simpo";
 /** Whether the loss works on per-token averaged log-probs instead of sums. */
-export const averagesTokens = (loss: PreferenceLoss): boolean => loss === "ipo" || loss === "simpo" || loss === "mappo-simpo";
+export const averagesTokens = (loss: PreferenceLoss): boolean => loss === "ipo" || loss === "simpo" || loss === "mappo-simpo" || loss === "mappo-ipo";
+/** Whether the loss is IPO-shaped (squared) rather than sigmoid-shaped. */
+export const isIpo = (loss: PreferenceLoss): boolean => loss === "ipo" || loss === "mappo-ipo";
+/** MaPPO's weight on the rejected log-ratio: the prior reward gap for the mappo losses, else 1. */
+const rejectedWeight = (loss: PreferenceLoss, gap: number): number => (loss.startsWith("mappo") ? gap : 1);
 
 /** One pair as the loss sees it. Log-probs are sums over the completion's tokens. */
 export interface PairLogps {
@@ -82,15 +88,15 @@ export function pairLoss(p: PairLogps, cfg: PreferenceLossConfig): PairLoss {
   const r = p.rejected * nr;
   const a = c - (ref ? p.refChosen * nc : 0); // chosen log-ratio
   const b = r - (ref ? p.refRejected * nr : 0); // rejected log-ratio
+  const w = rejectedWeight(loss, p.rewardGap);
   let value: number, dA: number, dB: number;
-  if (loss === "ipo") {
-    const e = a - b - 1 / (2 * beta);
+  if (isIpo(loss)) {
+    const e = a - w * b - 1 / (2 * beta);
     value = e * e;
     dA = 2 * e;
-    dB = -2 * e;
+    dB = -2 * e * w;
   } else {
     // sigmoid-shaped: loss = -(1-ε) log σ(z) - ε log σ(-z), z linear in a and b
-    const w = loss === "mappo" || loss === "mappo-simpo" ? p.rewardGap : 1;
     const z = beta * (a - w * b) - (ref ? 0 : gamma);
     value = -(1 - eps) * logSigmoid(z) - eps * logSigmoid(-z);
     const dZ = -(1 - eps) * sigmoid(-z) + eps * sigmoid(z);

@@ -3,7 +3,7 @@
 // (model loading, LoRA, optimizer, bookkeeping) are OPTIONS' own entries, so they read and
 // check the same; the preference-specific ones (loss, beta, label smoothing, SimPO's margin)
 // are declared here. Losses and their formulas: preference-loss.ts.
-import { PREFERENCE_LOSSES, type PreferenceLoss } from "./preference-loss.js";
+import { isIpo, PREFERENCE_LOSSES, type PreferenceLoss } from "./preference-loss.js";
 import { checkLoraOptions, int, num, OPTIONS, OptionsError, oneOf, text, type OptionSpec } from "./options.js";
 
 export const PREFERENCE_OPTIONS = {
@@ -29,16 +29,16 @@ export const PREFERENCE_OPTIONS = {
   /** sigmoid: DPO (Rafailov et al. 2023), with cDPO label smoothing when labelSmoothing > 0;
    * ipo: IPO (Azar et al. 2023) on per-token averaged log-probs, as TRL; simpo: SimPO (Meng et
    * al. 2024), reference-free and length-normalised, with target margin simpoGamma; mappo:
-   * MaPPO (Lan et al. 2025, arXiv 2507.21183) on DPO, the rejected log-ratio weighted by the
-   * prior reward gap score_chosen - score_rejected (1 when a pair has no scores: DPO again);
-   * mappo-simpo: MaPPO as a plug-in on SimPO. */
-  loss: oneOf(PREFERENCE_LOSSES, "sigmoid", "preference loss: DPO (sigmoid), IPO, SimPO, MaPPO on DPO or on SimPO"),
+   * MaPPO (Lan et al. 2025, arXiv 2507.21183, eq. 8) on DPO, the rejected log-ratio weighted
+   * by the prior reward gap score_chosen - score_rejected (1 when a pair has no scores: DPO
+   * again); mappo-simpo, mappo-ipo: MaPPO's plug-in on SimPO (eq. 12) and on IPO (eq. 14). */
+  loss: oneOf(PREFERENCE_LOSSES, "sigmoid", "preference loss: DPO (sigmoid), IPO, SimPO, MaPPO on DPO, SimPO or IPO"),
   /** β: for DPO / IPO / MaPPO the strength of the implicit KL to the reference (smaller: the
    * policy may move further; TRL's default 0.1); for SimPO the reward scale (TRL's CPO default for
    * simpo: 2.0; the paper uses 2.0-2.5). 0 = that default for the chosen loss. */
   beta: num(0, "beta: KL strength for DPO/IPO/MaPPO, reward scale for SimPO (0 = 0.1, or 2.0 for simpo)", { min: 0, shownDefault: "0.1 (simpo: 2.0)" }),
   /** cDPO's ε (Mitchell 2023): the assumed probability that a pair's label is flipped; the loss
-   * becomes -(1-ε) log σ(z) - ε log σ(-z). 0 = plain DPO. Sigmoid-shaped losses only (not ipo). */
+   * becomes -(1-ε) log σ(z) - ε log σ(-z). 0 = plain DPO. Sigmoid-shaped losses only (not the ipo ones). */
   labelSmoothing: num(0, "label smoothing ε (cDPO): assumed probability of a flipped label (not with ipo)", { min: 0, max: 0.5 }),
   /** SimPO's target reward margin γ (simpo, mappo-simpo): the chosen reward must beat the
    * rejected one by γ; TRL's default 0.5, the paper's range 0.3-1.6 (with β 2.0-2.5). */
@@ -77,7 +77,7 @@ export const defaultBeta = (loss: PreferenceLoss): number => (loss === "simpo" |
 export function resolvePreferenceOptions(user: Partial<PreferenceOptions>): PreferenceOptions {
   const o: PreferenceOptions = { ...PREFERENCE_DEFAULTS, ...user };
   if (o.beta === 0) o.beta = defaultBeta(o.loss);
-  if (o.loss === "ipo" && o.labelSmoothing > 0) throw new OptionsError(`labelSmoothing applies to the sigmoid-shaped losses; ipo has none (drop --label-smoothing)`);
+  if (isIpo(o.loss) && o.labelSmoothing > 0) throw new OptionsError(`labelSmoothing applies to the sigmoid-shaped losses; ${o.loss} has none (drop --label-smoothing)`);
   if (o.simpoGamma !== PREFERENCE_DEFAULTS.simpoGamma && o.loss !== "simpo" && o.loss !== "mappo-simpo")
     throw new OptionsError(`simpoGamma is SimPO's margin: it has no effect with --loss ${o.loss} (use --loss simpo or mappo-simpo)`);
   checkLoraOptions(o, user);
