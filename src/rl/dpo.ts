@@ -14,11 +14,11 @@
 // context), then the directory is claimed, then compute: the reference log-probs (or the cached
 // ones), then the steps. Resuming from step N reproduces the uninterrupted run: pair order is a
 // function of (seed, step) and checkpoints restore parameters and optimizer moments exactly.
-import { existsSync, mkdirSync, appendFileSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
-import { loadCheckpoint, loadOptimizerState, removeStaleSaves, saveCheckpoint } from "../model/checkpoint.js";
+import { loadCheckpoint, loadOptimizerState, saveCheckpoint } from "../model/checkpoint.js";
 import { loadConfig } from "../model/config.js";
 import type { Model } from "../model/model.js";
 import type { AdamW } from "../model/optim.js";
@@ -34,9 +34,9 @@ import { usesReference } from "./preference-loss.js";
 import { resolvePreferenceOptions, type PreferenceOptions } from "./preference-options.js";
 import { computeReferenceLogps, readReferenceLogps, writeReferenceLogps, type ReferenceLogps } from "./preference-ref.js";
 import { trainPreferences, type PreferenceStepMetrics } from "./preference-train.js";
-import { claimRunDir, requireRunDir, type RunDirClaim } from "./run-dir.js";
+import { requireRunDir, type RunDirClaim } from "./run-dir.js";
 import { rewindLogs } from "./run-logs.js";
-import { latestCheckpoint, makeOptimizer } from "./run.js";
+import { makeOptimizer, openRunDir } from "./run.js";
 import { NonFiniteLossError } from "./trainer.js";
 import { prepareForTraining } from "./train-setup.js";
 
@@ -92,12 +92,8 @@ export async function runDpo(user: DpoRunOptions, hooks: DpoHooks = {}): Promise
   let started = false;
   try {
     backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-    claim = claimRunDir(runDir, { resume: !!resume, log });
-    for (const root of [runDir, join(runDir, "checkpoints")])
-      for (const d of await removeStaleSaves(root)) log(`anvil: removed ${join(root, d)}, left by an interrupted save`);
-    const ckpt = resume ? latestCheckpoint(runDir) : null;
-    if (!resume && latestCheckpoint(runDir)) throw new OptionsError(`${runDir} already holds a run: pass --resume ${o.out} to continue it, or choose another --out`);
-    mkdirSync(join(runDir, "checkpoints"), { recursive: true });
+    let ckpt: { dir: string; step: number } | null;
+    ({ claim, ckpt } = await openRunDir(runDir, o.out, !!resume, log));
     if (givenPairs) {
       writeFileAtomicSync(join(runDir, PAIRS_FILE), data.pairs.map((p) => JSON.stringify(p)).join("\n") + "\n");
       o.dataset = join(runDir, PAIRS_FILE);
