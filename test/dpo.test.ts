@@ -208,6 +208,23 @@ describe("anvil dpo", () => {
   });
 });
 
+describe("pairs in tokens", () => {
+  it("a conversational pair encodes like the same pair as strings (the chat template, then the completion and its end token)", async () => {
+    const tok = await Tokenizer.load(model);
+    expect(tok.hasChatTemplate).toBe(true);
+    const p = pairs[0] as { prompt: string; chosen: string; rejected: string };
+    const chat: PreferencePair = { prompt: [{ role: "user", content: p.prompt }], chosen: [{ role: "assistant", content: p.chosen }], rejected: [{ role: "assistant", content: p.rejected }] };
+    const [a, b] = encodePairs(tok, 4096, parsePreferencePairs([JSON.stringify({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected }), JSON.stringify(chat)].join("\n")));
+    expect(b).toEqual(a);
+    expect(a.rewardGap).toBe(1);
+  });
+
+  it("a pair longer than the model's context is an error naming its line", async () => {
+    const tok = await Tokenizer.load(model);
+    expect(() => encodePairs(tok, 20, parsePreferencePairs(["", JSON.stringify(pairs[1])].join("\n"), "long.jsonl"))).toThrow(/long\.jsonl[\s\S]*line 2: prompt \+ completion is \d+ tokens, over the model's context of 20/);
+  });
+});
+
 describe("gradient through the model (finite differences)", () => {
   const cases: PreferenceLossConfig[] = [
     { loss: "sigmoid", beta: 1, labelSmoothing: 0.1, simpoGamma: 0 },

@@ -3,7 +3,7 @@
 // P, C, R are each a string (standard) or a list of chat messages {role, content}
 // (conversational: P the conversation so far, C and R one assistant message each).
 // Scores are MaPPO's prior rewards, in [0, 1] with score_chosen >= score_rejected; the prior
-// reward gap is their difference, 1 when absent (MaPPO then reduces to DPO / SimPO).
+// reward gap is their difference, 1 when absent (each MaPPO loss is then its base loss).
 //
 // Tokens: the prompt goes through the model's chat template with the assistant turn opened
 // (as every training prompt does, encodeChatPrompt), a completion is its text then the end
