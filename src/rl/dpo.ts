@@ -83,7 +83,7 @@ export async function runDpo(user: DpoRunOptions, hooks: DpoHooks = {}): Promise
   const config = await loadConfig(o.model);
   const pairs = encodePairs(tokenizer, config.maxPositionEmbeddings, data);
   const padId = tokenizer.padTokenId ?? completionEndId(tokenizer);
-  const pairsHash = hashPairs(data.pairs);
+  const refKey = { pairs: hashPairs(data.pairs), model: resolve(o.model) };
 
   let backend: Backend | null = null;
   let claim: RunDirClaim | null = null;
@@ -119,7 +119,7 @@ export async function runDpo(user: DpoRunOptions, hooks: DpoHooks = {}): Promise
     // ---- reference log-probs: once per pair, before any update, then cached
     let ref: ReferenceLogps | null = null;
     if (usesReference(o.loss)) {
-      ref = readReferenceLogps(runDir, pairsHash, pairs.length);
+      ref = readReferenceLogps(runDir, refKey, pairs.length);
       if (ref) log(`anvil: reference log-probs of ${pairs.length} pairs from ${join(runDir, "ref_logps.json")}`);
       else {
         const t0 = performance.now();
@@ -132,7 +132,7 @@ export async function runDpo(user: DpoRunOptions, hooks: DpoHooks = {}): Promise
             start.dispose();
           }
         } else ref = await computeReferenceLogps(model, pairs, padId, o.microBatch, useLora);
-        writeReferenceLogps(runDir, pairsHash, ref);
+        writeReferenceLogps(runDir, refKey, ref);
         log(`anvil: reference log-probs of ${pairs.length} pairs (${useLora ? "base model, adapter disabled" : "starting weights"}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
       }
     }

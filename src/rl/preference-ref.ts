@@ -2,8 +2,8 @@
 // once, before training, by the reference (the starting weights; under LoRA the base with the
 // adapter disabled, the same weights). No second model stays in memory: the reference is a
 // table of numbers. A run keeps it in RUN/ref_logps.json (written atomically), keyed by row
-// index and stamped with a hash of the pairs, so a resumed run reuses it and a changed dataset
-// is never matched with stale numbers.
+// index and stamped with a hash of the pairs and the reference model's directory, so a resumed
+// run reuses it and a changed dataset or model is never matched with stale numbers.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Model } from "../model/model.js";
@@ -20,9 +20,13 @@ export interface ReferenceLogps {
   rejected: number[];
 }
 
-interface RefLogpsFile extends ReferenceLogps {
-  /** hashPairs() of the pairs the numbers belong to. */
+/** What the numbers belong to: hashPairs() of the pairs, and the reference model's directory. */
+export interface ReferenceKey {
   pairs: string;
+  model: string;
+}
+
+interface RefLogpsFile extends ReferenceLogps, ReferenceKey {
   rows: number;
 }
 
@@ -42,15 +46,15 @@ export async function computeReferenceLogps(model: Model, pairs: readonly TokenP
 }
 
 /** The cached reference log-probs of a run, or null when absent or made for other pairs. */
-export function readReferenceLogps(runDir: string, pairsHash: string, rows: number): ReferenceLogps | null {
+export function readReferenceLogps(runDir: string, key: ReferenceKey, rows: number): ReferenceLogps | null {
   const path = join(runDir, REF_LOGPS_FILE);
   if (!existsSync(path)) return null;
   const f = readJsonFileSync<RefLogpsFile>(path);
-  if (f.pairs !== pairsHash || f.rows !== rows || f.chosen?.length !== rows || f.rejected?.length !== rows) return null;
+  if (f.pairs !== key.pairs || f.model !== key.model || f.rows !== rows || f.chosen?.length !== rows || f.rejected?.length !== rows) return null;
   return { chosen: f.chosen, rejected: f.rejected };
 }
 
-export function writeReferenceLogps(runDir: string, pairsHash: string, ref: ReferenceLogps): void {
-  const f: RefLogpsFile = { pairs: pairsHash, rows: ref.chosen.length, chosen: ref.chosen, rejected: ref.rejected };
+export function writeReferenceLogps(runDir: string, key: ReferenceKey, ref: ReferenceLogps): void {
+  const f: RefLogpsFile = { ...key, rows: ref.chosen.length, chosen: ref.chosen, rejected: ref.rejected };
   writeFileAtomicSync(join(runDir, REF_LOGPS_FILE), JSON.stringify(f) + "\n");
 }
