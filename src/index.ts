@@ -40,7 +40,7 @@ export { scoreTokens, supervisedGradient, policyGradient } from "./rl/step.js";
 export { runTraining, type RunResult, type RunHooks } from "./rl/run.js";
 // preference optimization: runDpo is `anvil dpo`; trainPreferences trains on pairs in memory
 export { runDpo, type DpoRunOptions, type DpoResult, type DpoHooks } from "./rl/dpo.js";
-export { trainPreferences, preferenceStep, pairsForStep, type PreferenceTrainOptions, type PreferenceStepMetrics } from "./rl/preference-train.js";
+export { trainPreferences, preferenceStep, pairSchedule, type PreferenceTrainOptions, type PreferenceStepMetrics } from "./rl/preference-train.js";
 export { pairLoss, PREFERENCE_LOSSES, type PreferenceLoss, type PreferenceLossConfig, type PairLogps, type PairLoss } from "./rl/preference-loss.js";
 export { PREFERENCE_OPTIONS, resolvePreferenceOptions, type PreferenceOptions } from "./rl/preference-options.js";
 export { readPreferencePairs, parsePreferencePairs, checkPreferencePairs, encodePairs, type PreferencePair, type PreferenceData, type TokenPair } from "./rl/preference-data.js";

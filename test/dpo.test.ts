@@ -13,6 +13,7 @@ import { runDpo } from "../src/rl/dpo.js";
 import { encodePairs, packPairs, parsePreferencePairs, type PreferencePair } from "../src/rl/preference-data.js";
 import { pairLoss, type PreferenceLoss, type PreferenceLossConfig } from "../src/rl/preference-loss.js";
 import { computeReferenceLogps, type ReferenceLogps } from "../src/rl/preference-ref.js";
+import { pairSchedule } from "../src/rl/preference-train.js";
 import { scoreSequences, sequenceLossGradient } from "../src/rl/step.js";
 import { generateDataset, taskCorpus } from "../src/tasks/index.js";
 import { DatasetError } from "../src/tasks/dataset.js";
@@ -205,6 +206,15 @@ describe("anvil dpo", () => {
     expect(res.steps).toBe(2);
     expect(res.last["rewards/accuracies"]).toBeGreaterThanOrEqual(0);
     expect(p.stderr).toMatch(/step 2\/2 loss/);
+  });
+});
+
+describe("pair schedule", () => {
+  it("visits every pair once per epoch, the same whatever step it starts from", () => {
+    const all = pairSchedule(7, 3, 4);
+    const seen = [0, 1, 2, 3, 4, 5, 6].flatMap((s) => all(s)); // 21 slots = 3 epochs of 7
+    for (let e = 0; e < 3; e++) expect([...seen.slice(7 * e, 7 * e + 7)].sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(pairSchedule(7, 3, 4)(5)).toEqual(seen.slice(15, 18));
   });
 });
 

@@ -34,22 +34,24 @@ export interface PreferenceTrainOptions extends PreferenceLossConfig {
   onStep?: (m: PreferenceStepMetrics) => void | boolean | Promise<void | boolean>;
 }
 
-/** The pair indices step `step` trains on: consecutive slots of per-epoch permutations. */
-export function pairsForStep(n: number, batch: number, step: number, seed: number): number[] {
-  const out: number[] = [];
+/**
+ * The pair indices each step trains on: consecutive slots of per-epoch permutations of the n
+ * pairs, seeded by (seed, epoch). The current epoch's permutation is kept between calls.
+ */
+export function pairSchedule(n: number, batch: number, seed: number): (step: number) => number[] {
   let epoch = -1;
   let perm: number[] = [];
-  for (let j = 0; j < batch; j++) {
-    const slot = step * batch + j;
-    const e = Math.floor(slot / n);
-    if (e !== epoch) {
-      epoch = e;
-      const keys = Array.from({ length: n }, (_, i) => mixSeed(seed, e, i, PURPOSE.shuffle));
-      perm = Array.from({ length: n }, (_, i) => i).sort((a, b) => keys[a] - keys[b] || a - b);
-    }
-    out.push(perm[slot % n]);
-  }
-  return out;
+  return (step) =>
+    Array.from({ length: batch }, (_, j) => {
+      const slot = step * batch + j;
+      const e = Math.floor(slot / n);
+      if (e !== epoch) {
+        epoch = e;
+        const keys = Array.from({ length: n }, (_, i) => mixSeed(seed, e, i, PURPOSE.shuffle));
+        perm = Array.from({ length: n }, (_, i) => i).sort((a, b) => keys[a] - keys[b] || a - b);
+      }
+      return perm[slot % n]!;
+    });
 }
 
 /**
@@ -111,9 +113,10 @@ export async function preferenceStep(
 export async function trainPreferences(model: Model, optimizer: AdamW, pairs: readonly TokenPair[], ref: ReferenceLogps | null, o: PreferenceTrainOptions): Promise<PreferenceStepMetrics[]> {
   if (pairs.length === 0) throw new RangeError("trainPreferences: no pairs");
   const out: PreferenceStepMetrics[] = [];
+  const schedule = pairSchedule(pairs.length, o.batch, o.seed);
   try {
     for (let step = o.startStep ?? 0; step < o.steps; step++) {
-      const m = await preferenceStep(model, optimizer, pairs, ref, pairsForStep(pairs.length, o.batch, step, o.seed), o, step);
+      const m = await preferenceStep(model, optimizer, pairs, ref, schedule(step), o, step);
       out.push(m);
       if ((await o.onStep?.(m)) === true) break;
     }
