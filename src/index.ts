@@ -38,6 +38,13 @@ export { evaluate, type EvalResult } from "./rl/eval.js";
 export { runSft } from "./rl/sft.js";
 export { scoreTokens, supervisedGradient, policyGradient } from "./rl/step.js";
 export { runTraining, type RunResult, type RunHooks } from "./rl/run.js";
+// preference optimization: runDpo is `anvil dpo`; trainPreferences trains on pairs in memory
+export { runDpo, type DpoRunOptions, type DpoResult, type DpoHooks } from "./rl/dpo.js";
+export { trainPreferences, preferenceStep, pairSchedule, type PreferenceTrainOptions, type PreferenceStepMetrics } from "./rl/preference-train.js";
+export { pairLoss, PREFERENCE_LOSSES, type PreferenceLoss, type PreferenceLossConfig, type PairLogps, type PairLoss } from "./rl/preference-loss.js";
+export { PREFERENCE_OPTIONS, resolvePreferenceOptions, type PreferenceOptions } from "./rl/preference-options.js";
+export { readPreferencePairs, parsePreferencePairs, checkPreferencePairs, encodePairs, type PreferencePair, type PreferenceData, type TokenPair } from "./rl/preference-data.js";
+export { computeReferenceLogps, type ReferenceLogps } from "./rl/preference-ref.js";
 export { followTraining } from "./rl/run-follower.js";
 export { startTraining, TrainingJob } from "./rl/job.js";
 export type { StepMetrics } from "./rl/trainer.js";

@@ -1,6 +1,6 @@
 // Helpers shared by CLI commands: flag parsing with clear errors, backend flags, output.
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { OPTIONS, OptionsError, parseOptionValue, type OptionName } from "../rl/options.js";
+import { OPTIONS, OptionsError, parseOptionValue, type OptionName, type OptionTable } from "../rl/options.js";
 
 export function intArg(name: string, min = 0) {
   return (v: string): number => {
@@ -25,9 +25,12 @@ const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
  * The flag of a training option (src/rl/options.ts): its --help line, choices and range come
  * from the table. `withDefault` gives the parsed value the table's default (sft, eval, ...);
  * without it (train) an absent flag stays undefined, so config files and presets apply.
+ * `table`: another command's option table (e.g. dpo's, src/rl/preference-options.ts).
  */
-export function optionFlag(key: OptionName, how: { flag?: string; help?: string; withDefault?: boolean } = {}): Option {
-  const spec = OPTIONS[key];
+export function optionFlag(key: OptionName, how?: { flag?: string; help?: string; withDefault?: boolean }): Option;
+export function optionFlag<T extends OptionTable>(key: keyof T & string, how: { flag?: string; help?: string; withDefault?: boolean }, table: T): Option;
+export function optionFlag(key: string, how: { flag?: string; help?: string; withDefault?: boolean } = {}, table: OptionTable = OPTIONS): Option {
+  const spec = table[key]!;
   const name = how.flag ?? `--${kebab(key)}`;
   const help = how.help ?? spec.help;
   // Booleans are switches (train adds --no-X); auto-booleans stay undefined (auto) unless given.
@@ -38,7 +41,7 @@ export function optionFlag(key: OptionName, how: { flag?: string; help?: string;
   else
     opt.argParser((v: string) => {
       try {
-        return parseOptionValue(key, v);
+        return parseOptionValue(key, v, table);
       } catch (e) {
         if (e instanceof OptionsError) throw new InvalidArgumentError(e.message);
         throw e;

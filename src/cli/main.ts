@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { register as bench } from "./commands/bench.js";
 import { register as data } from "./commands/data.js";
 import { register as doctor } from "./commands/doctor.js";
+import { register as dpo } from "./commands/dpo.js";
 import { register as evalCmd } from "./commands/eval.js";
 import { register as experiment } from "./commands/experiment.js";
 import { register as generate } from "./commands/generate.js";
@@ -32,7 +33,7 @@ Quick start (tiny model made on the spot, SFT warm start, then Anchor GRPO):
   anvil train --out runs/quick
   anvil eval --model runs/quick/checkpoints/step-100 --task graphli --n 200`,
   );
-for (const reg of [doctor, initModel, data, sft, train, evalCmd, experiment, pairs, score, generate, serve, merge, bench, report, probe]) reg(program);
+for (const reg of [doctor, initModel, data, sft, train, pairs, dpo, evalCmd, experiment, score, generate, serve, merge, bench, report, probe]) reg(program);
 
 program.exitOverride();
 try {

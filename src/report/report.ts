@@ -19,6 +19,9 @@ export const PANELS: [string, string[]][] = [
   ["throughput (tokens/s)", ["tokens_per_s"]],
   ["time per step (s)", ["time_rollout_s", "time_scoring_s", "time_update_s"]],
   ["sft loss", ["sft_loss"]],
+  ["preference rewards (dpo)", ["rewards/chosen", "rewards/rejected", "rewards/margins"]],
+  ["preference accuracy (dpo)", ["rewards/accuracies"]],
+  ["log-probs (dpo)", ["logps/chosen", "logps/rejected"]],
 ];
 
 export function readMetrics(runDir: string): Record<string, number>[] {

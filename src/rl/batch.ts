@@ -75,3 +75,14 @@ export function sliceBatch(p: PackedBatch, start: number, count: number): Packed
     tokens,
   };
 }
+
+/** Per-row sums of a (B, T) per-token array over the completion tokens (the mask): (B). */
+export function rowSums(values: ArrayLike<number>, p: PackedBatch): Float64Array {
+  const out = new Float64Array(p.B);
+  for (let b = 0; b < p.B; b++) {
+    let s = 0;
+    for (let i = b * p.T; i < (b + 1) * p.T; i++) if (p.mask[i]) s += values[i];
+    out[b] = s;
+  }
+  return out;
+}

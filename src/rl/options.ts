@@ -36,12 +36,15 @@ export interface OptionSpec<T> extends Range {
   default: T;
   help: string;
 }
-const text = (def: string, help: string): OptionSpec<string> => ({ kind: "string", default: def, help });
-const flag = (def: boolean, help: string): OptionSpec<boolean> => ({ kind: "boolean", default: def, help });
-const autoFlag = (def: boolean | "auto", help: string): OptionSpec<boolean | "auto"> => ({ kind: "auto-boolean", default: def, help });
-const int = (def: number, help: string, range?: Range): OptionSpec<number> => ({ kind: "int", default: def, help, ...range });
-const num = (def: number, help: string, range?: Range): OptionSpec<number> => ({ kind: "number", default: def, help, ...range });
-const oneOf = <C extends readonly string[]>(choices: C, def: C[number], help: string): OptionSpec<C[number]> => ({ kind: choices, default: def, help });
+// Spec makers, shared with other commands' tables (preference-options.ts).
+export const text = (def: string, help: string): OptionSpec<string> => ({ kind: "string", default: def, help });
+export const flag = (def: boolean, help: string): OptionSpec<boolean> => ({ kind: "boolean", default: def, help });
+export const autoFlag = (def: boolean | "auto", help: string): OptionSpec<boolean | "auto"> => ({ kind: "auto-boolean", default: def, help });
+export const int = (def: number, help: string, range?: Range): OptionSpec<number> => ({ kind: "int", default: def, help, ...range });
+export const num = (def: number, help: string, range?: Range): OptionSpec<number> => ({ kind: "number", default: def, help, ...range });
+export const oneOf = <C extends readonly string[]>(choices: C, def: C[number], help: string): OptionSpec<C[number]> => ({ kind: choices, default: def, help });
+/** A table of options: name -> spec (OPTIONS, or another command's own table). */
+export type OptionTable = Record<string, OptionSpec<unknown>>;
 
 export const OPTIONS = {
   // ---- what to train -------------------------------------------------------------------
@@ -272,8 +275,8 @@ function nearest(name: string, candidates: string[]): string | undefined {
 }
 
 /** Parses one value (from a flag string or a config file) into its option's type. */
-export function parseOptionValue(key: keyof TrainOptions, value: unknown): unknown {
-  const { kind, min, max } = OPTIONS[key];
+export function parseOptionValue(key: string, value: unknown, table: OptionTable = OPTIONS): unknown {
+  const { kind, min, max } = table[key]!;
   const fail = (why: string) => new OptionsError(`option ${key}: ${why}`);
   if (Array.isArray(kind)) {
     const s = String(value);
@@ -303,15 +306,17 @@ export function parseOptionValue(key: keyof TrainOptions, value: unknown): unkno
 }
 
 /** Checks an object of user options: unknown keys (with a suggestion) and value types. */
-export function parseOptions(obj: Record<string, unknown>, source: string): Partial<TrainOptions> {
-  const out: Partial<TrainOptions> = {};
+export function parseOptions(obj: Record<string, unknown>, source: string): Partial<TrainOptions>;
+export function parseOptions<T>(obj: Record<string, unknown>, source: string, table: OptionTable): Partial<T>;
+export function parseOptions(obj: Record<string, unknown>, source: string, table: OptionTable = OPTIONS): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) {
     if (v === undefined) continue;
-    if (!(k in OPTIONS)) {
-      const hint = nearest(k, OPTION_NAMES);
+    if (!(k in table)) {
+      const hint = nearest(k, Object.keys(table));
       throw new OptionsError(`${source}: unknown option "${k}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
     }
-    (out as Record<string, unknown>)[k] = parseOptionValue(k as keyof TrainOptions, v);
+    out[k] = parseOptionValue(k, v, table);
   }
   return out;
 }
@@ -362,6 +367,17 @@ export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
     if (!ok) err(`rolloutServer: "${url}" is not an http(s) URL; give base URLs separated by commas, e.g. http://10.0.0.2:8000,http://10.0.0.3:8000`);
   }
   if (o.dualClip !== 0 && o.dualClip <= 1) err(`dualClip must be 0 (off) or > 1, got ${o.dualClip}`);
+  checkLoraOptions(o, user);
+  return o;
+}
+
+type LoraOptions = Pick<TrainOptions, "adapter" | "loraR" | "loraAlpha" | "loraTargets">;
+
+/** The LoRA options' cross-checks, for every training command that takes them. */
+export function checkLoraOptions(o: LoraOptions, user: Partial<LoraOptions>): void {
+  const err = (m: string) => {
+    throw new OptionsError(m);
+  };
   if (user.adapter && user.loraR) err(`--adapter ${user.adapter} carries its own rank, alpha and targets: drop --lora-r`);
   if (o.loraR === 0 && !o.adapter && (o.loraAlpha !== DEFAULTS.loraAlpha || o.loraTargets !== DEFAULTS.loraTargets))
     err(`loraAlpha / loraTargets have no effect without LoRA: set --lora-r (e.g. 16) to train an adapter`);
@@ -370,7 +386,6 @@ export function resolveOptions(user: Partial<TrainOptions>): TrainOptions {
   } catch (e) {
     err(`loraTargets: ${(e as Error).message}`);
   }
-  return o;
 }
 
 /** The LoRA configuration a fresh adapter gets from the options, or null (full fine-tuning). */

@@ -46,10 +46,8 @@ export class Policy implements RolloutSource {
     /** Sequences decoded together. */
     readonly generateBatch = 64,
   ) {
-    const eos = tokenizer.imEndId ?? tokenizer.eosTokenId;
-    if (eos === null) throw new Error("the tokenizer has no <|im_end|> or eos_token: cannot end completions");
-    this.eosId = eos;
-    this.padId = tokenizer.padTokenId ?? eos;
+    this.eosId = completionEndId(tokenizer);
+    this.padId = tokenizer.padTokenId ?? this.eosId;
   }
 
   /**
@@ -81,7 +79,7 @@ export class Policy implements RolloutSource {
 
   /** Completion ids as the model should produce them: text then EOS. */
   encodeCompletion(text: string): number[] {
-    return [...this.tokenizer.encode(text), this.eosId];
+    return encodeCompletion(this.tokenizer, text);
   }
 
   decodeCompletion(tokens: number[]): string {
@@ -108,6 +106,18 @@ export class Policy implements RolloutSource {
     }
     return out;
   }
+}
+
+/** The token that ends a completion: <|im_end|> for chat models, else the EOS token. */
+export function completionEndId(tokenizer: Tokenizer): number {
+  const eos = tokenizer.imEndId ?? tokenizer.eosTokenId;
+  if (eos === null) throw new Error("the tokenizer has no <|im_end|> or eos_token: cannot end completions");
+  return eos;
+}
+
+/** Completion ids as the policy should produce them: the text, then the end token. */
+export function encodeCompletion(tokenizer: Tokenizer, text: string): number[] {
+  return [...tokenizer.encode(text), completionEndId(tokenizer)];
 }
 
 /** Prompt ids as the policy sees them: the chat template applied, the assistant turn opened. */

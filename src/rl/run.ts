@@ -104,6 +104,26 @@ export function latestCheckpoint(runDir: string): { dir: string; step: number } 
   return steps.length ? { dir: join(root, `step-${steps[0]}`), step: steps[0] } : null;
 }
 
+/**
+ * Claims a run directory for a run (train, dpo): takes it (run-dir.ts), removes what an
+ * interrupted save left, and finds the checkpoint to resume from; a fresh run into a directory
+ * that already holds one is refused. On failure the claim is discarded.
+ */
+export async function openRunDir(runDir: string, out: string, resume: boolean, log: (l: string) => void): Promise<{ claim: RunDirClaim; ckpt: { dir: string; step: number } | null }> {
+  const claim = claimRunDir(runDir, { resume, log });
+  try {
+    for (const root of [runDir, join(runDir, "checkpoints")])
+      for (const d of await removeStaleSaves(root)) log(`anvil: removed ${join(root, d)}, left by an interrupted save`);
+    const ckpt = resume ? latestCheckpoint(runDir) : null;
+    if (!resume && latestCheckpoint(runDir)) throw new OptionsError(`${runDir} already holds a run: pass --resume ${out} to continue it, or choose another --out`);
+    mkdirSync(join(runDir, "checkpoints"), { recursive: true });
+    return { claim, ckpt };
+  } catch (e) {
+    claim.discard();
+    throw e;
+  }
+}
+
 /** Prompt source: the user's dataset (shuffled per step) or the task generator. */
 export function promptSource(o: TrainOptions, dataset: Instance[] | null): (step: number, i: number, depth: number) => Instance {
   if (dataset) return (step, i) => dataset[mixSeed(o.seed, step, i, PURPOSE.prompt) % dataset.length];
@@ -179,12 +199,8 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     scorer = await makeScorer(o, log);
 
     // ---- the run directory: ours alone from here on
-    claim = claimRunDir(runDir, { resume: !!resume, log });
-    for (const root of [runDir, join(runDir, "checkpoints")])
-      for (const d of await removeStaleSaves(root)) log(`anvil: removed ${join(root, d)}, left by an interrupted save`);
-    const ckpt = resume ? latestCheckpoint(runDir) : null;
-    if (!resume && latestCheckpoint(runDir)) throw new OptionsError(`${runDir} already holds a run: pass --resume ${o.out} to continue it, or choose another --out`);
-    mkdirSync(join(runDir, "checkpoints"), { recursive: true });
+    let ckpt: { dir: string; step: number } | null;
+    ({ claim, ckpt } = await openRunDir(runDir, o.out, !!resume, log));
     if (madeDefault) {
       await makeDefaultModel(o.model, o.task as TaskName, o.seed, log);
       inputs = await checkInputs();
@@ -337,7 +353,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
  * The learning rate to use: the option, or by model size when it is 0 (auto). LoRA adapters
  * take rates about 10x those of full fine-tuning (the update is low-rank and starts at zero).
  */
-export function effectiveLr(o: TrainOptions, numParams: number, lora = false): number {
+export function effectiveLr(o: Pick<TrainOptions, "lr">, numParams: number, lora = false): number {
   if (o.lr > 0) return o.lr;
   const full = numParams < 10e6 ? 3e-4 : numParams < 1e9 ? 1e-5 : 1e-6;
   return lora ? Math.min(1e-3, 10 * full) : full;
@@ -360,7 +376,10 @@ export function makeScorer(o: TrainOptions, log: (l: string) => void): Promise<S
   });
 }
 
-export function makeOptimizer(model: Model, o: TrainOptions): AdamW {
+/** The optimizer options a training command takes (train's, and dpo's by the same names). */
+export type OptimizerOptions = Pick<TrainOptions, "lr" | "beta1" | "beta2" | "weightDecay" | "warmupSteps" | "steps" | "minLrRatio" | "maxGradNorm">;
+
+export function makeOptimizer(model: Model, o: OptimizerOptions): AdamW {
   const lr = effectiveLr(o, model.numParameters, model.adapter !== null);
   return new AdamW(model.trainable, {
     lr,

@@ -1,11 +1,12 @@
 // The one log-prob path of Anvil: decoder forward -> fused linear log-prob + entropy (logits
 // never exist in memory). Scoring (old / reference log-probs, `anvil score`) runs it without
 // gradients; the policy update feeds the GRPO loss's dLogprob/dEntropy straight into the linear
-// log-prob backward; SFT feeds -1/tokens. Gradient checkpointing is the model's setting
-// (model.gradientCheckpointing), and with an adapter attached only the adapter is trained.
+// log-prob backward; SFT feeds -1/tokens; preference losses (DPO & co.) feed each row's
+// d loss / d (summed log-prob) to its completion tokens. Gradient checkpointing is the model's
+// setting (model.gradientCheckpointing), and with an adapter attached only the adapter is trained.
 import { GRPO_STATS, type Backend, type GrpoLossOptions, type Tensor } from "../backend/backend.js";
 import type { ForwardOptions, Model } from "../model/model.js";
-import { sliceBatch, type PackedBatch } from "./batch.js";
+import { rowSums, sliceBatch, type PackedBatch } from "./batch.js";
 
 export type GrpoStats = Record<(typeof GRPO_STATS)[number], number>;
 
@@ -141,6 +142,35 @@ export async function supervisedGradient(model: Model, batch: PackedBatch, micro
     acts.dispose();
   }
   return lossSum / Math.max(1, batch.tokens);
+}
+
+/**
+ * Backward of a loss on per-sequence log-probs (preference optimization), over one packed
+ * micro-batch: one forward gives the per-token log-probs, `lossGrad` turns their per-row sums (B)
+ * into d loss / d sum (B), which becomes every completion token's dLogprob in the fused linear
+ * log-prob backward. Gradients accumulate into model.grads. Returns the per-row sums.
+ */
+export async function sequenceLossGradient(model: Model, mb: PackedBatch, lossGrad: (sums: Float64Array) => ArrayLike<number>): Promise<Float64Array> {
+  const be = model.backend;
+  const n = mb.B * mb.T;
+  const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, 1);
+  const sums = rowSums((await be.read(lp)) as Float32Array, mb);
+  const dSum = lossGrad(sums);
+  const dlpHost = new Float32Array(n);
+  for (let i = 0; i < n; i++) dlpHost[i] = mb.mask[i] * dSum[Math.floor(i / mb.T)];
+  const dlp = be.upload(dlpHost, [n]);
+  const dent = be.zeros([n]);
+  const dhidden = be.zeros(acts.hidden.shape);
+  be.linearLogprobBackward(dhidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, 1);
+  model.backward(acts, dhidden);
+  for (const t of [lp, ent, lse, targets, dlp, dent, dhidden]) t.dispose();
+  acts.dispose();
+  return sums;
+}
+
+/** Per-row summed completion log-probs of a packed batch, without gradients. */
+export async function scoreSequences(model: Model, batch: PackedBatch, microBatch: number, opts: { disableAdapter?: boolean } = {}): Promise<Float64Array> {
+  return rowSums((await scoreTokens(model, batch, 1, microBatch, opts)).logprob, batch);
 }
 
 export type { Tensor, Backend };

@@ -47,7 +47,7 @@ export interface ParseOptions {
   maxErrors?: number;
 }
 
-const typeName = (v: unknown): string => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
+export const typeName = (v: unknown): string => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
 
 /** Parses JSONL text; throws DatasetError listing every bad line (up to maxErrors). */
 export function parseDataset(text: string, opts: ParseOptions = {}): Instance[] {
@@ -63,8 +63,16 @@ export interface DatasetLine {
 /** parseDataset, keeping each item's line number. */
 export function parseDatasetLines(text: string, opts: ParseOptions = {}): DatasetLine[] {
   const source = opts.source ?? "dataset";
-  const maxErrors = opts.maxErrors ?? 20;
-  const out: DatasetLine[] = [];
+  return parseJsonlLines(text, source, opts.maxErrors ?? 20, (raw, line) => parseRecord(raw, line, source)).map(({ item, line }) => ({ instance: item, line }));
+}
+
+/**
+ * The items of a JSONL text, each with its 1-based line: `parse` turns a non-blank line into an
+ * item or the reason it is bad. Throws DatasetError listing the bad lines (up to maxErrors), or
+ * saying the text holds none. Shared by every JSONL input (datasets, preference pairs).
+ */
+export function parseJsonlLines<T>(text: string, source: string, maxErrors: number, parse: (raw: string, line: number) => T | string): { item: T; line: number }[] {
+  const out: { item: T; line: number }[] = [];
   const errors: LineError[] = [];
   const lines = text.split(/\r?\n/);
   let truncated = false;
@@ -72,14 +80,14 @@ export function parseDatasetLines(text: string, opts: ParseOptions = {}): Datase
     const raw = lines[i]!.trim();
     if (raw === "") continue;
     const line = i + 1;
-    const res = parseRecord(raw, line, source);
+    const res = parse(raw, line);
     if (typeof res === "string") {
       if (errors.length >= maxErrors) {
         truncated = true;
         break;
       }
       errors.push({ line, reason: res });
-    } else out.push({ instance: res, line });
+    } else out.push({ item: res, line });
   }
   if (errors.length > 0) throw new DatasetError(source, errors, truncated);
   if (out.length === 0) throw new DatasetError(source, [{ line: 0, reason: "empty dataset: no JSON lines found" }]);
@@ -92,13 +100,18 @@ export async function readDataset(path: string, opts: Omit<ParseOptions, "source
 
 /** readDataset, keeping each item's line number. */
 export async function readDatasetLines(path: string, opts: Omit<ParseOptions, "source"> = {}): Promise<DatasetLine[]> {
+  return parseDatasetLines(await readJsonlText(path, opts.maxErrors ?? 20), { ...opts, source: path });
+}
+
+/** A JSONL file's text: DatasetError when it cannot be read or a line is not valid UTF-8. */
+export async function readJsonlText(path: string, maxErrors = 20): Promise<string> {
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
   } catch (e) {
     throw new DatasetError(path, [{ line: 0, reason: `cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }]);
   }
-  return parseDatasetLines(decodeUtf8Lines(bytes, path, opts.maxErrors ?? 20), { ...opts, source: path });
+  return decodeUtf8Lines(bytes, path, maxErrors);
 }
 
 /** Decodes a file as UTF-8, failing with the numbers of the lines that are not valid UTF-8. */
