@@ -83,8 +83,14 @@ void sgemm_avx512_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
                        int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
   packed_sgemm<Avx512Kernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
 }
+// B in bf16: widened to f32 while packed (sgemm_packed.h), then the same micro-kernel.
+void sgemm_avx512_bf16_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                            int64_t lda, const bf16_t* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  packed_sgemm<Avx512Kernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
+}
 }  // namespace
 const SgemmFn sgemm_avx512 = sgemm_avx512_impl;
+const SgemmBf16Fn sgemm_avx512_bf16 = sgemm_avx512_bf16_impl;
 // __builtin_cpu_supports also checks that the OS saves zmm state (XCR0).
 bool avx512_usable() { return __builtin_cpu_supports("avx512f"); }
 }  // namespace anvil::cpu::gemm
@@ -93,6 +99,7 @@ bool avx512_usable() { return __builtin_cpu_supports("avx512f"); }
 
 namespace anvil::cpu::gemm {
 const SgemmFn sgemm_avx512 = nullptr;
+const SgemmBf16Fn sgemm_avx512_bf16 = nullptr;
 bool avx512_usable() { return false; }
 }  // namespace anvil::cpu::gemm
 

@@ -10,6 +10,11 @@ export function checkTensor(t: Tensor | null | undefined, name: string, backend:
   return t;
 }
 
+/** A weight operand (matmul's b, an embedding table, the LM head): f32, or bf16 storage. */
+export function checkWeight(t: Tensor | null | undefined, name: string, backend: Backend): Tensor {
+  return checkTensor(t, name, backend, t && typeof t === "object" && t.dtype === "bf16" ? "bf16" : "f32");
+}
+
 /** Checks the element count (shapes are free to be viewed differently, e.g. (N, nh, hd) as (N*nh, hd)). */
 export function checkSize(t: Tensor, name: string, size: number, what: string): void {
   if (t.size !== size) throw new RangeError(`${name} has ${t.size} elements (shape [${t.shape.join(", ")}]), expected ${size} = ${what}`);

@@ -10,7 +10,9 @@
 // then a final RMSNorm; the LM head (tied to the embedding or not) is applied by the caller
 // (the fused linear-logprob kernel in src/rl/step.ts, the one log-prob path; logits() for tests).
 // Each projection may carry a LoRA adapter (src/model/lora.ts): y = x W^T + s (x A^T) B^T; while
-// one is attached the base weights are frozen and only A and B receive gradients.
+// one is attached the base weights are frozen and only A and B receive gradients, and the
+// frozen weight matrices (projections, embedding, LM head) may be stored in bf16
+// (storeFrozenAs): the kernels widen them to f32 per tile, so only their storage halves.
 //
 // Use in a trainer (GRPO: the LM head goes through the fused linear-logprob kernel):
 //   model.zeroGrads();
@@ -18,7 +20,7 @@
 //   ... scoring passes use model.forward(ids, B, T, { noGrad: true }) ...
 //   be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temp);
 //   ... be.grpoLoss(dlp, dent, stats, lp, ...) ...
-//   be.linearLogprobBackward(dHidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
+//   be.linearLogprobBackward(dHidden, model.lmHeadGrad() /* null when frozen */, dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
 //   model.backward(acts, dHidden); acts.dispose();
 //   await optimizer.update();
 //
@@ -26,9 +28,13 @@
 // nh / nkv query / key-value heads, hd head dim, qD = nh*hd, kvD = nkv*hd, S cache capacity.
 // Tensors are allocated 2-D (rows, cols) because matmul reads (rows, cols) from the last dim;
 // attention and RoPE see 4-D views of the same memory (Backend.view).
-import type { Backend, Tensor } from "../backend/backend.js";
+import type { Backend, DType, Tensor } from "../backend/backend.js";
 import { type LoraAdapter, type LoraModule, type LoraPair } from "./lora.js";
 import { EMBED_PARAM, FINAL_NORM_PARAM, LAYER_PARAMS, LM_HEAD_PARAM, parameterShapes, type ModelConfig } from "./types.js";
+
+/** Storage of the frozen weight matrices under an adapter (the --frozen-dtype option). */
+export const FROZEN_DTYPES = ["f32", "bf16"] as const;
+export type FrozenDtype = (typeof FROZEN_DTYPES)[number];
 
 export interface ForwardOptions {
   /**
@@ -291,6 +297,51 @@ export class Model implements Trainable {
     return n;
   }
 
+  /** Bytes of parameter storage on the backend (bf16 matrices count 2 bytes per element on cpu and cuda). */
+  get parameterBytes(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.bytes;
+    return n;
+  }
+
+  /**
+   * The weight matrices an adapter freezes that may be stored in bf16: every projection of
+   * every layer (adapted or not), the embedding and the untied LM head. RMSNorm weights and
+   * biases stay f32 (tiny, and added or multiplied elementwise by f32-only kernels).
+   */
+  frozenMatrixNames(): string[] {
+    const names: string[] = [EMBED_PARAM];
+    if (!this.config.tieWordEmbeddings) names.push(LM_HEAD_PARAM);
+    for (let l = 0; l < this.config.numLayers; l++)
+      for (const k of ["q", "k", "v", "o", "gate", "up", "down"] as const) names.push(`model.layers.${l}.${LAYER_PARAMS[k]}`);
+    return names;
+  }
+
+  /** Storage dtype of the frozen weight matrices now. */
+  get frozenDtype(): FrozenDtype {
+    return this.params.get(EMBED_PARAM)!.dtype === "bf16" ? "bf16" : "f32";
+  }
+
+  /**
+   * Stores the frozen weight matrices (frozenMatrixNames) in `dtype`, one at a time (peak:
+   * the model plus one f32 matrix). bf16 rounds to nearest even and needs an attached adapter
+   * (the weights must be frozen); f32 widens them back exactly, e.g. before training the base.
+   */
+  async storeFrozenAs(dtype: FrozenDtype): Promise<void> {
+    if (dtype === "bf16" && !this.adapter) throw new Error("storeFrozenAs: only frozen weights are stored in bf16; attach a LoRA adapter first");
+    const be = this.backend;
+    const target: DType = dtype;
+    for (const name of this.frozenMatrixNames()) {
+      const t = this.params.get(name)!;
+      if (t.dtype === target) continue;
+      const host = (await be.read(t)) as Float32Array;
+      this.params.set(name, be.upload(host, t.shape, target));
+      t.dispose();
+    }
+    this.layers.length = 0;
+    for (let l = 0; l < this.config.numLayers; l++) this.layers.push(this.resolveLayer(l, (n) => this.params.get(n) ?? null));
+  }
+
   /** What training updates: the adapter when one is attached (base frozen), else the model. */
   get trainable(): Trainable {
     return this.adapter ?? this;
@@ -317,6 +368,7 @@ export class Model implements Trainable {
 
   /** Folds the adapter into the base weights (W += scale * B A) and detaches it (PEFT's merge_and_unload). */
   mergeAdapter(): void {
+    if (this.frozenDtype !== "f32") throw new Error("mergeAdapter: the base weights are stored in bf16; await model.storeFrozenAs(\"f32\") first");
     const a = this.detachAdapter();
     if (!a) throw new Error("mergeAdapter: no adapter is attached");
     a.mergeInto(this.params);
@@ -330,12 +382,12 @@ export class Model implements Trainable {
 
   /**
    * Gradient of the LM head weight (the embedding gradient when tied), allocated if needed.
-   * With an adapter attached the head is frozen and this is a sink that is never read (the
-   * fused kernel always writes a weight gradient).
+   * null with an adapter attached: the head is frozen, and the fused kernel then skips its
+   * weight-gradient products.
    */
-  lmHeadGrad(): Tensor {
+  lmHeadGrad(): Tensor | null {
     const name = this.config.tieWordEmbeddings ? EMBED_PARAM : LM_HEAD_PARAM;
-    return this.adapter ? this.sink(this.params.get(name)!.shape) : this.grad(name);
+    return this.adapter ? null : this.grad(name);
   }
 
   /** The gradient tensor of a parameter, allocated (zeros) on first use. */
@@ -613,6 +665,8 @@ export class Model implements Trainable {
     const withAdapter = Object.keys(acts.blocks[0].lora).length > 0;
     if (withAdapter && !this.adapter) throw new TypeError("backward: the activations used an adapter that has been detached");
     const frozen = this.adapter !== null;
+    if (!frozen && this.frozenDtype !== "f32")
+      throw new Error("backward: the base weights are stored in bf16 for a frozen base; await model.storeFrozenAs(\"f32\") before training them");
 
     // Activation-gradient scratch, shared by all layers (overwritten each layer).
     const s = new TensorPool(be, this.activationMemory);

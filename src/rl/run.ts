@@ -199,7 +199,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     const useLora = lora !== null || o.adapter !== "";
     const sftDir = join(runDir, "sft-model");
     const sftDone = existsSync(join(sftDir, useLora ? ADAPTER_CONFIG_FILE : "config.json"));
-    const setup = (adapter: string) => ({ adapter, lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing });
+    const setup = (adapter: string) => ({ adapter, lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing, frozenDtype: o.frozenDtype });
     let startStep = 0;
     let trainerState: TrainerState | null = null;
     if (ckpt) {

@@ -12,6 +12,9 @@
 // - No float atomics in WebGPU: reductions (sumSquares, dbias, dweight of RMSNorm, embedding
 //   backward, attention dk/dv under GQA) are written race-free: two-pass partial sums, or one
 //   invocation owning each output.
+// - bf16 tensors (frozen weights) are stored as f32 buffers holding the bf16-rounded values:
+//   the kernels read f32, so the results match the cpu backend's bf16 path, without its memory
+//   saving. (An f16 storage path for adapters with shader-f16 is not written yet.)
 import {
   numel,
   type AdamWOptions,
@@ -30,6 +33,7 @@ import {
   checkInt,
   checkSize,
   checkTensor,
+  checkWeight,
   grpoLossDims,
   linearLogprobDims,
   logprobFromLogitsDims,
@@ -42,6 +46,7 @@ import {
 import { Dispatcher, STORAGE, type Span } from "./dispatch.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { GpuTensor, bufferBytes } from "./tensor.js";
+import { roundToBf16 } from "../bf16.js";
 
 export interface WebGpuOptions {
   /** Largest storage binding to use, in bytes (default: the device limit). Tests lower it to exercise splitting. */
@@ -87,6 +92,12 @@ export class WebGpuBackend implements Backend {
     return { buffer: g.buffer, off: 0, len: g.size };
   }
 
+  /** A weight operand: f32, or bf16 (an f32 buffer of bf16-rounded values here). */
+  private weightSpan(t: Tensor, name: string): Span {
+    const g = checkWeight(t, name, this) as GpuTensor;
+    return { buffer: g.buffer, off: 0, len: g.size };
+  }
+
   /** Called by GpuTensor.dispose. */
   releaseBuffer(buffer: GPUBuffer): void {
     this.gpu.release(buffer);
@@ -100,15 +111,19 @@ export class WebGpuBackend implements Backend {
     return new GpuTensor(this, [...shape], dtype, buffer);
   }
 
-  upload(data: Float32Array | Int32Array, shape: readonly number[]): GpuTensor {
+  upload(data: Float32Array | Int32Array, shape: readonly number[], dtype?: DType): GpuTensor {
     if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) throw new TypeError("upload: data must be a Float32Array or Int32Array");
+    const own: DType = data instanceof Int32Array ? "i32" : "f32";
+    if (dtype === "bf16" && own !== "f32") throw new TypeError("upload: bf16 tensors are made from a Float32Array");
+    if (dtype !== undefined && dtype !== "bf16" && dtype !== own) throw new TypeError(`upload: a ${data.constructor.name} cannot make a ${dtype} tensor`);
+    if (dtype === "bf16") data = roundToBf16(data as Float32Array);
     for (const d of shape) checkInt(d, "shape dimension", 0);
     const n = numel(shape);
     if (data.length !== n) throw new RangeError(`data has ${data.length} elements, shape [${shape.join(", ")}] needs ${n}`);
     const buffer = this.gpu.device.createBuffer({ size: bufferBytes(n), usage: STORAGE(), mappedAtCreation: true });
     new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     buffer.unmap();
-    return new GpuTensor(this, [...shape], data instanceof Int32Array ? "i32" : "f32", buffer);
+    return new GpuTensor(this, [...shape], dtype ?? own, buffer);
   }
 
   view(t: Tensor, shape: readonly number[]): GpuTensor {
@@ -142,7 +157,8 @@ export class WebGpuBackend implements Backend {
 
   write(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
     const s = this.span(t, "t", t.dtype);
-    if ((t.dtype === "f32") !== data instanceof Float32Array) throw new TypeError(`write: data must be ${t.dtype === "f32" ? "a Float32Array" : "an Int32Array"} for a ${t.dtype} tensor`);
+    if ((t.dtype !== "i32") !== data instanceof Float32Array) throw new TypeError(`write: data must be ${t.dtype !== "i32" ? "a Float32Array" : "an Int32Array"} for a ${t.dtype} tensor`);
+    if (t.dtype === "bf16") data = roundToBf16(data as Float32Array);
     if (!Number.isInteger(offset) || offset < 0 || offset + data.length > s.len) throw new RangeError(`write: ${data.length} elements at offset ${offset} do not fit in ${s.len}`);
     if (data.length === 0) return;
     this.gpu.flush(); // writeBuffer is ordered against submits, not against our unsubmitted encoder
@@ -171,7 +187,7 @@ export class WebGpuBackend implements Backend {
     const s = this.span(t, "t", t.dtype);
     let bits: number;
     if (t.dtype === "i32") bits = checkInt(value, "value", -(2 ** 31)) | 0;
-    else bits = new Uint32Array(new Float32Array([value]).buffer)[0];
+    else bits = new Uint32Array((t.dtype === "bf16" ? roundToBf16(Float32Array.of(value)) : Float32Array.of(value)).buffer)[0];
     for (const [start, n] of this.gpu.chunks(s.len)) this.gpu.run("elementwise", "fill", "uu", [n, bits], [this.gpu.bind(s, start, n, "t")], this.gpu.grid(Math.ceil(n / 256)));
   }
 
@@ -234,7 +250,7 @@ export class WebGpuBackend implements Backend {
     checkSize(out, "out", N * C, "N*C");
     const o = this.span(out, "out");
     const si = this.span(ids, "ids", "i32");
-    const st = this.span(table, "table");
+    const st = this.weightSpan(table, "table");
     let first = 1;
     for (const [v0, Vc] of this.gpu.rowChunks(V, C, "table", false)) {
       this.gpu.run("embedding", "embedding_forward", "uuuuuu", [N, C, V, v0, Vc, first],
@@ -261,7 +277,7 @@ export class WebGpuBackend implements Backend {
 
   matmul(out: Tensor, a: Tensor, b: Tensor, opts: MatmulOptions = {}): void {
     const { M, N, K, transA, transB, accumulate, alpha } = matmulDims(out, a, b, opts);
-    this.mm(this.span(out, "out"), this.span(a, "a"), this.span(b, "b"), M, N, K, transA, transB, accumulate, alpha);
+    this.mm(this.span(out, "out"), this.span(a, "a"), this.weightSpan(b, "b"), M, N, K, transA, transB, accumulate, alpha);
   }
 
   /**
@@ -597,7 +613,7 @@ export class WebGpuBackend implements Backend {
 
   linearLogprobForward(logprob: Tensor, entropy: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number): void {
     const [N, H, V] = linearLogprobDims("linearLogprobForward", hidden, weight, [[logprob, "logprob"], [entropy, "entropy"], [lse, "lse"], [targets, "targets"]], temperature);
-    const [sl, se, sls, sh, sw, st] = [this.span(logprob, "logprob"), this.span(entropy, "entropy"), this.span(lse, "lse"), this.span(hidden, "hidden"), this.span(weight, "weight"), this.span(targets, "targets", "i32")];
+    const [sl, se, sls, sh, sw, st] = [this.span(logprob, "logprob"), this.span(entropy, "entropy"), this.span(lse, "lse"), this.span(hidden, "hidden"), this.weightSpan(weight, "weight"), this.span(targets, "targets", "i32")];
     if (N === 0) return;
     const Vc = this.vocabChunk(N, H, V);
     const z = this.gpu.scratch("ll_z", N * Vc);
@@ -613,14 +629,14 @@ export class WebGpuBackend implements Backend {
       [this.gpu.whole(sl, "logprob"), this.gpu.whole(se, "entropy"), this.gpu.whole(sls, "lse"), state, this.gpu.whole(st, "targets")], this.gpu.grid(Math.ceil(N / 256)));
   }
 
-  linearLogprobBackward(dhidden: Tensor, dweight: Tensor, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
+  linearLogprobBackward(dhidden: Tensor, dweight: Tensor | null, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
     const [N, H, V] = linearLogprobDims("linearLogprobBackward", hidden, weight, [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [lse, "lse"], [entropy, "entropy"], [targets, "targets"]], temperature);
     checkSize(dhidden, "dhidden", N * H, "N*H");
-    checkSize(dweight, "dweight", V * H, "V*H");
+    if (dweight) checkSize(dweight, "dweight", V * H, "V*H");
     const sdh = this.span(dhidden, "dhidden");
-    const sdw = this.span(dweight, "dweight");
+    const sdw = dweight ? this.span(dweight, "dweight") : null;
     const sh = this.span(hidden, "hidden");
-    const sw = this.span(weight, "weight");
+    const sw = this.weightSpan(weight, "weight");
     const rowBindings = [this.span(targets, "targets", "i32"), this.span(lse, "lse"), this.span(entropy, "entropy"), this.span(dlogprob, "dlogprob"), this.span(dentropy, "dentropy")].map((s) => this.gpu.whole(s, "per-token input"));
     if (N === 0) return;
     const Vc = this.vocabChunk(N, H, V);
@@ -633,7 +649,7 @@ export class WebGpuBackend implements Backend {
       this.mm(zs, sh, wc, N, vc, H, false, true, false, invT);
       this.gpu.run("linear_logprob", "ll_dz", "uuuufu", [N, vc, v0, 0, invT, V], [this.gpu.whole(zs, "dz"), ...rowBindings], this.gpu.grid(Math.ceil((N * vc) / 256)));
       this.mm(sdh, zs, wc, N, H, vc, false, false, v0 > 0, 1);
-      this.mm({ buffer: sdw.buffer, off: v0 * H, len: vc * H }, zs, sh, vc, H, N, true, false, true, 1);
+      if (sdw) this.mm({ buffer: sdw.buffer, off: v0 * H, len: vc * H }, zs, sh, vc, H, N, true, false, true, 1);
     }
     if (V === 0) this.fill(dhidden, 0);
   }
