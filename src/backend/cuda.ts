@@ -77,7 +77,7 @@ export class CudaTensor implements Tensor {
     return this._ptr === null || (this.base !== null && this.base.disposed);
   }
   get bytes(): number {
-    return this.base ? this.base.bytes : this.size * dtypeBytes(this.dtype);
+    return this.base ? this.base.bytes : allocBytes(this.size, this.dtype);
   }
   /** Device address (valid until dispose()). */
   get ptr(): bigint {
@@ -230,7 +230,6 @@ export class CudaBackend extends AddonBackend<bigint, bigint> implements Backend
     return this.p(t, name, "i32");
   }
   protected w(t: Tensor, name: string): bigint {
-    if (t.dtype === "bf16") throw new TypeError(`${name}: bf16 weights are not supported by the CUDA kernels yet`);
     return (checkWeight(t, name, this) as CudaTensor).ptr;
   }
 }

@@ -19,7 +19,7 @@ import { copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promise
 import { basename, dirname, join } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
-import { Model } from "./model.js";
+import { Model, type FrozenDtype } from "./model.js";
 import type { OptimizerState } from "./optim.js";
 import { saveAdapter } from "./peft.js";
 import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
@@ -187,12 +187,15 @@ export async function readTrainerState(dir: string): Promise<unknown> {
   return (await exists(tsPath)) ? readJsonFile(tsPath) : null;
 }
 
-/** Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save first. */
-export async function loadCheckpoint(dir: string, backend: Backend): Promise<LoadedCheckpoint> {
+/**
+ * Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save
+ * first. frozenDtype: see Model.fromWeights (the base of a LoRA run).
+ */
+export async function loadCheckpoint(dir: string, backend: Backend, opts: { frozenDtype?: FrozenDtype } = {}): Promise<LoadedCheckpoint> {
   await recoverCheckpoint(dir);
   const config = await loadConfig(dir);
   const weights = await loadWeights(dir, parameterShapes(config));
-  const model = Model.fromWeights(backend, config, weights);
+  const model = Model.fromWeights(backend, config, weights, opts);
   const optimizer = await loadOptimizerState(dir);
   return { config, model, optimizer, trainerState: await readTrainerState(dir) };
 }

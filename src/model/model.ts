@@ -255,16 +255,21 @@ export class Model implements Trainable {
     readonly config: ModelConfig,
   ) {}
 
-  /** Uploads host weights (HF names; every name of parameterShapes(config) must be present). */
-  static fromWeights(backend: Backend, config: ModelConfig, weights: Map<string, Float32Array>): Model {
+  /**
+   * Uploads host weights (HF names; every name of parameterShapes(config) must be present).
+   * frozenDtype "bf16" uploads the matrices an adapter freezes (frozenMatrixNames) straight to
+   * bf16, for a model about to be trained under LoRA: the f32 copies never reach the backend.
+   */
+  static fromWeights(backend: Backend, config: ModelConfig, weights: Map<string, Float32Array>, opts: { frozenDtype?: FrozenDtype } = {}): Model {
     const m = new Model(backend, config);
     const shapes = parameterShapes(config);
+    const bf16 = new Set(opts.frozenDtype === "bf16" ? m.frozenMatrixNames() : []);
     for (const [name, shape] of shapes) {
       const w = weights.get(name);
       if (!w) throw new Error(`Model.fromWeights: missing parameter ${name} (shape [${shape.join(", ")}])`);
       const n = shape.reduce((a, b) => a * b, 1);
       if (w.length !== n) throw new RangeError(`Model.fromWeights: ${name} has ${w.length} elements, expected ${n} for shape [${shape.join(", ")}]`);
-      m.params.set(name, backend.upload(w, shape));
+      m.params.set(name, backend.upload(w, shape, bf16.has(name) ? "bf16" : undefined));
     }
     for (const name of weights.keys()) {
       // A tied checkpoint may still carry lm_head.weight; anything else unknown is a config mismatch.

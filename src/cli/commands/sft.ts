@@ -56,7 +56,7 @@ export function register(program: Command): void {
     if (o.adapter && o.loraR) throw new Error(`--adapter ${o.adapter} carries its own rank, alpha and targets: drop --lora-r`);
     const lora = loraConfigOf(o);
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-    const policy = await Policy.load(o.model, backend);
+    const policy = await Policy.load(o.model, backend, { frozenDtype: lora || o.adapter ? o.frozenDtype : "f32" });
     await prepareForTraining(policy.model, { adapter: o.adapter ?? "", lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing ?? "auto", frozenDtype: o.frozenDtype }, log);
     const bar = new Progress("sft", o.steps);
     const losses = await runSft(policy, {
