@@ -8,7 +8,7 @@ import {
   type Tensor,
 } from "./backend.js";
 import { bf16BitsToF32, f32ToBf16Bits } from "./bf16.js";
-import { checkInt, checkTensor, checkWeight } from "./check.js";
+import { checkInt, checkTensor, checkWeight, uploadDtype } from "./check.js";
 import { AddonBackend } from "./addon-backend.js";
 import { ensureGemmSelected } from "./gemm.js";
 import { loadAddon, type NativeAddon } from "./native.js";
@@ -73,14 +73,8 @@ export class CpuBackend extends AddonBackend<Float32Array, Int32Array, Float32Ar
     return new CpuTensor(this, [...shape], dtype);
   }
   upload(data: Float32Array | Int32Array, shape: readonly number[], dtype?: DType): CpuTensor {
-    if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) throw new TypeError("upload: data must be a Float32Array or Int32Array");
-    const own: DType = data instanceof Int32Array ? "i32" : "f32";
-    if (dtype === "bf16") {
-      if (own !== "f32") throw new TypeError("upload: bf16 tensors are made from a Float32Array");
-      return new CpuTensor(this, [...shape], "bf16", f32ToBf16Bits(data as Float32Array));
-    }
-    if (dtype !== undefined && dtype !== own) throw new TypeError(`upload: a ${data.constructor.name} cannot make a ${dtype} tensor`);
-    return new CpuTensor(this, [...shape], own, data.slice());
+    const kind = uploadDtype(data, dtype);
+    return new CpuTensor(this, [...shape], kind, kind === "bf16" ? f32ToBf16Bits(data as Float32Array) : data.slice());
   }
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     return this.readSync(t);

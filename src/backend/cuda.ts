@@ -13,7 +13,7 @@ import {
   type Tensor,
 } from "./backend.js";
 import { bf16BitsToF32, f32ToBf16Bits } from "./bf16.js";
-import { checkInt, checkTensor, checkWeight } from "./check.js";
+import { checkInt, checkTensor, checkWeight, uploadDtype } from "./check.js";
 import { ADDON_OPS, AddonBackend, type AddonOps } from "./addon-backend.js";
 import { loadAddon, type CudaInfo, type NativeAddon } from "./native.js";
 
@@ -149,13 +149,9 @@ export class CudaBackend extends AddonBackend<bigint, bigint> implements Backend
     return new CudaTensor(this, [...shape], dtype, ptr);
   }
   upload(data: Float32Array | Int32Array, shape: readonly number[], dtype?: DType): CudaTensor {
-    if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) throw new TypeError("upload: data must be a Float32Array or Int32Array");
+    const kind = uploadDtype(data, dtype);
     for (const d of shape) checkInt(d, "shape dimension", 0);
     if (numel(shape) !== data.length) throw new RangeError(`data has ${data.length} elements, shape [${shape.join(", ")}] needs ${numel(shape)}`);
-    const own: DType = data instanceof Int32Array ? "i32" : "f32";
-    if (dtype === "bf16" && own !== "f32") throw new TypeError("upload: bf16 tensors are made from a Float32Array");
-    if (dtype !== undefined && dtype !== "bf16" && dtype !== own) throw new TypeError(`upload: a ${data.constructor.name} cannot make a ${dtype} tensor`);
-    const kind = dtype ?? own;
     const ptr = this.addon.cuda_malloc(allocBytes(data.length, kind));
     const t = new CudaTensor(this, [...shape], kind, ptr);
     this.addon.cuda_upload(ptr, kind === "bf16" ? f32ToBf16Bits(data as Float32Array) : data);

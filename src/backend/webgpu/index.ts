@@ -36,6 +36,7 @@ import {
   checkTensor,
   checkWeight,
   grpoLossDims,
+  uploadDtype,
   linearLogprobDims,
   logprobFromLogitsDims,
   matmulDims,
@@ -143,18 +144,15 @@ export class WebGpuBackend implements Backend {
   }
 
   upload(data: Float32Array | Int32Array, shape: readonly number[], dtype?: DType): GpuTensor {
-    if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) throw new TypeError("upload: data must be a Float32Array or Int32Array");
-    const own: DType = data instanceof Int32Array ? "i32" : "f32";
-    if (dtype === "bf16" && own !== "f32") throw new TypeError("upload: bf16 tensors are made from a Float32Array");
-    if (dtype !== undefined && dtype !== "bf16" && dtype !== own) throw new TypeError(`upload: a ${data.constructor.name} cannot make a ${dtype} tensor`);
+    const kind = uploadDtype(data, dtype);
     for (const d of shape) checkInt(d, "shape dimension", 0);
     const n = numel(shape);
     if (data.length !== n) throw new RangeError(`data has ${data.length} elements, shape [${shape.join(", ")}] needs ${n}`);
-    const host = dtype === "bf16" ? f32ToBf16Bits(data as Float32Array) : data;
-    const buffer = this.gpu.device.createBuffer({ size: bufferBytes(dtype === "bf16" ? Math.ceil(n / 2) : n), usage: STORAGE(), mappedAtCreation: true });
+    const host = kind === "bf16" ? f32ToBf16Bits(data as Float32Array) : data;
+    const buffer = this.gpu.device.createBuffer({ size: bufferBytes(kind === "bf16" ? Math.ceil(n / 2) : n), usage: STORAGE(), mappedAtCreation: true });
     new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(host.buffer, host.byteOffset, host.byteLength));
     buffer.unmap();
-    return new GpuTensor(this, [...shape], dtype ?? own, buffer);
+    return new GpuTensor(this, [...shape], kind, buffer);
   }
 
   view(t: Tensor, shape: readonly number[]): GpuTensor {
