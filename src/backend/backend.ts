@@ -16,11 +16,11 @@
 //   in bf16 (see DType): an op reads them widened to f32 and computes in f32.
 
 /**
- * Element types. "bf16" is storage for frozen weights only (src/model/frozen.ts): accepted as
- * matmul's b, embeddingForward's table and the linearLogprob weight, never as an output.
- * upload(..., "bf16") rounds f32 values to nearest-even bf16; read() gives them back widened
- * to f32 (exact). cpu and cuda store 2 bytes per element; webgpu stores f32 (the rounded
- * values) because its kernels read f32 (see src/backend/webgpu/index.ts).
+ * Element types. "bf16" is storage for frozen weights only (Model.storeFrozenAs, --frozen-dtype):
+ * accepted as matmul's b, embeddingForward's table and the linearLogprob weight, never as an
+ * output or an activation (TypeError). upload(..., "bf16") rounds f32 values to nearest-even
+ * bf16; read() gives them back widened to f32 (exact). Every backend stores 2 bytes per element
+ * (webgpu packs two per 32-bit word, so its write/copy of bf16 work on even offsets).
  */
 export type DType = "f32" | "i32" | "bf16";
 export type BackendName = "cpu" | "cuda" | "webgpu";

@@ -80,7 +80,8 @@ export const OPTIONS = {
    * while every product still accumulates in f32 (the kernels widen bf16 tiles to f32). The
    * adapter, gradients and optimizer state stay f32. Without LoRA nothing is frozen and this has
    * no effect. Numerically the model is then the f32 model with its weights rounded to bf16
-   * (what a bf16 checkpoint holds anyway). WebGPU keeps f32 buffers of the rounded values. */
+   * (what a bf16 checkpoint holds anyway). Every backend stores 2 bytes per element (webgpu packs
+   * two per 32-bit word). */
   frozenDtype: oneOf(FROZEN_DTYPES, "bf16", "storage of the frozen base weights under LoRA (bf16 halves them; math stays f32)"),
 
   // ---- algorithm -----------------------------------------------------------------------
