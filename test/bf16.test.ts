@@ -2,12 +2,15 @@
 // the CPU kernels (matmul's b, the embedding table, the fused linear log-prob weight) against
 // the f32 kernels on the same bf16-rounded values, and a LoRA model whose base is stored in bf16
 // against the f32 model with its weights rounded to bf16 (log-probs, adapter gradients, bytes).
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bf16BitsToF32, f32ToBf16Bits, roundToBf16 } from "../src/backend/bf16.js";
 import { CpuBackend } from "../src/backend/cpu.js";
 import type { Tensor } from "../src/backend/backend.js";
+import { loadCheckpoint, saveCheckpoint } from "../src/model/checkpoint.js";
 import { LoraAdapter } from "../src/model/lora.js";
 import { Model } from "../src/model/model.js";
 import { batchFromTargets } from "../src/rl/batch.js";
@@ -219,6 +222,27 @@ describe.each(["qwen3_lora", "qwen2_lora"])("%s with its base stored in bf16", (
     expect(m.frozenDtype).toBe("f32");
     for (const n of m.frozenMatrixNames()) expect(maxAbsDiff(read(m.params.get(n)!), read(rounded.params.get(n)!)), n).toBe(0);
     m.mergeAdapter();
+  });
+});
+
+describe("loading a LoRA base", () => {
+  it("loadCheckpoint uploads the frozen matrices straight to bf16: the rounded values, norms in f32", async () => {
+    const f = readModelFixture(join(here, "fixtures", "model_qwen2_lora.bin"));
+    const dir = await mkdtemp(join(tmpdir(), "anvil-bf16-"));
+    try {
+      const m32 = Model.fromWeights(be, f.config, fixtureWeights(f));
+      await saveCheckpoint(join(dir, "m"), m32);
+      const { model } = await loadCheckpoint(join(dir, "m"), be, { frozenDtype: "bf16" });
+      const frozen = new Set(model.frozenMatrixNames());
+      for (const [name, t] of model.params) {
+        expect(t.dtype, name).toBe(frozen.has(name) ? "bf16" : "f32");
+        const want = read(m32.params.get(name)!);
+        expect(maxAbsDiff(read(t), frozen.has(name) ? roundToBf16(want) : want), name).toBe(0);
+      }
+      expect((await loadCheckpoint(join(dir, "m"), be)).model.frozenDtype).toBe("f32");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

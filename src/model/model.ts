@@ -36,6 +36,21 @@ import { EMBED_PARAM, FINAL_NORM_PARAM, LAYER_PARAMS, LM_HEAD_PARAM, parameterSh
 export const FROZEN_DTYPES = ["f32", "bf16"] as const;
 export type FrozenDtype = (typeof FROZEN_DTYPES)[number];
 
+/** The weight matrices an adapter freezes (see Model.frozenMatrixNames). */
+export function frozenMatrixNames(c: ModelConfig): string[] {
+  const names: string[] = [EMBED_PARAM];
+  if (!c.tieWordEmbeddings) names.push(LM_HEAD_PARAM);
+  for (let l = 0; l < c.numLayers; l++)
+    for (const k of ["q", "k", "v", "o", "gate", "up", "down"] as const) names.push(`model.layers.${l}.${LAYER_PARAMS[k]}`);
+  return names;
+}
+
+/** The storage dtype of each parameter when the frozen matrices are kept in `frozenDtype` (undefined: f32). */
+export function frozenStorage(c: ModelConfig, frozenDtype: FrozenDtype): (name: string) => DType | undefined {
+  const bf16 = new Set(frozenDtype === "bf16" ? frozenMatrixNames(c) : []);
+  return (name) => (bf16.has(name) ? "bf16" : undefined);
+}
+
 export interface ForwardOptions {
   /**
    * Gradient checkpointing: keep only each block's input and recompute the block in
@@ -261,21 +276,45 @@ export class Model implements Trainable {
    * bf16, for a model about to be trained under LoRA: the f32 copies never reach the backend.
    */
   static fromWeights(backend: Backend, config: ModelConfig, weights: Map<string, Float32Array>, opts: { frozenDtype?: FrozenDtype } = {}): Model {
+    const shapes = parameterShapes(config);
+    const storage = frozenStorage(config, opts.frozenDtype ?? "f32");
+    const tensors = new Map<string, Tensor>();
+    try {
+      for (const [name, shape] of shapes) {
+        const w = weights.get(name);
+        if (!w) throw new Error(`Model.fromWeights: missing parameter ${name} (shape [${shape.join(", ")}])`);
+        const n = shape.reduce((a, b) => a * b, 1);
+        if (w.length !== n) throw new RangeError(`Model.fromWeights: ${name} has ${w.length} elements, expected ${n} for shape [${shape.join(", ")}]`);
+        tensors.set(name, backend.upload(w, shape, storage(name)));
+      }
+      for (const name of weights.keys()) {
+        // A tied checkpoint may still carry lm_head.weight; anything else unknown is a config mismatch.
+        if (!shapes.has(name) && !(name === LM_HEAD_PARAM && config.tieWordEmbeddings))
+          throw new Error(`Model.fromWeights: unexpected parameter ${name} for this config`);
+      }
+      return Model.fromTensors(backend, config, tensors);
+    } catch (e) {
+      for (const t of tensors.values()) t.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * A model over parameters already on `backend` (HF names, exactly those of
+   * parameterShapes(config)); the model owns them from now on. What checkpoint loading uses, so
+   * that each weight is uploaded as it is read (no host copy of the whole model).
+   */
+  static fromTensors(backend: Backend, config: ModelConfig, tensors: Map<string, Tensor>): Model {
     const m = new Model(backend, config);
     const shapes = parameterShapes(config);
-    const bf16 = new Set(opts.frozenDtype === "bf16" ? m.frozenMatrixNames() : []);
     for (const [name, shape] of shapes) {
-      const w = weights.get(name);
-      if (!w) throw new Error(`Model.fromWeights: missing parameter ${name} (shape [${shape.join(", ")}])`);
-      const n = shape.reduce((a, b) => a * b, 1);
-      if (w.length !== n) throw new RangeError(`Model.fromWeights: ${name} has ${w.length} elements, expected ${n} for shape [${shape.join(", ")}]`);
-      m.params.set(name, backend.upload(w, shape, bf16.has(name) ? "bf16" : undefined));
+      const t = tensors.get(name);
+      if (!t) throw new Error(`Model.fromTensors: missing parameter ${name} (shape [${shape.join(", ")}])`);
+      if (t.backend !== backend) throw new TypeError(`Model.fromTensors: ${name} lives on backend ${t.backend.name}, expected ${backend.name}`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new RangeError(`Model.fromTensors: ${name} has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}]`);
+      m.params.set(name, t);
     }
-    for (const name of weights.keys()) {
-      // A tied checkpoint may still carry lm_head.weight; anything else unknown is a config mismatch.
-      if (!shapes.has(name) && !(name === LM_HEAD_PARAM && config.tieWordEmbeddings))
-        throw new Error(`Model.fromWeights: unexpected parameter ${name} for this config`);
-    }
+    for (const name of tensors.keys()) if (!shapes.has(name)) throw new Error(`Model.fromTensors: unexpected parameter ${name} for this config`);
     for (let l = 0; l < config.numLayers; l++) m.layers.push(m.resolveLayer(l, (n) => m.params.get(n) ?? null));
     return m;
   }
@@ -315,11 +354,7 @@ export class Model implements Trainable {
    * biases stay f32 (tiny, and added or multiplied elementwise by f32-only kernels).
    */
   frozenMatrixNames(): string[] {
-    const names: string[] = [EMBED_PARAM];
-    if (!this.config.tieWordEmbeddings) names.push(LM_HEAD_PARAM);
-    for (let l = 0; l < this.config.numLayers; l++)
-      for (const k of ["q", "k", "v", "o", "gate", "up", "down"] as const) names.push(`model.layers.${l}.${LAYER_PARAMS[k]}`);
-    return names;
+    return frozenMatrixNames(this.config);
   }
 
   /** Storage dtype of the frozen weight matrices now. */

@@ -385,6 +385,23 @@ export async function loadWeights(
   expectedShapes: Map<string, number[]>,
   opts: LoadWeightsOptions = {},
 ): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  await forEachWeight(dir, expectedShapes, (name, data) => void out.set(name, data), opts);
+  return out;
+}
+
+/**
+ * loadWeights one tensor at a time: `use` gets each tensor of `expectedShapes` as f32, in their
+ * order, after the whole checkpoint has been checked (names, shapes, shards). Only one f32 copy
+ * is alive at a time unless `use` keeps it, so a caller that uploads each tensor (in bf16, say)
+ * never holds the whole model in f32 on the host.
+ */
+export async function forEachWeight(
+  dir: string,
+  expectedShapes: Map<string, number[]>,
+  use: (name: string, data: Float32Array) => void,
+  opts: LoadWeightsOptions = {},
+): Promise<void> {
   const note = opts.onNote ?? ((m: string) => console.warn(`anvil: ${m}`));
   const { files, weightMap } = await modelFiles(dir);
   const handles = new Map<string, FileHandle>();
@@ -442,12 +459,10 @@ export async function loadWeights(
         );
       }
     }
-    const out = new Map<string, Float32Array>();
     for (const name of expectedShapes.keys()) {
       const { header, info } = located.get(name)!;
-      out.set(name, await readTensorData(handles.get(header.path)!, header, info, opts.allowNonFinite ?? false));
+      use(name, await readTensorData(handles.get(header.path)!, header, info, opts.allowNonFinite ?? false));
     }
-    return out;
   } finally {
     for (const fh of handles.values()) await fh.close();
   }
