@@ -14,7 +14,9 @@
 // are used, straight into L1.
 //
 // B may be stored in bf16 (frozen weights, see bf16.h): its panels are widened to f32 while
-// they are packed, so the same f32 micro-kernels run on them. A is always f32.
+// they are packed, so the same f32 micro-kernels run on them. A is always f32. A Kernel may
+// bring its own `static void widen(float* dst, const bf16_t* src, int64_t n)` (wider vectors,
+// compiled for its ISA) for the contiguous rows of a (K, N) B; else bf16.h's widen_row runs.
 //
 // This header must be included before any `#pragma GCC target`: the driver and the packing are
 // compiled for the baseline ISA in every file; only the Kernel's functions use wider vectors.
@@ -27,6 +29,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "bf16.h"
 
@@ -112,9 +115,24 @@ inline void transpose8x8(const TB* src, int64_t lds, float* dst, int64_t ldd) {
 }
 #endif
 
+// Whether Kernel has its own bf16 -> f32 row conversion (Kernel::widen).
+template <class Kernel, class = void>
+struct HasWiden : std::false_type {};
+template <class Kernel>
+struct HasWiden<Kernel, std::void_t<decltype(&Kernel::widen)>> : std::true_type {};
+
+// n contiguous elements of b as f32, with the Kernel's conversion when it has one.
+template <class Kernel, class TB>
+inline void widen_for(float* dst, const TB* src, int64_t n) {
+  if constexpr (std::is_same_v<TB, bf16_t> && HasWiden<Kernel>::value)
+    Kernel::widen(dst, src, n);
+  else
+    widen_row(dst, src, n);
+}
+
 // op(b)[p0 : p0+kc, j0 : j0+nr] -> dst (kc, NR) in f32, columns past nr zero-filled; ldb = row
 // stride of b; TB = float or bf16_t (widened here)
-template <int64_t NR, class TB>
+template <int64_t NR, class Kernel, class TB>
 void pack_b_panel(float* dst, const TB* b, int64_t ldb, bool trans_b, int64_t j0, int64_t nr, int64_t p0,
                   int64_t kc) {
   if (trans_b) {  // b stored (N, K): read each column of op(b) contiguously
@@ -141,7 +159,7 @@ void pack_b_panel(float* dst, const TB* b, int64_t ldb, bool trans_b, int64_t j0
       const TB* src = b + (p0 + k) * ldb + j0;
       float* d = dst + k * NR;
       if (nr == NR) {
-        widen_row(d, src, NR);
+        widen_for<Kernel>(d, src, NR);
       } else {
         for (int64_t c = 0; c < nr; c++) d[c] = as_f32(src[c]);
         for (int64_t c = nr; c < NR; c++) d[c] = 0.0f;
@@ -175,7 +193,7 @@ void packed_sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64
       const bool load_c = accumulate || pc > 0;
       if (!fuse_b)
         for (int64_t q = 0; q < n_panels; q++)
-          pack_b_panel<NR>(Bp + q * NR * kc, B, ldb, trans_b, jc + q * NR, std::min(NR, nc - q * NR), pc, kc);
+          pack_b_panel<NR, Kernel>(Bp + q * NR * kc, B, ldb, trans_b, jc + q * NR, std::min(NR, nc - q * NR), pc, kc);
       for (int64_t ic = 0; ic < M; ic += MC) {  // A block (MC, kc) stays in L2 across the B panels
         const int64_t mc = std::min(MC, M - ic), m_panels = (mc + MR - 1) / MR;
         for (int64_t p = 0; p < m_panels; p++)
@@ -184,7 +202,7 @@ void packed_sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64
           const int64_t j = jc + q * NR, nr = std::min(NR, N - j);
           const float* bq = Bp + q * NR * kc;
           if (fuse_b) {
-            pack_b_panel<NR>(b_local, B, ldb, trans_b, j, nr, pc, kc);
+            pack_b_panel<NR, Kernel>(b_local, B, ldb, trans_b, j, nr, pc, kc);
             bq = b_local;
           }
           for (int64_t p = 0; p < m_panels; p++) {
