@@ -4,15 +4,16 @@
 // and LoRA, each case in its own process so its peak RSS (VmHWM) is its own. Reported next to
 // the bytes-per-parameter floor: full fine-tuning with AdamW in f32 needs 16 bytes per parameter
 // (weights, gradients, two moments) before any activation; LoRA needs 4 per frozen base
-// parameter plus 16 per adapter parameter. A case whose floor exceeds physical memory is not
-// started: it is reported as out of memory.
+// parameter plus 16 per adapter parameter, or 2 per frozen matrix parameter when the frozen base
+// is stored in bf16 (--frozen-dtype, the trainers' default under LoRA). A case whose floor
+// exceeds physical memory is not started: it is reported as out of memory.
 import { spawnSync } from "node:child_process";
 import { totalmem } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { generate, type Generation } from "../src/model/generate.js";
 import { ALL_LORA_MODULES, LoraAdapter } from "../src/model/lora.js";
-import { Model } from "../src/model/model.js";
+import { Model, type FrozenDtype } from "../src/model/model.js";
 import { AdamW } from "../src/model/optim.js";
 import { parameterShapes, type ModelConfig } from "../src/model/types.js";
 import { packBatch } from "../src/rl/batch.js";
@@ -61,11 +62,15 @@ export interface MemoryCase {
   generationBatch: number;
   threads: number;
   gradientCheckpointing: boolean | "auto";
+  /** Storage of the frozen base under LoRA (default bf16, as the trainers). */
+  frozenDtype?: FrozenDtype;
 }
 
 export interface MemoryResult {
   model: string;
   mode: MemoryMode;
+  /** f32 for full fine-tuning (nothing frozen). */
+  frozenDtype: FrozenDtype;
   params: number;
   trainedParams: number;
   /** Bytes that must exist before any activation (see the file comment). */
@@ -102,8 +107,16 @@ class RandomWeights extends Map<string, Float32Array> {
   }
 }
 
-export function floorBytes(params: number, adapterParams: number, mode: MemoryMode): number {
-  return mode === "full" ? 16 * params : 4 * params + 16 * adapterParams;
+/** bf16Params: frozen parameters stored in bf16 (2 bytes instead of 4; LoRA only). */
+export function floorBytes(params: number, adapterParams: number, mode: MemoryMode, bf16Params = 0): number {
+  return mode === "full" ? 16 * params : 4 * params - 2 * bf16Params + 16 * adapterParams;
+}
+
+/** Elements of the weight matrices (every 2-D parameter: what --frozen-dtype bf16 stores in bf16). */
+export function matrixParams(c: ModelConfig): number {
+  let n = 0;
+  for (const s of parameterShapes(c).values()) if (s.length === 2) n += s[0] * s[1];
+  return n;
 }
 
 /** Adapter parameters of LoRA rank r on every projection of every layer. */
@@ -119,8 +132,10 @@ export function loraParams(c: ModelConfig, r: number): number {
 export async function runMemoryCase(k: MemoryCase): Promise<MemoryResult> {
   const c = k.config ?? PAPER_MODELS[k.model];
   if (!c) throw new Error(`bench memory: unknown model ${k.model} (one of ${Object.keys(PAPER_MODELS).join(", ")})`);
-  const be = new CpuBackend({ threads: k.threads });
-  const model = Model.fromWeights(be, c, new RandomWeights(parameterShapes(c)));
+  const be = new CpuBackend({ threads: k.threads || undefined }); // 0 = all cores
+  const frozenDtype: FrozenDtype = k.mode === "lora" ? k.frozenDtype ?? "bf16" : "f32";
+  // Straight to bf16 as each random matrix is made (as the trainers load a LoRA base).
+  const model = Model.fromWeights(be, c, new RandomWeights(parameterShapes(c)), { frozenDtype });
   if (k.mode === "lora") model.attachAdapter(LoraAdapter.create(be, c, { r: k.loraR, alpha: 2 * k.loraR, targets: [...ALL_LORA_MODULES] }, 1));
   model.gradientCheckpointing = resolveCheckpointing(k.gradientCheckpointing, k.mode === "lora", model.numParameters);
   const trained = model.trainable;
@@ -158,9 +173,10 @@ export async function runMemoryCase(k: MemoryCase): Promise<MemoryResult> {
   return {
     model: k.model,
     mode: k.mode,
+    frozenDtype,
     params: model.numParameters,
     trainedParams,
-    floorBytes: floorBytes(model.numParameters, adapterParams, k.mode),
+    floorBytes: floorBytes(model.numParameters, adapterParams, k.mode, frozenDtype === "bf16" ? matrixParams(c) : 0),
     peakRssBytes: peakRssBytes(),
     stepSeconds: (t3 - t0) / 1000,
     rolloutSeconds: (t1 - t0) / 1000,
@@ -179,6 +195,8 @@ export interface MemoryBenchOptions {
   threads?: number;
   microBatch?: number;
   generationBatch?: number;
+  /** LoRA cases: storage of the frozen base, one case each (default ["bf16"]). */
+  frozenDtypes?: FrozenDtype[];
 }
 
 const GiB = 2 ** 30;
@@ -195,14 +213,17 @@ export async function runMemoryBench(ctx: BenchContext, opts: MemoryBenchOptions
   const shape = opts.shape ? parseShape(opts.shape) : ctx.quick ? { prompts: 2, group: 2, promptLen: 32, newTokens: 8 } : { prompts: 8, group: 5, promptLen: 64, newTokens: 256 };
   const self = fileURLToPath(import.meta.url);
   for (const model of opts.models ?? Object.keys(PAPER_MODELS)) {
-    for (const mode of opts.modes ?? (["lora", "full"] as MemoryMode[])) {
-      const k: MemoryCase = { model, mode, ...shape, loraR: 16, microBatch: opts.microBatch ?? 16, generationBatch: opts.generationBatch ?? 64, threads: opts.threads ?? 0, gradientCheckpointing: "auto" };
+    const cases = (opts.modes ?? (["lora", "full"] as MemoryMode[])).flatMap((mode): [MemoryMode, FrozenDtype][] =>
+      mode === "lora" ? (opts.frozenDtypes ?? ["bf16"]).map((d) => [mode, d]) : [[mode, "f32"]],
+    );
+    for (const [mode, frozenDtype] of cases) {
+      const k: MemoryCase = { model, mode, ...shape, loraR: 16, microBatch: opts.microBatch ?? 16, generationBatch: opts.generationBatch ?? 64, threads: opts.threads ?? 0, gradientCheckpointing: "auto", frozenDtype };
       const c = PAPER_MODELS[model];
       if (!c) throw new Error(`bench memory: unknown model ${model} (one of ${Object.keys(PAPER_MODELS).join(", ")})`);
       let params = 0;
       for (const s of parameterShapes(c).values()) params += s.reduce((a, b) => a * b, 1);
-      const floor = floorBytes(params, mode === "lora" ? loraParams(c, 16) : 0, mode);
-      const name = `RL step ${model} ${mode === "lora" ? "LoRA r=16" : "full FT"} (${shape.prompts}x${shape.group}x${shape.newTokens}, prompt ${shape.promptLen})`;
+      const floor = floorBytes(params, mode === "lora" ? loraParams(c, 16) : 0, mode, frozenDtype === "bf16" ? matrixParams(c) : 0);
+      const name = `RL step ${model} ${mode === "lora" ? `LoRA r=16, frozen ${frozenDtype}` : "full FT"} (${shape.prompts}x${shape.group}x${shape.newTokens}, prompt ${shape.promptLen})`;
       const impl = `anvil cpu (${opts.threads || "all"} threads)`;
       ctx.progress(name);
       if (floor > totalmem()) {

@@ -1,16 +1,25 @@
 // out (M, N) (+)= alpha * op(a) @ op(b); op(a) (M, K), op(b) (K, N).
 // a is stored (M, K) or, with transA, (K, M); b is stored (K, N) or, with transB, (N, K).
 // lda/ldb/ldo are the stored row lengths, so the host can run a sub-block of a bigger matrix
-// (it splits problems whose operands exceed one storage binding).
+// (it splits problems whose operands exceed one storage binding). b is f32, or bf16 packed two
+// per word (bBf16 = 1, frozen weights; lib/weight.wgsl); element i of the window is word-array
+// element bOff + i (bOff: the window's start inside its aligned binding).
 //
 // 64x64 output tile per workgroup, 16x16 invocations computing 4x4 outputs each, K in steps of
 // 16 staged through workgroup memory as vec4 so the inner loop is 2 loads + 16 FMAs.
 
-struct Params { M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldo: u32, transA: u32, transB: u32, accumulate: u32, alpha: f32 }
+struct Params { M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldo: u32, transA: u32, transB: u32, accumulate: u32, alpha: f32, bOff: u32, bBf16: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<u32>;
+
+//!include weight
+
+fn b_at(i: u32) -> f32 {
+  let e = p.bOff + i;
+  return weight_from_word(b[select(e, e >> 1u, p.bBf16 != 0u)], e, p.bBf16);
+}
 
 const TK = 16u;
 var<workgroup> As: array<vec4f, 256>; // [k][m / 4], TK x 64
@@ -24,8 +33,8 @@ fn load_a(m: u32, k: u32) -> f32 {
 
 fn load_b(k: u32, n: u32) -> f32 {
   if (k >= p.K || n >= p.N) { return 0.0; }
-  if (p.transB != 0u) { return b[n * p.ldb + k]; }
-  return b[k * p.ldb + n];
+  if (p.transB != 0u) { return b_at(n * p.ldb + k); }
+  return b_at(k * p.ldb + n);
 }
 
 @compute @workgroup_size(16, 16)

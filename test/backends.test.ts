@@ -272,6 +272,14 @@ function buildCases(): OpCase[] {
       be.linearLogprobBackward(dh, dw, up(be, dlp, [N]), up(be, dent, [N]), th, tw, tt, lse, ent, T);
       return outs(be, { dh, dw });
     });
+    // A frozen head stored in bf16 (--frozen-dtype bf16): forward, and dHidden without dW.
+    add("linearLogprob bf16 weight", `N=${N} H=${H} V=${V}`, 1e-5, async (be) => {
+      const th = up(be, hid, [N, H]), tw = be.upload(W, [V, H], "bf16"), tt = up(be, targets, [N]);
+      const lp = be.zeros([N]), ent = be.zeros([N]), lse = be.zeros([N]), dh = be.zeros([N, H]);
+      be.linearLogprobForward(lp, ent, lse, th, tw, tt, T);
+      be.linearLogprobBackward(dh, null, up(be, dlp, [N]), up(be, dent, [N]), th, tw, tt, lse, ent, T);
+      return outs(be, { lp, ent, dh });
+    });
   }
   {
     const B = odd(3, 9), T = odd(10, 60), N = B * T;
@@ -291,6 +299,25 @@ function buildCases(): OpCase[] {
         return outs(be, { dlp, dent, stats });
       });
     }
+  }
+  // Frozen weights stored in bf16: matmul's b (forward x W^T, backward dY W, decode rows), the embedding table.
+  for (const [transB, skinny] of [[true, 0], [false, 0], [true, 1]]) {
+    const M = skinny ? odd(1, 31) : odd(33, 150), N = odd(30, 150), K = odd(30, 200);
+    const a = f32(M * K, 50), b = f32(K * N, 51), init = f32(M * N, 52);
+    add("matmul bf16 b", `M=${M} N=${N} K=${K} tB=${+transB} acc`, 1e-5, async (be) => {
+      const out = up(be, init, [M, N]);
+      be.matmul(out, up(be, a, [M, K]), be.upload(b, transB ? [N, K] : [K, N], "bf16"), { transB, accumulate: true, alpha: 0.5 });
+      return outs(be, { out });
+    });
+  }
+  {
+    const V = odd(100, 400), C = odd(20, 70), N = odd(20, 60);
+    const table = f32(V * C, 53), ids = randInt(N, 54, 0, V);
+    add("embeddingForward bf16 table", `V=${V} C=${C} N=${N}`, 0, async (be) => {
+      const out = be.zeros([N, C]);
+      be.embeddingForward(out, up(be, ids, [N]), be.upload(table, [V, C], "bf16"));
+      return outs(be, { out, table: be.upload(table, [V, C], "bf16") });
+    });
   }
   return cases;
 }

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GRPO_STATS, type Backend, type GrpoLossOptions, type KlEstimator, type LossAggregation, type Tensor } from "../src/backend/backend.js";
+import { GRPO_STATS, type Backend, type DType, type GrpoLossOptions, type KlEstimator, type LossAggregation, type Tensor } from "../src/backend/backend.js";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { CudaBackend, cudaInfo } from "../src/backend/cuda.js";
 import { loadAddon } from "../src/backend/native.js";
@@ -96,7 +96,8 @@ function randint(n: number, max: number, min = 0): Int32Array {
 }
 
 type Host = Float32Array | Int32Array;
-type Inputs = Record<string, [Host, number[]]>;
+/** Host data, shape, and the storage dtype when not the array's (bf16 weights). */
+type Inputs = Record<string, [Host, number[]] | [Host, number[], DType]>;
 
 /** max |a - b| / max(1, max |a|): absolute near zero, relative for large values. */
 function relErr(a: Host, b: Host): number {
@@ -122,7 +123,7 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
     const results: Record<string, Record<string, Host>> = {};
     for (const be of [cpu, cuda] as Backend[]) {
       const t: Record<string, Tensor> = {};
-      for (const [k, [data, shape]] of Object.entries(inputs)) t[k] = be.upload(data, shape);
+      for (const [k, [data, shape, dtype]] of Object.entries(inputs)) t[k] = be.upload(data, shape, dtype);
       op(be, t);
       await be.sync();
       results[be.name] = {};
@@ -315,6 +316,41 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
         2e-4,
       );
     });
+
+  it("bf16 weights: matmul (both layouts, decode rows), embedding, linear log-prob without dW; 2 bytes per element", async () => {
+    const w16 = cuda.upload(randn(7 * 5), [7, 5], "bf16");
+    expect(w16.bytes).toBe(2 * 36); // rounded up to whole 32-bit words
+    cuda.fill(w16, 1.5);
+    expect(Array.from(await cuda.read(w16))).toEqual(new Array(35).fill(1.5));
+    w16.dispose();
+    for (const [M, N, K] of [[67, 45, 131], [3, 70, 33]])
+      for (const transB of [false, true]) {
+        const b: [Host, number[], DType] = [randn(K * N), transB ? [N, K] : [K, N], "bf16"];
+        await compare({ out: [randn(M * N), [M, N]], a: [randn(M * K), [M, K]], b }, (be, t) => be.matmul(t.out, t.a, t.b, { transB, alpha: 0.5 }), ["out"]);
+        await compare({ out: [randn(M * N), [M, N]], a: [randn(M * K), [M, K]], b }, (be, t) => be.matmul(t.out, t.a, t.b, { transB, accumulate: true }), ["out"]);
+      }
+    const [N, C, V] = [23, 19, 37];
+    await compare({ out: [randn(N * C), [N, C]], ids: [randint(N, V), [N]], table: [randn(V * C), [V, C], "bf16"] }, (be, t) => be.embeddingForward(t.out, t.ids, t.table), ["out"]);
+    const [Nl, H, Vl] = [37, 48, 1003];
+    const targets = randint(Nl, Vl);
+    targets[1] = -1;
+    const hidden: [Host, number[]] = [randn(Nl * H), [Nl, H]];
+    const weight: [Host, number[], DType] = [randn(Vl * H, 0.5), [Vl, H], "bf16"];
+    await compare(
+      { lp: [randn(Nl), [Nl]], ent: [randn(Nl), [Nl]], lse: [randn(Nl), [Nl]], hidden, weight, targets: [targets, [Nl]] },
+      (be, t) => be.linearLogprobForward(t.lp, t.ent, t.lse, t.hidden, t.weight, t.targets, 0.8),
+      ["lp", "ent"],
+      2e-4,
+    );
+    const [lp, ent, lse] = [cpu.zeros([Nl]), cpu.zeros([Nl]), cpu.zeros([Nl])];
+    cpu.linearLogprobForward(lp, ent, lse, cpu.upload(hidden[0], hidden[1]), cpu.upload(weight[0], weight[1], "bf16"), cpu.upload(targets, [Nl]), 0.8);
+    await compare(
+      { dh: [randn(Nl * H), [Nl, H]], dlp: [randn(Nl), [Nl]], dent: [randn(Nl), [Nl]], hidden, weight, targets: [targets, [Nl]], lse: [cpu.readSync(lse), [Nl]], ent: [cpu.readSync(ent), [Nl]] },
+      (be, t) => be.linearLogprobBackward(t.dh, null, t.dlp, t.dent, t.hidden, t.weight, t.targets, t.lse, t.ent, 0.8),
+      ["dh"],
+      2e-4,
+    );
+  });
 
   const kls: KlEstimator[] = ["k1", "k2", "k3"];
   const aggs: LossAggregation[] = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "dr-grpo"];

@@ -58,8 +58,8 @@ describe("LoRA training run", () => {
     const out = join(work, "run");
     const lines: string[] = [];
     await runTraining({ ...SMALL, model, out, steps: 4, checkpointEvery: 2, sftSteps: 3 }, { log: (l) => lines.push(l) });
-    // auto: the tiny model (< 100M parameters) runs without checkpointing.
-    expect(lines.join("\n")).toMatch(/LoRA r=4 alpha=8 on q,k,v,o,gate,up,down: .* trained, .* frozen; gradient checkpointing off/);
+    // auto: the tiny model (< 100M parameters) runs without checkpointing; the frozen base is bf16 by default under LoRA.
+    expect(lines.join("\n")).toMatch(/LoRA r=4 alpha=8 on q,k,v,o,gate,up,down: .* trained, .* frozen \(bf16\); gradient checkpointing off/);
     for (const dir of [join(out, "sft-model"), join(out, "checkpoints", "step-2"), join(out, "checkpoints", "step-4")]) {
       expect(existsSync(join(dir, "adapter_config.json")), dir).toBe(true);
       expect(existsSync(join(dir, "model.safetensors")), dir).toBe(false);

@@ -126,7 +126,7 @@ describe("options", () => {
     expect(() => resolveOptions({ minDepth: 4, maxDepth: 2 })).toThrow(OptionsError);
     expect(() => resolveOptions({ anchorCount: 8, groupSize: 8 })).toThrow(/anchorCount/);
   });
-  it("LoRA options: checked targets, no silent no-ops, gradient checkpointing true | false | auto", () => {
+  it("LoRA options: checked targets, no silent no-ops, gradient checkpointing true | false | auto, frozen dtype", () => {
     expect(loraConfigOf(resolveOptions({ loraR: 8, loraTargets: "q_proj,v" }))).toEqual({ r: 8, alpha: 16, targets: ["q", "v"] });
     expect(loraConfigOf(resolveOptions({}))).toBeNull();
     expect(() => resolveOptions({ loraR: 8, loraTargets: "q,embed" })).toThrow(/loraTargets: LoRA target "embed"/);
@@ -136,6 +136,10 @@ describe("options", () => {
     expect(parseOptions({ gradientCheckpointing: "false" }, "x").gradientCheckpointing).toBe(false);
     expect(() => parseOptions({ gradientCheckpointing: "sometimes" }, "x")).toThrow(/true or false or "auto"/);
     expect(() => parseOptions({ progress: "auto" }, "x")).toThrow(/expected true or false,/);
+    // The frozen base under LoRA is stored in bf16 unless told otherwise.
+    expect(resolveOptions({}).frozenDtype).toBe("bf16");
+    expect(parseOptions({ frozenDtype: "f32" }, "x").frozenDtype).toBe("f32");
+    expect(() => parseOptions({ frozenDtype: "f16" }, "x")).toThrow(/f32.*bf16|bf16.*f32/);
   });
   it("loads JSON and YAML config files, reporting parse errors with the file", () => {
     const dir = mkdtempSync(join(tmpdir(), "anvil-opt-"));

@@ -4,6 +4,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../src/backend/backend.js";
 import { WebGpuBackend, sampleUniform } from "../src/backend/webgpu/index.js";
+import { bufferBytes as bufferBytesOf } from "../src/backend/webgpu/tensor.js";
+import { roundToBf16 } from "../src/backend/bf16.js";
 import * as ref from "./helpers/reference-ops.js";
 
 let gpu: WebGpuBackend | null = null;
@@ -61,8 +63,61 @@ describe.skipIf(!gpu)("webgpu backend", () => {
     expect(await rd(be, be.zeros([0]))).toEqual([]);
   });
 
+  it("bf16 tensors: packed two per word, memory ops in whole pairs", async () => {
+    const be = g();
+    const x = ref.rand(37, 4);
+    const t = be.upload(x, [37], "bf16");
+    expect(t.dtype).toBe("bf16");
+    expect(t.bytes).toBe(bufferBytesOf(19));
+    expect(await rd(be, t)).toEqual(Array.from(roundToBf16(x)));
+    be.write(t, new Float32Array([1.5, -2]), 4);
+    expect((await rd(be, t)).slice(3, 7)).toEqual([roundToBf16(x)[3], 1.5, -2, roundToBf16(x)[6]]);
+    expect(() => be.write(t, new Float32Array([1]), 3)).toThrow(RangeError);
+    const u = be.zeros([37], "bf16");
+    be.copy(u, t, 0, 0);
+    expect(await rd(be, u)).toEqual(await rd(be, t));
+    be.fill(u, 0.75);
+    expect((await rd(be, u)).every((v) => v === 0.75)).toBe(true);
+    expect(() => be.scale(u, 2)).toThrow(TypeError); // bf16 is weight storage only
+  });
+
   for (const be of [() => gpu!, () => small!]) {
     const label = () => (be() === small ? " (split bindings)" : "");
+
+    it(`bf16 weights give the f32 results on bf16-rounded values: matmul, embedding, linear log-prob${label()}`, async () => {
+      const B = be();
+      const same = async (a: Tensor, b: Tensor) => expect(ref.nerr(await rd(B, a), await rd(B, b))).toBeLessThan(1e-6);
+      for (const [M, N, K] of [[37, 53, 29], [3, 70, 33], [70, 150, 130]]) {
+        const x = up(B, ref.rand(M * K, 5), [M, K]);
+        for (const transB of [true, false]) {
+          const w = ref.rand(K * N, 6);
+          const shape = transB ? [N, K] : [K, N];
+          const [o16, o32] = [B.upload(ref.rand(M * N, 7), [M, N]), B.upload(ref.rand(M * N, 7), [M, N])];
+          B.matmul(o16, x, B.upload(w, shape, "bf16"), { transB, accumulate: true, alpha: 0.5 });
+          B.matmul(o32, x, up(B, roundToBf16(w), shape), { transB, accumulate: true, alpha: 0.5 });
+          await same(o16, o32);
+        }
+      }
+      const [V, C, N] = [300, 60, 23];
+      const table = ref.rand(V * C, 8);
+      const ids = up(B, ref.randInt(N, 9, 0, V), [N]);
+      const [e16, e32] = [B.zeros([N, C]), B.zeros([N, C])];
+      B.embeddingForward(e16, ids, B.upload(table, [V, C], "bf16"));
+      B.embeddingForward(e32, ids, up(B, roundToBf16(table), [V, C]));
+      await same(e16, e32);
+      const [Nl, H, Vl] = [19, 24, 900];
+      const hidden = up(B, ref.rand(Nl * H, 10), [Nl, H]);
+      const wl = ref.rand(Vl * H, 11, -0.3, 0.3);
+      const tg = up(B, ref.randInt(Nl, 12, 0, Vl), [Nl]);
+      const run = async (w: Tensor) => {
+        const [lp, ent, lse, dh] = [B.zeros([Nl]), B.zeros([Nl]), B.zeros([Nl]), B.zeros([Nl, H])];
+        B.linearLogprobForward(lp, ent, lse, hidden, w, tg, 0.9);
+        B.linearLogprobBackward(dh, null, up(B, ref.rand(Nl, 13), [Nl]), up(B, ref.rand(Nl, 14), [Nl]), hidden, w, tg, lse, ent, 0.9);
+        return [lp, ent, dh];
+      };
+      const [r16, r32] = [await run(B.upload(wl, [Vl, H], "bf16")), await run(up(B, roundToBf16(wl), [Vl, H]))];
+      for (let i = 0; i < 3; i++) await same(r16[i], r32[i]);
+    });
 
     it("elementwise: add (with aliasing), accumulate, scale, sumSquares", async () => {
       const B = be();

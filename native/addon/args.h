@@ -39,6 +39,27 @@ inline uint32_t* u32(const Napi::CallbackInfo& info, size_t i, size_t min_len, c
   return typed_array<uint32_t, napi_uint32_array>(info, i, min_len, name);
 }
 
+// A weight operand that may be stored in f32 (Float32Array) or bf16 (Uint16Array of the bits),
+// as the dtype code at info[dtype_at] says (0 = f32, 1 = bf16; absent = f32). The two must agree.
+struct Weight {
+  const void* ptr;
+  bool bf16;
+  const float* f32() const { return static_cast<const float*>(ptr); }
+  const uint16_t* bits() const { return static_cast<const uint16_t*>(ptr); }
+};
+inline Weight weight(const Napi::CallbackInfo& info, size_t i, size_t min_len, const char* name, size_t dtype_at,
+                     bool nullable = false) {
+  bool bf16 = false;
+  if (dtype_at < info.Length() && !info[dtype_at].IsUndefined()) {
+    if (!info[dtype_at].IsNumber()) throw ArgError(std::string(name) + " dtype code must be a number", false);
+    const double code = info[dtype_at].As<Napi::Number>().DoubleValue();
+    if (code != 0 && code != 1) throw ArgError(std::string(name) + " dtype code must be 0 (f32) or 1 (bf16)", true);
+    bf16 = code == 1;
+  }
+  if (bf16) return {typed_array<uint16_t, napi_uint16_array>(info, i, min_len, name, nullable), true};
+  return {typed_array<float, napi_float32_array>(info, i, min_len, name, nullable), false};
+}
+
 inline double num(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (i >= info.Length() || !info[i].IsNumber()) throw ArgError(std::string(name) + " must be a number", false);
   return info[i].As<Napi::Number>().DoubleValue();

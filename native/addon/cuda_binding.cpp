@@ -108,6 +108,13 @@ void* dptr(const Napi::CallbackInfo& info, size_t i, const char* name, bool null
 float* fp(const Napi::CallbackInfo& info, size_t i, const char* name) { return static_cast<float*>(dptr(info, i, name)); }
 float* fp_opt(const Napi::CallbackInfo& info, size_t i, const char* name) { return static_cast<float*>(dptr(info, i, name, true)); }
 int32_t* ip(const Napi::CallbackInfo& info, size_t i, const char* name) { return static_cast<int32_t*>(dptr(info, i, name)); }
+// The dtype code of a weight operand (ANVIL_CUDA_F32 or ANVIL_CUDA_BF16; absent = f32).
+int wdtype(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || info[i].IsUndefined()) return ANVIL_CUDA_F32;
+  const int64_t code = anvil::integer(info, i, name);
+  if (code != ANVIL_CUDA_F32 && code != ANVIL_CUDA_BF16) throw anvil::ArgError(std::string(name) + " must be 0 (f32) or 1 (bf16)", true);
+  return static_cast<int>(code);
+}
 
 int dim(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min = 0) {
   int64_t v = anvil::integer(info, i, name, min);
@@ -247,7 +254,8 @@ ANVIL_EXPORT(cuda_sumSquares) {
 // ---- decoder ops ---------------------------------------------------------------------------
 
 ANVIL_EXPORT(cuda_embeddingForward) {
-  CUDA_CALL(anvil_cuda_embedding_forward, fp(info, 0, "out"), ip(info, 1, "ids"), fp(info, 2, "table"), dim(info, 3, "N"),
+  CUDA_CALL(anvil_cuda_embedding_forward, fp(info, 0, "out"), ip(info, 1, "ids"), static_cast<const void*>(dptr(info, 2, "table")),
+            wdtype(info, 6, "tableDtype"), dim(info, 3, "N"),
             dim(info, 4, "C"), dim(info, 5, "V"));
   return info.Env().Undefined();
 }
@@ -257,7 +265,8 @@ ANVIL_EXPORT(cuda_embeddingBackward) {
   return info.Env().Undefined();
 }
 ANVIL_EXPORT(cuda_matmul) {
-  CUDA_CALL(anvil_cuda_matmul, fp(info, 0, "out"), fp(info, 1, "a"), fp(info, 2, "b"), dim(info, 3, "M"), dim(info, 4, "N"),
+  CUDA_CALL(anvil_cuda_matmul, fp(info, 0, "out"), fp(info, 1, "a"), static_cast<const void*>(dptr(info, 2, "b")),
+            wdtype(info, 10, "bDtype"), dim(info, 3, "M"), dim(info, 4, "N"),
             dim(info, 5, "K"), anvil::boolean(info, 6, "transA"), anvil::boolean(info, 7, "transB"),
             anvil::boolean(info, 8, "accumulate"), f32v(info, 9, "alpha"));
   return info.Env().Undefined();
@@ -360,13 +369,14 @@ ANVIL_EXPORT(cuda_sample) {
 }
 ANVIL_EXPORT(cuda_linearLogprobForward) {
   CUDA_CALL(anvil_cuda_linear_logprob_forward, fp(info, 0, "logprob"), fp(info, 1, "entropy"), fp(info, 2, "lse"), fp(info, 3, "hidden"),
-            fp(info, 4, "weight"), ip(info, 5, "targets"), dim(info, 6, "N"), dim(info, 7, "H"), dim(info, 8, "V", 1),
-            f32v(info, 9, "temperature"));
+            static_cast<const void*>(dptr(info, 4, "weight")), wdtype(info, 10, "weightDtype"), ip(info, 5, "targets"),
+            dim(info, 6, "N"), dim(info, 7, "H"), dim(info, 8, "V", 1), f32v(info, 9, "temperature"));
   return info.Env().Undefined();
 }
 ANVIL_EXPORT(cuda_linearLogprobBackward) {
-  CUDA_CALL(anvil_cuda_linear_logprob_backward, fp(info, 0, "dhidden"), fp(info, 1, "dweight"), fp(info, 2, "dlogprob"),
-            fp(info, 3, "dentropy"), fp(info, 4, "hidden"), fp(info, 5, "weight"), ip(info, 6, "targets"), fp(info, 7, "lse"),
+  CUDA_CALL(anvil_cuda_linear_logprob_backward, fp(info, 0, "dhidden"), fp_opt(info, 1, "dweight"), fp(info, 2, "dlogprob"),
+            fp(info, 3, "dentropy"), fp(info, 4, "hidden"), static_cast<const void*>(dptr(info, 5, "weight")),
+            wdtype(info, 13, "weightDtype"), ip(info, 6, "targets"), fp(info, 7, "lse"),
             fp(info, 8, "entropy"), dim(info, 9, "N"), dim(info, 10, "H"), dim(info, 11, "V", 1), f32v(info, 12, "temperature"));
   return info.Env().Undefined();
 }

@@ -3,7 +3,8 @@
 // selection timing), matmulAsync (matmul on a libuv worker), and the candidate selection
 // (gemmCandidates, setGemm, gemmSelected).
 //
-// Arguments of the matmuls: ([name,] out, a, b, M, N, K, transA, transB, accumulate, alpha).
+// Arguments of the matmuls: ([name,] out, a, b, M, N, K, transA, transB, accumulate, alpha
+// [, bDtype]); bDtype 1 = b is bf16 (a Uint16Array of bits; matmul and matmulWith only).
 #include <napi.h>
 
 #include <stdexcept>
@@ -17,7 +18,7 @@ namespace {
 struct MatmulArgs {
   float* out;
   const float* a;
-  const float* b;
+  anvil::Weight b;
   int64_t M, N, K;
   bool trans_a, trans_b, accumulate;
   float alpha;
@@ -43,7 +44,7 @@ MatmulArgs parse(const Napi::CallbackInfo& info, size_t at = 0) {
   m.alpha = static_cast<float>(anvil::num(info, at + 9, "alpha"));
   m.out = anvil::f32(info, at + 0, m.M * m.N, "out");
   m.a = anvil::f32(info, at + 1, m.M * m.K, "a");
-  m.b = anvil::f32(info, at + 2, m.K * m.N, "b");
+  m.b = anvil::weight(info, at + 2, m.K * m.N, "b", at + 10);
   if (m.M * m.N > 0 && (overlaps(info, at + 0, at + 1) || overlaps(info, at + 0, at + 2)))
     throw anvil::ArgError("out must not share memory with a or b", false);
   return m;
@@ -61,7 +62,7 @@ class MatmulWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      anvil::cpu::matmul(args_.out, args_.a, args_.b, args_.M, args_.N, args_.K, args_.trans_a, args_.trans_b,
+      anvil::cpu::matmul(args_.out, args_.a, args_.b.f32(), args_.M, args_.N, args_.K, args_.trans_a, args_.trans_b,
                          args_.accumulate, args_.alpha);
     } catch (const std::exception& e) {
       SetError(std::string("matmulAsync: ") + e.what());
@@ -81,14 +82,18 @@ class MatmulWorker : public Napi::AsyncWorker {
 // out (M, N) (+)= alpha * op(a) (M, K) @ op(b) (K, N)
 ANVIL_EXPORT(matmul) {
   auto m = parse(info);
-  anvil::cpu::matmul(m.out, m.a, m.b, m.M, m.N, m.K, m.trans_a, m.trans_b, m.accumulate, m.alpha);
+  if (m.b.bf16)
+    anvil::cpu::matmul(m.out, m.a, m.b.bits(), m.M, m.N, m.K, m.trans_a, m.trans_b, m.accumulate, m.alpha);
+  else
+    anvil::cpu::matmul(m.out, m.a, m.b.f32(), m.M, m.N, m.K, m.trans_a, m.trans_b, m.accumulate, m.alpha);
   return info.Env().Undefined();
 }
 
 // Same contract, always the built-in sgemm.
 ANVIL_EXPORT(matmulBuiltin) {
   auto m = parse(info);
-  anvil::cpu::sgemm_builtin(m.out, m.a, m.b, m.M, m.N, m.K, m.trans_a, m.trans_b, m.accumulate, m.alpha);
+  if (m.b.bf16) throw anvil::ArgError("matmulBuiltin: b must be f32", false);
+  anvil::cpu::sgemm_builtin(m.out, m.a, m.b.f32(), m.M, m.N, m.K, m.trans_a, m.trans_b, m.accumulate, m.alpha);
   return info.Env().Undefined();
 }
 
@@ -103,8 +108,12 @@ ANVIL_EXPORT(matmulWith) {
   auto m = parse(info, 1);
   const int64_t lda = m.trans_a ? m.M : m.K, ldb = m.trans_b ? m.K : m.N;
   try {
-    anvil::cpu::sgemm_with(name, m.trans_a, m.trans_b, m.M, m.N, m.K, m.alpha, m.a, lda, m.b, ldb,
-                           m.accumulate ? 1.0f : 0.0f, m.out, m.N);
+    if (m.b.bf16)
+      anvil::cpu::sgemm_with(name, m.trans_a, m.trans_b, m.M, m.N, m.K, m.alpha, m.a, lda, m.b.bits(), ldb,
+                             m.accumulate ? 1.0f : 0.0f, m.out, m.N);
+    else
+      anvil::cpu::sgemm_with(name, m.trans_a, m.trans_b, m.M, m.N, m.K, m.alpha, m.a, lda, m.b.f32(), ldb,
+                             m.accumulate ? 1.0f : 0.0f, m.out, m.N);
   } catch (const std::invalid_argument& e) {
     throw anvil::ArgError(e.what(), true);
   }
@@ -138,6 +147,7 @@ ANVIL_EXPORT(matmulAsync) {
   MatmulArgs m;
   try {
     m = parse(info);
+    if (m.b.bf16) throw anvil::ArgError("b must be f32", false);
   } catch (const anvil::ArgError& e) {
     auto d = Napi::Promise::Deferred::New(env);
     std::string msg = std::string("matmulAsync: ") + e.what();

@@ -1,10 +1,12 @@
-// Embedding lookup (a row gather) and its scatter-add backward.
+// Embedding lookup (a row gather) and its scatter-add backward. The table may be stored in bf16
+// (a frozen embedding): rows are widened to f32 as they are gathered.
 #include "anvil/embedding.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "anvil/ids.h"
+#include "bf16.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -12,11 +14,22 @@
 
 namespace anvil::cpu {
 
-// ids (N), table (V, C) -> out (N, C)
-void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C, int64_t V) {
+namespace {
+// ids (N), table (V, C) of f32 or bf16 -> out (N, C)
+template <class T>
+void gather_rows_f32(float* out, const int32_t* ids, const T* table, int64_t N, int64_t C, int64_t V) {
   check_ids(ids, N, V, "ids", "V");
 #pragma omp parallel for schedule(static) if (N * C >= (1 << 16))
-  for (int64_t n = 0; n < N; n++) std::memcpy(out + n * C, table + static_cast<int64_t>(ids[n]) * C, C * sizeof(float));
+  for (int64_t n = 0; n < N; n++) widen_row(out + n * C, table + static_cast<int64_t>(ids[n]) * C, C);
+}
+}  // namespace
+
+// ids (N), table (V, C) -> out (N, C)
+void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C, int64_t V) {
+  gather_rows_f32(out, ids, table, N, C, V);
+}
+void embedding_forward(float* out, const int32_t* ids, const uint16_t* table, int64_t N, int64_t C, int64_t V) {
+  gather_rows_f32(out, ids, table, N, C, V);
 }
 
 // dout (N, C), ids (N) -> dtable (V, C) +=

@@ -16,6 +16,10 @@
 // in the backward threads x (N x H) (vocab split) or threads x (V x H) (token split), and 2 x
 // (N x H) when some rows carry no gradient (they are gathered out, see linear_logprob_backward). Logits are
 // never larger than one tile. Forward and backward are deterministic for a given thread count.
+//
+// weight may be stored in bf16 (a frozen LM head / tied embedding): the tile sgemms widen it to
+// f32 as they pack it. dweight may then be null: a frozen head needs no gradient, and its dW
+// products are skipped.
 #include "anvil/linear_logprob.h"
 
 #include <algorithm>
@@ -94,7 +98,8 @@ class BlasSingleThreaded {
 // The sgemm of one contiguous tile: OpenBLAS when built with it (single-threaded inside our
 // parallel regions, see BlasSingleThreaded), else the built-in sgemm, whose own OpenMP region
 // is nested in ours and so runs on the calling thread.
-void tile_gemm(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a,
+template <class TB>
+void tile_gemm(float* out, const float* a, const TB* b, int64_t M, int64_t N, int64_t K, bool trans_a,
                bool trans_b, bool accumulate, float alpha) {
   matmul(out, a, b, M, N, K, trans_a, trans_b, accumulate, alpha);
 }
@@ -140,10 +145,9 @@ Split choose_split(int64_t ntiles, int64_t nblocks) {
   return (ntiles >= max_threads() || ntiles >= nblocks) ? Split::kVocab : Split::kTokens;
 }
 
-}  // namespace
-
-void linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const float* weight,
-                            const int32_t* targets, int64_t N, int64_t H, int64_t V, float temperature) {
+template <class TW>
+void forward_impl(float* logprob, float* entropy, float* lse, const float* hidden, const TW* weight,
+                  const int32_t* targets, int64_t N, int64_t H, int64_t V, float temperature) {
   if (!(temperature > 0)) throw std::invalid_argument("temperature must be > 0");
   check_targets(targets, N, V);
   if (N == 0) return;
@@ -195,18 +199,19 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
   }
 }
 
-namespace {
-
-// The backward over N rows that all carry gradient; dhidden (N, H) is zero on entry.
+// The backward over N rows that all carry gradient; dhidden (N, H) is zero on entry. dweight
+// null: no weight gradient (a frozen head).
+template <class TW>
 void backward_rows(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy, const float* hidden,
-                   const float* weight, const int32_t* targets, const float* lse, const float* entropy, int64_t N,
+                   const TW* weight, const int32_t* targets, const float* lse, const float* entropy, int64_t N,
                    int64_t H, int64_t V, float inv_t) {
   const int64_t ntiles = (V + kVocabTile - 1) / kVocabTile;
   const int64_t nblocks = (N + kTokBlock - 1) / kTokBlock;
   const Split split = choose_split(ntiles, nblocks);
   const int64_t units = split == Split::kVocab ? ntiles : nblocks;
   const int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), units));
-  const bool shared = nthreads > 1;
+  // Without dweight nothing is shared under the token split (each block owns its dhidden rows).
+  const bool shared = nthreads > 1 && (split == Split::kVocab || dweight != nullptr);
   // The output a unit does not own (dhidden under the vocab split, dweight under the token
   // split) is accumulated into a private copy per thread, and the copies are summed in thread
   // order at the end. With static scheduling that makes the result bit-identical from run to
@@ -229,14 +234,14 @@ void backward_rows(float* dhidden, float* dweight, const float* dlogprob, const 
         const int64_t tv = split == Split::kVocab ? u : j, blk = split == Split::kVocab ? j : u;
         const int64_t v0 = tv * kVocabTile, vt = std::min(kVocabTile, V - v0);
         const int64_t n0 = blk * kTokBlock, nb = std::min(kTokBlock, N - n0);
-        const float* wt = weight + v0 * H;
+        const TW* wt = weight + v0 * H;
         const float* hb = hidden + n0 * H;
         tile_gemm(tile.data(), hb, wt, nb, vt, H, false, true, false, inv_t);
         softmax_grad_tile(tile.data(), n0, nb, v0, vt, targets, lse, entropy, dlogprob, dentropy);
         // dlogit = dL/dz / T:  dweight_tile += g^T @ hidden_block / T;  dhidden_block += g @ W_tile / T
         float* dw = split == Split::kVocab ? dweight : mine;
         float* dh = split == Split::kVocab ? mine : dhidden;
-        tile_gemm(dw + v0 * H, tile.data(), hb, vt, H, nb, true, false, true, inv_t);
+        if (dw) tile_gemm(dw + v0 * H, tile.data(), hb, vt, H, nb, true, false, true, inv_t);
         tile_gemm(dh + n0 * H, tile.data(), wt, nb, H, vt, false, false, true, inv_t);
       }
     }
@@ -251,11 +256,10 @@ void backward_rows(float* dhidden, float* dweight, const float* dlogprob, const 
   }
 }
 
-}  // namespace
-
-void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
-                             const float* hidden, const float* weight, const int32_t* targets, const float* lse,
-                             const float* entropy, int64_t N, int64_t H, int64_t V, float temperature) {
+template <class TW>
+void backward_impl(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy, const float* hidden,
+                   const TW* weight, const int32_t* targets, const float* lse, const float* entropy, int64_t N,
+                   int64_t H, int64_t V, float temperature) {
   if (!(temperature > 0)) throw std::invalid_argument("temperature must be > 0");
   check_targets(targets, N, V);
   std::fill(dhidden, dhidden + N * H, 0.0f);
@@ -287,6 +291,28 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
                 inv_t);
 #pragma omp parallel for schedule(static) if (n * H >= (1 << 16))
   for (int64_t r = 0; r < n; r++) std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dhidden + rows[r] * H);
+}
+
+}  // namespace
+
+void linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const float* weight,
+                            const int32_t* targets, int64_t N, int64_t H, int64_t V, float temperature) {
+  forward_impl(logprob, entropy, lse, hidden, weight, targets, N, H, V, temperature);
+}
+void linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const uint16_t* weight,
+                            const int32_t* targets, int64_t N, int64_t H, int64_t V, float temperature) {
+  forward_impl(logprob, entropy, lse, hidden, weight, targets, N, H, V, temperature);
+}
+
+void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
+                             const float* hidden, const float* weight, const int32_t* targets, const float* lse,
+                             const float* entropy, int64_t N, int64_t H, int64_t V, float temperature) {
+  backward_impl(dhidden, dweight, dlogprob, dentropy, hidden, weight, targets, lse, entropy, N, H, V, temperature);
+}
+void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
+                             const float* hidden, const uint16_t* weight, const int32_t* targets, const float* lse,
+                             const float* entropy, int64_t N, int64_t H, int64_t V, float temperature) {
+  backward_impl(dhidden, dweight, dlogprob, dentropy, hidden, weight, targets, lse, entropy, N, H, V, temperature);
 }
 
 }  // namespace anvil::cpu

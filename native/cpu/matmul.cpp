@@ -6,6 +6,10 @@
 // Common to every candidate, handled here: beta other than 0 or 1 (scaled up front), K = 0 (an
 // empty sum), and products of at most 8 rows (decode steps), which stream B once instead of
 // packing it (sgemm_small_m).
+//
+// B may also be stored in bf16 (frozen weights): the same dispatch with each candidate's bf16
+// variant, widening B's panels to f32 as they are packed. OpenBLAS has no bf16 sgemm, so when
+// it is the selected candidate a bf16 product runs on the widest built-in kernel.
 #include "anvil/matmul.h"
 
 #include <atomic>
@@ -22,16 +26,17 @@ namespace {
 
 struct Candidate {
   const char* name;
-  gemm::SgemmFn fn;  // null when not built
-  bool (*usable)();  // CPU support
+  gemm::SgemmFn fn;           // null when not built
+  gemm::SgemmBf16Fn fn_bf16;  // B in bf16; null when the candidate has none
+  bool (*usable)();           // CPU support
 };
 
 bool always() { return true; }
 
 const Candidate kCandidates[] = {
-    {"openblas", gemm::sgemm_openblas, always},
-    {"avx2", gemm::sgemm_avx2, always},
-    {"avx512", gemm::sgemm_avx512, gemm::avx512_usable},
+    {"openblas", gemm::sgemm_openblas, nullptr, always},
+    {"avx2", gemm::sgemm_avx2, gemm::sgemm_avx2_bf16, always},
+    {"avx512", gemm::sgemm_avx512, gemm::sgemm_avx512_bf16, gemm::avx512_usable},
 };
 
 bool available(const Candidate& c) { return c.fn != nullptr && c.usable(); }
@@ -61,8 +66,15 @@ const Candidate* current() {
   return c ? c : widest_builtin();
 }
 
+// The candidate's kernel for B of type TB.
+gemm::SgemmFn kernel_for(const Candidate& c, const float*) { return c.fn; }
+gemm::SgemmBf16Fn kernel_for(const Candidate& c, const bf16_t*) {
+  return c.fn_bf16 ? c.fn_bf16 : widest_builtin()->fn_bf16;
+}
+
+template <class TB>
 void run(const Candidate& c, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+         int64_t lda, const TB* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   // Kernels know beta = 0 (C never read, so NaNs in it vanish, as in BLAS) and beta = 1;
   // any other beta scales C once up front.
@@ -90,7 +102,7 @@ void run(const Candidate& c, bool trans_a, bool trans_b, int64_t M, int64_t N, i
     gemm::sgemm_small_m(trans_b, M, N, K, alpha, rows, B, ldb, accumulate, C, ldc);
     return;
   }
-  c.fn(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
+  kernel_for(c, B)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
 }
 
 }  // namespace
@@ -111,8 +123,20 @@ void sgemm_with(const std::string& name, bool trans_a, bool trans_b, int64_t M, 
   run(*find(name), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void sgemm_with(const std::string& name, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                const float* A, int64_t lda, const bf16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const Candidate* c = find(name);
+  if (!c->fn_bf16) throw std::invalid_argument("sgemm candidate '" + name + "' has no bf16 variant");
+  run(*c, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  run(*current(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const bf16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   run(*current(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -128,6 +152,11 @@ void sgemm_builtin(float* out, const float* a, const float* b, int64_t M, int64_
 }
 
 void matmul(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+            bool accumulate, float alpha) {
+  sgemm(trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N, accumulate ? 1.0f : 0.0f, out, N);
+}
+
+void matmul(float* out, const float* a, const bf16_t* b, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
             bool accumulate, float alpha) {
   sgemm(trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N, accumulate ? 1.0f : 0.0f, out, N);
 }

@@ -108,8 +108,8 @@ struct Avx2Kernel {
 
 // rows a (R, K) contiguous, b (K) -> out (R) = a @ b. All R rows share each load of b, and
 // U accumulators per row (R * U >= 8 chains in flight) hide the FMA latency.
-template <int R, int U>
-inline void dot_rows(const float* a, int64_t K, const float* b, float* out) {
+template <int R, int U, class TB>
+inline void dot_rows(const float* a, int64_t K, const TB* b, float* out) {
 #ifdef ANVIL_GEMM_AVX2
   __m256 acc[R][U];
   for (int i = 0; i < R; i++)
@@ -117,7 +117,7 @@ inline void dot_rows(const float* a, int64_t K, const float* b, float* out) {
   int64_t k = 0;
   for (; k + 8 * U <= K; k += 8 * U) {
     __m256 bv[U];
-    for (int u = 0; u < U; u++) bv[u] = _mm256_loadu_ps(b + k + 8 * u);
+    for (int u = 0; u < U; u++) bv[u] = load8_f32(b + k + 8 * u);
     for (int i = 0; i < R; i++)
       for (int u = 0; u < U; u++) acc[i][u] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i * K + k + 8 * u), bv[u], acc[i][u]);
   }
@@ -128,22 +128,22 @@ inline void dot_rows(const float* a, int64_t K, const float* b, float* out) {
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
     float t = _mm_cvtss_f32(h);
-    for (int64_t kk = k; kk < K; kk++) t += a[i * K + kk] * b[kk];
+    for (int64_t kk = k; kk < K; kk++) t += a[i * K + kk] * as_f32(b[kk]);
     out[i] = t;
   }
 #else
   for (int i = 0; i < R; i++) {
     float t = 0.0f;
-    for (int64_t k = 0; k < K; k++) t += a[i * K + k] * b[k];
+    for (int64_t k = 0; k < K; k++) t += a[i * K + k] * as_f32(b[k]);
     out[i] = t;
   }
 #endif
 }
 
-}  // namespace
-
-void sgemm_small_m(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a_rows, const float* B,
-                  int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+// B is f32 or bf16 (widened as it is loaded).
+template <class TB>
+void small_m(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a_rows, const TB* B, int64_t ldb,
+             bool accumulate, float* C, int64_t ldc) {
   const bool par = N * K >= (1 << 15);
   if (trans_b) {  // B stored (N, K): one dot product per output, rows of B are contiguous
     // Rows of A go in groups of 4 (their K floats stay in L1); a chunk of B rows is reused
@@ -157,7 +157,7 @@ void sgemm_small_m(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, c
         const int64_t r = std::min<int64_t>(4, M - i0);
         const float* ai = a_rows + i0 * K;
         for (int64_t j = j0; j < j1; j++) {
-          const float* bj = B + j * ldb;
+          const TB* bj = B + j * ldb;
           float s[4];
           switch (r) {
             case 1: dot_rows<1, 4>(ai, K, bj, s); break;
@@ -182,12 +182,12 @@ void sgemm_small_m(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, c
     const int64_t j0 = blk * kCols, w = std::min(kCols, N - j0);
     alignas(32) float acc[kSmallM][kCols] = {};
     for (int64_t k = 0; k < K; k++) {
-      const float* bk = B + k * ldb + j0;
+      const TB* bk = B + k * ldb + j0;
       for (int64_t i = 0; i < M; i++) {
         const float aik = a_rows[i * K + k];
         float* ac = acc[i];
 #pragma omp simd
-        for (int64_t j = 0; j < w; j++) ac[j] += aik * bk[j];
+        for (int64_t j = 0; j < w; j++) ac[j] += aik * as_f32(bk[j]);
       }
     }
     for (int64_t i = 0; i < M; i++) {
@@ -197,9 +197,24 @@ void sgemm_small_m(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, c
   }
 }
 
+}  // namespace
+
+void sgemm_small_m(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a_rows, const float* B,
+                   int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  small_m(trans_b, M, N, K, alpha, a_rows, B, ldb, accumulate, C, ldc);
+}
+void sgemm_small_m(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a_rows, const bf16_t* B,
+                   int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  small_m(trans_b, M, N, K, alpha, a_rows, B, ldb, accumulate, C, ldc);
+}
 
 void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  packed_sgemm<Avx2Kernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
+}
+
+void sgemm_avx2_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const bf16_t* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
   packed_sgemm<Avx2Kernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
 }
 

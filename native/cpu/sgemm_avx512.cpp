@@ -4,7 +4,8 @@
 // loads and stores.
 //
 // One binary for every x86-64 CPU: only this file's kernel is compiled for AVX-512 (a target
-// pragma after the shared headers), and matmul.cpp calls it only when avx512_usable().
+// pragma after the shared headers), and matmul.cpp calls it only when avx512_usable(). Its
+// bf16 variant also widens (K, N)-stored bf16 rows with AVX-512 while packing (Kernel::widen).
 #include "sgemm_candidates.h"
 #include "sgemm_packed.h"
 
@@ -31,6 +32,18 @@ struct Avx512Kernel {
   static constexpr int64_t KC = 256;   // B micro-panel 32 KiB (L1 is 48 KiB on Zen 4/5 and Ice Lake+)
   static constexpr int64_t MC = 144;   // A block 144 KiB (L2)
   static constexpr int64_t NC = 3072;  // packed B block 3 MiB (L3)
+
+  // src (n) bf16 -> dst (n) f32, 16 at a time (the driver packs (K, N) bf16 rows with it)
+  static void widen(float* dst, const bf16_t* src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+      // maskz forms: GCC 12 warns about the unmasked ones' undefined pass-through operand
+      const __m512i w = _mm512_maskz_cvtepu16_epi32(0xFFFF, h);
+      _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, w, 16)));
+    }
+    for (; i < n; i++) dst[i] = bf16_to_f32(src[i]);
+  }
 
   // A (kc, MR) packed, B (kc, NR) packed -> C (mr, nr) = alpha * A^T B (+ C when load_c)
   static void micro(int64_t kc, const float* __restrict A, const float* __restrict B, float* C, int64_t ldc,
@@ -83,8 +96,14 @@ void sgemm_avx512_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
                        int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
   packed_sgemm<Avx512Kernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
 }
+// B in bf16: widened to f32 while packed (sgemm_packed.h), then the same micro-kernel.
+void sgemm_avx512_bf16_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                            int64_t lda, const bf16_t* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  packed_sgemm<Avx512Kernel>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, accumulate, C, ldc);
+}
 }  // namespace
 const SgemmFn sgemm_avx512 = sgemm_avx512_impl;
+const SgemmBf16Fn sgemm_avx512_bf16 = sgemm_avx512_bf16_impl;
 // __builtin_cpu_supports also checks that the OS saves zmm state (XCR0).
 bool avx512_usable() { return __builtin_cpu_supports("avx512f"); }
 }  // namespace anvil::cpu::gemm
@@ -93,6 +112,7 @@ bool avx512_usable() { return __builtin_cpu_supports("avx512f"); }
 
 namespace anvil::cpu::gemm {
 const SgemmFn sgemm_avx512 = nullptr;
+const SgemmBf16Fn sgemm_avx512_bf16 = nullptr;
 bool avx512_usable() { return false; }
 }  // namespace anvil::cpu::gemm
 

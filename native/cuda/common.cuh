@@ -33,6 +33,16 @@ enum : unsigned int { BAD_TOKEN = 1u, BAD_POSITION = 2u, BAD_LOGITS = 4u };
 cudaError_t sgemm(float* out, const float* a, const float* b, int M, int N, int K, bool transA, bool transB,
                   bool accumulate, float alpha);
 
+// bf16 weight storage (frozen weights): the upper 16 bits of an f32, widened exactly on load.
+// Kernels are templated on the weight element type and read it through to_f32.
+using bf16_bits = uint16_t;
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(bf16_bits h) { return __uint_as_float(static_cast<unsigned int>(h) << 16); }
+
+// The same sgemm with b stored in bf16 (own tiled kernel always: the tile loads widen b).
+cudaError_t sgemm(float* out, const float* a, const bf16_bits* b, int M, int N, int K, bool transA, bool transB,
+                  bool accumulate, float alpha);
+
 constexpr int kWarp = 32;
 
 // Grid for a grid-stride loop over n elements.

@@ -8,6 +8,8 @@
 //   logprob = z[t] - lse, H = lse - sum p z,
 //   dz_j = dlogprob * (1[j == t] - p_j) - dentropy * p_j * (z_j - lse + H), dlogits = dz / temperature.
 // Targets < 0: logprob 0, entropy 0 and no gradient (lse is still written).
+// weight may be stored in bf16 (a frozen head): the tile sgemms widen it as they load it.
+// dweight may be null (a frozen head): its products are skipped.
 #include <algorithm>
 #include "common.cuh"
 
@@ -92,12 +94,9 @@ __global__ void dlogits_kernel(float* tile, const float* dlogprob, const float* 
   }
 }
 
-}  // namespace
-
-extern "C" {
-
-int anvil_cuda_linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const float* weight,
-                                      const int32_t* targets, int N, int H, int V, float temperature, char* err, size_t errlen) {
+template <typename WT>
+int linear_logprob_forward_impl(float* logprob, float* entropy, float* lse, const float* hidden, const WT* weight, const int32_t* targets, int N,
+            int H, int V, float temperature, char* err, size_t errlen) {
   REQUIRE(temperature > 0.0f, "temperature must be > 0, got %g", temperature);
   REQUIRE(V > 0 && H >= 0, "bad sizes H=%d V=%d", H, V);
   if (N <= 0) return 0;
@@ -127,9 +126,10 @@ int anvil_cuda_linear_logprob_forward(float* logprob, float* entropy, float* lse
   return 0;
 }
 
-int anvil_cuda_linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy, const float* hidden,
-                                       const float* weight, const int32_t* targets, const float* lse, const float* entropy, int N, int H,
-                                       int V, float temperature, char* err, size_t errlen) {
+template <typename WT>
+int linear_logprob_backward_impl(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy, const float* hidden, const WT* weight,
+             const int32_t* targets, const float* lse, const float* entropy, int N, int H, int V, float temperature, char* err,
+             size_t errlen) {
   REQUIRE(temperature > 0.0f, "temperature must be > 0, got %g", temperature);
   REQUIRE(V > 0 && H >= 0, "bad sizes H=%d V=%d", H, V);
   if (N <= 0 || H == 0) return 0;
@@ -145,7 +145,7 @@ int anvil_cuda_linear_logprob_backward(float* dhidden, float* dweight, const flo
     float* dh = dhidden + (size_t)n0 * H;
     for (int v0 = 0; v0 < V; v0 += Vt) {
       const int vt = std::min(Vt, V - v0);
-      const float* w = weight + (size_t)v0 * H;
+      const WT* w = weight + (size_t)v0 * H;
       CUDA_TRY(anvil_cuda::sgemm(tile, h, w, nt, vt, H, false, true, false, inv_temp));
       dlogits_kernel<<<anvil_cuda::grid_for((int64_t)nt * vt, 256), 256>>>(tile, dlogprob + n0, dentropy + n0, targets + n0, lse + n0,
                                                                           entropy + n0, nt, vt, v0, V, inv_temp);
@@ -153,10 +153,34 @@ int anvil_cuda_linear_logprob_backward(float* dhidden, float* dweight, const flo
       // dhidden[n0:] (nt, H) (+)= dlogits (nt, vt) @ weight[v0:] (vt, H)
       CUDA_TRY(anvil_cuda::sgemm(dh, tile, w, nt, H, vt, false, false, v0 > 0, 1.0f));
       // dweight[v0:] (vt, H) += dlogits^T (vt, nt) @ hidden[n0:] (nt, H)
-      CUDA_TRY(anvil_cuda::sgemm(dweight + (size_t)v0 * H, tile, h, vt, H, nt, true, false, true, 1.0f));
+      if (dweight) CUDA_TRY(anvil_cuda::sgemm(dweight + (size_t)v0 * H, tile, h, vt, H, nt, true, false, true, 1.0f));
     }
   }
   return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int anvil_cuda_linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const void* weight,
+                                      int weight_dtype, const int32_t* targets, int N, int H, int V, float temperature, char* err,
+                                      size_t errlen) {
+  REQUIRE(weight_dtype == ANVIL_CUDA_F32 || weight_dtype == ANVIL_CUDA_BF16, "weight_dtype must be 0 (f32) or 1 (bf16), got %d", weight_dtype);
+  if (weight_dtype == ANVIL_CUDA_BF16)
+    return linear_logprob_forward_impl(logprob, entropy, lse, hidden, static_cast<const anvil_cuda::bf16_bits*>(weight), targets, N, H, V, temperature, err, errlen);
+  return linear_logprob_forward_impl(logprob, entropy, lse, hidden, static_cast<const float*>(weight), targets, N, H, V, temperature, err, errlen);
+}
+
+int anvil_cuda_linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy, const float* hidden,
+                                       const void* weight, int weight_dtype, const int32_t* targets, const float* lse, const float* entropy,
+                                       int N, int H, int V, float temperature, char* err, size_t errlen) {
+  REQUIRE(weight_dtype == ANVIL_CUDA_F32 || weight_dtype == ANVIL_CUDA_BF16, "weight_dtype must be 0 (f32) or 1 (bf16), got %d", weight_dtype);
+  if (weight_dtype == ANVIL_CUDA_BF16)
+    return linear_logprob_backward_impl(dhidden, dweight, dlogprob, dentropy, hidden, static_cast<const anvil_cuda::bf16_bits*>(weight), targets, lse, entropy,
+                    N, H, V, temperature, err, errlen);
+  return linear_logprob_backward_impl(dhidden, dweight, dlogprob, dentropy, hidden, static_cast<const float*>(weight), targets, lse, entropy, N, H, V,
+                  temperature, err, errlen);
 }
 
 }  // extern "C"

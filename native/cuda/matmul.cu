@@ -4,6 +4,8 @@
 // 256 threads, each thread owning a 4x4 grid of outputs strided by 16 (so shared-memory reads
 // are conflict-free and the final stores coalesce); K advances in slices of 16.
 // With ANVIL_HAVE_CUBLAS: cublasSgemm on the transposed (column-major) problem.
+// b may be stored in bf16 (frozen weights): the same tiled kernel, widening b to f32 as it
+// loads the tile into shared memory (cuBLAS has no f32 x bf16 product, so it is not used then).
 #include "common.cuh"
 #ifdef ANVIL_HAVE_CUBLAS
 #include <cublas_v2.h>
@@ -13,8 +15,8 @@ namespace {
 
 constexpr int BM = 64, BN = 64, BK = 16, kThreads = 256;
 
-template <bool TA, bool TB>
-__global__ void __launch_bounds__(kThreads) sgemm_kernel(float* out, const float* a, const float* b, int M, int N, int K,
+template <bool TA, bool TB, typename WT>
+__global__ void __launch_bounds__(kThreads) sgemm_kernel(float* out, const float* a, const WT* b, int M, int N, int K,
                                                          bool accumulate, float alpha) {
   __shared__ float As[BK][BM + 4];  // As[k][i] = op(a)[row0 + i][k0 + k]
   __shared__ float Bs[BK][BN + 4];  // Bs[k][j] = op(b)[k0 + k][col0 + j]
@@ -36,7 +38,7 @@ __global__ void __launch_bounds__(kThreads) sgemm_kernel(float* out, const float
       const int j = TB ? e / BK : e % BN, kb = TB ? e % BK : e / BN;
       const int gj = col0 + j, gk2 = k0 + kb;
       float vb = 0.0f;
-      if (gj < N && gk2 < K) vb = TB ? b[(int64_t)gj * K + gk2] : b[(int64_t)gk2 * N + gj];
+      if (gj < N && gk2 < K) vb = anvil_cuda::to_f32(TB ? b[(int64_t)gj * K + gk2] : b[(int64_t)gk2 * N + gj]);
       Bs[kb][j] = vb;
     }
     __syncthreads();
@@ -74,6 +76,18 @@ __global__ void __launch_bounds__(kThreads) sgemm_kernel(float* out, const float
 cublasHandle_t g_cublas = nullptr;
 #endif
 
+template <typename WT>
+cudaError_t tiled_sgemm(float* out, const float* a, const WT* b, int M, int N, int K, bool transA, bool transB,
+                        bool accumulate, float alpha) {
+  dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM);
+  if (grid.y > 65535) return cudaErrorInvalidConfiguration;  // M > 4M rows: not a shape we meet
+  if (transA && transB) sgemm_kernel<true, true, WT><<<grid, kThreads>>>(out, a, b, M, N, K, accumulate, alpha);
+  else if (transA) sgemm_kernel<true, false, WT><<<grid, kThreads>>>(out, a, b, M, N, K, accumulate, alpha);
+  else if (transB) sgemm_kernel<false, true, WT><<<grid, kThreads>>>(out, a, b, M, N, K, accumulate, alpha);
+  else sgemm_kernel<false, false, WT><<<grid, kThreads>>>(out, a, b, M, N, K, accumulate, alpha);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 namespace anvil_cuda {
@@ -89,21 +103,27 @@ cudaError_t sgemm(float* out, const float* a, const float* b, int M, int N, int 
                                  &alpha, b, transB ? K : N, a, transA ? M : K, &beta, out, N);
   return s == CUBLAS_STATUS_SUCCESS ? cudaSuccess : cudaErrorUnknown;
 #else
-  dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM);
-  if (grid.y > 65535) return cudaErrorInvalidConfiguration;  // M > 4M rows: not a shape we meet
-  if (transA && transB) sgemm_kernel<true, true><<<grid, kThreads>>>(out, a, b, M, N, K, accumulate, alpha);
-  else if (transA) sgemm_kernel<true, false><<<grid, kThreads>>>(out, a, b, M, N, K, accumulate, alpha);
-  else if (transB) sgemm_kernel<false, true><<<grid, kThreads>>>(out, a, b, M, N, K, accumulate, alpha);
-  else sgemm_kernel<false, false><<<grid, kThreads>>>(out, a, b, M, N, K, accumulate, alpha);
-  return cudaGetLastError();
+  return tiled_sgemm(out, a, b, M, N, K, transA, transB, accumulate, alpha);
 #endif
+}
+
+cudaError_t sgemm(float* out, const float* a, const bf16_bits* b, int M, int N, int K, bool transA, bool transB,
+                  bool accumulate, float alpha) {
+  if (M <= 0 || N <= 0) return cudaSuccess;
+  return tiled_sgemm(out, a, b, M, N, K, transA, transB, accumulate, alpha);
 }
 
 }  // namespace anvil_cuda
 
-extern "C" int anvil_cuda_matmul(float* out, const float* a, const float* b, int M, int N, int K, int transA, int transB,
-                                 int accumulate, float alpha, char* err, size_t errlen) {
+extern "C" int anvil_cuda_matmul(float* out, const float* a, const void* b, int b_dtype, int M, int N, int K, int transA,
+                                 int transB, int accumulate, float alpha, char* err, size_t errlen) {
   REQUIRE(M >= 0 && N >= 0 && K >= 0, "negative dimension (M=%d, N=%d, K=%d)", M, N, K);
-  CUDA_TRY(anvil_cuda::sgemm(out, a, b, M, N, K, transA != 0, transB != 0, accumulate != 0, alpha));
+  REQUIRE(b_dtype == ANVIL_CUDA_F32 || b_dtype == ANVIL_CUDA_BF16, "b_dtype must be 0 (f32) or 1 (bf16), got %d", b_dtype);
+  if (b_dtype == ANVIL_CUDA_BF16)
+    CUDA_TRY(anvil_cuda::sgemm(out, a, static_cast<const anvil_cuda::bf16_bits*>(b), M, N, K, transA != 0, transB != 0,
+                               accumulate != 0, alpha));
+  else
+    CUDA_TRY(anvil_cuda::sgemm(out, a, static_cast<const float*>(b), M, N, K, transA != 0, transB != 0, accumulate != 0,
+                               alpha));
   return 0;
 }

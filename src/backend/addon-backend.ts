@@ -2,6 +2,7 @@
 // arrays) and cuda (device pointers). Both check a call the same way and pass the same
 // arguments in the same order; only the handle of a tensor differs.
 import {
+  weightDtypeCode,
   type AdamWOptions,
   type GrpoLossOptions,
   type MatmulOptions,
@@ -26,19 +27,20 @@ import {
 } from "./check.js";
 
 /**
- * The addon's op functions over handles F (f32 tensors) and I (i32 tensors), in C++ argument
- * order. kl: 0 = k1, 1 = k2, 2 = k3. aggregation: 0 token-mean, 1 seq-mean-token-mean,
- * 2 seq-mean-token-sum, 3 dr-grpo.
+ * The addon's op functions over handles F (f32 tensors), I (i32 tensors) and W (weights: f32,
+ * or bf16 for frozen weights), in C++ argument order. A W operand's dtype code follows as the
+ * last argument (0 f32, 1 bf16). kl: 0 = k1, 1 = k2, 2 = k3. aggregation: 0 token-mean,
+ * 1 seq-mean-token-mean, 2 seq-mean-token-sum, 3 dr-grpo.
  */
-export interface AddonOps<F, I> {
+export interface AddonOps<F, I, W = F> {
   add(out: F, a: F, b: F, n: number): void;
   accumulate(dst: F, src: F, alpha: number, n: number): void;
   scale(t: F, alpha: number, n: number): void;
   sumSquares(out: F, t: F, n: number): void;
 
-  embeddingForward(out: F, ids: I, table: F, N: number, C: number, V: number): void;
+  embeddingForward(out: F, ids: I, table: W, N: number, C: number, V: number, tableDtype: number): void;
   embeddingBackward(dtable: F, dout: F, ids: I, N: number, C: number, V: number): void;
-  matmul(out: F, a: F, b: F, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
+  matmul(out: F, a: F, b: W, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number, bDtype: number): void;
   biasAdd(out: F, bias: F, N: number, C: number): void;
   biasBackward(dbias: F, dout: F, N: number, C: number): void;
   rmsnormForward(out: F, rstd: F, inp: F, weight: F, N: number, C: number, eps: number): void;
@@ -58,20 +60,22 @@ export interface AddonOps<F, I> {
 
   logprobFromLogits(logprob: F, entropy: F, logits: F, targets: I, N: number, V: number, temperature: number): void;
   sample(ids: I, logits: F, seeds: Uint32Array, B: number, V: number, temperature: number, topK: number, topP: number, minP: number, greedy: boolean): void;
-  linearLogprobForward(logprob: F, entropy: F, lse: F, hidden: F, weight: F, targets: I, N: number, H: number, V: number, temperature: number): void;
-  linearLogprobBackward(dhidden: F, dweight: F, dlogprob: F, dentropy: F, hidden: F, weight: F, targets: I, lse: F, entropy: F, N: number, H: number, V: number, temperature: number): void;
+  linearLogprobForward(logprob: F, entropy: F, lse: F, hidden: F, weight: W, targets: I, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
+  linearLogprobBackward(dhidden: F, dweight: F | null, dlogprob: F, dentropy: F, hidden: F, weight: W, targets: I, lse: F, entropy: F, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
   grpoLoss(dlogprob: F, dentropy: F, stats: F, logprob: F, oldLogprob: F, refLogprob: F | null, rolloutLogprob: F | null, entropy: F | null, advantages: F, mask: F, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
 }
 
 /** Names of the AddonOps functions (the cuda exports are the same names prefixed by cuda_). */
 export const ADDON_OPS = ["add", "accumulate", "scale", "sumSquares", "embeddingForward", "embeddingBackward", "matmul", "biasAdd", "biasBackward", "rmsnormForward", "rmsnormBackward", "ropeForward", "ropeBackward", "attentionForward", "attentionBackward", "attentionDecode", "kvWrite", "swigluForward", "swigluBackward", "crossEntropyForward", "crossEntropyBackward", "gatherRows", "adamw", "logprobFromLogits", "sample", "linearLogprobForward", "linearLogprobBackward", "grpoLoss"] as const;
 
-export abstract class AddonBackend<F, I> {
-  protected abstract readonly ops: AddonOps<F, I>;
+export abstract class AddonBackend<F, I, W = F> {
+  protected abstract readonly ops: AddonOps<F, I, W>;
   /** The f32 handle of a checked tensor of this backend. */
   protected abstract f(t: Tensor, name: string): F;
   /** The i32 handle of a checked tensor of this backend. */
   protected abstract i(t: Tensor, name: string): I;
+  /** The handle of a checked weight operand of this backend: f32 or bf16. */
+  protected abstract w(t: Tensor, name: string): W;
 
   // ---- elementwise --------------------------------------------------------------------
   add(out: Tensor, a: Tensor, b: Tensor): void {
@@ -97,7 +101,7 @@ export abstract class AddonBackend<F, I> {
     const [V, C] = rowsCols(table);
     const N = ids.size;
     checkSize(out, "out", N * C, "N*C");
-    this.ops.embeddingForward(this.f(out, "out"), this.i(ids, "ids"), this.f(table, "table"), N, C, V);
+    this.ops.embeddingForward(this.f(out, "out"), this.i(ids, "ids"), this.w(table, "table"), N, C, V, weightDtypeCode(table.dtype));
   }
   embeddingBackward(dtable: Tensor, dout: Tensor, ids: Tensor): void {
     const [V, C] = rowsCols(dtable);
@@ -107,7 +111,7 @@ export abstract class AddonBackend<F, I> {
   }
   matmul(out: Tensor, a: Tensor, b: Tensor, opts: MatmulOptions = {}): void {
     const { M, N, K, transA, transB, accumulate, alpha } = matmulDims(out, a, b, opts);
-    this.ops.matmul(this.f(out, "out"), this.f(a, "a"), this.f(b, "b"), M, N, K, transA, transB, accumulate, alpha);
+    this.ops.matmul(this.f(out, "out"), this.f(a, "a"), this.w(b, "b"), M, N, K, transA, transB, accumulate, alpha, weightDtypeCode(b.dtype));
   }
   biasAdd(out: Tensor, bias: Tensor): void {
     const [N, C] = rowsCols(out);
@@ -225,14 +229,14 @@ export abstract class AddonBackend<F, I> {
 
   linearLogprobForward(logprob: Tensor, entropy: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number): void {
     const [N, H, V] = linearLogprobDims("linearLogprobForward", hidden, weight, [[logprob, "logprob"], [entropy, "entropy"], [lse, "lse"], [targets, "targets"]], temperature);
-    this.ops.linearLogprobForward(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(lse, "lse"), this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"), N, H, V, temperature);
+    this.ops.linearLogprobForward(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(lse, "lse"), this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), N, H, V, temperature, weightDtypeCode(weight.dtype));
   }
 
-  linearLogprobBackward(dhidden: Tensor, dweight: Tensor, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
+  linearLogprobBackward(dhidden: Tensor, dweight: Tensor | null, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
     const [N, H, V] = linearLogprobDims("linearLogprobBackward", hidden, weight, [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [lse, "lse"], [entropy, "entropy"], [targets, "targets"]], temperature);
     checkSize(dhidden, "dhidden", N * H, "N*H");
-    checkSize(dweight, "dweight", V * H, "V*H");
-    this.ops.linearLogprobBackward(this.f(dhidden, "dhidden"), this.f(dweight, "dweight"), this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"), this.f(lse, "lse"), this.f(entropy, "entropy"), N, H, V, temperature);
+    if (dweight) checkSize(dweight, "dweight", V * H, "V*H");
+    this.ops.linearLogprobBackward(this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), this.f(lse, "lse"), this.f(entropy, "entropy"), N, H, V, temperature, weightDtypeCode(weight.dtype));
   }
 
   grpoLoss(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): void {

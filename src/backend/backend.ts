@@ -12,9 +12,17 @@
 // - "+=" in a shape comment means the op accumulates into that output (parameter gradients);
 //   every other output is overwritten. Activation gradients are overwritten unless noted.
 // - Outputs never alias inputs unless the op says so.
-// - f32 everywhere except token ids / positions (i32).
+// - f32 everywhere except token ids / positions (i32), and frozen weights, which may be stored
+//   in bf16 (see DType): an op reads them widened to f32 and computes in f32.
 
-export type DType = "f32" | "i32";
+/**
+ * Element types. "bf16" is storage for frozen weights only (Model.storeFrozenAs, --frozen-dtype):
+ * accepted as matmul's b, embeddingForward's table and the linearLogprob weight, never as an
+ * output or an activation (TypeError). upload(..., "bf16") rounds f32 values to nearest-even
+ * bf16; read() gives them back widened to f32 (exact). Every backend stores 2 bytes per element
+ * (webgpu packs two per 32-bit word, so its write/copy of bf16 work on even offsets).
+ */
+export type DType = "f32" | "i32" | "bf16";
 export type BackendName = "cpu" | "cuda" | "webgpu";
 /** What `--backend` accepts: a backend, or auto (cuda, then a hardware webgpu adapter, then cpu). */
 export const BACKEND_CHOICES = ["auto", "cpu", "cuda", "webgpu"] as const satisfies readonly ("auto" | BackendName)[];
@@ -26,6 +34,8 @@ export interface Tensor {
   /** Number of elements. */
   readonly size: number;
   readonly backend: Backend;
+  /** Bytes of storage this tensor owns (a view: those of its base). */
+  readonly bytes: number;
   /** Frees the memory now (GC would do it later). Using a disposed tensor throws. */
   dispose(): void;
   readonly disposed: boolean;
@@ -110,8 +120,9 @@ export interface Backend {
 
   // ---- memory -------------------------------------------------------------------------
   zeros(shape: readonly number[], dtype?: DType): Tensor;
-  upload(data: Float32Array | Int32Array, shape: readonly number[]): Tensor;
-  /** Host copy of the whole tensor. */
+  /** dtype defaults to the array's (f32 or i32); "bf16" rounds Float32Array data to bf16. */
+  upload(data: Float32Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor;
+  /** Host copy of the whole tensor (bf16 comes back widened to f32). */
   read(t: Tensor): Promise<Float32Array | Int32Array>;
   /** Overwrite the tensor (or a range starting at element offset) from host memory. */
   write(t: Tensor, data: Float32Array | Int32Array, offset?: number): void;
@@ -138,11 +149,11 @@ export interface Backend {
   sumSquares(out: Tensor, t: Tensor): void;
 
   // ---- decoder ops --------------------------------------------------------------------
-  // ids (N) i32, table (V, C) -> out (N, C)
+  // ids (N) i32, table (V, C) f32 or bf16 -> out (N, C)
   embeddingForward(out: Tensor, ids: Tensor, table: Tensor): void;
   // dtable (V, C) +=, dout (N, C), ids (N)
   embeddingBackward(dtable: Tensor, dout: Tensor, ids: Tensor): void;
-  // out (M, N) (+)= alpha * op(a) @ op(b); op(a) (M, K), op(b) (K, N)
+  // out (M, N) (+)= alpha * op(a) @ op(b); op(a) (M, K), op(b) (K, N); b f32 or bf16
   matmul(out: Tensor, a: Tensor, b: Tensor, opts?: MatmulOptions): void;
   // out (N, C) += bias (C), in place
   biasAdd(out: Tensor, bias: Tensor): void;
@@ -187,12 +198,13 @@ export interface Backend {
   // logits (B, V), seeds (B) -> ids (B) i32. Exact sampling from the truncated, tempered
   // distribution without sorting V; the same seed gives the same token.
   sample(ids: Tensor, logits: Tensor, seeds: Uint32Array, opts: SampleOptions): void;
-  // hidden (N, H), weight (V, H), targets (N) i32 -> logprob (N), entropy (N), lse (N)
+  // hidden (N, H), weight (V, H) f32 or bf16, targets (N) i32 -> logprob (N), entropy (N), lse (N)
   // of softmax(hidden @ weight^T / temperature), never materialising (N, V).
   // targets < 0: logprob 0, entropy 0.
   linearLogprobForward(logprob: Tensor, entropy: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number): void;
   // dlogprob (N), dentropy (N) -> dhidden (N, H) (overwritten), dweight (V, H) +=
-  linearLogprobBackward(dhidden: Tensor, dweight: Tensor, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void;
+  // dweight null: no weight gradient (a frozen head; its products are skipped).
+  linearLogprobBackward(dhidden: Tensor, dweight: Tensor | null, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void;
   // Per-token (B*T): logprob, oldLogprob, refLogprob|null, rolloutLogprob|null, entropy|null,
   // mask (f32 0/1); advantages (B)
   // -> dlogprob (N), dentropy (N) (overwritten), stats (GRPO_STATS.length)
@@ -212,6 +224,16 @@ export interface Backend {
 
   /** Releases device resources. */
   destroy(): void;
+}
+
+/** Storage bytes per element on cpu and cuda. */
+export function dtypeBytes(dtype: DType): number {
+  return dtype === "bf16" ? 2 : 4;
+}
+
+/** dtype code passed to the kernels for a weight operand: 0 f32, 1 bf16. */
+export function weightDtypeCode(dtype: DType): 0 | 1 {
+  return dtype === "bf16" ? 1 : 0;
 }
 
 /** Number of elements of a shape. */

@@ -10,6 +10,22 @@ export function checkTensor(t: Tensor | null | undefined, name: string, backend:
   return t;
 }
 
+/**
+ * The dtype an upload makes: the array's (f32 or i32) unless `dtype` says otherwise; bf16 only
+ * from a Float32Array (rounded to nearest even). TypeError for anything else.
+ */
+export function uploadDtype(data: Float32Array | Int32Array, dtype?: DType): DType {
+  if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) throw new TypeError("upload: data must be a Float32Array or Int32Array");
+  const own: DType = data instanceof Int32Array ? "i32" : "f32";
+  if (dtype === undefined || dtype === own || (dtype === "bf16" && own === "f32")) return dtype ?? own;
+  throw new TypeError(`upload: a ${data.constructor.name} cannot make a ${dtype} tensor${dtype === "bf16" ? " (bf16 tensors are made from a Float32Array)" : ""}`);
+}
+
+/** A weight operand (matmul's b, an embedding table, the LM head): f32, or bf16 storage. */
+export function checkWeight(t: Tensor | null | undefined, name: string, backend: Backend): Tensor {
+  return checkTensor(t, name, backend, t && typeof t === "object" && t.dtype === "bf16" ? "bf16" : "f32");
+}
+
 /** Checks the element count (shapes are free to be viewed differently, e.g. (N, nh, hd) as (N*nh, hd)). */
 export function checkSize(t: Tensor, name: string, size: number, what: string): void {
   if (t.size !== size) throw new RangeError(`${name} has ${t.size} elements (shape [${t.shape.join(", ")}]), expected ${size} = ${what}`);

@@ -1,34 +1,45 @@
 // CPU backend: tensors are host typed arrays, ops call the C++ addon (native/cpu) directly.
-// It is the reference every other backend is tested against.
+// It is the reference every other backend is tested against. bf16 tensors (frozen weights)
+// hold their bits in a Uint16Array.
 import {
   numel,
   type Backend,
   type DType,
   type Tensor,
 } from "./backend.js";
-import { checkInt, checkTensor } from "./check.js";
+import { bf16BitsToF32, f32ToBf16Bits } from "./bf16.js";
+import { checkInt, checkTensor, checkWeight, uploadDtype } from "./check.js";
 import { AddonBackend } from "./addon-backend.js";
 import { ensureGemmSelected } from "./gemm.js";
 import { loadAddon, type NativeAddon } from "./native.js";
 
+type CpuData = Float32Array | Int32Array | Uint16Array;
+
+function allocate(dtype: DType, n: number): CpuData {
+  return dtype === "f32" ? new Float32Array(n) : dtype === "bf16" ? new Uint16Array(n) : new Int32Array(n);
+}
+
 export class CpuTensor implements Tensor {
   readonly size: number;
-  private _data: Float32Array | Int32Array | null;
+  private _data: CpuData | null;
   constructor(
     readonly backend: CpuBackend,
     readonly shape: readonly number[],
     readonly dtype: DType,
-    data?: Float32Array | Int32Array,
+    data?: CpuData,
   ) {
     this.size = numel(shape);
-    this._data = data ?? (dtype === "f32" ? new Float32Array(this.size) : new Int32Array(this.size));
+    this._data = data ?? allocate(dtype, this.size);
     if (this._data.length !== this.size) throw new RangeError(`data has ${this._data.length} elements, shape [${shape.join(", ")}] needs ${this.size}`);
   }
   get disposed(): boolean {
     return this._data === null;
   }
-  /** The backing array (no copy). Valid until dispose(). */
-  get data(): Float32Array | Int32Array {
+  get bytes(): number {
+    return this._data ? this._data.byteLength : 0;
+  }
+  /** The backing array (no copy; bf16: the bits). Valid until dispose(). */
+  get data(): CpuData {
     if (!this._data) throw new TypeError("tensor was disposed");
     return this._data;
   }
@@ -43,7 +54,7 @@ export class CpuTensor implements Tensor {
   }
 }
 
-export class CpuBackend extends AddonBackend<Float32Array, Int32Array> implements Backend {
+export class CpuBackend extends AddonBackend<Float32Array, Int32Array, Float32Array | Uint16Array> implements Backend {
   readonly name = "cpu" as const;
   readonly native: NativeAddon;
   protected readonly ops: NativeAddon;
@@ -61,22 +72,27 @@ export class CpuBackend extends AddonBackend<Float32Array, Int32Array> implement
     for (const d of shape) checkInt(d, "shape dimension", 0);
     return new CpuTensor(this, [...shape], dtype);
   }
-  upload(data: Float32Array | Int32Array, shape: readonly number[]): CpuTensor {
-    const dtype: DType = data instanceof Int32Array ? "i32" : "f32";
-    if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) throw new TypeError("upload: data must be a Float32Array or Int32Array");
-    return new CpuTensor(this, [...shape], dtype, data.slice());
+  upload(data: Float32Array | Int32Array, shape: readonly number[], dtype?: DType): CpuTensor {
+    const kind = uploadDtype(data, dtype);
+    return new CpuTensor(this, [...shape], kind, kind === "bf16" ? f32ToBf16Bits(data as Float32Array) : data.slice());
   }
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     return this.readSync(t);
   }
   /** Synchronous host copy: the CPU backend can afford it. */
   readSync(t: Tensor): Float32Array | Int32Array {
-    return this.arr(t, "t", t.dtype).slice();
+    const data = this.arr(t, "t", t.dtype);
+    return data instanceof Uint16Array ? bf16BitsToF32(data) : data.slice();
   }
   write(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
     const dst = this.arr(t, "t", t.dtype);
     if (offset < 0 || offset + data.length > dst.length) throw new RangeError(`write: ${data.length} elements at offset ${offset} do not fit in ${dst.length}`);
-    dst.set(data, offset);
+    if (dst instanceof Uint16Array) {
+      if (!(data instanceof Float32Array)) throw new TypeError("write: a bf16 tensor is written from a Float32Array");
+      dst.set(f32ToBf16Bits(data), offset);
+    } else {
+      dst.set(data, offset);
+    }
   }
   copy(dst: Tensor, src: Tensor, dstOffset = 0, srcOffset = 0, count?: number): void {
     const d = this.arr(dst, "dst", dst.dtype);
@@ -93,12 +109,13 @@ export class CpuBackend extends AddonBackend<Float32Array, Int32Array> implement
     return new CpuTensor(this, [...shape], t.dtype, data);
   }
   fill(t: Tensor, value: number): void {
-    this.arr(t, "t", t.dtype).fill(value);
+    const data = this.arr(t, "t", t.dtype);
+    data.fill(data instanceof Uint16Array ? f32ToBf16Bits(Float32Array.of(value))[0] : value);
   }
   async sync(): Promise<void> {}
   destroy(): void {}
 
-  private arr(t: Tensor, name: string, dtype: DType = "f32"): Float32Array | Int32Array {
+  private arr(t: Tensor, name: string, dtype: DType = "f32"): CpuData {
     return (checkTensor(t, name, this, dtype) as CpuTensor).data;
   }
   protected f(t: Tensor, name: string): Float32Array {
@@ -106,5 +123,8 @@ export class CpuBackend extends AddonBackend<Float32Array, Int32Array> implement
   }
   protected i(t: Tensor, name: string): Int32Array {
     return this.arr(t, name, "i32") as Int32Array;
+  }
+  protected w(t: Tensor, name: string): Float32Array | Uint16Array {
+    return (checkWeight(t, name, this) as CpuTensor).data as Float32Array | Uint16Array;
   }
 }

@@ -6,12 +6,14 @@
 // kernels share a scratch workspace. Kernels cannot throw: an out-of-range id or cache position
 // zeroes/skips its row and is reported by the next sync().
 import {
+  dtypeBytes,
   numel,
   type Backend,
   type DType,
   type Tensor,
 } from "./backend.js";
-import { checkInt, checkTensor } from "./check.js";
+import { bf16BitsToF32, f32ToBf16Bits } from "./bf16.js";
+import { checkInt, checkTensor, checkWeight, uploadDtype } from "./check.js";
 import { ADDON_OPS, AddonBackend, type AddonOps } from "./addon-backend.js";
 import { loadAddon, type CudaInfo, type NativeAddon } from "./native.js";
 
@@ -22,8 +24,8 @@ export interface CudaOps {
   cuda_setDevice(device: number): void;
   cuda_malloc(bytes: number): P;
   cuda_free(ptr: P): void;
-  cuda_upload(dst: P, src: Float32Array | Int32Array | Uint32Array): void;
-  cuda_download(dst: Float32Array | Int32Array | Uint32Array, src: P): void;
+  cuda_upload(dst: P, src: Float32Array | Int32Array | Uint32Array | Uint16Array): void;
+  cuda_download(dst: Float32Array | Int32Array | Uint32Array | Uint16Array, src: P): void;
   cuda_copy(dst: P, src: P, bytes: number): void;
   cuda_fill32(dst: P, bits: number, count: number): void;
   cuda_memset(dst: P, value: number, bytes: number): void;
@@ -74,6 +76,9 @@ export class CudaTensor implements Tensor {
   get disposed(): boolean {
     return this._ptr === null || (this.base !== null && this.base.disposed);
   }
+  get bytes(): number {
+    return this.base ? this.base.bytes : allocBytes(this.size, this.dtype);
+  }
   /** Device address (valid until dispose()). */
   get ptr(): bigint {
     if (this._ptr === null || (this.base && this.base.disposed)) throw new TypeError("tensor was disposed");
@@ -90,6 +95,11 @@ export class CudaTensor implements Tensor {
     this._ptr = null;
     this.backend.addon.cuda_free(p);
   }
+}
+
+/** Device bytes for n elements: bf16 rounded up to whole 32-bit words (fill32 writes words). */
+function allocBytes(n: number, dtype: DType): number {
+  return dtype === "bf16" ? Math.ceil(n / 2) * 4 : n * 4;
 }
 
 const F32_BITS = new Uint32Array(1);
@@ -133,17 +143,18 @@ export class CudaBackend extends AddonBackend<bigint, bigint> implements Backend
   zeros(shape: readonly number[], dtype: DType = "f32"): CudaTensor {
     for (const d of shape) checkInt(d, "shape dimension", 0);
     const n = numel(shape);
-    const ptr = this.addon.cuda_malloc(n * 4);
-    if (n > 0) this.addon.cuda_memset(ptr, 0, n * 4);
+    const bytes = allocBytes(n, dtype);
+    const ptr = this.addon.cuda_malloc(bytes);
+    if (n > 0) this.addon.cuda_memset(ptr, 0, bytes);
     return new CudaTensor(this, [...shape], dtype, ptr);
   }
-  upload(data: Float32Array | Int32Array, shape: readonly number[]): CudaTensor {
-    if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) throw new TypeError("upload: data must be a Float32Array or Int32Array");
+  upload(data: Float32Array | Int32Array, shape: readonly number[], dtype?: DType): CudaTensor {
+    const kind = uploadDtype(data, dtype);
     for (const d of shape) checkInt(d, "shape dimension", 0);
     if (numel(shape) !== data.length) throw new RangeError(`data has ${data.length} elements, shape [${shape.join(", ")}] needs ${numel(shape)}`);
-    const ptr = this.addon.cuda_malloc(data.length * 4);
-    const t = new CudaTensor(this, [...shape], data instanceof Int32Array ? "i32" : "f32", ptr);
-    this.addon.cuda_upload(ptr, data);
+    const ptr = this.addon.cuda_malloc(allocBytes(data.length, kind));
+    const t = new CudaTensor(this, [...shape], kind, ptr);
+    this.addon.cuda_upload(ptr, kind === "bf16" ? f32ToBf16Bits(data as Float32Array) : data);
     return t;
   }
   view(t: Tensor, shape: readonly number[]): CudaTensor {
@@ -155,6 +166,11 @@ export class CudaBackend extends AddonBackend<bigint, bigint> implements Backend
   }
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     const ptr = this.p(t, "t", t.dtype);
+    if (t.dtype === "bf16") {
+      const bits = new Uint16Array(t.size);
+      this.addon.cuda_download(bits, ptr);
+      return bf16BitsToF32(bits);
+    }
     const out = t.dtype === "f32" ? new Float32Array(t.size) : new Int32Array(t.size);
     this.addon.cuda_download(out, ptr);
     return out;
@@ -163,8 +179,9 @@ export class CudaBackend extends AddonBackend<bigint, bigint> implements Backend
     const ptr = this.p(t, "t", t.dtype);
     if (!Number.isInteger(offset) || offset < 0 || offset + data.length > t.size)
       throw new RangeError(`write: ${data.length} elements at offset ${offset} do not fit in ${t.size}`);
-    if ((t.dtype === "f32") !== (data instanceof Float32Array)) throw new TypeError(`write: data type does not match tensor dtype ${t.dtype}`);
-    this.addon.cuda_upload(ptr + BigInt(offset * 4), data);
+    if ((t.dtype !== "i32") !== (data instanceof Float32Array)) throw new TypeError(`write: data type does not match tensor dtype ${t.dtype}`);
+    const eb = dtypeBytes(t.dtype);
+    this.addon.cuda_upload(ptr + BigInt(offset * eb), t.dtype === "bf16" ? f32ToBf16Bits(data as Float32Array) : data);
   }
   copy(dst: Tensor, src: Tensor, dstOffset = 0, srcOffset = 0, count?: number): void {
     const d = this.p(dst, "dst", dst.dtype);
@@ -172,11 +189,18 @@ export class CudaBackend extends AddonBackend<bigint, bigint> implements Backend
     const n = count ?? Math.min(dst.size - dstOffset, src.size - srcOffset);
     if (dstOffset < 0 || srcOffset < 0 || n < 0 || dstOffset + n > dst.size || srcOffset + n > src.size)
       throw new RangeError(`copy: range out of bounds (dst ${dstOffset}+${n} of ${dst.size}, src ${srcOffset}+${n} of ${src.size})`);
-    this.addon.cuda_copy(d + BigInt(dstOffset * 4), s + BigInt(srcOffset * 4), n * 4);
+    const eb = dtypeBytes(dst.dtype);
+    this.addon.cuda_copy(d + BigInt(dstOffset * eb), s + BigInt(srcOffset * eb), n * eb);
   }
   fill(t: Tensor, value: number): void {
     const ptr = this.p(t, "t", t.dtype);
     let bits: number;
+    if (t.dtype === "bf16") {
+      // Two bf16 values per 32-bit word; the allocation is rounded up to whole words.
+      const h = f32ToBf16Bits(Float32Array.of(value))[0];
+      this.addon.cuda_fill32(ptr, ((h << 16) | h) >>> 0, Math.ceil(t.size / 2));
+      return;
+    }
     if (t.dtype === "f32") {
       F32_VIEW[0] = value;
       bits = F32_BITS[0];
@@ -200,5 +224,8 @@ export class CudaBackend extends AddonBackend<bigint, bigint> implements Backend
   }
   protected i(t: Tensor, name: string): bigint {
     return this.p(t, name, "i32");
+  }
+  protected w(t: Tensor, name: string): bigint {
+    return (checkWeight(t, name, this) as CudaTensor).ptr;
   }
 }

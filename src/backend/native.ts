@@ -34,15 +34,18 @@ export interface CudaInfo {
 }
 
 /** The addon's functions, as registered by native/addon/*.cpp (argument order = C++ order). */
-export interface NativeAddon extends AddonOps<Float32Array, Int32Array> {
+export interface NativeAddon extends AddonOps<Float32Array, Int32Array, Float32Array | Uint16Array> {
   buildInfo(): BuildInfo;
   /** Loads the CUDA library on first call; never throws. The cuda_* ops are typed in cuda.ts. */
   cudaInfo(): CudaInfo;
   setThreads(n: number): void;
   /** Same as matmul, always the built-in packed AVX2/FMA sgemm (for tests and benchmarks against BLAS). */
   matmulBuiltin(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
-  /** Same as matmul, with a named sgemm candidate ("openblas", "avx2", "avx512"); RangeError when not usable here. */
-  matmulWith(name: string, out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void;
+  /**
+   * Same as matmul, with a named sgemm candidate ("openblas", "avx2", "avx512"); RangeError when
+   * not usable here. bDtype 1: b is bf16 bits (the candidate's bf16 variant; openblas has none).
+   */
+  matmulWith(name: string, out: F32, a: F32, b: F32 | Uint16Array, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number, bDtype?: number): void;
   /** The sgemm candidates usable here, in a fixed order. */
   gemmCandidates(): string[];
   /** Makes a candidate the sgemm behind matmul and the fused ops (src/backend/gemm.ts chooses it). */

@@ -68,6 +68,7 @@ export function loraFlags(cmd: Command): Command {
     .addOption(optionFlag("loraR", { withDefault: true }))
     .addOption(optionFlag("loraAlpha", { withDefault: true }))
     .addOption(optionFlag("loraTargets", { withDefault: true }))
+    .addOption(optionFlag("frozenDtype", { withDefault: true }))
     .addOption(optionFlag("gradientCheckpointing"))
     .addOption(new Option("--no-gradient-checkpointing").hideHelp());
 }

@@ -17,12 +17,12 @@
 // the old checkpoint, the new one, or a stray .tmp-/.old- directory — never a half-written <dir>.
 import { copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { Backend } from "../backend/backend.js";
+import type { Backend, Tensor } from "../backend/backend.js";
 import { configToJson, loadConfig } from "./config.js";
-import { Model } from "./model.js";
+import { Model, frozenStorage, type FrozenDtype } from "./model.js";
 import type { OptimizerState } from "./optim.js";
 import { saveAdapter } from "./peft.js";
-import { loadWeights, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
+import { forEachWeight, readSafetensors, saveSafetensors, type SafetensorsDtype, type TensorToSave } from "./safetensors.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
 import { readJsonFile } from "../util/json-file.js";
 import { exists } from "../util/exists.js";
@@ -187,12 +187,26 @@ export async function readTrainerState(dir: string): Promise<unknown> {
   return (await exists(tsPath)) ? readJsonFile(tsPath) : null;
 }
 
-/** Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save first. */
-export async function loadCheckpoint(dir: string, backend: Backend): Promise<LoadedCheckpoint> {
+/**
+ * Loads a checkpoint (or any HF model directory) onto `backend`, finishing an interrupted save
+ * first. frozenDtype: see Model.fromWeights (the base of a LoRA run).
+ */
+export async function loadCheckpoint(dir: string, backend: Backend, opts: { frozenDtype?: FrozenDtype } = {}): Promise<LoadedCheckpoint> {
   await recoverCheckpoint(dir);
   const config = await loadConfig(dir);
-  const weights = await loadWeights(dir, parameterShapes(config));
-  const model = Model.fromWeights(backend, config, weights);
+  // Each weight goes to the backend as it is read (in bf16 for a LoRA base): the host never holds
+  // the whole model in f32.
+  const shapes = parameterShapes(config);
+  const storage = frozenStorage(config, opts.frozenDtype ?? "f32");
+  const tensors = new Map<string, Tensor>();
+  let model: Model;
+  try {
+    await forEachWeight(dir, shapes, (name, data) => void tensors.set(name, backend.upload(data, shapes.get(name)!, storage(name))));
+    model = Model.fromTensors(backend, config, tensors);
+  } catch (e) {
+    for (const t of tensors.values()) t.dispose();
+    throw e;
+  }
   const optimizer = await loadOptimizerState(dir);
   return { config, model, optimizer, trainerState: await readTrainerState(dir) };
 }

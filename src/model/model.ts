@@ -10,7 +10,9 @@
 // then a final RMSNorm; the LM head (tied to the embedding or not) is applied by the caller
 // (the fused linear-logprob kernel in src/rl/step.ts, the one log-prob path; logits() for tests).
 // Each projection may carry a LoRA adapter (src/model/lora.ts): y = x W^T + s (x A^T) B^T; while
-// one is attached the base weights are frozen and only A and B receive gradients.
+// one is attached the base weights are frozen and only A and B receive gradients, and the
+// frozen weight matrices (projections, embedding, LM head) may be stored in bf16
+// (storeFrozenAs): the kernels widen them to f32 per tile, so only their storage halves.
 //
 // Use in a trainer (GRPO: the LM head goes through the fused linear-logprob kernel):
 //   model.zeroGrads();
@@ -18,7 +20,7 @@
 //   ... scoring passes use model.forward(ids, B, T, { noGrad: true }) ...
 //   be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temp);
 //   ... be.grpoLoss(dlp, dent, stats, lp, ...) ...
-//   be.linearLogprobBackward(dHidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
+//   be.linearLogprobBackward(dHidden, model.lmHeadGrad() /* null when frozen */, dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
 //   model.backward(acts, dHidden); acts.dispose();
 //   await optimizer.update();
 //
@@ -26,9 +28,28 @@
 // nh / nkv query / key-value heads, hd head dim, qD = nh*hd, kvD = nkv*hd, S cache capacity.
 // Tensors are allocated 2-D (rows, cols) because matmul reads (rows, cols) from the last dim;
 // attention and RoPE see 4-D views of the same memory (Backend.view).
-import type { Backend, Tensor } from "../backend/backend.js";
+import type { Backend, DType, Tensor } from "../backend/backend.js";
 import { type LoraAdapter, type LoraModule, type LoraPair } from "./lora.js";
 import { EMBED_PARAM, FINAL_NORM_PARAM, LAYER_PARAMS, LM_HEAD_PARAM, parameterShapes, type ModelConfig } from "./types.js";
+
+/** Storage of the frozen weight matrices under an adapter (the --frozen-dtype option). */
+export const FROZEN_DTYPES = ["f32", "bf16"] as const;
+export type FrozenDtype = (typeof FROZEN_DTYPES)[number];
+
+/** The weight matrices an adapter freezes (see Model.frozenMatrixNames). */
+export function frozenMatrixNames(c: ModelConfig): string[] {
+  const names: string[] = [EMBED_PARAM];
+  if (!c.tieWordEmbeddings) names.push(LM_HEAD_PARAM);
+  for (let l = 0; l < c.numLayers; l++)
+    for (const k of ["q", "k", "v", "o", "gate", "up", "down"] as const) names.push(`model.layers.${l}.${LAYER_PARAMS[k]}`);
+  return names;
+}
+
+/** The storage dtype of each parameter when the frozen matrices are kept in `frozenDtype` (undefined: f32). */
+export function frozenStorage(c: ModelConfig, frozenDtype: FrozenDtype): (name: string) => DType | undefined {
+  const bf16 = new Set(frozenDtype === "bf16" ? frozenMatrixNames(c) : []);
+  return (name) => (bf16.has(name) ? "bf16" : undefined);
+}
 
 export interface ForwardOptions {
   /**
@@ -249,22 +270,51 @@ export class Model implements Trainable {
     readonly config: ModelConfig,
   ) {}
 
-  /** Uploads host weights (HF names; every name of parameterShapes(config) must be present). */
-  static fromWeights(backend: Backend, config: ModelConfig, weights: Map<string, Float32Array>): Model {
+  /**
+   * Uploads host weights (HF names; every name of parameterShapes(config) must be present).
+   * frozenDtype "bf16" uploads the matrices an adapter freezes (frozenMatrixNames) straight to
+   * bf16, for a model about to be trained under LoRA: the f32 copies never reach the backend.
+   */
+  static fromWeights(backend: Backend, config: ModelConfig, weights: Map<string, Float32Array>, opts: { frozenDtype?: FrozenDtype } = {}): Model {
+    const shapes = parameterShapes(config);
+    const storage = frozenStorage(config, opts.frozenDtype ?? "f32");
+    const tensors = new Map<string, Tensor>();
+    try {
+      for (const [name, shape] of shapes) {
+        const w = weights.get(name);
+        if (!w) throw new Error(`Model.fromWeights: missing parameter ${name} (shape [${shape.join(", ")}])`);
+        const n = shape.reduce((a, b) => a * b, 1);
+        if (w.length !== n) throw new RangeError(`Model.fromWeights: ${name} has ${w.length} elements, expected ${n} for shape [${shape.join(", ")}]`);
+        tensors.set(name, backend.upload(w, shape, storage(name)));
+      }
+      for (const name of weights.keys()) {
+        // A tied checkpoint may still carry lm_head.weight; anything else unknown is a config mismatch.
+        if (!shapes.has(name) && !(name === LM_HEAD_PARAM && config.tieWordEmbeddings))
+          throw new Error(`Model.fromWeights: unexpected parameter ${name} for this config`);
+      }
+      return Model.fromTensors(backend, config, tensors);
+    } catch (e) {
+      for (const t of tensors.values()) t.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * A model over parameters already on `backend` (HF names, exactly those of
+   * parameterShapes(config)); the model owns them from now on. What checkpoint loading uses, so
+   * that each weight is uploaded as it is read (no host copy of the whole model).
+   */
+  static fromTensors(backend: Backend, config: ModelConfig, tensors: Map<string, Tensor>): Model {
     const m = new Model(backend, config);
     const shapes = parameterShapes(config);
     for (const [name, shape] of shapes) {
-      const w = weights.get(name);
-      if (!w) throw new Error(`Model.fromWeights: missing parameter ${name} (shape [${shape.join(", ")}])`);
-      const n = shape.reduce((a, b) => a * b, 1);
-      if (w.length !== n) throw new RangeError(`Model.fromWeights: ${name} has ${w.length} elements, expected ${n} for shape [${shape.join(", ")}]`);
-      m.params.set(name, backend.upload(w, shape));
+      const t = tensors.get(name);
+      if (!t) throw new Error(`Model.fromTensors: missing parameter ${name} (shape [${shape.join(", ")}])`);
+      if (t.backend !== backend) throw new TypeError(`Model.fromTensors: ${name} lives on backend ${t.backend.name}, expected ${backend.name}`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new RangeError(`Model.fromTensors: ${name} has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}]`);
+      m.params.set(name, t);
     }
-    for (const name of weights.keys()) {
-      // A tied checkpoint may still carry lm_head.weight; anything else unknown is a config mismatch.
-      if (!shapes.has(name) && !(name === LM_HEAD_PARAM && config.tieWordEmbeddings))
-        throw new Error(`Model.fromWeights: unexpected parameter ${name} for this config`);
-    }
+    for (const name of tensors.keys()) if (!shapes.has(name)) throw new Error(`Model.fromTensors: unexpected parameter ${name} for this config`);
     for (let l = 0; l < config.numLayers; l++) m.layers.push(m.resolveLayer(l, (n) => m.params.get(n) ?? null));
     return m;
   }
@@ -289,6 +339,47 @@ export class Model implements Trainable {
     let n = 0;
     for (const t of this.params.values()) n += t.size;
     return n;
+  }
+
+  /** Bytes of parameter storage on the backend (bf16 matrices count 2 bytes per element on cpu and cuda). */
+  get parameterBytes(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.bytes;
+    return n;
+  }
+
+  /**
+   * The weight matrices an adapter freezes that may be stored in bf16: every projection of
+   * every layer (adapted or not), the embedding and the untied LM head. RMSNorm weights and
+   * biases stay f32 (tiny, and added or multiplied elementwise by f32-only kernels).
+   */
+  frozenMatrixNames(): string[] {
+    return frozenMatrixNames(this.config);
+  }
+
+  /** Storage dtype of the frozen weight matrices now. */
+  get frozenDtype(): FrozenDtype {
+    return this.params.get(EMBED_PARAM)!.dtype === "bf16" ? "bf16" : "f32";
+  }
+
+  /**
+   * Stores the frozen weight matrices (frozenMatrixNames) in `dtype`, one at a time (peak:
+   * the model plus one f32 matrix). bf16 rounds to nearest even and needs an attached adapter
+   * (the weights must be frozen); f32 widens them back exactly, e.g. before training the base.
+   */
+  async storeFrozenAs(dtype: FrozenDtype): Promise<void> {
+    if (dtype === "bf16" && !this.adapter) throw new Error("storeFrozenAs: only frozen weights are stored in bf16; attach a LoRA adapter first");
+    const be = this.backend;
+    const target: DType = dtype;
+    for (const name of this.frozenMatrixNames()) {
+      const t = this.params.get(name)!;
+      if (t.dtype === target) continue;
+      const host = (await be.read(t)) as Float32Array;
+      this.params.set(name, be.upload(host, t.shape, target));
+      t.dispose();
+    }
+    this.layers.length = 0;
+    for (let l = 0; l < this.config.numLayers; l++) this.layers.push(this.resolveLayer(l, (n) => this.params.get(n) ?? null));
   }
 
   /** What training updates: the adapter when one is attached (base frozen), else the model. */
@@ -317,6 +408,7 @@ export class Model implements Trainable {
 
   /** Folds the adapter into the base weights (W += scale * B A) and detaches it (PEFT's merge_and_unload). */
   mergeAdapter(): void {
+    if (this.frozenDtype !== "f32") throw new Error("mergeAdapter: the base weights are stored in bf16; await model.storeFrozenAs(\"f32\") first");
     const a = this.detachAdapter();
     if (!a) throw new Error("mergeAdapter: no adapter is attached");
     a.mergeInto(this.params);
@@ -330,12 +422,12 @@ export class Model implements Trainable {
 
   /**
    * Gradient of the LM head weight (the embedding gradient when tied), allocated if needed.
-   * With an adapter attached the head is frozen and this is a sink that is never read (the
-   * fused kernel always writes a weight gradient).
+   * null with an adapter attached: the head is frozen, and the fused kernel then skips its
+   * weight-gradient products.
    */
-  lmHeadGrad(): Tensor {
+  lmHeadGrad(): Tensor | null {
     const name = this.config.tieWordEmbeddings ? EMBED_PARAM : LM_HEAD_PARAM;
-    return this.adapter ? this.sink(this.params.get(name)!.shape) : this.grad(name);
+    return this.adapter ? null : this.grad(name);
   }
 
   /** The gradient tensor of a parameter, allocated (zeros) on first use. */
@@ -613,6 +705,8 @@ export class Model implements Trainable {
     const withAdapter = Object.keys(acts.blocks[0].lora).length > 0;
     if (withAdapter && !this.adapter) throw new TypeError("backward: the activations used an adapter that has been detached");
     const frozen = this.adapter !== null;
+    if (!frozen && this.frozenDtype !== "f32")
+      throw new Error("backward: the base weights are stored in bf16 for a frozen base; await model.storeFrozenAs(\"f32\") before training them");
 
     // Activation-gradient scratch, shared by all layers (overwritten each layer).
     const s = new TensorPool(be, this.activationMemory);

@@ -16,6 +16,7 @@ import type { FileHandle } from "node:fs/promises";
 import { readFile } from "node:fs/promises";
 import { basename, join, resolve, sep } from "node:path";
 import { endianness } from "node:os";
+import { bf16ToF32, f32ToBf16 } from "../backend/bf16.js";
 import { withAtomicFile } from "../util/atomic.js";
 import { LM_HEAD_PARAM } from "./types.js";
 import { exists } from "../util/exists.js";
@@ -96,25 +97,8 @@ export function f16ToF32(src: Uint16Array, dst: Float32Array): void {
   for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!;
 }
 
-export function bf16ToF32(src: Uint16Array, dst: Float32Array): void {
-  const out = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
-  for (let i = 0; i < src.length; i++) out[i] = src[i]! << 16;
-}
-
-/** f32 -> bf16, round to nearest even; NaN stays NaN (quieted), overflow rounds to inf. */
-export function f32ToBf16(src: Float32Array, dst: Uint16Array): void {
-  const inp = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  for (let i = 0; i < inp.length; i++) {
-    const x = inp[i]!;
-    const sign = (x >>> 16) & 0x8000;
-    const abs = x & 0x7fffffff;
-    if (abs > 0x7f800000) {
-      dst[i] = sign | 0x7fc0 | ((abs >>> 16) & 0x3f);
-    } else {
-      dst[i] = sign | ((abs + 0x7fff + ((abs >>> 16) & 1)) >>> 16);
-    }
-  }
-}
+// bf16 <-> f32: one implementation for files and tensors (src/backend/bf16.ts).
+export { bf16ToF32, f32ToBf16 };
 
 /** f32 -> IEEE half, round to nearest even, with subnormals; |x| >= 65520 becomes inf. */
 export function f32ToF16(src: Float32Array, dst: Uint16Array): void {
@@ -401,6 +385,23 @@ export async function loadWeights(
   expectedShapes: Map<string, number[]>,
   opts: LoadWeightsOptions = {},
 ): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  await forEachWeight(dir, expectedShapes, (name, data) => void out.set(name, data), opts);
+  return out;
+}
+
+/**
+ * loadWeights one tensor at a time: `use` gets each tensor of `expectedShapes` as f32, in their
+ * order, after the whole checkpoint has been checked (names, shapes, shards). Only one f32 copy
+ * is alive at a time unless `use` keeps it, so a caller that uploads each tensor (in bf16, say)
+ * never holds the whole model in f32 on the host.
+ */
+export async function forEachWeight(
+  dir: string,
+  expectedShapes: Map<string, number[]>,
+  use: (name: string, data: Float32Array) => void,
+  opts: LoadWeightsOptions = {},
+): Promise<void> {
   const note = opts.onNote ?? ((m: string) => console.warn(`anvil: ${m}`));
   const { files, weightMap } = await modelFiles(dir);
   const handles = new Map<string, FileHandle>();
@@ -458,12 +459,10 @@ export async function loadWeights(
         );
       }
     }
-    const out = new Map<string, Float32Array>();
     for (const name of expectedShapes.keys()) {
       const { header, info } = located.get(name)!;
-      out.set(name, await readTensorData(handles.get(header.path)!, header, info, opts.allowNonFinite ?? false));
+      use(name, await readTensorData(handles.get(header.path)!, header, info, opts.allowNonFinite ?? false));
     }
-    return out;
   } finally {
     for (const fh of handles.values()) await fh.close();
   }

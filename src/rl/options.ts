@@ -7,6 +7,7 @@ import { parse as parseYaml } from "yaml";
 import { BACKEND_CHOICES, KL_ESTIMATORS, LOSS_AGGREGATIONS } from "../backend/backend.js";
 import { TASK_NAMES } from "../tasks/types.js";
 import { parseLoraTargets, type LoraConfig } from "../model/lora.js";
+import { FROZEN_DTYPES } from "../model/model.js";
 
 export const ALGOS = ["grpo", "dr-grpo", "anchor", "rloo", "reinforce++"] as const;
 export type Algo = (typeof ALGOS)[number];
@@ -77,6 +78,14 @@ export const OPTIONS = {
   loraAlpha: num(0, "LoRA alpha: update = (alpha / r) B A (0 = 2r)", { min: 0 }),
   /** Projections carrying adapters: any of q,k,v,o,gate,up,down (or q_proj ..., all-linear). */
   loraTargets: text("q,k,v,o,gate,up,down", "projections with adapters: any of q,k,v,o,gate,up,down"),
+  /** Storage of the frozen weight matrices under LoRA (every projection, the embedding, the
+   * LM head; not the RMSNorm weights): bf16 halves their memory (Qwen3-0.6B: 2.4 GB -> 1.2 GB)
+   * while every product still accumulates in f32 (the kernels widen bf16 tiles to f32). The
+   * adapter, gradients and optimizer state stay f32. Without LoRA nothing is frozen and this has
+   * no effect. Numerically the model is then the f32 model with its weights rounded to bf16
+   * (what a bf16 checkpoint holds anyway). Every backend stores 2 bytes per element (webgpu packs
+   * two per 32-bit word). */
+  frozenDtype: oneOf(FROZEN_DTYPES, "bf16", "storage of the frozen base weights under LoRA (bf16 halves them; math stays f32)"),
 
   // ---- algorithm -----------------------------------------------------------------------
   /** Preset: grpo (Shao et al. 2024), dr-grpo (Liu et al. 2025: no std, no length bias),

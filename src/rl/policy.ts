@@ -4,7 +4,7 @@ import type { SampleOptions } from "../backend/backend.js";
 import { generate, type FinishReason } from "../model/generate.js";
 import type { Backend } from "../backend/backend.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
-import type { Model } from "../model/model.js";
+import type { FrozenDtype, Model } from "../model/model.js";
 import { loadAdapter } from "../model/peft.js";
 import type { AdamW } from "../model/optim.js";
 import { Tokenizer } from "../model/tokenizer.js";
@@ -54,9 +54,9 @@ export class Policy implements RolloutSource {
    * A model directory (HF config.json + safetensors + tokenizer.json) for inference, with a PEFT
    * LoRA adapter directory applied when `adapter` is given (the tokenizer is the model's).
    */
-  static async load(dir: string, backend: Backend, opts: { adapter?: string } = {}): Promise<Policy> {
+  static async load(dir: string, backend: Backend, opts: { adapter?: string; frozenDtype?: FrozenDtype } = {}): Promise<Policy> {
     const tokenizer = await Tokenizer.load(dir);
-    const { model } = await loadCheckpoint(dir, backend);
+    const { model } = await loadCheckpoint(dir, backend, { frozenDtype: opts.frozenDtype });
     try {
       if (opts.adapter) model.attachAdapter(await loadAdapter(opts.adapter, backend, model.config));
     } catch (e) {

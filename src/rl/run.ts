@@ -215,11 +215,11 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     const useLora = lora !== null || o.adapter !== "";
     const sftDir = join(runDir, "sft-model");
     const sftDone = existsSync(join(sftDir, useLora ? ADAPTER_CONFIG_FILE : "config.json"));
-    const setup = (adapter: string) => ({ adapter, lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing });
+    const setup = (adapter: string) => ({ adapter, lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing, frozenDtype: o.frozenDtype });
     let startStep = 0;
     let trainerState: TrainerState | null = null;
     if (ckpt) {
-      const c = await loadCheckpoint(useLora ? o.model : ckpt.dir, backend);
+      const c = await loadCheckpoint(useLora ? o.model : ckpt.dir, backend, { frozenDtype: useLora ? o.frozenDtype : "f32" });
       model = c.model;
       await prepareForTraining(model, setup(useLora ? ckpt.dir : ""), log);
       trainerState = (await readTrainerState(ckpt.dir)) as TrainerState | null;
@@ -231,7 +231,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       if (state) optimizer.loadState(state);
     } else {
       rewindLogs(runDir, 0, sftDone, log);
-      model = (await loadCheckpoint(sftDone && !useLora ? sftDir : o.model, backend)).model;
+      model = (await loadCheckpoint(sftDone && !useLora ? sftDir : o.model, backend, { frozenDtype: useLora ? o.frozenDtype : "f32" })).model;
       await prepareForTraining(model, setup(sftDone && useLora ? sftDir : o.adapter), log);
       if (o.sftSteps > 0 && !sftDone) {
         const warm = new Policy(model, tokenizer, null, o.microBatch, o.generationBatch);

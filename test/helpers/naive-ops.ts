@@ -7,6 +7,10 @@ import { CpuBackend } from "../../src/backend/cpu.js";
 import type { NativeAddon } from "../../src/backend/native.js";
 import { mulberry32 } from "../../src/util/rng.js";
 import * as ref from "./reference-ops.js";
+import { bf16BitsToF32 } from "../../src/backend/bf16.js";
+
+/** A weight operand as f32 values (bf16 weights arrive as a Uint16Array of bits). */
+const f32 = (w: Float32Array | Uint16Array): Float32Array => (w instanceof Uint16Array ? bf16BitsToF32(w) : w);
 
 export const naiveOps: Partial<NativeAddon> = {
   add(out, a, b, n) {
@@ -24,13 +28,14 @@ export const naiveOps: Partial<NativeAddon> = {
     out[0] += s;
   },
   embeddingForward(out, ids, table, N, C) {
-    for (let n = 0; n < N; n++) out.set(table.subarray(ids[n] * C, ids[n] * C + C), n * C);
+    const t = f32(table);
+    for (let n = 0; n < N; n++) out.set(t.subarray(ids[n] * C, ids[n] * C + C), n * C);
   },
   embeddingBackward(dtable, dout, ids, N, C) {
     for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) dtable[ids[n] * C + c] += dout[n * C + c];
   },
   matmul(out, a, b, M, N, K, transA, transB, accumulate, alpha) {
-    out.set(ref.matmul(a, b, M, N, K, transA, transB, alpha, accumulate ? out : undefined));
+    out.set(ref.matmul(a, f32(b), M, N, K, transA, transB, alpha, accumulate ? out : undefined));
   },
   biasAdd(out, bias, N, C) {
     for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) out[n * C + c] += bias[c];
@@ -147,15 +152,16 @@ export const naiveOps: Partial<NativeAddon> = {
     }
   },
   linearLogprobForward(logprob, entropy, lse, hidden, weight, targets, N, H, V, temperature) {
-    const r = ref.logprobFromLogits(ref.matmul(hidden, weight, N, V, H, false, true), targets, N, V, temperature);
+    const r = ref.logprobFromLogits(ref.matmul(hidden, f32(weight), N, V, H, false, true), targets, N, V, temperature);
     logprob.set(r.lp);
     entropy.set(r.ent);
     lse.set(r.lse);
   },
   linearLogprobBackward(dhidden, dweight, dlogprob, dentropy, hidden, weight, targets, _lse, _entropy, N, H, V, temperature) {
-    const dz = ref.logprobBackward(ref.matmul(hidden, weight, N, V, H, false, true), targets, dlogprob, dentropy, N, V, temperature);
-    dhidden.set(ref.matmul(dz, weight, N, H, V, false, false));
-    dweight.set(ref.matmul(dz, hidden, V, H, N, true, false, 1, dweight));
+    const w = f32(weight);
+    const dz = ref.logprobBackward(ref.matmul(hidden, w, N, V, H, false, true), targets, dlogprob, dentropy, N, V, temperature);
+    dhidden.set(ref.matmul(dz, w, N, H, V, false, false));
+    if (dweight) dweight.set(ref.matmul(dz, hidden, V, H, N, true, false, 1, dweight));
   },
 };
 

@@ -30,8 +30,12 @@ extern "C" {
 #define ANVIL_CUDA_API
 #endif
 
-#define ANVIL_CUDA_ABI_VERSION 2
+#define ANVIL_CUDA_ABI_VERSION 3
 #define ANVIL_CUDA_EINVAL (-1)
+// Storage of a weight operand (matmul's b, an embedding table, the LM head): f32, or bf16 bits
+// (uint16, frozen weights) widened to f32 as they are loaded; arithmetic is f32 either way.
+#define ANVIL_CUDA_F32 0
+#define ANVIL_CUDA_BF16 1
 
 // ---- library and devices ----------------------------------------------------------------
 ANVIL_CUDA_API int anvil_cuda_abi_version(void);
@@ -73,12 +77,12 @@ ANVIL_CUDA_API int anvil_cuda_scale(float* t, float alpha, int64_t n, char* err,
 ANVIL_CUDA_API int anvil_cuda_sum_squares(float* out, const float* t, int64_t n, char* err, size_t errlen);
 
 // ---- decoder ops ----------------------------------------------------------------------------
-// ids (N) i32, table (V, C) -> out (N, C)
-ANVIL_CUDA_API int anvil_cuda_embedding_forward(float* out, const int32_t* ids, const float* table, int N, int C, int V, char* err, size_t errlen);
+// ids (N) i32, table (V, C) f32 or bf16 (table_dtype) -> out (N, C)
+ANVIL_CUDA_API int anvil_cuda_embedding_forward(float* out, const int32_t* ids, const void* table, int table_dtype, int N, int C, int V, char* err, size_t errlen);
 // dtable (V, C) +=, dout (N, C), ids (N)
 ANVIL_CUDA_API int anvil_cuda_embedding_backward(float* dtable, const float* dout, const int32_t* ids, int N, int C, int V, char* err, size_t errlen);
-// out (M, N) (+)= alpha * op(a) @ op(b); op(a) (M, K), op(b) (K, N); row-major
-ANVIL_CUDA_API int anvil_cuda_matmul(float* out, const float* a, const float* b, int M, int N, int K, int transA, int transB, int accumulate, float alpha, char* err, size_t errlen);
+// out (M, N) (+)= alpha * op(a) @ op(b); op(a) (M, K), op(b) (K, N); row-major; b f32 or bf16 (b_dtype)
+ANVIL_CUDA_API int anvil_cuda_matmul(float* out, const float* a, const void* b, int b_dtype, int M, int N, int K, int transA, int transB, int accumulate, float alpha, char* err, size_t errlen);
 // out (N, C) += bias (C)
 ANVIL_CUDA_API int anvil_cuda_bias_add(float* out, const float* bias, int N, int C, char* err, size_t errlen);
 // dbias (C) += sum over rows of dout (N, C)
@@ -117,10 +121,10 @@ ANVIL_CUDA_API int anvil_cuda_adamw(float* param, const float* grad, float* m, f
 ANVIL_CUDA_API int anvil_cuda_logprob_from_logits(float* logprob, float* entropy, const float* logits, const int32_t* targets, int N, int V, float temperature, char* err, size_t errlen);
 // logits (B, V), seeds (B) host -> ids (B)
 ANVIL_CUDA_API int anvil_cuda_sample(int32_t* ids, const float* logits, const uint32_t* seeds, int B, int V, float temperature, int topK, float topP, float minP, int greedy, char* err, size_t errlen);
-// hidden (N, H), weight (V, H), targets (N) -> logprob (N), entropy (N), lse (N)
-ANVIL_CUDA_API int anvil_cuda_linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const float* weight, const int32_t* targets, int N, int H, int V, float temperature, char* err, size_t errlen);
-// dlogprob (N), dentropy (N) -> dhidden (N, H) (overwritten), dweight (V, H) +=
-ANVIL_CUDA_API int anvil_cuda_linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy, const float* hidden, const float* weight, const int32_t* targets, const float* lse, const float* entropy, int N, int H, int V, float temperature, char* err, size_t errlen);
+// hidden (N, H), weight (V, H) f32 or bf16 (weight_dtype), targets (N) -> logprob (N), entropy (N), lse (N)
+ANVIL_CUDA_API int anvil_cuda_linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const void* weight, int weight_dtype, const int32_t* targets, int N, int H, int V, float temperature, char* err, size_t errlen);
+// dlogprob (N), dentropy (N) -> dhidden (N, H) (overwritten), dweight (V, H) += (dweight NULL: skipped)
+ANVIL_CUDA_API int anvil_cuda_linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy, const float* hidden, const void* weight, int weight_dtype, const int32_t* targets, const float* lse, const float* entropy, int N, int H, int V, float temperature, char* err, size_t errlen);
 // per token (B*T): logprob, oldLogprob, refLogprob|NULL, rolloutLogprob|NULL, entropy|NULL, mask;
 // advantages (B) -> dlogprob (B*T), dentropy (B*T), stats (11, GRPO_STATS order)
 // kl: 0 k1, 1 k2, 2 k3; aggregation: 0 token-mean, 1 seq-mean-token-mean, 2 seq-mean-token-sum, 3 dr-grpo

@@ -21,8 +21,16 @@ void linear_logprob_forward(float* logprob, float* entropy, float* lse, const fl
 //   dL/dz_j = dlogprob * (onehot_j - p_j) - dentropy * p_j * (z_j - mu),  dL/dlogit = dL/dz / T
 // targets < 0: no gradient from that row (dhidden row = 0). Rows with dlogprob = dentropy = 0
 // (positions a loss masks out) are skipped: their logits are not recomputed.
+// dweight may be null: no weight gradient is computed (a frozen head).
 void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
                              const float* hidden, const float* weight, const int32_t* targets, const float* lse,
+                             const float* entropy, int64_t N, int64_t H, int64_t V, float temperature);
+
+// The same two with weight stored in bf16 (uint16_t bits, a frozen head): widened to f32 per tile.
+void linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const uint16_t* weight,
+                            const int32_t* targets, int64_t N, int64_t H, int64_t V, float temperature);
+void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogprob, const float* dentropy,
+                             const float* hidden, const uint16_t* weight, const int32_t* targets, const float* lse,
                              const float* entropy, int64_t N, int64_t H, int64_t V, float temperature);
 
 }  // namespace anvil::cpu

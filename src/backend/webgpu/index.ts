@@ -12,6 +12,10 @@
 // - No float atomics in WebGPU: reductions (sumSquares, dbias, dweight of RMSNorm, embedding
 //   backward, attention dk/dv under GQA) are written race-free: two-pass partial sums, or one
 //   invocation owning each output.
+// - bf16 tensors (frozen weights) are packed two per 32-bit word and widened to f32 exactly where
+//   the kernels load them (kernels/lib/weight.wgsl): half the memory, the same values as the cpu
+//   and cuda backends, and no optional feature needed (f16 storage would round differently and
+//   need shader-f16). Memory ops on them work in whole words (even offsets and counts).
 import {
   numel,
   type AdamWOptions,
@@ -30,7 +34,9 @@ import {
   checkInt,
   checkSize,
   checkTensor,
+  checkWeight,
   grpoLossDims,
+  uploadDtype,
   linearLogprobDims,
   logprobFromLogitsDims,
   matmulDims,
@@ -42,6 +48,10 @@ import {
 import { Dispatcher, STORAGE, type Span } from "./dispatch.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { GpuTensor, bufferBytes } from "./tensor.js";
+import { bf16BitsToF32, f32ToBf16Bits } from "../bf16.js";
+
+/** A weight operand's window: f32 elements, or bf16 elements packed two per word. */
+type WeightSpan = Span & { bf16: boolean };
 
 export interface WebGpuOptions {
   /** Largest storage binding to use, in bytes (default: the device limit). Tests lower it to exercise splitting. */
@@ -87,6 +97,39 @@ export class WebGpuBackend implements Backend {
     return { buffer: g.buffer, off: 0, len: g.size };
   }
 
+  /** A weight operand: f32, or bf16 packed two per word (off and len count elements). */
+  private weightSpan(t: Tensor, name: string): WeightSpan {
+    const g = checkWeight(t, name, this) as GpuTensor;
+    return { buffer: g.buffer, off: 0, len: g.size, bf16: g.dtype === "bf16" };
+  }
+
+  /**
+   * A binding of weight elements [start, start + count) and the element offset of start inside
+   * it (bf16 windows start at the aligned word at or before it; f32 windows as gpu.bind).
+   */
+  private bindWeight(w: WeightSpan, start: number, count: number, what: string): [GPUBufferBinding, number] {
+    if (!w.bf16) return [this.gpu.bind(w, start, count, what), 0];
+    const e0 = w.off + start;
+    const word0 = Math.floor(e0 / 2 / 64) * 64; // 256-byte aligned
+    const res = e0 - 2 * word0;
+    const words = Math.max(1, Math.ceil((res + count) / 2));
+    if (words * 4 > this.gpu.maxBinding) throw new RangeError(`webgpu: ${what} needs a ${words * 4}-byte storage binding, over this device's limit of ${this.gpu.maxBinding} bytes`);
+    return [{ buffer: w.buffer, offset: word0 * 4, size: words * 4 }, res];
+  }
+
+  /** A bf16 tensor's 32-bit words, for the memory ops (2 elements per word). */
+  private words(t: Tensor, name: string): Span {
+    const g = checkTensor(t, name, this, "bf16") as GpuTensor;
+    return { buffer: g.buffer, off: 0, len: Math.ceil(g.size / 2) };
+  }
+
+  /** Element offset and count of a bf16 range as words; throws unless whole words (or the tail). */
+  private wordRange(offset: number, count: number, size: number, op: string): [number, number] {
+    if (offset % 2 !== 0 || (count % 2 !== 0 && offset + count !== size))
+      throw new RangeError(`${op}: a bf16 range must start at an even element and cover whole pairs (or end at the tensor's end), got ${count} at ${offset}`);
+    return [offset / 2, Math.ceil(count / 2)];
+  }
+
   /** Called by GpuTensor.dispose. */
   releaseBuffer(buffer: GPUBuffer): void {
     this.gpu.release(buffer);
@@ -96,19 +139,20 @@ export class WebGpuBackend implements Backend {
   zeros(shape: readonly number[], dtype: DType = "f32"): GpuTensor {
     for (const d of shape) checkInt(d, "shape dimension", 0);
     const n = numel(shape);
-    const buffer = this.gpu.device.createBuffer({ size: bufferBytes(n), usage: STORAGE() }); // WebGPU zero-fills
+    const buffer = this.gpu.device.createBuffer({ size: bufferBytes(dtype === "bf16" ? Math.ceil(n / 2) : n), usage: STORAGE() }); // WebGPU zero-fills
     return new GpuTensor(this, [...shape], dtype, buffer);
   }
 
-  upload(data: Float32Array | Int32Array, shape: readonly number[]): GpuTensor {
-    if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) throw new TypeError("upload: data must be a Float32Array or Int32Array");
+  upload(data: Float32Array | Int32Array, shape: readonly number[], dtype?: DType): GpuTensor {
+    const kind = uploadDtype(data, dtype);
     for (const d of shape) checkInt(d, "shape dimension", 0);
     const n = numel(shape);
     if (data.length !== n) throw new RangeError(`data has ${data.length} elements, shape [${shape.join(", ")}] needs ${n}`);
-    const buffer = this.gpu.device.createBuffer({ size: bufferBytes(n), usage: STORAGE(), mappedAtCreation: true });
-    new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    const host = kind === "bf16" ? f32ToBf16Bits(data as Float32Array) : data;
+    const buffer = this.gpu.device.createBuffer({ size: bufferBytes(kind === "bf16" ? Math.ceil(n / 2) : n), usage: STORAGE(), mappedAtCreation: true });
+    new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(host.buffer, host.byteOffset, host.byteLength));
     buffer.unmap();
-    return new GpuTensor(this, [...shape], data instanceof Int32Array ? "i32" : "f32", buffer);
+    return new GpuTensor(this, [...shape], kind, buffer);
   }
 
   view(t: Tensor, shape: readonly number[]): GpuTensor {
@@ -119,8 +163,18 @@ export class WebGpuBackend implements Backend {
   }
 
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
-    const s = this.span(t, "t", t.dtype);
-    const out = t.dtype === "i32" ? new Int32Array(s.len) : new Float32Array(s.len);
+    if (t.dtype === "bf16") {
+      const w = this.words(t, "t");
+      const bits = new Uint16Array((await this.readWords(w)).buffer, 0, t.size);
+      return bf16BitsToF32(bits);
+    }
+    const words = await this.readWords(this.span(t, "t", t.dtype));
+    return t.dtype === "i32" ? new Int32Array(words.buffer) : new Float32Array(words.buffer);
+  }
+
+  /** The span's words, copied to the host. */
+  private async readWords(s: Span): Promise<Uint32Array> {
+    const out = new Uint32Array(s.len);
     if (s.len === 0) {
       this.gpu.flush();
       this.gpu.checkErrors();
@@ -141,20 +195,43 @@ export class WebGpuBackend implements Backend {
   }
 
   write(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
-    const s = this.span(t, "t", t.dtype);
-    if ((t.dtype === "f32") !== data instanceof Float32Array) throw new TypeError(`write: data must be ${t.dtype === "f32" ? "a Float32Array" : "an Int32Array"} for a ${t.dtype} tensor`);
-    if (!Number.isInteger(offset) || offset < 0 || offset + data.length > s.len) throw new RangeError(`write: ${data.length} elements at offset ${offset} do not fit in ${s.len}`);
+    const s = t.dtype === "bf16" ? this.words(t, "t") : this.span(t, "t", t.dtype);
+    if ((t.dtype !== "i32") !== data instanceof Float32Array) throw new TypeError(`write: data must be ${t.dtype !== "i32" ? "a Float32Array" : "an Int32Array"} for a ${t.dtype} tensor`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + data.length > t.size) throw new RangeError(`write: ${data.length} elements at offset ${offset} do not fit in ${t.size}`);
     if (data.length === 0) return;
+    let host: ArrayBufferView = data;
+    let at = offset;
+    if (t.dtype === "bf16") {
+      const [w0, nw] = this.wordRange(offset, data.length, t.size, "write");
+      const bits = new Uint16Array(2 * nw);
+      bits.set(f32ToBf16Bits(data as Float32Array));
+      host = bits;
+      at = w0;
+    }
     this.gpu.flush(); // writeBuffer is ordered against submits, not against our unsubmitted encoder
-    this.gpu.device.queue.writeBuffer(s.buffer, offset * 4, data.buffer, data.byteOffset, data.byteLength);
+    this.gpu.device.queue.writeBuffer(s.buffer, at * 4, host.buffer, host.byteOffset, host.byteLength);
   }
 
   copy(dst: Tensor, src: Tensor, dstOffset = 0, srcOffset = 0, count?: number): void {
+    if (dst.dtype === "bf16") {
+      checkTensor(src, "src", this, "bf16");
+      const n = count ?? Math.min(dst.size - dstOffset, src.size - srcOffset);
+      if (dstOffset < 0 || srcOffset < 0 || n < 0 || dstOffset + n > dst.size || srcOffset + n > src.size)
+        throw new RangeError(`copy: range out of bounds (dst ${dstOffset}+${n} of ${dst.size}, src ${srcOffset}+${n} of ${src.size})`);
+      const [d0, nw] = this.wordRange(dstOffset, n, dst.size, "copy");
+      const [s0] = this.wordRange(srcOffset, n, src.size, "copy");
+      return this.copyWords(this.words(dst, "dst"), this.words(src, "src"), d0, s0, nw);
+    }
     const d = this.span(dst, "dst", dst.dtype);
     const s = this.span(src, "src", dst.dtype);
     const n = count ?? Math.min(d.len - dstOffset, s.len - srcOffset);
     if (dstOffset < 0 || srcOffset < 0 || n < 0 || dstOffset + n > d.len || srcOffset + n > s.len)
       throw new RangeError(`copy: range out of bounds (dst ${dstOffset}+${n} of ${d.len}, src ${srcOffset}+${n} of ${s.len})`);
+    this.copyWords(d, s, dstOffset, srcOffset, n);
+  }
+
+  /** Copies n 32-bit words between spans (overlap-safe). */
+  private copyWords(d: Span, s: Span, dstOffset: number, srcOffset: number, n: number): void {
     if (n === 0) return;
     const enc = this.gpu.enc();
     if (d.buffer === s.buffer && Math.abs(dstOffset - srcOffset) < n) {
@@ -168,10 +245,11 @@ export class WebGpuBackend implements Backend {
   }
 
   fill(t: Tensor, value: number): void {
-    const s = this.span(t, "t", t.dtype);
+    const s = t.dtype === "bf16" ? this.words(t, "t") : this.span(t, "t", t.dtype);
     let bits: number;
     if (t.dtype === "i32") bits = checkInt(value, "value", -(2 ** 31)) | 0;
-    else bits = new Uint32Array(new Float32Array([value]).buffer)[0];
+    else if (t.dtype === "bf16") bits = ((f32ToBf16Bits(Float32Array.of(value))[0] * 0x10001) >>> 0);
+    else bits = new Uint32Array(Float32Array.of(value).buffer)[0];
     for (const [start, n] of this.gpu.chunks(s.len)) this.gpu.run("elementwise", "fill", "uu", [n, bits], [this.gpu.bind(s, start, n, "t")], this.gpu.grid(Math.ceil(n / 256)));
   }
 
@@ -234,11 +312,12 @@ export class WebGpuBackend implements Backend {
     checkSize(out, "out", N * C, "N*C");
     const o = this.span(out, "out");
     const si = this.span(ids, "ids", "i32");
-    const st = this.span(table, "table");
+    const st = this.weightSpan(table, "table");
     let first = 1;
     for (const [v0, Vc] of this.gpu.rowChunks(V, C, "table", false)) {
-      this.gpu.run("embedding", "embedding_forward", "uuuuuu", [N, C, V, v0, Vc, first],
-        [this.gpu.whole(o, "out"), this.gpu.whole(si, "ids"), this.gpu.bind(st, v0 * C, Vc * C, "table")], this.gpu.grid(Math.ceil((N * C) / 256)));
+      const [tb, tOff] = this.bindWeight(st, v0 * C, Vc * C, "table");
+      this.gpu.run("embedding", "embedding_forward", "uuuuuuuu", [N, C, V, v0, Vc, first, tOff, st.bf16 ? 1 : 0],
+        [this.gpu.whole(o, "out"), this.gpu.whole(si, "ids"), tb], this.gpu.grid(Math.ceil((N * C) / 256)));
       first = 0;
     }
   }
@@ -261,14 +340,14 @@ export class WebGpuBackend implements Backend {
 
   matmul(out: Tensor, a: Tensor, b: Tensor, opts: MatmulOptions = {}): void {
     const { M, N, K, transA, transB, accumulate, alpha } = matmulDims(out, a, b, opts);
-    this.mm(this.span(out, "out"), this.span(a, "a"), this.span(b, "b"), M, N, K, transA, transB, accumulate, alpha);
+    this.mm(this.span(out, "out"), this.span(a, "a"), this.weightSpan(b, "b"), M, N, K, transA, transB, accumulate, alpha);
   }
 
   /**
    * out (M, N) (+)= alpha * op(a) @ op(b) on spans, split into blocks whose windows fit one
    * binding. A K-split turns later blocks into accumulations.
    */
-  private mm(out: Span, a: Span, b: Span, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void {
+  private mm(out: Span, a: Span, b: WeightSpan, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): void {
     if (M === 0 || N === 0) return;
     if (K === 0) {
       if (!accumulate) for (const [s, n] of this.gpu.chunks(M * N)) this.gpu.run("elementwise", "fill", "uu", [n, 0], [this.gpu.bind(out, s, n, "out")], this.gpu.grid(Math.ceil(n / 256)));
@@ -304,14 +383,14 @@ export class WebGpuBackend implements Backend {
           const kc = Math.min(kb, K - k0);
           const bo = this.gpu.bind(out, m0 * N + n0, (mc - 1) * N + nc, "matmul out");
           const ba = transA ? this.gpu.bind(a, k0 * M + m0, (kc - 1) * M + mc, "matmul a") : this.gpu.bind(a, m0 * K + k0, (mc - 1) * K + kc, "matmul a");
-          const bb = transB ? this.gpu.bind(b, n0 * K + k0, (nc - 1) * K + kc, "matmul b") : this.gpu.bind(b, k0 * N + n0, (kc - 1) * N + nc, "matmul b");
-          const params = [mc, nc, kc, transA ? M : K, transB ? K : N, N, transA ? 1 : 0, transB ? 1 : 0, accumulate || k0 > 0 ? 1 : 0, alpha];
+          const [bb, bOff] = transB ? this.bindWeight(b, n0 * K + k0, (nc - 1) * K + kc, "matmul b") : this.bindWeight(b, k0 * N + n0, (kc - 1) * N + nc, "matmul b");
+          const params = [mc, nc, kc, transA ? M : K, transB ? K : N, N, transA ? 1 : 0, transB ? 1 : 0, accumulate || k0 > 0 ? 1 : 0, alpha, bOff, b.bf16 ? 1 : 0];
           if (mc <= 32) {
             // Few rows (decode): one invocation per column for all rows, instead of mostly-empty 64x64 tiles.
             const MR = mc <= 4 ? 4 : mc <= 8 ? 8 : mc <= 16 ? 16 : 32;
-            this.gpu.run("matmul_skinny", "main", "uuuuuuuuuf", params, [bo, ba, bb], [Math.ceil(nc / 64)], { MR });
+            this.gpu.run("matmul_skinny", "main", "uuuuuuuuufuu", params, [bo, ba, bb], [Math.ceil(nc / 64)], { MR });
           } else {
-            this.gpu.run("matmul", "main", "uuuuuuuuuf", params, [bo, ba, bb], [Math.ceil(nc / 64), Math.ceil(mc / 64)]);
+            this.gpu.run("matmul", "main", "uuuuuuuuufuu", params, [bo, ba, bb], [Math.ceil(nc / 64), Math.ceil(mc / 64)]);
           }
         }
       }
@@ -597,7 +676,7 @@ export class WebGpuBackend implements Backend {
 
   linearLogprobForward(logprob: Tensor, entropy: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number): void {
     const [N, H, V] = linearLogprobDims("linearLogprobForward", hidden, weight, [[logprob, "logprob"], [entropy, "entropy"], [lse, "lse"], [targets, "targets"]], temperature);
-    const [sl, se, sls, sh, sw, st] = [this.span(logprob, "logprob"), this.span(entropy, "entropy"), this.span(lse, "lse"), this.span(hidden, "hidden"), this.span(weight, "weight"), this.span(targets, "targets", "i32")];
+    const [sl, se, sls, sh, sw, st] = [this.span(logprob, "logprob"), this.span(entropy, "entropy"), this.span(lse, "lse"), this.span(hidden, "hidden"), this.weightSpan(weight, "weight"), this.span(targets, "targets", "i32")];
     if (N === 0) return;
     const Vc = this.vocabChunk(N, H, V);
     const z = this.gpu.scratch("ll_z", N * Vc);
@@ -606,21 +685,21 @@ export class WebGpuBackend implements Backend {
     for (let v0 = 0; v0 < V; v0 += Vc) {
       const vc = Math.min(Vc, V - v0);
       const zs: Span = { buffer: z.buffer, off: 0, len: N * vc };
-      this.mm(zs, sh, { buffer: sw.buffer, off: v0 * H, len: vc * H }, N, vc, H, false, true, false, invT);
+      this.mm(zs, sh, { ...sw, off: v0 * H, len: vc * H }, N, vc, H, false, true, false, invT);
       this.gpu.run("linear_logprob", "ll_update", "uuuufu", [N, vc, v0, v0 === 0 ? 1 : 0, invT, V], [state, this.gpu.whole(zs, "z"), this.gpu.whole(st, "targets")], this.gpu.grid(N));
     }
     this.gpu.run("linear_logprob", "ll_finalize", "uuuufu", [N, 0, 0, 0, invT, V],
       [this.gpu.whole(sl, "logprob"), this.gpu.whole(se, "entropy"), this.gpu.whole(sls, "lse"), state, this.gpu.whole(st, "targets")], this.gpu.grid(Math.ceil(N / 256)));
   }
 
-  linearLogprobBackward(dhidden: Tensor, dweight: Tensor, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
+  linearLogprobBackward(dhidden: Tensor, dweight: Tensor | null, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void {
     const [N, H, V] = linearLogprobDims("linearLogprobBackward", hidden, weight, [[dlogprob, "dlogprob"], [dentropy, "dentropy"], [lse, "lse"], [entropy, "entropy"], [targets, "targets"]], temperature);
     checkSize(dhidden, "dhidden", N * H, "N*H");
-    checkSize(dweight, "dweight", V * H, "V*H");
+    if (dweight) checkSize(dweight, "dweight", V * H, "V*H");
     const sdh = this.span(dhidden, "dhidden");
-    const sdw = this.span(dweight, "dweight");
+    const sdw = dweight ? this.span(dweight, "dweight") : null;
     const sh = this.span(hidden, "hidden");
-    const sw = this.span(weight, "weight");
+    const sw = this.weightSpan(weight, "weight");
     const rowBindings = [this.span(targets, "targets", "i32"), this.span(lse, "lse"), this.span(entropy, "entropy"), this.span(dlogprob, "dlogprob"), this.span(dentropy, "dentropy")].map((s) => this.gpu.whole(s, "per-token input"));
     if (N === 0) return;
     const Vc = this.vocabChunk(N, H, V);
@@ -629,11 +708,11 @@ export class WebGpuBackend implements Backend {
     for (let v0 = 0; v0 < V; v0 += Vc) {
       const vc = Math.min(Vc, V - v0);
       const zs: Span = { buffer: z.buffer, off: 0, len: N * vc };
-      const wc: Span = { buffer: sw.buffer, off: v0 * H, len: vc * H };
+      const wc: WeightSpan = { ...sw, off: v0 * H, len: vc * H };
       this.mm(zs, sh, wc, N, vc, H, false, true, false, invT);
       this.gpu.run("linear_logprob", "ll_dz", "uuuufu", [N, vc, v0, 0, invT, V], [this.gpu.whole(zs, "dz"), ...rowBindings], this.gpu.grid(Math.ceil((N * vc) / 256)));
       this.mm(sdh, zs, wc, N, H, vc, false, false, v0 > 0, 1);
-      this.mm({ buffer: sdw.buffer, off: v0 * H, len: vc * H }, zs, sh, vc, H, N, true, false, true, 1);
+      if (sdw) this.mm({ buffer: sdw.buffer, off: v0 * H, len: vc * H }, zs, { ...sh, bf16: false }, vc, H, N, true, false, true, 1);
     }
     if (V === 0) this.fill(dhidden, 0);
   }

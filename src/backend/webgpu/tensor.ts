@@ -28,6 +28,10 @@ export class GpuTensor implements Tensor {
     return this._buffer === null || (this.base !== null && this.base.disposed);
   }
 
+  get bytes(): number {
+    return (this.base ?? this).buffer.size;
+  }
+
   get buffer(): GPUBuffer {
     if (!this._buffer || (this.base && this.base.disposed)) throw new TypeError("tensor was disposed");
     return this._buffer;

@@ -7,6 +7,7 @@ import { runSft } from "../../rl/sft.js";
 import { prepareForTraining } from "../../rl/train-setup.js";
 import { generate } from "../../tasks/index.js";
 import type { TaskName } from "../../tasks/types.js";
+import type { FrozenDtype } from "../../model/model.js";
 import type { BackendChoice } from "../../backend/backend.js";
 import { Progress } from "../../util/progress.js";
 import { mixSeed, PURPOSE } from "../../util/seed.js";
@@ -19,6 +20,7 @@ interface SftFlags {
   loraAlpha: number;
   loraTargets: string;
   gradientCheckpointing?: boolean;
+  frozenDtype: FrozenDtype;
   task: TaskName;
   steps: number;
   batch: number;
@@ -54,8 +56,8 @@ export function register(program: Command): void {
     if (o.adapter && o.loraR) throw new Error(`--adapter ${o.adapter} carries its own rank, alpha and targets: drop --lora-r`);
     const lora = loraConfigOf(o);
     const backend = await createBackend(o.backend, { threads: o.threads, warn: log });
-    const policy = await Policy.load(o.model, backend);
-    await prepareForTraining(policy.model, { adapter: o.adapter ?? "", lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing ?? "auto" }, log);
+    const policy = await Policy.load(o.model, backend, { frozenDtype: lora || o.adapter ? o.frozenDtype : "f32" });
+    await prepareForTraining(policy.model, { adapter: o.adapter ?? "", lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing ?? "auto", frozenDtype: o.frozenDtype }, log);
     const bar = new Progress("sft", o.steps);
     const losses = await runSft(policy, {
       steps: o.steps,
