@@ -107,7 +107,7 @@ export async function runDpo(user: DpoRunOptions, hooks: DpoHooks = {}): Promise
     const useLora = lora !== null || o.adapter !== "";
     const startStep = ckpt?.step ?? 0;
     model = (await loadCheckpoint(ckpt && !useLora ? ckpt.dir : o.model, backend)).model;
-    await prepareForTraining(model, { adapter: ckpt && useLora ? ckpt.dir : o.adapter, lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing }, log);
+    await prepareForTraining(model, { adapter: ckpt && useLora ? ckpt.dir : o.adapter, lora, seed: o.seed, gradientCheckpointing: o.gradientCheckpointing, frozenDtype: o.frozenDtype }, log);
     rewindLogs(runDir, startStep, true, log);
     optimizer = makeOptimizer(model, o);
     if (ckpt) {

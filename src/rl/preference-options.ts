@@ -24,6 +24,7 @@ export const PREFERENCE_OPTIONS = {
   loraAlpha: OPTIONS.loraAlpha,
   loraTargets: OPTIONS.loraTargets,
   gradientCheckpointing: OPTIONS.gradientCheckpointing,
+  frozenDtype: OPTIONS.frozenDtype,
 
   // ---- loss (formulas in src/rl/preference-loss.ts) -------------------------------------
   /** sigmoid: DPO (Rafailov et al. 2023), with cDPO label smoothing when labelSmoothing > 0;
