@@ -4,6 +4,7 @@
 import {
   type AdamWOptions,
   type GrpoLossOptions,
+  type LinearGrpoLossOptions,
   type MatmulOptions,
   type SampleOptions,
   type Tensor,
@@ -16,6 +17,7 @@ import {
   checkInt,
   checkSize,
   grpoLossDims,
+  linearGrpoLossDims,
   linearLogprobDims,
   logprobFromLogitsDims,
   matmulDims,
@@ -61,10 +63,11 @@ export interface AddonOps<F, I> {
   linearLogprobForward(logprob: F, entropy: F, lse: F, hidden: F, weight: F, targets: I, N: number, H: number, V: number, temperature: number): void;
   linearLogprobBackward(dhidden: F, dweight: F, dlogprob: F, dentropy: F, hidden: F, weight: F, targets: I, lse: F, entropy: F, N: number, H: number, V: number, temperature: number): void;
   grpoLoss(dlogprob: F, dentropy: F, stats: F, logprob: F, oldLogprob: F, refLogprob: F | null, rolloutLogprob: F | null, entropy: F | null, advantages: F, mask: F, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
+  linearGrpoLoss(dhidden: F, dweight: F, stats: F, logprob: F, entropy: F, hidden: F, weight: F, targets: I, oldLogprob: F | null, refLogprob: F | null, rolloutLogprob: F | null, advantages: F, mask: F, H: number, V: number, temperature: number, lossScale: number, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
 }
 
 /** Names of the AddonOps functions (the cuda exports are the same names prefixed by cuda_). */
-export const ADDON_OPS = ["add", "accumulate", "scale", "sumSquares", "embeddingForward", "embeddingBackward", "matmul", "biasAdd", "biasBackward", "rmsnormForward", "rmsnormBackward", "ropeForward", "ropeBackward", "attentionForward", "attentionBackward", "attentionDecode", "kvWrite", "swigluForward", "swigluBackward", "crossEntropyForward", "crossEntropyBackward", "gatherRows", "adamw", "logprobFromLogits", "sample", "linearLogprobForward", "linearLogprobBackward", "grpoLoss"] as const;
+export const ADDON_OPS = ["add", "accumulate", "scale", "sumSquares", "embeddingForward", "embeddingBackward", "matmul", "biasAdd", "biasBackward", "rmsnormForward", "rmsnormBackward", "ropeForward", "ropeBackward", "attentionForward", "attentionBackward", "attentionDecode", "kvWrite", "swigluForward", "swigluBackward", "crossEntropyForward", "crossEntropyBackward", "gatherRows", "adamw", "logprobFromLogits", "sample", "linearLogprobForward", "linearLogprobBackward", "grpoLoss", "linearGrpoLoss"] as const;
 
 export abstract class AddonBackend<F, I> {
   protected abstract readonly ops: AddonOps<F, I>;
@@ -243,6 +246,18 @@ export abstract class AddonBackend<F, I> {
       opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), opt(entropy, "entropy"),
       this.f(advantages, "advantages"), this.f(mask, "mask"), o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap,
       AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
+    );
+  }
+
+  linearGrpoLoss(dhidden: Tensor, dweight: Tensor, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): void {
+    const [, H, V] = linearGrpoLossDims(dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
+    const opt = (t: Tensor | null, name: string) => (t === null ? null : this.f(t, name));
+    this.ops.linearGrpoLoss(
+      this.f(dhidden, "dhidden"), this.f(dweight, "dweight"), this.f(stats, "stats"), this.f(logprob, "logprob"), this.f(entropy, "entropy"),
+      this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"),
+      opt(oldLogprob, "oldLogprob"), opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), this.f(advantages, "advantages"), this.f(mask, "mask"),
+      H, V, temperature, o.lossScale ?? 1,
+      o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap, AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
     );
   }
 

@@ -18,6 +18,7 @@ import {
   type Backend,
   type DType,
   type GrpoLossOptions,
+  type LinearGrpoLossOptions,
   type MatmulOptions,
   type SampleOptions,
   type Tensor,
@@ -31,6 +32,7 @@ import {
   checkSize,
   checkTensor,
   grpoLossDims,
+  linearGrpoLossDims,
   linearLogprobDims,
   logprobFromLogitsDims,
   matmulDims,
@@ -39,6 +41,7 @@ import {
   rowsCols,
   sampleDims,
 } from "../check.js";
+import { linearGrpoLossComposed } from "../linear-grpo-composed.js";
 import { Dispatcher, STORAGE, type Span } from "./dispatch.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { GpuTensor, bufferBytes } from "./tensor.js";
@@ -648,6 +651,12 @@ export class WebGpuBackend implements Backend {
         refLogprob ? 1 : 0, rolloutLogprob ? 1 : 0, entropy ? 1 : 0],
       [b(dlogprob, "dlogprob"), b(dentropy, "dentropy"), b(stats, "stats"), b(logprob, "logprob"), b(oldLogprob, "oldLogprob"),
         opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), opt(entropy, "entropy"), b(advantages, "advantages"), b(mask, "mask")], [1]);
+  }
+
+  // No one-pass kernel yet: the composition, which keeps the memory bound (4 matmuls, not 3).
+  linearGrpoLoss(dhidden: Tensor, dweight: Tensor, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): void {
+    linearGrpoLossDims(dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
+    linearGrpoLossComposed(this, dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
   }
 }
 

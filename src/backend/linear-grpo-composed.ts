@@ -1,0 +1,39 @@
+// linearGrpoLoss as a composition of a backend's other ops: linearLogprobForward, grpoLoss,
+// scale, linearLogprobBackward. The same results and the same memory bound as the one-pass op
+// ((N, V) never exists), but the logits are made twice (4 matmuls instead of 3). The webgpu and
+// cuda backends use it until they have a one-pass kernel; tests use it as the reference.
+import { type Backend, type LinearGrpoLossOptions, type Tensor } from "./backend.js";
+
+export function linearGrpoLossComposed(
+  be: Backend,
+  dhidden: Tensor,
+  dweight: Tensor,
+  stats: Tensor,
+  logprob: Tensor,
+  entropy: Tensor,
+  hidden: Tensor,
+  weight: Tensor,
+  targets: Tensor,
+  oldLogprob: Tensor | null,
+  refLogprob: Tensor | null,
+  rolloutLogprob: Tensor | null,
+  advantages: Tensor,
+  mask: Tensor,
+  temperature: number,
+  o: LinearGrpoLossOptions,
+): void {
+  const n = o.B * o.T;
+  const lse = be.zeros([n]), dlp = be.zeros([n]), dent = be.zeros([n]);
+  be.linearLogprobForward(logprob, entropy, lse, hidden, weight, targets, temperature);
+  const old = oldLogprob ?? be.zeros([n]);
+  if (!oldLogprob) be.copy(old, logprob);
+  const { lossScale = 1, ...loss } = o;
+  be.grpoLoss(dlp, dent, stats, logprob, old, refLogprob, rolloutLogprob, entropy, advantages, mask, loss);
+  if (lossScale !== 1) {
+    be.scale(dlp, lossScale);
+    be.scale(dent, lossScale);
+  }
+  be.linearLogprobBackward(dhidden, dweight, dlp, dent, hidden, weight, targets, lse, entropy, temperature);
+  for (const t of [lse, dlp, dent]) t.dispose();
+  if (!oldLogprob) old.dispose();
+}
