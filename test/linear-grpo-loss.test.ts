@@ -149,7 +149,7 @@ describe("linearGrpoLoss (cpu) against the two-pass composition", () => {
   it("agrees across token blocks and vocab tiles (V = 20000), with clip branches all taken", async () => {
     const x = makeCase(4, 110, 16, 20000, 5, 0.6);
     x.adv.set([1, 0.5, -1, 0.8]); // sequence 1 is empty
-    // the other sequences full: 329 rows with a target, two blocks of at most 208 at V = 20000
+    // the other sequences full: 329 rows with a target, two token blocks (at most 256 rows)
     for (let i = 1; i < x.B * x.T; i++) if (Math.floor(i / x.T) !== 1) [x.mask[i], x.targets[i]] = [1, x.targets[i] < 0 ? i % x.V : x.targets[i]];
     const o: LinearGrpoLossOptions = { ...VARIANTS[1].o, aggregation: "seq-mean-token-mean", B: x.B, T: x.T };
     const [got, want] = [await run(cpu, x, VARIANTS[1].use, o, false), await run(cpu, x, VARIANTS[1].use, o, true)];
