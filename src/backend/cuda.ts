@@ -9,12 +9,10 @@ import {
   numel,
   type Backend,
   type DType,
-  type LinearGrpoLossOptions,
   type Tensor,
 } from "./backend.js";
-import { checkInt, checkTensor, linearGrpoLossDims } from "./check.js";
+import { checkInt, checkTensor } from "./check.js";
 import { ADDON_OPS, AddonBackend, type AddonOps } from "./addon-backend.js";
-import { linearGrpoLossComposed } from "./linear-grpo-composed.js";
 import { loadAddon, type CudaInfo, type NativeAddon } from "./native.js";
 
 type P = bigint;
@@ -192,12 +190,6 @@ export class CudaBackend extends AddonBackend<bigint, bigint> implements Backend
   }
   destroy(): void {
     this.addon.cuda_sync();
-  }
-
-  // No one-pass CUDA kernel yet: the composition, which keeps the memory bound (4 matmuls, not 3).
-  override linearGrpoLoss(dhidden: Tensor, dweight: Tensor, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): void {
-    linearGrpoLossDims(dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
-    linearGrpoLossComposed(this, dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
   }
 
   private p(t: Tensor, name: string, dtype: DType = "f32"): bigint {

@@ -2,26 +2,10 @@
 // scale, linearLogprobBackward. The same results and the same memory bound as the one-pass op
 // ((N, V) never exists), but the logits are made twice (4 matmuls instead of 3). The webgpu and
 // cuda backends use it until they have a one-pass kernel; tests use it as the reference.
-import { type Backend, type LinearGrpoLossOptions, type Tensor } from "./backend.js";
+import type { Backend } from "./backend.js";
 
-export function linearGrpoLossComposed(
-  be: Backend,
-  dhidden: Tensor,
-  dweight: Tensor,
-  stats: Tensor,
-  logprob: Tensor,
-  entropy: Tensor,
-  hidden: Tensor,
-  weight: Tensor,
-  targets: Tensor,
-  oldLogprob: Tensor | null,
-  refLogprob: Tensor | null,
-  rolloutLogprob: Tensor | null,
-  advantages: Tensor,
-  mask: Tensor,
-  temperature: number,
-  o: LinearGrpoLossOptions,
-): void {
+export function linearGrpoLossComposed(be: Backend, ...args: Parameters<Backend["linearGrpoLoss"]>): void {
+  const [dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o] = args;
   const n = o.B * o.T;
   const lse = be.zeros([n]), dlp = be.zeros([n]), dent = be.zeros([n]);
   be.linearLogprobForward(logprob, entropy, lse, hidden, weight, targets, temperature);

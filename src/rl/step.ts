@@ -8,6 +8,7 @@
 // with an adapter attached only the adapter is trained.
 import { GRPO_STATS, type Backend, type GrpoLossOptions, type LinearGrpoLossOptions, type Tensor } from "../backend/backend.js";
 import type { ForwardOptions, Model } from "../model/model.js";
+import { linearGrpoLossComposed } from "../backend/linear-grpo-composed.js";
 import { sliceBatch, type PackedBatch } from "./batch.js";
 
 export type GrpoStats = Record<(typeof GRPO_STATS)[number], number>;
@@ -62,7 +63,8 @@ export interface PolicyLossInputs {
 }
 
 /** How the LM head's loss gradient is made: one pass (linearGrpoLoss, 3 matmuls per token
- * block) or two (linearLogprobForward, grpoLoss, linearLogprobBackward: 4). Same results. */
+ * block) or two (linearLogprobForward, grpoLoss, linearLogprobBackward: 4; the reference the
+ * tests hold the one-pass op to). Same results. */
 export interface GradientPath {
   twoPass?: boolean;
 }
@@ -99,8 +101,7 @@ export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: 
     const w = loss.aggregation === "token-mean" ? mb.tokens / totalTokens : count / totalSeqs;
     const opts: LinearGrpoLossOptions = { ...loss, B: count, T: mb.T, lossScale: w };
     const lmHead = { model, hidden: acts.hidden, targets, temperature };
-    if (path.twoPass) twoPassLoss(lmHead, dhidden, stats, old, ref, roll, adv, mask, opts);
-    else onePassLoss(lmHead, dhidden, stats, old, ref, roll, adv, mask, opts).dispose();
+    lmHeadLoss(lmHead, path, dhidden, stats, old, ref, roll, adv, mask, opts).dispose();
     model.backward(acts, dhidden);
     const st = (await be.read(stats)) as Float32Array;
     accumulateStats(totals, st, w, mb.tokens / totalTokens);
@@ -118,32 +119,17 @@ interface LmHead {
   temperature: number;
 }
 
-/** linearGrpoLoss into dhidden and the LM head's gradient; returns the log-probs (valid where mask != 0). */
-function onePassLoss(h: LmHead, dhidden: Tensor, stats: Tensor, old: Tensor | null, ref: Tensor | null, roll: Tensor | null, adv: Tensor, mask: Tensor, o: LinearGrpoLossOptions): Tensor {
+/** The LM head's loss and gradient into dhidden and the head's gradient; returns the log-probs (valid where mask != 0). */
+function lmHeadLoss(h: LmHead, path: GradientPath, dhidden: Tensor, stats: Tensor, old: Tensor | null, ref: Tensor | null, roll: Tensor | null, adv: Tensor, mask: Tensor, o: LinearGrpoLossOptions): Tensor {
   const be = h.model.backend;
   const n = h.targets.size;
   const lp = be.zeros([n]);
   const ent = be.zeros([n]);
-  be.linearGrpoLoss(dhidden, h.model.lmHeadGrad(), stats, lp, ent, h.hidden, h.model.lmHead(), h.targets, old, ref, roll, adv, mask, h.temperature, o);
+  const args = [dhidden, h.model.lmHeadGrad(), stats, lp, ent, h.hidden, h.model.lmHead(), h.targets, old, ref, roll, adv, mask, h.temperature, o] as const;
+  if (path.twoPass) linearGrpoLossComposed(be, ...args);
+  else be.linearGrpoLoss(...args);
   ent.dispose();
   return lp;
-}
-
-/** The same gradients in two passes over the logits: forward, grpoLoss, backward. */
-function twoPassLoss(h: LmHead, dhidden: Tensor, stats: Tensor, old: Tensor | null, ref: Tensor | null, roll: Tensor | null, adv: Tensor, mask: Tensor, o: LinearGrpoLossOptions): void {
-  const be = h.model.backend;
-  const n = h.targets.size;
-  const [lp, ent, lse, dlp, dent] = [0, 0, 0, 0, 0].map(() => be.zeros([n]));
-  be.linearLogprobForward(lp, ent, lse, h.hidden, h.model.lmHead(), h.targets, h.temperature);
-  const oldLp = old ?? be.zeros([n]);
-  if (!old) be.copy(oldLp, lp);
-  const { lossScale = 1, ...loss } = o;
-  be.grpoLoss(dlp, dent, stats, lp, oldLp, ref, roll, ent, adv, mask, loss);
-  be.scale(dlp, lossScale);
-  be.scale(dent, lossScale);
-  be.linearLogprobBackward(dhidden, h.model.lmHeadGrad(), dlp, dent, h.hidden, h.model.lmHead(), h.targets, lse, ent, h.temperature);
-  for (const t of [lp, ent, lse, dlp, dent]) t.dispose();
-  if (!old) oldLp.dispose();
 }
 
 function accumulateStats(totals: GrpoStats, st: Float32Array, lossWeight: number, tokenWeight: number): void {
@@ -179,15 +165,7 @@ export async function supervisedGradient(model: Model, batch: PackedBatch, micro
     const dhidden = be.zeros(acts.hidden.shape);
     const opts: LinearGrpoLossOptions = { ...sft, B: count, T: mb.T, lossScale: mb.tokens / batch.tokens };
     const lmHead = { model, hidden: acts.hidden, targets, temperature: 1 };
-    let lp: Tensor;
-    if (path.twoPass) {
-      const [ent, lse, dent] = [0, 0, 0].map(() => be.zeros([n]));
-      lp = be.zeros([n]);
-      be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, 1);
-      const dlp = be.upload(Float32Array.from(mb.mask, (m) => -m / batch.tokens), [n]);
-      be.linearLogprobBackward(dhidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, 1);
-      for (const t of [ent, lse, dlp, dent]) t.dispose();
-    } else lp = onePassLoss(lmHead, dhidden, stats, null, null, null, adv, mask, opts);
+    const lp = lmHeadLoss(lmHead, path, dhidden, stats, null, null, null, adv, mask, opts);
     model.backward(acts, dhidden);
     const lpHost = (await be.read(lp)) as Float32Array;
     for (let i = 0; i < n; i++) if (mb.mask[i] !== 0) lossSum -= lpHost[i] * mb.mask[i];
