@@ -222,6 +222,12 @@ describe.skipIf(!gpu)("linearGrpoLoss on webgpu", () => {
       expectSame(await run(gpu!, x, v.use, o, false), await run(cpu, x, v.use, o, false), x, 1e-4, `webgpu variant ${vi}`);
     }
   });
+
+  it("matches the cpu op across token blocks (V = 60000: 128-row blocks)", async () => {
+    const x = makeCase(4, 50, 8, 60000, 23);
+    const o: LinearGrpoLossOptions = { ...VARIANTS[1].o, aggregation: "seq-mean-token-sum", B: x.B, T: x.T };
+    expectSame(await run(gpu!, x, VARIANTS[1].use, o, false), await run(cpu, x, VARIANTS[1].use, o, false), x, 1e-4, "webgpu blocks");
+  });
 });
 
 describe("the trainer's gradients through one pass and two", () => {
