@@ -7,12 +7,15 @@
 //   2. per row (OpenMP): log-sum-exp and entropy (online softmax over L1-sized chunks), the
 //      log-prob, then the GRPO token math (grpo_token.h, as grpo_loss does) -> dlogprob, dentropy
 //   3. per row: z -> dL/dz in place (the linear log-prob backward's softmax gradient)
-//   4. dhidden_block = dz @ weight / T;  dweight += dz^T @ hidden_block / T   two sgemms
+//   4. dhidden_block = dz @ weight / T;  dweight += dz^T @ hidden_block / T   split over the
+//      vocabulary: each thread one single-threaded sgemm per product on its share of V (it owns
+//      those dweight rows; the dhidden parts are summed in thread order)
 // Three matrix products per block where the two-pass path (forward, grpo_loss, backward) needs
 // four. Rows outside the loss (mask 0, or no target) are never gathered: prompt and padding
 // rows cost nothing. Extra memory: the nb x V logits block (at most kLogitsBudget floats, kept
-// between calls) + 2 x nb x H + O(N), whatever N is. Deterministic: fixed blocks, sgemms and
-// per-row work; the stats are summed in row order at the end.
+// between calls) + (1 + threads) x nb x H + O(N), whatever N is. Deterministic for a given
+// thread count: fixed blocks, vocabulary shares and merge orders; the stats are summed in row
+// order at the end.
 #include "anvil/linear_grpo_loss.h"
 
 #include <algorithm>
@@ -86,7 +89,8 @@ void linear_grpo_loss(float* dhidden, float* dweight, float* stats, float* logpr
 
   const int64_t n_act = static_cast<int64_t>(rows.size());
   const int64_t nb_max = std::min(n_act, std::clamp<int64_t>(kLogitsBudget / V / 8 * 8, kMinBlock, kMaxBlock));
-  std::vector<float> hb(nb_max * H), dhb(nb_max * H);
+  const int nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), V / 64)));
+  std::vector<float> hb(nb_max * H), dh_part(static_cast<size_t>(nthreads) * nb_max * H);
   float* z = logits_workspace(static_cast<size_t>(nb_max * V));
   std::vector<int32_t> tg(nb_max);
   std::vector<float> lse_b(nb_max), ent_b(nb_max), lp_b(nb_max), old_b(nb_max), roll_b(nb_max), r_b(nb_max),
@@ -130,10 +134,28 @@ void linear_grpo_loss(float* dhidden, float* dweight, float* stats, float* logpr
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < nb; r++)
       softmax_grad_tile(z + r * V, r, 1, 0, V, tg.data(), lse_b.data(), ent_b.data(), dlp_b.data(), dent_b.data());
-    matmul(dhb.data(), z, weight, nb, H, V, false, false, false, inv_t);
-    matmul(dweight, z, hb.data(), V, H, nb, true, false, true, inv_t);
+    // Split over the vocabulary: thread t owns dweight rows [v0, v1) and sums its share of
+    // dhidden_block, added up in thread order below (a threaded sgemm of this short-and-wide
+    // product would split H and pack all of dz once per part).
+    int parts = 1;  // the team actually given (1 when nested in an outer parallel region)
+    {
+      BlasSingleThreaded blas_guard(nthreads > 1);  // one sgemm per thread, each on its calling thread
+#pragma omp parallel num_threads(nthreads)
+      {
+        const int t = thread_id(), team = team_size();
+        if (t == 0) parts = team;
+        const int64_t v0 = V * t / team, v1 = V * (t + 1) / team;
+        sgemm(false, false, nb, H, v1 - v0, inv_t, z + v0, V, weight + v0 * H, H, 0.0f, dh_part.data() + t * nb_max * H, H);
+        sgemm(true, false, v1 - v0, H, nb, inv_t, z + v0, V, hb.data(), H, 1.0f, dweight + v0 * H, H);
+      }
+    }
 #pragma omp parallel for schedule(static) if (nb * H >= (1 << 16))
-    for (int64_t r = 0; r < nb; r++) std::copy(dhb.data() + r * H, dhb.data() + (r + 1) * H, dhidden + rb[r] * H);
+    for (int64_t r = 0; r < nb; r++) {
+      float* out = dhidden + rb[r] * H;
+      std::copy(dh_part.data() + r * H, dh_part.data() + (r + 1) * H, out);
+      for (int t = 1; t < parts; t++)
+        for (int64_t h = 0; h < H; h++) out[h] += dh_part[(t * nb_max + r) * H + h];
+    }
   }
 
   // Counted rows without a target: logprob = entropy = 0 enter the loss as they would in grpo_loss.

@@ -41,6 +41,13 @@ inline int thread_id() {
   return 0;
 #endif
 }
+inline int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
 
 // While alive, OpenBLAS runs each call on the calling thread only, so that our OpenMP threads
 // can each run their own tile sgemm without two thread pools fighting over the cores. The
