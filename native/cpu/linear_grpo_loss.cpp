@@ -2,14 +2,16 @@
 // -> dhidden (N, H) (overwritten), dweight (V, H) +=, stats (11), logprob (N), entropy (N)
 //
 // Liger-style (FusedLinearCrossEntropy / FusedLinearGRPOLoss): the rows in the loss are taken
-// a block of nb at a time, and each block's gradient is finished before the next begins:
-//   1. z (nb, V) = hidden_block @ weight^T / T          one sgemm (threaded by the sgemm)
-//   2. per row (OpenMP): log-sum-exp and entropy (online softmax over L1-sized chunks), the
-//      log-prob, then the GRPO token math (grpo_token.h, as grpo_loss does) -> dlogprob, dentropy
-//   3. per row: z -> dL/dz in place (the linear log-prob backward's softmax gradient)
-//   4. dhidden_block = dz @ weight / T;  dweight += dz^T @ hidden_block / T   split over the
-//      vocabulary: each thread one single-threaded sgemm per product on its share of V (it owns
-//      those dweight rows; the dhidden parts are summed in thread order)
+// a block of nb at a time, and each block's gradient is finished before the next begins. One
+// OpenMP region per block; thread t always owns the same share [v0, v1) of the vocabulary and
+// runs its own single-threaded sgemms on it (as linear_logprob.cpp does with its tiles):
+//   1. z[:, v0:v1] (nb, V share) = hidden_block @ weight[v0:v1]^T / T, folded into an
+//      online-softmax state per row                                         -- barrier
+//   2. one thread merges the row states (log-sum-exp, entropy, log-prob) and runs the GRPO
+//      token math (grpo_token.h, as grpo_loss does) -> dlogprob, dentropy of each row
+//   3. z share -> dL/dz in place, then dweight[v0:v1] += dz^T @ hidden_block / T (rows it owns)
+//      and its part of dhidden_block = dz @ weight[v0:v1] / T             -- barrier
+//   4. the dhidden parts are summed in thread order into the block's rows
 // Three matrix products per block where the two-pass path (forward, grpo_loss, backward) needs
 // four. Rows outside the loss (mask 0, or no target) are never gathered: prompt and padding
 // rows cost nothing. Extra memory: the nb x V logits block (at most kLogitsBudget floats, kept
@@ -31,8 +33,7 @@ namespace anvil::cpu {
 namespace {
 
 // Floats of logits per token block (32 MiB): 256 rows at V = 32000. Measured at N=512, H=512,
-// V=32000: 128-row blocks are about 25% slower (the gradient sgemms get a short K), 512-row
-// blocks no faster.
+// V=32000: 128-row blocks are about 25% slower (shorter sgemms), 512-row blocks no faster.
 constexpr int64_t kLogitsBudget = 8 << 20;
 constexpr int64_t kMaxBlock = 256, kMinBlock = 16;
 constexpr int64_t kChunk = 2048;  // softmax chunk: stays in L1 between its two reads
@@ -96,65 +97,71 @@ void linear_grpo_loss(float* dhidden, float* dweight, float* stats, float* logpr
   std::vector<float> lse_b(nb_max), ent_b(nb_max), lp_b(nb_max), old_b(nb_max), roll_b(nb_max), r_b(nb_max),
       et_b(nb_max), dlp_b(nb_max), dent_b(nb_max);
 
+  std::vector<OnlineSoftmax> st(static_cast<size_t>(nthreads) * nb_max);
+  BlasSingleThreaded blas_guard(nthreads > 1);  // one sgemm per thread, each on its calling thread
   for (int64_t r0 = 0; r0 < n_act; r0 += nb_max) {
     const int64_t nb = std::min(nb_max, n_act - r0);
     const int64_t* rb = rows.data() + r0;
-#pragma omp parallel for schedule(static) if (nb * H >= (1 << 16))
-    for (int64_t r = 0; r < nb; r++) std::copy(hidden + rb[r] * H, hidden + (rb[r] + 1) * H, hb.data() + r * H);
-    // 1. the block's logits, then each row's log-sum-exp and entropy in L1-sized chunks
-    matmul(z, hb.data(), weight, nb, V, H, false, true, false, inv_t);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < nb; r++) {
-      const float* zr = z + r * V;
-      OnlineSoftmax s;
-      for (int64_t v0 = 0; v0 < V; v0 += kChunk) online_update(s, zr + v0, std::min(kChunk, V - v0), 1.0f);
-      const int64_t i = rb[r];
-      tg[r] = targets[i];
-      lse_b[r] = s.lse();
-      ent_b[r] = s.entropy();
-      lp_b[r] = zr[tg[r]] - lse_b[r];
-      logprob[i] = lp_b[r];
-      entropy[i] = ent_b[r];
-      old_b[r] = old_of(i);
-      if (rollout_logprob) roll_b[r] = rollout_logprob[i];
-    }
-    // 2. the GRPO gradient of each row (a few flops per row)
-    if (old_logprob) exp_diff(r_b.data(), lp_b.data(), old_b.data(), nb);
-    else std::fill(r_b.begin(), r_b.begin() + nb, 1.0f);
-    if (o.tis_cap > 0) exp_diff(et_b.data(), old_b.data(), roll_b.data(), nb);
-    for (int64_t r = 0; r < nb; r++) {
-      const int64_t i = rb[r];
-      token(i, r_b[r], et_b[r]);
-      const double wt = mask[i] / weights.denominator(i / T);
-      // rounded as grpo_loss's output, then scaled as a scale() of it would be
-      dlp_b[r] = static_cast<float>(wt * toks[i].dlogprob) * loss_scale;
-      dent_b[r] = static_cast<float>(wt * toks[i].dentropy) * loss_scale;
-    }
-    // 3. dL/dz in place, then both gradient products
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < nb; r++)
-      softmax_grad_tile(z + r * V, r, 1, 0, V, tg.data(), lse_b.data(), ent_b.data(), dlp_b.data(), dent_b.data());
-    // Split over the vocabulary: thread t owns dweight rows [v0, v1) and sums its share of
-    // dhidden_block, added up in thread order below (a threaded sgemm of this short-and-wide
-    // product would split H and pack all of dz once per part).
     int parts = 1;  // the team actually given (1 when nested in an outer parallel region)
-    {
-      BlasSingleThreaded blas_guard(nthreads > 1);  // one sgemm per thread, each on its calling thread
 #pragma omp parallel num_threads(nthreads)
-      {
-        const int t = thread_id(), team = team_size();
-        if (t == 0) parts = team;
-        const int64_t v0 = V * t / team, v1 = V * (t + 1) / team;
-        sgemm(false, false, nb, H, v1 - v0, inv_t, z + v0, V, weight + v0 * H, H, 0.0f, dh_part.data() + t * nb_max * H, H);
-        sgemm(true, false, v1 - v0, H, nb, inv_t, z + v0, V, hb.data(), H, 1.0f, dweight + v0 * H, H);
+    {
+      const int t = thread_id(), team = team_size();
+      const int64_t v0 = V * t / team, v1 = V * (t + 1) / team, vt = v1 - v0;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < nb; r++) {
+        std::copy(hidden + rb[r] * H, hidden + (rb[r] + 1) * H, hb.data() + r * H);
+        tg[r] = targets[rb[r]];
       }
-    }
-#pragma omp parallel for schedule(static) if (nb * H >= (1 << 16))
-    for (int64_t r = 0; r < nb; r++) {
-      float* out = dhidden + rb[r] * H;
-      std::copy(dh_part.data() + r * H, dh_part.data() + (r + 1) * H, out);
-      for (int t = 1; t < parts; t++)
-        for (int64_t h = 0; h < H; h++) out[h] += dh_part[(t * nb_max + r) * H + h];
+      // 1. the thread's vocabulary share of the block's logits, folded per row
+      sgemm(false, true, nb, vt, H, inv_t, hb.data(), H, weight + v0 * H, H, 0.0f, z + v0, V);
+      for (int64_t r = 0; r < nb; r++) {
+        OnlineSoftmax& s = st[static_cast<size_t>(t) * nb_max + r];
+        s = OnlineSoftmax{};
+        for (int64_t c = v0; c < v1; c += kChunk) online_update(s, z + r * V + c, std::min(kChunk, v1 - c), 1.0f);
+      }
+#pragma omp barrier
+      // 2. log-prob, entropy and the GRPO gradient of each row (a few flops per row)
+#pragma omp single
+      {
+        parts = team;
+        for (int64_t r = 0; r < nb; r++) {
+          OnlineSoftmax s = st[r];
+          for (int k = 1; k < team; k++) s.merge(st[static_cast<size_t>(k) * nb_max + r]);
+          const int64_t i = rb[r];
+          lse_b[r] = s.lse();
+          ent_b[r] = s.entropy();
+          lp_b[r] = z[r * V + tg[r]] - lse_b[r];
+          logprob[i] = lp_b[r];
+          entropy[i] = ent_b[r];
+          old_b[r] = old_of(i);
+          if (rollout_logprob) roll_b[r] = rollout_logprob[i];
+        }
+        if (old_logprob) exp_diff(r_b.data(), lp_b.data(), old_b.data(), nb);
+        else std::fill(r_b.begin(), r_b.begin() + nb, 1.0f);
+        if (o.tis_cap > 0) exp_diff(et_b.data(), old_b.data(), roll_b.data(), nb);
+        for (int64_t r = 0; r < nb; r++) {
+          const int64_t i = rb[r];
+          token(i, r_b[r], et_b[r]);
+          const double wt = mask[i] / weights.denominator(i / T);
+          // rounded as grpo_loss's output, then scaled as a scale() of it would be
+          dlp_b[r] = static_cast<float>(wt * toks[i].dlogprob) * loss_scale;
+          dent_b[r] = static_cast<float>(wt * toks[i].dentropy) * loss_scale;
+        }
+      }
+      // 3. dL/dz in place on the thread's share, then its part of both gradient products:
+      //    the dweight rows of its share (owned), and a part of dhidden_block
+      for (int64_t r = 0; r < nb; r++)
+        softmax_grad_tile(z + r * V + v0, r, 1, v0, vt, tg.data(), lse_b.data(), ent_b.data(), dlp_b.data(), dent_b.data());
+      sgemm(false, false, nb, H, vt, inv_t, z + v0, V, weight + v0 * H, H, 0.0f, dh_part.data() + t * nb_max * H, H);
+      sgemm(true, false, vt, H, nb, inv_t, z + v0, V, hb.data(), H, 1.0f, dweight + v0 * H, H);
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < nb; r++) {
+        float* out = dhidden + rb[r] * H;
+        std::copy(dh_part.data() + r * H, dh_part.data() + (r + 1) * H, out);
+        for (int k = 1; k < parts; k++)
+          for (int64_t h = 0; h < H; h++) out[h] += dh_part[(k * nb_max + r) * H + h];
+      }
     }
   }
 
