@@ -53,11 +53,6 @@ fn combine16(s: u32, first: u32, stride: u32) -> f32 {
   return v;
 }
 
-fn seq_mass(b: u32) -> f32 {
-  var s = 0.0;
-  for (var t = 0u; t < p.T; t++) { s += mask[b * p.T + t]; }
-  return s;
-}
 
 @compute @workgroup_size(256)
 fn grpo_loss(@builtin(local_invocation_id) lid3: vec3u) {
@@ -81,13 +76,7 @@ fn grpo_loss(@builtin(local_invocation_id) lid3: vec3u) {
   acc[8] = 3.0e38;
   acc[9] = -3.0e38;
   for (var b = lid; b < p.B; b += 256u) {
-    var denom = 0.0;
-    switch (p.aggregation) {
-      case 0u: { denom = total; }
-      case 1u: { denom = seq_mass(b) * nseq; }
-      case 2u: { denom = nseq; }
-      default: { denom = f32(p.B) * f32(p.maxLen); }
-    }
+    let denom = grpo_denominator(b, total, nseq);
     let A = advantages[b];
     for (var t = 0u; t < p.T; t++) {
       let i = b * p.T + t;

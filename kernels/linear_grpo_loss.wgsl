@@ -16,18 +16,11 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 
-//!include grpo_token
-
 // wt (N) = mask / the aggregation denominator of its sequence (0 where either is 0). One workgroup.
 @group(0) @binding(1) var<storage, read_write> wt: array<f32>;
-@group(0) @binding(2) var<storage, read> w_mask: array<f32>;
+@group(0) @binding(2) var<storage, read> mask: array<f32>;
+//!include grpo_token
 var<workgroup> red: array<f32, 512>;
-
-fn seq_mass(b: u32) -> f32 {
-  var s = 0.0;
-  for (var t = 0u; t < p.T; t++) { s += w_mask[b * p.T + t]; }
-  return s;
-}
 
 @compute @workgroup_size(256)
 fn lgl_weights(@builtin(local_invocation_id) lid3: vec3u) {
@@ -56,16 +49,10 @@ fn lgl_weights(@builtin(local_invocation_id) lid3: vec3u) {
   let total = red[0];
   let nseq = red[256];
   for (var b = lid; b < p.B; b += 256u) {
-    var denom = 0.0;
-    switch (p.aggregation) {
-      case 0u: { denom = total; }
-      case 1u: { denom = seq_mass(b) * nseq; }
-      case 2u: { denom = nseq; }
-      default: { denom = f32(p.B) * f32(p.maxLen); }
-    }
+    let denom = grpo_denominator(b, total, nseq);
     for (var t = 0u; t < p.T; t++) {
       let i = b * p.T + t;
-      let m = w_mask[i];
+      let m = mask[i];
       wt[i] = select(m / denom, 0.0, m == 0.0 || denom == 0.0);
     }
   }

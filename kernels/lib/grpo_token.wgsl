@@ -3,6 +3,23 @@
 // native/cpu/grpo_token.h, semantics in anvil/grpo_loss.h).
 //   lp, old: log-probs (old = lp without an old policy); d_ref = lp - lp_ref (unused without
 //   ref); d_tis = old - lp_rollout (unused without a TIS cap); A: the sequence's advantage.
+// The includer declares the uniform `p` (with B, T, aggregation, maxLen) and the `mask` (B*T).
+fn seq_mass(b: u32) -> f32 {
+  var s = 0.0;
+  for (var t = 0u; t < p.T; t++) { s += mask[b * p.T + t]; }
+  return s;
+}
+
+// The aggregation denominator of sequence b, from the batch's mask mass and non-empty sequences.
+fn grpo_denominator(b: u32, total: f32, nseq: f32) -> f32 {
+  switch (p.aggregation) {
+    case 0u: { return total; }
+    case 1u: { return seq_mass(b) * nseq; }
+    case 2u: { return nseq; }
+    default: { return f32(p.B) * f32(p.maxLen); }
+  }
+}
+
 struct GrpoToken { tok_pg: f32, kl: f32, dlogprob: f32, r: f32, low: bool, high: bool, dual: bool }
 
 fn grpo_token(A: f32, lp: f32, old: f32, has_ref: bool, d_ref: f32, d_tis: f32, epsLow: f32, epsHigh: f32, c: f32, beta: f32,

@@ -22,15 +22,6 @@ namespace {
 using anvil_cuda::GrpoParams;
 using anvil_cuda::SoftmaxState;
 
-// Rows per block: as many full vocabulary rows as the tile budget holds (overridable at build
-// time, like linear_logprob.cu's, so test/cuda_emu can force many blocks).
-#ifndef ANVIL_CUDA_TILE_ROWS
-#define ANVIL_CUDA_TILE_ROWS 4096
-#endif
-#ifndef ANVIL_CUDA_TILE_FLOATS
-#define ANVIL_CUDA_TILE_FLOATS (32 << 20)  // 128 MiB
-#endif
-
 // wt (N) = mask / the aggregation denominator of its sequence (0 when either is 0). One block.
 __global__ void grpo_weights_kernel(float* wt, const float* mask, int B, int T, int aggregation, int max_len) {
   __shared__ double scratch[32];
@@ -101,6 +92,7 @@ extern "C" int anvil_cuda_linear_grpo_loss(float* dhidden, float* dweight, float
   REQUIRE(tisCap == 0.0f || rolloutLogprob, "rolloutLogprob is required when tisCap != 0");
   const int64_t N = (int64_t)B * T;
   if (N == 0) return anvil_cuda_fill32(stats, 0u, 11, err, errlen);
+  // Rows per block: as many whole vocabulary rows as the logits tile budget holds.
   const int Nt = (int)std::min<int64_t>({N, ANVIL_CUDA_TILE_ROWS, std::max<int64_t>(1, ANVIL_CUDA_TILE_FLOATS / V)});
   void* ws;
   CUDA_TRY(anvil_cuda::workspace(((size_t)Nt * V + 3 * (size_t)N) * sizeof(float), &ws));

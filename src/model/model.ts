@@ -12,13 +12,12 @@
 // Each projection may carry a LoRA adapter (src/model/lora.ts): y = x W^T + s (x A^T) B^T; while
 // one is attached the base weights are frozen and only A and B receive gradients.
 //
-// Use in a trainer (GRPO: the LM head goes through the fused linear-logprob kernel):
+// Use in a trainer (GRPO: the LM head goes through the fused linear GRPO loss, src/rl/step.ts):
 //   model.zeroGrads();
 //   const acts = model.forward(ids, B, T);     // model.gradientCheckpointing applies
-//   ... scoring passes use model.forward(ids, B, T, { noGrad: true }) ...
-//   be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temp);
-//   ... be.grpoLoss(dlp, dent, stats, lp, ...) ...
-//   be.linearLogprobBackward(dHidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
+//   ... scoring passes use model.forward(ids, B, T, { noGrad: true }) and be.linearLogprobForward ...
+//   be.linearGrpoLoss(dHidden, model.lmHeadGrad(), stats, lp, ent, acts.hidden, model.lmHead(), targets,
+//                     old, ref, rollout, advantages, mask, temp, { ...lossOptions, B, T });
 //   model.backward(acts, dHidden); acts.dispose();
 //   await optimizer.update();
 //
