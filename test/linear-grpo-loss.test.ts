@@ -14,6 +14,7 @@ import { packBatch } from "../src/rl/batch.js";
 import { Policy } from "../src/rl/policy.js";
 import { policyGradient, supervisedGradient } from "../src/rl/step.js";
 import { generate, taskCorpus } from "../src/tasks/index.js";
+import * as kernels from "../src/kernels.js";
 import { mulberry32 as rng } from "../src/util/rng.js";
 
 let gpu: WebGpuBackend | null = null;
@@ -186,6 +187,23 @@ describe("linearGrpoLoss (cpu) against the two-pass composition", () => {
     expect(() => call(o, N, false)).toThrow(/refLogprob is required/);
     expect(() => call(o, N + 1)).toThrow(RangeError);
     expect(() => call({ ...o, lossScale: NaN })).toThrow(/lossScale/);
+  });
+});
+
+describe("anvil-rl/kernels linearGrpoLoss", () => {
+  it("equals linearLogprob + grpoLoss + linearLogprobBackward on host arrays", () => {
+    const x = makeCase(4, 6, 12, 97, 31);
+    const o = { ...VARIANTS[1].o, aggregation: "token-mean" as const, B: x.B, T: x.T };
+    const got = kernels.linearGrpoLoss({ hidden: x.hidden, weight: x.weight, targets: x.targets, oldLogprob: x.old, refLogprob: x.ref, rolloutLogprob: x.roll, advantages: x.adv, mask: x.mask }, { ...o, H: x.H, V: x.V, temperature: 0.8 });
+    const dims = { N: x.B * x.T, H: x.H, V: x.V, temperature: 0.8 };
+    const fwd = kernels.linearLogprob(x.hidden, x.weight, x.targets, dims);
+    const loss = kernels.grpoLoss({ logprob: fwd.logprob, oldLogprob: x.old, refLogprob: x.ref, rolloutLogprob: x.roll, entropy: fwd.entropy, advantages: x.adv, mask: x.mask }, o);
+    const scale = (a: Float32Array) => a.map((v) => v * o.lossScale!);
+    const bwd = kernels.linearLogprobBackward(scale(loss.dlogprob), scale(loss.dentropy), x.hidden, x.weight, x.targets, fwd, dims);
+    expect(got.loss).toBeCloseTo(loss.loss, 6);
+    expect(normErr(got.dhidden, bwd.dhidden)).toBeLessThan(1e-5);
+    expect(normErr(got.dweight, bwd.dweight)).toBeLessThan(1e-5);
+    for (const k of GRPO_STATS) expect(Math.abs(got.stats[k] - loss.stats[k]), k).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(loss.stats[k])));
   });
 });
 
