@@ -57,15 +57,9 @@ fn combine16(s: u32, first: u32, stride: u32) -> f32 {
 @compute @workgroup_size(256)
 fn grpo_loss(@builtin(local_invocation_id) lid3: vec3u) {
   let lid = lid3.x;
-  var mass = 0.0;
-  var nonempty = 0.0;
-  for (var b = lid; b < p.B; b += 256u) {
-    let s = seq_mass(b);
-    mass += s;
-    if (s > 0.0) { nonempty += 1.0; }
-  }
-  red[lid] = mass;
-  red[256u + lid] = nonempty;
+  let share = mass_share(lid);
+  red[lid] = share.x;
+  red[256u + lid] = share.y;
   reduce_block(lid, 2u);
   let total = red[0];
   let nseq = red[256];

@@ -10,6 +10,19 @@ fn seq_mass(b: u32) -> f32 {
   return s;
 }
 
+// The mask mass and non-empty sequence count of sequences lid, lid + 256, ... (one invocation's
+// share of a 256-wide workgroup's pass over the batch).
+fn mass_share(lid: u32) -> vec2f {
+  var mass = 0.0;
+  var nonempty = 0.0;
+  for (var b = lid; b < p.B; b += 256u) {
+    let s = seq_mass(b);
+    mass += s;
+    if (s > 0.0) { nonempty += 1.0; }
+  }
+  return vec2f(mass, nonempty);
+}
+
 // The aggregation denominator of sequence b, from the batch's mask mass and non-empty sequences.
 fn grpo_denominator(b: u32, total: f32, nseq: f32) -> f32 {
   switch (p.aggregation) {
