@@ -1,7 +1,8 @@
 // linearGrpoLoss as a composition of a backend's other ops: linearLogprobForward, grpoLoss,
 // scale, linearLogprobBackward. The same results and the same memory bound as the one-pass op
-// ((N, V) never exists), but the logits are made twice (4 matmuls instead of 3). The webgpu and
-// cuda backends use it until they have a one-pass kernel; tests use it as the reference.
+// ((N, V) never exists), but the logits are made twice (4 matmuls instead of 3). It is the
+// reference the tests and policyGradient's two-pass path hold the one-pass op to, and webgpu's
+// fallback for LM heads too large for one storage binding.
 import type { Backend } from "./backend.js";
 
 export function linearGrpoLossComposed(be: Backend, ...args: Parameters<Backend["linearGrpoLoss"]>): void {
