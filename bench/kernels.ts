@@ -12,6 +12,14 @@
 //                     same sgemm) vs torch autograd; and with half the rows masked out of the
 //                     loss (zero dlogprob/dentropy, as GRPO's prompt tokens), which only the
 //                     fused backward can skip
+//   linear GRPO loss  fwd+bwd N=512 [4096] (B=8, T=N/8), H=512, V=32000, ratio 1 (no old
+//                     log-probs), k3 KL to a reference, token-mean: the one-pass fused op
+//                     (linearGrpoLoss, 3 matmuls) vs the two-pass fused composition
+//                     (linearLogprobForward + grpoLoss + linearLogprobBackward, 4 matmuls) vs
+//                     the unfused composition (logits matmul + logprobFromLogits + grpoLoss +
+//                     crossEntropyBackward + 2 matmuls) vs torch autograd; and with half of each
+//                     sequence outside the loss (prompt tokens), which the one-pass op skips
+//                     entirely and the two-pass one in its backward only
 //   grpo loss         N=65536 (B=64, T=1024), forward + backward
 //
 // Peak memory: every (case, impl) runs once more in a fresh child process (node or python) that
@@ -25,7 +33,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { runTorch, timeIt, timeWindow, type BenchContext } from "./harness.js";
 import { CpuBackend, CpuTensor } from "../src/backend/cpu.js";
-import type { GrpoLossOptions } from "../src/backend/backend.js";
+import { GRPO_STATS, type GrpoLossOptions } from "../src/backend/backend.js";
+import { linearGrpoLossComposed } from "../src/backend/linear-grpo-composed.js";
 
 const BANDWIDTH = 25e9; // bytes/s
 const SGEMM = 135e9; // FLOP/s
@@ -211,6 +220,75 @@ function linearCase(N: number, H: number, V: number, backward = true, masked = 0
   };
 }
 
+/**
+ * The LM head + GRPO loss, forward and backward, three ways on the same backend. The loss has
+ * no entropy bonus, so the unfused composition's crossEntropyBackward (logprob term only) does
+ * exactly the work the fused ops do. `masked`: the fraction of each sequence outside the loss.
+ */
+function linearGrpoCase(N: number, H: number, V: number, masked = 0): Case {
+  const B = 8, T = N / B;
+  const o: GrpoLossOptions = { B, T, epsLow: 0.2, epsHigh: 0.28, dualClip: 3, beta: 0.04, kl: "k3", entropyCoef: 0, tisCap: 0, aggregation: "token-mean" };
+  const inputs = (be: CpuBackend) => {
+    const dh = be.zeros([N, H]), dw = be.zeros([V, H]);
+    be.fill(dh, 0); // touch the outputs now: the memory figure then counts workspace only
+    be.fill(dw, 0);
+    return {
+      hidden: t(be, randn(N * H, 1, 3), [N, H]),
+      weight: t(be, randn(V * H, 1 / Math.sqrt(H), 4), [V, H]),
+      targets: t(be, randint(N, V), [N]),
+      ref: t(be, randn(N, 1, 5).map((v) => v - 10), [N]),
+      adv: t(be, randn(B, 1, 6), [B]),
+      mask: t(be, Float32Array.from({ length: N }, (_, i) => Number(i % T >= masked * T)), [N]),
+      lp: be.zeros([N]),
+      ent: be.zeros([N]),
+      stats: be.zeros([GRPO_STATS.length]),
+      dh,
+      dw,
+    };
+  };
+  return {
+    name: `linear GRPO loss fwd+bwd N=${N} H=${H} V=${V}${masked ? ` (${masked * 100}% of rows masked)` : ""}`,
+    bytes: (V * H * 2 + N * H * 2) * 4,
+    // logits 2NHV + dhidden 2NHV + dweight 2NHV: the one-pass op's work (the two-pass one adds 2NHV)
+    flops: 6 * N * H * V * (1 - masked),
+    torch: masked ? null : { op: "linear_grpo", N, H, V, B },
+    impls: [
+      {
+        impl: "anvil fused one-pass",
+        setup(be) {
+          const x = inputs(be);
+          return () => be.linearGrpoLoss(x.dh, x.dw, x.stats, x.lp, x.ent, x.hidden, x.weight, x.targets, null, x.ref, null, x.adv, x.mask, 1, o);
+        },
+      },
+      {
+        impl: "anvil fused two-pass",
+        setup(be) {
+          const x = inputs(be);
+          return () => linearGrpoLossComposed(be, x.dh, x.dw, x.stats, x.lp, x.ent, x.hidden, x.weight, x.targets, null, x.ref, null, x.adv, x.mask, 1, o);
+        },
+      },
+      {
+        impl: "anvil unfused",
+        setup(be) {
+          const x = inputs(be);
+          const logits = be.zeros([N, V]), dlogits = be.zeros([N, V]);
+          const old = be.zeros([N]), dlp = be.zeros([N]), dent = be.zeros([N]);
+          return () => {
+            be.matmul(logits, x.hidden, x.weight, { transB: true });
+            be.logprobFromLogits(x.lp, x.ent, logits, x.targets, 1);
+            be.copy(old, x.lp);
+            be.grpoLoss(dlp, dent, x.stats, x.lp, old, x.ref, null, x.ent, x.adv, x.mask, o);
+            be.scale(dlp, -1); // crossEntropyBackward takes d(-logprob)
+            be.crossEntropyBackward(dlogits, dlp, logits, x.targets);
+            be.matmul(x.dh, dlogits, x.weight);
+            be.matmul(x.dw, dlogits, x.hidden, { transA: true, accumulate: true });
+          };
+        },
+      },
+    ],
+  };
+}
+
 function grpoCase(B: number, T: number): Case {
   const N = B * T;
   return {
@@ -243,8 +321,8 @@ function grpoCase(B: number, T: number): Case {
 
 export function kernelCases(mode: Mode): Case[] {
   if (mode.quick)
-    return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), linearCase(256, 128, 8000, true, 0.5), grpoCase(16, 256)];
-  if (!mode.full) return [sampleCase(64, 32000), logprobCase(1024, 32000), linearCase(512, 512, 32000, false), linearCase(512, 512, 32000), linearCase(512, 512, 32000, true, 0.5), grpoCase(64, 1024)];
+    return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), linearCase(256, 128, 8000, true, 0.5), linearGrpoCase(256, 128, 8000), grpoCase(16, 256)];
+  if (!mode.full) return [sampleCase(64, 32000), logprobCase(1024, 32000), linearCase(512, 512, 32000, false), linearCase(512, 512, 32000), linearCase(512, 512, 32000, true, 0.5), linearGrpoCase(512, 512, 32000), linearGrpoCase(512, 512, 32000, 0.5), grpoCase(64, 1024)];
   return [
     sampleCase(64, 32000),
     sampleCase(256, 32000),
@@ -255,6 +333,7 @@ export function kernelCases(mode: Mode): Case[] {
     linearCase(4096, 512, 32000),
     linearCase(4096, 512, 32000, true, 0.5),
     linearCase(4096, 1024, 32000),
+    linearGrpoCase(4096, 512, 32000),
     grpoCase(64, 1024),
   ];
 }

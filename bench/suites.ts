@@ -10,9 +10,10 @@ import { runModelBenchSuite } from "./model.js";
 import { runServeBench } from "./serve.js";
 
 export const SUITES: BenchSuite[] = [
-  { suite: "kernels", title: "fused kernels", run: (ctx) => runKernelsBench(ctx) },
-  { suite: "kernels", title: "matmul", run: (ctx) => runMatmulBench(ctx) },
-  { suite: "kernels", title: "attention", run: (ctx) => runAttentionBench(ctx) },
+  { suite: "kernels", title: "fused kernels", run: (ctx) => runKernelsBench(ctx, { only: ctx.args.only as string | undefined }) },
+  // --only picks fused-kernel cases; the matmul and attention tables then stay out
+  { suite: "kernels", title: "matmul", run: (ctx) => (ctx.args.only ? Promise.resolve() : runMatmulBench(ctx)) },
+  { suite: "kernels", title: "attention", run: (ctx) => (ctx.args.only ? Promise.resolve() : runAttentionBench(ctx)) },
   { suite: "backends", title: "every kernel on every backend", run: (ctx) => runBackendsBench(ctx) },
   { suite: "model", title: "decoder end to end", run: (ctx) => runModelBenchSuite(ctx) },
   { suite: "memory", title: "one RL step of paper-sized models", run: (ctx) => runMemoryBench(ctx, ctx.args as MemoryBenchOptions) },

@@ -23,6 +23,8 @@ struct Params {
 @group(0) @binding(9) var<storage, read> advantages: array<f32>;
 @group(0) @binding(10) var<storage, read> mask: array<f32>;
 
+//!include grpo_token
+
 const NSTAT = 10u;  // loss, pg, kl, ent, low, high, dual, rsum, rmin, rmax
 var<workgroup> red: array<f32, 2560>;
 
@@ -51,44 +53,24 @@ fn combine16(s: u32, first: u32, stride: u32) -> f32 {
   return v;
 }
 
-fn seq_mass(b: u32) -> f32 {
-  var s = 0.0;
-  for (var t = 0u; t < p.T; t++) { s += mask[b * p.T + t]; }
-  return s;
-}
 
 @compute @workgroup_size(256)
 fn grpo_loss(@builtin(local_invocation_id) lid3: vec3u) {
   let lid = lid3.x;
-  var mass = 0.0;
-  var nonempty = 0.0;
-  for (var b = lid; b < p.B; b += 256u) {
-    let s = seq_mass(b);
-    mass += s;
-    if (s > 0.0) { nonempty += 1.0; }
-  }
-  red[lid] = mass;
-  red[256u + lid] = nonempty;
+  let share = mass_share(lid);
+  red[lid] = share.x;
+  red[256u + lid] = share.y;
   reduce_block(lid, 2u);
   let total = red[0];
   let nseq = red[256];
   workgroupBarrier();
 
-  let lo = 1.0 - p.epsLow;
-  let hi = 1.0 + p.epsHigh;
-  let c = p.dualClip;
   var acc: array<f32, NSTAT>;
   for (var i = 0u; i < 8u; i++) { acc[i] = 0.0; }
   acc[8] = 3.0e38;
   acc[9] = -3.0e38;
   for (var b = lid; b < p.B; b += 256u) {
-    var denom = 0.0;
-    switch (p.aggregation) {
-      case 0u: { denom = total; }
-      case 1u: { denom = seq_mass(b) * nseq; }
-      case 2u: { denom = nseq; }
-      default: { denom = f32(p.B) * f32(p.maxLen); }
-    }
+    let denom = grpo_denominator(b, total, nseq);
     let A = advantages[b];
     for (var t = 0u; t < p.T; t++) {
       let i = b * p.T + t;
@@ -100,47 +82,19 @@ fn grpo_loss(@builtin(local_invocation_id) lid3: vec3u) {
       }
       let wt = m / denom;
       let lp = logprob[i];
-      let r = exp(lp - old_lp[i]);
-      let low = A < 0.0 && r < lo;
-      let high = A > 0.0 && r > hi;
-      let dual = c > 1.0 && A < 0.0 && r > c;
-      var pg: f32;
-      var dpg: f32;
-      if (low || high) {
-        pg = clamp(r, lo, hi) * A;
-        dpg = 0.0;
-      } else if (dual) {
-        pg = c * A;
-        dpg = 0.0;
-      } else {
-        pg = r * A;
-        dpg = r * A;
-      }
-      var w = 1.0;
-      if (p.tisCap > 0.0) { w = min(exp(old_lp[i] - rollout_lp[i]), p.tisCap); }
-      let tok_pg = -w * pg;
-      var kl = 0.0;
-      var dkl = 0.0;
-      if (p.hasRef != 0u) {
-        let d = lp - ref_lp[i];
-        switch (p.kl) {
-          case 0u: { kl = d; dkl = 1.0; }
-          case 1u: { kl = 0.5 * d * d; dkl = d; }
-          default: { let e = exp(-d); kl = e + d - 1.0; dkl = 1.0 - e; }
-        }
-      }
+      let g = grpo_token(A, lp, old_lp[i], p.hasRef != 0u, lp - ref_lp[i], old_lp[i] - rollout_lp[i], p.epsLow, p.epsHigh, p.dualClip, p.beta, p.kl, p.tisCap);
+      let r = g.r;
       var h = 0.0;
       if (p.hasEntropy != 0u) { h = entropy[i]; }
-      let tok = tok_pg + p.beta * kl - p.entropyCoef * h;
-      dlogprob[i] = wt * (-w * dpg + p.beta * dkl);
+      dlogprob[i] = wt * g.dlogprob;
       dentropy[i] = wt * -p.entropyCoef;
-      acc[0] += wt * tok;
-      acc[1] += wt * tok_pg;
-      acc[2] += m * kl;
+      acc[0] += wt * (g.tok_pg + p.beta * g.kl - p.entropyCoef * h);
+      acc[1] += wt * g.tok_pg;
+      acc[2] += m * g.kl;
       acc[3] += m * h;
-      acc[4] += m * select(0.0, 1.0, low);
-      acc[5] += m * select(0.0, 1.0, high);
-      acc[6] += m * select(0.0, 1.0, dual);
+      acc[4] += m * select(0.0, 1.0, g.low);
+      acc[5] += m * select(0.0, 1.0, g.high);
+      acc[6] += m * select(0.0, 1.0, g.dual);
       acc[7] += m * r;
       if (m > 0.0) {
         acc[8] = min(acc[8], r);

@@ -1,7 +1,7 @@
 // anvil-rl: the library API. The CLI (src/cli) is a thin layer over these.
 
 // backends
-export type { Backend, Tensor, DType, BackendName, MatmulOptions, AdamWOptions, SampleOptions, GrpoLossOptions, KlEstimator, LossAggregation } from "./backend/backend.js";
+export type { Backend, Tensor, DType, BackendName, MatmulOptions, AdamWOptions, SampleOptions, GrpoLossOptions, LinearGrpoLossOptions, KlEstimator, LossAggregation } from "./backend/backend.js";
 export { GRPO_STATS, numel } from "./backend/backend.js";
 export { createBackend, type BackendChoice, type BackendOptions } from "./backend/index.js";
 export { CpuBackend, CpuTensor } from "./backend/cpu.js";

@@ -229,3 +229,58 @@ export function grpoLoss(inputs: GrpoLossInputs, opts: GrpoLossOptions): GrpoLos
   const named = Object.fromEntries(GRPO_STATS.map((k, i) => [k, stats[i]])) as Record<GrpoStatName, number>;
   return { loss: named.loss, dlogprob, dentropy, stats: named };
 }
+
+// ---- fused linear GRPO loss ------------------------------------------------------------------
+
+export interface LinearGrpoLossInputs {
+  /** Final hidden states (B*T, H). */
+  hidden: Float32Array;
+  /** LM head (V, H), nn.Linear layout. */
+  weight: Float32Array;
+  /** Next-token ids (B*T), < 0 = no target. */
+  targets: Int32Array;
+  /** Log-prob when the batch was made (B*T); null or absent: the current policy is the old one (ratio 1). */
+  oldLogprob?: Float32Array | null;
+  /** Reference model log-prob (B*T); required when beta != 0. */
+  refLogprob?: Float32Array | null;
+  /** Inference engine log-prob (B*T); required when tisCap != 0. */
+  rolloutLogprob?: Float32Array | null;
+  /** Advantage per sequence (B). */
+  advantages: Float32Array;
+  /** 1 for completion tokens that count, 0 for padding (B*T). */
+  mask: Float32Array;
+}
+
+export interface LinearGrpoLossResult extends LinearLogprobGrads {
+  loss: number;
+  stats: Record<GrpoStatName, number>;
+  /** Per token (B*T), where mask != 0 (elsewhere 0). */
+  logprob: Float32Array;
+  entropy: Float32Array;
+}
+
+/**
+ * The LM head, log-prob, entropy and {@link grpoLoss} with dL/dhidden and dL/dweight in one
+ * pass (Liger's FusedLinearGRPOLoss): each block of 256 token rows gets its logits once, its
+ * GRPO gradient, and both weight products, so the (B*T, V) logits never exist and are never
+ * recomputed. Equals linearLogprob + grpoLoss (with its entropy) + linearLogprobBackward, with
+ * the gradients scaled by `opts.lossScale` (default 1). `dweight`, if given, is accumulated into.
+ */
+export function linearGrpoLoss(inputs: LinearGrpoLossInputs, opts: GrpoLossOptions & { H: number; V: number; temperature?: number; lossScale?: number }, dweight?: Float32Array): LinearGrpoLossResult {
+  checkGrpoOptions(opts);
+  const { B, T } = opts;
+  const N = B * T;
+  const [, H, V, temp] = checkLinear(inputs.hidden, inputs.weight, inputs.targets, { N, H: opts.H, V: opts.V, temperature: opts.temperature });
+  const f = (v: Float32Array, name: string, n = N, what = "B*T") => view(expectArray(v, Float32Array, name, n, what), [n]);
+  const opt = (v: Float32Array | null | undefined, name: string) => (v == null ? null : f(v, name));
+  const dw = dweight === undefined ? new Float32Array(V * H) : expectArray(dweight, Float32Array, "dweight", V * H, "V*H");
+  const dhidden = new Float32Array(N * H), logprob = new Float32Array(N), entropy = new Float32Array(N), stats = new Float32Array(GRPO_STATS.length);
+  cpu().linearGrpoLoss(
+    view(dhidden, [N, H]), view(dw, [V, H]), view(stats, [stats.length]), view(logprob, [N]), view(entropy, [N]),
+    view(inputs.hidden, [N, H]), view(inputs.weight, [V, H]), view(inputs.targets, [N]),
+    opt(inputs.oldLogprob, "oldLogprob"), opt(inputs.refLogprob, "refLogprob"), opt(inputs.rolloutLogprob, "rolloutLogprob"),
+    f(inputs.advantages, "advantages", B, "B"), f(inputs.mask, "mask"), temp, opts,
+  );
+  const named = Object.fromEntries(GRPO_STATS.map((k, i) => [k, stats[i]])) as Record<GrpoStatName, number>;
+  return { loss: named.loss, stats: named, dhidden, dweight: dw, logprob, entropy };
+}

@@ -299,6 +299,19 @@ function buildCases(): OpCase[] {
         return outs(be, { dlp, dent, stats });
       });
     }
+    // linearGrpoLoss: logprob and entropy are unspecified outside the mask, so the gradients and stats are compared.
+    const H = odd(8, 40), V = odd(100, 900);
+    const hid = f32(N * H, 45), W = f32(V * H, 46, -0.5, 0.5), targets = randInt(N, 47, 0, V), dwInit = f32(V * H, 48);
+    for (const [k, o] of [
+      { epsLow: 0.2, epsHigh: 0.2, dualClip: 3, beta: 0.04, kl: "k3" as const, entropyCoef: 0.01, tisCap: 2, aggregation: "seq-mean-token-mean" as const, lossScale: 0.5 },
+      { epsLow: 0.2, epsHigh: 0.28, dualClip: 0, beta: 0, kl: "k1" as const, entropyCoef: 0, tisCap: 0, aggregation: "token-mean" as const },
+    ].entries())
+      add("linearGrpoLoss", `B=${B} T=${T} H=${H} V=${V} ${o.aggregation}${k ? ", no old" : ""}`, 1e-5, async (be) => {
+        const t = (a: Float32Array) => up(be, a, [N]);
+        const dh = be.zeros([N, H]), dw = up(be, dwInit, [V, H]), stats = be.zeros([11]);
+        be.linearGrpoLoss(dh, dw, stats, be.zeros([N]), be.zeros([N]), up(be, hid, [N, H]), up(be, W, [V, H]), up(be, targets, [N]), k ? null : t(old.map((v) => v - 4)), o.beta ? t(refLp.map((v) => v - 4)) : null, o.tisCap ? t(roll.map((v) => v - 4)) : null, up(be, adv, [B]), t(mask), 0.9, { B, T, ...o });
+        return outs(be, { dh, dw, stats });
+      });
   }
   // Frozen weights stored in bf16: matmul's b (forward x W^T, backward dY W, decode rows), the embedding table.
   for (const [transB, skinny] of [[true, 0], [false, 0], [true, 1]]) {

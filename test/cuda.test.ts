@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GRPO_STATS, type Backend, type DType, type GrpoLossOptions, type KlEstimator, type LossAggregation, type Tensor } from "../src/backend/backend.js";
+import { GRPO_STATS, type Backend, type DType, type GrpoLossOptions, type KlEstimator, type LinearGrpoLossOptions, type LossAggregation, type Tensor } from "../src/backend/backend.js";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { CudaBackend, cudaInfo } from "../src/backend/cuda.js";
 import { loadAddon } from "../src/backend/native.js";
@@ -371,6 +371,29 @@ describe.skipIf(!gpu)("CUDA ops match the CPU backend", () => {
         },
         (be, t) => be.grpoLoss(t.dlp, t.dent, t.stats, t.lp, t.old, t.ref, t.roll, t.ent, t.adv, t.mask, o),
         ["dlp", "dent", "stats"],
+      );
+    });
+
+  for (const [i, aggregation] of aggs.entries())
+    it(`linearGrpoLoss ${aggregation}${i % 2 ? ", no old log-probs" : ""}: one pass over the LM head`, async () => {
+      const [B, T, H, V] = [4, 9, 24, 301];
+      const N = B * T;
+      const targets = randint(N, V);
+      targets[2] = -1;
+      // Ragged lengths, sequence 3 outside the loss; logprob and entropy are only defined in it, so
+      // the gradients and stats are compared.
+      const mask = new Float32Array(N).map((_, j) => (j < 3 * T && j % T < T - (j % 4) ? 1 : 0));
+      const lp0 = randn(N, 0.5).map((x) => x - 6);
+      const o: LinearGrpoLossOptions = { B, T, epsLow: 0.2, epsHigh: 0.28, dualClip: 3, beta: 0.04, kl: kls[i % 3], entropyCoef: 0.01, tisCap: 2, aggregation, maxCompletionLength: 12, lossScale: 0.6 };
+      await compare(
+        {
+          dh: [randn(N * H), [N, H]], dw: [randn(V * H), [V, H]], stats: [randn(GRPO_STATS.length), [GRPO_STATS.length]], lp: [randn(N), [N]], ent: [randn(N), [N]],
+          hidden: [randn(N * H), [N, H]], weight: [randn(V * H, 0.5), [V, H]], targets: [targets, [N]],
+          old: [lp0, [N]], ref: [lp0.map((x) => x + 0.3), [N]], roll: [lp0.map((x) => x - 0.2), [N]], adv: [new Float32Array([1.5, -2, 0.3, 1]), [B]], mask: [mask, [N]],
+        },
+        (be, t) => be.linearGrpoLoss(t.dh, t.dw, t.stats, t.lp, t.ent, t.hidden, t.weight, t.targets, i % 2 ? null : t.old, t.ref, t.roll, t.adv, t.mask, 0.8, o),
+        ["dh", "dw", "stats"],
+        2e-4,
       );
     });
 

@@ -95,6 +95,28 @@ def case(a):
         if not a.get("backward", True):
             return "torch matmul+log_softmax", forward
         return "torch matmul+log_softmax autograd", run
+    if op == "linear_grpo":
+        # bench/kernels.ts linearGrpoCase: ratio 1 (old = detached lp), k3 KL, token-mean
+        N, H, V, B = a["N"], a["H"], a["V"], a["B"]
+        hidden = torch.randn(N, H, generator=g).requires_grad_()
+        weight = (torch.randn(V, H, generator=g) / H ** 0.5).requires_grad_()
+        tg = torch.randint(0, V, (N, 1), generator=g)
+        ref = torch.randn(N, generator=g) - 10
+        adv = torch.randn(B, 1, generator=g).expand(B, N // B).reshape(N)
+
+        def run():
+            hidden.grad = None
+            weight.grad = None
+            logp = torch.log_softmax(hidden @ weight.t(), dim=-1)
+            lp = logp.gather(-1, tg).squeeze(-1)
+            r = torch.exp(lp - lp.detach())
+            pg = torch.minimum(r * adv, torch.clamp(r, 0.8, 1.28) * adv)
+            pg = torch.where(adv < 0, torch.maximum(pg, 3.0 * adv), pg)
+            d = ref - lp
+            kl = torch.exp(d) - d - 1
+            (-pg + 0.04 * kl).mean().backward()
+
+        return "torch matmul+log_softmax+GRPO autograd", run
     if op == "grpo":
         B, T = a["B"], a["T"]
         N = B * T

@@ -389,3 +389,14 @@ ANVIL_EXPORT(cuda_grpoLoss) {
             f32v(info, 17, "entropyCoef"), f32v(info, 18, "tisCap"), dim(info, 19, "aggregation"), dim(info, 20, "maxCompletionLength"));
   return info.Env().Undefined();
 }
+// oldLogprob, refLogprob, rolloutLogprob may be null
+ANVIL_EXPORT(cuda_linearGrpoLoss) {
+  CUDA_CALL(anvil_cuda_linear_grpo_loss, fp(info, 0, "dhidden"), fp(info, 1, "dweight"), fp(info, 2, "stats"), fp(info, 3, "logprob"),
+            fp(info, 4, "entropy"), fp(info, 5, "hidden"), fp(info, 6, "weight"), ip(info, 7, "targets"), fp_opt(info, 8, "oldLogprob"),
+            fp_opt(info, 9, "refLogprob"), fp_opt(info, 10, "rolloutLogprob"), fp(info, 11, "advantages"), fp(info, 12, "mask"),
+            dim(info, 13, "H", 1), dim(info, 14, "V", 1), f32v(info, 15, "temperature"), f32v(info, 16, "lossScale"), dim(info, 17, "B", 1),
+            dim(info, 18, "T", 1), f32v(info, 19, "epsLow"), f32v(info, 20, "epsHigh"), f32v(info, 21, "dualClip"), f32v(info, 22, "beta"),
+            dim(info, 23, "kl"), f32v(info, 24, "entropyCoef"), f32v(info, 25, "tisCap"), dim(info, 26, "aggregation"),
+            dim(info, 27, "maxCompletionLength"));
+  return info.Env().Undefined();
+}

@@ -10,6 +10,16 @@
 #include <cfloat>
 #include "anvil/cuda_api.h"
 
+// The logits tile of the fused LM-head ops (linear_logprob.cu, linear_grpo_loss.cu): at most
+// ANVIL_CUDA_TILE_ROWS rows and ANVIL_CUDA_TILE_FLOATS floats; overridable at build time so
+// tests can force many small tiles (test/cuda_emu).
+#ifndef ANVIL_CUDA_TILE_ROWS
+#define ANVIL_CUDA_TILE_ROWS 4096
+#endif
+#ifndef ANVIL_CUDA_TILE_FLOATS
+#define ANVIL_CUDA_TILE_FLOATS (32 << 20)  // 128 MiB
+#endif
+
 namespace anvil_cuda {
 
 // Writes "<where>: cudaErrorX (code): text [expr]" into err and returns the code.

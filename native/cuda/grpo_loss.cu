@@ -16,6 +16,7 @@
 // One block does everything: a small op (N = B*T floats), and one block keeps the reduction
 // order fixed, so the loss is deterministic. Sums are in double, as on the CPU.
 #include "common.cuh"
+#include "grpo_token.cuh"
 
 namespace {
 
@@ -30,34 +31,17 @@ __global__ void __launch_bounds__(kThreads) grpo_loss_kernel(float* dlogprob, fl
                                                              int max_len) {
   __shared__ double scratch[32];
   __shared__ float fscratch[32];
-  const float lo = 1.0f - eps_low, hi = 1.0f + eps_high, c = dual_clip;
+  const anvil_cuda::GrpoParams p{1.0f - eps_low, 1.0f + eps_high, dual_clip, beta, entropy_coef, tis_cap, kl_kind};
 
   // Pass 1: total mask mass and the number of non-empty sequences.
-  double total = 0.0, nonempty = 0.0;
-  for (int b = 0; b < B; b++) {
-    double mb = 0.0;
-    for (int t = threadIdx.x; t < T; t += blockDim.x) mb += mask[(int64_t)b * T + t];
-    mb = anvil_cuda::block_sum(mb, scratch);
-    total += mb;
-    nonempty += mb > 0.0 ? 1.0 : 0.0;
-  }
+  double total, nonempty;
+  anvil_cuda::grpo_mass(mask, B, T, scratch, total, nonempty);
 
   // Pass 2: per-token loss and gradients, stats in per-thread accumulators.
   double acc[NSTATS] = {};
   float r_min = FLT_MAX, r_max = -FLT_MAX;
   for (int b = 0; b < B; b++) {
-    double denom;
-    if (aggregation == 0) {
-      denom = total;
-    } else if (aggregation == 1) {
-      double mb = 0.0;
-      for (int t = threadIdx.x; t < T; t += blockDim.x) mb += mask[(int64_t)b * T + t];
-      denom = anvil_cuda::block_sum(mb, scratch) * nonempty;
-    } else if (aggregation == 2) {
-      denom = nonempty;
-    } else {
-      denom = (double)B * max_len;
-    }
+    const double denom = anvil_cuda::grpo_denominator(mask, b, B, T, aggregation, max_len, total, nonempty, scratch);
     const float A = advantages[b];
     for (int t = threadIdx.x; t < T; t += blockDim.x) {
       const int64_t i = (int64_t)b * T + t;
@@ -68,48 +52,19 @@ __global__ void __launch_bounds__(kThreads) grpo_loss_kernel(float* dlogprob, fl
         continue;
       }
       const float wt = (float)(m / denom);
-      const float lp = logprob[i];
-      const float r = expf(lp - old_lp[i]);
-      const bool low = A < 0.0f && r < lo, high = A > 0.0f && r > hi;
-      const bool dual = c > 1.0f && A < 0.0f && r > c;
-      float pg, dpg;
-      if (low || high) {
-        pg = fminf(fmaxf(r, lo), hi) * A;
-        dpg = 0.0f;
-      } else if (dual) {
-        pg = c * A;
-        dpg = 0.0f;
-      } else {
-        pg = r * A;
-        dpg = r * A;
-      }
-      const float w = tis_cap > 0.0f ? fminf(expf(old_lp[i] - rollout_lp[i]), tis_cap) : 1.0f;
-      const float tok_pg = -w * pg;
-      float kl = 0.0f, dkl = 0.0f;
-      if (ref_lp) {
-        const float d = lp - ref_lp[i];
-        if (kl_kind == 0) {
-          kl = d;
-          dkl = 1.0f;
-        } else if (kl_kind == 1) {
-          kl = 0.5f * d * d;
-          dkl = d;
-        } else {
-          const float e = expf(-d);
-          kl = e + d - 1.0f;
-          dkl = 1.0f - e;
-        }
-      }
+      float r;
+      const anvil_cuda::GrpoToken g =
+          anvil_cuda::grpo_token(p, A, logprob[i], old_lp[i], ref_lp ? ref_lp + i : nullptr, rollout_lp ? rollout_lp + i : nullptr, &r);
       const float h = entropy ? entropy[i] : 0.0f;
-      dlogprob[i] = wt * (-w * dpg + beta * dkl);
+      dlogprob[i] = wt * g.dlogprob;
       dentropy[i] = wt * -entropy_coef;
-      acc[LOSS] += (double)wt * (tok_pg + beta * kl - entropy_coef * h);
-      acc[PG] += (double)wt * tok_pg;
-      acc[KL] += (double)m * kl;
+      acc[LOSS] += (double)wt * (g.tok_pg + beta * g.kl - entropy_coef * h);
+      acc[PG] += (double)wt * g.tok_pg;
+      acc[KL] += (double)m * g.kl;
       acc[ENT] += (double)m * h;
-      acc[CLIP_LOW] += low ? m : 0.0f;
-      acc[CLIP_HIGH] += high ? m : 0.0f;
-      acc[DUAL] += dual ? m : 0.0f;
+      acc[CLIP_LOW] += g.low ? m : 0.0f;
+      acc[CLIP_HIGH] += g.high ? m : 0.0f;
+      acc[DUAL] += g.dual ? m : 0.0f;
       acc[RMEAN] += (double)m * r;
       if (m > 0.0f) {
         r_min = fminf(r_min, r);

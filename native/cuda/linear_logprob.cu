@@ -17,14 +17,6 @@ namespace {
 
 using anvil_cuda::SoftmaxState;
 
-// Tile size; overridable at build time so tests can force many small tiles (test/cuda_emu).
-#ifndef ANVIL_CUDA_TILE_ROWS
-#define ANVIL_CUDA_TILE_ROWS 4096
-#endif
-#ifndef ANVIL_CUDA_TILE_FLOATS
-#define ANVIL_CUDA_TILE_FLOATS (32 << 20)  // 128 MiB
-#endif
-
 // Tile shape: up to ANVIL_CUDA_TILE_ROWS rows, and as many vocab columns (a multiple of 64) as
 // the budget allows.
 void tile_shape(int N, int V, int& Nt, int& Vt) {

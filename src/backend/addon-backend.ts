@@ -1,10 +1,13 @@
 // Validation and dispatch shared by the backends that call the C++ addon: cpu (host typed
 // arrays) and cuda (device pointers). Both check a call the same way and pass the same
 // arguments in the same order; only the handle of a tensor differs.
+import type { Backend } from "./backend.js";
+import { linearGrpoLossComposed } from "./linear-grpo-composed.js";
 import {
   weightDtypeCode,
   type AdamWOptions,
   type GrpoLossOptions,
+  type LinearGrpoLossOptions,
   type MatmulOptions,
   type SampleOptions,
   type Tensor,
@@ -17,6 +20,7 @@ import {
   checkInt,
   checkSize,
   grpoLossDims,
+  linearGrpoLossDims,
   linearLogprobDims,
   logprobFromLogitsDims,
   matmulDims,
@@ -63,10 +67,11 @@ export interface AddonOps<F, I, W = F> {
   linearLogprobForward(logprob: F, entropy: F, lse: F, hidden: F, weight: W, targets: I, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
   linearLogprobBackward(dhidden: F, dweight: F | null, dlogprob: F, dentropy: F, hidden: F, weight: W, targets: I, lse: F, entropy: F, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
   grpoLoss(dlogprob: F, dentropy: F, stats: F, logprob: F, oldLogprob: F, refLogprob: F | null, rolloutLogprob: F | null, entropy: F | null, advantages: F, mask: F, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
+  linearGrpoLoss(dhidden: F, dweight: F, stats: F, logprob: F, entropy: F, hidden: F, weight: F, targets: I, oldLogprob: F | null, refLogprob: F | null, rolloutLogprob: F | null, advantages: F, mask: F, H: number, V: number, temperature: number, lossScale: number, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
 }
 
 /** Names of the AddonOps functions (the cuda exports are the same names prefixed by cuda_). */
-export const ADDON_OPS = ["add", "accumulate", "scale", "sumSquares", "embeddingForward", "embeddingBackward", "matmul", "biasAdd", "biasBackward", "rmsnormForward", "rmsnormBackward", "ropeForward", "ropeBackward", "attentionForward", "attentionBackward", "attentionDecode", "kvWrite", "swigluForward", "swigluBackward", "crossEntropyForward", "crossEntropyBackward", "gatherRows", "adamw", "logprobFromLogits", "sample", "linearLogprobForward", "linearLogprobBackward", "grpoLoss"] as const;
+export const ADDON_OPS = ["add", "accumulate", "scale", "sumSquares", "embeddingForward", "embeddingBackward", "matmul", "biasAdd", "biasBackward", "rmsnormForward", "rmsnormBackward", "ropeForward", "ropeBackward", "attentionForward", "attentionBackward", "attentionDecode", "kvWrite", "swigluForward", "swigluBackward", "crossEntropyForward", "crossEntropyBackward", "gatherRows", "adamw", "logprobFromLogits", "sample", "linearLogprobForward", "linearLogprobBackward", "grpoLoss", "linearGrpoLoss"] as const;
 
 export abstract class AddonBackend<F, I, W = F> {
   protected abstract readonly ops: AddonOps<F, I, W>;
@@ -247,6 +252,21 @@ export abstract class AddonBackend<F, I, W = F> {
       opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), opt(entropy, "entropy"),
       this.f(advantages, "advantages"), this.f(mask, "mask"), o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap,
       AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
+    );
+  }
+
+  linearGrpoLoss(dhidden: Tensor, dweight: Tensor | null, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): void {
+    const [, H, V] = linearGrpoLossDims(dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
+    if (dweight === null || weight.dtype === "bf16")
+      // Every concrete addon backend is a Backend (this base class holds only the ops).
+      return linearGrpoLossComposed(this as unknown as Backend, dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
+    const opt = (t: Tensor | null, name: string) => (t === null ? null : this.f(t, name));
+    this.ops.linearGrpoLoss(
+      this.f(dhidden, "dhidden"), this.f(dweight, "dweight"), this.f(stats, "stats"), this.f(logprob, "logprob"), this.f(entropy, "entropy"),
+      this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"),
+      opt(oldLogprob, "oldLogprob"), opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), this.f(advantages, "advantages"), this.f(mask, "mask"),
+      H, V, temperature, o.lossScale ?? 1,
+      o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap, AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
     );
   }
 

@@ -99,6 +99,11 @@ export interface GrpoLossOptions {
   maxCompletionLength?: number;
 }
 
+export interface LinearGrpoLossOptions extends GrpoLossOptions {
+  /** Multiplies the gradients, not the stats: a micro-batch's share of the batch loss (default 1). */
+  lossScale?: number;
+}
+
 /** Index of each statistic in the grpoLoss stats tensor. */
 export const GRPO_STATS = [
   "loss",
@@ -220,6 +225,33 @@ export interface Backend {
     advantages: Tensor,
     mask: Tensor,
     opts: GrpoLossOptions,
+  ): void;
+  // The LM head, log-prob, entropy and GRPO loss with both gradients in one pass (N = B*T):
+  // hidden (N, H), weight (V, H), targets (N) i32, oldLogprob|null, refLogprob|null,
+  // rolloutLogprob|null (N), advantages (B), mask (N)
+  // -> dhidden (N, H) (overwritten), dweight (V, H) +=, stats (GRPO_STATS.length), logprob (N), entropy (N)
+  // Equals linearLogprobForward, grpoLoss (with this entropy), scale(dlogprob and dentropy,
+  // lossScale), linearLogprobBackward, but each token block's logits are made once (3 matmuls,
+  // not 4) and (N, V) never exists. oldLogprob null: the current policy is the old one (ratio 1).
+  // Rows outside the loss (mask 0): dhidden 0, logprob and entropy unspecified.
+  // dweight null (a frozen head, no gradient) or a bf16 weight: computed as that composition
+  // (src/backend/linear-grpo-composed.ts), whose kernels read bf16; the one pass needs f32 + dW.
+  linearGrpoLoss(
+    dhidden: Tensor,
+    dweight: Tensor | null,
+    stats: Tensor,
+    logprob: Tensor,
+    entropy: Tensor,
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    oldLogprob: Tensor | null,
+    refLogprob: Tensor | null,
+    rolloutLogprob: Tensor | null,
+    advantages: Tensor,
+    mask: Tensor,
+    temperature: number,
+    opts: LinearGrpoLossOptions,
   ): void;
 
   /** Releases device resources. */

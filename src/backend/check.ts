@@ -1,6 +1,6 @@
 // Argument validation shared by all backends, so every backend rejects a bad call with the
 // same message: TypeError for the wrong kind of thing, RangeError for a wrong size.
-import { GRPO_STATS, type Backend, type DType, type GrpoLossOptions, type MatmulOptions, type SampleOptions, type Tensor } from "./backend.js";
+import { GRPO_STATS, type Backend, type DType, type GrpoLossOptions, type LinearGrpoLossOptions, type MatmulOptions, type SampleOptions, type Tensor } from "./backend.js";
 
 export function checkTensor(t: Tensor | null | undefined, name: string, backend: Backend, dtype: DType = "f32"): Tensor {
   if (!t || typeof t !== "object" || !("shape" in t)) throw new TypeError(`${name} must be a Tensor`);
@@ -163,4 +163,22 @@ export function grpoLossDims(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, 
   if (o.entropyCoef !== 0 && entropy === null) throw new TypeError("grpoLoss: entropy is required when entropyCoef != 0");
   for (const [t, nm] of [[refLogprob, "refLogprob"], [rolloutLogprob, "rolloutLogprob"], [entropy, "entropy"]] as const) if (t) checkSize(t, nm, N, "B*T");
   return N;
+}
+
+/** linearGrpoLoss: hidden (N, H), weight (V, H), per-token tensors (N = B*T), advantages (B) -> [N, H, V]. */
+export function linearGrpoLossDims(dhidden: Tensor, dweight: Tensor | null, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): [number, number, number] {
+  const op = "linearGrpoLoss";
+  checkGrpoOptions(o);
+  if (o.lossScale !== undefined) checkFinite(o.lossScale, "lossScale");
+  const perToken: [Tensor, string][] = [[logprob, "logprob"], [entropy, "entropy"], [targets, "targets"], [mask, "mask"]];
+  for (const [t, nm] of [[oldLogprob, "oldLogprob"], [refLogprob, "refLogprob"], [rolloutLogprob, "rolloutLogprob"]] as const) if (t) perToken.push([t, nm]);
+  const [N, H, V] = linearLogprobDims(op, hidden, weight, perToken, temperature);
+  if (N !== o.B * o.T) throw new RangeError(`${op}: hidden has ${N} rows, expected B*T = ${o.B * o.T}`);
+  checkSize(dhidden, "dhidden", N * H, "N*H");
+  if (dweight) checkSize(dweight, "dweight", V * H, "V*H");
+  checkSize(advantages, "advantages", o.B, "B");
+  checkSize(stats, "stats", GRPO_STATS.length, "GRPO_STATS.length");
+  if (o.beta !== 0 && refLogprob === null) throw new TypeError(`${op}: refLogprob is required when beta != 0`);
+  if (o.tisCap !== 0 && rolloutLogprob === null) throw new TypeError(`${op}: rolloutLogprob is required when tisCap != 0`);
+  return [N, H, V];
 }

@@ -14,13 +14,12 @@
 // frozen weight matrices (projections, embedding, LM head) may be stored in bf16
 // (storeFrozenAs): the kernels widen them to f32 per tile, so only their storage halves.
 //
-// Use in a trainer (GRPO: the LM head goes through the fused linear-logprob kernel):
+// Use in a trainer (GRPO: the LM head goes through the fused linear GRPO loss, src/rl/step.ts):
 //   model.zeroGrads();
 //   const acts = model.forward(ids, B, T);     // model.gradientCheckpointing applies
-//   ... scoring passes use model.forward(ids, B, T, { noGrad: true }) ...
-//   be.linearLogprobForward(lp, ent, lse, acts.hidden, model.lmHead(), targets, temp);
-//   ... be.grpoLoss(dlp, dent, stats, lp, ...) ...
-//   be.linearLogprobBackward(dHidden, model.lmHeadGrad() /* null when frozen */, dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temp);
+//   ... scoring passes use model.forward(ids, B, T, { noGrad: true }) and be.linearLogprobForward ...
+//   be.linearGrpoLoss(dHidden, model.lmHeadGrad() /* null when frozen */, stats, lp, ent, acts.hidden, model.lmHead(),
+//                     targets, old, ref, rollout, advantages, mask, temp, { ...lossOptions, B, T });
 //   model.backward(acts, dHidden); acts.dispose();
 //   await optimizer.update();
 //

@@ -1,11 +1,15 @@
 // The one log-prob path of Anvil: decoder forward -> fused linear log-prob + entropy (logits
 // never exist in memory). Scoring (old / reference log-probs, `anvil score`) runs it without
-// gradients; the policy update feeds the GRPO loss's dLogprob/dEntropy straight into the linear
-// log-prob backward; SFT feeds -1/tokens; preference losses (DPO & co.) feed each row's
-// d loss / d (summed log-prob) to its completion tokens. Gradient checkpointing is the model's
-// setting (model.gradientCheckpointing), and with an adapter attached only the adapter is trained.
-import { GRPO_STATS, type Backend, type GrpoLossOptions, type Tensor } from "../backend/backend.js";
+// gradients. The policy update runs the one-pass fused linear GRPO loss (log-prob, entropy,
+// loss and both LM-head gradients from one product of the logits per token block); SFT is the
+// same op with advantage 1 at ratio 1 (dLogprob = -1/tokens). The two-pass path (forward, then
+// grpoLoss, then the linear log-prob backward, which makes the logits again) stays as a
+// reference, and preference losses (DPO & co.) use it: they feed each row's d loss / d (summed
+// log-prob) to its completion tokens. Gradient checkpointing is the model's setting
+// (model.gradientCheckpointing), and with an adapter attached only the adapter is trained.
+import { GRPO_STATS, type Backend, type GrpoLossOptions, type LinearGrpoLossOptions, type Tensor } from "../backend/backend.js";
 import type { ForwardOptions, Model } from "../model/model.js";
+import { linearGrpoLossComposed } from "../backend/linear-grpo-composed.js";
 import { rowSums, sliceBatch, type PackedBatch } from "./batch.js";
 
 export type GrpoStats = Record<(typeof GRPO_STATS)[number], number>;
@@ -59,11 +63,18 @@ export interface PolicyLossInputs {
   wholeBatch?: { sequences: number; tokens: number };
 }
 
+/** How the LM head's loss gradient is made: one pass (linearGrpoLoss, 3 matmuls per token
+ * block) or two (linearLogprobForward, grpoLoss, linearLogprobBackward: 4; the reference the
+ * tests hold the one-pass op to). Same results. */
+export interface GradientPath {
+  twoPass?: boolean;
+}
+
 /**
  * One pass of policy-gradient backward over the batch in micro-batches, accumulating
  * gradients into model.grads. Returns the batch-level statistics (token-weighted).
  */
-export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: Omit<GrpoLossOptions, "B" | "T">, temperature: number, microBatch: number): Promise<GrpoStats> {
+export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: Omit<GrpoLossOptions, "B" | "T">, temperature: number, microBatch: number, path: GradientPath = {}): Promise<GrpoStats> {
   const be = model.backend;
   const { batch } = inp;
   const totals = Object.fromEntries(GRPO_STATS.map((k) => [k, 0])) as GrpoStats;
@@ -77,33 +88,49 @@ export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: 
     if (mb.tokens === 0) continue;
     const n = mb.B * mb.T;
     const range = [s * batch.T, (s + count) * batch.T] as const;
-    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, temperature);
-    const old = inp.oldLogprob ? be.upload(inp.oldLogprob.subarray(...range), [n]) : be.zeros([n]);
-    if (!inp.oldLogprob) be.copy(old, lp);
+    const acts = model.forward(mb.ids, mb.B, mb.T);
+    const targets = be.upload(mb.targets, [n]);
+    const old = inp.oldLogprob ? be.upload(inp.oldLogprob.subarray(...range), [n]) : null;
     const ref = inp.refLogprob ? be.upload(inp.refLogprob.subarray(...range), [n]) : null;
     const roll = inp.useRolloutLogprob ? be.upload(mb.rolloutLogprobs, [n]) : null;
     const adv = be.upload(inp.advantages.subarray(s, s + count), [count]);
     const mask = be.upload(mb.mask, [n]);
-    const dlp = be.zeros([n]);
-    const dent = be.zeros([n]);
     const stats = be.zeros([GRPO_STATS.length]);
-    be.grpoLoss(dlp, dent, stats, lp, old, ref, roll, ent, adv, mask, { ...loss, B: count, T: mb.T });
+    const dhidden = be.zeros(acts.hidden.shape);
     // Each micro-batch normalises by its own size; rescale so the sum equals the batch loss:
     // token-mean by the batch's tokens, the per-sequence aggregations by its sequences.
     const w = loss.aggregation === "token-mean" ? mb.tokens / totalTokens : count / totalSeqs;
-    be.scale(dlp, w);
-    be.scale(dent, w);
-    const dhidden = be.zeros(acts.hidden.shape);
-    be.linearLogprobBackward(dhidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, temperature);
+    const opts: LinearGrpoLossOptions = { ...loss, B: count, T: mb.T, lossScale: w };
+    const lmHead = { model, hidden: acts.hidden, targets, temperature };
+    lmHeadLoss(lmHead, path, dhidden, stats, old, ref, roll, adv, mask, opts).dispose();
     model.backward(acts, dhidden);
     const st = (await be.read(stats)) as Float32Array;
     accumulateStats(totals, st, w, mb.tokens / totalTokens);
-    for (const t of [lp, ent, lse, targets, old, adv, mask, dlp, dent, stats, dhidden]) t.dispose();
-    ref?.dispose();
-    roll?.dispose();
+    for (const t of [targets, adv, mask, stats, dhidden]) t.dispose();
+    for (const t of [old, ref, roll]) t?.dispose();
     acts.dispose();
   }
   return totals;
+}
+
+interface LmHead {
+  model: Model;
+  hidden: Tensor;
+  targets: Tensor;
+  temperature: number;
+}
+
+/** The LM head's loss and gradient into dhidden and the head's gradient; returns the log-probs (valid where mask != 0). */
+function lmHeadLoss(h: LmHead, path: GradientPath, dhidden: Tensor, stats: Tensor, old: Tensor | null, ref: Tensor | null, roll: Tensor | null, adv: Tensor, mask: Tensor, o: LinearGrpoLossOptions): Tensor {
+  const be = h.model.backend;
+  const n = h.targets.size;
+  const lp = be.zeros([n]);
+  const ent = be.zeros([n]);
+  const args = [dhidden, h.model.lmHeadGrad(), stats, lp, ent, h.hidden, h.model.lmHead(), h.targets, old, ref, roll, adv, mask, h.temperature, o] as const;
+  if (path.twoPass) linearGrpoLossComposed(be, ...args);
+  else be.linearGrpoLoss(...args);
+  ent.dispose();
+  return lp;
 }
 
 function accumulateStats(totals: GrpoStats, st: Float32Array, lossWeight: number, tokenWeight: number): void {
@@ -119,26 +146,31 @@ function accumulateStats(totals: GrpoStats, st: Float32Array, lossWeight: number
 
 /**
  * Supervised step on ground-truth completions: loss = -mean log p(target) over completion
- * tokens, through the same fused linear log-prob kernel. Returns the mean loss.
+ * tokens, through the same fused kernels. It is the GRPO loss with advantage 1 at ratio 1
+ * (token-mean, no clip, KL or entropy term): dLogprob = -1/tokens. Returns the mean loss.
  */
-export async function supervisedGradient(model: Model, batch: PackedBatch, microBatch: number): Promise<number> {
+export async function supervisedGradient(model: Model, batch: PackedBatch, microBatch: number, path: GradientPath = {}): Promise<number> {
   const be = model.backend;
   let lossSum = 0;
+  const sft: Omit<GrpoLossOptions, "B" | "T"> = { epsLow: 0.2, epsHigh: 0.2, dualClip: 0, beta: 0, kl: "k1", entropyCoef: 0, tisCap: 0, aggregation: "token-mean" };
   for (let s = 0; s < batch.B; s += microBatch) {
     const count = Math.min(microBatch, batch.B - s);
     const mb = sliceBatch(batch, s, count);
+    if (mb.tokens === 0) continue;
     const n = mb.B * mb.T;
-    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, 1);
-    const dlpHost = new Float32Array(n);
-    for (let i = 0; i < n; i++) dlpHost[i] = -mb.mask[i] / batch.tokens;
-    const dlp = be.upload(dlpHost, [n]);
-    const dent = be.zeros([n]);
+    const acts = model.forward(mb.ids, mb.B, mb.T);
+    const targets = be.upload(mb.targets, [n]);
+    const adv = be.upload(new Float32Array(count).fill(1), [count]);
+    const mask = be.upload(mb.mask, [n]);
+    const stats = be.zeros([GRPO_STATS.length]);
     const dhidden = be.zeros(acts.hidden.shape);
-    be.linearLogprobBackward(dhidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, 1);
+    const opts: LinearGrpoLossOptions = { ...sft, B: count, T: mb.T, lossScale: mb.tokens / batch.tokens };
+    const lmHead = { model, hidden: acts.hidden, targets, temperature: 1 };
+    const lp = lmHeadLoss(lmHead, path, dhidden, stats, null, null, null, adv, mask, opts);
     model.backward(acts, dhidden);
     const lpHost = (await be.read(lp)) as Float32Array;
-    for (let i = 0; i < n; i++) lossSum -= lpHost[i] * mb.mask[i];
-    for (const t of [lp, ent, lse, targets, dlp, dent, dhidden]) t.dispose();
+    for (let i = 0; i < n; i++) if (mb.mask[i] !== 0) lossSum -= lpHost[i] * mb.mask[i];
+    for (const t of [lp, targets, adv, mask, stats, dhidden]) t.dispose();
     acts.dispose();
   }
   return lossSum / Math.max(1, batch.tokens);

@@ -129,6 +129,9 @@ ANVIL_CUDA_API int anvil_cuda_linear_logprob_backward(float* dhidden, float* dwe
 // advantages (B) -> dlogprob (B*T), dentropy (B*T), stats (11, GRPO_STATS order)
 // kl: 0 k1, 1 k2, 2 k3; aggregation: 0 token-mean, 1 seq-mean-token-mean, 2 seq-mean-token-sum, 3 dr-grpo
 ANVIL_CUDA_API int anvil_cuda_grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logprob, const float* oldLogprob, const float* refLogprob, const float* rolloutLogprob, const float* entropy, const float* advantages, const float* mask, int B, int T, float epsLow, float epsHigh, float dualClip, float beta, int kl, float entropyCoef, float tisCap, int aggregation, int maxCompletionLength, char* err, size_t errlen);
+// hidden (N, H), weight (V, H), targets (N), old?, ref?, rollout? (N), advantages (B), mask (N), N = B*T
+// -> dhidden (N, H) (overwritten), dweight (V, H) +=, stats (11), logprob (N), entropy (N); codes as grpo_loss
+ANVIL_CUDA_API int anvil_cuda_linear_grpo_loss(float* dhidden, float* dweight, float* stats, float* logprob, float* entropy, const float* hidden, const float* weight, const int32_t* targets, const float* oldLogprob, const float* refLogprob, const float* rolloutLogprob, const float* advantages, const float* mask, int H, int V, float temperature, float lossScale, int B, int T, float epsLow, float epsHigh, float dualClip, float beta, int kl, float entropyCoef, float tisCap, int aggregation, int maxCompletionLength, char* err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@ import {
   type Backend,
   type DType,
   type GrpoLossOptions,
+  type LinearGrpoLossOptions,
   type MatmulOptions,
   type SampleOptions,
   type Tensor,
@@ -37,6 +38,7 @@ import {
   checkWeight,
   grpoLossDims,
   uploadDtype,
+  linearGrpoLossDims,
   linearLogprobDims,
   logprobFromLogitsDims,
   matmulDims,
@@ -45,6 +47,7 @@ import {
   rowsCols,
   sampleDims,
 } from "../check.js";
+import { linearGrpoLossComposed } from "../linear-grpo-composed.js";
 import { Dispatcher, STORAGE, type Span } from "./dispatch.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { GpuTensor, bufferBytes } from "./tensor.js";
@@ -719,14 +722,65 @@ export class WebGpuBackend implements Backend {
 
   grpoLoss(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): void {
     grpoLossDims(dlogprob, dentropy, stats, logprob, oldLogprob, refLogprob, rolloutLogprob, entropy, advantages, mask, o);
-    const b = (t: Tensor, n: string) => this.gpu.whole(this.span(t, n), n);
+    const sp = (t: Tensor | null, n: string) => (t === null ? null : this.span(t, n));
+    this.runGrpoLoss(this.span(dlogprob, "dlogprob"), this.span(dentropy, "dentropy"), this.span(stats, "stats"), this.span(logprob, "logprob"), this.span(oldLogprob, "oldLogprob"),
+      sp(refLogprob, "refLogprob"), sp(rolloutLogprob, "rolloutLogprob"), sp(entropy, "entropy"), this.span(advantages, "advantages"), this.span(mask, "mask"), o);
+  }
+
+  private runGrpoLoss(dlogprob: Span, dentropy: Span, stats: Span, logprob: Span, oldLogprob: Span, refLogprob: Span | null, rolloutLogprob: Span | null, entropy: Span | null, advantages: Span, mask: Span, o: GrpoLossOptions): void {
+    const b = (s: Span, n: string) => this.gpu.whole(s, n);
     // Optional inputs: bind the logprob in their place and tell the kernel they are absent.
-    const opt = (t: Tensor | null, n: string) => (t === null ? b(logprob, "logprob") : b(t, n));
+    const opt = (s: Span | null, n: string) => b(s ?? logprob, n);
     this.gpu.run("grpo_loss", "grpo_loss", "uuffffuffuuuuu",
       [o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap, AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
         refLogprob ? 1 : 0, rolloutLogprob ? 1 : 0, entropy ? 1 : 0],
       [b(dlogprob, "dlogprob"), b(dentropy, "dentropy"), b(stats, "stats"), b(logprob, "logprob"), b(oldLogprob, "oldLogprob"),
         opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), opt(entropy, "entropy"), b(advantages, "advantages"), b(mask, "mask")], [1]);
+  }
+
+  // One pass per block of nb token rows (kernels/linear_grpo_loss.wgsl): 3 matmuls, not the
+  // composition's 4. It needs the LM head in one binding and a block of at least 64 whole
+  // logits rows in the 8M-float scratch; other shapes take the composition (same results).
+  linearGrpoLoss(dhidden: Tensor, dweight: Tensor | null, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): void {
+    const [N, H, V] = linearGrpoLossDims(dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
+    const rowsFit = Math.floor(Math.min(this.gpu.maxElems, 8 << 20) / V);
+    // A frozen head (bf16, no dW) takes the composition, whose kernels read bf16 weights.
+    if (dweight === null || weight.dtype === "bf16" || V * H > this.gpu.maxElems || (rowsFit < N && rowsFit < 64))
+      return linearGrpoLossComposed(this, dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
+    // Blocks start at multiples of 64 rows: per-row windows stay aligned to the binding offset rule.
+    const nb = rowsFit >= N ? N : Math.floor(rowsFit / 64) * 64;
+    const [sdh, sdw, sst, slp, sent, sh, sw, stg, sadv, smask] = [this.span(dhidden, "dhidden"), this.span(dweight, "dweight"), this.span(stats, "stats"), this.span(logprob, "logprob"), this.span(entropy, "entropy"),
+      this.span(hidden, "hidden"), this.weightSpan(weight, "weight"), this.span(targets, "targets", "i32"), this.span(advantages, "advantages"), this.span(mask, "mask")];
+    const sp = (t: Tensor | null, n: string) => (t === null ? null : this.span(t, n));
+    const [sold, sref, sroll] = [sp(oldLogprob, "oldLogprob"), sp(refLogprob, "refLogprob"), sp(rolloutLogprob, "rolloutLogprob")];
+    const [wt, dlp, dent, lse] = ["lgl_wt", "lgl_dlp", "lgl_dent", "lgl_lse"].map((k) => this.gpu.scratch(k, N));
+    const z = this.gpu.scratch("ll_z", nb * V);
+    const state = this.gpu.whole(this.gpu.scratch("ll_state", nb * 4), "state");
+    const invT = 1 / temperature;
+    const types = "uuuuffffuffuuuuf";
+    const params = (r0: number, n: number) => [o.B, o.T, r0, n, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap, AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T, sold ? 1 : 0, sref ? 1 : 0, o.lossScale ?? 1];
+    const w = (s: Span, n: string) => this.gpu.whole(s, n);
+    this.gpu.run("linear_grpo_loss", "lgl_weights", types, params(0, 0), [w(wt, "wt"), w(smask, "mask")], [1]);
+    for (let r0 = 0; r0 < N; r0 += nb) {
+      const n = Math.min(nb, N - r0);
+      const rows = (s: Span, what: string) => this.gpu.bind(s, r0, n, what);
+      const zs: Span = { buffer: z.buffer, off: 0, len: n * V };
+      const hb: Span = { buffer: sh.buffer, off: r0 * H, len: n * H };
+      this.mm(zs, hb, sw, n, V, H, false, true, false, invT);
+      this.gpu.run("linear_logprob", "ll_update", "uuuufu", [n, V, 0, 1, invT, V], [state, w(zs, "z"), rows(stg, "targets")], this.gpu.grid(n));
+      this.gpu.run("linear_logprob", "ll_finalize", "uuuufu", [n, 0, 0, 0, invT, V],
+        [rows(slp, "logprob"), rows(sent, "entropy"), rows(lse, "lse"), state, rows(stg, "targets")], this.gpu.grid(Math.ceil(n / 256)));
+      this.gpu.run("linear_grpo_loss", "lgl_token", types, params(r0, n),
+        [w(dlp, "dlogprob"), w(dent, "dentropy"), w(wt, "wt"), w(slp, "logprob"), w(sold ?? slp, "oldLogprob"), w(sref ?? slp, "refLogprob"), w(sroll ?? slp, "rolloutLogprob"), w(sadv, "advantages")],
+        this.gpu.grid(Math.ceil(n / 256)));
+      this.gpu.run("linear_logprob", "ll_dz", "uuuufu", [n, V, 0, 0, invT, V],
+        [w(zs, "dz"), rows(stg, "targets"), rows(lse, "lse"), rows(sent, "entropy"), rows(dlp, "dlogprob"), rows(dent, "dentropy")], this.gpu.grid(Math.ceil((n * V) / 256)));
+      this.mm({ buffer: sdh.buffer, off: r0 * H, len: n * H }, zs, sw, n, H, V, false, false, false, 1);
+      this.mm(sdw, zs, { ...hb, bf16: false }, V, H, n, true, false, true, 1);
+    }
+    // The stats: the GRPO loss itself on the log-probs and entropies (its gradients are not used).
+    const { lossScale: _, ...loss } = o;
+    this.runGrpoLoss(dlp, dent, sst, slp, sold ?? slp, sref, sroll, sent, sadv, smask, loss);
   }
 }
 

@@ -29,6 +29,7 @@ export function register(program: Command): void {
     .option("--quick", "tiny sizes and short timing (a smoke run of about a minute)")
     .option("--full", "the large sizes (N=4096 tokens, V up to 151,936; tens of minutes)")
     .option("--json", "print one JSON object with every row at the end (rows and progress go to stderr meanwhile)")
+    .option("--only <text>", "kernels: only the fused-kernel cases whose name contains text (e.g. \"linear GRPO\"; skips the matmul and attention tables)")
     .option("--models <list>", "memory: which of qwen3-0.6b,qwen3-1.7b,qwen2.5-3b (default: all three)")
     .option("--modes <list>", "memory: lora,full (default: both)")
     .option("--shape <PxGxN[xL]>", "memory: prompts x group x new tokens [x prompt length] (default 8x5x256x64)")
@@ -36,12 +37,12 @@ export function register(program: Command): void {
     .option("--micro-batch <n>", "memory: sequences per forward/backward (default 16)", intArg("--micro-batch", 1))
     .option("--generation-batch <n>", "memory: rollouts decoded together (default 64)", intArg("--generation-batch", 1))
     .option("--frozen-dtype <list>", "memory: storage of the frozen base under LoRA, f32,bf16 (default bf16, the trainers' default)")
-    .action(async (suite: string, o: { quick?: boolean; full?: boolean; json?: boolean; models?: string; modes?: string; shape?: string; threads: number; microBatch?: number; generationBatch?: number; frozenDtype?: string }) => {
+    .action(async (suite: string, o: { quick?: boolean; full?: boolean; json?: boolean; only?: string; models?: string; modes?: string; shape?: string; threads: number; microBatch?: number; generationBatch?: number; frozenDtype?: string }) => {
       if (o.quick && o.full) throw new Error("anvil bench: --quick and --full exclude each other");
       const list = (s?: string) => s?.split(",").map((x) => x.trim()).filter(Boolean);
       for (const m of list(o.modes) ?? []) if (m !== "lora" && m !== "full") throw new Error(`--modes: "${m}" is not lora or full`);
       for (const d of list(o.frozenDtype) ?? []) if (d !== "f32" && d !== "bf16") throw new Error(`--frozen-dtype: "${d}" is not f32 or bf16`);
-      const args = { models: list(o.models), modes: list(o.modes), shape: o.shape, threads: o.threads, microBatch: o.microBatch, generationBatch: o.generationBatch, frozenDtypes: list(o.frozenDtype) };
+      const args = { only: o.only, models: list(o.models), modes: list(o.modes), shape: o.shape, threads: o.threads, microBatch: o.microBatch, generationBatch: o.generationBatch, frozenDtypes: list(o.frozenDtype) };
       // all: everything but memory (one RL step of each paper-sized model takes hours here).
       const suites = (await loadSuites()).filter((s) => (suite === "all" ? s.suite !== "memory" : s.suite === suite));
       await runBench(suites, { quick: o.quick, full: o.full, json: o.json, args });
