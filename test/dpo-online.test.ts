@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { metricRows } from "./helpers/metrics.js";
 import { initModel } from "../src/model/init.js";
 import { runDpo } from "../src/rl/dpo.js";
 import { resolvePreferenceOptions } from "../src/rl/preference-options.js";
@@ -37,12 +38,6 @@ const ONLINE = {
   progress: false,
   seed: 3,
 };
-const TIMING = /^(time_s|sample_s)$/;
-const metricRows = (run: string) =>
-  readFileSync(join(run, "metrics.jsonl"), "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !TIMING.test(k))));
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "anvil-dpo-online-"));

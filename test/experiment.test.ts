@@ -1,6 +1,6 @@
 // `anvil experiment anchor-vs-grpo` end to end at toy size: a weak start shared by the methods,
 // one run per method and seed, held-out eval at three depths, results.json and report.html; a
-// second invocation reuses every finished piece.
+// second invocation reuses every finished piece. The preference methods run the same way.
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,7 +57,8 @@ describe("experiment anchor-vs-grpo", () => {
   it("runs the preference methods from the same weak start, into the same table", async () => {
     const out = mkdtempSync(join(tmpdir(), "anvil-exp-pref-"));
     const lines: string[] = [];
-    // 60 SFT steps: enough for some correct samples, so the weak start's groups give pairs.
+    // 60 SFT steps, checked once on 4 items: enough for some correct samples, so the weak
+    // start's groups give pairs.
     const opts: ExperimentOptions = {
       ...FULL,
       tasks: ["graphli"],
@@ -71,6 +72,7 @@ describe("experiment anchor-vs-grpo", () => {
       evalEvery: 1,
       sftChunk: 60,
       sftMaxSteps: 60,
+      probeN: 4,
       out,
       backend: "cpu",
       threads: 0,
@@ -94,7 +96,6 @@ describe("experiment anchor-vs-grpo", () => {
     const steps = (method: string) =>
       readFileSync(join(out, "graphli", `${method}-seed1`, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
     expect(steps("dpo").filter((m) => m.loss !== undefined).map((m) => m.step)).toEqual([1, 2]); // the GRPO runs' update count
-    expect(steps("mappo").filter((m) => m.final).length).toBe(1); // held-out eval after training
     // Online: the same prompt budget in rounds, each sampled from the current policy.
     const online = steps("dpo-online").filter((m) => m.round !== undefined);
     expect(online.map((m) => m.round)).toEqual([1, 2]);

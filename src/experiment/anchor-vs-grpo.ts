@@ -72,6 +72,8 @@ export interface ExperimentOptions {
   /** Weak start: SFT, evaluated every sftChunk steps, until answerable accuracy reaches weakMin. */
   sftChunk: number;
   sftMaxSteps: number;
+  /** Held-out items (half unanswerable) the weak start's SFT is checked on, its own set. */
+  probeN: number;
   sftLr: number;
   /** Answerable-accuracy window of the weak start. */
   weakMin: number;
@@ -100,6 +102,7 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   evalEvery: 10,
   sftChunk: 100,
   sftMaxSteps: 2000,
+  probeN: 64,
   sftLr: 2e-3,
   weakMin: 0.1,
   weakMax: 0.4,
@@ -295,7 +298,7 @@ async function weakStart(
   if (saved && existsSync(join(dir, "config.json"))) return { dir, ...saved };
   const policy = await Policy.load(base, backend);
   // Selection uses its own held-out items (not the reported eval sets), half unanswerable.
-  const probe = heldOut(task, 64, o.depth, o.depth, 0x3eab);
+  const probe = heldOut(task, o.probeN, o.depth, o.depth, 0x3eab);
   let acc: Accuracy = pick((await evaluate(policy, probe, maxNewTokens)).result);
   let steps = 0;
   await runSft(policy, {

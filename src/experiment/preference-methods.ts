@@ -70,7 +70,6 @@ export async function trainPreferenceMethod(method: PreferenceMethod, s: Prefere
   const common: DpoRunOptions = {
     model: s.weak,
     loss: LOSS_OF[method],
-    task: s.task,
     minDepth: s.depth,
     maxDepth: s.depth,
     evalN: s.evalN,
@@ -90,7 +89,9 @@ export async function trainPreferenceMethod(method: PreferenceMethod, s: Prefere
   if (method === "dpo-online") {
     const rounds = onlineRoundsFor(s.steps, s.onlineRounds);
     const stepsPerRound = s.steps / rounds;
-    opts = { ...common, online: true, rounds, stepsPerRound, promptsPerRound: s.promptsPerStep * stepsPerRound, samples: s.groupSize, pairsPerPrompt: 1, groundTruth: "never" };
+    // Held-out eval after every round (the run's curve); offline runs have none of their own,
+    // the experiment evaluates their result.
+    opts = { ...common, online: true, task: s.task, rounds, stepsPerRound, promptsPerRound: s.promptsPerStep * stepsPerRound, samples: s.groupSize, pairsPerPrompt: 1, groundTruth: "never" };
   } else {
     const made = await weakPairs(s, backend);
     pairs = made.stats;
