@@ -46,7 +46,7 @@ export const PREFERENCE_OPTIONS = {
    * --prompts-per-round new task prompts from the current policy, labels them with the task's
    * verifier (`anvil pairs`' makePairs), then takes --steps-per-round optimizer steps on those
    * pairs. The run is --rounds x --steps-per-round steps in all (one LR schedule); it
-   * checkpoints and resumes at round boundaries. */
+   * checkpoints at the end of every round (checkpointEvery does not apply) and resumes there. */
   online: flag(false, "online (iterative) DPO: each round samples pairs from the current policy on --task, then trains on them"),
   rounds: int(4, "online: rounds of sampling then training", { min: 1 }),
   /** Prompts sampled per round (half unanswerable), a new set each round (seeded by seed and
