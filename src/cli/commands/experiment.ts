@@ -32,7 +32,7 @@ export function register(program: Command): void {
       .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth (about a sixth of the full table)`)
       .option("--tasks <list>", "tasks, comma-separated", list<TaskName>("--tasks", TASK_NAMES), FULL.tasks)
       .option("--seeds <list>", "seeds, comma-separated", seedList)
-      .option("--methods <list>", `methods, comma-separated (${METHODS.join(", ")}; default ${FULL.methods.join(",")})`, list<Method>("--methods", METHODS), FULL.methods)
+      .option("--methods <list>", `methods, comma-separated (${METHODS.join(", ")})`, list<Method>("--methods", METHODS), FULL.methods)
       .addOption(new Option("--preset <name>", "model preset made for each task").choices(["tiny", "small"]).default(FULL.preset))
       .option("--depth <n>", "training depth (held-out eval also at depth+1 and depth+2)", intArg("--depth", 1), FULL.depth)
       .option("--steps <n>", "RL steps per run", intArg("--steps", 1))
