@@ -49,7 +49,7 @@ export const BENCH_CONFIG: ModelConfig = {
   raw: {},
 };
 
-function randomWeights(c: ModelConfig): Map<string, Float32Array> {
+export function randomWeights(c: ModelConfig): Map<string, Float32Array> {
   const w = new Map<string, Float32Array>();
   let s = 12345;
   for (const [name, shape] of parameterShapes(c)) {
@@ -66,7 +66,7 @@ function randomWeights(c: ModelConfig): Map<string, Float32Array> {
   return w;
 }
 
-function randomIds(n: number, V: number, seed: number): Int32Array {
+export function randomIds(n: number, V: number, seed: number): Int32Array {
   const a = new Int32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {

@@ -7,6 +7,7 @@ import { runKernelsBench } from "./kernels.js";
 import { runMatmulBench } from "./matmul.js";
 import { runMemoryBench, type MemoryBenchOptions } from "./memory.js";
 import { runModelBenchSuite } from "./model.js";
+import { runPreferenceBenchSuite } from "./preference.js";
 import { runServeBench } from "./serve.js";
 
 export const SUITES: BenchSuite[] = [
@@ -16,6 +17,7 @@ export const SUITES: BenchSuite[] = [
   { suite: "kernels", title: "attention", run: (ctx) => (ctx.args.only ? Promise.resolve() : runAttentionBench(ctx)) },
   { suite: "backends", title: "every kernel on every backend", run: (ctx) => runBackendsBench(ctx) },
   { suite: "model", title: "decoder end to end", run: (ctx) => runModelBenchSuite(ctx) },
+  { suite: "preference", title: "one DPO step: pair tokens per second", run: (ctx) => runPreferenceBenchSuite(ctx) },
   { suite: "memory", title: "one RL step of paper-sized models", run: (ctx) => runMemoryBench(ctx, ctx.args as MemoryBenchOptions) },
   { suite: "serve", title: "anvil serve vs in-process generation", run: (ctx) => runServeBench(ctx) },
 ];

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { metricRows } from "./helpers/metrics.js";
 import { createBackend } from "../src/backend/index.js";
 import { loadCheckpoint } from "../src/model/checkpoint.js";
 import { initModel } from "../src/model/init.js";
@@ -124,12 +125,6 @@ function makePairs(n: number): PreferencePair[] {
 }
 
 const SMALL = { backend: "cpu" as const, steps: 6, batch: 4, lr: 1e-3, warmupSteps: 0, progress: false, seed: 2 };
-const TIMING = /^time_s$/;
-const metricRows = (run: string) =>
-  readFileSync(join(run, "metrics.jsonl"), "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, number>).filter(([k]) => !TIMING.test(k))));
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "anvil-dpo-"));

@@ -1,6 +1,6 @@
 // `anvil experiment anchor-vs-grpo` end to end at toy size: a weak start shared by the methods,
 // one run per method and seed, held-out eval at three depths, results.json and report.html; a
-// second invocation reuses every finished piece.
+// second invocation reuses every finished piece. The preference methods run the same way.
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,4 +53,61 @@ describe("experiment anchor-vs-grpo", () => {
     expect(again.runs).toEqual(res.runs);
     expect(lines.filter((l) => l.startsWith("=="))).toEqual([]);
   }, 240_000);
+
+  it("runs the preference methods from the same weak start, into the same table", async () => {
+    const out = mkdtempSync(join(tmpdir(), "anvil-exp-pref-"));
+    const lines: string[] = [];
+    // 60 SFT steps, checked once on 4 items: enough for some correct samples, so the weak
+    // start's groups give pairs.
+    const opts: ExperimentOptions = {
+      ...FULL,
+      tasks: ["graphli"],
+      seeds: [1],
+      methods: ["grpo", "dpo", "ipo", "simpo", "mappo", "dpo-online"],
+      depth: 1,
+      steps: 2,
+      promptsPerStep: 2,
+      groupSize: 4,
+      evalN: 2,
+      evalEvery: 1,
+      sftChunk: 60,
+      sftMaxSteps: 60,
+      probeN: 4,
+      out,
+      backend: "cpu",
+      threads: 0,
+      log: (l) => lines.push(l),
+    };
+    const res = await runExperiment(opts);
+    expect(res.runs.map((r) => r.method)).toEqual(opts.methods);
+    for (const r of res.runs) {
+      expect(Object.keys(r.after)).toEqual(["1", "2", "3"]);
+      expect(r.before).toEqual(res.runs[0]!.before); // the RL and preference methods share the weak start
+    }
+    // Offline methods: one set of pairs from the weak start (promptsPerStep x steps prompts,
+    // groupSize samples each), shared by the four losses; steps of promptsPerStep pairs.
+    const offline = res.runs.filter((r) => ["dpo", "ipo", "simpo", "mappo"].includes(r.method));
+    for (const r of offline) {
+      expect(r.pairs).toEqual(offline[0]!.pairs);
+      expect(r.rolloutsEnd).toBeNull(); // they sample nothing while training
+    }
+    expect(offline[0]!.pairs).toMatchObject({ prompts: 4, samples: 16 });
+    expect(offline[0]!.pairs!.pairs).toBeGreaterThan(0);
+    const steps = (method: string) =>
+      readFileSync(join(out, "graphli", `${method}-seed1`, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
+    expect(steps("dpo").filter((m) => m.loss !== undefined).map((m) => m.step)).toEqual([1, 2]); // the GRPO runs' update count
+    // Online: the same prompt budget in rounds, each sampled from the current policy.
+    const online = steps("dpo-online").filter((m) => m.round !== undefined);
+    expect(online.map((m) => m.round)).toEqual([1, 2]);
+    expect(online.every((m) => typeof m.acc_answerable === "number" && typeof m.eval_acc === "number")).toBe(true);
+    expect(res.runs.find((r) => r.method === "dpo-online")!.rolloutsEnd).not.toBeNull();
+    expect(formatTable(res)).toMatch(/\| graphli \| dpo-online \| 1 \|.*\| [\d.]+ \/ [\d.]+ \|$/m);
+    expect(formatTable(res)).toMatch(/\| graphli \| simpo \| 1 \|.*\|  \|$/m);
+
+    // Again: every finished piece is reused.
+    lines.length = 0;
+    const again = await runExperiment(opts);
+    expect(again.runs).toEqual(res.runs);
+    expect(lines.filter((l) => l.startsWith("=="))).toEqual([]);
+  }, 600_000);
 });

@@ -2,12 +2,16 @@
 // (held-out answerable accuracy in [10%, 40%]), plain GRPO, GRPO with a depth curriculum and
 // GRPO + Anchor, over several seeds, on GraphLA and GraphLI. Held-out accuracy (overall,
 // answerable, unanswerable, abstain rate) before and after RL at the training depth and two
-// deeper; per-step curves; one results JSON and one HTML report.
+// deeper; per-step curves; one results JSON and one HTML report. The preference methods (DPO,
+// IPO, SimPO, MaPPO on pairs from the weak start, online DPO: preference-methods.ts) start from
+// the same weak start with the same prompt and update budget, into the same table.
 //
 // Layout of `out`:
 //   <task>/init/                 the base model (preset, tokenizer fitted to the task)
-//   <task>/weak-seed<S>/         the weak start of seed S (+ weak.json: SFT steps and its eval)
-//   <task>/<method>-seed<S>/     an `anvil train` run directory (+ depth-eval.json)
+//   <task>/weak/                 the weak start, shared by every seed and method (+ weak.json:
+//                                SFT steps and its eval)
+//   <task>/<method>-seed<S>/     an `anvil train` (or `anvil dpo`) run directory (+ depth-eval.json)
+//   <task>/pairs-seed<S>/        the offline preference methods' pairs of seed S
 //   results.json, report.html
 // Every finished piece is reused when the command is run again, so a killed run resumes.
 import { existsSync, mkdirSync } from "node:fs";
@@ -19,6 +23,7 @@ import { initModel, type Preset } from "../model/init.js";
 import { evaluate, type EvalResult } from "../rl/eval.js";
 import type { TrainOptions } from "../rl/options.js";
 import { Policy } from "../rl/policy.js";
+import type { PairsStats } from "../rl/pairs.js";
 import { heldOut, latestCheckpoint, runTraining } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
 import { completionFor, generate, generateDataset, taskCorpus } from "../tasks/index.js";
@@ -28,12 +33,16 @@ import { readJsonFileSync } from "../util/json-file.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
 import { writeExperimentReport } from "../report/experiment.js";
 import { readMetrics } from "../report/report.js";
+import { PREFERENCE_METHODS, trainPreferenceMethod } from "./preference-methods.js";
 
-export const METHODS = ["grpo", "grpo-curriculum", "anchor"] as const;
+export const RL_METHODS = ["grpo", "grpo-curriculum", "anchor"] as const;
+export type RlMethod = (typeof RL_METHODS)[number];
+export const METHODS = [...RL_METHODS, ...PREFERENCE_METHODS] as const;
 export type Method = (typeof METHODS)[number];
+const isRl = (m: Method): m is RlMethod => (RL_METHODS as readonly string[]).includes(m);
 
 /** What each method changes in the RL options (everything else is shared). */
-function methodOptions(m: Method, depth: number): Partial<TrainOptions> {
+function methodOptions(m: RlMethod, depth: number): Partial<TrainOptions> {
   switch (m) {
     case "grpo":
       return { algo: "grpo", minDepth: depth, maxDepth: depth };
@@ -63,12 +72,16 @@ export interface ExperimentOptions {
   /** Weak start: SFT, evaluated every sftChunk steps, until answerable accuracy reaches weakMin. */
   sftChunk: number;
   sftMaxSteps: number;
+  /** Held-out items (half unanswerable) the weak start's SFT is checked on, its own set. */
+  probeN: number;
   sftLr: number;
   /** Answerable-accuracy window of the weak start. */
   weakMin: number;
   weakMax: number;
   lr: number;
   beta: number;
+  /** Rounds of dpo-online at most (the largest divisor of steps not above it). */
+  onlineRounds: number;
   out: string;
   backend: TrainOptions["backend"];
   /** CPU threads (0 = all cores). */
@@ -79,7 +92,7 @@ export interface ExperimentOptions {
 export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"> = {
   tasks: ["graphla", "graphli"],
   seeds: [1, 2, 3],
-  methods: [...METHODS],
+  methods: [...RL_METHODS],
   preset: "tiny",
   depth: 2,
   steps: 40,
@@ -89,11 +102,13 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   evalEvery: 10,
   sftChunk: 100,
   sftMaxSteps: 2000,
+  probeN: 64,
   sftLr: 2e-3,
   weakMin: 0.1,
   weakMax: 0.4,
   lr: 1e-3,
   beta: 0,
+  onlineRounds: 4,
 };
 
 /** About a sixth of the full table: one seed, shorter runs, smaller evals. */
@@ -113,9 +128,12 @@ export interface RunRow {
   before: Record<string, Accuracy>;
   after: Record<string, Accuracy>;
   /** The policy's own rollouts (sampled at temperature 1, anchors excluded) over the last
-   * ROLLOUT_WINDOW steps: what greedy evaluation hides when the policy is split between
-   * answering and abstaining. */
-  rolloutsEnd: Accuracy;
+   * ROLLOUT_WINDOW steps (dpo-online: rounds): what greedy evaluation hides when the policy is
+   * split between answering and abstaining. null for the offline preference methods, which
+   * sample nothing while training. */
+  rolloutsEnd: Accuracy | null;
+  /** Offline preference methods: the pairs sampled from the weak start. */
+  pairs?: PairsStats;
   seconds: number;
 }
 export interface WeakStart {
@@ -140,7 +158,7 @@ export interface SummaryRow {
   before: Accuracy;
   after: Accuracy;
   afterSd: Accuracy;
-  rolloutsEnd: Accuracy;
+  rolloutsEnd: Accuracy | null;
 }
 
 const pick = (e: EvalResult): Accuracy => ({ acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable, abstain: e.abstain_rate });
@@ -192,32 +210,23 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
           }
           log(`== ${task} ${method} seed ${seed}`);
           const t1 = performance.now();
-          const resume = existsSync(join(runDir, "config.json")) && latestCheckpoint(runDir) !== null;
-          const train: Partial<TrainOptions> = {
-            model: w.dir,
-            task,
-            seed,
-            out: runDir,
-            steps: o.steps,
-            promptsPerStep: o.promptsPerStep,
-            groupSize: o.groupSize,
-            maxNewTokens,
-            evalN: o.evalN,
-            evalDepth: o.depth,
-            evalEvery: o.evalEvery,
-            checkpointEvery: Math.max(1, Math.min(10, o.steps)),
-            lr: o.lr,
-            beta: o.beta,
-            backend: o.backend === "auto" ? "cpu" : o.backend,
-            threads: o.threads,
-            sftSteps: 0,
-            progress: false,
-            ...methodOptions(method, o.depth),
-          };
-          await runTraining(resume ? { resume: runDir } : train, { log });
-          const policy = await Policy.load(latestCheckpoint(runDir)!.dir, backend);
-          const row: RunRow = { task, method, seed, before: w.before, after: await evalAt(policy), rolloutsEnd: rolloutsAtEnd(runDir), seconds: (performance.now() - t1) / 1000 };
-          policy.model.dispose();
+          let trained: string | null;
+          let pairs: PairsStats | null = null;
+          if (isRl(method)) trained = await trainRlMethod(method, task, seed, w.dir, runDir, maxNewTokens, o);
+          else
+            ({ modelDir: trained, pairs } = await trainPreferenceMethod(
+              method,
+              { ...o, task, seed, weak: w.dir, taskDir: join(o.out, task), maxNewTokens, backend: o.backend === "auto" ? "cpu" : o.backend },
+              backend,
+            ));
+          let after = w.before;
+          if (trained) {
+            const policy = await Policy.load(trained, backend);
+            after = await evalAt(policy);
+            policy.model.dispose();
+          }
+          mkdirSync(runDir, { recursive: true }); // a preference method without pairs made none
+          const row: RunRow = { task, method, seed, before: w.before, after, rolloutsEnd: rolloutsAtEnd(runDir), ...(pairs ? { pairs } : {}), seconds: (performance.now() - t1) / 1000 };
           await writeFileAtomic(join(runDir, "depth-eval.json"), JSON.stringify(row, null, 2) + "\n");
           runs.push(row);
           const a = row.after[o.depth]!;
@@ -243,6 +252,34 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   return results;
 }
 
+/** An `anvil train` run of an RL method from the weak start (resumed when killed); returns its final checkpoint. */
+async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, weak: string, runDir: string, maxNewTokens: number, o: ExperimentOptions): Promise<string> {
+  const resume = existsSync(join(runDir, "config.json")) && latestCheckpoint(runDir) !== null;
+  const train: Partial<TrainOptions> = {
+    model: weak,
+    task,
+    seed,
+    out: runDir,
+    steps: o.steps,
+    promptsPerStep: o.promptsPerStep,
+    groupSize: o.groupSize,
+    maxNewTokens,
+    evalN: o.evalN,
+    evalDepth: o.depth,
+    evalEvery: o.evalEvery,
+    checkpointEvery: Math.max(1, Math.min(10, o.steps)),
+    lr: o.lr,
+    beta: o.beta,
+    backend: o.backend === "auto" ? "cpu" : o.backend,
+    threads: o.threads,
+    sftSteps: 0,
+    progress: false,
+    ...methodOptions(method, o.depth),
+  };
+  await runTraining(resume ? { resume: runDir } : train, { log: o.log });
+  return latestCheckpoint(runDir)!.dir;
+}
+
 /**
  * The weak start of a task (shared by every seed and method, as in the paper): SFT on the
  * ground-truth traces, evaluated every sftChunk steps on its own held-out items, stopped at the
@@ -261,7 +298,7 @@ async function weakStart(
   if (saved && existsSync(join(dir, "config.json"))) return { dir, ...saved };
   const policy = await Policy.load(base, backend);
   // Selection uses its own held-out items (not the reported eval sets), half unanswerable.
-  const probe = heldOut(task, 64, o.depth, o.depth, 0x3eab);
+  const probe = heldOut(task, o.probeN, o.depth, o.depth, 0x3eab);
   let acc: Accuracy = pick((await evaluate(policy, probe, maxNewTokens)).result);
   let steps = 0;
   await runSft(policy, {
@@ -289,8 +326,10 @@ async function weakStart(
 /** Steps averaged for RunRow.rolloutsEnd. */
 export const ROLLOUT_WINDOW = 5;
 
-function rolloutsAtEnd(runDir: string): Accuracy {
+function rolloutsAtEnd(runDir: string): Accuracy | null {
+  if (!existsSync(join(runDir, "metrics.jsonl"))) return null;
   const steps = readMetrics(runDir).filter((m) => m.step > 0 && !m.final && typeof m.acc_answerable === "number").slice(-ROLLOUT_WINDOW);
+  if (steps.length === 0) return null;
   const avg = (k: string) => mean(steps.map((m) => m[k]!));
   return { acc: avg("acc"), ans: avg("acc_answerable"), unans: avg("acc_unanswerable"), abstain: avg("abstain_rate") };
 }
@@ -310,7 +349,8 @@ export function summarize(runs: RunRow[]): SummaryRow[] {
       const agg = (f: (x: Accuracy) => number, which: "before" | "after", stat = mean) => stat(rs.map((r) => f(r[which][depth]!)));
       const acc = (which: "before" | "after", stat = mean): Accuracy =>
         Object.fromEntries(KEYS.map((q) => [q, agg((x) => x[q], which, stat)])) as unknown as Accuracy;
-      const rolloutsEnd = Object.fromEntries(KEYS.map((q) => [q, mean(rs.map((r) => r.rolloutsEnd[q]))])) as unknown as Accuracy;
+      const own = rs.map((r) => r.rolloutsEnd).filter((x): x is Accuracy => x !== null);
+      const rolloutsEnd = own.length ? (Object.fromEntries(KEYS.map((q) => [q, mean(own.map((x) => x[q]))])) as unknown as Accuracy) : null;
       out.push({ task: rs[0]!.task, method: rs[0]!.method, depth, n: rs.length, before: acc("before"), after: acc("after"), afterSd: acc("after", sd), rolloutsEnd });
     }
   }
@@ -326,7 +366,7 @@ export function formatTable(results: ExperimentResults): string {
   ];
   for (const r of results.summary) {
     // Rollouts are sampled at the training depth only.
-    const roll = r.depth === results.options.depth ? `${f(r.rolloutsEnd.ans)} / ${f(r.rolloutsEnd.abstain)}` : "";
+    const roll = r.depth === results.options.depth && r.rolloutsEnd ? `${f(r.rolloutsEnd.ans)} / ${f(r.rolloutsEnd.abstain)}` : "";
     lines.push(
       `| ${r.task} | ${r.method} | ${r.depth} | ${f(r.before.acc)} / ${f(r.before.ans)} / ${f(r.before.unans)} | ${f(r.after.acc, r.afterSd.acc)} | ${f(r.after.ans, r.afterSd.ans)} | ${f(r.after.unans, r.afterSd.unans)} | ${f(r.after.abstain, r.afterSd.abstain)} | ${roll} |`,
     );

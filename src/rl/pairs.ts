@@ -49,7 +49,8 @@ export interface PreferenceRow {
 export interface PairsStats {
   prompts: number;
   samples: number;
-  /** Fraction of sampled completions that are correct, on answerable / unanswerable items. */
+  /** Fraction of sampled completions that are correct: all, on answerable / on unanswerable items. */
+  acc: number;
   acc_answerable: number;
   acc_unanswerable: number;
   abstain_rate: number;
@@ -147,6 +148,7 @@ export async function makePairs(
     stats: {
       prompts: items.length,
       samples: items.length * o.samples,
+      acc: frac(st.correctAns + st.correctUn, st.nAns + st.nUn),
       acc_answerable: frac(st.correctAns, st.nAns),
       acc_unanswerable: frac(st.correctUn, st.nUn),
       abstain_rate: frac(st.abstained, items.length * o.samples),

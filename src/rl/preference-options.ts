@@ -3,8 +3,10 @@
 // (model loading, LoRA, optimizer, bookkeeping) are OPTIONS' own entries, so they read and
 // check the same; the preference-specific ones (loss, beta, label smoothing, SimPO's margin)
 // are declared here. Losses and their formulas: preference-loss.ts.
+import { TASK_NAMES } from "../tasks/types.js";
+import { GROUND_TRUTH_CHOICES } from "./pairs.js";
 import { isIpo, PREFERENCE_LOSSES, type PreferenceLoss } from "./preference-loss.js";
-import { checkLoraOptions, int, num, OPTIONS, OptionsError, oneOf, text, type OptionSpec } from "./options.js";
+import { checkLoraOptions, flag, int, num, OPTIONS, OptionsError, oneOf, text, type OptionSpec } from "./options.js";
 
 export const PREFERENCE_OPTIONS = {
   // ---- what to train -------------------------------------------------------------------
@@ -26,6 +28,48 @@ export const PREFERENCE_OPTIONS = {
   gradientCheckpointing: OPTIONS.gradientCheckpointing,
   frozenDtype: OPTIONS.frozenDtype,
 
+  // ---- task: held-out evaluation, and the pairs of an online run ------------------------
+  /** Task whose held-out items evaluate the policy (greedy; accuracy on answerable and
+   * unanswerable items, abstain rate, as `anvil train`): before the first step and after the
+   * last (after every round online). "" = no evaluation. Required with --online. */
+  task: text("", `task for held-out evaluation, and the source of an online run's pairs (${TASK_NAMES.join(", ")}; default: none)`),
+  minDepth: OPTIONS.minDepth,
+  maxDepth: OPTIONS.maxDepth,
+  evalN: OPTIONS.evalN,
+  evalDepth: OPTIONS.evalDepth,
+  /** Longest completion, in tokens: of the held-out answers and of an online run's samples. */
+  maxNewTokens: OPTIONS.maxNewTokens,
+  generationBatch: OPTIONS.generationBatch,
+
+  // ---- online (iterative) DPO: pairs from the current policy, round after round ----------
+  /** Iterative DPO (Xu et al. 2023, "Some things are more CRINGE than others"; Pang et al. 2024,
+   * Iterative RPO): no --dataset; every round samples --samples completions for each of
+   * --prompts-per-round new task prompts from the current policy, labels them with the task's
+   * verifier (`anvil pairs`' makePairs), then takes --steps-per-round optimizer steps on those
+   * pairs. The run is --rounds x --steps-per-round steps in all (one LR schedule); it
+   * checkpoints at the end of every round (checkpointEvery does not apply) and resumes there. */
+  online: flag(false, "online (iterative) DPO: each round samples pairs from the current policy on --task, then trains on them"),
+  rounds: int(4, "online: rounds of sampling then training", { min: 1 }),
+  /** Prompts sampled per round (half unanswerable), a new set each round (seeded by seed and
+   * round). Each gives up to pairsPerPrompt pairs, none when all its samples score alike. */
+  promptsPerRound: int(32, "online: task prompts sampled per round (each gives up to --pairs-per-prompt pairs)", { min: 1 }),
+  stepsPerRound: int(8, "online: optimizer steps per round, on that round's pairs", { min: 1 }),
+  samples: int(4, "online: completions sampled per prompt", { min: 2 }),
+  pairsPerPrompt: int(1, "online: pairs kept per prompt at most (largest reward gap first)", { min: 1 }),
+  /** When the task's ground-truth trajectory is the chosen side (see `anvil pairs`): never,
+   * all-fail (prompts with no correct sample: Anchor's idea for DPO), always. */
+  groundTruth: oneOf(GROUND_TRUTH_CHOICES, "never", "online: when the ground-truth trajectory is the chosen completion (never, all-fail, always)"),
+  /** The reference of the reference-based losses. false (default): the starting model for the
+   * whole run (each round's pairs are scored by it). true: the policy at the start of each
+   * round, as in iterative DPO papers (each iteration's reference is the previous iteration's
+   * model); costs nothing extra. */
+  refreshReference: flag(false, "online: the reference is the policy at the start of each round (default: the starting model throughout)"),
+  temperature: OPTIONS.temperature,
+  topP: OPTIONS.topP,
+  rewards: OPTIONS.rewards,
+  rewardTimeoutMs: OPTIONS.rewardTimeoutMs,
+  rewardHeapMb: OPTIONS.rewardHeapMb,
+
   // ---- loss (formulas in src/rl/preference-loss.ts) -------------------------------------
   /** sigmoid: DPO (Rafailov et al. 2023), with cDPO label smoothing when labelSmoothing > 0;
    * ipo: IPO (Azar et al. 2023) on per-token averaged log-probs, as TRL; simpo: SimPO (Meng et
@@ -46,8 +90,8 @@ export const PREFERENCE_OPTIONS = {
   simpoGamma: num(0.5, "SimPO target reward margin gamma (simpo, mappo-simpo)", { min: 0 }),
 
   // ---- optimization ----------------------------------------------------------------------
-  /** Optimizer steps. */
-  steps: int(100, "optimizer steps", { min: 0 }),
+  /** Optimizer steps (online: rounds x stepsPerRound, set from them). */
+  steps: int(100, "optimizer steps (online: --rounds x --steps-per-round)", { min: 0 }),
   /** Preference pairs per optimizer step (the loss is their mean). */
   batch: int(8, "preference pairs per step", { min: 1 }),
   /** Sequences per forward/backward pass: a pair is two (its chosen and rejected completions
@@ -81,6 +125,15 @@ export function resolvePreferenceOptions(user: Partial<PreferenceOptions>): Pref
   if (isIpo(o.loss) && o.labelSmoothing > 0) throw new OptionsError(`labelSmoothing applies to the sigmoid-shaped losses; ${o.loss} has none (drop --label-smoothing)`);
   if (o.simpoGamma !== PREFERENCE_DEFAULTS.simpoGamma && o.loss !== "simpo" && o.loss !== "mappo-simpo")
     throw new OptionsError(`simpoGamma is SimPO's margin: it has no effect with --loss ${o.loss} (use --loss simpo or mappo-simpo)`);
+  if (o.task && !(TASK_NAMES as readonly string[]).includes(o.task)) throw new OptionsError(`--task ${o.task}: not a task; use one of ${TASK_NAMES.join(", ")}`);
+  if (o.minDepth > o.maxDepth) throw new OptionsError(`--min-depth ${o.minDepth} is above --max-depth ${o.maxDepth}`);
+  if (o.online) {
+    if (!o.task) throw new OptionsError("--online samples its pairs from a task: give --task (e.g. --task graphli)");
+    if (o.dataset) throw new OptionsError("--online makes its own pairs each round: drop --dataset (or drop --online to train on the file)");
+    const total = o.rounds * o.stepsPerRound;
+    if (user.steps !== undefined && user.steps !== total) throw new OptionsError(`--steps ${user.steps} disagrees with --rounds ${o.rounds} x --steps-per-round ${o.stepsPerRound} = ${total}: an online run's steps are set by its rounds (drop --steps)`);
+    o.steps = total;
+  } else if (o.refreshReference) throw new OptionsError("--refresh-reference applies to --online runs (an offline run's reference is its starting model)");
   checkLoraOptions(o, user);
   return o;
 }

@@ -394,7 +394,8 @@ export function makeOptimizer(model: Model, o: OptimizerOptions): AdamW {
   });
 }
 
-function prefixed(r: EvalResult): Record<string, number> {
+/** An eval result as metrics fields: eval_acc, eval_acc_answerable, ... */
+export function prefixed(r: EvalResult): Record<string, number> {
   return Object.fromEntries(Object.entries(r).map(([k, v]) => [`eval_${k}`, v]));
 }
 

@@ -19,11 +19,11 @@ export function register(program: Command): void {
   program
     .command("bench")
     .description(
-      "microbenchmarks (fused kernels against their unfused composition and PyTorch, every sgemm candidate, attention), backend comparison, model training/decoding tokens/s, memory of paper-sized models, and anvil serve against in-process generation; rows print as they are measured",
+      "microbenchmarks (fused kernels against their unfused composition and PyTorch, every sgemm candidate, attention), backend comparison, model training/decoding tokens/s, one DPO step's pair tokens/s against PyTorch, memory of paper-sized models, and anvil serve against in-process generation; rows print as they are measured",
     )
     .addArgument(
       new Argument("[suite]", "what to run (memory: one RL step of random Qwen3-0.6B / Qwen3-1.7B / Qwen2.5-3B-shaped models, full FT and LoRA r=16: peak RSS, s/step, decode tok/s; not part of all)")
-        .choices(["kernels", "backends", "model", "memory", "serve", "all"])
+        .choices(["kernels", "backends", "model", "preference", "memory", "serve", "all"])
         .default("kernels"),
     )
     .option("--quick", "tiny sizes and short timing (a smoke run of about a minute)")

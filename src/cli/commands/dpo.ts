@@ -7,7 +7,10 @@ import { log, optionFlag, printJson } from "../common.js";
 export function register(program: Command): void {
   const cmd = program
     .command("dpo")
-    .description("preference optimization on {prompt, chosen, rejected} pairs: DPO (sigmoid, cDPO), IPO, SimPO, MaPPO; a run directory like train's")
+    .description(
+      "preference optimization on {prompt, chosen, rejected} pairs (--dataset), or online (--online --task T: each round samples pairs from the current policy and labels them with the verifier): " +
+        "DPO (sigmoid, cDPO), IPO, SimPO, MaPPO; a run directory like train's, with held-out eval when --task is given",
+    )
     .option("--resume <run>", "continue a run directory from its last checkpoint (same metrics as an uninterrupted run)")
     .option("--json", "print the result as one JSON object");
   for (const key of PREFERENCE_OPTION_NAMES) {

@@ -25,7 +25,8 @@ export function register(program: Command): void {
       .command("experiment")
       .description(
         "reproduce the paper's comparison (arXiv 2511.09222): from a weak SFT start, GRPO, GRPO with a depth curriculum and Anchor, " +
-          "over seeds, on GraphLA and GraphLI; writes results.json and report.html (resumable: run it again to continue)",
+          "over seeds, on GraphLA and GraphLI, and with --methods the preference methods (DPO, IPO, SimPO, MaPPO on pairs from the weak start, online DPO) from the same start and budget; " +
+          "writes results.json and report.html (resumable: run it again to continue)",
       )
       .argument("<name>", "anchor-vs-grpo (the paper's comparison) or sft-ceiling (how far SFT alone takes the preset, depths 1-4)")
       .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth (about a sixth of the full table)`)
@@ -41,6 +42,7 @@ export function register(program: Command): void {
       .option("--eval-every <n>", "held-out eval every N RL steps, for the curves", intArg("--eval-every", 1))
       .option("--lr <x>", "RL learning rate (0 = by model size)", numArg("--lr", 0), FULL.lr)
       .option("--beta <x>", "KL coefficient (the paper: about 0.001; 0 keeps no reference model)", numArg("--beta", 0), FULL.beta)
+      .option("--online-rounds <n>", "dpo-online: rounds at most (the largest divisor of --steps not above it)", intArg("--online-rounds", 1), FULL.onlineRounds)
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
       .option("--out <dir>", "output directory (default: runs/<name>)")
       .option("--jobs <n>", "tasks run side by side in child processes, one CPU thread each (default: one per task, up to the cores)", intArg("--jobs", 1))
