@@ -42,7 +42,31 @@ function traceV2(premises, target) {
   const v = settle(target, -1);
   return lines.join("\n");
 }
+// sweep trace: copy every rule in prompt order, each sweep; a rule that settles an atom under
+// what is known so far (prompt facts + earlier lines) says so; stop when the target is settled,
+// or after a sweep that settles nothing.
+function traceSweep(premises, target) {
+  const known = new Map();
+  for (const p of premises) if (p.kind === "fact") known.set(p.atom, p.value);
+  const rules = premises.filter((p) => p.kind === "rule");
+  const lines = [];
+  for (let sweep = 1; ; sweep++) {
+    if (sweep > 1) lines.push("Again:");
+    let changed = false;
+    for (const p of rules) {
+      const c = clauseOf(p);
+      const open = c.filter((l) => !known.has(l.atom));
+      const sat = c.some((l) => known.get(l.atom) === l.value);
+      let line = sentenceLI(p).slice(0, -1);
+      if (!sat && open.length === 1) { known.set(open[0].atom, open[0].value); line += `, so ${open[0].atom} is ${open[0].value}`; changed = true; }
+      lines.push(line + ".");
+      if (known.has(target)) return lines.join("\n") + `\nSo ${target} is ${known.get(target)}.`;
+    }
+    if (!changed) return lines.join("\n") + `\nSo ${target} cannot be determined.`;
+  }
+}
 function inst(t, o) {
+  if (t === "graphli" && TRACE === "sweep") { const pr = graphliProblem(o); const tr = traceSweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "v2") { const pr = graphliProblem(o); return { ...pr.instance, trace: traceV2(pr.premises, pr.target) }; }
   return generate(t, o);
 }
@@ -76,7 +100,7 @@ for (let s = 0; s < steps; s++) {
   if ((s + 1) % every === 0 || s + 1 === steps) {
     const line = [`step ${s + 1} loss ${la.toFixed(3)} t ${((performance.now() - t0) / 1000).toFixed(0)}s`];
     for (const [d, set] of evals) {
-      const { result: e } = await evaluate(p, set, 300);
+      const { result: e } = await evaluate(p, set, TRACE === "sweep" ? 700 : 300);
       line.push(`d${d} ${(100 * e.acc).toFixed(0)} (a ${(100 * e.acc_answerable).toFixed(0)} u ${(100 * e.acc_unanswerable).toFixed(0)})`);
     }
     console.log(line.join(" | "));
