@@ -81,6 +81,20 @@ describe("makePairs", () => {
     }
   });
 
+  it("honesty scores: a pair against an abstention has half the gap of one against a wrong answer", async () => {
+    const items = pairPrompts(base);
+    // Answerable: sample 0 right, 1 abstains, 2 wrong. Unanswerable: 0 abstains (right), 1 and 2 wrong.
+    const src = scripted(items, (i, k) => answerText(k === 0 ? i.answer : i.answerable && k === 1 ? "unknown" : wrongAnswer(i)));
+    const { rows } = await makePairs(src, scorer, { ...base, scores: "honesty" });
+    expect(rows).toHaveLength(16);
+    for (const r of rows) {
+      expect(r.score_chosen).toBe(1);
+      const item = items.find((i) => i.id === r.id)!;
+      expect(r.score_rejected).toBe(item.answerable && r.rejected === answerText("unknown") ? 0.5 : 0);
+    }
+    expect(rows.some((r) => r.score_rejected === 0.5)).toBe(true);
+  });
+
   it("draws prompts disjoint from the held-out evaluation set", () => {
     const ids = new Set(heldOut("graphli", 64, 1, 2, 3).map((i) => i.prompt));
     expect(pairPrompts({ ...base, n: 64 }).some((i) => ids.has(i.prompt))).toBe(false);

@@ -6,7 +6,8 @@
 //                            groupSize samples each, the verifier's outcome reward ranks them,
 //                            one pair per prompt, no ground truth), shared by the four losses;
 //                            then `steps` optimizer steps of promptsPerStep pairs each, the
-//                            GRPO runs' update count. MaPPO's prior scores are the rewards.
+//                            GRPO runs' update count. MaPPO's prior scores are the honesty
+//                            scores (correct 1, abstained 0.5, wrong 0).
 //   dpo-online               iterative DPO (`anvil dpo --online`): the same prompt budget split
 //                            into rounds, each sampled from the current policy.
 //
@@ -129,6 +130,7 @@ async function weakPairs(s: PreferenceRunSpec, backend: Backend): Promise<{ file
       maxNewTokens: s.maxNewTokens,
       pairsPerPrompt: 1,
       groundTruth: "never",
+      scores: "honesty", // MaPPO's prior: an abstention is half as wrong as a wrong answer
     });
     await writeFileAtomic(file, rows.map((r) => JSON.stringify(r) + "\n").join(""));
     await writeFileAtomic(statsFile, JSON.stringify(stats, null, 2) + "\n");

@@ -7,7 +7,7 @@ import { completionFor, generateDataset } from "../tasks/index.js";
 import type { Instance, TaskName } from "../tasks/types.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
 import type { RolloutSource } from "./policy.js";
-import type { Scorer } from "./scoring.js";
+import type { Scored, Scorer } from "./scoring.js";
 
 export const GROUND_TRUTH_CHOICES = ["never", "all-fail", "always"] as const;
 export type GroundTruthChosen = (typeof GROUND_TRUTH_CHOICES)[number];
@@ -32,7 +32,18 @@ export interface PairsOptions {
    * DPO), always (it is chosen against every incorrect sample).
    */
   groundTruth: GroundTruthChosen;
+  /**
+   * What score_chosen / score_rejected hold (MaPPO's prior, in [0, 1]): "reward", the reward that
+   * ranked the pair (default); "honesty", the ternary honesty reward mapped to [0, 1] (correct 1,
+   * abstained 0.5, wrong 0), so a pair against an abstention has a smaller gap than one against a
+   * wrong answer and MaPPO pushes the abstention down less. A rejected score above the chosen
+   * one is lowered to it.
+   */
+  scores?: PairScores;
 }
+
+export const PAIR_SCORES = ["reward", "honesty"] as const;
+export type PairScores = (typeof PAIR_SCORES)[number];
 
 export interface PreferenceRow {
   prompt: string;
@@ -119,8 +130,9 @@ export async function makePairs(
       if (it.answerable) (st.correctAns += ok), (st.nAns += o.samples);
       else (st.correctUn += ok), (st.nUn += o.samples);
       st.abstained += mine.filter((x) => x.abstained).length;
-      const cand = mine.map((x, k) => ({ text: texts[j * o.samples + k]!, reward: x.reward, gt: false }));
-      if (o.groundTruth === "always" || (o.groundTruth === "all-fail" && ok === 0)) cand.push({ text: truths[j]!, reward: gt.reward, gt: true });
+      const score = (x: Scored) => (o.scores === "honesty" ? (x.correct ? 1 : x.abstained ? 0.5 : 0) : x.reward);
+      const cand = mine.map((x, k) => ({ text: texts[j * o.samples + k]!, reward: x.reward, score: score(x), gt: false }));
+      if (o.groundTruth === "always" || (o.groundTruth === "all-fail" && ok === 0)) cand.push({ text: truths[j]!, reward: gt.reward, score: score(gt), gt: true });
       const chosen = choosePairs(
         cand.map((c) => c.reward),
         o.pairsPerPrompt,
@@ -132,8 +144,8 @@ export async function makePairs(
           prompt: it.prompt,
           chosen: cand[c]!.text,
           rejected: cand[r]!.text,
-          score_chosen: cand[c]!.reward,
-          score_rejected: cand[r]!.reward,
+          score_chosen: cand[c]!.score,
+          score_rejected: Math.min(cand[r]!.score, cand[c]!.score),
           id: it.id,
           answerable: it.answerable,
           chosen_is_ground_truth: cand[c]!.gt,

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { createBackend } from "../../backend/index.js";
 import type { BackendChoice } from "../../backend/backend.js";
-import { GROUND_TRUTH_CHOICES, makePairs, type GroundTruthChosen } from "../../rl/pairs.js";
+import { GROUND_TRUTH_CHOICES, makePairs, PAIR_SCORES, type GroundTruthChosen, type PairScores } from "../../rl/pairs.js";
 import { Policy } from "../../rl/policy.js";
 import { createScorer } from "../../rl/scoring.js";
 import type { TaskName } from "../../tasks/types.js";
@@ -20,6 +20,7 @@ interface PairsFlags {
   samples: number;
   pairsPerPrompt: number;
   groundTruth: GroundTruthChosen;
+  scores: PairScores;
   temperature: number;
   topP: number;
   maxNewTokens: number;
@@ -51,6 +52,11 @@ export function register(program: Command): void {
         new Option("--ground-truth <when>", "when the task's ground-truth trajectory is the chosen completion: never, all-fail (a prompt with no correct sample), always")
           .choices([...GROUND_TRUTH_CHOICES])
           .default("never"),
+      )
+      .addOption(
+        new Option("--scores <what>", "score_chosen/score_rejected (MaPPO's prior): reward (the ranking reward), honesty (correct 1, abstained 0.5, wrong 0)")
+          .choices([...PAIR_SCORES])
+          .default("reward"),
       )
       .addOption(optionFlag("temperature", { withDefault: true }))
       .addOption(optionFlag("topP", { withDefault: true }))
