@@ -1,29 +1,17 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { createBackend } from "../../backend/index.js";
 import type { BackendChoice } from "../../backend/backend.js";
-import { GROUND_TRUTH_CHOICES, makePairs, PAIR_SCORES, type GroundTruthChosen, type PairScores } from "../../rl/pairs.js";
+import { GROUND_TRUTH_CHOICES, makePairs, PAIR_SCORES, type PairsOptions } from "../../rl/pairs.js";
 import { Policy } from "../../rl/policy.js";
 import { createScorer } from "../../rl/scoring.js";
-import type { TaskName } from "../../tasks/types.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { Progress } from "../../util/progress.js";
 import { adapterOption, backendFlags, intArg, log, optionFlag, printJson, taskOption } from "../common.js";
 
-interface PairsFlags {
+/** The command's flags: makePairs' options plus the model, the reward pool and the output. */
+interface PairsFlags extends PairsOptions {
   model: string;
   adapter?: string;
-  task: TaskName;
-  n: number;
-  minDepth: number;
-  maxDepth: number;
-  seed: number;
-  samples: number;
-  pairsPerPrompt: number;
-  groundTruth: GroundTruthChosen;
-  scores: PairScores;
-  temperature: number;
-  topP: number;
-  maxNewTokens: number;
   rewards: string;
   rewardTimeoutMs: number;
   rewardHeapMb: number;
