@@ -89,6 +89,7 @@ describe("anvil bench's suites", () => {
       "kernels/attention",
       "backends/every kernel on every backend",
       "model/decoder end to end",
+      "preference/one DPO step: pair tokens per second",
       "memory/one RL step of paper-sized models",
       "serve/anvil serve vs in-process generation",
     ]);
