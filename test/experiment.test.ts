@@ -63,7 +63,7 @@ describe("experiment anchor-vs-grpo", () => {
       ...FULL,
       tasks: ["graphli"],
       seeds: [1],
-      methods: ["grpo", "dpo", "ipo", "simpo", "mappo", "dpo-online"],
+      methods: ["grpo", "dpo", "ipo", "simpo", "mappo", "dpo-online", "dpo-anchor"],
       depth: 1,
       steps: 2,
       promptsPerStep: 2,
@@ -101,6 +101,10 @@ describe("experiment anchor-vs-grpo", () => {
     expect(online.map((m) => m.round)).toEqual([1, 2]);
     expect(online.every((m) => typeof m.acc_answerable === "number" && typeof m.eval_acc === "number")).toBe(true);
     expect(res.runs.find((r) => r.method === "dpo-online")!.rolloutsEnd).not.toBeNull();
+    // dpo-anchor: the ground truth joins every prompt's candidates, so failed prompts give pairs too.
+    const anchored = steps("dpo-anchor").filter((m) => m.round !== undefined);
+    expect(anchored.reduce((a, m) => a + m.ground_truth_pairs, 0)).toBeGreaterThan(0);
+    expect(online.reduce((a, m) => a + m.ground_truth_pairs, 0)).toBe(0);
     expect(formatTable(res)).toMatch(/\| graphli \| dpo-online \| 1 \|.*\| [\d.]+ \/ [\d.]+ \|$/m);
     expect(formatTable(res)).toMatch(/\| graphli \| simpo \| 1 \|.*\|  \|$/m);
 

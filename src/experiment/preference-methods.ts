@@ -10,6 +10,9 @@
 //                            scores (correct 1, abstained 0.5, wrong 0).
 //   dpo-online               iterative DPO (`anvil dpo --online`): the same prompt budget split
 //                            into rounds, each sampled from the current policy.
+//   dpo-anchor               dpo-online with Anchor's idea: every prompt's ground-truth trajectory
+//                            joins its samples as a candidate chosen completion (--ground-truth
+//                            always), so a prompt the policy always fails still gives a pair.
 //
 // Layout, next to the RL runs:
 //   <task>/pairs-seed<S>/pairs.jsonl, stats.json   the offline pairs of seed S (stats.json last)
@@ -29,10 +32,10 @@ import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
 
-export const PREFERENCE_METHODS = ["dpo", "ipo", "simpo", "mappo", "dpo-online"] as const;
+export const PREFERENCE_METHODS = ["dpo", "ipo", "simpo", "mappo", "dpo-online", "dpo-anchor"] as const;
 export type PreferenceMethod = (typeof PREFERENCE_METHODS)[number];
 
-const LOSS_OF: Record<PreferenceMethod, PreferenceLoss> = { dpo: "sigmoid", ipo: "ipo", simpo: "simpo", mappo: "mappo", "dpo-online": "sigmoid" };
+const LOSS_OF: Record<PreferenceMethod, PreferenceLoss> = { dpo: "sigmoid", ipo: "ipo", simpo: "simpo", mappo: "mappo", "dpo-online": "sigmoid", "dpo-anchor": "sigmoid" };
 
 /** What a preference method needs of the experiment. */
 export interface PreferenceRunSpec {
@@ -87,12 +90,12 @@ export async function trainPreferenceMethod(method: PreferenceMethod, s: Prefere
   const resume = existsSync(join(runDir, "config.json")) && latestCheckpoint(runDir) !== null;
   let pairs: PairsStats | null = null;
   let opts: DpoRunOptions;
-  if (method === "dpo-online") {
+  if (method === "dpo-online" || method === "dpo-anchor") {
     const rounds = onlineRoundsFor(s.steps, s.onlineRounds);
     const stepsPerRound = s.steps / rounds;
     // Held-out eval after every round (the run's curve); offline runs have none of their own,
     // the experiment evaluates their result.
-    opts = { ...common, online: true, task: s.task, rounds, stepsPerRound, promptsPerRound: s.promptsPerStep * stepsPerRound, samples: s.groupSize, pairsPerPrompt: 1, groundTruth: "never" };
+    opts = { ...common, online: true, task: s.task, rounds, stepsPerRound, promptsPerRound: s.promptsPerStep * stepsPerRound, samples: s.groupSize, pairsPerPrompt: 1, groundTruth: method === "dpo-anchor" ? "always" : "never" };
   } else {
     const made = await weakPairs(s, backend);
     pairs = made.stats;
