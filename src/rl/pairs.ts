@@ -120,19 +120,22 @@ export async function makePairs(
       rowKeys: prompts.map((_, k) => s * o.samples + k),
     });
     const texts = gens.map((g) => g.text);
-    const truths = chunk.map((it) => completionFor(it));
+    // Ground truths are scored only when they can join the candidates.
+    const truths = o.groundTruth === "never" ? [] : chunk.map((it) => completionFor(it));
     // The ground truth is scored like a sample, so its score is the verifier's, not assumed.
-    const scored = await scorer.score([...prompts.map((_, k) => chunk[Math.floor(k / o.samples)]!), ...chunk], [...texts, ...truths]);
+    const scored = await scorer.score([...prompts.map((_, k) => chunk[Math.floor(k / o.samples)]!), ...chunk.slice(0, truths.length)], [...texts, ...truths]);
     chunk.forEach((it, j) => {
       const mine = scored.slice(j * o.samples, (j + 1) * o.samples);
-      const gt = scored[prompts.length + j]!;
       const ok = mine.filter((x) => x.correct).length;
       if (it.answerable) (st.correctAns += ok), (st.nAns += o.samples);
       else (st.correctUn += ok), (st.nUn += o.samples);
       st.abstained += mine.filter((x) => x.abstained).length;
       const score = (x: Scored) => (o.scores === "honesty" ? (x.correct ? 1 : x.abstained ? 0.5 : 0) : x.reward);
       const cand = mine.map((x, k) => ({ text: texts[j * o.samples + k]!, reward: x.reward, score: score(x), gt: false }));
-      if (o.groundTruth === "always" || (o.groundTruth === "all-fail" && ok === 0)) cand.push({ text: truths[j]!, reward: gt.reward, score: score(gt), gt: true });
+      if (o.groundTruth === "always" || (o.groundTruth === "all-fail" && ok === 0)) {
+        const gt = scored[prompts.length + j]!;
+        cand.push({ text: truths[j]!, reward: gt.reward, score: score(gt), gt: true });
+      }
       const chosen = choosePairs(
         cand.map((c) => c.reward),
         o.pairsPerPrompt,
