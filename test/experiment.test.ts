@@ -52,6 +52,12 @@ describe("experiment anchor-vs-grpo", () => {
     const again = await runExperiment(opts);
     expect(again.runs).toEqual(res.runs);
     expect(lines.filter((l) => l.startsWith("=="))).toEqual([]);
+
+    // --weak: another experiment starts from that weak start's checkpoint, with no SFT of its own.
+    const fromWeak = await runExperiment({ ...opts, methods: ["grpo"], weakFrom: join(out, "graphli", "weak"), out: mkdtempSync(join(tmpdir(), "anvil-exp-weak-")) });
+    expect(fromWeak.weak[0]).toMatchObject({ sftSteps: 0, from: join(out, "graphli", "weak") });
+    expect(fromWeak.runs[0]!.before).toEqual(res.runs[0]!.before);
+    await expect(runExperiment({ ...opts, tasks: ["graphla", "graphli"], weakFrom: join(out, "graphli", "weak") })).rejects.toThrow(/--weak/);
   }, 240_000);
 
   it("runs the preference methods from the same weak start, into the same table", async () => {

@@ -21,19 +21,42 @@ import { RewardPool } from "../src/rewards/pool.js";
 const laTarget = (q: string): string => q.match(/^How much does ([A-Z][a-z]+) cost\?$/)![1]!;
 const liTarget = (q: string): string => q.match(/^Is ([a-z]+) true or false\?$/)![1]!;
 
-/** The parts of a GraphLI conclusion line "So a is true, b is false, so c is true, ...". */
-function liConclusion(trace: string): { atom: string; value: boolean; derived: boolean }[] {
-  const last = trace.split("\n").pop()!;
-  if (last.endsWith("cannot be determined.")) return [];
-  return last
-    .replace(/^So /, "")
-    .replace(/\.$/, "")
-    .split(", ")
-    .map((part) => {
-      const m = part.match(/^(so )?([a-z]+) is (true|false)$/);
-      if (!m) throw new Error(`not a conclusion step: ${JSON.stringify(part)}`);
-      return { atom: m[2]!, value: m[3] === "true", derived: m[1] !== undefined };
-    });
+/** A GraphLI sweep trace's rule lines: the rule as in the prompt, the values written after it
+ * ("x true", "x false", "x ?" for each atom) and what the line settles. */
+interface SweepLine {
+  rule: string;
+  notes: Map<string, boolean | null>;
+  settles: { atom: string; value: boolean } | null;
+}
+function liSweeps(trace: string): { sweeps: SweepLine[][]; last: string } {
+  const lines = trace.split("\n");
+  const last = lines.pop()!;
+  const sweeps: SweepLine[][] = [[]];
+  for (const line of lines) {
+    if (line === "Again:") {
+      sweeps.push([]);
+      continue;
+    }
+    const m = line.match(/^(If [^:]*): ((?:[a-z]+ (?:true|false|\?))(?:, [a-z]+ (?:true|false|\?))*)(?:, so ([a-z]+) is (true|false))?\.$/);
+    if (!m) throw new Error(`not a sweep line: ${JSON.stringify(line)}`);
+    const notes = new Map<string, boolean | null>();
+    for (const pair of m[2]!.split(", ")) {
+      const [atom, v] = pair.split(" ");
+      notes.set(atom!, v === "?" ? null : v === "true");
+    }
+    const settles = m[3] ? { atom: m[3], value: m[4] === "true" } : null;
+    sweeps[sweeps.length - 1]!.push({ rule: `${m[1]}.`, notes, settles });
+  }
+  return { sweeps, last };
+}
+
+/** Inference steps under the target's value in a sweep trace: a fact is 0, an atom settled by a
+ * rule is one more than the deepest other atom of that rule. */
+function liDerivationDepth(trace: string, target: string): number {
+  const by = new Map<string, string[]>();
+  for (const l of liSweeps(trace).sweeps.flat()) if (l.settles) by.set(l.settles.atom, [...l.notes.keys()].filter((a) => a !== l.settles!.atom));
+  const depth = (a: string): number => (by.has(a) ? 1 + Math.max(...by.get(a)!.map(depth)) : 0);
+  return depth(target);
 }
 
 /** A GraphLA premise as the trace's search writes it ("Tea = 2*Pie + 3.", "Tea + Pie = 17."). */
@@ -105,8 +128,8 @@ describe.each(TASK_NAMES)("%s generation", (task) => {
         expect(count(i) - i.distractors).toBe(search!.length);
       }
     } else {
-      // The conclusion takes exactly `depth` inference steps; distractors leave the trace alone.
-      for (const i of [base, more, deeper]) expect(liConclusion(i.trace).filter((c) => c.derived).length).toBe(i.depth);
+      // The target is exactly `depth` inference steps above the facts.
+      for (const i of [base, more, deeper]) expect(liDerivationDepth(i.trace, liTarget(splitPrompt(i.prompt).question))).toBe(i.depth);
     }
   });
 
@@ -379,12 +402,9 @@ describe("graphli solver", () => {
     const seen = new Map<string, number>();
     for (let seed = 0; seed < 500; seed++) {
       const p = graphliProblem({ depth: 1 + (seed % 6), seed, answerable: true });
-      const steps = liConclusion(p.instance.trace);
-      const stated = new Map(steps.map((s) => [s.atom, s.value]));
-      // The rule that settles the target: the target's premise whose other literals are all false.
-      const rule = p.premises.find(
-        (q) => q.kind === "rule" && atomsOf(q).includes(p.target) && clauseOf(q).every((l) => l.atom === p.target || stated.get(l.atom) === !l.value),
-      ) as Extract<Premise, { kind: "rule" }>;
+      // The rule that settles the target: the trace's line that says so.
+      const line = liSweeps(p.instance.trace).sweeps.flat().find((l) => l.settles?.atom === p.target)!;
+      const rule = p.premises.find((q) => sentenceLI(q) === line.rule) as Extract<Premise, { kind: "rule" }>;
       const kind = rule.head.atom === p.target ? "MP" : "MT";
       const key = `${kind} ${p.instance.answer}`;
       seen.set(key, (seen.get(key) ?? 0) + 1);
@@ -420,44 +440,40 @@ describe("graphli solver", () => {
       const { premises, question } = splitPrompt(inst.prompt);
       const ps = premises.map(parseSentenceLI);
       const target = liTarget(question);
-      const lines = inst.trace.split("\n");
-      const mentioning = (x: string): string[] => premises.filter((_, k) => atomsOf(ps[k]!).includes(x));
-      // Search lines: "x: <the premises mentioning x, except at most the one we came from>".
-      for (const line of lines.slice(0, -1)) {
-        const m = line.match(/^([a-z]+): (.*)$/)!;
-        expect(m).not.toBeNull();
-        const listed = m[2] === "none." ? [] : m[2]!.match(/[^.]+\./g)!.map((s) => s.trim());
-        const all = mentioning(m[1]!);
-        for (const s of listed) expect(all).toContain(s);
-        expect(all.length - listed.length).toBe(m[1] === target ? 0 : 1);
-        checked++;
+      const rules = premises.filter((_, k) => ps[k]!.kind === "rule");
+      // What is known before each line: the prompt's facts, then what earlier lines settled.
+      const known = new Map<string, boolean>();
+      for (const q of ps) if (q.kind === "fact") known.set(q.atom, q.value);
+      const { sweeps, last } = liSweeps(inst.trace);
+      for (const [k, sweep] of sweeps.entries()) {
+        // Each sweep copies the rules in prompt order; only the last may stop early (target settled).
+        expect(sweep.map((l) => l.rule)).toEqual(k === sweeps.length - 1 ? rules.slice(0, sweep.length) : rules);
+        for (const l of sweep) {
+          const q = parseSentenceLI(l.rule);
+          expect([...l.notes.keys()]).toEqual(atomsOf(q));
+          for (const a of atomsOf(q)) expect(l.notes.get(a)).toBe(known.get(a) ?? null);
+          const clause = clauseOf(q);
+          const open = clause.filter((x) => !known.has(x.atom));
+          const unit = open.length === 1 && !clause.some((x) => known.get(x.atom) === x.value);
+          expect(l.settles).toEqual(unit ? { atom: open[0]!.atom, value: open[0]!.value } : null);
+          if (l.settles) {
+            expect(entails(ps, l.settles.atom)).toBe(l.settles.value);
+            known.set(l.settles.atom, l.settles.value);
+          }
+          checked++;
+        }
+        // "Again:" follows a sweep that settled something; the trace ends at a sweep that settled
+        // nothing or as soon as the target is settled.
+        if (k < sweeps.length - 1) expect(sweep.some((l) => l.settles)).toBe(true);
       }
-      expect(lines[0]!.startsWith(`${target}: `)).toBe(true);
-      const last = lines[lines.length - 1]!;
       if (!inst.answerable) {
         expect(last).toBe(`So ${target} cannot be determined.`);
+        expect(sweeps[sweeps.length - 1]!.some((l) => l.settles)).toBe(false);
         continue;
       }
-      // Conclusion: facts are premises; each "so x is v" follows from one premise and the values
-      // stated before it; the last one is the answer.
-      const steps = liConclusion(inst.trace);
-      const stated = new Map<string, boolean>();
-      for (const s of steps) {
-        if (!s.derived) expect(premises).toContain(`${s.atom} is ${s.value}.`);
-        else
-          expect(
-            ps.some((q) => {
-              const c = clauseOf(q);
-              const own = c.find((l) => l.atom === s.atom);
-              return q.kind === "rule" && own?.value === s.value && c.every((l) => l === own || stated.get(l.atom) === !l.value);
-            }),
-          ).toBe(true);
-        expect(entails(ps, s.atom)).toBe(s.value);
-        stated.set(s.atom, s.value);
-        checked++;
-      }
-      expect(steps[steps.length - 1]).toEqual({ atom: target, value: inst.answer === "true", derived: true });
-      expect(steps.filter((s) => s.derived).length).toBe(inst.depth);
+      expect(last).toBe(`So ${target} is ${inst.answer}.`);
+      expect(known.get(target)).toBe(inst.answer === "true");
+      expect(sweeps.flat().at(-1)!.settles?.atom).toBe(target);
     }
     expect(checked).toBeGreaterThan(1000);
   });

@@ -65,10 +65,66 @@ function traceSweep(premises, target) {
     if (!changed) return lines.join("\n") + `\nSo ${target} cannot be determined.`;
   }
 }
+// annotated sweep: the sweep trace with every atom's value so far written after it, so each
+// decision is a local function of the line: "If petal (true) and not smog (?) then sun (false), so smog is true."
+function traceASweep(premises, target) {
+  const known = new Map();
+  for (const p of premises) if (p.kind === "fact") known.set(p.atom, p.value);
+  const rules = premises.filter((p) => p.kind === "rule");
+  const lines = [];
+  const ann = (a) => known.has(a) ? `(${known.get(a)})` : "(?)";
+  for (let sweep = 1; ; sweep++) {
+    if (sweep > 1) lines.push("Again:");
+    let changed = false;
+    for (const p of rules) {
+      const c = clauseOf(p);
+      const open = c.filter((l) => !known.has(l.atom));
+      const sat = c.some((l) => known.get(l.atom) === l.value);
+      const atoms = new Set(atomsOf(p));
+      let line = sentenceLI(p).slice(0, -1).split(" ").map((w) => atoms.has(w) ? `${w} ${ann(w)}` : w).join(" ");
+      if (!sat && open.length === 1) { known.set(open[0].atom, open[0].value); line += `, so ${open[0].atom} is ${open[0].value}`; changed = true; }
+      lines.push(line + ".");
+      if (known.has(target)) return lines.join("\n") + `\nSo ${target} is ${known.get(target)}.`;
+    }
+    if (!changed) return lines.join("\n") + `\nSo ${target} cannot be determined.`;
+  }
+}
+// pair sweep: the rule copied whole (contiguous, as in the prompt), then each atom with its value
+// so far, then the decision: "If echo and not smog then ash: echo true, smog false, ash ?, so ash is true."
+function tracePSweep(premises, target) {
+  const known = new Map();
+  for (const p of premises) if (p.kind === "fact") known.set(p.atom, p.value);
+  const rules = premises.filter((p) => p.kind === "rule");
+  const lines = [];
+  for (let sweep = 1; ; sweep++) {
+    if (sweep > 1) lines.push("Again:");
+    let changed = false;
+    for (const p of rules) {
+      const c = clauseOf(p);
+      const open = c.filter((l) => !known.has(l.atom));
+      const sat = c.some((l) => known.get(l.atom) === l.value);
+      let line = sentenceLI(p).slice(0, -1) + ": " + atomsOf(p).map((a) => `${a} ${known.has(a) ? known.get(a) : "?"}`).join(", ");
+      if (!sat && open.length === 1) { known.set(open[0].atom, open[0].value); line += `, so ${open[0].atom} is ${open[0].value}`; changed = true; }
+      lines.push(line + ".");
+      if (known.has(target)) return lines.join("\n") + `\nSo ${target} is ${known.get(target)}.`;
+    }
+    if (!changed) return lines.join("\n") + `\nSo ${target} cannot be determined.`;
+  }
+}
 function inst(t, o) {
+  if (t === "graphli" && TRACE === "psweep") { const pr = graphliProblem(o); const tr = tracePSweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
+  if (t === "graphli" && TRACE === "asweep") { const pr = graphliProblem(o); const tr = traceASweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "sweep") { const pr = graphliProblem(o); const tr = traceSweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "v2") { const pr = graphliProblem(o); return { ...pr.instance, trace: traceV2(pr.premises, pr.target) }; }
   return generate(t, o);
+}
+if (process.env.CHECK) { // labels of the trace vs the solver, and lengths
+  let bad = 0; const len = {};
+  for (let j = 0; j < 1200; j++) { const d = 1 + (j % 6); const i = inst(task, { depth: d, seed: 7e6 + j });
+    const last = i.trace.split("\n").pop(); const want = i.answer === "unknown" ? "cannot be determined" : `is ${i.answer}`;
+    if (!last.includes(want)) bad++; (len[d] ??= []).push(i.trace.length); }
+  console.log("disagree", bad, Object.entries(len).map(([d, a]) => `d${d} mean ${Math.round(a.reduce((x, y) => x + y) / a.length)} max ${Math.max(...a)}`).join(", "));
+  console.log(inst(task, { depth: 2, seed: 3 }).trace); process.exit(0);
 }
 const dir = `runs/sft-probe-${tag}`;
 rmSync(dir, { recursive: true, force: true });
@@ -100,7 +156,7 @@ for (let s = 0; s < steps; s++) {
   if ((s + 1) % every === 0 || s + 1 === steps) {
     const line = [`step ${s + 1} loss ${la.toFixed(3)} t ${((performance.now() - t0) / 1000).toFixed(0)}s`];
     for (const [d, set] of evals) {
-      const { result: e } = await evaluate(p, set, TRACE === "sweep" ? 700 : 300);
+      const { result: e } = await evaluate(p, set, TRACE.endsWith("sweep") ? 900 : 300);
       line.push(`d${d} ${(100 * e.acc).toFixed(0)} (a ${(100 * e.acc_answerable).toFixed(0)} u ${(100 * e.acc_unanswerable).toFixed(0)})`);
     }
     console.log(line.join(" | "));
@@ -108,5 +164,5 @@ for (let s = 0; s < steps; s++) {
   }
 }
 const set = evals[0][1].slice(0, 8);
-const gens = await p.generate(set.map((i) => i.prompt), { maxNewTokens: 300, sampling: { temperature: 0, topK: 0, topP: 1, minP: 0, greedy: true }, seed: 0 });
+const gens = await p.generate(set.map((i) => i.prompt), { maxNewTokens: TRACE.endsWith("sweep") ? 900 : 300, sampling: { temperature: 0, topK: 0, topP: 1, minP: 0, greedy: true }, seed: 0 });
 set.forEach((i, k) => { console.log("=== answerable", i.answerable, "answer", i.answer); console.log("GOT :", gens[k].text); console.log("WANT:", completionFor(i)); });

@@ -24,9 +24,9 @@ import { evaluate, type EvalResult } from "../rl/eval.js";
 import type { TrainOptions } from "../rl/options.js";
 import { Policy } from "../rl/policy.js";
 import type { PairsStats } from "../rl/pairs.js";
-import { heldOut, latestCheckpoint, runTraining } from "../rl/run.js";
+import { heldOut, latestCheckpoint, runTraining, traceBudget } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
-import { completionFor, generate, generateDataset, taskCorpus } from "../tasks/index.js";
+import { generate, taskCorpus } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -69,15 +69,22 @@ export interface ExperimentOptions {
   evalN: number;
   /** Held-out eval of the training run every N steps, for the curves. */
   evalEvery: number;
-  /** Weak start: SFT, evaluated every sftChunk steps, until answerable accuracy reaches weakMin. */
+  /** Weak start: SFT, evaluated every sftChunk steps, until answerable accuracy reaches weakMin
+   * with weakPrecision. */
   sftChunk: number;
   sftMaxSteps: number;
+  /** Use this checkpoint as the weak start (e.g. an `anvil experiment sft-ceiling` model, with its
+   * own tokenizer) instead of running the SFT; one task only. */
+  weakFrom?: string;
   /** Held-out items (half unanswerable) the weak start's SFT is checked on, its own set. */
   probeN: number;
   sftLr: number;
   /** Answerable-accuracy window of the weak start. */
   weakMin: number;
   weakMax: number;
+  /** The weak start must also be right on this fraction of the answerable items it answers: a
+   * model that guesses true/false is right on half, and its low accuracy is not a weak reasoner's. */
+  weakPrecision: number;
   lr: number;
   beta: number;
   /** Rounds of dpo-online at most (the largest divisor of steps not above it). */
@@ -100,12 +107,13 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   groupSize: 5,
   evalN: 128,
   evalEvery: 10,
-  sftChunk: 100,
+  sftChunk: 250,
   sftMaxSteps: 2000,
-  probeN: 64,
+  probeN: 128,
   sftLr: 2e-3,
   weakMin: 0.1,
   weakMax: 0.4,
+  weakPrecision: 0.75,
   lr: 1e-3,
   beta: 0,
   onlineRounds: 4,
@@ -119,6 +127,8 @@ export interface Accuracy {
   ans: number;
   unans: number;
   abstain: number;
+  /** Right answers over answered (not abstained) answerable items; 0 when none was answered. */
+  precision?: number;
 }
 export interface RunRow {
   task: TaskName;
@@ -138,12 +148,16 @@ export interface RunRow {
 }
 export interface WeakStart {
   task: TaskName;
+  /** SFT steps of the experiment's own weak start (0 when taken from `from`). */
   sftSteps: number;
+  /** The checkpoint given with --weak, if any. */
+  from?: string;
   eval: Accuracy;
   inWindow: boolean;
 }
 export interface ExperimentResults {
   options: Omit<ExperimentOptions, "log">;
+  /** Rollout budget per task: the longest ground-truth completion at the training depth + 8. */
   maxNewTokens: Record<string, number>;
   weak: WeakStart[];
   runs: RunRow[];
@@ -162,13 +176,9 @@ export interface SummaryRow {
 }
 
 const pick = (e: EvalResult): Accuracy => ({ acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable, abstain: e.abstain_rate });
+const precisionOf = (e: EvalResult): number => (e.abstain_answerable < 1 ? e.acc_answerable / (1 - e.abstain_answerable) : 0);
+const inWindow = (a: Accuracy, o: ExperimentOptions): boolean => a.ans >= o.weakMin && a.ans <= o.weakMax && (a.precision ?? 0) >= o.weakPrecision;
 const readJson = <T>(p: string): T | null => (existsSync(p) ? readJsonFileSync<T>(p) : null);
-
-/** Longest ground-truth completion (tokens, with EOS) at `depth`, plus slack for the model's own wording. */
-function completionBudget(policy: Policy, task: TaskName, depth: number): number {
-  const items = generateDataset(task, { n: 400, depth, seed: 0xb0d9e7 });
-  return Math.max(...items.map((i) => policy.encodeCompletion(completionFor(i)).length)) + 8;
-}
 
 export async function runExperiment(opts: ExperimentOptions): Promise<ExperimentResults> {
   const t0 = performance.now();
@@ -181,20 +191,24 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   const budgets: Record<string, number> = {};
 
   for (const task of o.tasks) {
-    const base = join(o.out, task, "init");
+    if (o.weakFrom && o.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
+    const base = o.weakFrom ? resolve(o.weakFrom) : join(o.out, task, "init");
     if (!existsSync(join(base, "config.json"))) await initModel({ preset: o.preset, corpus: taskCorpus(task), out: base, seed: 1 });
     const backend = await createBackend(o.backend === "auto" ? "cpu" : o.backend, { threads: o.threads });
     const evalSets = new Map(evalDepths.map((d) => [d, heldOut(task, o.evalN, d, d, 0x5eed)]));
+    // Rollouts get room for the training depth's longest ground truth; each held-out depth its own.
     let maxNewTokens = 0;
+    const evalBudget = new Map<number, number>();
     const evalAt = async (policy: Policy): Promise<Record<string, Accuracy>> => {
       const r: Record<string, Accuracy> = {};
-      for (const [d, set] of evalSets) r[d] = pick((await evaluate(policy, set, maxNewTokens)).result);
+      for (const [d, set] of evalSets) r[d] = pick((await evaluate(policy, set, evalBudget.get(d)!)).result);
       return r;
     };
     try {
       {
         const p = await Policy.load(base, backend);
-        maxNewTokens = completionBudget(p, task, o.depth + 2);
+        maxNewTokens = traceBudget(p.tokenizer, task, o.depth);
+        for (const d of evalDepths) evalBudget.set(d, traceBudget(p.tokenizer, task, d));
         p.model.dispose();
       }
       budgets[task] = maxNewTokens;
@@ -283,7 +297,8 @@ async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, wea
 /**
  * The weak start of a task (shared by every seed and method, as in the paper): SFT on the
  * ground-truth traces, evaluated every sftChunk steps on its own held-out items, stopped at the
- * first checkpoint whose answerable accuracy reaches weakMin.
+ * first checkpoint whose answerable accuracy reaches weakMin, right on at least weakPrecision of
+ * the answerable items it answers (not a guesser).
  */
 async function weakStart(
   task: TaskName,
@@ -299,23 +314,29 @@ async function weakStart(
   const policy = await Policy.load(base, backend);
   // Selection uses its own held-out items (not the reported eval sets), half unanswerable.
   const probe = heldOut(task, o.probeN, o.depth, o.depth, 0x3eab);
-  let acc: Accuracy = pick((await evaluate(policy, probe, maxNewTokens)).result);
+  const check = async (): Promise<Accuracy> => {
+    const e = (await evaluate(policy, probe, maxNewTokens)).result;
+    return { ...pick(e), precision: precisionOf(e) };
+  };
+  let acc = await check();
   let steps = 0;
-  await runSft(policy, {
-    steps: o.sftMaxSteps,
-    lr: o.sftLr,
-    batch: 16,
-    instances: (s, j) => generate(task, { depth: 1 + (mixSeed(1, s, j, PURPOSE.sft, 1) % o.depth), seed: mixSeed(1, s, j, PURPOSE.sft) }),
-    onStep: async (s) => {
-      if ((s + 1) % o.sftChunk !== 0) return;
-      steps = s + 1;
-      acc = pick((await evaluate(policy, probe, maxNewTokens)).result);
-      o.log(`weak start ${task}: ${steps} SFT steps, answerable ${pct(acc.ans)}, unanswerable ${pct(acc.unans)}`);
-      return acc.ans >= o.weakMin;
-    },
-  });
-  const info: WeakStart = { task, sftSteps: steps, eval: acc, inWindow: acc.ans >= o.weakMin && acc.ans <= o.weakMax };
-  if (!info.inWindow) o.log(`warning: the weak start of ${task} has answerable accuracy ${pct(acc.ans)}, outside [${pct(o.weakMin)}, ${pct(o.weakMax)}]`);
+  if (!o.weakFrom)
+    await runSft(policy, {
+      steps: o.sftMaxSteps,
+      lr: o.sftLr,
+      batch: 16,
+      instances: (s, j) => generate(task, { depth: 1 + (mixSeed(1, s, j, PURPOSE.sft, 1) % o.depth), seed: mixSeed(1, s, j, PURPOSE.sft) }),
+      onStep: async (s) => {
+        if ((s + 1) % o.sftChunk !== 0) return;
+        steps = s + 1;
+        acc = await check();
+        o.log(`weak start ${task}: ${steps} SFT steps, answerable ${pct(acc.ans)} (right on ${pct(acc.precision!)} of those it answers), unanswerable ${pct(acc.unans)}`);
+        return acc.ans >= o.weakMin && acc.precision! >= o.weakPrecision;
+      },
+    });
+  const info: WeakStart = { task, sftSteps: steps, ...(o.weakFrom ? { from: base } : {}), eval: acc, inWindow: inWindow(acc, o) };
+  if (!info.inWindow)
+    o.log(`warning: the weak start of ${task} has answerable accuracy ${pct(acc.ans)}, right on ${pct(acc.precision!)} of those it answers: outside [${pct(o.weakMin)}, ${pct(o.weakMax)}] with at least ${pct(o.weakPrecision)}`);
   const before = await evalAt(policy);
   await saveCheckpoint(dir, policy.model, { tokenizerDir: base });
   policy.model.dispose();

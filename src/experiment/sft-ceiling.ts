@@ -2,8 +2,9 @@
 // minDepth..maxDepth, with held-out accuracy (overall, answerable, unanswerable) at every depth
 // after each evaluation interval. The ceiling the RL experiments can hope to reach.
 //
-// Writes out/<task>/results.json (the curve) and out/<task>/model (the last checkpoint);
-// a finished task is reused when the command is run again.
+// Writes out/<task>/results.json (the curve) and out/<task>/model (the last checkpoint); both are
+// also written at every evaluation (results.json only when done: a finished task is reused when
+// the command is run again, an unfinished one's curve is in out/<task>/curve.json).
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createBackend } from "../backend/index.js";
@@ -84,6 +85,8 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
             point.acc[d] = { acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable };
           }
           res.curve.push(point);
+          await saveCheckpoint(join(dir, "model"), model, { tokenizerDir: init });
+          await writeFileAtomic(join(dir, "curve.json"), JSON.stringify(res, null, 2) + "\n");
           o.log(`${task} step ${s + 1} loss ${loss.toFixed(3)} ${point.seconds.toFixed(0)} s | ` + depths.map((d) => `depth ${d}: ${pct(point.acc[d]!.acc)} (answerable ${pct(point.acc[d]!.ans)}, unanswerable ${pct(point.acc[d]!.unans)})`).join(" | "));
         },
       });

@@ -44,7 +44,7 @@ export async function writeExperimentReport(out: string, res: ExperimentResults)
     });
     const weak = res.weak
       .filter((w) => w.task === task)
-      .map((w) => `<tr><td>${w.sftSteps} SFT steps</td><td>answerable ${(100 * w.eval.ans).toFixed(1)}%</td><td>unanswerable ${(100 * w.eval.unans).toFixed(1)}%</td><td>${w.inWindow ? "in window" : "OUTSIDE the window"}</td></tr>`)
+      .map((w) => `<tr><td>${w.from ? `from ${w.from}` : `${w.sftSteps} SFT steps`}</td><td>answerable ${(100 * w.eval.ans).toFixed(1)}%</td><td>unanswerable ${(100 * w.eval.unans).toFixed(1)}%</td><td>${w.inWindow ? "in window" : "OUTSIDE the window"}</td></tr>`)
       .join("");
     return `<h3>${task}</h3><h4>weak start (shared by every seed and method)</h4><table>${weak}</table><div class="grid">${charts.join("\n")}</div>`;
   });

@@ -35,7 +35,7 @@ import { AdamW } from "../model/optim.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { writeReport } from "../report/report.js";
 import { readDatasetLines } from "../tasks/dataset.js";
-import { generate as generateInstance, generateDataset, taskCorpus } from "../tasks/index.js";
+import { completionFor, generate as generateInstance, generateDataset, taskCorpus } from "../tasks/index.js";
 import type { Instance, TaskName } from "../tasks/types.js";
 import { writeFileAtomicSync } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -44,7 +44,7 @@ import { mixSeed, PURPOSE } from "../util/seed.js";
 import { evaluate, type EvalResult } from "./eval.js";
 import { checkPrompts } from "./inputs.js";
 import { loraConfigOf, OptionsError, resolveOptions, type TrainOptions } from "./options.js";
-import { Policy } from "./policy.js";
+import { encodeCompletion, Policy } from "./policy.js";
 import { claimRunDir, requireRunDir, type RunDirClaim } from "./run-dir.js";
 import { RolloutFleet } from "./rollout-fleet.js";
 import { rewindLogs } from "./run-logs.js";
@@ -122,6 +122,12 @@ export async function openRunDir(runDir: string, out: string, resume: boolean, l
     claim.discard();
     throw e;
   }
+}
+
+/** Longest ground-truth completion (tokens, with the end token) of 400 items at `depth`, plus 8 tokens of slack. */
+export function traceBudget(tokenizer: Tokenizer, task: TaskName, depth: number): number {
+  const items = generateDataset(task, { n: 400, depth, seed: 0xb0d9e7 });
+  return Math.max(...items.map((i) => encodeCompletion(tokenizer, completionFor(i)).length)) + 8;
 }
 
 /** Prompt source: the user's dataset (shuffled per step) or the task generator. */
@@ -206,6 +212,9 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       inputs = await checkInputs();
     }
     const { tokenizer, dataset } = inputs!;
+    // On a built-in task with no --max-new-tokens: room for the longest ground-truth completion
+    // at --max-depth (Anchor injects them whole; the rebuilt tasks' traces outgrow a fixed 128).
+    if (user.maxNewTokens === undefined && !resume && !o.dataset) o.maxNewTokens = traceBudget(tokenizer, o.task as TaskName, o.maxDepth);
     writeFileAtomicSync(join(runDir, "config.json"), JSON.stringify(o, null, 2) + "\n");
     started = true;
 

@@ -23,8 +23,8 @@
 // Known limit (not local, needs a graph search): the target's connected component holds one
 // dead end (C's) when answerable and two (C's and F's) when not.
 //
-// The trace is a depth-first search from the target, one line per atom examined ("atom: the
-// premises that mention it, except the one we came from"), then the bottom-up conclusion.
+// The trace is unit propagation in sweeps over the rules, each atom annotated with its value so
+// far (traceLI).
 
 import { ABSTAIN, type GenerateOptions, type Instance } from "./types.js";
 import { TaskRng, mixSeed } from "./rng.js";
@@ -147,69 +147,46 @@ function rename(p: Premise, from: string, to: string): Premise {
 // ---- the trace ---------------------------------------------------------------------------------
 
 /**
- * Depth-first search from the target over the premises in prompt order. For each atom examined,
- * one line "atom: <the premises that mention it, except the one we came from>" ("atom: none."
- * when there are none); a fact settles the atom; a rule settles it when every other literal of
- * its clause is settled false, each examined in turn (the first that fails abandons the rule).
- * Then "So <fact>, ..., so <atom> is <value>, ..." bottom-up along the derivation found, or
- * "So <target> cannot be determined."
+ * Unit propagation written out, so that every token is a copy or a decision local to its line (a
+ * depth-first search's next atom and multi-premise look-ups were what small models could not
+ * learn). Sweeps over the rules in prompt order; each line copies one rule whole (a contiguous
+ * copy, the easiest thing for attention to learn), then each of its atoms with its value known so
+ * far, "true", "false" or "?" (a look-up of one "x is v" stated earlier), then ", so x is v" when
+ * the rule's clause has one open literal and no satisfied one (modus ponens or tollens). The
+ * trace stops with "So <target> is <value>." as soon as the target is settled; a sweep that
+ * settled something is followed by "Again:" and another sweep; a sweep that settled nothing
+ * ends the trace with "So <target> cannot be determined."
+ *
+ *   If not shade then not sun: shade ?, sun true, so shade is true.
  */
 export function traceLI(premises: readonly Premise[], target: string): { trace: string; value: boolean | null } {
-  const mentions = new Map<string, number[]>();
-  premises.forEach((p, i) => {
-    for (const a of new Set(atomsOf(p))) mentions.set(a, [...(mentions.get(a) ?? []), i]);
-  });
+  const known = new Map<string, boolean>();
+  for (const p of premises) if (p.kind === "fact") known.set(p.atom, p.value);
   const lines: string[] = [];
-  const how = new Map<string, { value: boolean; via: number }>();
-  const seen = new Set<string>();
-  const settle = (atom: string, from: number): boolean | null => {
-    if (seen.has(atom)) return how.get(atom)?.value ?? null; // only reachable on cyclic premise graphs
-    seen.add(atom);
-    const ps = (mentions.get(atom) ?? []).filter((i) => i !== from);
-    lines.push(`${atom}: ${ps.length ? ps.map((i) => sentenceLI(premises[i]!)).join(" ") : "none."}`);
-    for (const i of ps) {
-      const p = premises[i]!;
-      if (p.kind === "fact") {
-        how.set(atom, { value: p.value, via: i });
-        return p.value;
-      }
+  const done = (tail: string): { trace: string; value: boolean | null } => {
+    lines.push(tail);
+    return { trace: lines.join("\n"), value: known.get(target) ?? null };
+  };
+  if (known.has(target)) return done(`So ${target} is ${known.get(target)}.`);
+  for (let sweep = 0; ; sweep++) {
+    if (sweep > 0) lines.push("Again:");
+    let changed = false;
+    for (const p of premises) {
+      if (p.kind !== "rule") continue;
+      const values = atomsOf(p).map((a) => `${a} ${known.has(a) ? String(known.get(a)) : "?"}`);
+      let line = `${sentenceLI(p).slice(0, -1)}: ${values.join(", ")}`;
       const clause = clauseOf(p);
-      let fires = true;
-      for (const l of clause) {
-        if (l.atom === atom) continue;
-        const v = settle(l.atom, i);
-        if (v === null || v === l.value) {
-          fires = false;
-          break;
-        }
+      const open = clause.filter((l) => !known.has(l.atom));
+      if (open.length === 1 && !clause.some((l) => known.get(l.atom) === l.value)) {
+        known.set(open[0]!.atom, open[0]!.value);
+        line += `, so ${open[0]!.atom} is ${open[0]!.value}`;
+        changed = true;
       }
-      if (fires) {
-        const value = clause.find((l) => l.atom === atom)!.value;
-        how.set(atom, { value, via: i });
-        return value;
-      }
+      lines.push(`${line}.`);
+      if (known.has(target)) return done(`So ${target} is ${known.get(target)}.`);
     }
-    return null;
-  };
-  const value = settle(target, -1);
-  if (value === null) {
-    lines.push(`So ${target} cannot be determined.`);
-    return { trace: lines.join("\n"), value };
+    if (!changed) return done(`So ${target} cannot be determined.`);
   }
-  const parts: string[] = [];
-  const explain = (atom: string): void => {
-    const { value: v, via } = how.get(atom)!;
-    const p = premises[via]!;
-    if (p.kind === "fact") {
-      parts.push(`${atom} is ${v}`);
-      return;
-    }
-    for (const a of atomsOf(p)) if (a !== atom) explain(a);
-    parts.push(`so ${atom} is ${v}`);
-  };
-  explain(target);
-  lines.push(`So ${parts.join(", ")}.`);
-  return { trace: lines.join("\n"), value };
 }
 
 // ---- generation --------------------------------------------------------------------------------

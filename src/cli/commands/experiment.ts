@@ -44,6 +44,7 @@ export function register(program: Command): void {
       .option("--beta <x>", "KL coefficient (the paper: about 0.001; 0 keeps no reference model)", numArg("--beta", 0), FULL.beta)
       .option("--online-rounds <n>", "dpo-online: rounds at most (the largest divisor of --steps not above it)", intArg("--online-rounds", 1), FULL.onlineRounds)
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
+      .option("--weak <dir>", "take this checkpoint as the weak start instead of running SFT (e.g. runs/sft-ceiling/graphli/model; one task)")
       .option("--out <dir>", "output directory (default: runs/<name>)")
       .option("--jobs <n>", "tasks run side by side in child processes, one CPU thread each (default: one per task, up to the cores)", intArg("--jobs", 1))
       .option("--json", "print results.json's content as one JSON object"),
@@ -53,7 +54,9 @@ export function register(program: Command): void {
     f.out ??= "runs/anchor-vs-grpo";
     // Flags the user gave (or commander defaulted) win over the --quick preset, which wins over FULL.
     const given = Object.fromEntries(Object.entries(f).filter(([k, v]) => v !== undefined && k in FULL));
-    const opts: ExperimentOptions = { ...FULL, ...(f.quick ? QUICK : {}), ...given, out: f.out, backend: f.backend, threads: f.threads, log };
+    const weakFrom = f.weak as string | undefined;
+    const opts: ExperimentOptions = { ...FULL, ...(f.quick ? QUICK : {}), ...given, ...(weakFrom ? { weakFrom } : {}), out: f.out, backend: f.backend, threads: f.threads, log };
+    if (weakFrom && opts.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
     const jobs = Math.min(opts.tasks.length, (f.jobs as number | undefined) ?? Math.min(availableParallelism(), opts.tasks.length));
     if (jobs > 1) {
       // One child per task (each single-threaded: two OpenMP teams on two cores fight), then
