@@ -24,6 +24,7 @@ describe("experiment anchor-vs-grpo", () => {
       evalEvery: 1,
       sftChunk: 1,
       sftMaxSteps: 2,
+      probeN: 4,
       out,
       backend: "cpu",
       threads: 0,

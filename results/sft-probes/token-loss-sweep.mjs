@@ -1,5 +1,6 @@
-// Where the SFT loss sits on the annotated sweep trace (src/tasks/graphli.ts traceLI): mean
-// per-token loss of a checkpoint on held-out ground-truth traces, by kind of token.
+// Where the SFT loss sits on the sweep trace (src/tasks/graphli.ts traceLI: "If a and not b then
+// c: a true, b ?, c false, so b is true."): mean per-token loss of a checkpoint on held-out
+// ground-truth traces, by kind of token.
 // args: MODEL_DIR [N] [DEPTHS]
 import { createBackend } from "../../dist/src/backend/index.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -25,14 +26,15 @@ for (const d of depths) {
       const inThink = text.includes("<think>") && !text.includes("</think>");
       const line = text.slice(text.lastIndexOf("\n") + 1);
       let kind;
+      const body = line.replace(/^- /, "");
       if (!inThink) kind = text.includes("<answer>") && !text.includes("</answer>") ? "answer" : "markup";
-      else if (/^(- )?So /.test(line)) kind = "so-line";
-      else if (/^(- )?$/.test(line)) kind = "line-start";
-      else if (/\($/.test(line) || /\( ?$/.test(line)) kind = "annotation";
-      else if (/\)$/.test(line) && !/then [a-z ]+\([a-z?]+\)$/.test(line)) kind = "copy-after-ann";
-      else if (/\)$/.test(line)) kind = "decision";
-      else if (/, so$/.test(line) || /, so [a-z]+$/.test(line) || /, so [a-z]+ is$/.test(line)) kind = "settle";
-      else kind = "copy";
+      else if (/^So /.test(body)) kind = "so-line";
+      else if (/^(- )?$/.test(line) || body === "") kind = "line-start";
+      else if (/, so( [a-z]+( is)?)?$/.test(body)) kind = "settle";
+      else if (!body.includes(":")) kind = body === "If" ? "rule-first-atom" : "rule-copy";
+      else if (/(:|,)$/.test(body)) kind = "pair-atom";
+      else if (/[:,] [a-z]+$/.test(body)) kind = "pair-value";
+      else kind = "decision";
       add(`d${d} ${kind}`, -lp); add(`all ${kind}`, -lp);
       text += piece;
     });

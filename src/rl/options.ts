@@ -116,7 +116,7 @@ export const OPTIONS = {
   /** Rollouts per prompt, G. Larger G gives better baselines at linear cost. */
   groupSize: int(8, "rollouts per prompt (G)", { min: 2 }),
   /** Longest completion, in tokens. */
-  maxNewTokens: int(128, "longest completion in tokens (on a built-in task, when not given: the longest ground-truth completion at --max-depth, plus 8)", { min: 1 }),
+  maxNewTokens: int(128, "longest completion in tokens (for the embedded default model, when not given: the longest ground-truth completion at --max-depth, plus 8)", { min: 1 }),
   /** Sampling temperature for rollouts (1 = the policy itself). */
   temperature: num(1, "rollout sampling temperature", { min: 0 }),
   /** Nucleus sampling mass (1 = off). Off-policy when < 1: enable tisCap. */

@@ -212,9 +212,9 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       inputs = await checkInputs();
     }
     const { tokenizer, dataset } = inputs!;
-    // On a built-in task with no --max-new-tokens: room for the longest ground-truth completion
-    // at --max-depth (Anchor injects them whole; the rebuilt tasks' traces outgrow a fixed 128).
-    if (user.maxNewTokens === undefined && !resume && !o.dataset) o.maxNewTokens = traceBudget(tokenizer, o.task as TaskName, o.maxDepth);
+    // The embedded default with no --max-new-tokens: room for the longest ground-truth completion
+    // at --max-depth (its SFT and Anchor use them whole; GraphLI's sweeps outgrow a fixed 128).
+    if (madeDefault && user.maxNewTokens === undefined && !resume && !o.dataset) o.maxNewTokens = traceBudget(tokenizer, o.task as TaskName, o.maxDepth);
     writeFileAtomicSync(join(runDir, "config.json"), JSON.stringify(o, null, 2) + "\n");
     started = true;
 
