@@ -89,30 +89,8 @@ function traceASweep(premises, target) {
     if (!changed) return lines.join("\n") + `\nSo ${target} cannot be determined.`;
   }
 }
-// pair sweep: the rule copied whole (contiguous, as in the prompt), then each atom with its value
-// so far, then the decision: "If echo and not smog then ash: echo true, smog false, ash ?, so ash is true."
-function tracePSweep(premises, target) {
-  const known = new Map();
-  for (const p of premises) if (p.kind === "fact") known.set(p.atom, p.value);
-  const rules = premises.filter((p) => p.kind === "rule");
-  const lines = [];
-  for (let sweep = 1; ; sweep++) {
-    if (sweep > 1) lines.push("Again:");
-    let changed = false;
-    for (const p of rules) {
-      const c = clauseOf(p);
-      const open = c.filter((l) => !known.has(l.atom));
-      const sat = c.some((l) => known.get(l.atom) === l.value);
-      let line = sentenceLI(p).slice(0, -1) + ": " + atomsOf(p).map((a) => `${a} ${known.has(a) ? known.get(a) : "?"}`).join(", ");
-      if (!sat && open.length === 1) { known.set(open[0].atom, open[0].value); line += `, so ${open[0].atom} is ${open[0].value}`; changed = true; }
-      lines.push(line + ".");
-      if (known.has(target)) return lines.join("\n") + `\nSo ${target} is ${known.get(target)}.`;
-    }
-    if (!changed) return lines.join("\n") + `\nSo ${target} cannot be determined.`;
-  }
-}
+// psweep: the committed trace (src/tasks/graphli.ts traceLI), what generate() writes.
 function inst(t, o) {
-  if (t === "graphli" && TRACE === "psweep") { const pr = graphliProblem(o); const tr = tracePSweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "asweep") { const pr = graphliProblem(o); const tr = traceASweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "sweep") { const pr = graphliProblem(o); const tr = traceSweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "v2") { const pr = graphliProblem(o); return { ...pr.instance, trace: traceV2(pr.premises, pr.target) }; }
