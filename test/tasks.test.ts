@@ -59,26 +59,49 @@ function liDerivationDepth(trace: string, target: string): number {
   return depth(target);
 }
 
-/** A GraphLA premise as the trace's search writes it ("Tea = 2*Pie + 3.", "Tea + Pie = 17."). */
-function laEquation(r: Relation): string {
-  switch (r.kind) {
-    case "given":
-      return `${r.x} = ${r.value}.`;
-    case "total":
-      return `${r.x} + ${r.y} = ${r.value}.`;
-    case "affine":
-      return `${r.x} = ${r.a === 1 ? "" : `${r.a}*`}${r.y}${r.b > 0 ? ` + ${r.b}` : r.b < 0 ? ` - ${-r.b}` : ""}.`;
-    case "half":
-      return `${r.x} = ${r.y}/2.`;
-    case "sum":
-      return `${r.x} = ${r.y} + ${r.z}.`;
-    case "diff":
-      return `${r.x} = ${r.y} - ${r.z}.`;
+/** A GraphLA sweep trace's premise lines: the premise as in the prompt, the prices written after
+ * it ("Tea 5" or "Tea ?" for each dish), the partner premise a system line quotes ("with ...") and
+ * what the line prices, with the expression over numbers it writes. */
+interface LaLine {
+  premise: string;
+  notes: Map<string, string | null>;
+  with: string | null;
+  settles: { dish: string; expr: string; value: string } | null;
+}
+function laSweeps(trace: string): { sweeps: LaLine[][]; last: string } {
+  const lines = trace.split("\n");
+  const last = lines.pop()!;
+  const sweeps: LaLine[][] = [[]];
+  const note = "[A-Z][a-z]+ (?:-?\\d+(?:/\\d+)?|\\?)";
+  const re = new RegExp(`^([A-Z][^:]*): (${note}(?:, ${note})*)(?:, with ([^,]*))?(?:, so ([A-Z][a-z]+) = ([-+*/() \\d]+) = (-?\\d+(?:/\\d+)?))?\\.$`);
+  for (const line of lines) {
+    if (line === "Again:") {
+      sweeps.push([]);
+      continue;
+    }
+    const m = line.match(re);
+    if (!m) throw new Error(`not a sweep line: ${JSON.stringify(line)}`);
+    const notes = new Map<string, string | null>();
+    for (const pair of m[2]!.split(", ")) {
+      const [dish, v] = pair.split(" ");
+      notes.set(dish!, v === "?" ? null : v!);
+    }
+    const settles = m[4] ? { dish: m[4], expr: m[5]!, value: m[6]! } : null;
+    sweeps[sweeps.length - 1]!.push({ premise: `${m[1]}.`, notes, with: m[3] ? `${m[3]}.` : null, settles });
   }
+  return { sweeps, last };
 }
 
-/** The sentences of one GraphLA trace line ("Tea = 2*Pie + 3. Pie = 5." -> two). */
-const laSteps = (line: string): string[] => line.match(/[^ ].*?\.(?= |$)/g) ?? [];
+/** Relation steps under the target's price in a GraphLA sweep trace: a given price or a system
+ * member is 0 (a system is a leaf), a dish priced by a line is one more than its deepest other dish. */
+function laDerivationDepth(trace: string, target: string, rels: Relation[]): number {
+  const leaf = new Set(rels.filter((r) => r.kind === "given").map((r) => r.x));
+  for (const l of laSweeps(trace).sweeps.flat()) if (l.with) for (const d of l.notes.keys()) leaf.add(d);
+  const by = new Map<string, string[]>();
+  for (const l of laSweeps(trace).sweeps.flat()) if (l.settles) by.set(l.settles.dish, [...l.notes.keys()].filter((d) => d !== l.settles!.dish));
+  const depth = (d: string): number => (leaf.has(d) ? 0 : 1 + Math.max(...by.get(d)!.map(depth)));
+  return depth(target);
+}
 
 const mixed = (task: "graphla" | "graphli", n = 240, seed = 7): Instance[] =>
   generateDataset(task, { n, depth: [1, 6], seed, distractors: [0, 6] });
@@ -120,12 +143,10 @@ describe.each(TASK_NAMES)("%s generation", (task) => {
     expect(more.distractors).toBe(5);
     expect(deeper.depth).toBe(6);
     if (task === "graphla") {
+      // Ground truth uses exactly `depth` relation steps (system solutions aside).
       for (const i of [base, more, deeper]) {
-        const [search, arith] = i.trace.split("\n").map(laSteps);
-        // Ground truth uses exactly `depth` relation steps (system solutions aside).
-        expect(arith!.filter((a) => !a.includes(")/2 = ")).length).toBe(i.depth);
-        // All distractors are off the derivation: the search quotes every other premise once.
-        expect(count(i) - i.distractors).toBe(search!.length);
+        const { premises, question } = splitPrompt(i.prompt);
+        expect(laDerivationDepth(i.trace, laTarget(question), premises.map(parseSentenceLA))).toBe(i.depth);
       }
     } else {
       // The target is exactly `depth` inference steps above the facts.
@@ -245,9 +266,10 @@ describe("graphla solver", () => {
     for (let seed = 0; seed < 500; seed++) {
       const p = graphlaProblem({ depth: 1 + (seed % 6), seed, answerable: true });
       if (p.premises.some((r) => r.kind === "total")) withSystem++;
-      if (!p.instance.trace.includes(")/2 = ")) continue;
+      if (solveForward(p.premises).values.has(p.target)) continue;
       derivationNeedsSystem++;
-      expect(solveForward(p.premises).values.has(p.target)).toBe(false);
+      // The trace solves the system on its "together" line, quoting the linking premise.
+      expect(p.instance.trace).toMatch(/, with [^\n]*, so [A-Z][a-z]+ = \(\d+ [-+] \d+\)\/2 = \d+\./);
       expect(fstr(solveExact(p.premises).values.get(p.target)!)).toBe(p.instance.answer);
     }
     expect(withSystem).toBeGreaterThan(150);
@@ -289,45 +311,58 @@ describe("graphla solver", () => {
 
   test("every trace line is a correct step and the last one is the answer", () => {
     let checked = 0;
-    const name = "([A-Z][a-z]+)";
+    let systems = 0;
     for (const inst of mixed("graphla", 120, 21)) {
       const { premises, question } = splitPrompt(inst.prompt);
       const rels = premises.map(parseSentenceLA);
       const target = laTarget(question);
       const ex = solveExact(rels);
-      const [searchLine, last, ...rest] = inst.trace.split("\n");
-      expect(rest).toEqual([]);
-      const search = laSteps(searchLine!);
-      // Search: each step is a premise written as an equation; "X: no price." only for a dish
-      // that no premise fixes (it occurs once, in its parent's premise).
-      const written = new Set(rels.map(laEquation));
-      for (const [k, s] of search.entries()) {
-        const free = s.match(new RegExp(`^${name}: no price\\.$`));
-        if (free) {
-          expect(k).toBe(search.length - 1);
-          expect(rels.filter((r) => dishesOf(r).includes(free[1]!)).length).toBe(1);
-        } else expect(written).toContain(s);
-        checked++;
+      const copied = premises.filter((_, k) => rels[k]!.kind !== "given");
+      // What is known before each line: the prompt's prices, then what earlier lines priced.
+      const known = new Map<string, string>();
+      for (const r of rels) if (r.kind === "given") known.set(r.x, String(r.value));
+      const { sweeps, last } = laSweeps(inst.trace);
+      for (const [k, sweep] of sweeps.entries()) {
+        // Each sweep copies the non-given premises in prompt order; only the last may stop early.
+        expect(sweep.map((l) => l.premise)).toEqual(k === sweeps.length - 1 ? copied.slice(0, sweep.length) : copied);
+        for (const l of sweep) {
+          const r = parseSentenceLA(l.premise);
+          // Every dish in the order the sentence names it, with its price so far.
+          expect([...l.notes.keys()]).toEqual(l.premise.match(/[A-Z][a-z]+/g));
+          expect([...l.notes.keys()].sort()).toEqual(dishesOf(r).sort());
+          for (const d of l.notes.keys()) expect(l.notes.get(d)).toBe(known.get(d) ?? null);
+          const open = dishesOf(r).filter((d) => !known.has(d));
+          // A system line quotes the one premise linking its two unpriced dishes.
+          const link = rels.find((q) => q.kind === "affine" && q.a === 1 && r.kind === "total" && new Set([q.x, q.y, r.x, r.y]).size === 2);
+          const system = r.kind === "total" && open.length === 2 && link !== undefined;
+          expect(l.with).toBe(system ? sentenceLA(link!) : null);
+          if (open.length === 1 || system) {
+            expect(l.settles?.dish).toBe(open[0]);
+            // The expression is over numbers (the prices so far) and has the written value, the entailed one.
+            expect(l.settles!.expr).not.toMatch(/[A-Za-z]/);
+            expect(fstr(ex.values.get(l.settles!.dish)!)).toBe(l.settles!.value);
+            expect(String(Function(`return (${l.settles!.expr})`)())).toBe(l.settles!.value);
+            known.set(l.settles!.dish, l.settles!.value);
+            if (system) systems++;
+          } else expect(l.settles).toBeNull();
+          checked++;
+        }
+        // "Again:" follows a sweep that priced something; the trace ends at a sweep that priced
+        // nothing or as soon as the target is priced.
+        if (k < sweeps.length - 1) expect(sweep.some((l) => l.settles)).toBe(true);
       }
-      expect(search[0]!.startsWith(`${target} `)).toBe(true);
       if (!inst.answerable) {
-        expect(search[search.length - 1]).toMatch(/: no price\.$/);
         expect(last).toBe(`So ${target} cannot be determined.`);
+        expect(sweeps[sweeps.length - 1]!.some((l) => l.settles)).toBe(false);
+        expect(ex.values.has(target)).toBe(false);
         continue;
       }
-      // Arithmetic: "X = <expression over numbers> = v.", v the entailed price and the
-      // expression's value; the last step gives the target.
-      const arith = laSteps(last!);
-      for (const a of arith) {
-        const m = a.match(new RegExp(`^${name} = ([-+*/() \\d]+) = (\\d+)\\.$`))!;
-        expect(m).not.toBeNull();
-        expect(fstr(ex.values.get(m[1]!)!)).toBe(m[3]);
-        expect(String(Function(`return (${m[2]})`)())).toBe(m[3]);
-        checked++;
-      }
-      expect(arith[arith.length - 1]).toMatch(new RegExp(`^${target} = .* = ${inst.answer}\\.$`));
+      expect(last).toBe(`So ${target} costs ${inst.answer}.`);
+      expect(known.get(target)).toBe(inst.answer);
+      expect(sweeps.flat().at(-1)!.settles?.dish).toBe(target);
     }
-    expect(checked).toBeGreaterThan(700);
+    expect(checked).toBeGreaterThan(1000);
+    expect(systems).toBeGreaterThan(5);
   });
 });
 

@@ -20,7 +20,7 @@
 import { ABSTAIN, type GenerateOptions, type Instance } from "./types.js";
 import { TaskRng, mixSeed } from "./rng.js";
 import { checkOptions, formatPrompt } from "./prompt.js";
-import { type Frac, type Relation, dishesOf, feq, frac, fstr, solveExact, solveForward } from "./solve-la.js";
+import { type Frac, type Relation, dishesOf, fadd, fdiv, feq, fmul, frac, fstr, fsub, solveExact, solveForward } from "./solve-la.js";
 
 export const GRAPHLA_MAX_DEPTH = 10;
 export const GRAPHLA_MAX_DISTRACTORS = 12;
@@ -88,82 +88,101 @@ export function parseSentenceLA(s: string): Relation {
 }
 
 // ---- ground-truth trace ------------------------------------------------------------------------
-//
-// Line 1, top-down search: for each dish examined, the premise that fixes it, written as an
-// equation ("Tea = 2*Pie + 3."); a system leaf shows both of its premises; a dish nothing fixes
-// ends the search ("Cake: no price."). Line 2, bottom-up arithmetic ("Pie = 9 - 4 = 5."), or
-// "So Tea cannot be determined." Every lookup is "the premise whose subject is this dish".
 
-type Defining = Extract<Relation, { kind: "affine" | "half" | "sum" | "diff" }>;
+/** A premise's dishes in the order its sentence names them. */
+const named = (r: Relation): string[] => (r.kind === "diff" ? [r.x, r.z, r.y] : dishesOf(r));
 
-/** The right-hand side of x = ..., with `show` naming (or valuing) each dish. */
-function rhsText(r: Defining, show: (d: string) => string): string {
+/** `e` as the operand of "/": bare when it is a single number or dish. */
+const paren = (e: string): string => (e.includes(" ") ? `(${e})` : e);
+
+/**
+ * How `d`, the one dish of `r` without a price, follows from the others' prices: the expression
+ * over numbers the trace writes, and its value.
+ */
+function solveFor(r: Exclude<Relation, { kind: "given" }>, d: string, v: (x: string) => Frac): { expr: string; value: Frac } {
+  const s = (x: string) => fstr(v(x));
+  const shift = (b: number) => (b > 0 ? ` + ${b}` : b < 0 ? ` - ${-b}` : "");
   switch (r.kind) {
-    case "affine": {
-      const k = r.a === 1 ? "" : `${r.a}*`;
-      const shift = r.b > 0 ? ` + ${r.b}` : r.b < 0 ? ` - ${-r.b}` : "";
-      return `${k}${show(r.y)}${shift}`;
-    }
-    case "half":
-      return `${show(r.y)}/2`;
-    case "sum":
-      return `${show(r.y)} + ${show(r.z)}`;
-    case "diff":
-      return `${show(r.y)} - ${show(r.z)}`;
+    case "affine": // x = a*y + b
+      if (d === r.x) return { expr: `${r.a === 1 ? "" : `${r.a}*`}${s(r.y)}${shift(r.b)}`, value: fadd(fmul(frac(r.a), v(r.y)), frac(r.b)) };
+      return {
+        expr: r.a === 1 ? `${s(r.x)}${shift(-r.b)}` : `${paren(`${s(r.x)}${shift(-r.b)}`)}/${r.a}`,
+        value: fdiv(fsub(v(r.x), frac(r.b)), frac(r.a)),
+      };
+    case "half": // x = y/2
+      return d === r.x ? { expr: `${s(r.y)}/2`, value: fdiv(v(r.y), frac(2)) } : { expr: `2*${s(r.x)}`, value: fmul(frac(2), v(r.x)) };
+    case "sum": // x = y + z
+      if (d === r.x) return { expr: `${s(r.y)} + ${s(r.z)}`, value: fadd(v(r.y), v(r.z)) };
+      return d === r.y ? { expr: `${s(r.x)} - ${s(r.z)}`, value: fsub(v(r.x), v(r.z)) } : { expr: `${s(r.x)} - ${s(r.y)}`, value: fsub(v(r.x), v(r.y)) };
+    case "diff": // x + z = y
+      if (d === r.y) return { expr: `${s(r.x)} + ${s(r.z)}`, value: fadd(v(r.x), v(r.z)) };
+      return d === r.x ? { expr: `${s(r.y)} - ${s(r.z)}`, value: fsub(v(r.y), v(r.z)) } : { expr: `${s(r.y)} - ${s(r.x)}`, value: fsub(v(r.y), v(r.x)) };
+    case "total": // x + y = value
+      return d === r.x ? { expr: `${r.value} - ${s(r.y)}`, value: fsub(frac(r.value), v(r.y)) } : { expr: `${r.value} - ${s(r.x)}`, value: fsub(frac(r.value), v(r.x)) };
   }
 }
 
-const childrenOf = (r: Defining): string[] => (r.kind === "sum" || r.kind === "diff" ? [r.y, r.z] : [r.y]);
-
-/** The trace for `target` (values: the exact solver's, used only when the search succeeds). */
-export function traceLA(premises: readonly Relation[], target: string, values: ReadonlyMap<string, Frac>): string {
-  const given = new Map<string, Extract<Relation, { kind: "given" }>>();
-  const total = new Map<string, Extract<Relation, { kind: "total" }>>();
-  const defining = new Map<string, Defining>();
-  for (const r of premises) {
-    if (r.kind === "given") given.set(r.x, r);
-    else if (r.kind === "total") total.set(r.x, r).set(r.y, r);
-    else defining.set(r.x, r);
-  }
-  // Arithmetic is only kept when the search succeeds; a failed search may pass unpriced dishes.
-  const val = (d: string): string => (values.has(d) ? fstr(values.get(d)!) : "?");
-  const search: string[] = [];
-  const arith: string[] = [];
-  const visit = (d: string): boolean => {
-    const g = given.get(d);
-    if (g) {
-      search.push(`${d} = ${g.value}.`);
-      return true;
-    }
-    const t = total.get(d);
-    if (t) {
-      // System leaf: "d + p = s" and the affine "x = y + b" linking d and its partner p.
-      const p = t.x === d ? t.y : t.x;
-      const link = premises.find(
-        (r): r is Extract<Relation, { kind: "affine" }> =>
-          r.kind === "affine" && r.a === 1 && ((r.x === d && r.y === p) || (r.x === p && r.y === d)),
-      )!;
-      search.push(`${t.x} + ${t.y} = ${t.value}.`, `${link.x} = ${rhsText(link, (n) => n)}.`);
-      // d - p = b when d is the subject, else p - d = b; so d = (s + b)/2 or (s - b)/2.
-      const b = link.x === d ? link.b : -link.b;
-      arith.push(`${d} = (${t.value} ${b > 0 ? "+" : "-"} ${Math.abs(b)})/2 = ${val(d)}.`);
-      return true;
-    }
-    const r = defining.get(d);
-    if (!r) {
-      search.push(`${d}: no price.`);
-      return false;
-    }
-    search.push(`${d} = ${rhsText(r, (n) => n)}.`);
-    for (const c of childrenOf(r)) if (!visit(c)) return false;
-    arith.push(`${d} = ${rhsText(r, val)} = ${val(d)}.`);
-    return true;
+/**
+ * Forward substitution written out, in sweeps over the premises in prompt order, the same shape
+ * as GraphLI's trace (traceLI) so that every token is a copy or a decision local to its line: each
+ * line copies one premise whole (a contiguous copy), then each dish it names with its price known
+ * so far, or "?" (a look-up of one earlier "= v"), then, when exactly one dish is still without a
+ * price, ", so <dish> = <expression over numbers> = <value>". A system leaf ("A and B together
+ * cost 17" with "A costs 3 more than B", both unpriced) is solved on the "together" line, which
+ * quotes its partner premise: ", with A costs 3 more than B, so A = (17 + 3)/2 = 10". Given prices
+ * are not copied: their dishes just read as priced. The trace stops with "So <target> costs v." as
+ * soon as the target is priced; "Again:" follows a sweep that priced something; a sweep that
+ * priced nothing ends it with "So <target> cannot be determined."
+ *
+ *   Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.
+ */
+export function traceLA(premises: readonly Relation[], target: string): { trace: string; value: Frac | null } {
+  const known = new Map<string, Frac>();
+  for (const r of premises) if (r.kind === "given") known.set(r.x, frac(r.value));
+  const v = (d: string): Frac => known.get(d)!;
+  const lines: string[] = [];
+  const done = (): { trace: string; value: Frac | null } => {
+    const value = known.get(target) ?? null;
+    lines.push(value ? `So ${target} costs ${fstr(value)}.` : `So ${target} cannot be determined.`);
+    return { trace: lines.join("\n"), value };
   };
-  const ok = visit(target);
-  return `${search.join(" ")}\n${ok ? arith.join(" ") : `So ${target} cannot be determined.`}`;
+  if (known.has(target)) return done();
+  for (let sweep = 0; ; sweep++) {
+    if (sweep > 0) lines.push("Again:");
+    let changed = false;
+    for (const r of premises) {
+      if (r.kind === "given") continue;
+      const ds = named(r);
+      let line = `${sentenceLA(r).slice(0, -1)}: ${ds.map((d) => `${d} ${known.has(d) ? fstr(v(d)) : "?"}`).join(", ")}`;
+      const open = ds.filter((d) => !known.has(d));
+      if (open.length === 1) {
+        const { expr, value } = solveFor(r, open[0]!, v);
+        known.set(open[0]!, value);
+        line += `, so ${open[0]} = ${expr} = ${fstr(value)}`;
+        changed = true;
+      } else if (r.kind === "total" && open.length === 2) {
+        // x + y = s with x - y = b (the link, either way round): x = (s + b)/2.
+        const link = premises.find(
+          (q): q is Extract<Relation, { kind: "affine" }> => q.kind === "affine" && q.a === 1 && ((q.x === r.x && q.y === r.y) || (q.x === r.y && q.y === r.x)),
+        );
+        if (link) {
+          const b = link.x === r.x ? link.b : -link.b;
+          const value = fdiv(fadd(frac(r.value), frac(b)), frac(2));
+          known.set(r.x, value);
+          line += `, with ${sentenceLA(link).slice(0, -1)}, so ${r.x} = (${r.value}${b >= 0 ? ` + ${b}` : ` - ${-b}`})/2 = ${fstr(value)}`;
+          changed = true;
+        }
+      }
+      lines.push(`${line}.`);
+      if (known.has(target)) return done();
+    }
+    if (!changed) return done();
+  }
 }
 
 // ---- generation --------------------------------------------------------------------------------
+
+type Defining = Extract<Relation, { kind: "affine" | "half" | "sum" | "diff" }>;
 
 interface DishNode {
   name: string;
@@ -410,12 +429,16 @@ export function graphlaProblem(opts: GenerateOptions): GraphLAProblem {
       if (solveExact(premises).values.has(target) || solveForward(premises).values.has(target))
         throw new Error(`graphla seed ${seed}: the swap left the target determined (bug)`);
     }
+    const trace = traceLA(premises, target);
+    const entailed = answerable ? frac(value) : null;
+    if (trace.value === null ? entailed !== null : entailed === null || !feq(trace.value, entailed))
+      throw new Error(`graphla seed ${seed}: the trace's price disagrees with the exact solver (bug)`);
     const instance: Instance = {
       id: `graphla-${seed}`,
       task: "graphla",
       prompt: formatPrompt(premises.map(sentenceLA), `How much does ${target} cost?`),
       answer: answerable ? String(value) : ABSTAIN,
-      trace: traceLA(premises, target, exOrig.values),
+      trace: trace.trace,
       depth,
       distractors,
       answerable,

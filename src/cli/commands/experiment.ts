@@ -43,6 +43,7 @@ export function register(program: Command): void {
       .option("--lr <x>", "RL learning rate (0 = by model size)", numArg("--lr", 0), FULL.lr)
       .option("--beta <x>", "KL coefficient (the paper: about 0.001; 0 keeps no reference model)", numArg("--beta", 0), FULL.beta)
       .option("--online-rounds <n>", "dpo-online: rounds at most (the largest divisor of --steps not above it)", intArg("--online-rounds", 1), FULL.onlineRounds)
+      .option("--sft-lr <x>", "peak SFT learning rate (weak start; sft-ceiling)", numArg("--sft-lr", 0), FULL.sftLr)
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
       .option("--weak <dir>", "take this checkpoint as the weak start instead of running SFT (e.g. runs/sft-ceiling/graphli/model; one task)")
       .option("--out <dir>", "output directory (default: runs/<name>)")
@@ -92,7 +93,7 @@ async function ceiling(f: Record<string, unknown> & { json?: boolean; out?: stri
     preset: (f.preset as "tiny" | "small" | undefined) ?? FULL.preset,
     steps: (f.steps as number | undefined) ?? 3000,
     batch: 16,
-    lr: (f.lr as number | undefined) || 2e-3,
+    lr: f.sftLr as number,
     minDepth: 1,
     maxDepth: 4,
     evalEvery: (f.evalEvery as number | undefined) ?? 250,
