@@ -89,10 +89,21 @@ function traceASweep(premises, target) {
     if (!changed) return lines.join("\n") + `\nSo ${target} cannot be determined.`;
   }
 }
+// ksweep: the committed trace after a line that restates the prompt's facts in the annotations'
+// format ("Known: dust true, flame false."), so every value look-up reads the trace, never the
+// prompt's "x is v." sentences.
+function knownLine(premises) {
+  return `Known: ${premises.filter((p) => p.kind === "fact").map((p) => `${p.atom} ${p.value}`).join(", ")}.`;
+}
+// usweep: ksweep with the settle in the same "x v" form (", so x true"): every value then follows
+// its atom directly, wherever it is read from.
+const usweep = (pr) => `${knownLine(pr.premises)}\n${pr.instance.trace.replace(/, so ([a-z]+) is (true|false)\./g, ", so $1 $2.")}`;
 // psweep: the committed trace (src/tasks/graphli.ts traceLI), what generate() writes.
 function inst(t, o) {
   if (t === "graphli" && TRACE === "asweep") { const pr = graphliProblem(o); const tr = traceASweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "sweep") { const pr = graphliProblem(o); const tr = traceSweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
+  if (t === "graphli" && TRACE === "ksweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: `${knownLine(pr.premises)}\n${pr.instance.trace}` }; }
+  if (t === "graphli" && TRACE === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
   if (t === "graphli" && TRACE === "v2") { const pr = graphliProblem(o); return { ...pr.instance, trace: traceV2(pr.premises, pr.target) }; }
   return generate(t, o);
 }

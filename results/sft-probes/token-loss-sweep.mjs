@@ -1,12 +1,19 @@
 // Where the SFT loss sits on the sweep trace (src/tasks/graphli.ts traceLI: "If a and not b then
 // c: a true, b ?, c false, so b is true."): mean per-token loss of a checkpoint on held-out
-// ground-truth traces, by kind of token.
-// args: MODEL_DIR [N] [DEPTHS]
+// ground-truth traces, by kind of token, and the value look-ups by value and earlier annotation.
+// args: MODEL_DIR [N] [DEPTHS]; env TRACE=usweep for that variant of sft-probe.mjs
 import { createBackend } from "../../dist/src/backend/index.js";
 import { Policy } from "../../dist/src/rl/policy.js";
 import { packBatch } from "../../dist/src/rl/batch.js";
 import { scoreTokens } from "../../dist/src/rl/step.js";
-import { generate, completionFor } from "../../dist/src/tasks/index.js";
+import { generate, graphliProblem, completionFor } from "../../dist/src/tasks/index.js";
+// TRACE=usweep: sft-probe.mjs's usweep variant (a "Known:" line of the prompt's facts, ", so x v").
+const usweep = (o) => {
+  const pr = graphliProblem(o);
+  const known = `Known: ${pr.premises.filter((p) => p.kind === "fact").map((p) => `${p.atom} ${p.value}`).join(", ")}.`;
+  return { ...pr.instance, trace: `${known}\n${pr.instance.trace.replace(/, so ([a-z]+) is (true|false)\./g, ", so $1 $2.")}` };
+};
+const inst = (o) => (process.env.TRACE === "usweep" ? usweep(o) : generate("graphli", o));
 const [dir, nS, depthsS] = process.argv.slice(2);
 const N = +(nS ?? 16), depths = (depthsS ?? "1,2,4").split(",").map(Number);
 const be = await createBackend("cpu", { threads: 1 });
@@ -14,7 +21,7 @@ const p = await Policy.load(dir, be);
 const kinds = {};
 const add = (k, v) => { (kinds[k] ??= [0, 0]); kinds[k][0] += v; kinds[k][1]++; };
 for (const d of depths) {
-  const items = Array.from({ length: N }, (_, j) => generate("graphli", { depth: d, seed: 777000 + j, answerable: j % 2 === 0 }));
+  const items = Array.from({ length: N }, (_, j) => inst({ depth: d, seed: 777000 + j, answerable: j % 2 === 0 }));
   const seqs = items.map((i) => ({ promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) }));
   const batch = packBatch(seqs, p.padId);
   const { logprob } = await scoreTokens(p.model, batch, 1, 8);
@@ -36,6 +43,13 @@ for (const d of depths) {
       else if (/[:,] [a-z]+$/.test(body)) kind = "pair-value";
       else kind = "decision";
       add(`d${d} ${kind}`, -lp); add(`all ${kind}`, -lp);
+      if (kind === "pair-value") {
+        // Value look-ups by the right value and by where it can be read: the same atom's last
+        // annotation earlier in the trace ("none": this is the atom's first annotation).
+        const atom = body.match(/([a-z]+)$/)[1];
+        const prev = [...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} (true|false|\\?)`, "g"))].at(-1)?.[1] ?? "none";
+        add(`value ${piece.trim().replace(/[,.]$/, "")} after ${prev}`, -lp);
+      }
       text += piece;
     });
   });

@@ -19,7 +19,7 @@ import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
 import { saveCheckpoint } from "../model/checkpoint.js";
-import { initModel, type Preset } from "../model/init.js";
+import { PRESET_SFT_LR, initModel, type Preset } from "../model/init.js";
 import { evaluate, type EvalResult } from "../rl/eval.js";
 import type { TrainOptions } from "../rl/options.js";
 import { Policy } from "../rl/policy.js";
@@ -110,9 +110,7 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   sftChunk: 250,
   sftMaxSteps: 2000,
   probeN: 128,
-  // 6e-3, not 2e-3: at 2e-3 the tiny preset sat on the copy plateau (every copied atom at
-  // ln(atom count) nats) for 1,500+ steps; at 6e-3 it left it by step 800 (results/sft-probes).
-  sftLr: 6e-3,
+  sftLr: PRESET_SFT_LR,
   weakMin: 0.1,
   weakMax: 0.4,
   weakPrecision: 0.75,

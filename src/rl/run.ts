@@ -29,7 +29,7 @@ import { createBackend } from "../backend/index.js";
 import { loadCheckpoint, loadOptimizerState, readTrainerState, removeStaleSaves, saveCheckpoint } from "../model/checkpoint.js";
 import { ADAPTER_CONFIG_FILE } from "../model/peft.js";
 import { loadConfig } from "../model/config.js";
-import { initModel } from "../model/init.js";
+import { PRESET_SFT_LR, initModel } from "../model/init.js";
 import { Model } from "../model/model.js";
 import { AdamW } from "../model/optim.js";
 import { Tokenizer } from "../model/tokenizer.js";
@@ -215,6 +215,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     // The embedded default with no --max-new-tokens: room for the longest ground-truth completion
     // at --max-depth (its SFT and Anchor use them whole; GraphLI's sweeps outgrow a fixed 128).
     if (madeDefault && user.maxNewTokens === undefined && !resume && !o.dataset) o.maxNewTokens = traceBudget(tokenizer, o.task as TaskName, o.maxDepth);
+    if (madeDefault && user.sftLr === undefined && !resume) o.sftLr = PRESET_SFT_LR;
     writeFileAtomicSync(join(runDir, "config.json"), JSON.stringify(o, null, 2) + "\n");
     started = true;
 
