@@ -1,7 +1,7 @@
 // Where the SFT loss sits on the sweep trace (src/tasks/graphli.ts traceLI: "If a and not b then
 // c: a true, b ?, c false, so b is true."): mean per-token loss of a checkpoint on held-out
 // ground-truth traces, by kind of token, and the value look-ups by value and earlier annotation.
-// args: MODEL_DIR [N] [DEPTHS]; env TRACE=usweep for that variant of sft-probe.mjs
+// args: MODEL_DIR [N] [DEPTHS]; env TRACE=usweep for that variant of sft-probe.mjs, TASK=graphla
 import { createBackend } from "../../dist/src/backend/index.js";
 import { Policy } from "../../dist/src/rl/policy.js";
 import { packBatch } from "../../dist/src/rl/batch.js";
@@ -13,7 +13,20 @@ const usweep = (o) => {
   const known = `Known: ${pr.premises.filter((p) => p.kind === "fact").map((p) => `${p.atom} ${p.value}`).join(", ")}.`;
   return { ...pr.instance, trace: `${known}\n${pr.instance.trace.replace(/, so ([a-z]+) is (true|false)\./g, ", so $1 $2.")}` };
 };
-const inst = (o) => (process.env.TRACE === "usweep" ? usweep(o) : generate("graphli", o));
+// TASK=graphla: GraphLA's sweep trace ("Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.").
+const TASK = process.env.TASK ?? "graphli";
+const inst = (o) => (process.env.TRACE === "usweep" ? usweep(o) : generate(TASK, o));
+function laKind(body, piece) {
+  if (/^So /.test(body)) return "so-line";
+  if (body === "") return "premise-first";
+  if (!body.includes(":")) return "premise-copy";
+  if (["so", "with"].includes(piece.trim()) && /,$/.test(body)) return "decision";
+  if (/, so /.test(body)) return /, so [^=]*=[^=]*= ?-?[\d/]*$/.test(body) ? "settle-value" : "settle-expr";
+  if (/, with /.test(body)) return "with-copy";
+  if (/(:|,)$/.test(body)) return "pair-dish";
+  if (/[:,] [A-Z][a-z]+( -?[\d/]*)?$/.test(body)) return "pair-value";
+  return "other";
+}
 const [dir, nS, depthsS] = process.argv.slice(2);
 const N = +(nS ?? 16), depths = (depthsS ?? "1,2,4").split(",").map(Number);
 const be = await createBackend("cpu", { threads: 1 });
@@ -35,6 +48,7 @@ for (const d of depths) {
       let kind;
       const body = line.replace(/^- /, "");
       if (!inThink) kind = text.includes("<answer>") && !text.includes("</answer>") ? "answer" : "markup";
+      else if (TASK === "graphla") kind = laKind(body, piece);
       else if (/^So /.test(body)) kind = "so-line";
       else if (/^(- )?$/.test(line) || body === "") kind = "line-start";
       else if (/, so( [a-z]+( is)?)?$/.test(body)) kind = "settle";
@@ -43,7 +57,7 @@ for (const d of depths) {
       else if (/[:,] [a-z]+$/.test(body)) kind = "pair-value";
       else kind = "decision";
       add(`d${d} ${kind}`, -lp); add(`all ${kind}`, -lp);
-      if (kind === "pair-value") {
+      if (kind === "pair-value" && TASK === "graphli") {
         // Value look-ups by the right value and by where it can be read: the same atom's last
         // annotation earlier in the trace ("none": this is the atom's first annotation).
         const atom = body.match(/([a-z]+)$/)[1];
