@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { initModel } from "../src/model/init.js";
-import { runTraining } from "../src/rl/run.js";
+import { Tokenizer } from "../src/model/tokenizer.js";
+import { runTraining, traceBudget } from "../src/rl/run.js";
 import { taskCorpus } from "../src/tasks/index.js";
 
 const root = resolve(__dirname, "..");
@@ -46,8 +47,10 @@ beforeAll(async () => {
 describe("training run", () => {
   it("writes metrics, samples, atomic checkpoints and a report", async () => {
     const out = join(work, "run-a");
-    // maxNewTokens covers the ground-truth trajectories, so Anchor injects one per group.
-    const r = await runTraining({ ...SMALL, maxNewTokens: 400, model, out, steps: 3, checkpointEvery: 2, algo: "anchor" }, { log: () => {} });
+    // maxNewTokens covers the ground-truth trajectories (depth 1 keeps them short), so Anchor
+    // injects one per group.
+    const maxNewTokens = traceBudget(await Tokenizer.load(model), "graphla", 1);
+    const r = await runTraining({ ...SMALL, minDepth: 1, maxDepth: 1, maxNewTokens, model, out, steps: 3, checkpointEvery: 2, algo: "anchor" }, { log: () => {} });
     expect(r.steps).toBe(3);
     const ms = metrics(out).filter((m) => !m.final && m.step > 0);
     expect(ms.map((m) => m.step)).toEqual([1, 2, 3]);
