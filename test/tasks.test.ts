@@ -95,10 +95,11 @@ function laSweeps(trace: string): { sweeps: LaLine[][]; last: string } {
 /** Relation steps under the target's price in a GraphLA sweep trace: a given price or a system
  * member is 0 (a system is a leaf), a dish priced by a line is one more than its deepest other dish. */
 function laDerivationDepth(trace: string, target: string, rels: Relation[]): number {
+  const lines = laSweeps(trace).sweeps.flat();
   const leaf = new Set(rels.filter((r) => r.kind === "given").map((r) => r.x));
-  for (const l of laSweeps(trace).sweeps.flat()) if (l.with) for (const d of l.notes.keys()) leaf.add(d);
+  for (const l of lines) if (l.with) for (const d of l.notes.keys()) leaf.add(d);
   const by = new Map<string, string[]>();
-  for (const l of laSweeps(trace).sweeps.flat()) if (l.settles) by.set(l.settles.dish, [...l.notes.keys()].filter((d) => d !== l.settles!.dish));
+  for (const l of lines) if (l.settles) by.set(l.settles.dish, [...l.notes.keys()].filter((d) => d !== l.settles!.dish));
   const depth = (d: string): number => (leaf.has(d) ? 0 : 1 + Math.max(...by.get(d)!.map(depth)));
   return depth(target);
 }
