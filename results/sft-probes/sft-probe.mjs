@@ -98,12 +98,24 @@ function knownLine(premises) {
 // usweep: ksweep with the settle in the same "x v" form (", so x true"): every value then follows
 // its atom directly, wherever it is read from.
 const usweep = (pr) => `${knownLine(pr.premises)}\n${pr.instance.trace.replace(/, so ([a-z]+) is (true|false)\./g, ", so $1 $2.")}`;
+// isweep: the committed trace with every known value written "x is v", the prompt's own fact
+// form, and an unknown atom written bare ("acorn is false, rust, so rust is true."): values never
+// change once known and "x is" only ever precedes x's value, so a look-up needs no recency.
+// osweep: isweep with the unknown atoms left out ("If soot then shell." when nothing is known).
+function isweepLine(line, omit) {
+  const m = line.match(/^(If .*?): (.*?)((?:, so [a-z]+ is (?:true|false))?)\.$/);
+  if (!m) return line;
+  const vals = m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return v === "?" ? (omit ? null : a) : `${a} is ${v}`; }).filter((x) => x !== null);
+  return vals.length ? `${m[1]}: ${vals.join(", ")}${m[3]}.` : `${m[1]}${m[3]}.`;
+}
+const isweep = (tr, omit) => tr.split("\n").map((l) => isweepLine(l, omit)).join("\n");
 // psweep: the committed trace (src/tasks/graphli.ts traceLI), what generate() writes.
 function inst(t, o) {
   if (t === "graphli" && TRACE === "asweep") { const pr = graphliProblem(o); const tr = traceASweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "sweep") { const pr = graphliProblem(o); const tr = traceSweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "ksweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: `${knownLine(pr.premises)}\n${pr.instance.trace}` }; }
   if (t === "graphli" && TRACE === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
+  if (t === "graphli" && (TRACE === "isweep" || TRACE === "osweep")) { const i = generate(t, o); return { ...i, trace: isweep(i.trace, TRACE === "osweep") }; }
   if (t === "graphli" && TRACE === "v2") { const pr = graphliProblem(o); return { ...pr.instance, trace: traceV2(pr.premises, pr.target) }; }
   return generate(t, o);
 }
