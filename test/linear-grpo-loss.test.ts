@@ -319,6 +319,64 @@ describe("the trainer's gradients through one pass and two", () => {
       for (const k of GRPO_STATS) expect(Math.abs(s1[k] - s2[k]), k).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(s2[k])));
     });
 
+  it("policyGradient does not depend on the rows' order or the micro-batch size (per-row inputs follow their rows)", async () => {
+    const run = (reverse: boolean, microBatch: number) =>
+      grads(false, async (p) => {
+        const seqs = Array.from({ length: 5 }, (_, j) => {
+          const inst = generate("graphli", { depth: 1, seed: 3 + j });
+          const n = 20 + 7 * j;
+          return { promptIds: p.encodePrompt(inst.prompt), completionIds: p.encodeCompletion(`<think>${inst.trace}</think>`).slice(0, n), rolloutLogprobs: Array.from({ length: n }, (_, t) => -2 - 0.01 * ((t * (j + 1)) % 13)) };
+        });
+        const adv = [1, -1, 0.5, -0.5, 0.2];
+        const order = reverse ? [4, 3, 2, 1, 0] : [0, 1, 2, 3, 4];
+        const batch = packBatch(order.map((j) => seqs[j]!), p.padId);
+        // Old and reference log-probs are functions of each token's rollout log-prob, so they follow the token.
+        const ref = batch.rolloutLogprobs.map((v) => v + 0.1 * Math.sin(7 * v));
+        return policyGradient(
+          p.model,
+          { batch, oldLogprob: batch.rolloutLogprobs.map((v) => v + 0.05), refLogprob: ref, advantages: Float32Array.from(order, (j) => adv[j]!), useRolloutLogprob: true },
+          { epsLow: 0.2, epsHigh: 0.28, dualClip: 3, beta: 0.04, kl: "k3", entropyCoef: 0.01, tisCap: 2, aggregation: "seq-mean-token-mean" },
+          0.9,
+          microBatch,
+        );
+      });
+    const [a, b] = [await run(false, 2), await run(true, 16)];
+    expectSameGrads(a.g, b.g);
+    for (const k of GRPO_STATS) expect((a.result as Record<string, number>)[k], k).toBeCloseTo((b.result as Record<string, number>)[k], 5);
+  });
+
+  it("padding costs nothing: a mixed-length batch's gradient is the token-weighted sum of each row's alone", async () => {
+    // One row per batch has no padding at all, so this holds the micro-batching (rows regrouped
+    // by length and cut to their own length) to the unpadded computation.
+    const together = await grads(false, (p) => supervisedGradient(p.model, batchOf(p), 16));
+    const alone = await grads(false, async (p) => {
+      const batch = batchOf(p);
+      const rows = Array.from({ length: batch.B }, (_, b) => {
+        const ids = [...batch.ids.subarray(b * batch.T, (b + 1) * batch.T)];
+        const first = batch.targets.subarray(b * batch.T, (b + 1) * batch.T).findIndex((t) => t >= 0);
+        const n = batch.mask.subarray(b * batch.T, (b + 1) * batch.T).reduce((a, m) => a + m, 0);
+        return packBatch([{ promptIds: ids.slice(0, first + 1), completionIds: ids.slice(first + 1, first + 1 + n) }], p.padId);
+      });
+      // supervisedGradient normalises by its own tokens: weight each row by its share.
+      const sum = new Map<string, Float32Array>();
+      let loss = 0;
+      for (const r of rows) {
+        p.model.zeroGrads();
+        const w = r.tokens / batch.tokens;
+        loss += (await supervisedGradient(p.model, r, 1)) * w;
+        for (const [k, t] of p.model.grads) {
+          const acc = sum.get(k) ?? sum.set(k, new Float32Array(t.size)).get(k)!;
+          (cpu.readSync(t) as Float32Array).forEach((g, i) => (acc[i] += g * w));
+        }
+      }
+      for (const [k, t] of p.model.grads) cpu.write(t, sum.get(k)!);
+      expect(rows.map((r) => r.T).sort()).not.toEqual(Array(rows.length).fill(batch.T));
+      return loss;
+    });
+    expectSameGrads(together.g, alone.g);
+    expect(Math.abs((together.result as number) - (alone.result as number))).toBeLessThan(1e-5 * Math.abs(alone.result as number));
+  });
+
   it("policyGradient without old log-probs (ratio 1) and supervisedGradient", async () => {
     const pg = (twoPass: boolean) =>
       grads(twoPass, (p) =>

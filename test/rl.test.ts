@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { computeAdvantages } from "../src/rl/advantages.js";
 import { anchorProbability, anchorsForGroup } from "../src/rl/anchor.js";
-import { packBatch, sliceBatch } from "../src/rl/batch.js";
+import { gatherTokens, microBatches, packBatch, scatterTokens } from "../src/rl/batch.js";
 import { Curriculum } from "../src/rl/curriculum.js";
 import { keepGroup } from "../src/rl/filter.js";
 import { loadOptionsFile, loraConfigOf, OptionsError, parseOptions, resolveOptions } from "../src/rl/options.js";
@@ -80,9 +80,35 @@ describe("batch packing", () => {
     expect([...p.mask]).toEqual([0, 0, 1, 1, 0, 1, 1, 1, 0, 0]);
     expect([...p.rolloutLogprobs.subarray(0, 5)]).toEqual([0, 0, -0.5, -0.25, 0]);
     expect(p.tokens).toBe(5);
-    const s = sliceBatch(p, 1, 1);
-    expect(s.tokens).toBe(3);
-    expect([...s.targets]).toEqual([8, 9, 10, -1, -1]);
+  });
+
+  it("micro-batches group rows by length, cut each to its longest scored row, and map tokens back", () => {
+    // Scored lengths (last scored position + 1): 3+5-1 = 7, 1+2-1 = 2, 2+5-1 = 6, 1 + 8 - 1 = 8, none.
+    const p = packBatch(
+      [
+        { promptIds: [1, 2, 3], completionIds: [4, 5, 6, 7, 8] },
+        { promptIds: [1], completionIds: [2, 3] },
+        { promptIds: [1, 2], completionIds: [3, 4, 5, 6, 7] },
+        { promptIds: [9], completionIds: [1, 2, 3, 4, 5, 6, 7, 8] },
+        { promptIds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], completionIds: [] },
+      ],
+      0,
+    );
+    expect(p.T).toBe(10);
+    const mbs = microBatches(p, 4);
+    // Longest first: 8, 7, 6 fill 21 of 24 cells (12.5% padding); the 2 would leave 23 of 32 (28%).
+    expect(mbs.map((m) => m.rows)).toEqual([[3, 0, 2], [1]]);
+    expect(mbs.map((m) => m.batch.T)).toEqual([8, 2]);
+    expect(mbs.map((m) => m.batch.tokens)).toEqual([18, 2]);
+    expect(mbs.reduce((a, m) => a + m.batch.tokens, 0)).toBe(p.tokens);
+    expect([...mbs[0]!.batch.targets.subarray(8, 16)]).toEqual([-1, -1, 4, 5, 6, 7, 8, -1]);
+    expect([...mbs[1]!.batch.ids]).toEqual([1, 2]);
+    expect(microBatches(p, 2).map((m) => m.rows)).toEqual([[3, 0], [2], [1]]);
+    // Per-token values go out to a micro-batch's layout and back to the same cells.
+    const values = Float32Array.from({ length: p.B * p.T }, (_, i) => (p.mask[i] ? i : 0));
+    const back = new Float32Array(p.B * p.T);
+    for (const m of mbs) scatterTokens(back, p.T, m, gatherTokens(values, p.T, m));
+    expect([...back]).toEqual([...values]);
   });
 });
 

@@ -109,6 +109,25 @@ function isweepLine(line, omit) {
   return vals.length ? `${m[1]}: ${vals.join(", ")}${m[3]}.` : `${m[1]}${m[3]}.`;
 }
 const isweep = (tr, omit) => tr.split("\n").map((l) => isweepLine(l, omit)).join("\n");
+// fsweep / fisweep: psweep / isweep with the prompt's facts copied too, each as its own line in
+// prompt order ("acorn is false."), so the next line is always the prompt's next premise (no
+// skipping facts) and each sweep restates the facts close to where they are read.
+function withFacts(premises, trace) {
+  const lines = trace.split("\n"), tail = lines.pop(), out = [];
+  const sweeps = [[]];
+  for (const l of lines) l === "Again:" ? sweeps.push([]) : sweeps.at(-1).push(l);
+  if (lines.length === 0) return trace;
+  sweeps.forEach((sw, k) => {
+    if (k > 0) out.push("Again:");
+    const complete = k < sweeps.length - 1 || tail.includes("cannot be determined");
+    let r = 0;
+    for (const p of premises) {
+      if (!complete && r === sw.length) break;
+      out.push(p.kind === "fact" ? sentenceLI(p) : sw[r++]);
+    }
+  });
+  return [...out, tail].join("\n");
+}
 // psweep: the committed trace (src/tasks/graphli.ts traceLI), what generate() writes.
 function inst(t, o) {
   if (t === "graphli" && TRACE === "asweep") { const pr = graphliProblem(o); const tr = traceASweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
@@ -116,6 +135,7 @@ function inst(t, o) {
   if (t === "graphli" && TRACE === "ksweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: `${knownLine(pr.premises)}\n${pr.instance.trace}` }; }
   if (t === "graphli" && TRACE === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
   if (t === "graphli" && (TRACE === "isweep" || TRACE === "osweep")) { const i = generate(t, o); return { ...i, trace: isweep(i.trace, TRACE === "osweep") }; }
+  if (t === "graphli" && (TRACE === "fsweep" || TRACE === "fisweep")) { const pr = graphliProblem(o); const tr = TRACE === "fisweep" ? isweep(pr.instance.trace, false) : pr.instance.trace; return { ...pr.instance, trace: withFacts(pr.premises, tr) }; }
   if (t === "graphli" && TRACE === "v2") { const pr = graphliProblem(o); return { ...pr.instance, trace: traceV2(pr.premises, pr.target) }; }
   return generate(t, o);
 }

@@ -13,9 +13,17 @@ const usweep = (o) => {
   const known = `Known: ${pr.premises.filter((p) => p.kind === "fact").map((p) => `${p.atom} ${p.value}`).join(", ")}.`;
   return { ...pr.instance, trace: `${known}\n${pr.instance.trace.replace(/, so ([a-z]+) is (true|false)\./g, ", so $1 $2.")}` };
 };
+// TRACE=isweep: sft-probe.mjs's isweep variant ("acorn is false, rust, so rust is true.").
+const isweepLine = (line) => {
+  const m = line.match(/^(If .*?): (.*?)((?:, so [a-z]+ is (?:true|false))?)\.$/);
+  if (!m) return line;
+  return `${m[1]}: ${m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return v === "?" ? a : `${a} is ${v}`; }).join(", ")}${m[3]}.`;
+};
+const isweep = (o) => { const i = generate("graphli", o); return { ...i, trace: i.trace.split("\n").map(isweepLine).join("\n") }; };
 // TASK=graphla: GraphLA's sweep trace ("Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.").
 const TASK = process.env.TASK ?? "graphli";
-const inst = (o) => (process.env.TRACE === "usweep" ? usweep(o) : generate(TASK, o));
+const inst = (o) => (process.env.TRACE === "usweep" ? usweep(o) : process.env.TRACE === "isweep" ? isweep(o) : generate(TASK, o));
+const ISWEEP = process.env.TRACE === "isweep";
 function laKind(body, piece) {
   if (/^So /.test(body)) return "so-line";
   if (body === "") return "premise-first";
@@ -54,14 +62,18 @@ for (const d of depths) {
       else if (/, so( [a-z]+( is)?)?$/.test(body)) kind = "settle";
       else if (!body.includes(":")) kind = body === "If" ? "rule-first-atom" : "rule-copy";
       else if (/(:|,)$/.test(body)) kind = "pair-atom";
+      else if (ISWEEP && /[:,] [a-z]+$/.test(body)) kind = piece.trim() === "is" ? "known? yes" : "known? no";
+      else if (ISWEEP && /[:,] [a-z]+ is$/.test(body)) kind = "pair-value";
       else if (/[:,] [a-z]+$/.test(body)) kind = "pair-value";
       else kind = "decision";
       add(`d${d} ${kind}`, -lp); add(`all ${kind}`, -lp);
       if (kind === "pair-value" && TASK === "graphli") {
         // Value look-ups by the right value and by where it can be read: the same atom's last
         // annotation earlier in the trace ("none": this is the atom's first annotation).
-        const atom = body.match(/([a-z]+)$/)[1];
-        const prev = [...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} (true|false|\\?)`, "g"))].at(-1)?.[1] ?? "none";
+        const atom = body.match(/([a-z]+)(?: is)?$/)[1];
+        const prev = ISWEEP
+          ? ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} is (true|false)`, "g"))].length ? "trace" : "prompt")
+          : ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} (true|false|\\?)`, "g"))].at(-1)?.[1] ?? "none");
         add(`value ${piece.trim().replace(/[,.]$/, "")} after ${prev}`, -lp);
       }
       text += piece;

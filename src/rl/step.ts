@@ -10,7 +10,7 @@
 import { GRPO_STATS, type Backend, type GrpoLossOptions, type LinearGrpoLossOptions, type Tensor } from "../backend/backend.js";
 import type { ForwardOptions, Model } from "../model/model.js";
 import { linearGrpoLossComposed } from "../backend/linear-grpo-composed.js";
-import { rowSums, sliceBatch, type PackedBatch } from "./batch.js";
+import { gatherTokens, microBatches, rowSums, scatterTokens, type PackedBatch } from "./batch.js";
 
 export type GrpoStats = Record<(typeof GRPO_STATS)[number], number>;
 
@@ -24,11 +24,10 @@ export async function scoreTokens(model: Model, batch: PackedBatch, temperature:
   const N = batch.B * batch.T;
   const logprob = new Float32Array(N);
   const entropy = new Float32Array(N);
-  for (let s = 0; s < batch.B; s += microBatch) {
-    const mb = sliceBatch(batch, s, Math.min(microBatch, batch.B - s));
-    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, temperature, { noGrad: true, disableAdapter: opts.disableAdapter });
-    logprob.set((await be.read(lp)) as Float32Array, s * batch.T);
-    entropy.set((await be.read(ent)) as Float32Array, s * batch.T);
+  for (const mb of microBatches(batch, microBatch)) {
+    const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb.batch, temperature, { noGrad: true, disableAdapter: opts.disableAdapter });
+    scatterTokens(logprob, batch.T, mb, (await be.read(lp)) as Float32Array);
+    scatterTokens(entropy, batch.T, mb, (await be.read(ent)) as Float32Array);
     for (const t of [lp, ent, lse, targets]) t.dispose();
     acts.dispose();
   }
@@ -82,18 +81,16 @@ export async function policyGradient(model: Model, inp: PolicyLossInputs, loss: 
   totals.ratioMax = -Infinity;
   const totalTokens = inp.wholeBatch?.tokens ?? batch.tokens;
   const totalSeqs = inp.wholeBatch?.sequences ?? batch.B;
-  for (let s = 0; s < batch.B; s += microBatch) {
-    const count = Math.min(microBatch, batch.B - s);
-    const mb = sliceBatch(batch, s, count);
-    if (mb.tokens === 0) continue;
+  for (const part of microBatches(batch, microBatch)) {
+    const mb = part.batch;
+    const count = mb.B;
     const n = mb.B * mb.T;
-    const range = [s * batch.T, (s + count) * batch.T] as const;
     const acts = model.forward(mb.ids, mb.B, mb.T);
     const targets = be.upload(mb.targets, [n]);
-    const old = inp.oldLogprob ? be.upload(inp.oldLogprob.subarray(...range), [n]) : null;
-    const ref = inp.refLogprob ? be.upload(inp.refLogprob.subarray(...range), [n]) : null;
+    const old = inp.oldLogprob ? be.upload(gatherTokens(inp.oldLogprob, batch.T, part), [n]) : null;
+    const ref = inp.refLogprob ? be.upload(gatherTokens(inp.refLogprob, batch.T, part), [n]) : null;
     const roll = inp.useRolloutLogprob ? be.upload(mb.rolloutLogprobs, [n]) : null;
-    const adv = be.upload(inp.advantages.subarray(s, s + count), [count]);
+    const adv = be.upload(Float32Array.from(part.rows, (r) => inp.advantages[r]!), [count]);
     const mask = be.upload(mb.mask, [n]);
     const stats = be.zeros([GRPO_STATS.length]);
     const dhidden = be.zeros(acts.hidden.shape);
@@ -153,10 +150,8 @@ export async function supervisedGradient(model: Model, batch: PackedBatch, micro
   const be = model.backend;
   let lossSum = 0;
   const sft: Omit<GrpoLossOptions, "B" | "T"> = { epsLow: 0.2, epsHigh: 0.2, dualClip: 0, beta: 0, kl: "k1", entropyCoef: 0, tisCap: 0, aggregation: "token-mean" };
-  for (let s = 0; s < batch.B; s += microBatch) {
-    const count = Math.min(microBatch, batch.B - s);
-    const mb = sliceBatch(batch, s, count);
-    if (mb.tokens === 0) continue;
+  for (const { batch: mb } of microBatches(batch, microBatch)) {
+    const count = mb.B;
     const n = mb.B * mb.T;
     const acts = model.forward(mb.ids, mb.B, mb.T);
     const targets = be.upload(mb.targets, [n]);
