@@ -150,7 +150,8 @@ if (process.env.CHECK) { // labels of the trace vs the solver, and lengths
 const dir = `runs/sft-probe-${tag}`;
 rmSync(dir, { recursive: true, force: true });
 const corpus = Array.from({ length: 400 }, (_, j) => { const i = inst(task, { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
-const shape = process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {};
+// LAYERS=n, WIDTH=h (heads of 32 dims, h/64 KV heads, MLP 3h): the tiny preset reshaped.
+const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}), ...(process.env.WIDTH ? { hiddenSize: +process.env.WIDTH, numHeads: +process.env.WIDTH / 32, numKvHeads: +process.env.WIDTH / 64, intermediateSize: 3 * +process.env.WIDTH } : {}) };
 const r = await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
 console.log("params", r.numParams, "layers", r.config.numLayers, "vocab", r.config.vocabSize, "TRACE", TRACE, "B", B, "depths", DMIN, DMAX);
 if (process.env.ARCH === "llama") {

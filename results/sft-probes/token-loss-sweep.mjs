@@ -20,10 +20,27 @@ const isweepLine = (line) => {
   return `${m[1]}: ${m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return v === "?" ? a : `${a} is ${v}`; }).join(", ")}${m[3]}.`;
 };
 const isweep = (o) => { const i = generate("graphli", o); return { ...i, trace: i.trace.split("\n").map(isweepLine).join("\n") }; };
+// TRACE=fisweep: isweep with the prompt's facts copied as lines in prompt order (sft-probe.mjs).
+function withFacts(premises, trace) {
+  const lines = trace.split("\n"), tail = lines.pop(), out = [], sweeps = [[]];
+  if (lines.length === 0) return trace;
+  for (const l of lines) l === "Again:" ? sweeps.push([]) : sweeps.at(-1).push(l);
+  sweeps.forEach((sw, k) => {
+    if (k > 0) out.push("Again:");
+    const complete = k < sweeps.length - 1 || tail.includes("cannot be determined");
+    let r = 0;
+    for (const p of premises) {
+      if (!complete && r === sw.length) break;
+      out.push(p.kind === "fact" ? `${p.atom} is ${p.value}.` : sw[r++]);
+    }
+  });
+  return [...out, tail].join("\n");
+}
+const fisweep = (o) => { const pr = graphliProblem(o); return { ...pr.instance, trace: withFacts(pr.premises, pr.instance.trace.split("\n").map(isweepLine).join("\n")) }; };
 // TASK=graphla: GraphLA's sweep trace ("Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.").
 const TASK = process.env.TASK ?? "graphli";
-const inst = (o) => (process.env.TRACE === "usweep" ? usweep(o) : process.env.TRACE === "isweep" ? isweep(o) : generate(TASK, o));
-const ISWEEP = process.env.TRACE === "isweep";
+const inst = (o) => (process.env.TRACE === "usweep" ? usweep(o) : process.env.TRACE === "isweep" ? isweep(o) : process.env.TRACE === "fisweep" ? fisweep(o) : generate(TASK, o));
+const ISWEEP = process.env.TRACE === "isweep" || process.env.TRACE === "fisweep";
 function laKind(body, piece) {
   if (/^So /.test(body)) return "so-line";
   if (body === "") return "premise-first";
@@ -58,6 +75,7 @@ for (const d of depths) {
       if (!inThink) kind = text.includes("<answer>") && !text.includes("</answer>") ? "answer" : "markup";
       else if (TASK === "graphla") kind = laKind(body, piece);
       else if (/^So /.test(body)) kind = "so-line";
+      else if (process.env.TRACE === "fisweep" && /^[a-z]+( is( (true|false)\.?)?)?$/.test(body) && !/^If/.test(body)) kind = body === "" ? "line-start" : /^[a-z]+$/.test(body) ? "fact-line is" : "fact-line value";
       else if (/^(- )?$/.test(line) || body === "") kind = "line-start";
       else if (/, so( [a-z]+( is)?)?$/.test(body)) kind = "settle";
       else if (!body.includes(":")) kind = body === "If" ? "rule-first-atom" : "rule-copy";
