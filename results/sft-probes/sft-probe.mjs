@@ -15,6 +15,7 @@ import { initParameters } from "../../dist/src/model/init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
+import { variantInstance } from "./variants.mjs";
 const [task, stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS;
 const TRACE = process.env.TRACE ?? "orig", DMIN = +(process.env.DMIN ?? 1), DMAX = +(process.env.DMAX ?? 4), B = +(process.env.B ?? 16), N = +(process.env.N ?? 48);
@@ -89,53 +90,12 @@ function traceASweep(premises, target) {
     if (!changed) return lines.join("\n") + `\nSo ${target} cannot be determined.`;
   }
 }
-// ksweep: the committed trace after a line that restates the prompt's facts in the annotations'
-// format ("Known: dust true, flame false."), so every value look-up reads the trace, never the
-// prompt's "x is v." sentences.
-function knownLine(premises) {
-  return `Known: ${premises.filter((p) => p.kind === "fact").map((p) => `${p.atom} ${p.value}`).join(", ")}.`;
-}
-// usweep: ksweep with the settle in the same "x v" form (", so x true"): every value then follows
-// its atom directly, wherever it is read from.
-const usweep = (pr) => `${knownLine(pr.premises)}\n${pr.instance.trace.replace(/, so ([a-z]+) is (true|false)\./g, ", so $1 $2.")}`;
-// isweep: the committed trace with every known value written "x is v", the prompt's own fact
-// form, and an unknown atom written bare ("acorn is false, rust, so rust is true."): values never
-// change once known and "x is" only ever precedes x's value, so a look-up needs no recency.
-// osweep: isweep with the unknown atoms left out ("If soot then shell." when nothing is known).
-function isweepLine(line, omit) {
-  const m = line.match(/^(If .*?): (.*?)((?:, so [a-z]+ is (?:true|false))?)\.$/);
-  if (!m) return line;
-  const vals = m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return v === "?" ? (omit ? null : a) : `${a} is ${v}`; }).filter((x) => x !== null);
-  return vals.length ? `${m[1]}: ${vals.join(", ")}${m[3]}.` : `${m[1]}${m[3]}.`;
-}
-const isweep = (tr, omit) => tr.split("\n").map((l) => isweepLine(l, omit)).join("\n");
-// fsweep / fisweep: psweep / isweep with the prompt's facts copied too, each as its own line in
-// prompt order ("acorn is false."), so the next line is always the prompt's next premise (no
-// skipping facts) and each sweep restates the facts close to where they are read.
-function withFacts(premises, trace) {
-  const lines = trace.split("\n"), tail = lines.pop(), out = [];
-  const sweeps = [[]];
-  for (const l of lines) l === "Again:" ? sweeps.push([]) : sweeps.at(-1).push(l);
-  if (lines.length === 0) return trace;
-  sweeps.forEach((sw, k) => {
-    if (k > 0) out.push("Again:");
-    const complete = k < sweeps.length - 1 || tail.includes("cannot be determined");
-    let r = 0;
-    for (const p of premises) {
-      if (!complete && r === sw.length) break;
-      out.push(p.kind === "fact" ? sentenceLI(p) : sw[r++]);
-    }
-  });
-  return [...out, tail].join("\n");
-}
 // psweep: the committed trace (src/tasks/graphli.ts traceLI), what generate() writes.
 function inst(t, o) {
+  const v = variantInstance(t, TRACE, o);
+  if (v) return v;
   if (t === "graphli" && TRACE === "asweep") { const pr = graphliProblem(o); const tr = traceASweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
   if (t === "graphli" && TRACE === "sweep") { const pr = graphliProblem(o); const tr = traceSweep(pr.premises, pr.target); return { ...pr.instance, trace: tr }; }
-  if (t === "graphli" && TRACE === "ksweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: `${knownLine(pr.premises)}\n${pr.instance.trace}` }; }
-  if (t === "graphli" && TRACE === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
-  if (t === "graphli" && (TRACE === "isweep" || TRACE === "osweep")) { const i = generate(t, o); return { ...i, trace: isweep(i.trace, TRACE === "osweep") }; }
-  if (t === "graphli" && (TRACE === "fsweep" || TRACE === "fisweep")) { const pr = graphliProblem(o); const tr = TRACE === "fisweep" ? isweep(pr.instance.trace, false) : pr.instance.trace; return { ...pr.instance, trace: withFacts(pr.premises, tr) }; }
   if (t === "graphli" && TRACE === "v2") { const pr = graphliProblem(o); return { ...pr.instance, trace: traceV2(pr.premises, pr.target) }; }
   return generate(t, o);
 }

@@ -6,40 +6,12 @@ import { createBackend } from "../../dist/src/backend/index.js";
 import { Policy } from "../../dist/src/rl/policy.js";
 import { packBatch } from "../../dist/src/rl/batch.js";
 import { scoreTokens } from "../../dist/src/rl/step.js";
-import { generate, graphliProblem, completionFor } from "../../dist/src/tasks/index.js";
-// TRACE=usweep: sft-probe.mjs's usweep variant (a "Known:" line of the prompt's facts, ", so x v").
-const usweep = (o) => {
-  const pr = graphliProblem(o);
-  const known = `Known: ${pr.premises.filter((p) => p.kind === "fact").map((p) => `${p.atom} ${p.value}`).join(", ")}.`;
-  return { ...pr.instance, trace: `${known}\n${pr.instance.trace.replace(/, so ([a-z]+) is (true|false)\./g, ", so $1 $2.")}` };
-};
-// TRACE=isweep: sft-probe.mjs's isweep variant ("acorn is false, rust, so rust is true.").
-const isweepLine = (line) => {
-  const m = line.match(/^(If .*?): (.*?)((?:, so [a-z]+ is (?:true|false))?)\.$/);
-  if (!m) return line;
-  return `${m[1]}: ${m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return v === "?" ? a : `${a} is ${v}`; }).join(", ")}${m[3]}.`;
-};
-const isweep = (o) => { const i = generate("graphli", o); return { ...i, trace: i.trace.split("\n").map(isweepLine).join("\n") }; };
-// TRACE=fisweep: isweep with the prompt's facts copied as lines in prompt order (sft-probe.mjs).
-function withFacts(premises, trace) {
-  const lines = trace.split("\n"), tail = lines.pop(), out = [], sweeps = [[]];
-  if (lines.length === 0) return trace;
-  for (const l of lines) l === "Again:" ? sweeps.push([]) : sweeps.at(-1).push(l);
-  sweeps.forEach((sw, k) => {
-    if (k > 0) out.push("Again:");
-    const complete = k < sweeps.length - 1 || tail.includes("cannot be determined");
-    let r = 0;
-    for (const p of premises) {
-      if (!complete && r === sw.length) break;
-      out.push(p.kind === "fact" ? `${p.atom} is ${p.value}.` : sw[r++]);
-    }
-  });
-  return [...out, tail].join("\n");
-}
-const fisweep = (o) => { const pr = graphliProblem(o); return { ...pr.instance, trace: withFacts(pr.premises, pr.instance.trace.split("\n").map(isweepLine).join("\n")) }; };
+import { generate, completionFor } from "../../dist/src/tasks/index.js";
+import { variantInstance } from "./variants.mjs";
+// TRACE=usweep / isweep / fisweep: the variants of variants.mjs.
 // TASK=graphla: GraphLA's sweep trace ("Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.").
 const TASK = process.env.TASK ?? "graphli";
-const inst = (o) => (process.env.TRACE === "usweep" ? usweep(o) : process.env.TRACE === "isweep" ? isweep(o) : process.env.TRACE === "fisweep" ? fisweep(o) : generate(TASK, o));
+const inst = (o) => variantInstance(TASK, process.env.TRACE, o) ?? generate(TASK, o);
 const ISWEEP = process.env.TRACE === "isweep" || process.env.TRACE === "fisweep";
 function laKind(body, piece) {
   if (/^So /.test(body)) return "so-line";

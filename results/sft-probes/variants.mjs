@@ -1,0 +1,53 @@
+// GraphLI trace variants of the probes (sft-probe.mjs trains on them, token-loss-sweep.mjs
+// scores them): transformations of the committed trace (src/tasks/graphli.ts traceLI).
+import { generate, graphliProblem } from "../../dist/src/tasks/index.js";
+import { sentenceLI } from "../../dist/src/tasks/graphli.js";
+
+// ksweep: the committed trace after a line that restates the prompt's facts in the annotations'
+// format ("Known: dust true, flame false."), so every value look-up reads the trace, never the
+// prompt's "x is v." sentences.
+export function knownLine(premises) {
+  return `Known: ${premises.filter((p) => p.kind === "fact").map((p) => `${p.atom} ${p.value}`).join(", ")}.`;
+}
+// usweep: ksweep with the settle in the same "x v" form (", so x true"): every value then follows
+// its atom directly, wherever it is read from.
+export const usweep = (pr) => `${knownLine(pr.premises)}\n${pr.instance.trace.replace(/, so ([a-z]+) is (true|false)\./g, ", so $1 $2.")}`;
+// isweep: the committed trace with every known value written "x is v", the prompt's own fact
+// form, and an unknown atom written bare ("acorn is false, rust, so rust is true."): values never
+// change once known and "x is" only ever precedes x's value, so a look-up needs no recency.
+// osweep: isweep with the unknown atoms left out ("If soot then shell." when nothing is known).
+function isweepLine(line, omit) {
+  const m = line.match(/^(If .*?): (.*?)((?:, so [a-z]+ is (?:true|false))?)\.$/);
+  if (!m) return line;
+  const vals = m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return v === "?" ? (omit ? null : a) : `${a} is ${v}`; }).filter((x) => x !== null);
+  return vals.length ? `${m[1]}: ${vals.join(", ")}${m[3]}.` : `${m[1]}${m[3]}.`;
+}
+export const isweep = (tr, omit) => tr.split("\n").map((l) => isweepLine(l, omit)).join("\n");
+// fsweep / fisweep: psweep / isweep with the prompt's facts copied too, each as its own line in
+// prompt order ("acorn is false."), so the next line is always the prompt's next premise (no
+// skipping facts) and each sweep restates the facts close to where they are read.
+export function withFacts(premises, trace) {
+  const lines = trace.split("\n"), tail = lines.pop(), out = [];
+  const sweeps = [[]];
+  for (const l of lines) l === "Again:" ? sweeps.push([]) : sweeps.at(-1).push(l);
+  if (lines.length === 0) return trace;
+  sweeps.forEach((sw, k) => {
+    if (k > 0) out.push("Again:");
+    const complete = k < sweeps.length - 1 || tail.includes("cannot be determined");
+    let r = 0;
+    for (const p of premises) {
+      if (!complete && r === sw.length) break;
+      out.push(p.kind === "fact" ? sentenceLI(p) : sw[r++]);
+    }
+  });
+  return [...out, tail].join("\n");
+}
+/** An instance of `task` with its trace in variant `trace` (null: not a GraphLI variant here). */
+export function variantInstance(task, trace, o) {
+  if (task !== "graphli") return null;
+  if (trace === "ksweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: `${knownLine(pr.premises)}\n${pr.instance.trace}` }; }
+  if (trace === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
+  if (trace === "isweep" || trace === "osweep") { const i = generate(task, o); return { ...i, trace: isweep(i.trace, trace === "osweep") }; }
+  if (trace === "fsweep" || trace === "fisweep") { const pr = graphliProblem(o); const tr = trace === "fisweep" ? isweep(pr.instance.trace, false) : pr.instance.trace; return { ...pr.instance, trace: withFacts(pr.premises, tr) }; }
+  return null;
+}
