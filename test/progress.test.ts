@@ -1,9 +1,15 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Progress } from "../src/util/progress.js";
 
-// stderr is not a TTY under vitest, so an unchosen Progress writes plain periodic lines.
+// An unchosen Progress on a non-TTY stderr writes plain periodic lines.
 describe("Progress on a non-TTY stderr", () => {
-  afterEach(() => vi.restoreAllMocks());
+  const tty = Object.getOwnPropertyDescriptor(process.stderr, "isTTY");
+  beforeEach(() => Object.defineProperty(process.stderr, "isTTY", { value: false, configurable: true }));
+  afterEach(() => {
+    vi.restoreAllMocks();
+    if (tty) Object.defineProperty(process.stderr, "isTTY", tty);
+    else delete (process.stderr as { isTTY?: boolean }).isTTY;
+  });
 
   function capture(): string[] {
     const out: string[] = [];
