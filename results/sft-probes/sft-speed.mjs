@@ -1,4 +1,5 @@
-// SFT step time on task batches (B=16, 8 batches, tiny preset checkpoint), for A/B of two builds: args DIST_ROOT TASK DMIN DMAX; env MODEL, T
+// SFT step time on task batches (B=16, 8 batches, tiny preset), for A/B of two builds (DIST_ROOT:
+// a checkout with dist/ built): args DIST_ROOT TASK DMIN DMAX; env MODEL (checkpoint), T (threads)
 const [root, task, dmin, dmax] = process.argv.slice(2);
 const { createBackend } = await import(`${root}/dist/src/backend/index.js`);
 const { Policy } = await import(`${root}/dist/src/rl/policy.js`);
@@ -6,7 +7,16 @@ const { packBatch } = await import(`${root}/dist/src/rl/batch.js`);
 const { supervisedGradient } = await import(`${root}/dist/src/rl/step.js`);
 const { generate, completionFor } = await import(`${root}/dist/src/tasks/index.js`);
 const be = await createBackend("cpu", { threads: +(process.env.T ?? 2) });
-const p = await Policy.load(process.env.MODEL ?? "/work/main/runs/avg-li6/graphli/weak", be);
+// MODEL: a checkpoint; default a fresh tiny model fitted to the task (the timing does not depend on the weights).
+let model = process.env.MODEL;
+if (!model) {
+  const { initModel } = await import(`${root}/dist/src/model/init.js`);
+  const { taskCorpus } = await import(`${root}/dist/src/tasks/index.js`);
+  const { mkdtempSync } = await import("node:fs");
+  model = `${mkdtempSync("/tmp/anvil-sft-speed-")}/model`;
+  await initModel({ preset: "tiny", corpus: taskCorpus(task), out: model, seed: 1 });
+}
+const p = await Policy.load(model, be);
 const batches = Array.from({ length: 8 }, (_, s) => packBatch(Array.from({ length: 16 }, (_, j) => { const i = generate(task, { depth: +dmin + ((s * 16 + j) % (+dmax - +dmin + 1)), seed: 1e6 + s * 16 + j }); return { promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) }; }), p.padId));
 p.model.zeroGrads();
 await supervisedGradient(p.model, batches[0], 16);
