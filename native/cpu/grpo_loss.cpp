@@ -1,12 +1,16 @@
 // logprob, oldLogprob, refLogprob?, rolloutLogprob?, entropy?, mask (B, T), advantages (B)
 // -> dlogprob (B, T), dentropy (B, T), stats (11). Semantics: see anvil/grpo_loss.h; the
 // per-token math is grpo_token.h, shared with linear_grpo_loss.cpp.
-// Three light passes: mask sums per sequence (the aggregation denominators); the float
-// exponentials of every token (ratio, importance weight) on 8 lanes at a time, most of the cost
-// of a scalar loop; then one fused pass that writes both gradients and reduces the loss and
-// stats.
+// Two light passes: mask sums per sequence (the aggregation denominators), then one pass over
+// 8 tokens at a time that takes the exponentials (ratio, importance weight, k3's), writes both
+// gradients and reduces the loss and stats. The token math is grpo_token.h's, in float lanes
+// (the scalar grpo_token, in double, is the fallback without AVX2 and is what
+// linear_grpo_loss.cpp runs); the sums are in double. A token's lanes never depend on its
+// neighbours (a sequence's tail goes through the same code on a padded vector), so the
+// gradients do not depend on the thread count.
 #include "anvil/grpo_loss.h"
 
+#include <algorithm>
 #include <vector>
 
 #ifdef _OPENMP
@@ -17,6 +21,105 @@
 
 namespace anvil::cpu {
 
+#ifdef ANVIL_SIMD_EXP
+namespace {
+
+// Per-thread sums of the stats, 4 double lanes per half of a float vector.
+struct LaneSums {
+  static constexpr int kSums = 8;  // loss, pg_loss, kl, ent, clip_low, clip_high, dual, r_sum
+  __m256d acc[kSums][2];
+  __m256 r_min = _mm256_set1_ps(__builtin_inff()), r_max = _mm256_set1_ps(-__builtin_inff());
+  LaneSums() {
+    for (auto& a : acc) a[0] = a[1] = _mm256_setzero_pd();
+  }
+  void add(int k, __m256 v) {
+    acc[k][0] = _mm256_add_pd(acc[k][0], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    acc[k][1] = _mm256_add_pd(acc[k][1], _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  }
+  GrpoStatsSum total() const {
+    double s[kSums];
+    for (int k = 0; k < kSums; k++) s[k] = simd::hsum(_mm256_add_pd(acc[k][0], acc[k][1]));
+    GrpoStatsSum g;
+    g.loss = s[0], g.pg_loss = s[1], g.kl = s[2], g.ent = s[3];
+    g.clip_low = s[4], g.clip_high = s[5], g.dual = s[6], g.r_sum = s[7];
+    const float lo = -simd::hmax(_mm256_sub_ps(_mm256_setzero_ps(), r_min)), hi = simd::hmax(r_max);
+    if (lo <= hi) g.r_min = lo, g.r_max = hi;  // else no token with m > 0
+    return g;
+  }
+};
+
+// e^x - 1 - x and e^x - 1 without the cancellation of e^x - 1 near 0: a Taylor series for
+// |x| < 1/2 (the next term is under 1e-9 of the value), e^x beyond.
+inline void expm1_parts(__m256 x, __m256* k3, __m256* em1) {
+  const __m256 big = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  __m256 p = _mm256_set1_ps(1.0f / 40320);
+  for (const float c : {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f}) p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(c));
+  const __m256 series = _mm256_mul_ps(p, _mm256_mul_ps(x, x));
+  const __m256 e1 = _mm256_sub_ps(simd::exp(x), _mm256_set1_ps(1.0f));
+  *k3 = _mm256_blendv_ps(series, _mm256_sub_ps(e1, x), big);
+  *em1 = _mm256_blendv_ps(_mm256_add_ps(x, series), e1, big);
+}
+
+// Eight tokens of one sequence (advantage A, aggregation scale inv = 1 / denominator): writes
+// dlogprob and dentropy and adds the stats of the lanes with m != 0.
+inline void grpo_lanes(float* dlp_out, float* dent_out, LaneSums& sum, const GrpoOptions& o, const float* lp_in,
+                       const float* old_in, const float* ref_in, const float* roll_in, const float* h_in,
+                       const float* m_in, float A_s, float inv) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  const __m256 lp = _mm256_loadu_ps(lp_in), old = _mm256_loadu_ps(old_in), m = _mm256_loadu_ps(m_in);
+  const __m256 h = h_in ? _mm256_loadu_ps(h_in) : zero;
+  const __m256 A = _mm256_set1_ps(A_s), wt = _mm256_mul_ps(m, _mm256_set1_ps(inv));
+  const __m256 r = simd::exp(_mm256_sub_ps(lp, old));
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(1.0 - o.eps_low)), hi = _mm256_set1_ps(static_cast<float>(1.0 + o.eps_high));
+  const __m256 c = _mm256_set1_ps(static_cast<float>(o.dual_clip));
+  // the clips (masks of all ones where they bind); A's sign is the same in every lane
+  const __m256 low = A_s < 0 ? _mm256_cmp_ps(r, lo, _CMP_LT_OQ) : zero;
+  const __m256 high = A_s > 0 ? _mm256_cmp_ps(r, hi, _CMP_GT_OQ) : zero;
+  const __m256 dual = (o.dual_clip > 1 && A_s < 0) ? _mm256_andnot_ps(low, _mm256_cmp_ps(r, c, _CMP_GT_OQ)) : zero;
+  const __m256 clipped = _mm256_or_ps(low, high), rA = _mm256_mul_ps(r, A);
+  __m256 pg = _mm256_blendv_ps(rA, _mm256_mul_ps(_mm256_min_ps(_mm256_max_ps(r, lo), hi), A), clipped);
+  pg = _mm256_blendv_ps(pg, _mm256_mul_ps(c, A), dual);
+  const __m256 dpg = _mm256_andnot_ps(_mm256_or_ps(clipped, dual), rA);
+  __m256 w = one;
+  if (o.tis_cap > 0) w = _mm256_min_ps(simd::exp(_mm256_sub_ps(old, _mm256_loadu_ps(roll_in))), _mm256_set1_ps(static_cast<float>(o.tis_cap)));
+  const __m256 tok_pg = _mm256_sub_ps(zero, _mm256_mul_ps(w, pg));
+  __m256 kl = zero, dkl = zero;
+  if (ref_in) {
+    const __m256 d = _mm256_sub_ps(lp, _mm256_loadu_ps(ref_in));
+    switch (o.kl) {
+      case KlEstimator::k1: kl = d, dkl = one; break;
+      case KlEstimator::k2: kl = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_mul_ps(d, d)), dkl = d; break;
+      case KlEstimator::k3: {  // e^-d + d - 1 and its derivative 1 - e^-d
+        __m256 em1;
+        expm1_parts(_mm256_sub_ps(zero, d), &kl, &em1);
+        dkl = _mm256_sub_ps(zero, em1);
+        break;
+      }
+    }
+  }
+  const __m256 beta = _mm256_set1_ps(static_cast<float>(o.beta)), ecoef = _mm256_set1_ps(static_cast<float>(o.entropy_coef));
+  const __m256 tok = _mm256_fnmadd_ps(ecoef, h, _mm256_fmadd_ps(beta, kl, tok_pg));
+  const __m256 dlogprob = _mm256_fmadd_ps(beta, dkl, _mm256_sub_ps(zero, _mm256_mul_ps(w, dpg)));
+  const __m256 in = _mm256_cmp_ps(m, zero, _CMP_NEQ_UQ);  // lanes in the loss (skipped ones give 0, NaN or not)
+  _mm256_storeu_ps(dlp_out, _mm256_and_ps(in, _mm256_mul_ps(wt, dlogprob)));
+  _mm256_storeu_ps(dent_out, _mm256_and_ps(in, _mm256_mul_ps(wt, _mm256_sub_ps(zero, ecoef))));
+  const auto masked = [&](__m256 v) { return _mm256_and_ps(in, v); };
+  sum.add(0, masked(_mm256_mul_ps(wt, tok)));
+  sum.add(1, masked(_mm256_mul_ps(wt, tok_pg)));
+  sum.add(2, masked(_mm256_mul_ps(m, kl)));
+  sum.add(3, masked(_mm256_mul_ps(m, h)));
+  sum.add(4, _mm256_and_ps(low, m));
+  sum.add(5, _mm256_and_ps(high, m));
+  sum.add(6, _mm256_and_ps(dual, m));
+  sum.add(7, masked(_mm256_mul_ps(m, r)));
+  const __m256 pos = _mm256_cmp_ps(m, zero, _CMP_GT_OQ);
+  sum.r_min = _mm256_min_ps(sum.r_min, _mm256_blendv_ps(_mm256_set1_ps(__builtin_inff()), r, pos));
+  sum.r_max = _mm256_max_ps(sum.r_max, _mm256_blendv_ps(_mm256_set1_ps(-__builtin_inff()), r, pos));
+}
+
+}  // namespace
+#endif
+
 void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logprob, const float* old_logprob,
                const float* ref_logprob, const float* rollout_logprob, const float* entropy, const float* advantages,
                const float* mask, const GrpoOptions& o) {
@@ -24,18 +127,56 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
   const int64_t B = o.B, T = o.T, N = B * T;
   const GrpoWeights weights(mask, o);
 
-  // the ratio exp(lp - old) and the importance weight exp(old - rollout)
-  std::vector<float> ratio(N), e_tis(o.tis_cap > 0 ? N : 0);
-  exp_diff(ratio.data(), logprob, old_logprob, N);
-  if (!e_tis.empty()) exp_diff(e_tis.data(), old_logprob, rollout_logprob, N);
-
   // Small batches are cheaper on one thread than waking the team. One partial sum per thread,
   // merged in thread order: the same stats from run to run.
   int nthreads = 1;
 #ifdef _OPENMP
-  if (N >= 16384) nthreads = omp_get_max_threads();
+  if (N >= 32768) nthreads = omp_get_max_threads();
 #endif
   std::vector<GrpoStatsSum> partial(nthreads);
+#ifdef ANVIL_SIMD_EXP
+#pragma omp parallel num_threads(nthreads)
+  {
+#ifdef _OPENMP
+    GrpoStatsSum& out = partial[omp_get_thread_num()];
+#else
+    GrpoStatsSum& out = partial[0];
+#endif
+    LaneSums sum;
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < B; b++) {
+      const int64_t i0 = b * T;
+      const double denom = weights.denominator(b);
+      if (denom == 0.0) {  // an empty sequence's loss: no gradient, no stats
+        std::fill(dlogprob + i0, dlogprob + i0 + T, 0.0f);
+        std::fill(dentropy + i0, dentropy + i0 + T, 0.0f);
+        continue;
+      }
+      const float inv = static_cast<float>(1.0 / denom), A = advantages[b];
+      const auto at = [](const float* p, int64_t i) { return p ? p + i : nullptr; };
+      int64_t t = 0;
+      for (; t + 8 <= T; t += 8) {
+        const int64_t i = i0 + t;
+        grpo_lanes(dlogprob + i, dentropy + i, sum, o, logprob + i, old_logprob + i, at(ref_logprob, i), at(rollout_logprob, i),
+                   at(entropy, i), mask + i, A, inv);
+      }
+      if (t < T) {  // the tail on a padded vector (mask 0 beyond the sequence)
+        alignas(32) float in[6][8] = {}, g[2][8];
+        const float* src[6] = {logprob, old_logprob, ref_logprob, rollout_logprob, entropy, mask};
+        for (int k = 0; k < 6; k++)
+          if (src[k]) std::copy(src[k] + i0 + t, src[k] + i0 + T, in[k]);
+        grpo_lanes(g[0], g[1], sum, o, in[0], in[1], ref_logprob ? in[2] : nullptr, in[3], entropy ? in[4] : nullptr, in[5], A, inv);
+        std::copy(g[0], g[0] + (T - t), dlogprob + i0 + t);
+        std::copy(g[1], g[1] + (T - t), dentropy + i0 + t);
+      }
+    }
+    out = sum.total();
+  }
+#else
+  // the ratio exp(lp - old) and the importance weight exp(old - rollout)
+  std::vector<float> ratio(N), e_tis(o.tis_cap > 0 ? N : 0);
+  exp_diff(ratio.data(), logprob, old_logprob, N);
+  if (!e_tis.empty()) exp_diff(e_tis.data(), old_logprob, rollout_logprob, N);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t b = 0; b < B; b++) {
 #ifdef _OPENMP
@@ -60,6 +201,7 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
       sum.add(g, m, wt, ratio[i], h);
     }
   }
+#endif
   for (int k = 1; k < nthreads; k++) partial[0].merge(partial[k]);
   partial[0].write(stats, weights.total_mass());
 }
