@@ -7,11 +7,13 @@
 //   sample top-p      B=64 V=32000 [B in {64, 256}, V in {32000, 151936}]; torch: softmax, sort,
 //                     cumsum, mask, multinomial
 //   logprob+entropy   N=1024 [4096], V=32000 from materialised logits; torch: log_softmax + gather + entropy
-//   linear logprob    fwd+bwd N=512 [4096], H=512 [and 1024], V=32000: fused vs matmul +
+//   linear logprob    fwd+bwd N=512 [4096], H=512 [and 1024], V=32000: fused one-pass
+//                     (linearLogprobForwardBackward, the upstream gradient given up front, 3
+//                     matmuls) vs fused two-pass (forward, then backward: 4) vs matmul +
 //                     logprobFromLogits + crossEntropyBackward + 2 matmuls (unfused, same backend,
 //                     same sgemm) vs torch autograd; and with half the rows masked out of the
 //                     loss (zero dlogprob/dentropy, as GRPO's prompt tokens), which only the
-//                     fused backward can skip
+//                     fused ops can skip
 //   linear GRPO loss  fwd+bwd N=512 [4096] (B=8, T=N/8), H=512, V=32000, ratio 1 (no old
 //                     log-probs), k3 KL to a reference, token-mean: the one-pass fused op
 //                     (linearGrpoLoss, 3 matmuls) vs the two-pass fused composition
@@ -172,13 +174,26 @@ function linearCase(N: number, H: number, V: number, backward = true, masked = 0
   return {
     name: `linear logprob fwd+bwd N=${N} H=${H} V=${V}${masked ? ` (${masked * 100}% of rows masked)` : ""}`,
     bytes: (V * H * 2 + N * H * 2) * 4,
-    // forward 2NHV; backward recompute 2NHV + dhidden 2NHV + dweight 2NHV. The unfused
-    // composition keeps the logits instead of recomputing them: 6NHV.
-    flops: 8 * N * H * V,
+    // logits 2NHV + dhidden 2NHV + dweight 2NHV: the one-pass op's and the unfused composition's
+    // work (the two-pass op recomputes the logits in the backward: 8NHV)
+    flops: 6 * N * H * V,
     torch: masked ? null : { op: "linear", N, H, V }, // torch does the same work masked or not
     impls: [
       {
-        impl: "anvil fused",
+        // the upstream gradient given up front (a loss linear in log-probs: SFT's cross-entropy)
+        impl: "anvil fused one-pass",
+        setup(be) {
+          const x = inputs(be);
+          const lp = be.zeros([N]), ent = be.zeros([N]);
+          const dh = be.zeros([N, H]), dw = be.zeros([V, H]);
+          be.fill(dh, 0); // touch the outputs now: the memory figure then counts workspace only
+          be.fill(dw, 0);
+          return () => be.linearLogprobForwardBackward(lp, ent, dh, dw, x.hidden, x.weight, x.targets, x.dlogprob, x.dentropy, 1);
+        },
+      },
+      {
+        // the upstream gradient made from the outputs (DPO's sequence sums): the backward recomputes the logits
+        impl: "anvil fused two-pass",
         setup(be) {
           const x = inputs(be);
           const lp = be.zeros([N]), ent = be.zeros([N]), lse = be.zeros([N]);

@@ -180,6 +180,34 @@ export function linearLogprobBackward(
   return { dhidden, dweight: dw };
 }
 
+/**
+ * {@link linearLogprob} and {@link linearLogprobBackward} in one pass, for a loss whose
+ * dL/dlogprob and dL/dentropy are known before the forward (a loss linear in them, such as
+ * cross-entropy with dlogprob = -1/tokens): each token block's logits are made once (3 matrix
+ * products instead of 4), with the forward's memory bound. Rows with dlogprob = dentropy = 0
+ * get the forward only. `dweight`, if given, is accumulated into (+=).
+ */
+export function linearLogprobWithGrad(
+  dlogprob: Float32Array,
+  dentropy: Float32Array,
+  hidden: Float32Array,
+  weight: Float32Array,
+  targets: Int32Array,
+  dims: LinearDims,
+  dweight?: Float32Array,
+): LinearLogprobGrads & { logprob: Float32Array; entropy: Float32Array } {
+  const [N, H, V, T] = checkLinear(hidden, weight, targets, dims);
+  expectArray(dlogprob, Float32Array, "dlogprob", N, "N");
+  expectArray(dentropy, Float32Array, "dentropy", N, "N");
+  const dw = dweight === undefined ? new Float32Array(V * H) : expectArray(dweight, Float32Array, "dweight", V * H, "V*H");
+  const logprob = new Float32Array(N), entropy = new Float32Array(N), dhidden = new Float32Array(N * H);
+  cpu().linearLogprobForwardBackward(
+    view(logprob, [N]), view(entropy, [N]), view(dhidden, [N, H]), view(dw, [V, H]), view(hidden, [N, H]), view(weight, [V, H]),
+    view(targets, [N]), view(dlogprob, [N]), view(dentropy, [N]), T,
+  );
+  return { logprob, entropy, dhidden, dweight: dw };
+}
+
 // ---- GRPO loss -----------------------------------------------------------------------------
 
 export interface GrpoLossInputs {

@@ -272,6 +272,12 @@ function buildCases(): OpCase[] {
       be.linearLogprobBackward(dh, dw, up(be, dlp, [N]), up(be, dent, [N]), th, tw, tt, lse, ent, T);
       return outs(be, { dh, dw });
     });
+    add("linearLogprobForwardBackward", `N=${N} H=${H} V=${V}`, 1e-5, async (be) => {
+      const lp = be.zeros([N]), ent = be.zeros([N]), dh = be.zeros([N, H]), dw = up(be, dwInit, [V, H]);
+      const dl = Float32Array.from(dlp, (v, i) => (i % 3 === 1 ? 0 : v)), de = Float32Array.from(dent, (v, i) => (i % 3 === 1 ? 0 : v)); // some rows forward only
+      be.linearLogprobForwardBackward(lp, ent, dh, dw, up(be, hid, [N, H]), up(be, W, [V, H]), up(be, targets, [N]), up(be, dl, [N]), up(be, de, [N]), T);
+      return outs(be, { lp, ent, dh, dw });
+    });
     // A frozen head stored in bf16 (--frozen-dtype bf16): forward, and dHidden without dW.
     add("linearLogprob bf16 weight", `N=${N} H=${H} V=${V}`, 1e-5, async (be) => {
       const th = up(be, hid, [N, H]), tw = be.upload(W, [V, H], "bf16"), tt = up(be, targets, [N]);

@@ -41,3 +41,27 @@ ANVIL_EXPORT(linearLogprobBackward) {
                                         entropy, N, H, V, temperature);
   return info.Env().Undefined();
 }
+
+// One pass: (logprob, entropy, dhidden, dweight?, hidden, weight, targets, dlogprob, dentropy,
+// N, H, V, temperature, weightDtype)
+ANVIL_EXPORT(linearLogprobForwardBackward) {
+  auto N = anvil::integer(info, 9, "N"), H = anvil::integer(info, 10, "H", 1), V = anvil::integer(info, 11, "V", 1);
+  auto temperature = static_cast<float>(anvil::num(info, 12, "temperature"));
+  if (!(temperature > 0)) throw anvil::ArgError("temperature must be > 0", true);
+  float* logprob = anvil::f32(info, 0, N, "logprob");
+  float* entropy = anvil::f32(info, 1, N, "entropy");
+  float* dhidden = anvil::f32(info, 2, N * H, "dhidden");
+  float* dweight = anvil::f32_opt(info, 3, V * H, "dweight");
+  const float* hidden = anvil::f32(info, 4, N * H, "hidden");
+  const anvil::Weight weight = anvil::weight(info, 5, V * H, "weight", 13);
+  const int32_t* targets = anvil::i32(info, 6, N, "targets");
+  const float* dlogprob = anvil::f32(info, 7, N, "dlogprob");
+  const float* dentropy = anvil::f32(info, 8, N, "dentropy");
+  if (weight.bf16)
+    anvil::cpu::linear_logprob_forward_backward(logprob, entropy, dhidden, dweight, hidden, weight.bits(), targets,
+                                                dlogprob, dentropy, N, H, V, temperature);
+  else
+    anvil::cpu::linear_logprob_forward_backward(logprob, entropy, dhidden, dweight, hidden, weight.f32(), targets,
+                                                dlogprob, dentropy, N, H, V, temperature);
+  return info.Env().Undefined();
+}

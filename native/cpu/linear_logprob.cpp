@@ -26,6 +26,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "lm_head_one_pass.h"
 #include "lm_head_tiles.h"
 #include "online_softmax.h"
 
@@ -192,6 +193,38 @@ void backward_impl(float* dhidden, float* dweight, const float* dlogprob, const 
   for (int64_t r = 0; r < n; r++) std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dhidden + rows[r] * H);
 }
 
+// Forward and backward in one pass (lm_head_one_pass.h) for the rows with an upstream gradient;
+// the others (zero dlogprob and dentropy: a loss's masked positions) only need the forward.
+template <class TW>
+void forward_backward_impl(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                           const TW* weight, const int32_t* targets, const float* dlogprob, const float* dentropy,
+                           int64_t N, int64_t H, int64_t V, float temperature) {
+  if (!(temperature > 0)) throw std::invalid_argument("temperature must be > 0");
+  check_targets(targets, N, V);
+  std::fill(dhidden, dhidden + N * H, 0.0f);
+  std::fill(logprob, logprob + N, 0.0f);
+  std::fill(entropy, entropy + N, 0.0f);
+  std::vector<int64_t> active, passive;
+  for (int64_t i = 0; i < N; i++)
+    if (targets[i] >= 0) (dlogprob[i] != 0.0f || dentropy[i] != 0.0f ? active : passive).push_back(i);
+  const int64_t np = static_cast<int64_t>(passive.size());
+  if (np > 0) {  // gathered (2 x np x H floats at most), scored, scattered
+    std::vector<float> h(static_cast<size_t>(np * H)), lp(np), ent(np), lse(np);
+    std::vector<int32_t> tg(np);
+    for (int64_t r = 0; r < np; r++) {
+      std::copy(hidden + passive[r] * H, hidden + (passive[r] + 1) * H, h.data() + r * H);
+      tg[r] = targets[passive[r]];
+    }
+    forward_impl(lp.data(), ent.data(), lse.data(), h.data(), weight, tg.data(), np, H, V, temperature);
+    for (int64_t r = 0; r < np; r++) logprob[passive[r]] = lp[r], entropy[passive[r]] = ent[r];
+  }
+  const auto given = [&](const int64_t* rb, int64_t nb, const float*, const float*, float* dlp, float* dent) {
+    for (int64_t r = 0; r < nb; r++) dlp[r] = dlogprob[rb[r]], dent[r] = dentropy[rb[r]];
+  };
+  lm_head_one_pass(dhidden, dweight, logprob, entropy, hidden, weight, targets, active.data(),
+                   static_cast<int64_t>(active.size()), H, V, 1.0f / temperature, given);
+}
+
 }  // namespace
 
 void linear_logprob_forward(float* logprob, float* entropy, float* lse, const float* hidden, const float* weight,
@@ -212,6 +245,17 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
                              const float* hidden, const uint16_t* weight, const int32_t* targets, const float* lse,
                              const float* entropy, int64_t N, int64_t H, int64_t V, float temperature) {
   backward_impl(dhidden, dweight, dlogprob, dentropy, hidden, weight, targets, lse, entropy, N, H, V, temperature);
+}
+
+void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                                     const float* weight, const int32_t* targets, const float* dlogprob,
+                                     const float* dentropy, int64_t N, int64_t H, int64_t V, float temperature) {
+  forward_backward_impl(logprob, entropy, dhidden, dweight, hidden, weight, targets, dlogprob, dentropy, N, H, V, temperature);
+}
+void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                                     const uint16_t* weight, const int32_t* targets, const float* dlogprob,
+                                     const float* dentropy, int64_t N, int64_t H, int64_t V, float temperature) {
+  forward_backward_impl(logprob, entropy, dhidden, dweight, hidden, weight, targets, dlogprob, dentropy, N, H, V, temperature);
 }
 
 }  // namespace anvil::cpu

@@ -3,6 +3,7 @@
 // arguments in the same order; only the handle of a tensor differs.
 import type { Backend } from "./backend.js";
 import { linearGrpoLossComposed } from "./linear-grpo-composed.js";
+import { linearLogprobComposed } from "./linear-logprob-composed.js";
 import {
   weightDtypeCode,
   type AdamWOptions,
@@ -66,8 +67,10 @@ export interface AddonOps<F, I, W = F> {
   sample(ids: I, logits: F, seeds: Uint32Array, B: number, V: number, temperature: number, topK: number, topP: number, minP: number, greedy: boolean): void;
   linearLogprobForward(logprob: F, entropy: F, lse: F, hidden: F, weight: W, targets: I, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
   linearLogprobBackward(dhidden: F, dweight: F | null, dlogprob: F, dentropy: F, hidden: F, weight: W, targets: I, lse: F, entropy: F, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
+  /** The one-pass kernel (CPU only; elsewhere the composition runs). */
+  linearLogprobForwardBackward?(logprob: F, entropy: F, dhidden: F, dweight: F | null, hidden: F, weight: W, targets: I, dlogprob: F, dentropy: F, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
   grpoLoss(dlogprob: F, dentropy: F, stats: F, logprob: F, oldLogprob: F, refLogprob: F | null, rolloutLogprob: F | null, entropy: F | null, advantages: F, mask: F, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
-  linearGrpoLoss(dhidden: F, dweight: F, stats: F, logprob: F, entropy: F, hidden: F, weight: F, targets: I, oldLogprob: F | null, refLogprob: F | null, rolloutLogprob: F | null, advantages: F, mask: F, H: number, V: number, temperature: number, lossScale: number, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
+  linearGrpoLoss(dhidden: F, dweight: F | null, stats: F, logprob: F, entropy: F, hidden: F, weight: W, targets: I, oldLogprob: F | null, refLogprob: F | null, rolloutLogprob: F | null, advantages: F, mask: F, H: number, V: number, temperature: number, lossScale: number, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number, weightDtype: number): void;
 }
 
 /** Names of the AddonOps functions (the cuda exports are the same names prefixed by cuda_). */
@@ -75,6 +78,9 @@ export const ADDON_OPS = ["add", "accumulate", "scale", "sumSquares", "embedding
 
 export abstract class AddonBackend<F, I, W = F> {
   protected abstract readonly ops: AddonOps<F, I, W>;
+  /** Whether the addon's linearGrpoLoss takes a frozen head (no dweight) and a bf16 weight;
+   * without, those run as the two-pass composition. */
+  protected readonly onePassFrozenHead: boolean = false;
   /** The f32 handle of a checked tensor of this backend. */
   protected abstract f(t: Tensor, name: string): F;
   /** The i32 handle of a checked tensor of this backend. */
@@ -244,6 +250,15 @@ export abstract class AddonBackend<F, I, W = F> {
     this.ops.linearLogprobBackward(this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), this.f(lse, "lse"), this.f(entropy, "entropy"), N, H, V, temperature, weightDtypeCode(weight.dtype));
   }
 
+  linearLogprobForwardBackward(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, dlogprob: Tensor, dentropy: Tensor, temperature: number): void {
+    const [N, H, V] = linearLogprobDims("linearLogprobForwardBackward", hidden, weight, [[logprob, "logprob"], [entropy, "entropy"], [dlogprob, "dlogprob"], [dentropy, "dentropy"], [targets, "targets"]], temperature);
+    checkSize(dhidden, "dhidden", N * H, "N*H");
+    if (dweight) checkSize(dweight, "dweight", V * H, "V*H");
+    if (!this.ops.linearLogprobForwardBackward)
+      return linearLogprobComposed(this as unknown as Backend, logprob, entropy, dhidden, dweight, hidden, weight, targets, dlogprob, dentropy, temperature);
+    this.ops.linearLogprobForwardBackward(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), N, H, V, temperature, weightDtypeCode(weight.dtype));
+  }
+
   grpoLoss(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): void {
     grpoLossDims(dlogprob, dentropy, stats, logprob, oldLogprob, refLogprob, rolloutLogprob, entropy, advantages, mask, o);
     const opt = (t: Tensor | null, name: string) => (t === null ? null : this.f(t, name));
@@ -257,16 +272,17 @@ export abstract class AddonBackend<F, I, W = F> {
 
   linearGrpoLoss(dhidden: Tensor, dweight: Tensor | null, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): void {
     const [, H, V] = linearGrpoLossDims(dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
-    if (dweight === null || weight.dtype === "bf16")
+    if (!this.onePassFrozenHead && (dweight === null || weight.dtype === "bf16"))
       // Every concrete addon backend is a Backend (this base class holds only the ops).
       return linearGrpoLossComposed(this as unknown as Backend, dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
     const opt = (t: Tensor | null, name: string) => (t === null ? null : this.f(t, name));
     this.ops.linearGrpoLoss(
-      this.f(dhidden, "dhidden"), this.f(dweight, "dweight"), this.f(stats, "stats"), this.f(logprob, "logprob"), this.f(entropy, "entropy"),
-      this.f(hidden, "hidden"), this.f(weight, "weight"), this.i(targets, "targets"),
+      this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(stats, "stats"), this.f(logprob, "logprob"), this.f(entropy, "entropy"),
+      this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"),
       opt(oldLogprob, "oldLogprob"), opt(refLogprob, "refLogprob"), opt(rolloutLogprob, "rolloutLogprob"), this.f(advantages, "advantages"), this.f(mask, "mask"),
       H, V, temperature, o.lossScale ?? 1,
       o.B, o.T, o.epsLow, o.epsHigh, o.dualClip, o.beta, KL_CODE[o.kl], o.entropyCoef, o.tisCap, AGG_CODE[o.aggregation], o.maxCompletionLength ?? o.T,
+      weightDtypeCode(weight.dtype),
     );
   }
 

@@ -210,6 +210,13 @@ export interface Backend {
   // dlogprob (N), dentropy (N) -> dhidden (N, H) (overwritten), dweight (V, H) +=
   // dweight null: no weight gradient (a frozen head; its products are skipped).
   linearLogprobBackward(dhidden: Tensor, dweight: Tensor | null, dlogprob: Tensor, dentropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, lse: Tensor, entropy: Tensor, temperature: number): void;
+  // Both in one pass when the upstream gradient does not depend on the outputs (a loss linear in
+  // log-probs and entropies, e.g. cross-entropy): hidden, weight, targets, dlogprob, dentropy (N)
+  // -> logprob, entropy (N), dhidden (N, H) (overwritten), dweight (V, H) += (null: none).
+  // Equals linearLogprobForward then linearLogprobBackward, with each row's logits made once
+  // (3 matmuls, not 4); rows with dlogprob = dentropy = 0 get the forward only. Backends
+  // without the one-pass kernel run that composition (src/backend/linear-logprob-composed.ts).
+  linearLogprobForwardBackward(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, dlogprob: Tensor, dentropy: Tensor, temperature: number): void;
   // Per-token (B*T): logprob, oldLogprob, refLogprob|null, rolloutLogprob|null, entropy|null,
   // mask (f32 0/1); advantages (B)
   // -> dlogprob (N), dentropy (N) (overwritten), stats (GRPO_STATS.length)
@@ -234,8 +241,8 @@ export interface Backend {
   // lossScale), linearLogprobBackward, but each token block's logits are made once (3 matmuls,
   // not 4) and (N, V) never exists. oldLogprob null: the current policy is the old one (ratio 1).
   // Rows outside the loss (mask 0): dhidden 0, logprob and entropy unspecified.
-  // dweight null (a frozen head, no gradient) or a bf16 weight: computed as that composition
-  // (src/backend/linear-grpo-composed.ts), whose kernels read bf16; the one pass needs f32 + dW.
+  // dweight null (a frozen head, no gradient) or a bf16 weight: one pass on the CPU; on CUDA and
+  // WebGPU computed as that composition (src/backend/linear-grpo-composed.ts), whose kernels read bf16.
   linearGrpoLoss(
     dhidden: Tensor,
     dweight: Tensor | null,

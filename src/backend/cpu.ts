@@ -58,6 +58,7 @@ export class CpuBackend extends AddonBackend<Float32Array, Int32Array, Float32Ar
   readonly name = "cpu" as const;
   readonly native: NativeAddon;
   protected readonly ops: NativeAddon;
+  protected override readonly onePassFrozenHead = true;
 
   constructor(opts: { threads?: number } = {}) {
     super();

@@ -10,6 +10,7 @@
 import { GRPO_STATS, type Backend, type GrpoLossOptions, type LinearGrpoLossOptions, type Tensor } from "../backend/backend.js";
 import type { ForwardOptions, Model } from "../model/model.js";
 import { linearGrpoLossComposed } from "../backend/linear-grpo-composed.js";
+import { linearLogprobComposed } from "../backend/linear-logprob-composed.js";
 import { gatherTokens, microBatches, rowSums, scatterTokens, type PackedBatch } from "./batch.js";
 
 export type GrpoStats = Record<(typeof GRPO_STATS)[number], number>;
@@ -62,9 +63,10 @@ export interface PolicyLossInputs {
   wholeBatch?: { sequences: number; tokens: number };
 }
 
-/** How the LM head's loss gradient is made: one pass (linearGrpoLoss, 3 matmuls per token
- * block) or two (linearLogprobForward, grpoLoss, linearLogprobBackward: 4; the reference the
- * tests hold the one-pass op to). Same results. */
+/** How the LM head's loss gradient is made: one pass (linearGrpoLoss, or for SFT
+ * linearLogprobForwardBackward: 3 matmuls per token block) or two (linearLogprobForward,
+ * [grpoLoss,] linearLogprobBackward: 4; the reference the tests hold the one-pass ops to).
+ * Same results. */
 export interface GradientPath {
   twoPass?: boolean;
 }
@@ -143,32 +145,30 @@ function accumulateStats(totals: GrpoStats, st: Float32Array, lossWeight: number
 
 /**
  * Supervised step on ground-truth completions: loss = -mean log p(target) over completion
- * tokens, through the same fused kernels. It is the GRPO loss with advantage 1 at ratio 1
- * (token-mean, no clip, KL or entropy term): dLogprob = -1/tokens. Returns the mean loss.
+ * tokens. Its gradient in each log-prob is known before the forward (-mask / tokens), so the
+ * LM head runs forward and backward in one pass (linearLogprobForwardBackward; `path.twoPass`:
+ * the forward then the backward). Returns the mean loss.
  */
 export async function supervisedGradient(model: Model, batch: PackedBatch, microBatch: number, path: GradientPath = {}): Promise<number> {
   const be = model.backend;
   let lossSum = 0;
-  const sft: Omit<GrpoLossOptions, "B" | "T"> = { epsLow: 0.2, epsHigh: 0.2, dualClip: 0, beta: 0, kl: "k1", entropyCoef: 0, tisCap: 0, aggregation: "token-mean" };
+  const scale = 1 / Math.max(1, batch.tokens);
   for (const { batch: mb } of microBatches(batch, microBatch)) {
-    const count = mb.B;
     const n = mb.B * mb.T;
     const acts = model.forward(mb.ids, mb.B, mb.T);
     const targets = be.upload(mb.targets, [n]);
-    const adv = be.upload(new Float32Array(count).fill(1), [count]);
-    const mask = be.upload(mb.mask, [n]);
-    const stats = be.zeros([GRPO_STATS.length]);
-    const dhidden = be.zeros(acts.hidden.shape);
-    const opts: LinearGrpoLossOptions = { ...sft, B: count, T: mb.T, lossScale: mb.tokens / batch.tokens };
-    const lmHead = { model, hidden: acts.hidden, targets, temperature: 1 };
-    const lp = lmHeadLoss(lmHead, path, dhidden, stats, null, null, null, adv, mask, opts);
+    const dlp = be.upload(Float32Array.from(mb.mask, (m) => -m * scale), [n]);
+    const [lp, ent, dent, dhidden] = [be.zeros([n]), be.zeros([n]), be.zeros([n]), be.zeros(acts.hidden.shape)];
+    const args = [lp, ent, dhidden, model.lmHeadGrad(), acts.hidden, model.lmHead(), targets, dlp, dent, 1] as const;
+    if (path.twoPass) linearLogprobComposed(be, ...args);
+    else be.linearLogprobForwardBackward(...args);
     model.backward(acts, dhidden);
     const lpHost = (await be.read(lp)) as Float32Array;
     for (let i = 0; i < n; i++) if (mb.mask[i] !== 0) lossSum -= lpHost[i] * mb.mask[i];
-    for (const t of [lp, targets, adv, mask, stats, dhidden]) t.dispose();
+    for (const t of [lp, ent, dent, dlp, targets, dhidden]) t.dispose();
     acts.dispose();
   }
-  return lossSum / Math.max(1, batch.tokens);
+  return lossSum * scale;
 }
 
 /**

@@ -23,8 +23,16 @@ namespace anvil::cpu {
 // logprob in its place). loss_scale scales the gradients, not the stats (a micro-batch's share
 // of the batch loss). Rows with mask 0 (or an empty denominator) are not computed: logprob,
 // entropy and dhidden are 0 there. Rows with target < 0: logprob 0, entropy 0, no dhidden.
+// dweight may be null (a frozen head: its products are skipped); the second overload takes the
+// weight stored in bf16 (uint16_t bits), widened to f32 as the sgemms pack it.
 void linear_grpo_loss(float* dhidden, float* dweight, float* stats, float* logprob, float* entropy,
                       const float* hidden, const float* weight, const int32_t* targets, const float* old_logprob,
+                      const float* ref_logprob, const float* rollout_logprob, const float* advantages,
+                      const float* mask, int64_t H, int64_t V, float temperature, float loss_scale,
+                      const GrpoOptions& opts);
+
+void linear_grpo_loss(float* dhidden, float* dweight, float* stats, float* logprob, float* entropy,
+                      const float* hidden, const uint16_t* weight, const int32_t* targets, const float* old_logprob,
                       const float* ref_logprob, const float* rollout_logprob, const float* advantages,
                       const float* mask, int64_t H, int64_t V, float temperature, float loss_scale,
                       const GrpoOptions& opts);

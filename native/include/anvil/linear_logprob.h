@@ -33,4 +33,18 @@ void linear_logprob_backward(float* dhidden, float* dweight, const float* dlogpr
                              const float* hidden, const uint16_t* weight, const int32_t* targets, const float* lse,
                              const float* entropy, int64_t N, int64_t H, int64_t V, float temperature);
 
+// Forward and backward in one pass, when the upstream gradient does not depend on the outputs
+// (a loss linear in the log-probs and entropies: cross-entropy, a fixed-advantage policy
+// gradient): hidden, weight, targets, dlogprob, dentropy -> logprob, entropy, dhidden
+// (overwritten), dweight += (null: none). The results of forward then backward, up to float
+// rounding, with each row's logits made once (3 matrix products, not 4); rows with
+// dlogprob = dentropy = 0 get the forward only. Extra memory is bounded as the forward's
+// (lm_head_one_pass.h), whatever N is.
+void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                                     const float* weight, const int32_t* targets, const float* dlogprob,
+                                     const float* dentropy, int64_t N, int64_t H, int64_t V, float temperature);
+void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                                     const uint16_t* weight, const int32_t* targets, const float* dlogprob,
+                                     const float* dentropy, int64_t N, int64_t H, int64_t V, float temperature);
+
 }  // namespace anvil::cpu

@@ -48,6 +48,7 @@ import {
   sampleDims,
 } from "../check.js";
 import { linearGrpoLossComposed } from "../linear-grpo-composed.js";
+import { linearLogprobComposed } from "../linear-logprob-composed.js";
 import { Dispatcher, STORAGE, type Span } from "./dispatch.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { GpuTensor, bufferBytes } from "./tensor.js";
@@ -741,6 +742,10 @@ export class WebGpuBackend implements Backend {
   // One pass per block of nb token rows (kernels/linear_grpo_loss.wgsl): 3 matmuls, not the
   // composition's 4. It needs the LM head in one binding and a block of at least 64 whole
   // logits rows in the 8M-float scratch; other shapes take the composition (same results).
+  linearLogprobForwardBackward(...args: Parameters<Backend["linearLogprobForwardBackward"]>): void {
+    linearLogprobComposed(this, ...args); // no one-pass WGSL kernel yet: forward, then backward
+  }
+
   linearGrpoLoss(dhidden: Tensor, dweight: Tensor | null, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): void {
     const [N, H, V] = linearGrpoLossDims(dhidden, dweight, stats, logprob, entropy, hidden, weight, targets, oldLogprob, refLogprob, rolloutLogprob, advantages, mask, temperature, o);
     const rowsFit = Math.floor(Math.min(this.gpu.maxElems, 8 << 20) / V);
