@@ -9,7 +9,7 @@ import { evaluate } from "../../dist/src/rl/eval.js";
 import { generate, graphliProblem, completionFor } from "../../dist/src/tasks/index.js";
 import { sentenceLI } from "../../dist/src/tasks/graphli.js";
 import { atomsOf, clauseOf } from "../../dist/src/tasks/solve-li.js";
-import { rmSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { parseConfig, configToJson } from "../../dist/src/model/config.js";
 import { initParameters } from "../../dist/src/model/init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
@@ -112,7 +112,10 @@ rmSync(dir, { recursive: true, force: true });
 const corpus = Array.from({ length: 400 }, (_, j) => { const i = inst(task, { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
 // LAYERS=n, WIDTH=h (heads of 32 dims, h/64 KV heads, MLP 3h): the tiny preset reshaped.
 const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}), ...(process.env.WIDTH ? { hiddenSize: +process.env.WIDTH, numHeads: +process.env.WIDTH / 32, numKvHeads: +process.env.WIDTH / 64, intermediateSize: 3 * +process.env.WIDTH } : {}) };
-const r = await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
+// INIT=dir: start from that checkpoint (its tokenizer too) instead of a fresh model.
+const r = process.env.INIT ? (cpSync(process.env.INIT, dir, { recursive: true }), { numParams: "(from " + process.env.INIT + ")", config: JSON.parse(readFileSync(dir + "/config.json", "utf8")) })
+  : await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
+if (process.env.INIT) r.config.numLayers = r.config.num_hidden_layers, r.config.vocabSize = r.config.vocab_size;
 console.log("params", r.numParams, "layers", r.config.numLayers, "vocab", r.config.vocabSize, "TRACE", TRACE, "B", B, "depths", DMIN, DMAX);
 if (process.env.ARCH === "llama") {
   const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));

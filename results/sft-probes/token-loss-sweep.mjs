@@ -12,7 +12,7 @@ import { variantInstance } from "./variants.mjs";
 // TASK=graphla: GraphLA's sweep trace ("Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.").
 const TASK = process.env.TASK ?? "graphli";
 const inst = (o) => variantInstance(TASK, process.env.TRACE, o) ?? generate(TASK, o);
-const ISWEEP = process.env.TRACE === "isweep" || process.env.TRACE === "fisweep";
+const ISWEEP = ["isweep", "fisweep", "gisweep"].includes(process.env.TRACE);
 function laKind(body, piece) {
   if (/^So /.test(body)) return "so-line";
   if (body === "") return "premise-first";
@@ -65,6 +65,13 @@ for (const d of depths) {
           ? ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} is (true|false)`, "g"))].length ? "trace" : "prompt")
           : ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} (true|false|\\?)`, "g"))].at(-1)?.[1] ?? "none");
         add(`value ${piece.trim().replace(/[,.]$/, "")} after ${prev}`, -lp);
+      }
+      if (kind.startsWith("known?")) {
+        // isweep's existence check by where the value can be read: a fact of the prompt, a value
+        // written earlier in the trace, or nowhere (the atom is unknown so far)
+        const atom = body.match(/([a-z]+)$/)[1];
+        const src = items[b].prompt.includes(`- ${atom} is `) ? "prompt fact" : new RegExp(`(?:[:,]|so) ${atom} is (true|false)`).test(text) ? "trace" : "nowhere";
+        add(`${kind} from ${src}`, -lp);
       }
       text += piece;
     });

@@ -2,6 +2,7 @@
 // scores them): transformations of the committed trace (src/tasks/graphli.ts traceLI).
 import { generate, graphliProblem } from "../../dist/src/tasks/index.js";
 import { sentenceLI } from "../../dist/src/tasks/graphli.js";
+import { formatPrompt } from "../../dist/src/tasks/prompt.js";
 
 // ksweep: the committed trace after a line that restates the prompt's facts in the annotations'
 // format ("Known: dust true, flame false."), so every value look-up reads the trace, never the
@@ -42,11 +43,20 @@ export function withFacts(premises, trace) {
   });
   return [...out, tail].join("\n");
 }
+// gisweep: isweep with the prompt's facts listed before its rules (each group in its own order),
+// so an existence check ("is x known?") can look inside the facts' block only. The rules keep
+// their order, so the trace is isweep's.
+function factsFirst(o) {
+  const pr = graphliProblem(o);
+  const premises = [...pr.premises.filter((p) => p.kind === "fact"), ...pr.premises.filter((p) => p.kind !== "fact")];
+  return { ...pr.instance, prompt: formatPrompt(premises.map(sentenceLI), `Is ${pr.target} true or false?`), trace: isweep(pr.instance.trace, false) };
+}
 /** An instance of `task` with its trace in variant `trace` (null: not a GraphLI variant here). */
 export function variantInstance(task, trace, o) {
   if (task !== "graphli") return null;
   if (trace === "ksweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: `${knownLine(pr.premises)}\n${pr.instance.trace}` }; }
   if (trace === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
+  if (trace === "gisweep") return factsFirst(o);
   if (trace === "isweep" || trace === "osweep") { const i = generate(task, o); return { ...i, trace: isweep(i.trace, trace === "osweep") }; }
   if (trace === "fsweep" || trace === "fisweep") { const pr = graphliProblem(o); const tr = trace === "fisweep" ? isweep(pr.instance.trace, false) : pr.instance.trace; return { ...pr.instance, trace: withFacts(pr.premises, tr) }; }
   return null;
