@@ -28,8 +28,8 @@
 // allocates the inputs and outputs (pages touched), resets the peak-RSS counter
 // (/proc/self/clear_refs = 5), runs the op once and reports VmHWM - VmRSS(before): the workspace
 // the op itself touched (for torch this includes autograd's saved tensors and fresh outputs).
-// Floors: bytes that must be read / 25 GB/s (triad bandwidth here) or FLOPs / 135 GFLOP/s
-// (OpenBLAS sgemm, 2 threads), whichever is larger.
+// Floors: bytes that must be moved / the stream bandwidth, or FLOPs / the selected sgemm's
+// speed, whichever is larger; both measured at the start of the same run (the first two rows).
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -37,9 +37,33 @@ import { runTorch, timeIt, timeWindow, type BenchContext } from "./harness.js";
 import { CpuBackend, CpuTensor } from "../src/backend/cpu.js";
 import { GRPO_STATS, type GrpoLossOptions } from "../src/backend/backend.js";
 import { linearGrpoLossComposed } from "../src/backend/linear-grpo-composed.js";
+import { measureGemm } from "../src/backend/gemm.js";
 
-const BANDWIDTH = 25e9; // bytes/s
-const SGEMM = 135e9; // FLOP/s
+/** The machine's limits the floors are made of, measured at the start of the same run. */
+interface Floors {
+  /** bytes/s of a stream (out = a + b over three 128 MiB arrays: two reads and a write) */
+  bandwidth: number;
+  /** FLOP/s of the selected sgemm on the model's shapes */
+  sgemm: number;
+  gemm: string;
+}
+
+function measureFloors(be: CpuBackend): { floors: Floors; streamSeconds: number } {
+  const n = 1 << 25;
+  const [a, b, out] = [be.zeros([n]), be.zeros([n]), be.zeros([n])];
+  be.fill(a, 1);
+  be.fill(b, 2);
+  be.add(out, a, b); // warm-up: page faults, thread team
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    be.add(out, a, b);
+    best = Math.min(best, (performance.now() - t0) / 1e3);
+  }
+  for (const t of [a, b, out]) t.dispose();
+  const gemm = be.native.gemmSelected();
+  return { floors: { bandwidth: (3 * 4 * n) / best, sgemm: measureGemm(be.native)[gemm]! * 1e9, gemm }, streamSeconds: best };
+}
 
 /** Size mode: quick (smoke), default, full (the large sizes). */
 type Mode = { quick: boolean; full: boolean };
@@ -353,10 +377,10 @@ export function kernelCases(mode: Mode): Case[] {
   ];
 }
 
-function floorNote(c: Case, seconds: number): string {
-  const tb = c.bytes / BANDWIDTH, tf = c.flops / SGEMM;
+function floorNote(c: Case, seconds: number, f: Floors): string {
+  const tb = c.bytes / f.bandwidth, tf = c.flops / f.sgemm;
   const floor = Math.max(tb, tf);
-  const what = tf > tb ? `${(c.flops / 1e9).toFixed(1)} GFLOP @ 135 GFLOP/s` : `${(c.bytes / 1e6).toFixed(1)} MB @ 25 GB/s`;
+  const what = tf > tb ? `${(c.flops / 1e9).toFixed(1)} GFLOP @ ${(f.sgemm / 1e9).toFixed(0)} GFLOP/s` : `${(c.bytes / 1e6).toFixed(1)} MB @ ${(f.bandwidth / 1e9).toFixed(0)} GB/s`;
   const ms = floor * 1e3;
   return `floor ${ms < 1 ? ms.toFixed(3) : ms.toFixed(1)} ms (${what}); ${(seconds / floor).toFixed(1)}x floor`;
 }
@@ -403,6 +427,10 @@ export async function runKernelsBench(ctx: BenchContext, opts: KernelsBenchOptio
   const mode: Mode = { quick: ctx.quick, full: ctx.full };
   const [minTime, maxTime] = timeWindow(ctx);
   const be = new CpuBackend();
+  ctx.progress("floors: stream bandwidth and sgemm speed");
+  const { floors, streamSeconds } = measureFloors(be);
+  ctx.row({ name: "floor: stream out = a + b, 3 x 128 MiB", impl: "anvil cpu", seconds: streamSeconds, gbps: floors.bandwidth / 1e9, note: "the bandwidth every row's floor uses" });
+  ctx.row({ name: "floor: sgemm on the model's shapes", impl: `anvil ${floors.gemm}`, seconds: NaN, gflops: floors.sgemm / 1e9, note: "the FLOP rate every row's floor uses" });
 
   for (const c of kernelCases(mode)) {
     if (opts.only && !c.name.includes(opts.only)) continue;
@@ -422,13 +450,13 @@ export async function runKernelsBench(ctx: BenchContext, opts: KernelsBenchOptio
         gflops: c.flops ? c.flops / seconds / 1e9 : undefined,
         gbps: c.flops ? undefined : c.bytes / seconds / 1e9,
         peakBytes: mem ? measureMemory(mode, c.name, impl.impl) : undefined,
-        note: floorNote(c, seconds),
+        note: floorNote(c, seconds, floors),
       });
     }
     if (torch && c.torch) {
       ctx.progress(`${c.name} PyTorch peer`);
       for (const r of runTorch("kernels.py", { ...c.torch, minTime, maxTime, mem })) {
-        ctx.row({ ...r, name: c.name, gflops: c.flops ? c.flops / r.seconds / 1e9 : undefined, gbps: c.flops ? undefined : c.bytes / r.seconds / 1e9, note: [r.note, floorNote(c, r.seconds)].filter(Boolean).join("; ") });
+        ctx.row({ ...r, name: c.name, gflops: c.flops ? c.flops / r.seconds / 1e9 : undefined, gbps: c.flops ? undefined : c.bytes / r.seconds / 1e9, note: [r.note, floorNote(c, r.seconds, floors)].filter(Boolean).join("; ") });
       }
     }
   }
