@@ -24,17 +24,26 @@ namespace anvil::cpu {
 #ifdef ANVIL_SIMD_EXP
 namespace {
 
-// Per-thread sums of the stats, 4 double lanes per half of a float vector.
+constexpr int64_t kRun = 256;  // tokens per float partial sum (32 per lane)
+
+// Per-thread sums of the stats: float lanes within a run of at most kRun tokens (a sequence's
+// share), folded into double lanes after each run, so the rounding of a sum does not grow with N.
 struct LaneSums {
   static constexpr int kSums = 8;  // loss, pg_loss, kl, ent, clip_low, clip_high, dual, r_sum
+  __m256 run[kSums];
   __m256d acc[kSums][2];
   __m256 r_min = _mm256_set1_ps(__builtin_inff()), r_max = _mm256_set1_ps(-__builtin_inff());
   LaneSums() {
     for (auto& a : acc) a[0] = a[1] = _mm256_setzero_pd();
+    for (auto& r : run) r = _mm256_setzero_ps();
   }
-  void add(int k, __m256 v) {
-    acc[k][0] = _mm256_add_pd(acc[k][0], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-    acc[k][1] = _mm256_add_pd(acc[k][1], _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  void add(int k, __m256 v) { run[k] = _mm256_add_ps(run[k], v); }
+  void fold() {
+    for (int k = 0; k < kSums; k++) {
+      acc[k][0] = _mm256_add_pd(acc[k][0], _mm256_cvtps_pd(_mm256_castps256_ps128(run[k])));
+      acc[k][1] = _mm256_add_pd(acc[k][1], _mm256_cvtps_pd(_mm256_extractf128_ps(run[k], 1)));
+      run[k] = _mm256_setzero_ps();
+    }
   }
   GrpoStatsSum total() const {
     double s[kSums];
@@ -159,6 +168,7 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
         const int64_t i = i0 + t;
         grpo_lanes(dlogprob + i, dentropy + i, sum, o, logprob + i, old_logprob + i, at(ref_logprob, i), at(rollout_logprob, i),
                    at(entropy, i), mask + i, A, inv);
+        if (t % kRun == kRun - 8) sum.fold();
       }
       if (t < T) {  // the tail on a padded vector (mask 0 beyond the sequence)
         alignas(32) float in[6][8] = {}, g[2][8];
@@ -169,6 +179,7 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
         std::copy(g[0], g[0] + (T - t), dlogprob + i0 + t);
         std::copy(g[1], g[1] + (T - t), dentropy + i0 + t);
       }
+      sum.fold();
     }
     out = sum.total();
   }
