@@ -130,10 +130,25 @@ const p = await Policy.load(dir, be);
 const model = p.model;
 const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 const evals = (process.env.EVD ?? "1,2,3,4").split(",").map(Number).map(d => [d, Array.from({ length: N }, (_, j) => inst(task, { depth: d, seed: 999000 + j, answerable: j % 2 === 0 }))]);
+// KW=w (isweep traces): weight w in the loss for the existence checks, the token after an atom
+// written in a rule line (" is" when the atom is known, "," or "." when not).
+const KW = +(process.env.KW ?? 1);
+function existenceChecks(ids) {
+  const out = []; let text = "";
+  ids.forEach((id, j) => {
+    const line = text.slice(text.lastIndexOf("\n") + 1).replace(/^- /, "");
+    if (text.includes("<think>") && !text.includes("</think>") && /^If .*[:,] (?!so$)[a-z]+$/.test(line)) out.push(j);
+    text += p.tokenizer.decode([id]);
+  });
+  return out;
+}
 const t0 = performance.now(); let la = 0;
 for (let s = 0; s < steps; s++) {
   const insts = Array.from({ length: B }, (_, j) => inst(task, { depth: DMIN + ((s * B + j) % (DMAX - DMIN + 1)), seed: 1e6 + s * B + j }));
-  const batch = packBatch(insts.map((i) => ({ promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) })), p.padId);
+  const seqs = insts.map((i) => ({ promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) }));
+  const batch = packBatch(seqs, p.padId);
+  if (KW !== 1) seqs.forEach((q, b) => { for (const j of existenceChecks(q.completionIds)) batch.mask[b * batch.T + q.promptIds.length + j - 1] = KW; });
+  if (KW !== 1 && s === 0) console.log("existence checks of item 0:", existenceChecks(seqs[0].completionIds).map((j) => JSON.stringify(p.tokenizer.decode([seqs[0].completionIds[j]]))).join(" "));
   model.zeroGrads();
   const loss = await supervisedGradient(model, batch, B);
   la = s === 0 ? loss : 0.95 * la + 0.05 * loss;
