@@ -4,8 +4,9 @@
 //   anvil bench kernels [--quick | --full]
 //
 // Cases (default sizes; --full in brackets)
-//   sample top-p      B=64 V=32000 [B in {64, 256}, V in {32000, 151936}]; torch: softmax, sort,
-//                     cumsum, mask, multinomial
+//   sample top-p      B=64 V=32000 [B in {64, 256}, V in {32000, 151936}], Gaussian logits (std 3)
+//                     and Zipf-like ones (a real LM's long tail); torch: softmax, sort, cumsum,
+//                     mask, multinomial. Exp-bound cases run once per vector ISA (perIsa).
 //   logprob+entropy   N=1024 [4096], V=32000 from materialised logits; torch: log_softmax + gather + entropy
 //   linear logprob    fwd+bwd N=512 [4096], H=512 [and 1024], V=32000: fused one-pass
 //                     (linearLogprobForwardBackward, the upstream gradient given up front, 3
@@ -113,23 +114,54 @@ function randint(n: number, hi: number, seed = 7): Int32Array {
 }
 const t = (be: CpuBackend, data: Float32Array | Int32Array, shape: number[]) => new CpuTensor(be, shape, data instanceof Int32Array ? "i32" : "f32", data);
 
-function sampleCase(B: number, V: number): Case {
+/**
+ * The exp-bound fused kernels once per vector ISA of their exp loops (native/cpu/softmax_kernels.h),
+ * the narrower first, the default (widest) last so it stays selected for the cases after them.
+ */
+function perIsa(label: string, setup: (be: CpuBackend) => () => void): Impl[] {
+  const isas = new CpuBackend().native.buildInfo().simdIsas;
+  return isas.map((isa, i) => ({
+    impl: i === isas.length - 1 ? `${label} ${isa}` : `${label} ${isa} (not default)`,
+    setup(be: CpuBackend) {
+      be.native.setSimdIsa(isa);
+      return setup(be);
+    },
+  }));
+}
+
+/**
+ * Zipf-like logits in a random order (the k-th most likely token at -1.3 log k), the long tail of
+ * a real LM's next-token distribution: top-p 0.9 keeps a few hundred tokens of 32,000. Gaussian
+ * logits (the other case) are far flatter: top-p keeps most of the vocabulary, so the nucleus
+ * search, not the read of the logits, is the cost.
+ */
+function zipfLogits(B: number, V: number, seed: number): Float32Array {
+  const out = new Float32Array(B * V);
+  let s = seed;
+  const next = () => (s = (s * 1103515245 + 12345) >>> 0) / 4294967296;
+  for (let b = 0; b < B; b++) {
+    const perm = Array.from({ length: V }, (_, i) => i);
+    for (let i = V - 1; i > 0; i--) {
+      const j = Math.floor(next() * (i + 1));
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    for (let k = 0; k < V; k++) out[b * V + perm[k]] = -1.3 * Math.log(k + 1) + 0.01 * (next() - 0.5);
+  }
+  return out;
+}
+
+function sampleCase(B: number, V: number, zipf = false): Case {
   return {
-    name: `sample top-p=0.9 B=${B} V=${V}`,
+    name: `sample top-p=0.9 B=${B} V=${V}${zipf ? " (Zipf logits)" : ""}`,
     bytes: B * V * 4,
     flops: 0,
-    torch: { op: "sample", B, V, topP: 0.9 },
-    impls: [
-      {
-        impl: "anvil fused",
-        setup(be) {
-          const logits = t(be, randn(B * V, 3), [B, V]);
-          const ids = be.zeros([B], "i32");
-          const seeds = Uint32Array.from({ length: B }, (_, i) => i);
-          return () => be.sample(ids, logits, seeds, { temperature: 1, topK: 0, topP: 0.9, minP: 0 });
-        },
-      },
-    ],
+    torch: { op: "sample", B, V, topP: 0.9, zipf },
+    impls: perIsa("anvil fused", (be) => {
+      const logits = t(be, zipf ? zipfLogits(B, V, 3) : randn(B * V, 3), [B, V]);
+      const ids = be.zeros([B], "i32");
+      const seeds = Uint32Array.from({ length: B }, (_, i) => i);
+      return () => be.sample(ids, logits, seeds, { temperature: 1, topK: 0, topP: 0.9, minP: 0 });
+    }),
   };
 }
 
@@ -139,17 +171,12 @@ function logprobCase(N: number, V: number): Case {
     bytes: N * V * 4,
     flops: 0,
     torch: { op: "logprob", N, V },
-    impls: [
-      {
-        impl: "anvil fused",
-        setup(be) {
-          const logits = t(be, randn(N * V, 2), [N, V]);
-          const targets = t(be, randint(N, V), [N]);
-          const lp = be.zeros([N]), ent = be.zeros([N]);
-          return () => be.logprobFromLogits(lp, ent, logits, targets, 1);
-        },
-      },
-    ],
+    impls: perIsa("anvil fused", (be) => {
+      const logits = t(be, randn(N * V, 2), [N, V]);
+      const targets = t(be, randint(N, V), [N]);
+      const lp = be.zeros([N]), ent = be.zeros([N]);
+      return () => be.logprobFromLogits(lp, ent, logits, targets, 1);
+    }),
   };
 }
 
@@ -361,9 +388,10 @@ function grpoCase(B: number, T: number): Case {
 export function kernelCases(mode: Mode): Case[] {
   if (mode.quick)
     return [sampleCase(8, 32000), sampleCase(4, 151936), logprobCase(256, 8000), linearCase(256, 128, 8000), linearCase(256, 128, 8000, true, 0.5), linearGrpoCase(256, 128, 8000), grpoCase(16, 256)];
-  if (!mode.full) return [sampleCase(64, 32000), logprobCase(1024, 32000), linearCase(512, 512, 32000, false), linearCase(512, 512, 32000), linearCase(512, 512, 32000, true, 0.5), linearGrpoCase(512, 512, 32000), linearGrpoCase(512, 512, 32000, 0.5), grpoCase(64, 1024)];
+  if (!mode.full) return [sampleCase(64, 32000), sampleCase(64, 32000, true), logprobCase(1024, 32000), linearCase(512, 512, 32000, false), linearCase(512, 512, 32000), linearCase(512, 512, 32000, true, 0.5), linearGrpoCase(512, 512, 32000), linearGrpoCase(512, 512, 32000, 0.5), grpoCase(64, 1024)];
   return [
     sampleCase(64, 32000),
+    sampleCase(64, 32000, true),
     sampleCase(256, 32000),
     sampleCase(64, 151936),
     sampleCase(256, 151936),

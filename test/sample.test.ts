@@ -2,8 +2,9 @@
 // tempered distribution computed in float64 here, for every filter and their combinations, on
 // skewed and flat logits. A negative control shows the test rejects a slightly wrong
 // distribution. Seeds are fixed, so the outcome is deterministic.
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { sample, type SampleOptions } from "../src/kernels.js";
+import { loadAddon } from "../src/backend/native.js";
 import { mulberry32 as rng } from "../src/util/rng.js";
 
 function normals(n: number, seed: number, scale: number): Float32Array {
@@ -134,7 +135,13 @@ function draw(row: Float32Array, o: SampleOptions, n: number, seed0 = 1): Int32A
 const OFF: SampleOptions = { temperature: 1, topK: 0, topP: 1, minP: 0 };
 const P_MIN = 1e-4;
 
-describe("sample: exact in distribution (chi-square, p > 1e-4)", () => {
+// The exp loops run on every vector ISA usable here (native/cpu/softmax_kernels.h); the default last.
+const addon = loadAddon();
+const ISAS = addon.buildInfo().simdIsas;
+afterAll(() => addon.setSimdIsa(ISAS[ISAS.length - 1]));
+
+for (const isa of ISAS)
+describe(`sample (${isa}): exact in distribution (chi-square, p > 1e-4)`, () => {
   const configs: [string, Partial<SampleOptions>][] = [
     ["greedy", { greedy: true }],
     ["temperature 0", { temperature: 0 }],
@@ -151,6 +158,7 @@ describe("sample: exact in distribution (chi-square, p > 1e-4)", () => {
   for (const V of [2, 50, 1000]) {
     for (const [kind, scale] of [["skewed", 3], ["flat", 0.1]] as const) {
       it(`V=${V} ${kind} logits`, () => {
+        addon.setSimdIsa(isa);
         const row = normals(V, V * 7 + scale, scale);
         const n = V === 1000 ? 40_000 : 20_000;
         for (const [name, opts] of configs) {
@@ -164,6 +172,7 @@ describe("sample: exact in distribution (chi-square, p > 1e-4)", () => {
   }
 
   it("negative controls: a slightly wrong distribution is rejected", () => {
+    addon.setSimdIsa(isa);
     const row = normals(50, 99, 2);
     const o: SampleOptions = { ...OFF, topP: 0.9 };
     const ids = draw(row, o, 20_000);
@@ -183,6 +192,7 @@ describe("sample: exact in distribution (chi-square, p > 1e-4)", () => {
   });
 
   it("V=151936 (Qwen vocabulary): kept set and top-token frequencies", () => {
+    addon.setSimdIsa(isa);
     const V = 151936;
     // Zipf-like logits in a random order: a long tail as in a real LM.
     const r = rng(5);

@@ -57,7 +57,14 @@ def case(a):
     g = torch.Generator().manual_seed(0)
     op = a["op"]
     if op == "sample":
-        logits = torch.randn(a["B"], a["V"], generator=g) * 3
+        if a.get("zipf"):
+            # Zipf-like rows in a random order, as bench/kernels.ts zipfLogits
+            B, V = a["B"], a["V"]
+            ranks = -1.3 * torch.log(torch.arange(1, V + 1, dtype=torch.float32))
+            logits = torch.stack([ranks[torch.argsort(torch.randperm(V, generator=g))] for _ in range(B)])
+            logits += 0.01 * (torch.rand(B, V, generator=g) - 0.5)
+        else:
+            logits = torch.randn(a["B"], a["V"], generator=g) * 3
         return "torch sort top-p", lambda: sample_top_p(logits, a["topP"])
     if op == "logprob":
         N, V = a["N"], a["V"]

@@ -3,6 +3,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include "anvil/simd_isa.h"
 #include "anvil/matmul.h"
 #include "args.h"
 
@@ -32,6 +33,12 @@ ANVIL_EXPORT(buildInfo) {
   auto arr = Napi::Array::New(env, names.size());
   for (size_t i = 0; i < names.size(); i++) arr.Set(static_cast<uint32_t>(i), names[i]);
   o.Set("gemmCandidates", arr);
+  // vector ISAs of the exp kernels (softmax, log-prob, sampling) and the one in use
+  auto isas = anvil::cpu::simd_isas();
+  auto isa_arr = Napi::Array::New(env, isas.size());
+  for (size_t i = 0; i < isas.size(); i++) isa_arr.Set(static_cast<uint32_t>(i), isas[i]);
+  o.Set("simdIsas", isa_arr);
+  o.Set("simdIsa", anvil::cpu::simd_isa_selected());
 #ifdef ANVIL_CUDA_BUILT
   o.Set("cudaBuilt", true);
 #else
@@ -46,5 +53,16 @@ ANVIL_EXPORT(setThreads) {
   omp_set_num_threads(n);
 #endif
   // OpenBLAS itself stays at 1 thread (see matmul.cpp): the OpenMP team is the only one.
+  return info.Env().Undefined();
+}
+
+// Selects the vector ISA of the exp kernels ("avx2", "avx512": buildInfo().simdIsas).
+ANVIL_EXPORT(setSimdIsa) {
+  if (!info[0].IsString()) throw anvil::ArgError("the vector ISA name must be a string", false);
+  try {
+    anvil::cpu::set_simd_isa(info[0].As<Napi::String>().Utf8Value());
+  } catch (const std::invalid_argument& e) {
+    throw anvil::ArgError(e.what(), true);
+  }
   return info.Env().Undefined();
 }

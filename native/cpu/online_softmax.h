@@ -1,6 +1,6 @@
 // Streaming log-sum-exp and entropy over a row seen in chunks, shared by the fused log-prob
 // kernels (logprob_from_logits.cpp, linear_logprob.cpp, sample.cpp). Private to native/cpu;
-// header-only so the AVX2 exp (simd_math.h) inlines.
+// header-only; the exp loop itself is one of softmax_kernels.h's, chosen at run time.
 //
 // After chunks z_1..z_n the state holds
 //   m = max z,   s = sum e^(z - m),   t = sum e^(z - m) * (z - m)
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "softmax_kernels.h"
 #include "simd_math.h"
 
 namespace anvil::cpu {
@@ -48,9 +49,6 @@ struct OnlineSoftmax {
   }
 };
 
-// e^(z - m) is 0 below this (float underflow); clamping keeps 0 * (z - m) finite for z = -inf.
-constexpr float kExpFloor = -104.0f;
-
 // Max of scale * x[0..n) (scale > 0). NaN in x makes the result NaN.
 inline float scaled_max(const float* x, int64_t n, float scale) {
   float mx = -std::numeric_limits<float>::infinity();
@@ -86,30 +84,8 @@ inline void online_update(OnlineSoftmax& st, const float* x, int64_t n, float sc
   }
   if (cm == -std::numeric_limits<float>::infinity()) return;  // contributes nothing
   st.rebase(cm);
-  const float m = st.m;
   float cs = 0.0f, ct = 0.0f;
-  int64_t i = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-  const __m256 vsc = _mm256_set1_ps(scale), vm = _mm256_set1_ps(m), vfloor = _mm256_set1_ps(kExpFloor);
-  __m256 s0 = _mm256_setzero_ps(), t0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
-  for (; i + 16 <= n; i += 16) {
-    __m256 d0 = _mm256_max_ps(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), vsc, vm), vfloor);
-    __m256 d1 = _mm256_max_ps(_mm256_fmsub_ps(_mm256_loadu_ps(x + i + 8), vsc, vm), vfloor);
-    __m256 e0 = simd::exp(d0), e1 = simd::exp(d1);
-    s0 = _mm256_add_ps(s0, e0);
-    s1 = _mm256_add_ps(s1, e1);
-    t0 = _mm256_fmadd_ps(e0, d0, t0);
-    t1 = _mm256_fmadd_ps(e1, d1, t1);
-  }
-  cs = simd::hsum(_mm256_add_ps(s0, s1));
-  ct = simd::hsum(_mm256_add_ps(t0, t1));
-#endif
-  for (; i < n; i++) {
-    float d = std::max(x[i] * scale - m, kExpFloor);
-    float e = std::exp(d);
-    cs += e;
-    ct += e * d;
-  }
+  softmax_kernels().exp_sums(x, n, scale, st.m, &cs, &ct);
   st.s += cs;
   st.t += ct;
 }

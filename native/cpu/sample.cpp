@@ -47,29 +47,6 @@ RowStatus row_max(const float* x, int64_t V, float& mx) {
 
 constexpr int64_t kChunk = 4096;
 
-// e[i] = exp(x[i] * inv_t - m) for one chunk (n <= kChunk); returns the chunk's sum. z is
-// rounded exactly as m was, so the max maps to exactly 1.
-float exp_chunk(float* e, const float* x, int64_t n, float inv_t, float m) {
-  float cs = 0.0f;
-  int64_t i = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-  const __m256 vt = _mm256_set1_ps(inv_t), vm = _mm256_set1_ps(m), vfloor = _mm256_set1_ps(kExpFloor);
-  __m256 acc = _mm256_setzero_ps();
-  for (; i + 8 <= n; i += 8) {
-    __m256 d = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vt), vm), vfloor);
-    __m256 v = simd::exp(d);
-    _mm256_storeu_ps(e + i, v);
-    acc = _mm256_add_ps(acc, v);
-  }
-  cs = simd::hsum(acc);
-#endif
-  for (; i < n; i++) {
-    e[i] = std::exp(std::max(x[i] * inv_t - m, kExpFloor));
-    cs += e[i];
-  }
-  return cs;
-}
-
 uint32_t bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -81,79 +58,43 @@ float from_bits(uint32_t u) {
   return f;
 }
 
-// Sum and count of x[i] >= t (x >= 0), branch-free; float lanes per block, double across blocks.
 struct SumCount {
   double sum = 0.0;
   int64_t count = 0;
 };
-SumCount masked_sum_count(const float* x, int64_t n, float t) {
+SumCount masked_sum_count(const SoftmaxKernels& k, const float* x, int64_t n, float t) {
   SumCount r;
-  constexpr int64_t kBlock = 4096;
-  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-    const int64_t b1 = std::min(n, b0 + kBlock);
-    int64_t i = b0;
-    float s = 0.0f;
-#if defined(__AVX2__) && defined(__FMA__)
-    const __m256 vt = _mm256_set1_ps(t);
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
-    for (; i + 16 <= b1; i += 16) {
-      __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
-      __m256 k0 = _mm256_cmp_ps(v0, vt, _CMP_GE_OQ), k1 = _mm256_cmp_ps(v1, vt, _CMP_GE_OQ);
-      a0 = _mm256_add_ps(a0, _mm256_and_ps(k0, v0));
-      a1 = _mm256_add_ps(a1, _mm256_and_ps(k1, v1));
-      c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(k0));  // mask lanes are -1
-      c1 = _mm256_sub_epi32(c1, _mm256_castps_si256(k1));
-    }
-    s = simd::hsum(_mm256_add_ps(a0, a1));
-    alignas(32) int32_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_add_epi32(c0, c1));
-    for (int32_t l : lanes) r.count += l;
-#endif
-    for (; i < b1; i++) {
-      const bool keep = x[i] >= t;
-      s += keep ? x[i] : 0.0f;
-      r.count += keep;
-    }
-    r.sum += s;
-  }
+  k.masked_sum_count(x, n, t, &r.sum, &r.count);
   return r;
 }
 
 // Largest t in [lo0, 1] with F(t) >= need, F(t) = #{x >= t} (kCount) or sum{x >= t}, given that
 // every x is <= 1 and F(lo0) >= need (x below lo0 are ignored). Bisection on the float bit
 // pattern (monotone for non-negative floats), so t is exactly one of the x. Passes are branch-free masked sums; once
-// the bracket [lo, hi) holds under 1/8 of the working set, those elements are compacted into buf
+// the bracket [lo, hi) holds under 1/4 of the working set, those elements are compacted into buf
 // (F(hi) is carried as a constant), so later passes touch few elements.
 template <bool kCount>
-float bisect_threshold(const float* x, int64_t n, double need, float lo0, std::vector<float>& buf) {
+float bisect_threshold(const SoftmaxKernels& k, const float* x, int64_t n, double need, float lo0,
+                       std::vector<float>& buf) {
   // The bracket tops at +inf, not just above 1: simd::exp(0) can round to 1 + 1 ulp, and an x >= hi
   // would be missed by every count (top-k then kept k + 1 tokens).
   uint32_t lo = bits(lo0), hi = bits(std::numeric_limits<float>::infinity());
-  int64_t c_lo = masked_sum_count(x, n, lo0).count, c_hi = 0;  // #{x >= bound}
+  int64_t c_lo = masked_sum_count(k, x, n, lo0).count, c_hi = 0;  // #{x >= bound}
   double f_hi = 0.0;                   // F(hi)
   const float* w = x;                  // working set: holds every x in [lo, hi)
   int64_t wn = n;
   double above_f = 0.0;                // F contribution of the x >= hi dropped from w
   int64_t above_c = 0;
-  buf.resize(std::max<size_t>(buf.size(), static_cast<size_t>(n)));
+  buf.resize(std::max<size_t>(buf.size(), static_cast<size_t>(n + 16)));
   while (hi - lo > 1) {
-    if (c_lo - c_hi <= wn / 8) {
-      const float tl = from_bits(lo), th = from_bits(hi);
-      float* out = buf.data();
-      int64_t m = 0;
-      for (int64_t i = 0; i < wn; i++) {  // branch-free; in place when w is buf
-        const float v = w[i];
-        out[m] = v;
-        m += (v >= tl) & (v < th);
-      }
-      w = out;
-      wn = m;
+    if (c_lo - c_hi <= wn / 4) {
+      wn = k.compact_range(w, wn, from_bits(lo), from_bits(hi), buf.data());  // in place when w is buf
+      w = buf.data();
       above_f = f_hi;
       above_c = c_hi;
     }
     const uint32_t mid = lo + (hi - lo) / 2;
-    const SumCount sc = masked_sum_count(w, wn, from_bits(mid));
+    const SumCount sc = masked_sum_count(k, w, wn, from_bits(mid));
     const int64_t c = above_c + sc.count;
     const double f = kCount ? static_cast<double>(c) : above_f + sc.sum;
     if (f >= need) {
@@ -179,61 +120,17 @@ struct Scratch {
   float chunk[kChunk];
 };
 
-#if defined(__AVX2__) && defined(__FMA__)
-// Left-pack permutations: for each 8-bit keep mask, the kept lanes first.
-struct PackTable {
-  alignas(32) int32_t perm[256][8];
-  PackTable() {
-    for (int m = 0; m < 256; m++) {
-      int k = 0;
-      for (int l = 0; l < 8; l++)
-        if (m & (1 << l)) perm[m][k++] = l;
-      for (; k < 8; k++) perm[m][k] = 0;
-    }
-  }
-};
-const PackTable kPack;
-#endif
-
-// Appends (e[i], base + i) for e[i] >= floor to the candidates. AVX2 left-packing; writes up to
-// 7 lanes past the new end, so the buffers hold V + 8.
-void compact(const float* e, int64_t n, int64_t base, float floor_v, Scratch& sc, int64_t& count) {
-  float* val = sc.val.data();
-  int32_t* idx = sc.idx.data();
-  int64_t c = count, i = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-  const __m256 vf = _mm256_set1_ps(floor_v);
-  __m256i vi = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(base)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const __m256i step = _mm256_set1_epi32(8);
-  for (; i + 8 <= n; i += 8, vi = _mm256_add_epi32(vi, step)) {
-    const __m256 v = _mm256_loadu_ps(e + i);
-    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, vf, _CMP_GE_OQ));
-    if (mask == 0) continue;  // the long tail: most blocks keep nothing
-    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPack.perm[mask]));
-    _mm256_storeu_ps(val + c, _mm256_permutevar8x32_ps(v, perm));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + c), _mm256_permutevar8x32_epi32(vi, perm));
-    c += __builtin_popcount(static_cast<unsigned>(mask));
-  }
-#endif
-  for (; i < n; i++) {
-    val[c] = e[i];
-    idx[c] = static_cast<int32_t>(base + i);
-    c += e[i] >= floor_v;
-  }
-  count = c;
-}
-
 constexpr int64_t kDrawBlock = 256;
 
 // Inverse-CDF draw over val[0..n) with q >= t, in index order: block sums (branch-free), then
 // one block scanned. Token id = idx[j], or j itself when idx is null (dense q).
-int32_t draw(const float* val, const int32_t* idx, int64_t n, float t, double u, std::vector<double>& block_mass) {
+int32_t draw(const SoftmaxKernels& k, const float* val, const int32_t* idx, int64_t n, float t, double u, std::vector<double>& block_mass) {
   const int64_t nblocks = (n + kDrawBlock - 1) / kDrawBlock;
   block_mass.resize(nblocks);
   double total = 0.0;
   for (int64_t b = 0; b < nblocks; b++) {
     const int64_t b0 = b * kDrawBlock;
-    total += block_mass[b] = masked_sum_count(val + b0, std::min(kDrawBlock, n - b0), t).sum;
+    total += block_mass[b] = masked_sum_count(k, val + b0, std::min(kDrawBlock, n - b0), t).sum;
   }
   const double target = u * total;
   double cum = 0.0;
@@ -260,6 +157,7 @@ int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_
                    uint32_t seed, Scratch& sc) {
   const bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.0f;
   const double u = sample_uniform(seed);
+  const SoftmaxKernels& k = softmax_kernels();
   // Tokens with q < eps = (1 - topP) * S_K / |K| hold less than (1 - topP) of the kept mass
   // together, so none of them can be in the nucleus.
   const double eps_per_mass = (1.0 - top_p) * 0.999;
@@ -270,33 +168,33 @@ int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_
 
   if (!use_p || use_k) {  // dense q first
     float* q = sc.q.data();
-    for (int64_t c0 = 0; c0 < V; c0 += kChunk) kept_mass += exp_chunk(q + c0, x + c0, std::min(kChunk, V - c0), inv_t, m);
+    for (int64_t c0 = 0; c0 < V; c0 += kChunk) kept_mass += k.exp_store(q + c0, x + c0, std::min(kChunk, V - c0), inv_t, m);
     if (use_k) {
-      const float tk = bisect_threshold<true>(q, V, static_cast<double>(top_k), 0.0f, sc.work);
-      const SumCount kept = masked_sum_count(q, V, tk);
+      const float tk = bisect_threshold<true>(k, q, V, static_cast<double>(top_k), 0.0f, sc.work);
+      const SumCount kept = masked_sum_count(k, q, V, tk);
       kept_mass = kept.sum;
       kept_count = kept.count;
       threshold = std::max(threshold, tk);
     }
-    if (!use_p) return draw(q, nullptr, V, threshold, u, sc.block_mass);
+    if (!use_p) return draw(k, q, nullptr, V, threshold, u, sc.block_mass);
     const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(kept_count));
-    compact(q, V, 0, std::max(threshold, eps), sc, n);
+    n = k.compact(q, V, 0, std::max(threshold, eps), sc.val.data(), sc.idx.data(), n);
   } else {
     // One pass: exp, sum and compaction. The floor only grows with the running sum, so it never
     // exceeds the final eps: the candidates are a superset of what the bisection needs.
     for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
       const int64_t len = std::min(kChunk, V - c0);
-      kept_mass += exp_chunk(sc.chunk, x + c0, len, inv_t, m);
+      kept_mass += k.exp_store(sc.chunk, x + c0, len, inv_t, m);
       const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(V));
-      compact(sc.chunk, len, c0, std::max(eps, min_p), sc, n);
+      n = k.compact(sc.chunk, len, c0, std::max(eps, min_p), sc.val.data(), sc.idx.data(), n);
     }
   }
   const double need = static_cast<double>(top_p) * kept_mass;
   const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(kept_count));
   // Candidates below eps (admitted early by the one-pass path) are ignored by the bisection;
   // candidates dropped by min-p only matter when t_p < minP, where minP wins anyway.
-  const float tp = bisect_threshold<false>(sc.val.data(), n, need, eps, sc.work);
-  return draw(sc.val.data(), sc.idx.data(), n, std::max(threshold, tp), u, sc.block_mass);
+  const float tp = bisect_threshold<false>(k, sc.val.data(), n, need, eps, sc.work);
+  return draw(k, sc.val.data(), sc.idx.data(), n, std::max(threshold, tp), u, sc.block_mass);
 }
 
 }  // namespace
@@ -314,13 +212,18 @@ void sample(int32_t* ids, const float* logits, const uint32_t* seeds, int64_t B,
 
 #pragma omp parallel if (B > 1)
   {
-    Scratch sc;
+    // Kept per thread across calls (OpenMP's team persists): fresh buffers cost a zero fill and,
+    // past malloc's mmap threshold, page faults on every call, more than the sampling itself.
+    static thread_local Scratch sc;
     if (!argmax) {
       const bool dense = top_p >= 1.0f || (top_k > 0 && top_k < V);
-      if (dense) sc.q.resize(V);
+      const auto grow = [](auto& v, int64_t n) {
+        if (v.size() < static_cast<size_t>(n)) v.resize(n);
+      };
+      if (dense) grow(sc.q, V);
       if (top_p < 1.0f) {
-        sc.val.resize(V + 8);
-        sc.idx.resize(V + 8);
+        grow(sc.val, V + 16);
+        grow(sc.idx, V + 16);
       }
     }
 #pragma omp for schedule(dynamic, 1)

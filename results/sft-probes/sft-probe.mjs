@@ -1,4 +1,4 @@
-// SFT learnability with trace variants. args: task steps every lr tag ; env TRACE=v2|orig, DMAX, DMIN, B, N
+// SFT learnability with trace variants. args: task steps every lr tag ; env TRACE=v2|orig, DMAX, DMIN, B, N, ROPE
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -124,6 +124,15 @@ if (process.env.ARCH === "llama") {
   writeFileSync(dir + "/config.json", JSON.stringify(configToJson(cfg), null, 2));
   await saveSafetensors(dir + "/" + SINGLE_FILE, initParameters(cfg, new Rng(1)), { dtype: "F32" });
   console.log("arch llama, qkNorm", cfg.qkNorm);
+}
+// ROPE=theta: the RoPE base (the preset's is 10,000). With q/k-norm and 32-dim heads, a base of
+// 10,000 turns by at most 0.05 rad over 300 tokens in its slowest pair: too little to prefer the
+// latest of several matches; a smaller base gives attention a usable sense of recency.
+if (process.env.ROPE) {
+  const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));
+  raw.rope_theta = +process.env.ROPE;
+  writeFileSync(dir + "/config.json", JSON.stringify(raw, null, 2));
+  console.log("rope_theta", raw.rope_theta);
 }
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);

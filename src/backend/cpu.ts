@@ -54,6 +54,18 @@ export class CpuTensor implements Tensor {
   }
 }
 
+/**
+ * ANVIL_SIMD picks the vector ISA of the softmax and sampling loops (native/cpu/softmax_kernels.h);
+ * the addon reads it at load and falls back to the widest on a value it cannot use, so a typo
+ * is reported here instead of being ignored.
+ */
+function checkSimdEnv(native: NativeAddon): void {
+  const want = (process.env.ANVIL_SIMD ?? "").trim();
+  if (!want || want === "auto") return;
+  const { simdIsas } = native.buildInfo();
+  if (!simdIsas.includes(want)) throw new RangeError(`ANVIL_SIMD=${want} is not usable here; use one of: auto, ${simdIsas.join(", ")}`);
+}
+
 export class CpuBackend extends AddonBackend<Float32Array, Int32Array, Float32Array | Uint16Array> implements Backend {
   readonly name = "cpu" as const;
   readonly native: NativeAddon;
@@ -66,6 +78,7 @@ export class CpuBackend extends AddonBackend<Float32Array, Int32Array, Float32Ar
     this.ops = this.native;
     if (opts.threads !== undefined) this.native.setThreads(checkInt(opts.threads, "threads"));
     ensureGemmSelected(this.native);
+    checkSimdEnv(this.native);
   }
 
   // ---- memory -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { availableParallelism, cpus } from "node:os";
 export interface DoctorReport {
   node: string;
   platform: string;
-  cpu: { usable: boolean; model?: string; cores: number; blas?: string; threads?: number; openmp?: boolean; avx2?: boolean; gemm?: DoctorGemm; error?: string };
+  cpu: { usable: boolean; model?: string; cores: number; blas?: string; threads?: number; openmp?: boolean; avx2?: boolean; simd?: { selected: string; usable: string[] }; gemm?: DoctorGemm; error?: string };
   cuda: { usable: boolean; built: boolean; devices: number; error: string | null };
   webgpu: { usable: boolean; adapter?: string; software?: boolean; features?: string[]; maxStorageBufferBindingSize?: number; error?: string };
   /** What `--backend auto` picks here, and why it passed over the others (the same probe). */
@@ -38,7 +38,7 @@ export async function doctor(): Promise<DoctorReport> {
   try {
     const addon = loadAddon();
     const info = addon.buildInfo();
-    Object.assign(rep.cpu, { usable: true, blas: info.blas, threads: info.threads, openmp: info.openmp, avx2: info.avx2 });
+    Object.assign(rep.cpu, { usable: true, blas: info.blas, threads: info.threads, openmp: info.openmp, avx2: info.avx2, simd: { selected: info.simdIsa, usable: info.simdIsas } });
     try {
       const g = selectGemm(addon);
       // Forced by ANVIL_GEMM: nothing was timed, so time the candidates for the report.
@@ -86,6 +86,8 @@ export function formatDoctor(r: DoctorReport): string {
     const why = g.error ?? (g.source === "env" ? "forced by ANVIL_GEMM" : g.source === "cache" ? `fastest, measured earlier: ${g.cacheFile}` : "fastest, measured now");
     lines.push(`        sgemm: ${g.selected} (${why})${each ? `; GFLOP/s: ${each}` : ""}`);
   }
+  const v = r.cpu.simd;
+  if (v) lines.push(`        softmax/sampling vector ISA: ${v.selected} (usable: ${v.usable.join(", ")}; ANVIL_SIMD=avx2 forces the narrower)`);
   lines.push(`cuda    ${yes(r.cuda.usable)}  compiled: ${r.cuda.built}; devices: ${r.cuda.devices}${r.cuda.error ? `; ${r.cuda.error}` : ""}`);
   lines.push(
     `webgpu  ${yes(r.webgpu.usable)}  ${r.webgpu.usable ? `${r.webgpu.adapter}${r.webgpu.software ? " (software adapter: runs on the CPU)" : ""}; f16: ${r.webgpu.features?.includes("shader-f16")}; subgroups: ${r.webgpu.features?.includes("subgroups")}` : r.webgpu.error}`,
