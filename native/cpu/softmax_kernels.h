@@ -3,8 +3,8 @@
 // (private to native/cpu). "avx2" (softmax_kernels.cpp; portable C++ when built without AVX2) runs
 // everywhere; "avx512" (softmax_kernels_avx512.cpp, its own target attribute) only where the CPU has
 // it. The default is the widest one usable; ANVIL_SIMD=avx2 or set_simd_isa() picks another, for
-// benchmarks and tests. Both evaluate the same polynomial with the same operations per lane, so
-// e^d agrees bit for bit on vector lanes (the AVX2 tails use libm); sums differ in their order.
+// benchmarks and tests. Their exp polynomials differ (AVX2: Cephes expf; AVX-512: exp2f with
+// log2 e folded into the scale), each within about 2 ulp; sums differ in their order too.
 #pragma once
 #include <cstdint>
 
