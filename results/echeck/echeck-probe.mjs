@@ -3,7 +3,7 @@
 // in a random order, each followed by " is <value>" when the prompt states it as a fact and bare
 // otherwise ("Check: wax, smoke is true, twig."). Reports the loss of the token after each atom
 // (" is" = known, "," / "." = not) on held-out items every EVERY steps.
-// args: STEPS EVERY LR TAG ; env ARCH=llama, LAYERS=n, T=threads, B=batch, MODE=facts|trace
+// args: STEPS EVERY LR TAG ; env ARCH=llama, LAYERS=n, HEADDIM=d, T=threads, B=batch, CAP=1
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel, initParameters } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -26,12 +26,16 @@ function item(seed) {
   const rng = new Rng(seed);
   for (let i = atoms.length - 1; i > 0; i--) { const j = Math.floor(rng.uniform() * (i + 1)); [atoms[i], atoms[j]] = [atoms[j], atoms[i]]; }
   const trace = `Check: ${atoms.map((a) => facts.has(a) ? `${a} is ${facts.get(a)}` : a).join(", ")}.`;
-  return { ...pr.instance, trace };
+  // CAP=1: facts start with a capital, as English sentences do ("- Smoke is true."): the fact's
+  // atom is then its own token, and the check a one-layer match instead of a two-token pattern.
+  const prompt = process.env.CAP ? pr.instance.prompt.replace(/^- ([a-z])([a-z]*) is (true|false)\.$/gm, (_, c, r, v) => `- ${c.toUpperCase()}${r} is ${v}.`) : pr.instance.prompt;
+  return { ...pr.instance, prompt, trace };
 }
 const dir = `runs/echeck-${tag}`;
 rmSync(dir, { recursive: true, force: true });
 const corpus = Array.from({ length: 400 }, (_, j) => { const i = item(5e6 + j); return i.prompt + completionFor(i); });
-const shape = process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {};
+// LAYERS=n, HEADDIM=d: the tiny preset reshaped (its heads are 32 wide; Qwen3's are 128).
+const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}), ...(process.env.HEADDIM ? { headDim: +process.env.HEADDIM } : {}) };
 await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
 if (process.env.ARCH === "llama") {
   const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));
@@ -43,7 +47,7 @@ if (process.env.ARCH === "llama") {
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 const model = p.model;
-console.log("echeck", tag, "arch", process.env.ARCH ?? "qwen3", "layers", model.config.numLayers, "lr", lr, "B", B);
+console.log("echeck", tag, "arch", process.env.ARCH ?? "qwen3", "layers", model.config.numLayers, "headDim", model.config.headDim, "cap", !!process.env.CAP, "lr", lr, "B", B);
 const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 const held = Array.from({ length: 32 }, (_, j) => item(999000 + j));
 const heldSeqs = held.map((i) => ({ promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) }));
