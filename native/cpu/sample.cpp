@@ -68,18 +68,19 @@ SumCount masked_sum_count(const SoftmaxKernels& k, const float* x, int64_t n, fl
   return r;
 }
 
-// Largest t in [lo0, 1] with F(t) >= need, F(t) = #{x >= t} (kCount) or sum{x >= t}, given that
-// every x is <= 1 and F(lo0) >= need (x below lo0 are ignored). Bisection on the float bit
-// pattern (monotone for non-negative floats), so t is exactly one of the x. Passes are branch-free masked sums; once
-// the bracket [lo, hi) holds under 1/4 of the working set, those elements are compacted into buf
-// (F(hi) is carried as a constant), so later passes touch few elements.
+// Largest t in [lo0, hi0) with F(t) >= need, F(t) = #{x >= t} (kCount) or sum{x >= t}, given that
+// every x is < hi0 and F(lo0) >= need (x below lo0 are ignored). Bisection on the float
+// bit pattern (monotone for non-negative floats), so t is exactly one of the x. Passes are
+// branch-free masked sums; once the bracket [lo, hi) holds at most half of the working set, those
+// elements are compacted into buf (F(hi) is carried as a constant), so each pass touches about
+// half the elements of the one before.
 template <bool kCount>
-float bisect_threshold(const SoftmaxKernels& k, const float* x, int64_t n, double need, float lo0,
+float bisect_threshold(const SoftmaxKernels& k, const float* x, int64_t n, double need, float lo0, float hi0,
                        std::vector<float>& buf) {
-  // The bracket tops at +inf, not just above 1: simd::exp(0) can round to 1 + 1 ulp, and an x >= hi
-  // would be missed by every count (top-k then kept k + 1 tokens).
-  uint32_t lo = bits(lo0), hi = bits(std::numeric_limits<float>::infinity());
-  int64_t c_lo = masked_sum_count(k, x, n, lo0).count, c_hi = 0;  // #{x >= bound}
+  // c_lo starts as an upper bound (it only decides when to compact): counting x >= lo0 would
+  // cost a pass.
+  uint32_t lo = bits(lo0), hi = bits(hi0);
+  int64_t c_lo = n, c_hi = 0;  // #{x >= bound}
   double f_hi = 0.0;                   // F(hi)
   const float* w = x;                  // working set: holds every x in [lo, hi)
   int64_t wn = n;
@@ -87,7 +88,7 @@ float bisect_threshold(const SoftmaxKernels& k, const float* x, int64_t n, doubl
   int64_t above_c = 0;
   buf.resize(std::max<size_t>(buf.size(), static_cast<size_t>(n + 16)));
   while (hi - lo > 1) {
-    if (c_lo - c_hi <= wn / 4) {
+    if (c_lo - c_hi <= wn / 2) {
       wn = k.compact_range(w, wn, from_bits(lo), from_bits(hi), buf.data());  // in place when w is buf
       w = buf.data();
       above_f = f_hi;
@@ -158,6 +159,11 @@ int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_
   const bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.0f;
   const double u = sample_uniform(seed);
   const SoftmaxKernels& k = softmax_kernels();
+  // Every q = e^(z - m) is at most e^(rounding of z - m): a few ulp above 1, since the compiler
+  // may fuse z - m into one FMA. Below 2 unless |m| >= 2^22, where anything goes: then +inf. An
+  // x >= the bound would be missed by every count (top-k then kept k + 1 tokens); a tight bound
+  // saves the bisection's passes over the float range above it.
+  const float q_bound = std::fabs(m) < 4194304.0f ? 2.0f : std::numeric_limits<float>::infinity();
   // Tokens with q < eps = (1 - topP) * S_K / |K| hold less than (1 - topP) of the kept mass
   // together, so none of them can be in the nucleus.
   const double eps_per_mass = (1.0 - top_p) * 0.999;
@@ -170,7 +176,7 @@ int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_
     float* q = sc.q.data();
     for (int64_t c0 = 0; c0 < V; c0 += kChunk) kept_mass += k.exp_store(q + c0, x + c0, std::min(kChunk, V - c0), inv_t, m);
     if (use_k) {
-      const float tk = bisect_threshold<true>(k, q, V, static_cast<double>(top_k), 0.0f, sc.work);
+      const float tk = bisect_threshold<true>(k, q, V, static_cast<double>(top_k), 0.0f, q_bound, sc.work);
       const SumCount kept = masked_sum_count(k, q, V, tk);
       kept_mass = kept.sum;
       kept_count = kept.count;
@@ -193,7 +199,7 @@ int32_t sample_row(const float* x, int64_t V, float inv_t, float m, int64_t top_
   const float eps = static_cast<float>(eps_per_mass * kept_mass / static_cast<double>(kept_count));
   // Candidates below eps (admitted early by the one-pass path) are ignored by the bisection;
   // candidates dropped by min-p only matter when t_p < minP, where minP wins anyway.
-  const float tp = bisect_threshold<false>(k, sc.val.data(), n, need, eps, sc.work);
+  const float tp = bisect_threshold<false>(k, sc.val.data(), n, need, eps, q_bound, sc.work);
   return draw(k, sc.val.data(), sc.idx.data(), n, std::max(threshold, tp), u, sc.block_mass);
 }
 

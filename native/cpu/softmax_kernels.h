@@ -20,8 +20,8 @@ struct SoftmaxKernels {
   // Over x[0..n): d = max(x * scale - m, kExpFloor) (x * scale - m fused); adds sum e^d to *s and
   // sum e^d * d to *t. m >= every x * scale, and x has no NaN.
   void (*exp_sums)(const float* x, int64_t n, float scale, float m, float* s, float* t);
-  // e[i] = e^max(x[i] * scale - m, kExpFloor), x * scale rounded before the subtraction (so the
-  // max, rounded the same way as m, maps to exactly 1); returns sum e.
+  // e[i] = e^max(x[i] * scale - m, kExpFloor); returns sum e. The max maps to 1 within a few ulp
+  // (the compiler may fuse x * scale - m into one FMA).
   float (*exp_store)(float* e, const float* x, int64_t n, float scale, float m);
   // Appends (e[i], base + i) for every e[i] >= floor_v to val / idx at `count`; returns the new
   // count. Writes up to 15 elements past the new end (the buffers hold V + 16).

@@ -3,7 +3,7 @@
 // in a random order, each followed by " is <value>" when the prompt states it as a fact and bare
 // otherwise ("Check: wax, smoke is true, twig."). Reports the loss of the token after each atom
 // (" is" = known, "," / "." = not) on held-out items every EVERY steps.
-// args: STEPS EVERY LR TAG ; env ARCH=llama, LAYERS=n, HEADDIM=d, T=threads, B=batch, CAP=1
+// args: STEPS EVERY LR TAG ; env ARCH=llama, LAYERS=n, HEADDIM=d, QKGAIN=g, T=threads, B=batch, CAP=1
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel, initParameters } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -47,7 +47,11 @@ if (process.env.ARCH === "llama") {
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 const model = p.model;
-console.log("echeck", tag, "arch", process.env.ARCH ?? "qwen3", "layers", model.config.numLayers, "headDim", model.config.headDim, "cap", !!process.env.CAP, "lr", lr, "B", B);
+// QKGAIN=g: q/k-norm gains start at g instead of 1. With q/k-norm an attention logit is at most
+// sqrt(headDim) g_q g_k: 5.7 for the preset's 32-wide heads at g = 1, about ln(300), so one
+// match among a few hundred positions cannot take most of the weight until the gains grow.
+if (process.env.QKGAIN) for (const [name, t] of model.params) if (/[qk]_norm\.weight$/.test(name)) be.fill(t, +process.env.QKGAIN);
+console.log("echeck", tag, "arch", process.env.ARCH ?? "qwen3", "layers", model.config.numLayers, "headDim", model.config.headDim, "cap", !!process.env.CAP, "qkgain", process.env.QKGAIN ?? 1, "lr", lr, "B", B);
 const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 const held = Array.from({ length: 32 }, (_, j) => item(999000 + j));
 const heldSeqs = held.map((i) => ({ promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) }));
