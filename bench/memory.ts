@@ -197,6 +197,8 @@ export interface MemoryBenchOptions {
   generationBatch?: number;
   /** LoRA cases: storage of the frozen base, one case each (default ["bf16"]). */
   frozenDtypes?: FrozenDtype[];
+  /** As the trainers' --gradient-checkpointing (default "auto": on under LoRA above 100M parameters). */
+  gradientCheckpointing?: boolean | "auto";
 }
 
 const GiB = 2 ** 30;
@@ -217,7 +219,7 @@ export async function runMemoryBench(ctx: BenchContext, opts: MemoryBenchOptions
       mode === "lora" ? (opts.frozenDtypes ?? ["bf16"]).map((d) => [mode, d]) : [[mode, "f32"]],
     );
     for (const [mode, frozenDtype] of cases) {
-      const k: MemoryCase = { model, mode, ...shape, loraR: 16, microBatch: opts.microBatch ?? 16, generationBatch: opts.generationBatch ?? 64, threads: opts.threads ?? 0, gradientCheckpointing: "auto", frozenDtype };
+      const k: MemoryCase = { model, mode, ...shape, loraR: 16, microBatch: opts.microBatch ?? 16, generationBatch: opts.generationBatch ?? 64, threads: opts.threads ?? 0, gradientCheckpointing: opts.gradientCheckpointing ?? "auto", frozenDtype };
       const c = PAPER_MODELS[model];
       if (!c) throw new Error(`bench memory: unknown model ${model} (one of ${Object.keys(PAPER_MODELS).join(", ")})`);
       let params = 0;

@@ -37,12 +37,15 @@ export function register(program: Command): void {
     .option("--micro-batch <n>", "memory: sequences per forward/backward (default 16)", intArg("--micro-batch", 1))
     .option("--generation-batch <n>", "memory: rollouts decoded together (default 64)", intArg("--generation-batch", 1))
     .option("--frozen-dtype <list>", "memory: storage of the frozen base under LoRA, f32,bf16 (default bf16, the trainers' default)")
-    .action(async (suite: string, o: { quick?: boolean; full?: boolean; json?: boolean; only?: string; models?: string; modes?: string; shape?: string; threads: number; microBatch?: number; generationBatch?: number; frozenDtype?: string }) => {
+    .option("--gradient-checkpointing", "memory: recompute block activations in backward, as the trainers' flag (default: on under LoRA above 100M parameters; --no-gradient-checkpointing turns it off)")
+    .option("--no-gradient-checkpointing", "memory: never recompute activations")
+    .action(async (suite: string, o: { quick?: boolean; full?: boolean; json?: boolean; only?: string; models?: string; modes?: string; shape?: string; threads: number; microBatch?: number; generationBatch?: number; frozenDtype?: string; gradientCheckpointing?: boolean }) => {
       if (o.quick && o.full) throw new Error("anvil bench: --quick and --full exclude each other");
       const list = (s?: string) => s?.split(",").map((x) => x.trim()).filter(Boolean);
       for (const m of list(o.modes) ?? []) if (m !== "lora" && m !== "full") throw new Error(`--modes: "${m}" is not lora or full`);
       for (const d of list(o.frozenDtype) ?? []) if (d !== "f32" && d !== "bf16") throw new Error(`--frozen-dtype: "${d}" is not f32 or bf16`);
-      const args = { only: o.only, models: list(o.models), modes: list(o.modes), shape: o.shape, threads: o.threads, microBatch: o.microBatch, generationBatch: o.generationBatch, frozenDtypes: list(o.frozenDtype) };
+      const gradientCheckpointing = o.gradientCheckpointing ?? "auto";
+      const args = { only: o.only, models: list(o.models), modes: list(o.modes), shape: o.shape, threads: o.threads, microBatch: o.microBatch, generationBatch: o.generationBatch, frozenDtypes: list(o.frozenDtype), gradientCheckpointing };
       // all: everything but memory (one RL step of each paper-sized model takes hours here).
       const suites = (await loadSuites()).filter((s) => (suite === "all" ? s.suite !== "memory" : s.suite === suite));
       await runBench(suites, { quick: o.quick, full: o.full, json: o.json, args });
