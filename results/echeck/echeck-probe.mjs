@@ -3,7 +3,7 @@
 // in a random order, each followed by " is <value>" when the prompt states it as a fact and bare
 // otherwise ("Check: wax, smoke is true, twig."). Reports the loss of the token after each atom
 // (" is" = known, "," / "." = not) on held-out items every EVERY steps.
-// args: STEPS EVERY LR TAG ; env ARCH=llama, LAYERS=n, HEADDIM=d, QKGAIN=g, T=threads, B=batch, CAP=1
+// args: STEPS EVERY LR TAG ; env ARCH=llama, LAYERS=n, HEADDIM=d, QKGAIN=g, T=threads, B=batch, CAP=1, MODE=values
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel, initParameters } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -25,7 +25,10 @@ function item(seed) {
   const atoms = [...new Set(pr.premises.flatMap((p) => atomsOf(p)))];
   const rng = new Rng(seed);
   for (let i = atoms.length - 1; i > 0; i--) { const j = Math.floor(rng.uniform() * (i + 1)); [atoms[i], atoms[j]] = [atoms[j], atoms[i]]; }
-  const trace = `Check: ${atoms.map((a) => facts.has(a) ? `${a} is ${facts.get(a)}` : a).join(", ")}.`;
+  // MODE=values (the positive control): only the facts' atoms are listed, each with its value, so
+  // the scored token is the value read after "x is", a look-up that always has its match.
+  const listed = process.env.MODE === "values" ? atoms.filter((a) => facts.has(a)) : atoms;
+  const trace = `Check: ${listed.map((a) => facts.has(a) ? `${a} is ${facts.get(a)}` : a).join(", ")}.`;
   // CAP=1: facts start with a capital, as English sentences do ("- Smoke is true."): the fact's
   // atom is then its own token, and the check a one-layer match instead of a two-token pattern.
   const prompt = process.env.CAP ? pr.instance.prompt.replace(/^- ([a-z])([a-z]*) is (true|false)\.$/gm, (_, c, r, v) => `- ${c.toUpperCase()}${r} is ${v}.`) : pr.instance.prompt;
@@ -63,7 +66,11 @@ async function checkLoss() {
     let text = "";
     s.completionIds.forEach((id, j) => {
       const piece = p.tokenizer.decode([id]);
-      if (/Check: .*?(^|[:,] )[a-z]+$/.test(text) && /Check:( [a-z]+( is (true|false))?,)* [a-z]+$/.test(text.slice(text.indexOf("Check:")))) {
+      if (process.env.MODE === "values" && /Check:( [a-z]+ is (true|false),)* [a-z]+ is$/.test(text.slice(Math.max(0, text.indexOf("Check:"))))) {
+        const lp = logprob[b * batch.T + s.promptIds.length + j - 1];
+        const k = piece.trim() === "true" ? "yes" : "no";
+        acc[k][0] += -lp; acc[k][1]++; if (-lp < Math.log(2)) acc[k][2]++;
+      } else if (process.env.MODE !== "values" && /Check: .*?(^|[:,] )[a-z]+$/.test(text) && /Check:( [a-z]+( is (true|false))?,)* [a-z]+$/.test(text.slice(text.indexOf("Check:")))) {
         const lp = logprob[b * batch.T + s.promptIds.length + j - 1];
         const k = piece.trim() === "is" ? "yes" : "no";
         acc[k][0] += -lp; acc[k][1]++; if (-lp < Math.log(2)) acc[k][2]++;
@@ -71,6 +78,7 @@ async function checkLoss() {
       text += piece;
     });
   });
+  if (process.env.MODE === "values") return `value read: true ${(acc.yes[0] / acc.yes[1]).toFixed(3)} nats (${acc.yes[1]}, right ${(100 * acc.yes[2] / acc.yes[1]).toFixed(0)}%) false ${(acc.no[0] / acc.no[1]).toFixed(3)} (${acc.no[1]}, right ${(100 * acc.no[2] / acc.no[1]).toFixed(0)}%)`;
   return `known? yes ${(acc.yes[0] / acc.yes[1]).toFixed(3)} nats (${acc.yes[1]}, right ${(100 * acc.yes[2] / acc.yes[1]).toFixed(0)}%) no ${(acc.no[0] / acc.no[1]).toFixed(3)} (${acc.no[1]}, right ${(100 * acc.no[2] / acc.no[1]).toFixed(0)}%)`;
 }
 const t0 = performance.now(); let la = 0;
