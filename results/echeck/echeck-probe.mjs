@@ -3,7 +3,7 @@
 // in a random order, each followed by " is <value>" when the prompt states it as a fact and bare
 // otherwise ("Check: wax, smoke is true, twig."). Reports the loss of the token after each atom
 // (" is" = known, "," / "." = not) on held-out items every EVERY steps.
-// args: STEPS EVERY LR TAG ; env ARCH=llama, LAYERS=n, HEADDIM=d, QKGAIN=g, T=threads, B=batch, CAP=1, MODE=values
+// args: STEPS EVERY LR TAG ; env ARCH=llama, LAYERS=n, HEADDIM=d, QKGAIN=g, T=threads, B=batch, CAP=1, MODE=values, INIT=dir
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel, initParameters } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -15,7 +15,7 @@ import { atomsOf } from "../../dist/src/tasks/solve-li.js";
 import { parseConfig, configToJson } from "../../dist/src/model/config.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
-import { rmSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 
 const [stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS, B = +(process.env.B ?? 16);
@@ -39,7 +39,10 @@ rmSync(dir, { recursive: true, force: true });
 const corpus = Array.from({ length: 400 }, (_, j) => { const i = item(5e6 + j); return i.prompt + completionFor(i); });
 // LAYERS=n, HEADDIM=d: the tiny preset reshaped (its heads are 32 wide; Qwen3's are 128).
 const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}), ...(process.env.HEADDIM ? { headDim: +process.env.HEADDIM } : {}) };
-await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
+// INIT=dir: start from that checkpoint (with its tokenizer), e.g. one that learned the full
+// trace's copies and look-ups, instead of a fresh model.
+if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true });
+else await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
 if (process.env.ARCH === "llama") {
   const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));
   raw.model_type = "llama"; raw.architectures = ["LlamaForCausalLM"];
@@ -54,7 +57,7 @@ const model = p.model;
 // sqrt(headDim) g_q g_k: 5.7 for the preset's 32-wide heads at g = 1, about ln(300), so one
 // match among a few hundred positions cannot take most of the weight until the gains grow.
 if (process.env.QKGAIN) for (const [name, t] of model.params) if (/[qk]_norm\.weight$/.test(name)) be.fill(t, +process.env.QKGAIN);
-console.log("echeck", tag, "arch", process.env.ARCH ?? "qwen3", "layers", model.config.numLayers, "headDim", model.config.headDim, "cap", !!process.env.CAP, "qkgain", process.env.QKGAIN ?? 1, "lr", lr, "B", B);
+console.log("echeck", tag, "arch", process.env.ARCH ?? "qwen3", "layers", model.config.numLayers, "headDim", model.config.headDim, "cap", !!process.env.CAP, "qkgain", process.env.QKGAIN ?? 1, "init", process.env.INIT ?? "fresh", "lr", lr, "B", B);
 const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 const held = Array.from({ length: 32 }, (_, j) => item(999000 + j));
 const heldSeqs = held.map((i) => ({ promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) }));
