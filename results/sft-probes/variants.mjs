@@ -3,6 +3,22 @@
 import { generate, graphliProblem } from "../../dist/src/tasks/index.js";
 import { sentenceLI } from "../../dist/src/tasks/graphli.js";
 import { formatPrompt } from "../../dist/src/tasks/prompt.js";
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseConfig, configToJson } from "../../dist/src/model/config.js";
+import { initParameters } from "../../dist/src/model/init.js";
+import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
+import { Rng } from "../../dist/src/util/rng.js";
+
+// ARCH=llama in the probes: the model in `dir` rewritten as a Llama (no q/k-norm), freshly
+// initialised. Returns its config.
+export async function toLlama(dir) {
+  const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));
+  raw.model_type = "llama"; raw.architectures = ["LlamaForCausalLM"];
+  const cfg = parseConfig(raw, "llama");
+  writeFileSync(dir + "/config.json", JSON.stringify(configToJson(cfg), null, 2));
+  await saveSafetensors(dir + "/" + SINGLE_FILE, initParameters(cfg, new Rng(1)), { dtype: "F32" });
+  return cfg;
+}
 
 // ksweep: the committed trace after a line that restates the prompt's facts in the annotations'
 // format ("Known: dust true, flame false."), so every value look-up reads the trace, never the
