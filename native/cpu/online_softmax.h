@@ -51,8 +51,24 @@ struct OnlineSoftmax {
 
 // Max of scale * x[0..n) (scale > 0). NaN in x makes the result NaN.
 inline float scaled_max(const float* x, int64_t n, float scale) {
+  float mx = -std::numeric_limits<float>::infinity();
   bool nan = false;
-  const float mx = softmax_kernels().max(x, n, &nan);
+  int64_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 vm = _mm256_set1_ps(mx);
+  __m256 vnan = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    vm = _mm256_max_ps(vm, v);
+    vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  mx = simd::hmax(vm);
+  nan = _mm256_movemask_ps(vnan) != 0;
+#endif
+  for (; i < n; i++) {
+    if (x[i] > mx) mx = x[i];
+    if (x[i] != x[i]) nan = true;
+  }
   if (nan) return std::numeric_limits<float>::quiet_NaN();
   return mx * scale;
 }

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,29 +15,6 @@
 namespace anvil::cpu {
 
 namespace {
-
-float max_avx2(const float* x, int64_t n, bool* nan) {
-  float mx = -std::numeric_limits<float>::infinity();
-  bool has_nan = false;
-  int64_t i = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-  __m256 vm = _mm256_set1_ps(mx);
-  __m256 vnan = _mm256_setzero_ps();
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    vm = _mm256_max_ps(vm, v);
-    vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-  }
-  mx = simd::hmax(vm);
-  has_nan = _mm256_movemask_ps(vnan) != 0;
-#endif
-  for (; i < n; i++) {
-    if (x[i] > mx) mx = x[i];
-    if (x[i] != x[i]) has_nan = true;
-  }
-  *nan = has_nan;
-  return mx;
-}
 
 void exp_sums_avx2(const float* x, int64_t n, float scale, float m, float* s, float* t) {
   float cs = 0.0f, ct = 0.0f;
@@ -175,7 +151,7 @@ int64_t compact_range_avx2(const float* x, int64_t n, float lo, float hi, float*
   return m;
 }
 
-const SoftmaxKernels kAvx2{"avx2", max_avx2, exp_sums_avx2, exp_store_avx2, compact_avx2, masked_sum_count_avx2, compact_range_avx2};
+const SoftmaxKernels kAvx2{"avx2", exp_sums_avx2, exp_store_avx2, compact_avx2, masked_sum_count_avx2, compact_range_avx2};
 
 const SoftmaxKernels* by_name(const std::string& name) {
   if (name == "avx2") return &kAvx2;

@@ -17,8 +17,6 @@ constexpr float kExpFloor = -104.0f;
 
 struct SoftmaxKernels {
   const char* name;
-  // Max of x[0..n) (-inf when n = 0); sets *nan when x holds a NaN (the max is then meaningless).
-  float (*max)(const float* x, int64_t n, bool* nan);
   // Over x[0..n): d = max(x * scale - m, kExpFloor) (x * scale - m fused); adds sum e^d to *s and
   // sum e^d * d to *t. m >= every x * scale, and x has no NaN.
   void (*exp_sums)(const float* x, int64_t n, float scale, float m, float* s, float* t);

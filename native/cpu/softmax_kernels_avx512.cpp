@@ -8,7 +8,6 @@
 #include "softmax_kernels.h"
 
 #include <algorithm>
-#include <limits>
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
     defined(__AVX2__) && !defined(ANVIL_NO_AVX512)
@@ -54,26 +53,6 @@ inline __m512 exp2_bounded(__m512 y) {
 }
 
 inline __mmask16 tail_mask(int64_t left) { return static_cast<__mmask16>((1u << left) - 1u); }
-
-float max_avx512(const float* x, int64_t n, bool* nan) {
-  __m512 m0 = _mm512_set1_ps(-std::numeric_limits<float>::infinity()), m1 = m0;
-  __mmask16 unord = 0;
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
-    m0 = _mm512_max_ps(m0, v0);
-    m1 = _mm512_max_ps(m1, v1);
-    unord |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q);  // a NaN in either
-  }
-  for (; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
-    const __m512 v = _mm512_mask_loadu_ps(m0, k, x + i);  // masked lanes keep m0's: no effect
-    m0 = _mm512_max_ps(m0, v);
-    unord |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-  }
-  *nan = unord != 0;
-  return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
-}
 
 // In base 2 (y = d log2 e): t is summed as e^d y and scaled by ln 2 at the end.
 void exp_sums_avx512(const float* x, int64_t n, float scale, float m, float* s, float* t) {
@@ -189,7 +168,7 @@ int64_t compact_range_avx512(const float* x, int64_t n, float lo, float hi, floa
 
 namespace anvil::cpu {
 const SoftmaxKernels* softmax_kernels_avx512() {
-  static const SoftmaxKernels k{"avx512", max_avx512, exp_sums_avx512, exp_store_avx512, compact_avx512, masked_sum_count_avx512, compact_range_avx512};
+  static const SoftmaxKernels k{"avx512", exp_sums_avx512, exp_store_avx512, compact_avx512, masked_sum_count_avx512, compact_range_avx512};
   // __builtin_cpu_supports also checks that the OS saves zmm state (XCR0).
   static const bool usable = __builtin_cpu_supports("avx512f");
   return usable ? &k : nullptr;
