@@ -11,10 +11,10 @@
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
     defined(__AVX2__) && !defined(ANVIL_NO_AVX512)
-#define ANVIL_EXP_AVX512 1
+#define ANVIL_SOFTMAX_AVX512 1
 #endif
 
-#ifdef ANVIL_EXP_AVX512
+#ifdef ANVIL_SOFTMAX_AVX512
 #include <immintrin.h>
 
 #if defined(__clang__)
