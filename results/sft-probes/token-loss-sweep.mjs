@@ -12,7 +12,7 @@ import { variantInstance } from "./variants.mjs";
 // TASK=graphla: GraphLA's sweep trace ("Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.").
 const TASK = process.env.TASK ?? "graphli";
 const inst = (o) => variantInstance(TASK, process.env.TRACE, o) ?? generate(TASK, o);
-const ISWEEP = ["isweep", "fisweep", "gisweep"].includes(process.env.TRACE);
+const ISWEEP = ["isweep", "fisweep", "gisweep", "csweep"].includes(process.env.TRACE);
 function laKind(body, piece) {
   if (/^So /.test(body)) return "so-line";
   if (body === "") return "premise-first";

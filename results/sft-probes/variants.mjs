@@ -67,12 +67,27 @@ function factsFirst(o) {
   const premises = [...pr.premises.filter((p) => p.kind === "fact"), ...pr.premises.filter((p) => p.kind !== "fact")];
   return { ...pr.instance, prompt: formatPrompt(premises.map(sentenceLI), `Is ${pr.target} true or false?`), trace: isweep(pr.instance.trace, false) };
 }
+// csweep: the existence check with the trace's copying pressure but nothing else: every rule
+// copied from the prompt in order, once, each atom written "x is v" when the prompt states it as
+// a fact and bare otherwise ("If smoke then not flame: smoke is true, flame."), no settles, then
+// the answer. The answer does not follow from this trace: the probe only scores the checks.
+function checkSweep(o) {
+  const pr = graphliProblem(o);
+  const facts = new Map(pr.premises.filter((p) => p.kind === "fact").map((p) => [p.atom, p.value]));
+  const lines = pr.premises.filter((p) => p.kind !== "fact").map((p) => {
+    const atoms = [...new Set(sentenceLI(p).slice(0, -1).split(" ").filter((w) => !["If", "then", "and", "not"].includes(w)))];
+    return `${sentenceLI(p).slice(0, -1)}: ${atoms.map((a) => (facts.has(a) ? `${a} is ${facts.get(a)}` : a)).join(", ")}.`;
+  });
+  return { ...pr.instance, trace: lines.join("\n") };
+}
+
 /** An instance of `task` with its trace in variant `trace` (null: not a GraphLI variant here). */
 export function variantInstance(task, trace, o) {
   if (task !== "graphli") return null;
   if (trace === "ksweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: `${knownLine(pr.premises)}\n${pr.instance.trace}` }; }
   if (trace === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
   if (trace === "gisweep") return factsFirst(o);
+  if (trace === "csweep") return checkSweep(o);
   if (trace === "isweep" || trace === "osweep") { const i = generate(task, o); return { ...i, trace: isweep(i.trace, trace === "osweep") }; }
   if (trace === "fsweep" || trace === "fisweep") { const pr = graphliProblem(o); const tr = trace === "fisweep" ? isweep(pr.instance.trace, false) : pr.instance.trace; return { ...pr.instance, trace: withFacts(pr.premises, tr) }; }
   return null;
