@@ -39,6 +39,7 @@ import { CpuBackend, CpuTensor } from "../src/backend/cpu.js";
 import { GRPO_STATS, type GrpoLossOptions } from "../src/backend/backend.js";
 import { linearGrpoLossComposed } from "../src/backend/linear-grpo-composed.js";
 import { measureGemm } from "../src/backend/gemm.js";
+import { loadAddon } from "../src/backend/native.js";
 
 /** The machine's limits the floors are made of, measured at the start of the same run. */
 interface Floors {
@@ -115,11 +116,11 @@ function randint(n: number, hi: number, seed = 7): Int32Array {
 const t = (be: CpuBackend, data: Float32Array | Int32Array, shape: number[]) => new CpuTensor(be, shape, data instanceof Int32Array ? "i32" : "f32", data);
 
 /**
- * The exp-bound fused kernels once per vector ISA of their exp loops (native/cpu/softmax_kernels.h),
+ * The exp-bound fused kernels once per vector ISA of their inner loops (native/cpu/softmax_kernels.h),
  * the narrower first, the default (widest) last so it stays selected for the cases after them.
  */
 function perIsa(label: string, setup: (be: CpuBackend) => () => void): Impl[] {
-  const isas = new CpuBackend().native.buildInfo().simdIsas;
+  const isas = loadAddon().buildInfo().simdIsas;
   return isas.map((isa, i) => ({
     impl: i === isas.length - 1 ? `${label} ${isa}` : `${label} ${isa} (not default)`,
     setup(be: CpuBackend) {

@@ -33,7 +33,7 @@ ANVIL_EXPORT(buildInfo) {
   auto arr = Napi::Array::New(env, names.size());
   for (size_t i = 0; i < names.size(); i++) arr.Set(static_cast<uint32_t>(i), names[i]);
   o.Set("gemmCandidates", arr);
-  // vector ISAs of the exp kernels (softmax, log-prob, sampling) and the one in use
+  // vector ISAs of the softmax kernels (softmax, log-prob, sampling) and the one in use
   auto isas = anvil::cpu::simd_isas();
   auto isa_arr = Napi::Array::New(env, isas.size());
   for (size_t i = 0; i < isas.size(); i++) isa_arr.Set(static_cast<uint32_t>(i), isas[i]);
@@ -56,7 +56,7 @@ ANVIL_EXPORT(setThreads) {
   return info.Env().Undefined();
 }
 
-// Selects the vector ISA of the exp kernels ("avx2", "avx512": buildInfo().simdIsas).
+// Selects the vector ISA of the softmax kernels ("avx2", "avx512": buildInfo().simdIsas).
 ANVIL_EXPORT(setSimdIsa) {
   if (!info[0].IsString()) throw anvil::ArgError("the vector ISA name must be a string", false);
   try {

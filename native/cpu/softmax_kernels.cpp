@@ -1,4 +1,4 @@
-// The "avx2" exp kernels (portable C++ when built without AVX2) and the run-time choice between
+// The "avx2" softmax kernels (portable C++ when built without AVX2) and the run-time choice between
 // them and the AVX-512 ones (softmax_kernels.h).
 #include "softmax_kernels.h"
 

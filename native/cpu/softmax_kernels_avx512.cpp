@@ -52,7 +52,8 @@ inline __m512 exp2_bounded(__m512 y) {
   return _mm512_maskz_scalef_ps(normal, p, n);
 }
 
-inline __mmask16 tail_mask(int64_t left) { return static_cast<__mmask16>((1u << left) - 1u); }
+// The lanes of a 16-wide step with `left` elements still to go (all of them from 16 up).
+inline __mmask16 lanes(int64_t left) { return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u); }
 
 // In base 2 (y = d log2 e): t is summed as e^d y and scaled by ln 2 at the end.
 void exp_sums_avx512(const float* x, int64_t n, float scale, float m, float* s, float* t) {
@@ -72,7 +73,7 @@ void exp_sums_avx512(const float* x, int64_t n, float scale, float m, float* s, 
     t1 = _mm512_fmadd_ps(e1, d1, t1);
   }
   for (; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __mmask16 k = lanes(n - i);
     const __m512 d = _mm512_max_ps(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, x + i), vsc, vm), vfloor);
     const __m512 e = exp2_bounded(d);
     s0 = _mm512_mask_add_ps(s0, k, s0, e);
@@ -86,7 +87,7 @@ float exp_store_avx512(float* e, const float* x, int64_t n, float scale, float m
   const __m512 vt = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m), vfloor = _mm512_set1_ps(kExpFloor);
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __mmask16 k = lanes(n - i);
     const __m512 d = _mm512_max_ps(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vt), vm), vfloor);
     const __m512 v = exp2_bounded(_mm512_mul_ps(d, _mm512_set1_ps(kLog2e)));
     _mm512_mask_storeu_ps(e + i, k, v);
@@ -102,7 +103,7 @@ int64_t compact_avx512(const float* e, int64_t n, int64_t base, float floor_v, f
                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
   const __m512i step = _mm512_set1_epi32(16);
   for (int64_t i = 0; i < n; i += 16, vi = _mm512_add_epi32(vi, step)) {
-    const __mmask16 k = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __mmask16 k = lanes(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(k, e + i);
     const __mmask16 keep = _mm512_mask_cmp_ps_mask(k, v, vf, _CMP_GE_OQ);
     if (keep == 0) continue;  // the long tail: most blocks keep nothing
@@ -130,7 +131,7 @@ void masked_sum_count_avx512(const float* x, int64_t n, float t, double* sum, in
       cnt += __builtin_popcount(static_cast<unsigned>(k0)) + __builtin_popcount(static_cast<unsigned>(k1));
     }
     for (; i < b1; i += 16) {
-      const __mmask16 k = b1 - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(b1 - i);
+      const __mmask16 k = lanes(b1 - i);
       const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
       const __mmask16 keep = _mm512_mask_cmp_ps_mask(k, v, vt, _CMP_GE_OQ);
       a0 = _mm512_mask_add_ps(a0, keep, a0, v);
@@ -146,7 +147,7 @@ int64_t compact_range_avx512(const float* x, int64_t n, float lo, float hi, floa
   const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
   int64_t m = 0;
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __mmask16 k = lanes(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
     const __mmask16 keep = _mm512_mask_cmp_ps_mask(_mm512_mask_cmp_ps_mask(k, v, vlo, _CMP_GE_OQ), v, vhi, _CMP_LT_OQ);
     // The whole register is stored: at most out + i + 15, never past what this step has read.

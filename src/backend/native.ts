@@ -15,7 +15,7 @@ export interface BuildInfo {
   avx2: boolean;
   /** sgemm candidates usable on this CPU with this build (see src/backend/gemm.ts). */
   gemmCandidates: string[];
-  /** Vector ISAs of the exp kernels (softmax, log-prob, sampling) usable here: "avx2", "avx512". */
+  /** Vector ISAs of the softmax kernels (softmax, log-prob, sampling) usable here: "avx2", "avx512". */
   simdIsas: string[];
   /** The one in use (the widest, unless ANVIL_SIMD or setSimdIsa chose another). */
   simdIsa: string;
@@ -56,7 +56,7 @@ export interface NativeAddon extends AddonOps<Float32Array, Int32Array, Float32A
   setGemm(name: string): void;
   /** The candidate behind matmul now. */
   gemmSelected(): string;
-  /** Selects the vector ISA of the exp kernels (one of buildInfo().simdIsas); RangeError otherwise. */
+  /** Selects the vector ISA of the softmax kernels (one of buildInfo().simdIsas); RangeError otherwise. */
   setSimdIsa(name: string): void;
   /** Same as matmul, on a worker thread: resolves when done (for embedding apps). */
   matmulAsync(out: F32, a: F32, b: F32, M: number, N: number, K: number, transA: boolean, transB: boolean, accumulate: boolean, alpha: number): Promise<void>;
