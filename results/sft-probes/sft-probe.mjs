@@ -130,6 +130,10 @@ if (process.env.ROPE) {
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 const model = p.model;
+// QKGAIN=g: q/k-norm gains start at g instead of 1. With q/k-norm an attention logit is at most
+// sqrt(headDim) g_q g_k (5.7 for 32-wide heads at g = 1, about ln of the context length): telling
+// "one match" from "no match" needs sharper attention than reading the matched value does.
+if (process.env.QKGAIN) { for (const [name, t] of model.params) if (/[qk]_norm\.weight$/.test(name)) be.fill(t, +process.env.QKGAIN); console.log("qk-norm gains", process.env.QKGAIN); }
 const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 const evals = (process.env.EVD ?? "1,2,3,4").split(",").map(Number).map(d => [d, Array.from({ length: N }, (_, j) => inst(task, { depth: d, seed: 999000 + j, answerable: j % 2 === 0 }))]);
 // KW=w (isweep traces): weight w in the loss for the existence checks, the token after an atom

@@ -49,7 +49,7 @@ for (const d of depths) {
       else if (/^So /.test(body)) kind = "so-line";
       else if (process.env.TRACE === "fisweep" && /^[a-z]+( is( (true|false)\.?)?)?$/.test(body) && !/^If/.test(body)) kind = body === "" ? "line-start" : /^[a-z]+$/.test(body) ? "fact-line is" : "fact-line value";
       else if (/^(- )?$/.test(line) || body === "") kind = "line-start";
-      else if (/, so( [a-z]+( is)?)?$/.test(body)) kind = "settle";
+      else if (/, so( [A-Za-z]+( is)?)?$/.test(body)) kind = "settle";
       else if (!body.includes(":")) kind = body === "If" ? "rule-first-atom" : "rule-copy";
       else if (/(:|,)$/.test(body)) kind = "pair-atom";
       else if (ISWEEP && /[:,] [a-z]+$/.test(body)) kind = piece.trim() === "is" ? "known? yes" : "known? no";
@@ -62,7 +62,7 @@ for (const d of depths) {
         // annotation earlier in the trace ("none": this is the atom's first annotation).
         const atom = body.match(/([a-z]+)(?: is)?$/)[1];
         const prev = ISWEEP
-          ? ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} is (true|false)`, "g"))].length ? "trace" : "prompt")
+          ? ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} is (true|false)`, "gi"))].length ? "trace" : "prompt")
           : ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} (true|false|\\?)`, "g"))].at(-1)?.[1] ?? "none");
         add(`value ${piece.trim().replace(/[,.]$/, "")} after ${prev}`, -lp);
       }
@@ -70,7 +70,8 @@ for (const d of depths) {
         // isweep's existence check by where the value can be read: a fact of the prompt, a value
         // written earlier in the trace, or nowhere (the atom is unknown so far)
         const atom = body.match(/([a-z]+)$/)[1];
-        const src = items[b].prompt.includes(`- ${atom} is `) ? "prompt fact" : new RegExp(`(?:[:,]|so) ${atom} is (true|false)`).test(text) ? "trace" : "nowhere";
+        // (CAP=1 variants write facts and settles capitalised: match the atom in either case)
+        const src = items[b].prompt.toLowerCase().includes(`- ${atom} is `) ? "prompt fact" : new RegExp(`(?:[:,]|so) ${atom} is (true|false)`, "i").test(text) ? "trace" : "nowhere";
         add(`${kind} from ${src}`, -lp);
       }
       text += piece;

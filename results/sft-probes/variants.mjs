@@ -81,8 +81,21 @@ function checkSweep(o) {
   return { ...pr.instance, trace: lines.join("\n") };
 }
 
+// CAP=1 (any variant): the prompt's facts start with a capital, as English sentences do
+// ("- Acorn is false."), and so does an atom settled in the trace (", so Rust is true"): a
+// capitalised atom then only ever names a known value, so "is x known?" is a match on one token
+// ("is there an earlier Acorn?") instead of a conjunction (an earlier "acorn" that is also a fact).
+const cap = (w) => w[0].toUpperCase() + w.slice(1);
+export function capitalise(i) {
+  return { ...i, prompt: i.prompt.replace(/^- ([a-z]+) is (true|false)\.$/gm, (_, a, v) => `- ${cap(a)} is ${v}.`),
+    trace: i.trace.replace(/, so ([a-z]+) is (true|false)/g, (_, a, v) => `, so ${cap(a)} is ${v}`) };
+}
 /** An instance of `task` with its trace in variant `trace` (null: not a GraphLI variant here). */
 export function variantInstance(task, trace, o) {
+  const i = variantInstance0(task, trace, o);
+  return i && process.env.CAP ? capitalise(i) : i;
+}
+function variantInstance0(task, trace, o) {
   if (task !== "graphli") return null;
   if (trace === "ksweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: `${knownLine(pr.premises)}\n${pr.instance.trace}` }; }
   if (trace === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
