@@ -13,6 +13,7 @@ import { variantInstance } from "./variants.mjs";
 const TASK = process.env.TASK ?? "graphli";
 const inst = (o) => variantInstance(TASK, process.env.TRACE, o) ?? generate(TASK, o);
 const ISWEEP = ["isweep", "fisweep", "gisweep", "csweep"].includes(process.env.TRACE);
+const WSWEEP = process.env.TRACE === "wsweep"; // every atom "x is v", v true / false / unknown
 function laKind(body, piece) {
   if (/^So /.test(body)) return "so-line";
   if (body === "") return "premise-first";
@@ -52,6 +53,8 @@ for (const d of depths) {
       else if (/, so( [A-Za-z]+( is)?)?$/.test(body)) kind = "settle";
       else if (!body.includes(":")) kind = body === "If" ? "rule-first-atom" : "rule-copy";
       else if (/(:|,)$/.test(body)) kind = "pair-atom";
+      else if (WSWEEP && /[:,] [a-z]+$/.test(body)) kind = "pair-is";
+      else if (WSWEEP && /[:,] [a-z]+ is$/.test(body)) kind = "pair-value";
       else if (ISWEEP && /[:,] [a-z]+$/.test(body)) kind = piece.trim() === "is" ? "known? yes" : "known? no";
       else if (ISWEEP && /[:,] [a-z]+ is$/.test(body)) kind = "pair-value";
       else if (/[:,] [a-z]+$/.test(body)) kind = "pair-value";
@@ -61,7 +64,9 @@ for (const d of depths) {
         // Value look-ups by the right value and by where it can be read: the same atom's last
         // annotation earlier in the trace ("none": this is the atom's first annotation).
         const atom = body.match(/([a-z]+)(?: is)?$/)[1];
-        const prev = ISWEEP
+        const prev = WSWEEP
+          ? (new RegExp(`so ${atom[0].toUpperCase() + atom.slice(1)} is`).test(text) ? "trace" : "prompt")
+          : ISWEEP
           ? ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} is (true|false)`, "gi"))].length ? "trace" : "prompt")
           : ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} (true|false|\\?)`, "g"))].at(-1)?.[1] ?? "none");
         add(`value ${piece.trim().replace(/[,.]$/, "")} after ${prev}`, -lp);

@@ -90,6 +90,27 @@ export function capitalise(i) {
   return { ...i, prompt: i.prompt.replace(/^- ([a-z]+) is (true|false)\.$/gm, (_, a, v) => `- ${cap(a)} is ${v}.`),
     trace: i.trace.replace(/, so ([a-z]+) is (true|false)/g, (_, a, v) => `, so ${cap(a)} is ${v}`) };
 }
+// wsweep: a closed world. The prompt states every atom's starting value, capitalised: the facts
+// ("- Spark is false.") and, at random places among the premises, one line per other atom
+// ("- Vapor is unknown."); each trace line writes every atom of its rule "x is v" with v true,
+// false or unknown, and a settle restates the atom capitalised (", so Vapor is true"). Every read
+// is then a value read from a capitalised statement (the prompt's, or the latest settle's), and
+// there is no existence check left: "is x known?" is the value "unknown".
+function closedWorld(o) {
+  const pr = graphliProblem(o);
+  const facts = new Map(pr.premises.filter((p) => p.kind === "fact").map((p) => [p.atom, p.value]));
+  const atoms = [...new Set(pr.premises.flatMap((p) => sentenceLI(p).slice(0, -1).split(" ").filter((w) => !["If", "then", "and", "not", "is", "true", "false"].includes(w))))];
+  const lines = pr.premises.map((p) => (p.kind === "fact" ? `${cap(p.atom)} is ${p.value}.` : sentenceLI(p)));
+  const rng = new Rng(o.seed ^ 0x5eed);
+  for (const a of atoms) if (!facts.has(a)) lines.splice(rng.below(lines.length + 1), 0, `${cap(a)} is unknown.`);
+  const trace = pr.instance.trace.split("\n").map((l) => {
+    const m = l.match(/^(If .*?): (.*?)((?:, so [a-z]+ is (?:true|false))?)\.$/);
+    if (!m) return l;
+    const pairs = m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return `${a} is ${v === "?" ? "unknown" : v}`; });
+    return `${m[1]}: ${pairs.join(", ")}${m[3].replace(/so ([a-z]+)/, (_, a) => `so ${cap(a)}`)}.`;
+  }).join("\n");
+  return { ...pr.instance, prompt: formatPrompt(lines, `Is ${pr.target} true or false?`), trace };
+}
 /** An instance of `task` with its trace in variant `trace` (null: not a GraphLI variant here). */
 export function variantInstance(task, trace, o) {
   const i = variantInstance0(task, trace, o);
@@ -101,6 +122,7 @@ function variantInstance0(task, trace, o) {
   if (trace === "usweep") { const pr = graphliProblem(o); return { ...pr.instance, trace: usweep(pr) }; }
   if (trace === "gisweep") return factsFirst(o);
   if (trace === "csweep") return checkSweep(o);
+  if (trace === "wsweep") return closedWorld(o);
   if (trace === "isweep" || trace === "osweep") { const i = generate(task, o); return { ...i, trace: isweep(i.trace, trace === "osweep") }; }
   if (trace === "fsweep" || trace === "fisweep") { const pr = graphliProblem(o); const tr = trace === "fisweep" ? isweep(pr.instance.trace, false) : pr.instance.trace; return { ...pr.instance, trace: withFacts(pr.premises, tr) }; }
   return null;
