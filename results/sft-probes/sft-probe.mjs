@@ -112,7 +112,7 @@ rmSync(dir, { recursive: true, force: true });
 const corpus = Array.from({ length: 400 }, (_, j) => { const i = inst(task, { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
 // LAYERS=n, WIDTH=h (heads of 32 dims, h/64 KV heads, MLP 3h): the tiny preset reshaped.
 // KVH=n: n KV heads (the preset shares each of its 2 between 2 query heads).
-const shape = { ...(process.env.KVH ? { numKvHeads: +process.env.KVH } : {}), ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}), ...(process.env.WIDTH ? { hiddenSize: +process.env.WIDTH, numHeads: +process.env.WIDTH / 32, numKvHeads: +process.env.WIDTH / 64, intermediateSize: 3 * +process.env.WIDTH } : {}) };
+const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}), ...(process.env.WIDTH ? { hiddenSize: +process.env.WIDTH, numHeads: +process.env.WIDTH / 32, numKvHeads: +process.env.WIDTH / 64, intermediateSize: 3 * +process.env.WIDTH } : {}), ...(process.env.KVH ? { numKvHeads: +process.env.KVH } : {}) };
 // INIT=dir: start from that checkpoint (its tokenizer too) instead of a fresh model.
 const r = process.env.INIT ? (cpSync(process.env.INIT, dir, { recursive: true }), { numParams: "(from " + process.env.INIT + ")", config: JSON.parse(readFileSync(dir + "/config.json", "utf8")) })
   : await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
@@ -134,9 +134,10 @@ const model = p.model;
 // QKGAIN=g: q/k-norm gains start at g instead of 1. With q/k-norm an attention logit is at most
 // sqrt(headDim) g_q g_k (5.7 for 32-wide heads at g = 1, about ln of the context length): telling
 // "one match" from "no match" needs sharper attention than reading the matched value does.
-if (process.env.QKGAIN) { for (const [name, t] of model.params) if (/[qk]_norm\.weight$/.test(name)) be.fill(t, +process.env.QKGAIN); console.log("qk-norm gains", process.env.QKGAIN); }
 // QKSCALE=s: multiply the q/k-norm gains (of an INIT checkpoint) by s: the circuits it learned, sharper.
-if (process.env.QKSCALE) { for (const [name, t] of model.params) if (/[qk]_norm\.weight$/.test(name)) be.scale(t, +process.env.QKSCALE); console.log("qk-norm gains x", process.env.QKSCALE); }
+const qkNorms = [...model.params].filter(([name]) => /[qk]_norm\.weight$/.test(name)).map(([, t]) => t);
+if (process.env.QKGAIN) { for (const t of qkNorms) be.fill(t, +process.env.QKGAIN); console.log("qk-norm gains", process.env.QKGAIN); }
+if (process.env.QKSCALE) { for (const t of qkNorms) be.scale(t, +process.env.QKSCALE); console.log("qk-norm gains x", process.env.QKSCALE); }
 const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 const evals = (process.env.EVD ?? "1,2,3,4").split(",").map(Number).map(d => [d, Array.from({ length: N }, (_, j) => inst(task, { depth: d, seed: 999000 + j, answerable: j % 2 === 0 }))]);
 // KW=w (isweep traces): weight w in the loss for the existence checks, the token after an atom

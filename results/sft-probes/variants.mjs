@@ -2,6 +2,7 @@
 // scores them): transformations of the committed trace (src/tasks/graphli.ts traceLI).
 import { generate, graphliProblem } from "../../dist/src/tasks/index.js";
 import { sentenceLI } from "../../dist/src/tasks/graphli.js";
+import { atomsOf } from "../../dist/src/tasks/solve-li.js";
 import { formatPrompt } from "../../dist/src/tasks/prompt.js";
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseConfig, configToJson } from "../../dist/src/model/config.js";
@@ -85,7 +86,7 @@ function checkSweep(o) {
 // ("- Acorn is false."), and so does an atom settled in the trace (", so Rust is true"): a
 // capitalised atom then only ever names a known value, so "is x known?" is a match on one token
 // ("is there an earlier Acorn?") instead of a conjunction (an earlier "acorn" that is also a fact).
-const cap = (w) => w[0].toUpperCase() + w.slice(1);
+export const cap = (w) => w[0].toUpperCase() + w.slice(1);
 export function capitalise(i) {
   return { ...i, prompt: i.prompt.replace(/^- ([a-z]+) is (true|false)\.$/gm, (_, a, v) => `- ${cap(a)} is ${v}.`),
     trace: i.trace.replace(/, so ([a-z]+) is (true|false)/g, (_, a, v) => `, so ${cap(a)} is ${v}`) };
@@ -99,7 +100,7 @@ export function capitalise(i) {
 function closedWorld(o) {
   const pr = graphliProblem(o);
   const facts = new Map(pr.premises.filter((p) => p.kind === "fact").map((p) => [p.atom, p.value]));
-  const atoms = [...new Set(pr.premises.flatMap((p) => sentenceLI(p).slice(0, -1).split(" ").filter((w) => !["If", "then", "and", "not", "is", "true", "false"].includes(w))))];
+  const atoms = [...new Set(pr.premises.flatMap(atomsOf))];
   const lines = pr.premises.map((p) => (p.kind === "fact" ? `${cap(p.atom)} is ${p.value}.` : sentenceLI(p)));
   const rng = new Rng(o.seed ^ 0x5eed);
   for (const a of atoms) if (!facts.has(a)) lines.splice(rng.below(lines.length + 1), 0, `${cap(a)} is unknown.`);
