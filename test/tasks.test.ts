@@ -138,8 +138,10 @@ describe.each(TASK_NAMES)("%s generation", (task) => {
     const more = generate(task, { depth: 3, distractors: 5, seed: 9, answerable: true });
     const deeper = generate(task, { depth: 6, distractors: 0, seed: 9, answerable: true });
     const count = (i: Instance) => splitPrompt(i.prompt).premises.length;
-    // (GraphLA raises fewer than MIN_DISTRACTORS to it: every item carries a free chain.)
-    expect(count(more) - count(base)).toBe(more.distractors - base.distractors);
+    // (GraphLA raises fewer than MIN_DISTRACTORS to it: every item carries a free chain. GraphLI
+    // adds one blocked rule per fact, so its distractors' facts bring one premise more each.)
+    const facts = (i: Instance) => (task === "graphli" ? splitPrompt(i.prompt).premises.filter((s) => / is (true|false)\.$/.test(s)).length : 0);
+    expect(count(more) - count(base)).toBe(more.distractors - base.distractors + facts(more) - facts(base));
     expect(count(deeper)).toBeGreaterThan(count(base));
     expect(more.distractors).toBe(5);
     expect(deeper.depth).toBe(6);
@@ -156,8 +158,9 @@ describe.each(TASK_NAMES)("%s generation", (task) => {
   });
 
   test("prompts stay short for small depths", () => {
-    // GraphLI items carry a con tree and a free tree besides the derivation: longer prompts.
-    const limit = task === "graphli" ? 1300 : 900;
+    // GraphLI items carry a con tree, a free tree and a blocked rule per fact besides the
+    // derivation: longer prompts.
+    const limit = task === "graphli" ? 1800 : 900;
     for (const i of generateDataset(task, { n: 100, depth: [1, 6], seed: 3 })) expect(i.prompt.length).toBeLessThan(limit);
   });
 
@@ -431,6 +434,28 @@ describe("graphli solver", () => {
       const un = graphliProblem({ depth, seed, answerable: false });
       const an = graphliProblem({ depth, seed, answerable: true });
       expect(shapes(un)).toEqual(shapes(an));
+    }
+  });
+
+  test("a fact's value does not follow from the form of the rules it is in", () => {
+    // Derivations give each leaf the value its step needs (a body literal that is true, a head
+    // literal that is false); the blocked rules (one per fact) break that, so a trace's value
+    // look-up has to read the fact. Over all rule occurrences of facts, a literal's polarity
+    // matches the fact's value about half the time, in bodies and in heads alike.
+    const agree = { body: [0, 0], head: [0, 0] };
+    for (let seed = 0; seed < 600; seed++) {
+      const { premises } = graphliProblem({ depth: 1 + (seed % 6), seed });
+      const facts = new Map(premises.flatMap((p) => (p.kind === "fact" ? [[p.atom, p.value] as const] : [])));
+      for (const p of premises) {
+        if (p.kind !== "rule") continue;
+        for (const [where, l] of [...p.body.map((l) => ["body", l] as const), ["head", p.head] as const])
+          if (facts.has(l.atom)) (agree[where][0] += l.value === facts.get(l.atom) ? 1 : 0), agree[where][1]++;
+      }
+    }
+    for (const [hits, n] of Object.values(agree)) {
+      expect(n).toBeGreaterThan(500);
+      expect(hits / n).toBeGreaterThan(0.3);
+      expect(hits / n).toBeLessThan(0.7);
     }
   });
 

@@ -7,7 +7,7 @@ import { Policy } from "../../dist/src/rl/policy.js";
 import { packBatch } from "../../dist/src/rl/batch.js";
 import { scoreTokens } from "../../dist/src/rl/step.js";
 import { generate, completionFor } from "../../dist/src/tasks/index.js";
-import { variantInstance, cap } from "./variants.mjs";
+import { variantInstance } from "./variants.mjs";
 // TRACE=usweep / isweep / fisweep: the variants of variants.mjs.
 // TASK=graphla: GraphLA's sweep trace ("Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.").
 const TASK = process.env.TASK ?? "graphli";
@@ -65,7 +65,7 @@ for (const d of depths) {
         // annotation earlier in the trace ("none": this is the atom's first annotation).
         const atom = body.match(/([a-z]+)(?: is)?$/)[1];
         const prev = WSWEEP
-          ? (new RegExp(`so ${cap(atom)} is`).test(text) ? "trace" : "prompt")
+          ? (new RegExp(`so ${atom} is`, "i").test(text) ? "trace" : "prompt") // settles: capitalised, or LOWER=1
           : ISWEEP
           ? ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} is (true|false)`, "gi"))].length ? "trace" : "prompt")
           : ([...text.matchAll(new RegExp(`(?:[:,]|so) ${atom} (true|false|\\?)`, "g"))].at(-1)?.[1] ?? "none");

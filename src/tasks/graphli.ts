@@ -9,6 +9,10 @@
 //      has no fact. So the target is in exactly two rules, one for each value.
 //   F  a free ungrounded tree that does not reach the target.
 //   G  grounded distractor trees, exactly `distractors` premises, off the target.
+//   B  one blocked rule per fact: a rule the fact makes vacuous (its body has the fact's atom at
+//      the opposite polarity, or its head is the fact's literal), other atoms from the item,
+//      never the target. Without B a fact's value would follow from its rule's form alone.
+//      (A fact that is a swap partner names the other partner in its blocked rule: see below.)
 // Node values are uniform; literal polarities are whatever the step needs, so they are uniform too.
 //
 // Unanswerable items are their answerable sibling (same seed) with ONE REFERENCE SWAP: the rule
@@ -138,6 +142,37 @@ function premisesOf(n: TreeNode, out: Premise[] = []): Premise[] {
   return out;
 }
 
+/**
+ * One blocked rule per fact: a rule that the fact makes vacuous, either with the fact's atom in
+ * its body at the opposite polarity ("If not spark and fog then rain." with spark true) or as its
+ * head at the fact's own polarity ("If fog then spark."), its other atoms drawn from `atoms`. It
+ * never fires and changes no label, in either sibling (facts are the same in both). Without them
+ * a fact's value is a function of its rule's form (body literal: the value; head literal: its
+ * negation, since a leaf gets the value its step needs), so a trace's value look-ups could be
+ * written without reading the prompt. The target and the swap partners a, b are never drawn as
+ * other atoms, except that a fact a's blocked rule names b: a and b then still occur equally
+ * often, so the swap changes no occurrence count.
+ */
+function blockedRules(rng: TaskRng, facts: readonly Premise[], atoms: readonly string[], target: string, swap: { a: string; b: string }): Premise[] {
+  const pool = atoms.filter((x) => x !== target && x !== swap.a && x !== swap.b);
+  return facts.map((f) => {
+    if (f.kind !== "fact") throw new Error("graphli: blocked rules are made for facts (bug)");
+    const others = rng.shuffle(pool.filter((x) => x !== f.atom));
+    if (f.atom === swap.a) others.push(swap.b); // popped first
+    const other = (): Literal => {
+      const atom = others.pop();
+      if (atom === undefined) throw new Error("graphli: too few atoms for a blocked rule (bug)");
+      return { atom, value: rng.chance(0.5) };
+    };
+    if (rng.chance(0.5)) {
+      const body: Literal[] = [{ atom: f.atom, value: !f.value }];
+      if (rng.chance(BINARY)) body.splice(rng.int(0, 1), 0, other());
+      return { kind: "rule", body, head: other() };
+    }
+    return { kind: "rule", body: rng.chance(BINARY) ? [other(), other()] : [other()], head: { atom: f.atom, value: f.value } };
+  });
+}
+
 function rename(p: Premise, from: string, to: string): Premise {
   if (p.kind === "fact") throw new Error("graphli: a swap renames a rule (bug)");
   const r = (l: Literal): Literal => (l.atom === from ? { atom: to, value: l.value } : l);
@@ -208,6 +243,7 @@ export interface GraphLIProblem {
 
 const SALT = 0x6c69; // "li"
 const SALT_G = 0x6c6947;
+const SALT_B = 0x6c6942;
 const MAX_ATTEMPTS = 2000;
 
 export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
@@ -275,6 +311,10 @@ export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
   }
 
   const original = rng.shuffle([...premisesOf(P), ...premisesOf(C), ...premisesOf(F), ...extra]);
+  // Blocked rules from their own stream, at random places (the same in both siblings).
+  const brng = new TaskRng(mixSeed(seed, SALT_B));
+  const atoms = [...new Set(original.flatMap(atomsOf))];
+  for (const r of blockedRules(brng, original.filter((p) => p.kind === "fact"), atoms, target, { a, b })) original.splice(brng.int(0, original.length), 0, r);
   const premises = answerable ? original : original.map((p) => (p === rn ? rnSwapped : p === rf ? rfSwapped : p));
 
   const label = entails(premises, target);
