@@ -59,7 +59,7 @@ describe("experiment anchor-vs-grpo", () => {
     expect(fromWeak.weak[0]).toMatchObject({ sftSteps: 0, from: join(out, "graphli", "weak") });
     expect(fromWeak.runs[0]!.before).toEqual(res.runs[0]!.before);
     await expect(runExperiment({ ...opts, tasks: ["graphla", "graphli"], weakFrom: join(out, "graphli", "weak") })).rejects.toThrow(/--weak/);
-  }, 240_000);
+  }, 600_000); // untrained rollouts run to the depth-3 trace budget (GraphLI: ~1,450 tokens)
 
   it("runs the preference methods from the same weak start, into the same table", async () => {
     const out = mkdtempSync(join(tmpdir(), "anvil-exp-pref-"));
