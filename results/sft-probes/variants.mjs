@@ -106,6 +106,8 @@ export function capitalise(i) {
 // never fires and changes no label. Without them a fact's literal polarity in the rules tells its
 // value (the generator gives a leaf the value its step needs), and a model can write a fact's
 // value in the trace without reading it from the prompt (value-confusion.mjs's flip test).
+// li-bsweep ran with this on the generator of commit 7602930; the generator now adds its own
+// blocked rules (src/tasks/graphli.ts blockedRules), so BLOCK=1 there adds a second set.
 function withBlocked(pr, rng) {
   const atoms = [...new Set(pr.premises.flatMap(atomsOf))];
   const premises = pr.premises.slice();
