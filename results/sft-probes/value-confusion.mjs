@@ -1,7 +1,7 @@
-// Confusion of the value reads of a wsweep checkpoint ("x is v" in a trace line, v true / false /
-// unknown): the mean probability the model gives each value, by the right value. Tells a model
-// that cannot tell known from unknown from one that cannot tell true from false.
-// args: MODEL_DIR [N] [DEPTHS]; env LOWER=1 as in sft-probe.mjs
+// The value reads of a probe checkpoint ("x is v" in a trace line, v true / false / unknown):
+// the mean probability the model gives each value, by the right value (tells a model that cannot
+// tell known from unknown from one that cannot tell true from false), then the flip test below.
+// args: MODEL_DIR [N] [DEPTHS]; env TRACE=wsweep (default) | isweep, LOWER=1 / CAP=1 as in sft-probe.mjs
 import { createBackend } from "../../dist/src/backend/index.js";
 import { Policy } from "../../dist/src/rl/policy.js";
 import { packBatch } from "../../dist/src/rl/batch.js";
@@ -45,8 +45,8 @@ console.log("right value   n    p(true) p(false) p(unknown)  argmax right");
 for (const v of V) { const c = conf[v]; console.log(v.padEnd(12), String(c.n).padStart(4), ...c.p.map((x) => (x / c.n).toFixed(3).padStart(8)), (c.argmaxRight / c.n).toFixed(3).padStart(10)); }
 
 // Flip test: does the model read a fact's value from the prompt, or guess it from the rule's
-// literal (the generator gives a leaf the value its step needs, so a literal's polarity mostly
-// tells a fact's value)? For each prompt fact x, its first read in the trace ("x is ?") is scored
+// literal (before its blocked rules the generator gave a leaf the value its step needs, so a
+// literal's polarity told a fact's value)? For each prompt fact x, its first read in the trace ("x is ?") is scored
 // twice: with the prompt as generated, and with x's fact flipped (trace prefix unchanged). A model
 // that reads follows the flip; one that guesses from the literal does not.
 let n = 0, follows = 0, pSame = 0, pFlip = 0;
