@@ -15,15 +15,20 @@ const V = ["true", "false", "unknown"];
 const TRACE = process.env.TRACE ?? "wsweep"; // or isweep, whose known atoms read "x is v"
 const ids = V.map((v) => p.tokenizer.encode(" " + v));
 if (ids.some((x) => x.length !== 1)) throw new Error("a value is not one token: " + JSON.stringify(ids));
+// logits (T, V) of one prompt + completion, as a flat array
+async function logitsOf(promptIds, completionIds) {
+  const batch = packBatch([{ promptIds, completionIds }], p.padId);
+  const acts = p.model.forward(batch.ids, 1, batch.T, { noGrad: true });
+  const logits = await be.read(p.model.logits(acts.hidden));
+  acts.dispose();
+  return { logits, Vocab: logits.length / batch.T };
+}
 const conf = Object.fromEntries(V.map((v) => [v, { n: 0, p: [0, 0, 0], argmaxRight: 0 }]));
 for (const d of depths) {
   const items = Array.from({ length: N }, (_, j) => variantInstance("graphli", TRACE, { depth: d, seed: 777000 + j, answerable: j % 2 === 0 }));
   for (const it of items) {
     const promptIds = p.encodePrompt(it.prompt), completionIds = p.encodeCompletion(completionFor(it));
-    const batch = packBatch([{ promptIds, completionIds }], p.padId);
-    const acts = p.model.forward(batch.ids, 1, batch.T, { noGrad: true });
-    const logits = await be.read(p.model.logits(acts.hidden)); acts.dispose();
-    const Vocab = logits.length / batch.T;
+    const { logits, Vocab } = await logitsOf(promptIds, completionIds);
     let text = "";
     completionIds.forEach((id, j) => {
       const piece = p.tokenizer.decode([id]);
@@ -63,10 +68,8 @@ for (const d of depths) {
       const probs = [];
       for (const prompt of [it.prompt, it.prompt.replace(line, `- ${atom} is ${other}.`)]) {
         const promptIds = p.encodePrompt(prompt), completionIds = p.encodeCompletion(prefix).slice(0, -1);
-        const batch = packBatch([{ promptIds, completionIds: [...completionIds, 0] }], p.padId);
-        const acts = p.model.forward(batch.ids, 1, batch.T, { noGrad: true });
-        const logits = await be.read(p.model.logits(acts.hidden)); acts.dispose();
-        const Vocab = logits.length / batch.T, row = promptIds.length + completionIds.length - 1;
+        const { logits, Vocab } = await logitsOf(promptIds, [...completionIds, 0]);
+        const row = promptIds.length + completionIds.length - 1;
         const z = ids.map((x) => logits[row * Vocab + x[0]]), mz = Math.max(...z);
         const e = z.map((x) => Math.exp(x - mz)), s = e.reduce((a, b) => a + b);
         probs.push(e.map((x) => x / s)); // over true / false / unknown only

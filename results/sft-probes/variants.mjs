@@ -1,8 +1,8 @@
 // GraphLI trace variants of the probes (sft-probe.mjs trains on them, token-loss-sweep.mjs
 // scores them): transformations of the committed trace (src/tasks/graphli.ts traceLI).
 import { generate, graphliProblem } from "../../dist/src/tasks/index.js";
-import { sentenceLI, traceLI } from "../../dist/src/tasks/graphli.js";
-import { atomsOf, entails } from "../../dist/src/tasks/solve-li.js";
+import { sentenceLI } from "../../dist/src/tasks/graphli.js";
+import { atomsOf } from "../../dist/src/tasks/solve-li.js";
 import { formatPrompt } from "../../dist/src/tasks/prompt.js";
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseConfig, configToJson } from "../../dist/src/model/config.js";
@@ -87,7 +87,6 @@ function checkSweep(o) {
 // capitalised atom then only ever names a known value, so "is x known?" is a match on one token
 // ("is there an earlier Acorn?") instead of a conjunction (an earlier "acorn" that is also a fact).
 export const cap = (w) => w[0].toUpperCase() + w.slice(1);
-const capWord = cap;
 export function capitalise(i) {
   return { ...i, prompt: i.prompt.replace(/^- ([a-z]+) is (true|false)\.$/gm, (_, a, v) => `- ${cap(a)} is ${v}.`),
     trace: i.trace.replace(/, so ([a-z]+) is (true|false)/g, (_, a, v) => `, so ${cap(a)} is ${v}`) };
@@ -101,40 +100,21 @@ export function capitalise(i) {
 // LOWER=1: the same closed world in lower case throughout ("- vapor is unknown.", ", so vapor is
 // true"): no case mapping to learn; a read prefers a true / false statement of the atom over an
 // "unknown" one (values only ever go from unknown to known), which needs no sense of recency.
-// BLOCK=1: one blocked rule per prompt fact, at a random place: a rule whose body has the fact's
-// atom with the opposite polarity ("If not spark and fog then not rain." with spark true), so it
-// never fires and changes no label. Without them a fact's literal polarity in the rules tells its
-// value (the generator gives a leaf the value its step needs), and a model can write a fact's
-// value in the trace without reading it from the prompt (value-confusion.mjs's flip test).
-// li-bsweep ran with this on the generator of commit 7602930; the generator now adds its own
-// blocked rules (src/tasks/graphli.ts blockedRules), so BLOCK=1 there adds a second set.
-function withBlocked(pr, rng) {
-  const atoms = [...new Set(pr.premises.flatMap(atomsOf))];
-  const premises = pr.premises.slice();
-  for (const f of pr.premises.filter((p) => p.kind === "fact")) {
-    const others = atoms.filter((a) => a !== f.atom);
-    const pick = () => others[rng.below(others.length)];
-    const body = [{ atom: f.atom, value: !f.value }];
-    if (rng.below(2)) { const a = pick(); body.splice(rng.below(2), 0, { atom: a, value: rng.below(2) === 1 }); }
-    let head = pick(); while (body.some((l) => l.atom === head)) head = pick();
-    premises.splice(rng.below(premises.length + 1), 0, { kind: "rule", body, head: { atom: head, value: rng.below(2) === 1 } });
-  }
-  if (entails(premises, pr.target) !== entails(pr.premises, pr.target)) throw new Error("a blocked rule changed the label (bug)");
-  return { ...pr, premises, instance: { ...pr.instance, trace: traceLI(premises, pr.target).trace } };
-}
+// (li-bsweep's BLOCK=1, blocked rules added here, ran on the generator of 7602930 with this file
+// as of 071bd38; the generator now makes them itself: src/tasks/graphli.ts blockedRules.)
 function closedWorld(o) {
-  const cap = process.env.LOWER ? (w) => w : capWord;
+  const name = process.env.LOWER ? (w) => w : cap;
   const rng = new Rng(o.seed ^ 0x5eed);
-  const pr = process.env.BLOCK ? withBlocked(graphliProblem(o), rng) : graphliProblem(o);
+  const pr = graphliProblem(o);
   const facts = new Map(pr.premises.filter((p) => p.kind === "fact").map((p) => [p.atom, p.value]));
   const atoms = [...new Set(pr.premises.flatMap(atomsOf))];
-  const lines = pr.premises.map((p) => (p.kind === "fact" ? `${cap(p.atom)} is ${p.value}.` : sentenceLI(p)));
-  for (const a of atoms) if (!facts.has(a)) lines.splice(rng.below(lines.length + 1), 0, `${cap(a)} is unknown.`);
+  const lines = pr.premises.map((p) => (p.kind === "fact" ? `${name(p.atom)} is ${p.value}.` : sentenceLI(p)));
+  for (const a of atoms) if (!facts.has(a)) lines.splice(rng.below(lines.length + 1), 0, `${name(a)} is unknown.`);
   const trace = pr.instance.trace.split("\n").map((l) => {
     const m = l.match(/^(If .*?): (.*?)((?:, so [a-z]+ is (?:true|false))?)\.$/);
     if (!m) return l;
     const pairs = m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return `${a} is ${v === "?" ? "unknown" : v}`; });
-    return `${m[1]}: ${pairs.join(", ")}${m[3].replace(/so ([a-z]+)/, (_, a) => `so ${cap(a)}`)}.`;
+    return `${m[1]}: ${pairs.join(", ")}${m[3].replace(/so ([a-z]+)/, (_, a) => `so ${name(a)}`)}.`;
   }).join("\n");
   return { ...pr.instance, prompt: formatPrompt(lines, `Is ${pr.target} true or false?`), trace };
 }
