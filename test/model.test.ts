@@ -14,7 +14,7 @@ import { scoreTokens } from "../src/rl/step.js";
 import { testBackend } from "./helpers/naive-ops.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const NAMES = ["qwen3", "qwen2", "llama"] as const;
+const NAMES = ["qwen3", "qwen2", "llama", "qwen3_long"] as const;
 const fixtures = new Map<string, ModelFixture>(NAMES.map((n) => [n, readModelFixture(join(here, "fixtures", `model_${n}.bin`))]));
 
 let be: CpuBackend;
