@@ -15,7 +15,7 @@ import { initParameters } from "../../dist/src/model/init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
-import { variantInstance, toLlama } from "./variants.mjs";
+import { variantInstance, toLlama, lookupDrill } from "./variants.mjs";
 const [task, stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS;
 const TRACE = process.env.TRACE ?? "orig", DMIN = +(process.env.DMIN ?? 1), DMAX = +(process.env.DMAX ?? 4), B = +(process.env.B ?? 16), N = +(process.env.N ?? 48);
@@ -152,11 +152,22 @@ function existenceChecks(ids) {
   });
   return out;
 }
+// AUX=k: k items of each batch are look-up drills (variants.mjs lookupDrill); their atom tokens
+// (after ": " or ", ") are random and get no loss.
+const AUX = +(process.env.AUX ?? 0);
+function drillAtoms(ids) {
+  const out = []; let text = "";
+  ids.forEach((id, j) => { if (/(: |, |:|,)$/.test(text) && /^ ?[a-z]+$/.test(p.tokenizer.decode([id]))) out.push(j); text += p.tokenizer.decode([id]); });
+  return out;
+}
 const t0 = performance.now(); let la = 0;
 for (let s = 0; s < steps; s++) {
   const insts = Array.from({ length: B }, (_, j) => inst(task, { depth: DMIN + ((s * B + j) % (DMAX - DMIN + 1)), seed: 1e6 + s * B + j }));
-  const seqs = insts.map((i) => ({ promptIds: p.encodePrompt(i.prompt), completionIds: p.encodeCompletion(completionFor(i)) }));
+  const seqs = insts.map((i, j) => { const d = j < AUX ? lookupDrill(i, 1e6 + s * B + j) : { prompt: i.prompt, completion: completionFor(i) };
+    return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }; });
   const batch = packBatch(seqs, p.padId);
+  for (let b = 0; b < AUX; b++) for (const j of drillAtoms(seqs[b].completionIds)) batch.mask[b * batch.T + seqs[b].promptIds.length + j - 1] = 0;
+  if (AUX && s === 0) console.log("look-up drill of item 0:", p.tokenizer.decode(seqs[0].completionIds), "| unscored:", drillAtoms(seqs[0].completionIds).map((j) => JSON.stringify(p.tokenizer.decode([seqs[0].completionIds[j]]))).join(" "));
   if (KW !== 1) seqs.forEach((q, b) => { for (const j of existenceChecks(q.completionIds)) batch.mask[b * batch.T + q.promptIds.length + j - 1] = KW; });
   if (KW !== 1 && s === 0) console.log("existence checks of item 0:", existenceChecks(seqs[0].completionIds).map((j) => JSON.stringify(p.tokenizer.decode([seqs[0].completionIds[j]]))).join(" "));
   model.zeroGrads();
@@ -165,14 +176,16 @@ for (let s = 0; s < steps; s++) {
   await opt.update();
   if ((s + 1) % every === 0 || s + 1 === steps) {
     const line = [`step ${s + 1} loss ${la.toFixed(3)} t ${((performance.now() - t0) / 1000).toFixed(0)}s`];
-    for (const [d, set] of evals) {
+    for (const [d, set] of N ? evals : []) {
       const { result: e } = await evaluate(p, set, TRACE.endsWith("sweep") ? 900 : 300);
       line.push(`d${d} ${(100 * e.acc).toFixed(0)} (a ${(100 * e.acc_answerable).toFixed(0)} u ${(100 * e.acc_unanswerable).toFixed(0)})`);
     }
     console.log(line.join(" | "));
     if (process.env.SAVE) await saveCheckpoint(`${dir}/ckpt`, model, { tokenizerDir: dir });
+    if (process.env.SAVEALL) await saveCheckpoint(`${dir}/ckpt-${s + 1}`, model, { tokenizerDir: dir });
   }
 }
+if (!N) process.exit(0); // N=0: no greedy evaluation (drill-only runs are scored by drill-eval.mjs)
 const set = evals[0][1].slice(0, 8);
 const gens = await p.generate(set.map((i) => i.prompt), { maxNewTokens: TRACE.endsWith("sweep") ? 900 : 300, sampling: { temperature: 0, topK: 0, topP: 1, minP: 0, greedy: true }, seed: 0 });
 set.forEach((i, k) => { console.log("=== answerable", i.answerable, "answer", i.answer); console.log("GOT :", gens[k].text); console.log("WANT:", completionFor(i)); });

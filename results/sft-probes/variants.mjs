@@ -118,6 +118,21 @@ function closedWorld(o) {
   }).join("\n");
   return { ...pr.instance, prompt: formatPrompt(lines, `Is ${pr.target} true or false?`), trace };
 }
+// jsweep: every value written right after its atom, in the prompt too ("- foam true."), and an
+// unknown atom written bare, as in isweep ("If foam then not coal: foam true, coal, so coal false.").
+// After an atom the next token is then its value or "," / "." wherever it is read from: a look-up
+// keyed on the token just before the value (1-back). mqar.mjs: the tiny preset learns that form
+// (ADJ=1) where it does not learn "foam is true" (2-back: the value's key is two tokens before it).
+function juxtaposed(o) {
+  const i = generate("graphli", o);
+  const trace = i.trace.split("\n").map((l) => {
+    const m = l.match(/^((?:- )?If .*?): (.*?)((?:, so [a-z]+ is (?:true|false))?)\.$/);
+    if (!m) return l;
+    const pairs = m[2].split(", ").map((av) => { const [a, v] = av.split(" "); return v === "?" ? a : `${a} ${v}`; });
+    return `${m[1]}: ${pairs.join(", ")}${m[3].replace(" is ", " ")}.`;
+  }).join("\n");
+  return { ...i, prompt: i.prompt.replace(/^- ([a-z]+) is (true|false)\.$/gm, "- $1 $2."), trace };
+}
 /** An instance of `task` with its trace in variant `trace` (null: not a GraphLI variant here). */
 export function variantInstance(task, trace, o) {
   const i = variantInstance0(task, trace, o);
@@ -130,7 +145,31 @@ function variantInstance0(task, trace, o) {
   if (trace === "gisweep") return factsFirst(o);
   if (trace === "csweep") return checkSweep(o);
   if (trace === "wsweep") return closedWorld(o);
+  if (trace === "jsweep") return juxtaposed(o);
   if (trace === "isweep" || trace === "osweep") { const i = generate(task, o); return { ...i, trace: isweep(i.trace, trace === "osweep") }; }
   if (trace === "fsweep" || trace === "fisweep") { const pr = graphliProblem(o); const tr = trace === "fisweep" ? isweep(pr.instance.trace, false) : pr.instance.trace; return { ...pr.instance, trace: withFacts(pr.premises, tr) }; }
   return null;
+}
+// AUX=k in sft-probe.mjs: k of each batch's items are a dense look-up drill on the same prompt:
+// "<think>Look up: dust, spark is false, vapor, ...</think>", every atom of the premises once,
+// in a random order, written "X is v" when the prompt states it as a fact and bare otherwise (the
+// isweep trace's own forms, lower case as in its lines). Each atom is followed by exactly the
+// existence check and value read the trace needs, about 18 of them in 100 tokens (the trace: one
+// in 15). The atoms themselves are random, so sft-probe.mjs gives them no loss (lookupMask).
+// SUB=1: the drill's prompt keeps a random subset of 2..all of the premises (in order), so many
+// drills are short: a look-up's first gradient scales with 1 / the positions it attends over.
+export function lookupDrill(i, seed) {
+  if (process.env.SUB) i = { ...i, prompt: premiseSubset(i.prompt, new Rng(seed ^ 0x5b5)) };
+  const facts = new Map([...i.prompt.matchAll(/^- ([A-Za-z]+) is (true|false)\.$/gm)].map((m) => [m[1].toLowerCase(), m[2]]));
+  const atoms = [...new Set([...i.prompt.split("Premises:")[1].split("Question:")[0].matchAll(/\b[a-z]+\b/gi)].map((m) => m[0].toLowerCase())
+    .filter((w) => !["if", "then", "and", "not", "is", "true", "false"].includes(w)))];
+  const rng = new Rng(seed ^ 0x100c);
+  for (let j = atoms.length - 1; j > 0; j--) { const k = rng.below(j + 1); [atoms[j], atoms[k]] = [atoms[k], atoms[j]]; }
+  return { prompt: i.prompt, completion: `<think>Look up: ${atoms.map((a) => (facts.has(a) ? `${a} is ${facts.get(a)}` : a)).join(", ")}.</think>` };
+}
+function premiseSubset(prompt, rng) {
+  const lines = prompt.split("\n"), first = lines.indexOf("Premises:") + 1, end = lines.findIndex((l) => l.startsWith("Question:"));
+  const premises = lines.slice(first, end), keep = 2 + rng.below(premises.length - 1);
+  const drop = new Set(); while (premises.length - drop.size > keep) drop.add(rng.below(premises.length));
+  return [...lines.slice(0, first), ...premises.filter((_, j) => !drop.has(j)), ...lines.slice(end)].join("\n");
 }

@@ -1,0 +1,75 @@
+// Associative recall in isolation (MQAR-style): can a freshly initialised tiny preset learn to
+// look up a value in its context at all? Prompt: "Facts: foam is true, reef is false, ..." (K
+// random atoms of the task vocabulary with random values); completion: "Look up: reef is false,
+// sand, foam is true, ..." (every fact plus K/2 absent atoms, shuffled; an absent atom is written
+// bare). Atom tokens get no loss; the checks (" is" or ",") and values do.
+// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ
+import { createBackend } from "../../dist/src/backend/index.js";
+import { initModel } from "../../dist/src/model/init.js";
+import { Policy } from "../../dist/src/rl/policy.js";
+import { AdamW } from "../../dist/src/model/optim.js";
+import { packBatch } from "../../dist/src/rl/batch.js";
+import { supervisedGradient } from "../../dist/src/rl/step.js";
+import { generate, completionFor } from "../../dist/src/tasks/index.js";
+import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
+import { Rng } from "../../dist/src/util/rng.js";
+import { cpSync, rmSync } from "node:fs";
+import { toLlama } from "./variants.mjs";
+const [stepsS, everyS, lrS, tag] = process.argv.slice(2);
+const steps = +stepsS, every = +everyS, lr = +lrS, K = +(process.env.K ?? 8), B = +(process.env.B ?? 32);
+// ADJ=1: facts written "foam true" (value right after its atom) instead of "foam is true"; the
+// check and the read are then one token after the atom: true, false, or "," / "." when absent.
+const ADJ = !!process.env.ADJ;
+const dir = `runs/mqar-${tag}`;
+rmSync(dir, { recursive: true, force: true });
+const corpus = Array.from({ length: 400 }, (_, j) => { const i = generate("graphli", { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
+if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus, out: dir, seed: 1 });
+if (process.env.ARCH === "llama") await toLlama(dir);
+const ATOMS = [...new Set(corpus.join(" ").match(/\b[a-z]+\b/g))].filter((w) => !["if", "then", "and", "not", "is", "true", "false", "so", "again", "think", "answer", "cannot", "be", "determined", "reason", "inside", "reply", "the", "premises", "do", "determine", "unknown", "question"].includes(w));
+const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
+const p = await Policy.load(dir, be);
+const single = ATOMS.filter((a) => p.tokenizer.encode(" " + a).length === 1);
+console.log("atoms", single.length, "K", K, "B", B, "lr", lr);
+function item(seed) {
+  const rng = new Rng(seed), pick = [];
+  while (pick.length < K + K / 2) { const a = single[rng.below(single.length)]; if (!pick.includes(a)) pick.push(a); }
+  const facts = pick.slice(0, K).map((a) => [a, rng.below(2) ? "true" : "false"]), absent = pick.slice(K);
+  const fact = ([a, v]) => (ADJ ? `${a} ${v}` : `${a} is ${v}`);
+  const ask = [...facts.map(fact), ...absent];
+  for (let j = ask.length - 1; j > 0; j--) { const k = rng.below(j + 1); [ask[j], ask[k]] = [ask[k], ask[j]]; }
+  return { prompt: `Facts: ${facts.map(fact).join(", ")}.`, completion: `Look up: ${ask.join(", ")}.` };
+}
+function scored(ids) { // per completion token: null (atom: no loss) | "check fact" | "check none" | "value"
+  let text = ""; return ids.map((id) => { const piece = p.tokenizer.decode([id]); const k = /(: |, )$/.test(text) ? null : /[a-z]$/.test(text) && /(: |, )[a-z]+$/.test(text) ? (piece === " is" || (ADJ && /^ (true|false)$/.test(piece)) ? "check fact" : "check none") : / is$/.test(text) ? "value" : "other"; text += piece; return k; });
+}
+const opt = new AdamW(p.model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
+async function evaluate() {
+  const acc = {}; const held = Array.from({ length: 64 }, (_, j) => item(9e8 + j));
+  const seqs = held.map((d) => ({ promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }));
+  const batch = packBatch(seqs, p.padId);
+  const acts = p.model.forward(batch.ids, batch.B, batch.T, { noGrad: true });
+  const logits = await be.read(p.model.logits(acts.hidden)); acts.dispose();
+  const Vc = logits.length / (batch.B * batch.T);
+  seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => {
+    if (!k || k === "other") return;
+    const row = (b * batch.T + q.promptIds.length + j - 1) * Vc; let am = 0;
+    for (let c = 1; c < Vc; c++) if (logits[row + c] > logits[row + am]) am = c;
+    (acc[k] ??= [0, 0])[0] += am === q.completionIds[j]; acc[k][1]++;
+  }));
+  return Object.entries(acc).map(([k, [r, n]]) => `${k} ${(r / n).toFixed(2)}`).join(", ");
+}
+const t0 = performance.now(); let la = 0;
+for (let s = 0; s < steps; s++) {
+  const seqs = Array.from({ length: B }, (_, j) => { const d = item(s * B + j); return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }; });
+  const batch = packBatch(seqs, p.padId);
+  seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => { if (!k) batch.mask[b * batch.T + q.promptIds.length + j - 1] = 0; }));
+  if (s === 0) console.log("item 0:", item(0).prompt, "|", item(0).completion);
+  p.model.zeroGrads();
+  const loss = await supervisedGradient(p.model, batch, B);
+  la = s === 0 ? loss : 0.95 * la + 0.05 * loss;
+  await opt.update();
+  if ((s + 1) % every === 0 || s + 1 === steps) {
+    console.log(`step ${s + 1} loss ${la.toFixed(3)} t ${((performance.now() - t0) / 1000).toFixed(0)}s | argmax right: ${await evaluate()}`);
+    await saveCheckpoint(`${dir}/ckpt`, p.model, { tokenizerDir: dir });
+  }
+}
