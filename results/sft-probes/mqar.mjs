@@ -3,7 +3,7 @@
 // random atoms of the task vocabulary with random values); completion: "Look up: reef is false,
 // sand, foam is true, ..." (every fact plus K/2 absent atoms, shuffled; an absent atom is written
 // bare). Atom tokens get no loss; the checks (" is" or ",") and values do.
-// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ
+// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -20,10 +20,12 @@ const steps = +stepsS, every = +everyS, lr = +lrS, K = +(process.env.K ?? 8), B 
 // ADJ=1: facts written "foam true" (value right after its atom) instead of "foam is true"; the
 // check and the read are then one token after the atom: true, false, or "," / "." when absent.
 const ADJ = !!process.env.ADJ;
+// SEED=s: another initialisation and other items (default 0: the runs in README.md).
+const SEED = +(process.env.SEED ?? 0);
 const dir = `runs/mqar-${tag}`;
 rmSync(dir, { recursive: true, force: true });
 const corpus = Array.from({ length: 400 }, (_, j) => { const i = generate("graphli", { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
-if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus, out: dir, seed: 1 });
+if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus, out: dir, seed: 1 + SEED });
 if (process.env.ARCH === "llama") await toLlama(dir);
 const ATOMS = [...new Set(corpus.join(" ").match(/\b[a-z]+\b/g))].filter((w) => !["if", "then", "and", "not", "is", "true", "false", "so", "again", "think", "answer", "cannot", "be", "determined", "reason", "inside", "reply", "the", "premises", "do", "determine", "unknown", "question"].includes(w));
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
@@ -60,7 +62,7 @@ async function evaluate() {
 }
 const t0 = performance.now(); let la = 0;
 for (let s = 0; s < steps; s++) {
-  const seqs = Array.from({ length: B }, (_, j) => { const d = item(s * B + j); return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }; });
+  const seqs = Array.from({ length: B }, (_, j) => { const d = item(s * B + j + SEED * 1e8); return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }; });
   const batch = packBatch(seqs, p.padId);
   seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => { if (!k) batch.mask[b * batch.T + q.promptIds.length + j - 1] = 0; }));
   if (s === 0) console.log("item 0:", item(0).prompt, "|", item(0).completion);
