@@ -1,4 +1,4 @@
-// SFT learnability with trace variants. args: task steps every lr tag ; env TRACE=v2|orig, DMAX, DMIN, B, N, ROPE
+// SFT learnability with trace variants. args: task steps every lr tag ; env TRACE (v2, orig, isweep, jsweep, ...), DMIN, DMAX, B, N (0: no greedy evaluation), EVD, ROPE, INIT, SAVE, SAVEALL (a checkpoint per evaluation), AUX (look-up drills per batch), SUB, CAP, LOWER, KW, QKGAIN, QKSCALE, ARCH, WIDTH, LAYERS, T
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
