@@ -10,11 +10,10 @@ import { Policy } from "../../dist/src/rl/policy.js";
 import { AdamW } from "../../dist/src/model/optim.js";
 import { packBatch } from "../../dist/src/rl/batch.js";
 import { supervisedGradient } from "../../dist/src/rl/step.js";
-import { generate, completionFor } from "../../dist/src/tasks/index.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
-import { Rng } from "../../dist/src/util/rng.js";
 import { cpSync, rmSync } from "node:fs";
 import { toLlama } from "./variants.mjs";
+import { recallCorpus, recallTask } from "./recall.mjs";
 const [stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS, K = +(process.env.K ?? 8), B = +(process.env.B ?? 32);
 // ADJ=1: facts written "foam true" (value right after its atom) instead of "foam is true"; the
@@ -24,26 +23,12 @@ const ADJ = !!process.env.ADJ;
 const SEED = +(process.env.SEED ?? 0);
 const dir = `runs/mqar-${tag}`;
 rmSync(dir, { recursive: true, force: true });
-const corpus = Array.from({ length: 400 }, (_, j) => { const i = generate("graphli", { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
-if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus, out: dir, seed: 1 + SEED });
+if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED });
 if (process.env.ARCH === "llama") await toLlama(dir);
-const ATOMS = [...new Set(corpus.join(" ").match(/\b[a-z]+\b/g))].filter((w) => !["if", "then", "and", "not", "is", "true", "false", "so", "again", "think", "answer", "cannot", "be", "determined", "reason", "inside", "reply", "the", "premises", "do", "determine", "unknown", "question"].includes(w));
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
-const single = ATOMS.filter((a) => p.tokenizer.encode(" " + a).length === 1);
-console.log("atoms", single.length, "K", K, "B", B, "lr", lr);
-function item(seed) {
-  const rng = new Rng(seed), pick = [];
-  while (pick.length < K + K / 2) { const a = single[rng.below(single.length)]; if (!pick.includes(a)) pick.push(a); }
-  const facts = pick.slice(0, K).map((a) => [a, rng.below(2) ? "true" : "false"]), absent = pick.slice(K);
-  const fact = ([a, v]) => (ADJ ? `${a} ${v}` : `${a} is ${v}`);
-  const ask = [...facts.map(fact), ...absent];
-  for (let j = ask.length - 1; j > 0; j--) { const k = rng.below(j + 1); [ask[j], ask[k]] = [ask[k], ask[j]]; }
-  return { prompt: `Facts: ${facts.map(fact).join(", ")}.`, completion: `Look up: ${ask.join(", ")}.` };
-}
-function scored(ids) { // per completion token: null (atom: no loss) | "check fact" | "check none" | "value"
-  let text = ""; return ids.map((id) => { const piece = p.tokenizer.decode([id]); const k = /(: |, )$/.test(text) ? null : /[a-z]$/.test(text) && /(: |, )[a-z]+$/.test(text) ? (piece === " is" || (ADJ && /^ (true|false)$/.test(piece)) ? "check fact" : "check none") : / is$/.test(text) ? "value" : "other"; text += piece; return k; });
-}
+const { atoms, item, scored } = recallTask(p.tokenizer, K, ADJ);
+console.log("atoms", atoms.length, "K", K, "B", B, "lr", lr);
 const opt = new AdamW(p.model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 async function evaluate() {
   const acc = {}; const held = Array.from({ length: 64 }, (_, j) => item(9e8 + j));
