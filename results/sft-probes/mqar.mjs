@@ -2,8 +2,8 @@
 // look up a value in its context at all? Prompt: "Facts: foam is true, reef is false, ..." (K
 // random atoms of the task vocabulary with random values); completion: "Look up: reef is false,
 // sand, foam is true, ..." (every fact plus K/2 absent atoms, shuffled; an absent atom is written
-// bare). Atom tokens get no loss; the checks (" is" or ",") and values do.
-// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED
+// bare). Atom tokens get no loss (unless ATOMLOSS=1: recall.mjs); the checks (" is" or ",") and values do.
+// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED, ATOMLOSS, SHAPE (JSON, e.g. {"numHeads":2,"headDim":64}: the tiny preset reshaped)
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -13,7 +13,7 @@ import { supervisedGradient } from "../../dist/src/rl/step.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
 import { cpSync, rmSync } from "node:fs";
 import { toLlama } from "./variants.mjs";
-import { recallCorpus, recallTask } from "./recall.mjs";
+import { recallCorpus, recallTask, unscored } from "./recall.mjs";
 const [stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS, K = +(process.env.K ?? 8), B = +(process.env.B ?? 32);
 // ADJ=1: facts written "foam true" (value right after its atom) instead of "foam is true"; the
@@ -23,7 +23,7 @@ const ADJ = !!process.env.ADJ;
 const SEED = +(process.env.SEED ?? 0);
 const dir = `runs/mqar-${tag}`;
 rmSync(dir, { recursive: true, force: true });
-if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED });
+if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED, shape: JSON.parse(process.env.SHAPE ?? "{}") });
 if (process.env.ARCH === "llama") await toLlama(dir);
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
@@ -38,7 +38,7 @@ async function evaluate() {
   const logits = await be.read(p.model.logits(acts.hidden)); acts.dispose();
   const Vc = logits.length / (batch.B * batch.T);
   seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => {
-    if (!k || k === "other") return;
+    if (k === "atom" || k === "other") return;
     const row = (b * batch.T + q.promptIds.length + j - 1) * Vc; let am = 0;
     for (let c = 1; c < Vc; c++) if (logits[row + c] > logits[row + am]) am = c;
     (acc[k] ??= [0, 0])[0] += am === q.completionIds[j]; acc[k][1]++;
@@ -49,7 +49,7 @@ const t0 = performance.now(); let la = 0;
 for (let s = 0; s < steps; s++) {
   const seqs = Array.from({ length: B }, (_, j) => { const d = item(s * B + j + SEED * 1e8); return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }; });
   const batch = packBatch(seqs, p.padId);
-  seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => { if (!k) batch.mask[b * batch.T + q.promptIds.length + j - 1] = 0; }));
+  seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => { if (unscored(k)) batch.mask[b * batch.T + q.promptIds.length + j - 1] = 0; }));
   if (s === 0) console.log("item 0:", item(0).prompt, "|", item(0).completion);
   p.model.zeroGrads();
   const loss = await supervisedGradient(p.model, batch, B);

@@ -8,8 +8,8 @@ const NOT_ATOMS = ["if", "then", "and", "not", "is", "true", "false", "so", "aga
 /** The texts the tiny preset's tokenizer is fitted to. */
 export const recallCorpus = Array.from({ length: 400 }, (_, j) => { const i = generate("graphli", { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
 
-/** item(seed) -> {prompt, completion}; scored(completion ids) -> per token null (an atom: no
- * loss) | "check fact" | "check none" | "value" | "other". adj: facts written "foam true". */
+/** item(seed) -> {prompt, completion}; scored(completion ids) -> per token "atom" (the asked atom)
+ * | "check fact" | "check none" | "value" | "other". adj: facts written "foam true". */
 export function recallTask(tokenizer, K, adj) {
   const atoms = [...new Set(recallCorpus.join(" ").match(/\b[a-z]+\b/g))].filter((w) => !NOT_ATOMS.includes(w) && tokenizer.encode(" " + w).length === 1);
   const fact = ([a, v]) => (adj ? `${a} ${v}` : `${a} is ${v}`);
@@ -26,7 +26,9 @@ export function recallTask(tokenizer, K, adj) {
     return ids.map((id) => {
       const piece = tokenizer.decode([id]);
       const afterAtom = /(: |, )[a-z]+$/.test(text);
-      const k = /(: |, )$/.test(text) ? null
+      // The fitted tokenizer writes an asked atom with its space (":" " sand"); before 2026-12-01
+      // this test looked for ": " / ", " and never matched, so atoms were scored as "other".
+      const k = /[:,] ?$/.test(text) && /^ ?[a-z]+$/.test(piece) ? "atom"
         : afterAtom ? (piece === " is" || (adj && /^ (true|false)$/.test(piece)) ? "check fact" : "check none")
         : / is$/.test(text) ? "value" : "other";
       text += piece;
@@ -34,4 +36,10 @@ export function recallTask(tokenizer, K, adj) {
     });
   }
   return { atoms, item, scored };
+}
+
+/** Whether a token of kind k gets no loss: the asked atoms (random for the absent ones), unless
+ * ATOMLOSS=1, which scores them as every run before 2026-12-01 did (the bug noted in scored). */
+export function unscored(k) {
+  return k === "atom" && !process.env.ATOMLOSS;
 }

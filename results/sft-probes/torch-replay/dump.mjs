@@ -4,7 +4,7 @@ import { createBackend } from "../../../dist/src/backend/index.js";
 import { Policy } from "../../../dist/src/rl/policy.js";
 import { packBatch } from "../../../dist/src/rl/batch.js";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { recallTask } from "../recall.mjs";
+import { recallTask, unscored } from "../recall.mjs";
 const B = 32, S = +process.argv[2];
 const be = await createBackend("cpu", { threads: 1 });
 const p = await Policy.load("runs/mqar-k2", be);
@@ -14,7 +14,7 @@ function batchOf(items) {
   const seqs = items.map((d) => ({ promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }));
   const batch = packBatch(seqs, p.padId);
   const kind = new Int32Array(batch.B * batch.T).fill(-1);
-  seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => { const t = b * batch.T + q.promptIds.length + j - 1; if (k === null) batch.targets[t] = -1; else kind[t] = KIND[k]; }));
+  seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => { const t = b * batch.T + q.promptIds.length + j - 1; if (unscored(k)) batch.targets[t] = -1; else kind[t] = KIND[k] ?? 0; }));
   return { T: batch.T, ids: Array.from(batch.ids), targets: Array.from(batch.targets), kind: Array.from(kind) };
 }
 const out = { B, steps: [], eval: batchOf(Array.from({ length: 64 }, (_, j) => item(9e8 + j))) };
