@@ -3,7 +3,7 @@
 // random atoms of the task vocabulary with random values); completion: "Look up: reef is false,
 // sand, foam is true, ..." (every fact plus K/2 absent atoms, shuffled; an absent atom is written
 // bare). Atom tokens get no loss (unless ATOMLOSS=1: recall.mjs); the checks (" is" or ",") and values do.
-// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED, ATOMLOSS, SHAPE (JSON, e.g. {"numHeads":2,"headDim":64}: the tiny preset reshaped)
+// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED, KMIN, ATOMLOSS, SHAPE (JSON, e.g. {"numHeads":2,"headDim":64}: the tiny preset reshaped)
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -28,6 +28,12 @@ if (process.env.ARCH === "llama") await toLlama(dir);
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 const { atoms, item, scored } = recallTask(p.tokenizer, K, ADJ);
+// KMIN=k: training items have k..K facts (in turn), so the easy ones (one fact: any value token
+// is the answer) give attention to values a gradient before it has to pick among several.
+// Evaluation stays at K.
+const KMIN = +(process.env.KMIN ?? K);
+const mixed = Array.from({ length: K - KMIN + 1 }, (_, j) => recallTask(p.tokenizer, KMIN + j, ADJ).item);
+const trainItem = (n) => mixed[n % mixed.length](n);
 console.log("atoms", atoms.length, "K", K, "B", B, "lr", lr);
 const opt = new AdamW(p.model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 async function evaluate() {
@@ -47,7 +53,7 @@ async function evaluate() {
 }
 const t0 = performance.now(); let la = 0;
 for (let s = 0; s < steps; s++) {
-  const seqs = Array.from({ length: B }, (_, j) => { const d = item(s * B + j + SEED * 1e8); return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }; });
+  const seqs = Array.from({ length: B }, (_, j) => { const d = trainItem(s * B + j + SEED * 1e8); return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }; });
   const batch = packBatch(seqs, p.padId);
   seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => { if (unscored(k)) batch.mask[b * batch.T + q.promptIds.length + j - 1] = 0; }));
   if (s === 0) console.log("item 0:", item(0).prompt, "|", item(0).completion);

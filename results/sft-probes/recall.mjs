@@ -1,6 +1,6 @@
 // The associative-recall task of mqar.mjs (and of torch-replay/dump.mjs, which writes the same
 // batches for PyTorch): K random facts over the task's atoms, then every fact and K/2 absent atoms
-// asked in a random order.
+// asked (drawn with replacement; PERM=1: each once, in a random order).
 import { generate, completionFor } from "../../dist/src/tasks/index.js";
 import { Rng } from "../../dist/src/util/rng.js";
 
@@ -9,16 +9,29 @@ const NOT_ATOMS = ["if", "then", "and", "not", "is", "true", "false", "so", "aga
 export const recallCorpus = Array.from({ length: 400 }, (_, j) => { const i = generate("graphli", { depth: 1 + (j % 6), seed: 5e6 + j }); return i.prompt + completionFor(i); });
 
 /** item(seed) -> {prompt, completion}; scored(completion ids) -> per token "atom" (the asked atom)
- * | "check fact" | "check none" | "value" | "other". adj: facts written "foam true". */
-export function recallTask(tokenizer, K, adj) {
+ * | "check fact" | "check none" | "value" | "other". adj: facts written "foam true".
+ * perm (PERM=1; every run before 2026-12-01): ask each fact and absent atom once, in a random
+ * order. Then the values left to ask are known from the prompt's count of true and false, and a
+ * model that counts gets the last question always and the others often right without looking
+ * any atom up (mqar-diag.mjs: right 0.69-0.74 on the first questions, 1.00 on the last); and the
+ * values are independent coin flips, so the prompt's majority value alone is right 69% of the
+ * time at K = 4. By default the values are balanced (K/2 true) and the questions drawn with
+ * replacement, so only a look-up beats chance. */
+export function recallTask(tokenizer, K, adj, perm = !!process.env.PERM) {
   const atoms = [...new Set(recallCorpus.join(" ").match(/\b[a-z]+\b/g))].filter((w) => !NOT_ATOMS.includes(w) && tokenizer.encode(" " + w).length === 1);
   const fact = ([a, v]) => (adj ? `${a} ${v}` : `${a} is ${v}`);
   function item(seed) {
     const rng = new Rng(seed), pick = [];
     while (pick.length < K + K / 2) { const a = atoms[rng.below(atoms.length)]; if (!pick.includes(a)) pick.push(a); }
-    const facts = pick.slice(0, K).map((a) => [a, rng.below(2) ? "true" : "false"]), absent = pick.slice(K);
-    const ask = [...facts.map(fact), ...absent];
-    for (let j = ask.length - 1; j > 0; j--) { const k = rng.below(j + 1); [ask[j], ask[k]] = [ask[k], ask[j]]; }
+    // Half the facts true, half false (a random one more of either for odd K): otherwise the
+    // majority of the prompt's values answers about 69% of the questions at K = 4 unread.
+    const vals = pick.slice(0, K).map((_, j) => (2 * j < K - 1 || (2 * j === K - 1 && rng.below(2)) ? "true" : "false"));
+    if (perm) vals.forEach((_, j) => { vals[j] = rng.below(2) ? "true" : "false"; });
+    else for (let j = K - 1; j > 0; j--) { const k = rng.below(j + 1); [vals[j], vals[k]] = [vals[k], vals[j]]; }
+    const facts = pick.slice(0, K).map((a, j) => [a, vals[j]]), absent = pick.slice(K);
+    let ask = [...facts.map(fact), ...absent];
+    if (perm) for (let j = ask.length - 1; j > 0; j--) { const k = rng.below(j + 1); [ask[j], ask[k]] = [ask[k], ask[j]]; }
+    else ask = ask.map(() => ask[rng.below(ask.length)]);
     return { prompt: `Facts: ${facts.map(fact).join(", ")}.`, completion: `Look up: ${ask.join(", ")}.` };
   }
   function scored(ids) {
