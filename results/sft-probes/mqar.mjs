@@ -3,7 +3,7 @@
 // random atoms of the task vocabulary with random values); completion: "Look up: reef is false,
 // sand, foam is true, ..." (every fact plus K/2 absent atoms, shuffled; an absent atom is written
 // bare). Atom tokens get no loss (unless ATOMLOSS=1: recall.mjs); the checks (" is" or ",") and values do.
-// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED, KMIN, ATOMLOSS, SHAPE (JSON, e.g. {"numHeads":2,"headDim":64}: the tiny preset reshaped)
+// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED, KMIN, COPY, ATOMLOSS, SHAPE (JSON, e.g. {"numHeads":2,"headDim":64}: the tiny preset reshaped)
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -13,7 +13,7 @@ import { supervisedGradient } from "../../dist/src/rl/step.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
 import { cpSync, rmSync } from "node:fs";
 import { toLlama } from "./variants.mjs";
-import { recallCorpus, recallTask, unscored } from "./recall.mjs";
+import { recallCorpus, recallTask, copyTask, unscored } from "./recall.mjs";
 const [stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS, K = +(process.env.K ?? 8), B = +(process.env.B ?? 32);
 // ADJ=1: facts written "foam true" (value right after its atom) instead of "foam is true"; the
@@ -27,12 +27,14 @@ if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else a
 if (process.env.ARCH === "llama") await toLlama(dir);
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
-const { atoms, item, scored } = recallTask(p.tokenizer, K, ADJ);
+// COPY=n: the induction task instead (recall.mjs copyTask, n atoms; K is then ignored).
+const COPY = +(process.env.COPY ?? 0);
+const { atoms, item, scored } = COPY ? copyTask(p.tokenizer, COPY) : recallTask(p.tokenizer, K, ADJ);
 // KMIN=k: training items have k..K facts (in turn), so the easy ones (one fact: any value token
 // is the answer) give attention to values a gradient before it has to pick among several.
 // Evaluation stays at K.
 const KMIN = +(process.env.KMIN ?? K);
-const mixed = Array.from({ length: K - KMIN + 1 }, (_, j) => recallTask(p.tokenizer, KMIN + j, ADJ).item);
+const mixed = COPY ? [item] : Array.from({ length: K - KMIN + 1 }, (_, j) => recallTask(p.tokenizer, KMIN + j, ADJ).item);
 const trainItem = (n) => mixed[n % mixed.length](n);
 console.log("atoms", atoms.length, "K", K, "B", B, "lr", lr);
 const opt = new AdamW(p.model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });

@@ -56,3 +56,27 @@ export function recallTask(tokenizer, K, adj, perm = !!process.env.PERM) {
 export function unscored(k) {
   return k === "atom" && !process.env.ATOMLOSS;
 }
+
+/** Induction in isolation: the prompt lists n random atoms ("Facts: shade honey brook bog."), the
+ * completion copies them ("Look up: shade honey brook bog."). Each atom after the first follows
+ * from its predecessor's earlier occurrence (match one token, copy the one after it), the circuit
+ * a look-up of "x v" needs; scored(ids) -> "copy" for those atoms, "atom" for the first (random:
+ * no loss), "other" for the rest. */
+export function copyTask(tokenizer, n) {
+  const { atoms } = recallTask(tokenizer, 2, false);
+  function item(seed) {
+    const rng = new Rng(seed), pick = [];
+    while (pick.length < n) { const a = atoms[rng.below(atoms.length)]; if (!pick.includes(a)) pick.push(a); }
+    return { prompt: `Facts: ${pick.join(" ")}.`, completion: `Look up: ${pick.join(" ")}.` };
+  }
+  function scored(ids) {
+    let text = "", seen = 0;
+    return ids.map((id) => {
+      const piece = tokenizer.decode([id]);
+      const atom = /:/.test(text) && /^ [a-z]+$/.test(piece) && !text.endsWith(".");
+      text += piece;
+      return atom ? (seen++ > 0 ? "copy" : "atom") : "other";
+    });
+  }
+  return { atoms, item, scored };
+}

@@ -121,8 +121,8 @@ function closedWorld(o) {
 // jsweep: every value written right after its atom, in the prompt too ("- foam true."), and an
 // unknown atom written bare, as in isweep ("If foam then not coal: foam true, coal, so coal false.").
 // After an atom the next token is then its value or "," / "." wherever it is read from: a look-up
-// keyed on the token just before the value (1-back). mqar.mjs: the tiny preset learns that form
-// (ADJ=1) where it does not learn "foam is true" (2-back: the value's key is two tokens before it).
+// keyed on the token just before the value (1-back) rather than two before it ("foam is true").
+// (The mqar.mjs runs that seemed to favour that form counted rather than looked up: README.md.)
 function juxtaposed(o) {
   const i = generate("graphli", o);
   const trace = i.trace.split("\n").map((l) => {
