@@ -24,7 +24,7 @@ const SEED = +(process.env.SEED ?? 0);
 const dir = `runs/mqar-${tag}`;
 rmSync(dir, { recursive: true, force: true });
 if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED, shape: JSON.parse(process.env.SHAPE ?? "{}") });
-if (process.env.ARCH === "llama") await toLlama(dir);
+if (process.env.ARCH) await toLlama(dir, process.env.ARCH, 1 + SEED); // llama or qwen2 (variants.mjs)
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 // COPY=n: the induction task instead (recall.mjs copyTask, n atoms; K is then ignored).

@@ -57,17 +57,19 @@ export function unscored(k) {
   return k === "atom" && !process.env.ATOMLOSS;
 }
 
-/** Induction in isolation: the prompt lists n random atoms ("Facts: shade honey brook bog."), the
- * completion copies them ("Look up: shade honey brook bog."). Each atom after the first follows
- * from its predecessor's earlier occurrence (match one token, copy the one after it), the circuit
- * a look-up of "x v" needs; scored(ids) -> "copy" for those atoms, "atom" for the first (random:
- * no loss), "other" for the rest. */
-export function copyTask(tokenizer, n) {
+/** Induction in isolation: the prompt lists n random atoms ("Facts: shade honey brook bog coal."),
+ * the completion copies them on from a random one ("Look up: brook bog coal."). Each atom after
+ * the first follows from its predecessor's earlier occurrence (match one token, copy the one after
+ * it), the circuit a look-up of "x v" needs; the random start keeps a fixed-offset copy from
+ * solving it (with fixed offsets, COPYALL=1, a positional head does: mqar-copy8-s0/s1.txt).
+ * scored(ids) -> "copy" for those atoms, "atom" for the first (random: no loss), "other" else. */
+export function copyTask(tokenizer, n, all = !!process.env.COPYALL) {
   const { atoms } = recallTask(tokenizer, 2, false);
   function item(seed) {
     const rng = new Rng(seed), pick = [];
     while (pick.length < n) { const a = atoms[rng.below(atoms.length)]; if (!pick.includes(a)) pick.push(a); }
-    return { prompt: `Facts: ${pick.join(" ")}.`, completion: `Look up: ${pick.join(" ")}.` };
+    const from = all ? 0 : rng.below(n - 1);
+    return { prompt: `Facts: ${pick.join(" ")}.`, completion: `Look up: ${pick.slice(from).join(" ")}.` };
   }
   function scored(ids) {
     let text = "", seen = 0;

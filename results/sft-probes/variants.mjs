@@ -10,14 +10,15 @@ import { initParameters } from "../../dist/src/model/init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
 
-// ARCH=llama in the probes: the model in `dir` rewritten as a Llama (no q/k-norm), freshly
-// initialised. Returns its config.
-export async function toLlama(dir) {
+// ARCH=llama / ARCH=qwen2 in the probes: the model in `dir` rewritten as a Llama (no q/k-norm) or
+// a Qwen2 (no q/k-norm; q, k and v biases, which start at 0), freshly initialised. Returns its config.
+export async function toLlama(dir, type = "llama", seed = 1) {
   const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));
-  raw.model_type = "llama"; raw.architectures = ["LlamaForCausalLM"];
-  const cfg = parseConfig(raw, "llama");
+  raw.model_type = type; raw.architectures = [type === "llama" ? "LlamaForCausalLM" : "Qwen2ForCausalLM"];
+  delete raw.attention_bias;
+  const cfg = parseConfig(raw, type);
   writeFileSync(dir + "/config.json", JSON.stringify(configToJson(cfg), null, 2));
-  await saveSafetensors(dir + "/" + SINGLE_FILE, initParameters(cfg, new Rng(1)), { dtype: "F32" });
+  await saveSafetensors(dir + "/" + SINGLE_FILE, initParameters(cfg, new Rng(seed)), { dtype: "F32" });
   return cfg;
 }
 
