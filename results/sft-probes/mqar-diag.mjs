@@ -23,7 +23,7 @@ for (let chunk = 0; chunk < 4; chunk++) {
     let ask = -1, atom = ""; const seen = new Set();
     scored(q.completionIds).forEach((k, j) => {
       if (k === "atom") { ask++; atom = p.tokenizer.decode([q.completionIds[j]]).trim(); return; }
-      if (k !== "value") return;
+      if (k !== (process.env.ADJ ? "check fact" : "value")) return; // adjacent form: the value follows the atom
       const row = (b * batch.T + q.promptIds.length + j - 1) * Vc; let am = 0;
       for (let c = 1; c < Vc; c++) if (logits[row + c] > logits[row + am]) am = c;
       const ok = am === q.completionIds[j], f = facts.indexOf(atom);

@@ -3,7 +3,7 @@
 // random atoms of the task vocabulary with random values); completion: "Look up: reef is false,
 // sand, foam is true, ..." (every fact plus K/2 absent atoms, shuffled; an absent atom is written
 // bare). Atom tokens get no loss (unless ATOMLOSS=1: recall.mjs); the checks (" is" or ",") and values do.
-// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED, KMIN, COPY, ATOMLOSS, SHAPE (JSON, e.g. {"numHeads":2,"headDim":64}: the tiny preset reshaped)
+// args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED, KMIN, COPY, MIXCOPY, ATOMLOSS, SHAPE (JSON, e.g. {"numHeads":2,"headDim":64}: the tiny preset reshaped)
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -35,7 +35,10 @@ const { atoms, item, scored } = COPY ? copyTask(p.tokenizer, COPY) : recallTask(
 // Evaluation stays at K.
 const KMIN = +(process.env.KMIN ?? K);
 const mixed = COPY ? [item] : Array.from({ length: K - KMIN + 1 }, (_, j) => recallTask(p.tokenizer, KMIN + j, ADJ).item);
-const trainItem = (n) => mixed[n % mixed.length](n);
+// MIXCOPY=n: every other training item is copyTask(n) instead (a dense induction signal next
+// to the recall items; evaluation stays on recall).
+const MIXCOPY = +(process.env.MIXCOPY ?? 0), copier = MIXCOPY ? copyTask(p.tokenizer, MIXCOPY) : null;
+const trainItem = (n) => (copier && n % 2 ? { ...copier.item(n), scored: copier.scored } : { ...mixed[n % mixed.length](n), scored });
 console.log("atoms", atoms.length, "K", K, "B", B, "lr", lr);
 const opt = new AdamW(p.model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 async function evaluate() {
@@ -55,9 +58,9 @@ async function evaluate() {
 }
 const t0 = performance.now(); let la = 0;
 for (let s = 0; s < steps; s++) {
-  const seqs = Array.from({ length: B }, (_, j) => { const d = trainItem(s * B + j + SEED * 1e8); return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }; });
+  const seqs = Array.from({ length: B }, (_, j) => { const d = trainItem(s * B + j + SEED * 1e8); return { promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion), scored: d.scored }; });
   const batch = packBatch(seqs, p.padId);
-  seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => { if (unscored(k)) batch.mask[b * batch.T + q.promptIds.length + j - 1] = 0; }));
+  seqs.forEach((q, b) => q.scored(q.completionIds).forEach((k, j) => { if (unscored(k)) batch.mask[b * batch.T + q.promptIds.length + j - 1] = 0; }));
   if (s === 0) console.log("item 0:", item(0).prompt, "|", item(0).completion);
   p.model.zeroGrads();
   const loss = await supervisedGradient(p.model, batch, B);
