@@ -1,8 +1,8 @@
 // Associative recall in isolation (MQAR-style): can a freshly initialised tiny preset learn to
 // look up a value in its context at all? Prompt: "Facts: foam is true, reef is false, ..." (K
-// random atoms of the task vocabulary with random values); completion: "Look up: reef is false,
-// sand, foam is true, ..." (every fact plus K/2 absent atoms, shuffled; an absent atom is written
-// bare). Atom tokens get no loss (unless ATOMLOSS=1: recall.mjs); the checks (" is" or ",") and values do.
+// random atoms of the task vocabulary, half of them true); completion: "Look up: reef is false,
+// sand, foam is true, ..." (K + K/2 questions drawn with replacement from the facts and K/2 absent
+// atoms; an absent atom is written bare; PERM=1: the runs before 2026-12-01, recall.mjs). Atom tokens get no loss (unless ATOMLOSS=1: recall.mjs); the checks (" is" or ",") and values do.
 // args: STEPS EVERY LR TAG; env K (facts, default 8), B (default 32), T (threads), INIT, ARCH=llama, ADJ, SEED, KMIN, COPY, MIXCOPY, ATOMLOSS, SHAPE (JSON, e.g. {"numHeads":2,"headDim":64}: the tiny preset reshaped)
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";

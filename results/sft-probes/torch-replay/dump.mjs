@@ -1,5 +1,6 @@
 // The batches mqar.mjs K=2 trains on (same seeds, same tokenizer), written to /tmp/tq/batches.json
 // for train.py. Run from the repository root after mqar.mjs made runs/mqar-k2: node results/sft-probes/torch-replay/dump.mjs 800
+// (mqar-k2-torch.txt came from the task before 2026-12-01: PERM=1 ATOMLOSS=1 for both scripts.)
 import { createBackend } from "../../../dist/src/backend/index.js";
 import { Policy } from "../../../dist/src/rl/policy.js";
 import { packBatch } from "../../../dist/src/rl/batch.js";
