@@ -69,13 +69,19 @@ export function copyTask(tokenizer, n, all = !!process.env.COPYALL) {
     const rng = new Rng(seed), pick = [];
     while (pick.length < n) { const a = atoms[rng.below(atoms.length)]; if (!pick.includes(a)) pick.push(a); }
     const from = all ? 0 : rng.below(n - 1);
-    return { prompt: `Facts: ${pick.join(" ")}.`, completion: `Look up: ${pick.slice(from).join(" ")}.` };
+    // COPYV=1: each atom followed by a value, half of them true ("shade true honey false ..."), so
+    // the copy also carries value tokens, as a look-up of "x v" must.
+    const vals = pick.map((_, j) => (j % 2 ? "true" : "false"));
+    for (let j = n - 1; j > 0; j--) { const k = rng.below(j + 1); [vals[j], vals[k]] = [vals[k], vals[j]]; }
+    const words = process.env.COPYV ? pick.flatMap((a, j) => [a, vals[j]]) : pick;
+    const start = process.env.COPYV ? 2 * from : from;
+    return { prompt: `Facts: ${words.join(" ")}.`, completion: `Look up: ${words.slice(start).join(" ")}.` };
   }
   function scored(ids) {
     let text = "", seen = 0;
     return ids.map((id) => {
       const piece = tokenizer.decode([id]);
-      const atom = /:/.test(text) && /^ [a-z]+$/.test(piece) && !text.endsWith(".");
+      const atom = /:/.test(text) && /^ [a-z]+$/.test(piece) && !text.endsWith(".");  // values too
       text += piece;
       return atom ? (seen++ > 0 ? "copy" : "atom") : "other";
     });
