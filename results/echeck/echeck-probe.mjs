@@ -15,7 +15,7 @@ import { atomsOf } from "../../dist/src/tasks/solve-li.js";
 import { parseConfig, configToJson } from "../../dist/src/model/config.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
-import { toLlama } from "../sft-probes/variants.mjs";
+import { reinitAs } from "../sft-probes/variants.mjs";
 import { cpSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 
 const [stepsS, everyS, lrS, tag] = process.argv.slice(2);
@@ -44,7 +44,7 @@ const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}
 // trace's copies and look-ups, instead of a fresh model.
 if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true });
 else await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
-if (process.env.ARCH === "llama") await toLlama(dir);
+if (process.env.ARCH === "llama") await reinitAs(dir);
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 const model = p.model;

@@ -12,8 +12,8 @@ import { packBatch } from "../../dist/src/rl/batch.js";
 import { supervisedGradient } from "../../dist/src/rl/step.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
 import { cpSync, rmSync } from "node:fs";
-import { toLlama } from "./variants.mjs";
-import { recallCorpus, recallTask, copyTask, unscored } from "./recall.mjs";
+import { reinitAs } from "./variants.mjs";
+import { recallCorpus, recallTask, copyTask, unscored, completionArgmax } from "./recall.mjs";
 const [stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS, K = +(process.env.K ?? 8), B = +(process.env.B ?? 32);
 // ADJ=1: facts written "foam true" (value right after its atom) instead of "foam is true"; the
@@ -24,7 +24,7 @@ const SEED = +(process.env.SEED ?? 0);
 const dir = `runs/mqar-${tag}`;
 rmSync(dir, { recursive: true, force: true });
 if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED, shape: JSON.parse(process.env.SHAPE ?? "{}") });
-if (process.env.ARCH) await toLlama(dir, process.env.ARCH, 1 + SEED); // llama or qwen2 (variants.mjs)
+if (process.env.ARCH) await reinitAs(dir, process.env.ARCH, 1 + SEED); // llama or qwen2 (variants.mjs)
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 // COPY=n: the induction task instead (recall.mjs copyTask, n atoms; K is then ignored).
@@ -42,17 +42,11 @@ const trainItem = (n) => (copier && n % 2 ? { ...copier.item(n), scored: copier.
 console.log("atoms", atoms.length, "K", K, "B", B, "lr", lr);
 const opt = new AdamW(p.model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 async function evaluate() {
-  const acc = {}; const held = Array.from({ length: 64 }, (_, j) => item(9e8 + j));
-  const seqs = held.map((d) => ({ promptIds: p.encodePrompt(d.prompt), completionIds: p.encodeCompletion(d.completion) }));
-  const batch = packBatch(seqs, p.padId);
-  const acts = p.model.forward(batch.ids, batch.B, batch.T, { noGrad: true });
-  const logits = await be.read(p.model.logits(acts.hidden)); acts.dispose();
-  const Vc = logits.length / (batch.B * batch.T);
+  const acc = {};
+  const { seqs, am } = await completionArgmax(p, be, Array.from({ length: 64 }, (_, j) => item(9e8 + j)));
   seqs.forEach((q, b) => scored(q.completionIds).forEach((k, j) => {
     if (k === "atom" || k === "other") return;
-    const row = (b * batch.T + q.promptIds.length + j - 1) * Vc; let am = 0;
-    for (let c = 1; c < Vc; c++) if (logits[row + c] > logits[row + am]) am = c;
-    (acc[k] ??= [0, 0])[0] += am === q.completionIds[j]; acc[k][1]++;
+    (acc[k] ??= [0, 0])[0] += am(b, j) === q.completionIds[j]; acc[k][1]++;
   }));
   return Object.entries(acc).map(([k, [r, n]]) => `${k} ${(r / n).toFixed(2)}`).join(", ");
 }

@@ -15,7 +15,7 @@ import { initParameters } from "../../dist/src/model/init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
-import { variantInstance, toLlama, lookupDrill } from "./variants.mjs";
+import { variantInstance, reinitAs, lookupDrill } from "./variants.mjs";
 const [task, stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS;
 const TRACE = process.env.TRACE ?? "orig", DMIN = +(process.env.DMIN ?? 1), DMAX = +(process.env.DMAX ?? 4), B = +(process.env.B ?? 16), N = +(process.env.N ?? 48);
@@ -118,7 +118,7 @@ const r = process.env.INIT ? (cpSync(process.env.INIT, dir, { recursive: true })
   : await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
 if (process.env.INIT) r.config.numLayers = r.config.num_hidden_layers, r.config.vocabSize = r.config.vocab_size;
 console.log("params", r.numParams, "layers", r.config.numLayers, "vocab", r.config.vocabSize, "TRACE", TRACE, "B", B, "depths", DMIN, DMAX);
-if (process.env.ARCH === "llama") console.log("arch llama, qkNorm", (await toLlama(dir)).qkNorm);
+if (process.env.ARCH === "llama") console.log("arch llama, qkNorm", (await reinitAs(dir)).qkNorm);
 // ROPE=theta: the RoPE base (the preset's is 10,000). With q/k-norm and 32-dim heads, a base of
 // 10,000 turns by at most 0.05 rad over 300 tokens in its slowest pair: too little to prefer the
 // latest of several matches; a smaller base gives attention a usable sense of recency.

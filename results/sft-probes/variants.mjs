@@ -12,7 +12,7 @@ import { Rng } from "../../dist/src/util/rng.js";
 
 // ARCH=llama / ARCH=qwen2 in the probes: the model in `dir` rewritten as a Llama (no q/k-norm) or
 // a Qwen2 (no q/k-norm; q, k and v biases, which start at 0), freshly initialised. Returns its config.
-export async function toLlama(dir, type = "llama", seed = 1) {
+export async function reinitAs(dir, type = "llama", seed = 1) {
   const raw = JSON.parse(readFileSync(dir + "/config.json", "utf8"));
   raw.model_type = type; raw.architectures = [type === "llama" ? "LlamaForCausalLM" : "Qwen2ForCausalLM"];
   delete raw.attention_bias;
