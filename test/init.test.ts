@@ -9,6 +9,8 @@ import { Tokenizer } from "../src/model/tokenizer.js";
 import { parameterShapes } from "../src/model/types.js";
 import { Rng } from "../src/util/rng.js";
 import { syntheticCorpus } from "./helpers/corpus.js";
+import { CpuBackend } from "../src/backend/cpu.js";
+import { Policy } from "../src/rl/policy.js";
 
 let root: string;
 let result: InitModelResult;
@@ -16,14 +18,14 @@ const corpus = syntheticCorpus(300, 5);
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "anvil-init-"));
-  result = await initModel({ preset: "tiny", corpus, out: join(root, "tiny"), seed: 42 });
+  result = await initModel({ preset: "tiny", corpus, out: join(root, "tiny"), seed: 42, attentionInit: "random" });
 });
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
 describe("initModel", () => {
-  it("writes a tiny Qwen3 model that loads back with matching shapes", async () => {
+  it("writes a tiny Qwen3 model that loads back with matching shapes (random attention init)", async () => {
     const dir = join(root, "tiny");
     const config = await loadConfig(dir);
     expect(config).toMatchObject({
@@ -69,11 +71,11 @@ describe("initModel", () => {
   });
 
   it("is reproducible from the seed and differs across seeds", async () => {
-    const again = await initModel({ preset: "tiny", corpus, out: join(root, "again"), seed: 42 });
-    const other = await initModel({ preset: "tiny", corpus, out: join(root, "other"), seed: 43 });
-    const a = await readFile(join(root, "tiny", "model.safetensors"));
-    expect((await readFile(join(root, "again", "model.safetensors"))).equals(a)).toBe(true);
-    expect((await readFile(join(root, "other", "model.safetensors"))).equals(a)).toBe(false);
+    const made = (name: string, seed: number) => initModel({ preset: "tiny", corpus, out: join(root, name), seed });
+    const [again, , other] = [await made("ind", 42), await made("ind-again", 42), await made("ind-other", 43)];
+    const a = await readFile(join(root, "ind", "model.safetensors"));
+    expect((await readFile(join(root, "ind-again", "model.safetensors"))).equals(a)).toBe(true);
+    expect((await readFile(join(root, "ind-other", "model.safetensors"))).equals(a)).toBe(false);
     expect(again.numParams).toBe(other.numParams);
   });
 
@@ -89,6 +91,55 @@ describe("initModel", () => {
   it("small preset has the documented shape", async () => {
     const r = await initModel({ preset: "small", corpus, out: join(root, "small"), seed: 1 });
     expect(r.config).toMatchObject({ hiddenSize: 384, numLayers: 6, numHeads: 6, numKvHeads: 2, headDim: 64, intermediateSize: 1024 });
+  });
+});
+
+describe("induction init", () => {
+  // Attention weights of layer `l`, kv group 0's first query head, on ids (one sequence), from the
+  // model's own q and k (after q/k-norm and RoPE): row i = query position, column j <= i.
+  async function attention(dir: string, ids: number[], l: number): Promise<number[][]> {
+    const be = new CpuBackend({ threads: 1 });
+    const p = await Policy.load(dir, be);
+    const c = p.model.config, T = ids.length;
+    const acts = p.model.forward(Int32Array.from(ids), 1, T, {});
+    const q = await be.read(acts.blocks[l]!.q), k = await be.read(acts.blocks[l]!.k);
+    acts.dispose();
+    const qD = c.numHeads * c.headDim, kD = c.numKvHeads * c.headDim;
+    return Array.from({ length: T }, (_, i) => {
+      const s = Array.from({ length: i + 1 }, (_, j) => {
+        let d = 0;
+        for (let x = 0; x < c.headDim; x++) d += q[i * qD + x]! * k[j * kD + x]!;
+        return d / Math.sqrt(c.headDim);
+      });
+      const m = Math.max(...s), e = s.map((v) => Math.exp(v - m)), z = e.reduce((a, b) => a + b);
+      return e.map((v) => v / z);
+    });
+  }
+  // 40 distinct tokens, then the same 40 again: the induction head at the second copy of a token
+  // should look at the token that followed its first copy.
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  async function heads(dir: string): Promise<{ prev: number; induction: number }> {
+    const n = 40, first = Array.from({ length: n }, (_, i) => 20 + ((i * 37) % 200));
+    const ids = [...first, ...first];
+    const a0 = await attention(dir, ids, 0), a1 = await attention(dir, ids, 1);
+    return {
+      prev: mean(a0.slice(1).map((row, i) => row[i]!)),
+      induction: mean(a1.slice(n, 2 * n - 1).map((row, i) => row[i + 1]!)),
+    };
+  }
+
+  it("starts layer 0 with a previous-token head and layer 1 with an induction head", async () => {
+    const wired = await heads(join(root, "ind"));
+    expect(wired.prev).toBeGreaterThan(0.95);
+    expect(wired.induction).toBeGreaterThan(0.4);
+    const random = await heads(join(root, "tiny"));
+    expect(random.prev).toBeLessThan(0.2);
+    expect(random.induction).toBeLessThan(0.2);
+  });
+
+  it("refuses a model it cannot wire", async () => {
+    await expect(initModel({ preset: "tiny", corpus, out: join(root, "one-layer"), seed: 1, shape: { numLayers: 1 } })).rejects.toThrow(/at least 2 layers/);
+    await initModel({ preset: "tiny", corpus, out: join(root, "one-layer-random"), seed: 1, shape: { numLayers: 1 }, attentionInit: "random" });
   });
 });
 

@@ -43,7 +43,7 @@ const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}
 // INIT=dir: start from that checkpoint (with its tokenizer), e.g. one that learned the full
 // trace's copies and look-ups, instead of a fresh model.
 if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true });
-else await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape });
+else await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape, attentionInit: "random" });
 if (process.env.ARCH === "llama") await reinitAs(dir);
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);

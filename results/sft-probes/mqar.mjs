@@ -12,7 +12,7 @@ import { packBatch } from "../../dist/src/rl/batch.js";
 import { supervisedGradient } from "../../dist/src/rl/step.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
 import { cpSync, rmSync } from "node:fs";
-import { reinitAs } from "./variants.mjs";
+import { reinitAs, mimeticInit } from "./variants.mjs";
 import { recallCorpus, recallTask, copyTask, unscored, completionArgmax } from "./recall.mjs";
 const [stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS, K = +(process.env.K ?? 8), B = +(process.env.B ?? 32);
@@ -23,8 +23,9 @@ const ADJ = !!process.env.ADJ;
 const SEED = +(process.env.SEED ?? 0);
 const dir = `runs/mqar-${tag}`;
 rmSync(dir, { recursive: true, force: true });
-if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED, shape: JSON.parse(process.env.SHAPE ?? "{}") });
+if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED, shape: JSON.parse(process.env.SHAPE ?? "{}"), attentionInit: "random" });
 if (process.env.ARCH) await reinitAs(dir, process.env.ARCH, 1 + SEED); // llama or qwen2 (variants.mjs)
+if (process.env.MIMETIC) await mimeticInit(dir, process.env.MIMETIC, 1 + SEED); // qk, qkvo or prev (variants.mjs)
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });
 const p = await Policy.load(dir, be);
 // COPY=n: the induction task instead (recall.mjs copyTask, n atoms; K is then ignored).

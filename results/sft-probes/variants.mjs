@@ -7,6 +7,7 @@ import { formatPrompt } from "../../dist/src/tasks/prompt.js";
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseConfig, configToJson } from "../../dist/src/model/config.js";
 import { initParameters } from "../../dist/src/model/init.js";
+import { wireInduction } from "../../dist/src/model/induction-init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
 
@@ -173,4 +174,63 @@ function premiseSubset(prompt, rng) {
   const premises = lines.slice(first, end), keep = 2 + rng.below(premises.length - 1);
   const drop = new Set(); while (premises.length - drop.size > keep) drop.add(rng.below(premises.length));
   return [...lines.slice(0, first), ...premises.filter((_, j) => !drop.has(j)), ...lines.slice(end)].join("\n");
+}
+
+// MIMETIC=qkvo|prev|induct in the probes: the freshly made model in `dir` with structured
+// attention weights (a starting point only; every weight still trains).
+// "induct": the product's induction init (src/model/induction-init.ts, initModel's default since
+// 2026-12-01): a previous-token head in layer 0 wired to an induction head in layer 1.
+// "qkvo" and "prev", the first tries (as they ran): after Trockman & Kolter, "Mimetic
+// initialization of self-attention layers" (2023), each kv group g reads a random orthonormal
+// head_dim-subspace P_g of the residual and its query heads read the same one, so
+// Wq_h^T Wk_g = s^2 P_g^T P_g (attend to tokens like your own), and value/output copy another
+// subspace V_g (Wo_h Wv_g = V_g^T V_g), all added to the random init. "prev" also makes layer 0's
+// first kv group a previous-token head (queries and keys read one direction c shared by every
+// token embedding, the key turned by one RoPE position) without wiring it to anything.
+export async function mimeticInit(dir, mode, seed = 1, s = 0.5) {
+  const cfg = parseConfig(JSON.parse(readFileSync(dir + "/config.json", "utf8")), dir);
+  const params = initParameters(cfg, new Rng(seed));
+  if (mode === "induct") wireInduction(params, cfg, seed);
+  else if (mode === "qkvo" || mode === "prev") mimeticAdd(params, cfg, mode, seed, s);
+  else throw new Error(`MIMETIC=${mode}: use qkvo, prev or induct`);
+  await saveSafetensors(dir + "/" + SINGLE_FILE, params, { dtype: "F32" });
+}
+function mimeticAdd(params, cfg, mode, seed, s) {
+  const rng = new Rng(seed + 7777);
+  const H = cfg.hiddenSize, hd = cfg.headDim, nH = cfg.numHeads, nKv = cfg.numKvHeads, per = nH / nKv, half = hd / 2;
+  const get = (n) => params.get(n).data;
+  const gauss = () => rng.normal(0, 1);
+  const c = new Float32Array(H).map(gauss); const cn = Math.hypot(...c); c.forEach((v, i) => (c[i] = v / cn));
+  function subspace() {
+    const rows = [];
+    while (rows.length < hd) {
+      const r = new Float32Array(H).map(gauss);
+      for (const q of mode === "prev" ? [c, ...rows] : rows) { let d = 0; for (let i = 0; i < H; i++) d += r[i] * q[i]; for (let i = 0; i < H; i++) r[i] -= d * q[i]; }
+      const n = Math.hypot(...r); rows.push(r.map((v) => v / n));
+    }
+    return rows;
+  }
+  const u = (d) => ((d % half) < 4 ? 1 : 0);
+  const uTurned = (d) => { const th = Math.pow(cfg.ropeTheta, (-2 * (d % half)) / hd);
+    return d < half ? u(d) * Math.cos(th) - u(d + half) * Math.sin(th) : u(d) * Math.cos(th) + u(d - half) * Math.sin(th); };
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const a = `model.layers.${l}.self_attn.`;
+    const q = get(a + "q_proj.weight"), k = get(a + "k_proj.weight"), v = get(a + "v_proj.weight"), o = get(a + "o_proj.weight");
+    for (let g = 0; g < nKv; g++) {
+      const P = subspace(), V = subspace(), prev = mode === "prev" && l === 0 && g === 0;
+      for (let d = 0; d < hd; d++) for (let i = 0; i < H; i++) {
+        k[(g * hd + d) * H + i] += prev ? 3 * uTurned(d) * c[i] : s * P[d][i];
+        v[(g * hd + d) * H + i] += s * V[d][i];
+        for (let j = 0; j < per; j++) {
+          q[((g * per + j) * hd + d) * H + i] += prev ? 3 * u(d) * c[i] : s * P[d][i];
+          o[i * nH * hd + (g * per + j) * hd + d] += (s / per) * V[d][i];
+        }
+      }
+    }
+  }
+  if (mode === "prev") {
+    const e = get("model.embed_tokens.weight"), en = 0.02 * Math.sqrt(H);
+    for (let t = 0; t < cfg.vocabSize; t++) for (let i = 0; i < H; i++) e[t * H + i] += en * c[i];
+    for (const n of ["q_norm", "k_norm"]) get(`model.layers.0.self_attn.${n}.weight`).fill(2.5);
+  }
 }

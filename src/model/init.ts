@@ -10,6 +10,7 @@ import { fitTokenizer, saveTokenizerFiles, Tokenizer } from "./tokenizer.js";
 import { parameterShapes, type ModelConfig } from "./types.js";
 import { Rng } from "../util/rng.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { type AttentionInit, wireInduction } from "./induction-init.js";
 
 export type Preset = "tiny" | "small";
 
@@ -73,6 +74,9 @@ export interface InitModelOptions {
   shape?: Partial<PresetShape>;
   /** Replace an existing model in `out` (default false: refuse). */
   overwrite?: boolean;
+  /** "induction" (default): attention starts as an induction circuit (induction-init.ts);
+   * "random": every matrix N(0, INIT_STD^2), as HF does. */
+  attentionInit?: AttentionInit;
 }
 
 export interface InitModelResult {
@@ -155,7 +159,9 @@ export async function initModel(opts: InitModelOptions): Promise<InitModelResult
   const endOfText = tokenizer.padTokenId!;
   const config = presetConfig(opts.preset, tokenizer.vocabSize, imEnd, opts.shape);
 
+  const attentionInit = opts.attentionInit ?? "induction";
   const params = initParameters(config, new Rng(opts.seed));
+  if (attentionInit === "induction") wireInduction(params, config, opts.seed);
   let numParams = 0;
   for (const { data } of params.values()) numParams += data.length;
 
@@ -170,7 +176,7 @@ export async function initModel(opts: InitModelOptions): Promise<InitModelResult
   await writeFileAtomic(join(opts.out, "generation_config.json"), JSON.stringify(generation, null, 2) + "\n");
   await saveSafetensors(join(opts.out, SINGLE_FILE), params, {
     dtype: "F32",
-    metadata: { "anvil.init": JSON.stringify({ preset: opts.preset, seed: opts.seed, std: INIT_STD }) },
+    metadata: { "anvil.init": JSON.stringify({ preset: opts.preset, seed: opts.seed, std: INIT_STD, attention: attentionInit }) },
   });
   return { config, tokenizer, numParams };
 }
