@@ -30,7 +30,7 @@
 //    scaling, so it does not bury the wired signals.
 // q/k-norm gains of layers 0 and 1 start at 2.5 so the wired heads are sharp (logits about 35).
 // Measured on 40 distinct tokens repeated (test/init.test.ts): the previous-token head puts
-// 1.00 of its attention on the token before, the induction heads 0.35-0.92 on the right place.
+// 1.00 of its attention on the token before, the induction heads 0.94-0.99 on the right place.
 
 import type { TensorToSave } from "./safetensors.js";
 import type { ModelConfig } from "./types.js";
