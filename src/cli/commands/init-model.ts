@@ -1,5 +1,6 @@
 import { Option, type Command } from "commander";
 import { initModel } from "../../model/init.js";
+import { ATTENTION_INITS, type AttentionInit } from "../../model/induction-init.js";
 import { taskCorpus } from "../../tasks/index.js";
 import type { TaskName } from "../../tasks/types.js";
 import { intArg, log, taskOption } from "../common.js";
@@ -14,8 +15,13 @@ export function register(program: Command): void {
     .option("--seed <n>", "initialisation seed", intArg("--seed"), 1)
     .option("--vocab-size <n>", "target tokenizer vocabulary", intArg("--vocab-size", 300))
     .option("--overwrite", "replace an existing model in --out")
-    .action(async (o: { preset: "tiny" | "small"; task: TaskName; out: string; seed: number; vocabSize?: number; overwrite?: boolean }) => {
-      const r = await initModel({ preset: o.preset, corpus: taskCorpus(o.task), out: o.out, seed: o.seed, vocabSize: o.vocabSize, overwrite: o.overwrite });
-      log(`wrote ${o.out}: ${o.preset} ${r.config.architecture}, ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.config.vocabSize}`);
+    .addOption(
+      new Option("--attention-init <kind>", "induction: attention starts as a previous-token head wired to an induction head, so in-context look-up is learnable in minutes; random: HF's N(0, 0.02) everywhere")
+        .choices([...ATTENTION_INITS])
+        .default("induction"),
+    )
+    .action(async (o: { preset: "tiny" | "small"; task: TaskName; out: string; seed: number; vocabSize?: number; overwrite?: boolean; attentionInit: AttentionInit }) => {
+      const r = await initModel({ preset: o.preset, corpus: taskCorpus(o.task), out: o.out, seed: o.seed, vocabSize: o.vocabSize, overwrite: o.overwrite, attentionInit: o.attentionInit });
+      log(`wrote ${o.out}: ${o.preset} ${r.config.architecture}, ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.config.vocabSize}, ${o.attentionInit} attention init`);
     });
 }
