@@ -21,9 +21,12 @@ const steps = +stepsS, every = +everyS, lr = +lrS, K = +(process.env.K ?? 8), B 
 const ADJ = !!process.env.ADJ;
 // SEED=s: another initialisation and other items (default 0: the runs in README.md).
 const SEED = +(process.env.SEED ?? 0);
+// PHRASES=1: the tokenizer keeps " is true" and " is false" whole (fitTokenizer phrases), so
+// the "is" form's value is the token right after the atom.
+const PHRASES = process.env.PHRASES ? [" is true", " is false"] : undefined;
 const dir = `runs/mqar-${tag}`;
 rmSync(dir, { recursive: true, force: true });
-if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED, shape: JSON.parse(process.env.SHAPE ?? "{}"), attentionInit: "random" });
+if (process.env.INIT) cpSync(process.env.INIT, dir, { recursive: true }); else await initModel({ preset: "tiny", corpus: recallCorpus, out: dir, seed: 1 + SEED, shape: JSON.parse(process.env.SHAPE ?? "{}"), attentionInit: "random", phrases: PHRASES });
 if (process.env.ARCH) await reinitAs(dir, process.env.ARCH, 1 + SEED); // llama or qwen2 (variants.mjs)
 if (process.env.MIMETIC) await mimeticInit(dir, process.env.MIMETIC, 1 + SEED); // qk, qkvo or prev (variants.mjs)
 const be = await createBackend("cpu", { threads: Number(process.env.T ?? 1) });

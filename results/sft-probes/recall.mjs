@@ -32,6 +32,8 @@ export function recallTask(tokenizer, K, adj, perm = !!process.env.PERM) {
     const ask = perm ? shuffle(asked, rng) : asked.map(() => asked[rng.below(asked.length)]);
     return { prompt: `Facts: ${facts.map(fact).join(", ")}.`, completion: `Look up: ${ask.join(", ")}.` };
   }
+  // With the tokenizer's phrases (mqar.mjs PHRASES=1) " is true" is one token: its "check fact"
+  // is then the value read too.
   function scored(ids) {
     let text = "";
     return ids.map((id) => {
@@ -40,7 +42,7 @@ export function recallTask(tokenizer, K, adj, perm = !!process.env.PERM) {
       // The fitted tokenizer writes an asked atom with its space (":" " sand"); before 2026-12-01
       // this test looked for ": " / ", " and never matched, so atoms were scored as "other".
       const k = /[:,] ?$/.test(text) && /^ ?[a-z]+$/.test(piece) ? "atom"
-        : afterAtom ? (piece === " is" || (adj && /^ (true|false)$/.test(piece)) ? "check fact" : "check none")
+        : afterAtom ? (piece === " is" || /^ is (true|false)$/.test(piece) || (adj && /^ (true|false)$/.test(piece)) ? "check fact" : "check none")
         : / is$/.test(text) ? "value" : "other";
       text += piece;
       return k;

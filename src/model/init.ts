@@ -77,6 +77,8 @@ export interface InitModelOptions {
   /** "induction" (default): attention starts as an induction circuit (induction-init.ts);
    * "random": every matrix N(0, INIT_STD^2), as HF does. */
   attentionInit?: AttentionInit;
+  /** Phrases the tokenizer keeps whole (fitTokenizer `phrases`). */
+  phrases?: readonly string[];
 }
 
 export interface InitModelResult {
@@ -153,7 +155,7 @@ export async function initModel(opts: InitModelOptions): Promise<InitModelResult
     }
   }
 
-  const files = fitTokenizer(opts.corpus, { vocabSize: opts.vocabSize ?? preset.vocabSize, modelMaxLength: preset.maxPositionEmbeddings });
+  const files = fitTokenizer(opts.corpus, { vocabSize: opts.vocabSize ?? preset.vocabSize, modelMaxLength: preset.maxPositionEmbeddings, phrases: opts.phrases });
   const tokenizer = new Tokenizer(files.tokenizer, files.config);
   const imEnd = tokenizer.imEndId!;
   const endOfText = tokenizer.padTokenId!;

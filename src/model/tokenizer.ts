@@ -261,6 +261,10 @@ export interface FitTokenizerOptions {
   minFrequency?: number;
   /** tokenizer_config.json model_max_length (default 4096). */
   modelMaxLength?: number;
+  /** Phrases kept whole as added (non-special) tokens after the special ones, e.g. " is true":
+   * a look-up then reads the token right after the key ("foam" + " is true"), which an
+   * induction head does at once, instead of two tokens on. */
+  phrases?: readonly string[];
 }
 
 export interface TokenizerFiles {
@@ -284,7 +288,12 @@ const PAIR_SHIFT = 1 << 20;
  * split out of the corpus first, so they never take part in merges.
  */
 export function fitTokenizer(corpus: string[], opts: FitTokenizerOptions): TokenizerFiles {
-  const numSpecial = SPECIAL_TOKENS.length;
+  const phrases = opts.phrases ?? [];
+  for (const ph of phrases) {
+    if (typeof ph !== "string" || ph === "" || SPECIAL_TOKENS.some((t) => t.content === ph)) throw new RangeError(`fitTokenizer: bad phrase ${JSON.stringify(ph)}`);
+  }
+  const addedTokens = [...SPECIAL_TOKENS, ...phrases.map((content) => ({ content, special: false }))];
+  const numSpecial = addedTokens.length;
   const { vocabSize } = opts;
   const minFrequency = opts.minFrequency ?? 2;
   if (!Number.isInteger(vocabSize) || vocabSize < 256 + numSpecial || vocabSize >= PAIR_SHIFT) {
@@ -306,7 +315,7 @@ export function fitTokenizer(corpus: string[], opts: FitTokenizerOptions): Token
     },
     {},
   );
-  const specialSplit = new RegExp(SPECIAL_TOKENS.map((t) => escapeRegExp(t.content)).join("|"), "g");
+  const specialSplit = new RegExp(addedTokens.map((t) => escapeRegExp(t.content)).join("|"), "g");
   const wordCounts = new Map<string, number>();
   for (const text of corpus) {
     if (typeof text !== "string") throw new TypeError("fitTokenizer: corpus must be an array of strings");
@@ -383,7 +392,7 @@ export function fitTokenizer(corpus: string[], opts: FitTokenizerOptions): Token
 
   const vocab: Record<string, number> = {};
   tokens.forEach((t, i) => (vocab[t] = i));
-  const added = SPECIAL_TOKENS.map((t, i) => ({
+  const added = addedTokens.map((t, i) => ({
     id: tokens.length + i,
     content: t.content,
     single_word: false,
