@@ -79,6 +79,28 @@ describe("fitTokenizer", () => {
     expect(merges.some((m) => m.includes("think") && m.includes("<"))).toBe(false);
   });
 
+  it("keeps phrases whole as added tokens, after the special ones, and round-trips them", async () => {
+    const phrases = [" is true", " is false"];
+    const text = "- foam is true.\n- If foam then not reef: foam true, so reef is false.\nIs reef true or false?";
+    const files = fitTokenizer([...corpus, text], { vocabSize: 1024, phrases });
+    const t = new Tokenizer(files.tokenizer, files.config);
+    const ids = t.encode(text);
+    const pieces = ids.map((i) => t.decode([i]));
+    expect(pieces.filter((p) => phrases.includes(p))).toEqual([" is true", " is false"]);
+    expect(pieces).toContain(" true"); // "true" elsewhere stays an ordinary token
+    expect(t.decode(ids)).toBe(text);
+    const added = files.tokenizer["added_tokens"] as { id: number; content: string; special: boolean }[];
+    expect(added.map((a) => a.content)).toEqual([...SPECIAL_TOKENS.map((s) => s.content), ...phrases]);
+    expect(added.slice(-2).every((a) => !a.special && a.id === t.tokenToId(a.content))).toBe(true);
+    // saved and loaded back as HF files, they still split the same way
+    const d = await mkdtemp(join(tmpdir(), "anvil-tok-phr-"));
+    await saveTokenizerFiles(d, files);
+    expect((await Tokenizer.load(d)).encode(text)).toEqual(ids);
+    await rm(d, { recursive: true, force: true });
+    expect(() => fitTokenizer(corpus, { vocabSize: 1024, phrases: [""] })).toThrow(/bad phrase ""/);
+    expect(() => fitTokenizer(corpus, { vocabSize: 1024, phrases: ["<think>"] })).toThrow(/bad phrase/);
+  });
+
   it("rejects bad options", () => {
     expect(() => fitTokenizer(corpus, { vocabSize: 100 })).toThrow(/vocabSize must be an integer in \[263/);
     expect(() => fitTokenizer(corpus, { vocabSize: 1024.5 })).toThrow(/vocabSize/);
