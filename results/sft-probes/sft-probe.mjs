@@ -140,7 +140,8 @@ const model = p.model;
 const qkNorms = [...model.params].filter(([name]) => /[qk]_norm\.weight$/.test(name)).map(([, t]) => t);
 if (process.env.QKGAIN) { for (const t of qkNorms) be.fill(t, +process.env.QKGAIN); console.log("qk-norm gains", process.env.QKGAIN); }
 if (process.env.QKSCALE) { for (const t of qkNorms) be.scale(t, +process.env.QKSCALE); console.log("qk-norm gains x", process.env.QKSCALE); }
-const opt = new AdamW(model, { lr, warmupSteps: 50, schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
+// WARMUP=n: warmup steps (default 50; runSft, which anvil train and the experiments use, took 10).
+const opt = new AdamW(model, { lr, warmupSteps: +(process.env.WARMUP ?? 50), schedule: "cosine", totalSteps: steps, minLr: lr * 0.1, maxGradNorm: 1 });
 const evals = (process.env.EVD ?? "1,2,3,4").split(",").map(Number).map(d => [d, Array.from({ length: N }, (_, j) => inst(task, { depth: d, seed: 999000 + j, answerable: j % 2 === 0 }))]);
 // KW=w (isweep traces): weight w in the loss for the existence checks, the token after an atom
 // written in a rule line (" is" when the atom is known, "," or "." when not).
