@@ -65,6 +65,14 @@ export function generateDataset(task: TaskName, opts: DatasetOptions): Instance[
   });
 }
 
+/** Phrases a tokenizer fitted to the task keeps whole. GraphLI's facts read "foam is true": as one
+ * token " is true", a fact's value is the token right after its atom, which the induction init's
+ * one-token head reads at once (trace value reads 0.001-0.03 nats after 400 SFT steps, against
+ * 0.43-0.51 after 1,200 without: results/sft-probes). */
+export function taskPhrases(task: TaskName): string[] {
+  return task === "graphli" ? [" is true", " is false"] : [];
+}
+
 /** Prompts and ground-truth completions, for fitting a tokenizer to the task vocabulary. */
 export function taskCorpus(task: TaskName, n = 500): string[] {
   return generateDataset(task, { n, depth: [1, 6], seed: 0x5eed }).flatMap((inst) => [inst.prompt, completionFor(inst)]);
