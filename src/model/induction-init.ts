@@ -29,7 +29,9 @@
 // facts need. A second version added a two-before head and a two-token induction head (and scaled
 // every down_proj): recall in the "x is v" form then read every value within 125 steps, but never
 // learned that an atom is absent, and SFT on the GraphLI trace got slower than from a random init
-// (loss 1.5-1.8 at step 400 against 0.35 here): results/sft-probes/README.md.
+// (loss 1.5-1.8 at step 400 against 0.35 here): results/sft-probes/README.md. The tokenizer gives
+// that read instead: GraphLI's models keep " is true" whole (tasks/index.ts taskPhrases).
+// Measured on the tiny preset only; on the small one the induction head starts at 0.2-0.4.
 
 import type { TensorToSave } from "./safetensors.js";
 import type { ModelConfig } from "./types.js";
