@@ -110,9 +110,13 @@ describe("experiment anchor-vs-grpo", () => {
     expect(online.map((m) => m.round)).toEqual([1, 2]);
     expect(online.every((m) => typeof m.acc_answerable === "number" && typeof m.eval_acc === "number")).toBe(true);
     expect(res.runs.find((r) => r.method === "dpo-online")!.rolloutsEnd).not.toBeNull();
-    // dpo-anchor: the ground truth joins every prompt's candidates, so failed prompts give pairs too.
+    // dpo-anchor: the ground truth joins every prompt's candidates. Whether it is ever the chosen
+    // side depends on the weak start failing a whole group (pairs.test.ts checks that it is then);
+    // since the induction init the 80-step start gets a sample right in every group here.
     const anchored = steps("dpo-anchor").filter((m) => m.round !== undefined);
-    expect(anchored.reduce((a, m) => a + m.ground_truth_pairs, 0)).toBeGreaterThan(0);
+    expect(anchored.map((m) => m.round)).toEqual([1, 2]);
+    for (const m of anchored) expect(m.ground_truth_pairs).toBeLessThanOrEqual(m.pairs);
+    expect(anchored.reduce((a, m) => a + m.pairs, 0)).toBeGreaterThan(0);
     expect(online.reduce((a, m) => a + m.ground_truth_pairs, 0)).toBe(0);
     expect(formatTable(res)).toMatch(/\| graphli \| dpo-online \| 1 \|.*\| [\d.]+ \/ [\d.]+ \|$/m);
     expect(formatTable(res)).toMatch(/\| graphli \| simpo \| 1 \|.*\|  \|$/m);
