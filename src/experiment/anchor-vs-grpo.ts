@@ -26,7 +26,7 @@ import { Policy } from "../rl/policy.js";
 import type { PairsStats } from "../rl/pairs.js";
 import { heldOut, latestCheckpoint, runTraining, traceBudget } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
-import { generate, taskCorpus, taskPhrases } from "../tasks/index.js";
+import { generate, taskTokenizerInput } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -193,7 +193,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   for (const task of o.tasks) {
     if (o.weakFrom && o.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
     const base = o.weakFrom ? resolve(o.weakFrom) : join(o.out, task, "init");
-    if (!existsSync(join(base, "config.json"))) await initModel({ preset: o.preset, corpus: taskCorpus(task), phrases: taskPhrases(task), out: base, seed: 1 });
+    if (!existsSync(join(base, "config.json"))) await initModel({ preset: o.preset, ...taskTokenizerInput(task), out: base, seed: 1 });
     const backend = await createBackend(o.backend === "auto" ? "cpu" : o.backend, { threads: o.threads });
     const evalSets = new Map(evalDepths.map((d) => [d, heldOut(task, o.evalN, d, d, 0x5eed)]));
     // Rollouts get room for the training depth's longest ground truth; each held-out depth its own.

@@ -14,7 +14,7 @@ import { evaluate } from "../rl/eval.js";
 import { Policy } from "../rl/policy.js";
 import { heldOut } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
-import { completionFor, generate, taskCorpus, taskPhrases } from "../tasks/index.js";
+import { completionFor, generate, taskTokenizerInput } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
@@ -62,7 +62,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
     }
     mkdirSync(dir, { recursive: true });
     const init = join(dir, "init");
-    if (!existsSync(join(init, "config.json"))) await initModel({ preset: o.preset, corpus: taskCorpus(task), phrases: taskPhrases(task), out: init, seed: 1 });
+    if (!existsSync(join(init, "config.json"))) await initModel({ preset: o.preset, ...taskTokenizerInput(task), out: init, seed: 1 });
     const backend = await createBackend("cpu", { threads: o.threads });
     const policy = await Policy.load(init, backend);
     const model = policy.model;

@@ -35,7 +35,7 @@ import { AdamW } from "../model/optim.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { writeReport } from "../report/report.js";
 import { readDatasetLines } from "../tasks/dataset.js";
-import { completionFor, generate as generateInstance, generateDataset, taskCorpus, taskPhrases } from "../tasks/index.js";
+import { completionFor, generate as generateInstance, generateDataset, taskTokenizerInput } from "../tasks/index.js";
 import type { Instance, TaskName } from "../tasks/types.js";
 import { writeFileAtomicSync } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -145,7 +145,7 @@ export function heldOut(task: TaskName, n: number, minDepth: number, maxDepth: n
 export async function makeDefaultModel(dir: string, task: TaskName, seed: number, log: (l: string) => void): Promise<void> {
   if (existsSync(join(dir, "config.json"))) return;
   log(`anvil: no --model given: making the tiny default in ${dir}`);
-  const r = await initModel({ preset: "tiny", corpus: taskCorpus(task), phrases: taskPhrases(task), out: dir, seed });
+  const r = await initModel({ preset: "tiny", ...taskTokenizerInput(task), out: dir, seed });
   log(`anvil: tiny model with ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.config.vocabSize}`);
 }
 

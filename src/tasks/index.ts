@@ -73,6 +73,11 @@ export function taskPhrases(task: TaskName): string[] {
   return task === "graphli" ? [" is true", " is false"] : [];
 }
 
+/** What a tokenizer for the task is fitted to: its corpus and the phrases it keeps whole. */
+export function taskTokenizerInput(task: TaskName): { corpus: string[]; phrases: string[] } {
+  return { corpus: taskCorpus(task), phrases: taskPhrases(task) };
+}
+
 /** Prompts and ground-truth completions, for fitting a tokenizer to the task vocabulary. */
 export function taskCorpus(task: TaskName, n = 500): string[] {
   return generateDataset(task, { n, depth: [1, 6], seed: 0x5eed }).flatMap((inst) => [inst.prompt, completionFor(inst)]);

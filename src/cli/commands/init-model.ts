@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import { initModel } from "../../model/init.js";
 import { ATTENTION_INITS, type AttentionInit } from "../../model/induction-init.js";
-import { taskCorpus, taskPhrases } from "../../tasks/index.js";
+import { taskTokenizerInput } from "../../tasks/index.js";
 import type { TaskName } from "../../tasks/types.js";
 import { intArg, log, taskOption } from "../common.js";
 
@@ -21,7 +21,7 @@ export function register(program: Command): void {
         .default("induction"),
     )
     .action(async (o: { preset: "tiny" | "small"; task: TaskName; out: string; seed: number; vocabSize?: number; overwrite?: boolean; attentionInit: AttentionInit }) => {
-      const r = await initModel({ preset: o.preset, corpus: taskCorpus(o.task), phrases: taskPhrases(o.task), out: o.out, seed: o.seed, vocabSize: o.vocabSize, overwrite: o.overwrite, attentionInit: o.attentionInit });
+      const r = await initModel({ preset: o.preset, ...taskTokenizerInput(o.task), out: o.out, seed: o.seed, vocabSize: o.vocabSize, overwrite: o.overwrite, attentionInit: o.attentionInit });
       log(`wrote ${o.out}: ${o.preset} ${r.config.architecture}, ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.config.vocabSize}, ${o.attentionInit} attention init`);
     });
 }
