@@ -18,6 +18,7 @@ import { completionFor, generate, taskTokenizerInput } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
+import { Progress } from "../util/progress.js";
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -71,6 +72,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
     const budget = Math.max(...sets.flatMap(([, s]) => s.map((i) => policy.encodeCompletion(completionFor(i)).length))) + 8;
     const res: CeilingResult = { task, preset: o.preset, numParams: model.numParameters, curve: [] };
     const t0 = performance.now();
+    const bar = new Progress(`${task} sft`, o.steps);
     try {
       await runSft(policy, {
         steps: o.steps,
@@ -78,6 +80,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
         batch: o.batch,
         instances: (s, j) => generate(task, { depth: o.minDepth + (mixSeed(1, s, j, PURPOSE.sft, 1) % depths.length), seed: mixSeed(1, s, j, PURPOSE.sft) }),
         onStep: async (s, loss) => {
+          bar.update(s + 1, { loss });
           if ((s + 1) % o.evalEvery !== 0 && s + 1 !== o.steps) return;
           const point: CeilingPoint = { step: s + 1, loss, seconds: (performance.now() - t0) / 1000, acc: {} };
           for (const [d, set] of sets) {
@@ -90,6 +93,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
           o.log(`${task} step ${s + 1} loss ${loss.toFixed(3)} ${point.seconds.toFixed(0)} s | ` + depths.map((d) => `depth ${d}: ${pct(point.acc[d]!.acc)} (answerable ${pct(point.acc[d]!.ans)}, unanswerable ${pct(point.acc[d]!.unans)})`).join(" | "));
         },
       });
+      bar.done();
       await saveCheckpoint(join(dir, "model"), model, { tokenizerDir: init });
     } finally {
       model.dispose();
