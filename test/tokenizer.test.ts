@@ -99,6 +99,7 @@ describe("fitTokenizer", () => {
     await rm(d, { recursive: true, force: true });
     expect(() => fitTokenizer(corpus, { vocabSize: 1024, phrases: [""] })).toThrow(/bad phrase ""/);
     expect(() => fitTokenizer(corpus, { vocabSize: 1024, phrases: ["<think>"] })).toThrow(/bad phrase/);
+    expect(() => fitTokenizer(corpus, { vocabSize: 1024, phrases: [" is true", " is true"] })).toThrow(/bad phrase " is true" \(empty, special or repeated\)/);
   });
 
   it("rejects bad options", () => {

@@ -323,8 +323,8 @@ async function weakStart(
   let acc = await check();
   let steps = 0;
   let every = o.sftChunk;
-  const bar = new Progress(`weak start ${task} sft`, o.sftMaxSteps);
-  if (!o.weakFrom)
+  if (!o.weakFrom) {
+    const bar = new Progress(`weak start ${task} sft`, o.sftMaxSteps);
     await runSft(policy, {
       steps: o.sftMaxSteps,
       lr: o.sftLr,
@@ -342,7 +342,8 @@ async function weakStart(
         return acc.ans >= o.weakMin && acc.precision! >= o.weakPrecision;
       },
     });
-  bar.done();
+    bar.done();
+  }
   const info: WeakStart = { task, sftSteps: steps, ...(o.weakFrom ? { from: base } : {}), eval: acc, inWindow: inWindow(acc, o) };
   if (!info.inWindow)
     o.log(`warning: the weak start of ${task} has answerable accuracy ${pct(acc.ans)}, right on ${pct(acc.precision!)} of those it answers: outside [${pct(o.weakMin)}, ${pct(o.weakMax)}] with at least ${pct(o.weakPrecision)}`);

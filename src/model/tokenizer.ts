@@ -289,15 +289,16 @@ const PAIR_SHIFT = 1 << 20;
  */
 export function fitTokenizer(corpus: string[], opts: FitTokenizerOptions): TokenizerFiles {
   const phrases = opts.phrases ?? [];
-  for (const ph of phrases) {
-    if (typeof ph !== "string" || ph === "" || SPECIAL_TOKENS.some((t) => t.content === ph)) throw new RangeError(`fitTokenizer: bad phrase ${JSON.stringify(ph)}`);
-  }
+  phrases.forEach((ph, i) => {
+    if (typeof ph !== "string" || ph === "" || SPECIAL_TOKENS.some((t) => t.content === ph) || phrases.indexOf(ph) !== i)
+      throw new RangeError(`fitTokenizer: bad phrase ${JSON.stringify(ph)} (empty, special or repeated)`);
+  });
   const addedTokens = [...SPECIAL_TOKENS, ...phrases.map((content) => ({ content, special: false }))];
-  const numSpecial = addedTokens.length;
+  const numAdded = addedTokens.length;
   const { vocabSize } = opts;
   const minFrequency = opts.minFrequency ?? 2;
-  if (!Number.isInteger(vocabSize) || vocabSize < 256 + numSpecial || vocabSize >= PAIR_SHIFT) {
-    throw new RangeError(`fitTokenizer: vocabSize must be an integer in [${256 + numSpecial}, ${PAIR_SHIFT}), got ${vocabSize}`);
+  if (!Number.isInteger(vocabSize) || vocabSize < 256 + numAdded || vocabSize >= PAIR_SHIFT) {
+    throw new RangeError(`fitTokenizer: vocabSize must be an integer in [${256 + numAdded}, ${PAIR_SHIFT}), got ${vocabSize}`);
   }
   if (!Number.isInteger(minFrequency) || minFrequency < 1) {
     throw new RangeError(`fitTokenizer: minFrequency must be a positive integer, got ${minFrequency}`);
@@ -351,7 +352,7 @@ export function fitTokenizer(corpus: string[], opts: FitTokenizerOptions): Token
   words.forEach((_, wi) => addWord(wi, 1));
 
   const merges: string[] = [];
-  const targetBpe = vocabSize - numSpecial;
+  const targetBpe = vocabSize - numAdded;
   while (tokens.length < targetBpe) {
     let bestKey = -1;
     let bestCount = 0;
