@@ -5,9 +5,20 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FULL, formatTable, runExperiment, type ExperimentOptions, type ExperimentResults } from "../src/experiment/anchor-vs-grpo.js";
+import { FULL, formatTable, runExperiment, workUnits, type ExperimentOptions, type ExperimentResults } from "../src/experiment/anchor-vs-grpo.js";
 
 describe("experiment anchor-vs-grpo", () => {
+  it("splits the table for --jobs: each RL run apart, a seed's preference methods together", () => {
+    const units = workUnits({ tasks: ["graphla", "graphli"], seeds: [1, 2], methods: ["grpo", "anchor", "dpo", "ipo"] });
+    expect(units).toHaveLength(2 * 2 * 3);
+    expect(units.slice(0, 3)).toEqual([
+      { task: "graphla", seed: 1, methods: ["grpo"] },
+      { task: "graphla", seed: 1, methods: ["anchor"] },
+      { task: "graphla", seed: 1, methods: ["dpo", "ipo"] },
+    ]);
+    expect(units.at(-1)).toEqual({ task: "graphli", seed: 2, methods: ["dpo", "ipo"] });
+  });
+
   it("writes results and a report, and resumes from what is done", async () => {
     const out = mkdtempSync(join(tmpdir(), "anvil-exp-"));
     const lines: string[] = [];

@@ -267,6 +267,21 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   return results;
 }
 
+/** One child process's share of the table: a task, a seed, and the methods it trains. */
+export interface WorkUnit {
+  task: TaskName;
+  seed: number;
+  methods: Method[];
+}
+
+/** Each RL method of each (task, seed) apart; a seed's preference methods together, as they share
+ * that seed's pairs. */
+export function workUnits(o: Pick<ExperimentOptions, "tasks" | "seeds" | "methods">): WorkUnit[] {
+  const rl = o.methods.filter(isRl);
+  const pref = o.methods.filter((m) => !isRl(m));
+  return o.tasks.flatMap((task) => o.seeds.flatMap((seed) => [...rl.map((m) => ({ task, seed, methods: [m] })), ...(pref.length ? [{ task, seed, methods: pref }] : [])]));
+}
+
 /** An `anvil train` run of an RL method from the weak start (resumed when killed); returns its final checkpoint. */
 async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, weak: string, runDir: string, maxNewTokens: number, o: ExperimentOptions): Promise<string> {
   const resume = existsSync(join(runDir, "config.json")) && latestCheckpoint(runDir) !== null;

@@ -257,6 +257,8 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
           },
           onStep: (s, loss, lr) => {
             bar.update(s + 1, { loss });
+            // Without the bar (stderr not a TTY), a line every 50 steps, like RL's every 10.
+            if (!o.progress && (s + 1) % (5 * SFT_LOG_EVERY) === 0) log(`sft step ${s + 1}/${o.sftSteps} loss ${fmt(loss)}`);
             if ((s + 1) % SFT_LOG_EVERY === 0 || s + 1 === o.sftSteps)
               appendFileSync(join(runDir, "metrics.jsonl"), JSON.stringify({ sft_step: s + 1, sft_loss: loss, lr, time_s: (performance.now() - t0) / 1000 }) + "\n");
           },

@@ -3,7 +3,9 @@ import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
 import { runCeiling } from "../../experiment/sft-ceiling.js";
-import { FULL, formatTable, METHODS, QUICK, runExperiment, type ExperimentOptions, type Method } from "../../experiment/anchor-vs-grpo.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { FULL, formatTable, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
 import { TASK_NAMES, type TaskName } from "../../tasks/types.js";
 import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
 
@@ -47,7 +49,9 @@ export function register(program: Command): void {
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
       .option("--weak <dir>", "take this checkpoint as the weak start instead of running SFT (e.g. runs/sft-ceiling/graphli/model; one task)")
       .option("--out <dir>", "output directory (default: runs/<name>)")
-      .option("--jobs <n>", "tasks run side by side in child processes, one CPU thread each (default: one per task, up to the cores)", intArg("--jobs", 1))
+      .option("--jobs <n>", "runs side by side in child processes, one CPU thread each, after the weak starts (default: the cores)", intArg("--jobs", 1))
+      .addOption(new Option("--weak-only", "make the weak starts and stop (what --jobs runs first)").hideHelp())
+      .addOption(new Option("--part", "a child of --jobs: print no table").hideHelp())
       .option("--json", "print results.json's content as one JSON object"),
   ).action(async (name: string, f: Record<string, unknown> & { quick?: boolean; json?: boolean; out: string; backend: ExperimentOptions["backend"]; threads: number }) => {
     if (name === "sft-ceiling") return ceiling(f);
@@ -58,32 +62,54 @@ export function register(program: Command): void {
     const weakFrom = f.weak as string | undefined;
     const opts: ExperimentOptions = { ...FULL, ...(f.quick ? QUICK : {}), ...given, ...(weakFrom ? { weakFrom } : {}), out: f.out, backend: f.backend, threads: f.threads, log };
     if (weakFrom && opts.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
-    const jobs = Math.min(opts.tasks.length, (f.jobs as number | undefined) ?? Math.min(availableParallelism(), opts.tasks.length));
-    if (jobs > 1) {
-      // One child per task (each single-threaded: two OpenMP teams on two cores fight), then
-      // this process gathers their cached results into results.json and report.html.
-      const argv = process.argv.slice(2);
-      const without = (args: string[], flag: string) => {
-        const i = args.indexOf(flag);
-        return i < 0 ? args : [...args.slice(0, i), ...args.slice(i + 2)];
-      };
-      const childArgs = ["--tasks", "--jobs", "--threads"].reduce(without, argv.filter((a) => a !== "--json"));
-      await Promise.all(
-        opts.tasks.map(
-          (task) =>
-            new Promise<void>((resolveChild, reject) => {
-              const child = spawn(process.execPath, [process.argv[1]!, ...childArgs, "--tasks", task, "--jobs", "1", "--threads", "1"], { stdio: ["ignore", "ignore", "pipe"] });
-              createInterface({ input: child.stderr! }).on("line", (l) => log(`[${task}] ${l}`));
-              child.on("exit", (code) => (code === 0 ? resolveChild() : reject(new Error(`the ${task} job exited with code ${code}; run the command again to resume`))));
-            }),
-        ),
-      );
-    }
+    if (f.weakOnly) opts.methods = [];
+    const units = workUnits(opts);
+    const jobs = Math.min(units.length, (f.jobs as number | undefined) ?? availableParallelism());
+    if (jobs > 1 && !f.weakOnly) await runJobs(opts, units, jobs);
     const res = await runExperiment(opts);
+    if (f.weakOnly || f.part) return;
     log(formatTable(res));
     log(`results: ${opts.out}/results.json, report: ${opts.out}/report.html (${res.seconds.toFixed(0)} s)`);
     if (f.json) printJson(res);
   });
+}
+
+/**
+ * The table over `jobs` child processes of this command: first each task's weak start (one child
+ * per task still without one, the cores split between them), then every unit on a pool of `jobs`
+ * single-threaded children (two OpenMP teams on two cores fight). Each child caches what it
+ * finishes, so a failed child costs only its unit: running the command again resumes. This
+ * process then gathers the cached runs into results.json and report.html.
+ */
+async function runJobs(o: ExperimentOptions, units: WorkUnit[], jobs: number): Promise<void> {
+  // This command's own flags, less those each child gets its own value of.
+  const own = ["--tasks", "--seeds", "--methods", "--jobs", "--threads"];
+  const base: string[] = [];
+  for (let i = 0, args = process.argv.slice(2); i < args.length; i++) {
+    if (args[i] === "--json" || own.some((f) => args[i]!.startsWith(`${f}=`))) continue;
+    if (own.includes(args[i]!)) i++; // and its value
+    else base.push(args[i]!);
+  }
+  const child = (label: string, args: string[]) =>
+    new Promise<void>((resolveChild, reject) => {
+      const c = spawn(process.execPath, [process.argv[1]!, ...base, ...args, "--jobs", "1", "--part"], { stdio: ["ignore", "ignore", "pipe"] });
+      createInterface({ input: c.stderr! }).on("line", (l) => log(`[${label}] ${l}`));
+      c.on("exit", (code) => (code === 0 ? resolveChild() : reject(new Error(`the job ${label} exited with code ${code}; run the command again to resume`))));
+    });
+  log(`anvil: ${units.length} runs on ${jobs} child processes, each task's weak start first`);
+  const needWeak = o.tasks.filter((t) => !existsSync(join(o.out, t, "weak", "weak.json")));
+  const threads = Math.max(1, Math.floor(jobs / Math.max(1, needWeak.length)));
+  await Promise.all(needWeak.map((t) => child(`${t} weak start`, ["--tasks", t, "--weak-only", "--threads", String(threads)])));
+  const queue = units.slice();
+  const worker = async (): Promise<void> => {
+    for (let u = queue.shift(); u; u = queue.shift())
+      await child(`${u.task} ${u.methods.join(",")} seed ${u.seed}`, ["--tasks", u.task, "--seeds", String(u.seed), "--methods", u.methods.join(","), "--threads", "1"]).catch((e: unknown) => {
+        queue.length = 0; // the other children finish their runs; none starts
+        throw e;
+      });
+  };
+  const failed = (await Promise.allSettled(Array.from({ length: jobs }, worker))).find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
 }
 
 /** `anvil experiment sft-ceiling`: SFT the preset on depths 1-4 and print held-out accuracy per depth. */
