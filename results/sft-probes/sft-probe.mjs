@@ -1,4 +1,4 @@
-// SFT learnability with trace variants. args: task steps every lr tag ; env TRACE (v2, orig, isweep, jsweep, ...), MIMETIC, PHRASES (the tokenizer keeps " is true" / " is false" whole), DMIN, DMAX, B, N (0: no greedy evaluation), EVD, ROPE, INIT, SAVE, SAVEALL (a checkpoint per evaluation), AUX (look-up drills per batch), SUB, CAP, LOWER, KW, QKGAIN, QKSCALE, ARCH, WIDTH, LAYERS, T
+// SFT learnability with trace variants. args: task steps every lr tag ; env TRACE (v2, orig, isweep, jsweep, rsweep, ...), MIMETIC, PHRASES (the tokenizer keeps " is true" / " is false" whole), LABELS (and "[1] If" ... "[60] If"), DMIN, DMAX, B, N (0: no greedy evaluation), EVD, ROPE, INIT, SAVE, SAVEALL (a checkpoint per evaluation), AUX (look-up drills per batch), SUB, CAP, LOWER, KW, QKGAIN, QKSCALE, ARCH, WIDTH, LAYERS, T
 import { createBackend } from "../../dist/src/backend/index.js";
 import { initModel } from "../../dist/src/model/init.js";
 import { Policy } from "../../dist/src/rl/policy.js";
@@ -15,7 +15,7 @@ import { initParameters } from "../../dist/src/model/init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
 import { Rng } from "../../dist/src/util/rng.js";
 import { saveCheckpoint } from "../../dist/src/model/checkpoint.js";
-import { variantInstance, reinitAs, lookupDrill, mimeticInit } from "./variants.mjs";
+import { variantInstance, reinitAs, lookupDrill, mimeticInit, labelPhrases } from "./variants.mjs";
 const [task, stepsS, everyS, lrS, tag] = process.argv.slice(2);
 const steps = +stepsS, every = +everyS, lr = +lrS;
 const TRACE = process.env.TRACE ?? "orig", DMIN = +(process.env.DMIN ?? 1), DMAX = +(process.env.DMAX ?? 4), B = +(process.env.B ?? 16), N = +(process.env.N ?? 48);
@@ -115,7 +115,7 @@ const corpus = Array.from({ length: 400 }, (_, j) => { const i = inst(task, { de
 const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}), ...(process.env.WIDTH ? { hiddenSize: +process.env.WIDTH, numHeads: +process.env.WIDTH / 32, numKvHeads: +process.env.WIDTH / 64, intermediateSize: 3 * +process.env.WIDTH } : {}), ...(process.env.KVH ? { numKvHeads: +process.env.KVH } : {}) };
 // INIT=dir: start from that checkpoint (its tokenizer too) instead of a fresh model.
 const r = process.env.INIT ? (cpSync(process.env.INIT, dir, { recursive: true }), { numParams: "(from " + process.env.INIT + ")", config: JSON.parse(readFileSync(dir + "/config.json", "utf8")) })
-  : await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape, attentionInit: "random", phrases: process.env.PHRASES ? [" is true", " is false"] : undefined });
+  : await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape, attentionInit: "random", phrases: [...(process.env.PHRASES ? [" is true", " is false"] : []), ...(process.env.LABELS ? labelPhrases() : [])] });
 if (process.env.INIT) r.config.numLayers = r.config.num_hidden_layers, r.config.vocabSize = r.config.vocab_size;
 console.log("params", r.numParams, "layers", r.config.numLayers, "vocab", r.config.vocabSize, "TRACE", TRACE, "B", B, "depths", DMIN, DMAX);
 if (process.env.ARCH === "llama") console.log("arch llama, qkNorm", (await reinitAs(dir)).qkNorm);

@@ -148,10 +148,28 @@ function variantInstance0(task, trace, o) {
   if (trace === "csweep") return checkSweep(o);
   if (trace === "wsweep") return closedWorld(o);
   if (trace === "jsweep") return juxtaposed(o);
+  if (trace === "rsweep") return labelled(o);
   if (trace === "isweep" || trace === "osweep") { const i = generate(task, o); return { ...i, trace: isweep(i.trace, trace === "osweep") }; }
   if (trace === "fsweep" || trace === "fisweep") { const pr = graphliProblem(o); const tr = trace === "fisweep" ? isweep(pr.instance.trace, false) : pr.instance.trace; return { ...pr.instance, trace: withFacts(pr.premises, tr) }; }
   return null;
 }
+// rsweep: the committed trace with numbered rules. The prompt's rules read "[k] If ...", k = 1, 2,
+// ... in prompt order (facts bare), and each trace line starts with its rule's label. The next
+// rule is then found by its label, a counter plus a one-token look-up ("[4]" -> the token after
+// "[4]" in the prompt), instead of by where the previous copy ended in the prompt (the next rule's
+// first atom: 1.46 nats at step 400, the largest loss left with the phrases). With LABELS=1 the
+// tokenizer keeps "[1] If" ... "[60] If" whole (labelPhrases): the token after a label is then the
+// rule's first word after "If", one look-up on (a bare "[4]" is always followed by " If").
+export const labelPhrases = () => Array.from({ length: 60 }, (_, k) => `[${k + 1}] If`);
+function labelled(o) {
+  const pr = graphliProblem(o);
+  const label = new Map();
+  for (const p of pr.premises) if (p.kind === "rule") label.set(sentenceLI(p).slice(0, -1), `[${label.size + 1}]`);
+  const lines = pr.premises.map((p) => (p.kind === "rule" ? `${label.get(sentenceLI(p).slice(0, -1))} ${sentenceLI(p)}` : sentenceLI(p)));
+  const trace = pr.instance.trace.split("\n").map((l) => { const k = label.get(l.slice(0, l.indexOf(":"))); return k ? `${k} ${l}` : l; }).join("\n");
+  return { ...pr.instance, prompt: formatPrompt(lines, `Is ${pr.target} true or false?`), trace };
+}
+
 // AUX=k in sft-probe.mjs: k of each batch's items are a dense look-up drill on the same prompt:
 // "<think>Look up: dust, spark is false, vapor, ...</think>", every atom of the premises once,
 // in a random order, written "X is v" when the prompt states it as a fact and bare otherwise (the

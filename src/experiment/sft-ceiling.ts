@@ -2,19 +2,22 @@
 // minDepth..maxDepth, with held-out accuracy (overall, answerable, unanswerable) at every depth
 // after each evaluation interval. The ceiling the RL experiments can hope to reach.
 //
-// Writes out/<task>/results.json (the curve) and out/<task>/model (the last checkpoint); both are
-// also written at every evaluation (results.json only when done: a finished task is reused when
-// the command is run again, an unfinished one's curve is in out/<task>/curve.json).
+// Writes out/<task>/results.json (the curve) and out/<task>/model (the last checkpoint). At every
+// evaluation the checkpoint (with the optimizer state) and out/<task>/curve.json are written, so
+// a killed run continues from its last evaluation when the command is run again (the batches
+// are a function of the step, so it trains on what it would have); a finished task (its
+// results.json) is reused as it is.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createBackend } from "../backend/index.js";
-import { saveCheckpoint } from "../model/checkpoint.js";
+import { loadOptimizerState, saveCheckpoint } from "../model/checkpoint.js";
 import { initModel, type Preset } from "../model/init.js";
 import { evaluate } from "../rl/eval.js";
 import { Policy } from "../rl/policy.js";
 import { heldOut } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
 import { completionFor, generate, taskTokenizerInput } from "../tasks/index.js";
+import { readJsonFileSync } from "../util/json-file.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
@@ -65,13 +68,27 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
     const init = join(dir, "init");
     if (!existsSync(join(init, "config.json"))) await initModel({ preset: o.preset, ...taskTokenizerInput(task), out: init, seed: 1 });
     const backend = await createBackend("cpu", { threads: o.threads });
-    const policy = await Policy.load(init, backend);
+    // A killed run's last evaluation: its checkpoint, optimizer state and curve.
+    const saved = join(dir, "model");
+    const optimizer = existsSync(join(dir, "curve.json")) ? await loadOptimizerState(saved) : null;
+    const resumed = optimizer ? readJsonFileSync<CeilingResult>(join(dir, "curve.json")) : null;
+    const last = resumed?.curve.at(-1);
+    const from = optimizer && last && last.step === optimizer.step ? { step: last.step, optimizer } : undefined;
+    if (from && from.step >= o.steps) {
+      // Killed between its last evaluation and results.json.
+      await writeFileAtomic(cached, JSON.stringify(resumed, null, 2) + "\n");
+      results.push(resumed!);
+      backend.destroy();
+      continue;
+    }
+    if (from) o.log(`${task}: continuing from step ${from.step} (${saved})`);
+    const policy = await Policy.load(from ? saved : init, backend);
     const model = policy.model;
     const depths = Array.from({ length: o.maxDepth - o.minDepth + 1 }, (_, i) => o.minDepth + i);
     const sets = depths.map((d) => [d, heldOut(task, o.evalN, d, d, 0xce11)] as const);
     const budget = Math.max(...sets.flatMap(([, s]) => s.map((i) => policy.encodeCompletion(completionFor(i)).length))) + 8;
-    const res: CeilingResult = { task, preset: o.preset, numParams: model.numParameters, curve: [] };
-    const t0 = performance.now();
+    const res: CeilingResult = from ? resumed! : { task, preset: o.preset, numParams: model.numParameters, curve: [] };
+    const t0 = performance.now() - (from ? last!.seconds * 1000 : 0);
     const bar = new Progress(`${task} sft`, o.steps);
     try {
       await runSft(policy, {
@@ -79,7 +96,8 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
         lr: o.lr,
         batch: o.batch,
         instances: (s, j) => generate(task, { depth: o.minDepth + (mixSeed(1, s, j, PURPOSE.sft, 1) % depths.length), seed: mixSeed(1, s, j, PURPOSE.sft) }),
-        onStep: async (s, loss) => {
+        from,
+        onStep: async (s, loss, _lr, optimizerState) => {
           bar.update(s + 1, { loss });
           if ((s + 1) % o.evalEvery !== 0 && s + 1 !== o.steps) return;
           const point: CeilingPoint = { step: s + 1, loss, seconds: (performance.now() - t0) / 1000, acc: {} };
@@ -88,13 +106,12 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
             point.acc[d] = { acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable };
           }
           res.curve.push(point);
-          await saveCheckpoint(join(dir, "model"), model, { tokenizerDir: init });
+          await saveCheckpoint(saved, model, { tokenizerDir: init, optimizer: await optimizerState() });
           await writeFileAtomic(join(dir, "curve.json"), JSON.stringify(res, null, 2) + "\n");
           o.log(`${task} step ${s + 1} loss ${loss.toFixed(3)} ${point.seconds.toFixed(0)} s | ` + depths.map((d) => `depth ${d}: ${pct(point.acc[d]!.acc)} (answerable ${pct(point.acc[d]!.ans)}, unanswerable ${pct(point.acc[d]!.unans)})`).join(" | "));
         },
       });
       bar.done();
-      await saveCheckpoint(join(dir, "model"), model, { tokenizerDir: init });
     } finally {
       model.dispose();
       backend.destroy();

@@ -1,0 +1,25 @@
+// `anvil experiment sft-ceiling` killed after an evaluation continues from it: the same curve as
+// a run that was never interrupted.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { runCeiling, type CeilingOptions } from "../src/experiment/sft-ceiling.js";
+
+describe("experiment sft-ceiling", () => {
+  it("resumes a killed run from its last evaluation, reproducing the uninterrupted curve", async () => {
+    const opts = (out: string, log: (l: string) => void): CeilingOptions => ({
+      tasks: ["graphli"], preset: "tiny", steps: 4, batch: 2, lr: 6e-3, minDepth: 1, maxDepth: 1, evalEvery: 2, evalN: 2, threads: 1, out, log,
+    });
+    const [whole] = await runCeiling(opts(mkdtempSync(join(tmpdir(), "anvil-ceil-")), () => {}));
+    const out = mkdtempSync(join(tmpdir(), "anvil-ceil-"));
+    // "Killed" right after the step-2 evaluation was saved (the log line follows the save).
+    await expect(runCeiling(opts(out, (l) => { if (/step 2 /.test(l)) throw new Error("killed"); }))).rejects.toThrow("killed");
+    const lines: string[] = [];
+    const [resumed] = await runCeiling(opts(out, (l) => lines.push(l)));
+    expect(lines[0]).toMatch(/continuing from step 2/);
+    expect(resumed!.curve.map((p) => p.step)).toEqual([2, 4]);
+    expect(resumed!.curve.map((p) => p.loss)).toEqual(whole!.curve.map((p) => p.loss));
+    expect(resumed!.curve.map((p) => p.acc)).toEqual(whole!.curve.map((p) => p.acc));
+  }, 300_000);
+});
