@@ -9,7 +9,7 @@ import { evaluate } from "../../dist/src/rl/eval.js";
 import { generate, graphliProblem, completionFor } from "../../dist/src/tasks/index.js";
 import { sentenceLI } from "../../dist/src/tasks/graphli.js";
 import { atomsOf, clauseOf } from "../../dist/src/tasks/solve-li.js";
-import { cpSync, rmSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { parseConfig, configToJson } from "../../dist/src/model/config.js";
 import { initParameters } from "../../dist/src/model/init.js";
 import { saveSafetensors, SINGLE_FILE } from "../../dist/src/model/safetensors.js";
@@ -113,7 +113,10 @@ const corpus = Array.from({ length: 400 }, (_, j) => { const i = inst(task, { de
 // LAYERS=n, WIDTH=h (heads of 32 dims, h/64 KV heads, MLP 3h): the tiny preset reshaped.
 // KVH=n: n KV heads (the preset shares each of its 2 between 2 query heads).
 const shape = { ...(process.env.LAYERS ? { numLayers: +process.env.LAYERS } : {}), ...(process.env.WIDTH ? { hiddenSize: +process.env.WIDTH, numHeads: +process.env.WIDTH / 32, numKvHeads: +process.env.WIDTH / 64, intermediateSize: 3 * +process.env.WIDTH } : {}), ...(process.env.KVH ? { numKvHeads: +process.env.KVH } : {}) };
-// INIT=dir: start from that checkpoint (its tokenizer too) instead of a fresh model.
+// INIT=dir: start from that checkpoint (its tokenizer too) instead of a fresh model. A probe's run
+// directory holds its untrained init at the top and the trained model in ckpt/ (SAVE=1): give the
+// ckpt (li-psweep-phr-induct-cont14 was given the top and so started from the init).
+if (process.env.INIT && existsSync(process.env.INIT + "/ckpt")) throw new Error(`INIT=${process.env.INIT} is a probe's run directory, whose top is the untrained init: give ${process.env.INIT}/ckpt`);
 const r = process.env.INIT ? (cpSync(process.env.INIT, dir, { recursive: true }), { numParams: "(from " + process.env.INIT + ")", config: JSON.parse(readFileSync(dir + "/config.json", "utf8")) })
   : await initModel({ preset: "tiny", corpus, out: dir, seed: 1, shape, attentionInit: "random", phrases: [...(process.env.PHRASES ? [" is true", " is false"] : []), ...(process.env.LABELS ? labelPhrases() : [])] });
 if (process.env.INIT) r.config.numLayers = r.config.num_hidden_layers, r.config.vocabSize = r.config.vocab_size;

@@ -44,7 +44,7 @@ for (const d of depths) {
       const inThink = text.includes("<think>") && !text.includes("</think>");
       const line = text.slice(text.lastIndexOf("\n") + 1);
       let kind;
-      const body = line.replace(/^- /, "");
+      const body = line.replace(/^- /, "").replace(/^\[\d+\] /, ""); // TRACE=rsweep: a rule line's label
       if (!inThink) kind = text.includes("<answer>") && !text.includes("</answer>") ? "answer" : "markup";
       else if (TASK === "graphla") kind = laKind(body, piece);
       else if (/^So /.test(body)) kind = "so-line";
