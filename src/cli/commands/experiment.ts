@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
 import { runCeiling } from "../../experiment/sft-ceiling.js";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { FULL, formatTable, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
 import { TASK_NAMES, type TaskName } from "../../tasks/types.js";
 import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
@@ -86,7 +86,7 @@ async function runJobs(o: ExperimentOptions, units: WorkUnit[], jobs: number): P
   const own = ["--tasks", "--seeds", "--methods", "--jobs", "--threads"];
   const base: string[] = [];
   for (let i = 0, args = process.argv.slice(2); i < args.length; i++) {
-    if (args[i] === "--json" || own.some((f) => args[i]!.startsWith(`${f}=`))) continue;
+    if (args[i] === "--json" || own.some((flag) => args[i]!.startsWith(`${flag}=`))) continue;
     if (own.includes(args[i]!)) i++; // and its value
     else base.push(args[i]!);
   }
