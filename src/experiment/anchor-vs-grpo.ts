@@ -282,6 +282,11 @@ export function workUnits(o: Pick<ExperimentOptions, "tasks" | "seeds" | "method
   return o.tasks.flatMap((task) => o.seeds.flatMap((seed) => [...rl.map((m) => ({ task, seed, methods: [m] })), ...(pref.length ? [{ task, seed, methods: pref }] : [])]));
 }
 
+/** Where a task's weak start is kept, and whether it is finished (its checkpoint and weak.json). */
+const weakDir = (out: string, task: TaskName): string => join(out, task, "weak");
+export const hasWeakStart = (out: string, task: TaskName): boolean =>
+  existsSync(join(weakDir(out, task), "weak.json")) && existsSync(join(weakDir(out, task), "config.json"));
+
 /** An `anvil train` run of an RL method from the weak start (resumed when killed); returns its final checkpoint. */
 async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, weak: string, runDir: string, maxNewTokens: number, o: ExperimentOptions): Promise<string> {
   const resume = existsSync(join(runDir, "config.json")) && latestCheckpoint(runDir) !== null;
@@ -325,9 +330,9 @@ async function weakStart(
   maxNewTokens: number,
   evalAt: (p: Policy) => Promise<Record<string, Accuracy>>,
 ) {
-  const dir = join(o.out, task, "weak");
+  const dir = weakDir(o.out, task);
   const saved = readJson<{ info: WeakStart; before: Record<string, Accuracy> }>(join(dir, "weak.json"));
-  if (saved && existsSync(join(dir, "config.json"))) return { dir, ...saved };
+  if (saved && hasWeakStart(o.out, task)) return { dir, ...saved };
   const policy = await Policy.load(base, backend);
   // Selection uses its own held-out items (not the reported eval sets), half unanswerable.
   const probe = heldOut(task, o.probeN, o.depth, o.depth, 0x3eab);

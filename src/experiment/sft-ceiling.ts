@@ -7,7 +7,7 @@
 // a killed run continues from its last evaluation when the command is run again (the batches
 // are a function of the step, so it trains on what it would have); a finished task (its
 // results.json) is reused as it is.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createBackend } from "../backend/index.js";
 import { loadOptimizerState, saveCheckpoint } from "../model/checkpoint.js";
@@ -61,7 +61,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
     const dir = join(resolve(o.out), task);
     const cached = join(dir, "results.json");
     if (existsSync(cached)) {
-      results.push(JSON.parse(readFileSync(cached, "utf8")) as CeilingResult);
+      results.push(readJsonFileSync<CeilingResult>(cached));
       continue;
     }
     mkdirSync(dir, { recursive: true });

@@ -1,11 +1,9 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
 import { runCeiling } from "../../experiment/sft-ceiling.js";
-import { FULL, formatTable, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
+import { FULL, formatTable, hasWeakStart, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
 import { TASK_NAMES, type TaskName } from "../../tasks/types.js";
 import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
 
@@ -97,7 +95,7 @@ async function runJobs(o: ExperimentOptions, units: WorkUnit[], jobs: number): P
       c.on("exit", (code) => (code === 0 ? resolveChild() : reject(new Error(`the job ${label} exited with code ${code}; run the command again to resume`))));
     });
   log(`anvil: ${units.length} runs on ${jobs} child processes, each task's weak start first`);
-  const needWeak = o.tasks.filter((t) => !existsSync(join(o.out, t, "weak", "weak.json")));
+  const needWeak = o.tasks.filter((t) => !hasWeakStart(o.out, t));
   const threads = Math.max(1, Math.floor(jobs / Math.max(1, needWeak.length)));
   await Promise.all(needWeak.map((t) => child(`${t} weak start`, ["--tasks", t, "--weak-only", "--threads", String(threads)])));
   const queue = units.slice();
