@@ -10,7 +10,9 @@
 //   logprob+entropy   N=1024 [4096], V=32000 from materialised logits; torch: log_softmax + gather + entropy
 //   linear logprob    fwd+bwd N=512 [4096], H=512 [and 1024], V=32000: fused one-pass
 //                     (linearLogprobForwardBackward, the upstream gradient given up front, 3
-//                     matmuls) vs fused two-pass (forward, then backward: 4) vs matmul +
+//                     matmuls) vs fused two-pass (forward, then backward: 4) vs the fused
+//                     sequence loss (linearSequenceLoss, DPO's form: the gradient from pairs of
+//                     64-row sums, one pass per block of pairs: 3) vs matmul +
 //                     logprobFromLogits + crossEntropyBackward + 2 matmuls (unfused, same backend,
 //                     same sgemm) vs torch autograd; and with half the rows masked out of the
 //                     loss (zero dlogprob/dentropy, as GRPO's prompt tokens), which only the
@@ -256,6 +258,23 @@ function linearCase(N: number, H: number, V: number, backward = true, masked = 0
             be.linearLogprobForward(lp, ent, lse, x.hidden, x.weight, x.targets, 1);
             be.linearLogprobBackward(dh, dw, x.dlogprob, x.dentropy, x.hidden, x.weight, x.targets, lse, ent, 1);
           };
+        },
+      },
+      {
+        // DPO's form: sequences of 64 rows in pairs, d loss / d sum known once a pair's sums are;
+        // one pass per block of whole pairs (the CPU op's work is synchronous: its promise is
+        // settled when the call returns)
+        impl: "anvil fused seq. loss",
+        setup(be) {
+          const x = inputs(be);
+          const lp = be.zeros([N]), ent = be.zeros([N]);
+          const dh = be.zeros([N, H]), dw = be.zeros([V, H]);
+          be.fill(dh, 0); // touch the outputs now: the memory figure then counts workspace only
+          be.fill(dw, 0);
+          const segment = Int32Array.from({ length: N }, (_, i) => (i < masked * N ? -1 : i >> 6));
+          const groupOf = Int32Array.from({ length: Math.ceil(N / 64) }, (_, q) => q >> 1);
+          const lossGrad = (segs: Int32Array) => Array.from(segs, (q) => (q % 2 ? -0.01 : 0.01));
+          return () => void be.linearSequenceLoss(lp, ent, dh, dw, x.hidden, x.weight, x.targets, segment, groupOf, lossGrad, 1);
         },
       },
       {

@@ -278,6 +278,15 @@ function buildCases(): OpCase[] {
       be.linearLogprobForwardBackward(lp, ent, dh, dw, up(be, hid, [N, H]), up(be, W, [V, H]), up(be, targets, [N]), up(be, dl, [N]), up(be, de, [N]), T);
       return outs(be, { lp, ent, dh, dw });
     });
+    add("linearSequenceLoss", `N=${N} H=${H} V=${V}`, 1e-5, async (be) => {
+      const lp = be.zeros([N]), ent = be.zeros([N]), dh = be.zeros([N, H]), dw = up(be, dwInit, [V, H]);
+      // segments of 2-4 rows, rows 3k+2 outside the loss; segments 2j and 2j+1 form group j
+      const segment = Int32Array.from({ length: N }, (_, i) => (i % 3 === 2 ? -1 : Math.floor(i / 4)));
+      const groupOf = Int32Array.from({ length: Math.ceil(N / 4) }, (_, s) => s >> 1);
+      const lossGrad = (segs: Int32Array, sums: Float64Array) => Array.from(sums, (v, j) => Math.tanh(v / 10) + 0.1 * segs[j]);
+      await be.linearSequenceLoss(lp, ent, dh, dw, up(be, hid, [N, H]), up(be, W, [V, H]), up(be, targets, [N]), segment, groupOf, lossGrad, T);
+      return outs(be, { lp, ent, dh, dw });
+    });
     // A frozen head stored in bf16 (--frozen-dtype bf16): forward, and dHidden without dW.
     add("linearLogprob bf16 weight", `N=${N} H=${H} V=${V}`, 1e-5, async (be) => {
       const th = up(be, hid, [N, H]), tw = be.upload(W, [V, H], "bf16"), tt = up(be, targets, [N]);

@@ -76,6 +76,7 @@ void linear_grpo_loss_impl(float* dhidden, float* dweight, float* stats, float* 
       dlp_b[r] = static_cast<float>(wt * toks[i].dlogprob) * loss_scale;
       dent_b[r] = static_cast<float>(wt * toks[i].dentropy) * loss_scale;
     }
+    return true;
   };
   lm_head_one_pass(dhidden, dweight, logprob, entropy, hidden, weight, targets, rows.data(), static_cast<int64_t>(rows.size()),
                    H, V, inv_t, row_grad);

@@ -220,9 +220,89 @@ void forward_backward_impl(float* logprob, float* entropy, float* dhidden, float
   }
   const auto given = [&](const int64_t* rb, int64_t nb, const float*, const float*, float* dlp, float* dent) {
     for (int64_t r = 0; r < nb; r++) dlp[r] = dlogprob[rb[r]], dent[r] = dentropy[rb[r]];
+    return true;
   };
   lm_head_one_pass(dhidden, dweight, logprob, entropy, hidden, weight, targets, active.data(),
                    static_cast<int64_t>(active.size()), H, V, 1.0f / temperature, given);
+}
+
+
+// linear_sequence_loss: blocks of whole groups through the one-pass head; a group larger than a
+// block alone through forward, seg_grad, backward.
+template <class TW>
+bool sequence_loss_impl(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                        const TW* weight, const int32_t* targets, const int32_t* segment, const int32_t* group_of,
+                        int64_t S, int64_t N, int64_t H, int64_t V, float temperature, const SegmentGrad& seg_grad) {
+  if (!(temperature > 0)) throw std::invalid_argument("temperature must be > 0");
+  check_targets(targets, N, V);
+  for (int64_t s = 0; s < S; s++)
+    if (group_of[s] < 0 || group_of[s] >= S) throw std::invalid_argument("group ids must be in [0, S)");
+  std::fill(dhidden, dhidden + N * H, 0.0f);
+  std::fill(logprob, logprob + N, 0.0f);
+  std::fill(entropy, entropy + N, 0.0f);
+  std::vector<std::vector<int64_t>> by_group(static_cast<size_t>(S));  // each group's rows, in row order
+  for (int64_t i = 0; i < N; i++) {
+    if (segment[i] < -1 || segment[i] >= S) throw std::invalid_argument("segment ids must be in [-1, S)");
+    if (segment[i] >= 0 && targets[i] >= 0) by_group[group_of[segment[i]]].push_back(i);
+  }
+  const float inv_t = 1.0f / temperature;
+
+  // A block's log-probs (rows rb) -> its segments' sums (double, in row order) -> seg_grad -> dlp.
+  std::vector<int32_t> segs;
+  std::vector<double> sums, dsums;
+  std::vector<int64_t> slot(static_cast<size_t>(S), -1);
+  const auto grads = [&](const int64_t* rb, int64_t nb, const float* lp, float* dlp) {
+    segs.clear(), sums.clear();
+    for (int64_t r = 0; r < nb; r++) {
+      const int32_t sg = segment[rb[r]];
+      if (slot[sg] < 0) slot[sg] = static_cast<int64_t>(segs.size()), segs.push_back(sg), sums.push_back(0.0);
+      sums[slot[sg]] += lp[r];
+    }
+    dsums.assign(segs.size(), 0.0);
+    const bool ok = seg_grad(segs.data(), sums.data(), static_cast<int64_t>(segs.size()), dsums.data());
+    for (int64_t r = 0; r < nb; r++) dlp[r] = ok ? static_cast<float>(dsums[slot[segment[rb[r]]]]) : 0.0f;
+    for (const int32_t sg : segs) slot[sg] = -1;
+    return ok;
+  };
+  std::vector<int64_t> rows;  // the block being filled
+  const auto flush = [&]() {
+    const bool ok = lm_head_one_pass(dhidden, dweight, logprob, entropy, hidden, weight, targets, rows.data(),
+                                     static_cast<int64_t>(rows.size()), H, V, inv_t,
+                                     [&](const int64_t* rb, int64_t nb, const float* lp, const float*, float* dlp, float* dent) {
+                                       std::fill(dent, dent + nb, 0.0f);
+                                       return grads(rb, nb, lp, dlp);
+                                     });
+    rows.clear();
+    return ok;
+  };
+  const auto two_pass = [&](const std::vector<int64_t>& gr) {  // gathered: 2 x n x H floats
+    const int64_t n = static_cast<int64_t>(gr.size());
+    std::vector<float> h(static_cast<size_t>(n * H)), dh(static_cast<size_t>(n * H)), lp(n), ent(n), lse(n), dlp(n), dent(n, 0.0f);
+    std::vector<int32_t> tg(n);
+    for (int64_t r = 0; r < n; r++) {
+      std::copy(hidden + gr[r] * H, hidden + (gr[r] + 1) * H, h.data() + r * H);
+      tg[r] = targets[gr[r]];
+    }
+    forward_impl(lp.data(), ent.data(), lse.data(), h.data(), weight, tg.data(), n, H, V, temperature);
+    for (int64_t r = 0; r < n; r++) logprob[gr[r]] = lp[r], entropy[gr[r]] = ent[r];
+    if (!grads(gr.data(), n, lp.data(), dlp.data())) return false;
+    backward_impl(dh.data(), dweight, dlp.data(), dent.data(), h.data(), weight, tg.data(), lse.data(), ent.data(), n, H, V,
+                  temperature);
+    for (int64_t r = 0; r < n; r++) std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dhidden + gr[r] * H);
+    return true;
+  };
+  const int64_t cap = one_pass::block_rows(V);
+  for (const auto& gr : by_group) {
+    const int64_t n = static_cast<int64_t>(gr.size());
+    if (n == 0) continue;
+    if (static_cast<int64_t>(rows.size()) + n > cap && !rows.empty() && !flush()) return false;
+    if (n > cap) {
+      if (!two_pass(gr)) return false;
+      continue;
+    }
+    rows.insert(rows.end(), gr.begin(), gr.end());
+  }
+  return rows.empty() || flush();
 }
 
 }  // namespace
@@ -256,6 +336,20 @@ void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhid
                                      const uint16_t* weight, const int32_t* targets, const float* dlogprob,
                                      const float* dentropy, int64_t N, int64_t H, int64_t V, float temperature) {
   forward_backward_impl(logprob, entropy, dhidden, dweight, hidden, weight, targets, dlogprob, dentropy, N, H, V, temperature);
+}
+
+bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                          const float* weight, const int32_t* targets, const int32_t* segment, const int32_t* group_of,
+                          int64_t S, int64_t N, int64_t H, int64_t V, float temperature, const SegmentGrad& seg_grad) {
+  return sequence_loss_impl(logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, group_of, S, N, H, V,
+                            temperature, seg_grad);
+}
+bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                          const uint16_t* weight, const int32_t* targets, const int32_t* segment,
+                          const int32_t* group_of, int64_t S, int64_t N, int64_t H, int64_t V, float temperature,
+                          const SegmentGrad& seg_grad) {
+  return sequence_loss_impl(logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, group_of, S, N, H, V,
+                            temperature, seg_grad);
 }
 
 }  // namespace anvil::cpu

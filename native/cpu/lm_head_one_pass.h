@@ -5,8 +5,9 @@
 // the same share [v0, v1) of the vocabulary in every block and runs its own single-threaded
 // sgemms on its (nb, v1 - v0) tile, contiguous so that a bf16 weight widens as it is packed:
 //   1. tile = hidden_block @ weight[v0:v1]^T / T, folded into an online-softmax state per row
-//   2. one thread merges the row states (log-sum-exp, entropy, log-prob) and asks the caller
-//      for each row's dL/dlogprob and dL/dentropy (row_grad: a few flops per row)    -- barrier
+//   2. the calling thread merges the row states (log-sum-exp, entropy, log-prob) and asks the
+//      caller for each row's dL/dlogprob and dL/dentropy (row_grad: a few flops per row, or a
+//      JavaScript callback: it runs on the thread that called the op)                  -- barrier
 //   3. tile -> dL/dz in place; dweight[v0:v1] += dz^T @ hidden_block / T (rows it owns) and
 //      its part of dhidden_block = dz @ weight[v0:v1] / T                             -- barrier
 //   4. the dhidden parts are summed in thread order into the block's rows
@@ -40,19 +41,22 @@ inline float* workspace(size_t n) {
   }
   return ws.data();
 }
+// Rows per token block at vocabulary V.
+inline int64_t block_rows(int64_t V) { return std::clamp<int64_t>(kLogitsBudget / V / 8 * 8, kMinBlock, kMaxBlock); }
 }  // namespace one_pass
 
 // rows (n): the rows to score, each with a target in [0, V). Writes logprob, entropy and the
 // dhidden row of each (other rows untouched) and adds to dweight (null: a frozen head).
-// row_grad(rb, nb, lp, ent, dlp, dent) is called once per block on one thread: rb are the
-// block's row indices, lp / ent their log-probs and entropies; it writes dlp / dent.
+// row_grad(rb, nb, lp, ent, dlp, dent) is called once per block on the calling thread: rb are
+// the block's row indices, lp / ent their log-probs and entropies; it writes dlp / dent and
+// returns false to stop (no gradient of that block is applied; the op returns false).
 template <class TW, class RowGrad>
-void lm_head_one_pass(float* dhidden, float* dweight, float* logprob, float* entropy, const float* hidden,
+bool lm_head_one_pass(float* dhidden, float* dweight, float* logprob, float* entropy, const float* hidden,
                       const TW* weight, const int32_t* targets, const int64_t* rows, int64_t n, int64_t H, int64_t V,
                       float inv_t, RowGrad&& row_grad) {
   using namespace one_pass;
-  if (n == 0) return;
-  const int64_t nb_max = std::min(n, std::clamp<int64_t>(kLogitsBudget / V / 8 * 8, kMinBlock, kMaxBlock));
+  if (n == 0) return true;
+  const int64_t nb_max = std::min(n, block_rows(V));
   const int nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), V / 64)));
   std::vector<float> hb(nb_max * H), dh_part(static_cast<size_t>(nthreads) * nb_max * H);
   float* z = workspace(static_cast<size_t>(nb_max * V));
@@ -64,6 +68,7 @@ void lm_head_one_pass(float* dhidden, float* dweight, float* logprob, float* ent
     const int64_t nb = std::min(nb_max, n - r0);
     const int64_t* rb = rows + r0;
     int parts = 1;  // the team actually given (1 when nested in an outer parallel region)
+    bool go = true;
 #pragma omp parallel num_threads(nthreads)
     {
       const int t = thread_id(), team = team_size();
@@ -84,7 +89,7 @@ void lm_head_one_pass(float* dhidden, float* dweight, float* logprob, float* ent
       }
 #pragma omp barrier
       // 2. log-prob and entropy of each row, and the caller's gradient in them
-#pragma omp single
+#pragma omp master
       {
         parts = team;
         for (int64_t r = 0; r < nb; r++) {
@@ -96,23 +101,27 @@ void lm_head_one_pass(float* dhidden, float* dweight, float* logprob, float* ent
           logprob[rb[r]] = lp_b[r];
           entropy[rb[r]] = ent_b[r];
         }
-        row_grad(rb, nb, lp_b.data(), ent_b.data(), dlp_b.data(), dent_b.data());
+        go = row_grad(rb, nb, lp_b.data(), ent_b.data(), dlp_b.data(), dent_b.data());
       }
-      // 3. dL/dz in place on the thread's tile, then its part of both gradient products
-      softmax_grad_tile(zt, 0, nb, v0, vt, tg.data(), lse_b.data(), ent_b.data(), dlp_b.data(), dent_b.data());
-      tile_gemm(dh_part.data() + t * nb_max * H, zt, weight + v0 * H, nb, H, vt, false, false, false, inv_t);
-      if (dweight) tile_gemm(dweight + v0 * H, zt, hb.data(), vt, H, nb, true, false, true, inv_t);
+#pragma omp barrier
+      if (go) {  // 3. dL/dz in place on the thread's tile, then its part of both gradient products
+        softmax_grad_tile(zt, 0, nb, v0, vt, tg.data(), lse_b.data(), ent_b.data(), dlp_b.data(), dent_b.data());
+        tile_gemm(dh_part.data() + t * nb_max * H, zt, weight + v0 * H, nb, H, vt, false, false, false, inv_t);
+        if (dweight) tile_gemm(dweight + v0 * H, zt, hb.data(), vt, H, nb, true, false, true, inv_t);
+      }
 #pragma omp barrier
       // 4. dhidden rows = the sum of the threads' parts, in thread order
 #pragma omp for schedule(static)
-      for (int64_t r = 0; r < nb; r++) {
+      for (int64_t r = 0; r < (go ? nb : 0); r++) {
         float* out = dhidden + rb[r] * H;
         std::copy(dh_part.data() + r * H, dh_part.data() + (r + 1) * H, out);
         for (int k = 1; k < parts; k++)
           for (int64_t h = 0; h < H; h++) out[h] += dh_part[(k * nb_max + r) * H + h];
       }
     }
+    if (!go) return false;
   }
+  return true;
 }
 
 }  // namespace anvil::cpu

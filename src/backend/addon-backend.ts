@@ -4,6 +4,7 @@
 import type { Backend } from "./backend.js";
 import { linearGrpoLossComposed } from "./linear-grpo-composed.js";
 import { linearLogprobComposed } from "./linear-logprob-composed.js";
+import { linearSequenceComposed } from "./linear-sequence-composed.js";
 import {
   weightDtypeCode,
   type AdamWOptions,
@@ -11,6 +12,7 @@ import {
   type LinearGrpoLossOptions,
   type MatmulOptions,
   type SampleOptions,
+  type SegmentLossGrad,
   type Tensor,
 } from "./backend.js";
 import {
@@ -23,6 +25,7 @@ import {
   grpoLossDims,
   linearGrpoLossDims,
   linearLogprobDims,
+  linearSequenceLossDims,
   logprobFromLogitsDims,
   matmulDims,
   rmsnormDims,
@@ -69,6 +72,8 @@ export interface AddonOps<F, I, W = F> {
   linearLogprobBackward(dhidden: F, dweight: F | null, dlogprob: F, dentropy: F, hidden: F, weight: W, targets: I, lse: F, entropy: F, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
   /** The one-pass kernel (CPU only; elsewhere the composition runs). */
   linearLogprobForwardBackward?(logprob: F, entropy: F, dhidden: F, dweight: F | null, hidden: F, weight: W, targets: I, dlogprob: F, dentropy: F, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
+  /** The sequence loss's one-pass kernel (CPU only; elsewhere the composition runs). */
+  linearSequenceLoss?(logprob: F, entropy: F, dhidden: F, dweight: F | null, hidden: F, weight: W, targets: I, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, S: number, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
   grpoLoss(dlogprob: F, dentropy: F, stats: F, logprob: F, oldLogprob: F, refLogprob: F | null, rolloutLogprob: F | null, entropy: F | null, advantages: F, mask: F, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
   linearGrpoLoss(dhidden: F, dweight: F | null, stats: F, logprob: F, entropy: F, hidden: F, weight: W, targets: I, oldLogprob: F | null, refLogprob: F | null, rolloutLogprob: F | null, advantages: F, mask: F, H: number, V: number, temperature: number, lossScale: number, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number, weightDtype: number): void;
 }
@@ -257,6 +262,13 @@ export abstract class AddonBackend<F, I, W = F> {
     if (!this.ops.linearLogprobForwardBackward)
       return linearLogprobComposed(this as unknown as Backend, logprob, entropy, dhidden, dweight, hidden, weight, targets, dlogprob, dentropy, temperature);
     this.ops.linearLogprobForwardBackward(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), N, H, V, temperature, weightDtypeCode(weight.dtype));
+  }
+
+  async linearSequenceLoss(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<void> {
+    const [N, H, V] = linearSequenceLossDims(logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, groupOf, temperature);
+    if (!this.ops.linearSequenceLoss)
+      return linearSequenceComposed(this as unknown as Backend, logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, groupOf, lossGrad, temperature);
+    this.ops.linearSequenceLoss(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), segment, groupOf, lossGrad, groupOf.length, N, H, V, temperature, weightDtypeCode(weight.dtype));
   }
 
   grpoLoss(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): void {

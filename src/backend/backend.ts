@@ -217,6 +217,17 @@ export interface Backend {
   // (3 matmuls, not 4); rows with dlogprob = dentropy = 0 get the forward only. Backends
   // without the one-pass kernel run that composition (src/backend/linear-logprob-composed.ts).
   linearLogprobForwardBackward(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, dlogprob: Tensor, dentropy: Tensor, temperature: number): void;
+  // A loss of summed log-probs whose upstream gradient is known only once the sums are (DPO and
+  // the other preference losses). segment (N, host): the sum row i's log-prob adds to (-1:
+  // outside the loss: logprob and entropy 0, no gradient); groupOf (S, host): the group of each
+  // segment (the segments one loss term couples: a pair's chosen and rejected). lossGrad(segs,
+  // sums) returns d loss / d sum for the segments it is given; every segment with a row in the
+  // loss is given exactly once, with its group's others; it must not call the backend. Then
+  // dlogprob of a row = that of its segment, dentropy 0: -> logprob, entropy (N), dhidden (N, H)
+  // (overwritten), dweight (V, H) += (null: none). On the CPU the rows go a block of whole groups
+  // at a time through the one-pass head (3 matmuls); a group larger than a block, and the other
+  // backends, run forward, lossGrad, backward (src/backend/linear-sequence-composed.ts: 4).
+  linearSequenceLoss(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<void>;
   // Per-token (B*T): logprob, oldLogprob, refLogprob|null, rolloutLogprob|null, entropy|null,
   // mask (f32 0/1); advantages (B)
   // -> dlogprob (N), dentropy (N) (overwritten), stats (GRPO_STATS.length)
@@ -264,6 +275,9 @@ export interface Backend {
   /** Releases device resources. */
   destroy(): void;
 }
+
+/** d loss / d sum for each of the segments given (linearSequenceLoss), in their order. */
+export type SegmentLossGrad = (segments: Int32Array, sums: Float64Array) => ArrayLike<number>;
 
 /** Storage bytes per element on cpu and cuda. */
 export function dtypeBytes(dtype: DType): number {

@@ -182,3 +182,17 @@ export function linearGrpoLossDims(dhidden: Tensor, dweight: Tensor | null, stat
   if (o.tisCap !== 0 && rolloutLogprob === null) throw new TypeError(`${op}: rolloutLogprob is required when tisCap != 0`);
   return [N, H, V];
 }
+
+/** linearSequenceLoss: linearLogprobDims plus segment (N) in [-1, S) and groupOf (S) in [0, S). */
+export function linearSequenceLossDims(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, temperature: number): [number, number, number] {
+  const op = "linearSequenceLoss";
+  const [N, H, V] = linearLogprobDims(op, hidden, weight, [[logprob, "logprob"], [entropy, "entropy"], [targets, "targets"]], temperature);
+  checkSize(dhidden, "dhidden", N * H, "N*H");
+  if (dweight) checkSize(dweight, "dweight", V * H, "V*H");
+  if (!(segment instanceof Int32Array) || segment.length !== N) throw new RangeError(`${op}: segment must be an Int32Array of N = ${N} entries`);
+  if (!(groupOf instanceof Int32Array)) throw new TypeError(`${op}: groupOf must be an Int32Array`);
+  const S = groupOf.length;
+  for (const [i, s] of segment.entries()) if (s < -1 || s >= S) throw new RangeError(`${op}: segment[${i}] = ${s} is outside [-1, ${S})`);
+  for (const [s, g] of groupOf.entries()) if (g < 0 || g >= S) throw new RangeError(`${op}: groupOf[${s}] = ${g} is outside [0, ${S})`);
+  return [N, H, V];
+}

@@ -77,27 +77,29 @@ export async function preferenceStep(
     const idx = indices.slice(s, s + perPass);
     const k = idx.length;
     const chunk = idx.map((i) => pairs[i]!);
-    await sequenceLossGradient(model, packPairs(chunk, o.padId), (sums) => {
-      const d = new Float64Array(2 * k);
-      idx.forEach((pi, i) => {
-        const l = pairLoss(
-          {
-            chosen: sums[i],
-            rejected: sums[k + i],
-            refChosen: ref?.chosen[pi] ?? 0,
-            refRejected: ref?.rejected[pi] ?? 0,
-            chosenTokens: chunk[i]!.chosen.completionIds.length,
-            rejectedTokens: chunk[i]!.rejected.completionIds.length,
-            rewardGap: chunk[i]!.rewardGap,
-          },
-          o,
-        );
-        totals.add(l);
-        d[i] = l.dChosen / n;
-        d[k + i] = l.dRejected / n;
-      });
+    const term = (i: number, chosen: number, rejected: number) => {
+      const [p, pi] = [chunk[i]!, idx[i]!];
+      const l = pairLoss({ chosen, rejected, refChosen: ref?.chosen[pi] ?? 0, refRejected: ref?.rejected[pi] ?? 0, chosenTokens: p.chosen.completionIds.length, rejectedTokens: p.rejected.completionIds.length, rewardGap: p.rewardGap }, o);
+      totals.add(l);
+      return l;
+    };
+    // rows i and k + i (pair i's chosen and rejected) form group i: its loss term couples them
+    const seen = new Set<number>();
+    const groupOf = Int32Array.from({ length: 2 * k }, (_, b) => b % k);
+    await sequenceLossGradient(model, packPairs(chunk, o.padId), groupOf, (rows, sums) => {
+      const at = new Map<number, number>();
+      rows.forEach((r, j) => at.set(r, j));
+      const d = new Float64Array(rows.length);
+      for (const i of new Set(Array.from(rows, (r) => r % k))) {
+        const [c, r] = [at.get(i), at.get(k + i)]; // absent: an empty completion, sum 0
+        const l = term(i, c === undefined ? 0 : sums[c]!, r === undefined ? 0 : sums[r]!);
+        if (c !== undefined) d[c] = l.dChosen / n;
+        if (r !== undefined) d[r] = l.dRejected / n;
+        seen.add(i);
+      }
       return d;
     });
+    for (let i = 0; i < k; i++) if (!seen.has(i)) term(i, 0, 0); // both completions empty: no rows, no gradient
   }
   const m = totals.means();
   if (!Number.isFinite(m.loss)) throw new NonFiniteLossError(step + 1, `the ${o.loss} loss`);

@@ -2,15 +2,16 @@
 // never exist in memory). Scoring (old / reference log-probs, `anvil score`) runs it without
 // gradients. The policy update runs the one-pass fused linear GRPO loss (log-prob, entropy,
 // loss and both LM-head gradients from one product of the logits per token block); SFT is the
-// same op with advantage 1 at ratio 1 (dLogprob = -1/tokens). The two-pass path (forward, then
-// grpoLoss, then the linear log-prob backward, which makes the logits again) stays as a
-// reference, and preference losses (DPO & co.) use it: they feed each row's d loss / d (summed
-// log-prob) to its completion tokens. Gradient checkpointing is the model's setting
+// same op with advantage 1 at ratio 1 (dLogprob = -1/tokens). Preference losses (DPO & co.) run
+// the fused linear sequence loss: one pass per block of whole pairs, each row's d loss / d (summed
+// log-prob) fed to its completion tokens. The two-pass paths (forward, then the loss, then the
+// linear log-prob backward, which makes the logits again) stay as the tests' reference. Gradient checkpointing is the model's setting
 // (model.gradientCheckpointing), and with an adapter attached only the adapter is trained.
-import { GRPO_STATS, type Backend, type GrpoLossOptions, type LinearGrpoLossOptions, type Tensor } from "../backend/backend.js";
+import { GRPO_STATS, type Backend, type GrpoLossOptions, type LinearGrpoLossOptions, type SegmentLossGrad, type Tensor } from "../backend/backend.js";
 import type { ForwardOptions, Model } from "../model/model.js";
 import { linearGrpoLossComposed } from "../backend/linear-grpo-composed.js";
 import { linearLogprobComposed } from "../backend/linear-logprob-composed.js";
+import { linearSequenceComposed } from "../backend/linear-sequence-composed.js";
 import { gatherTokens, microBatches, rowSums, scatterTokens, type PackedBatch } from "./batch.js";
 
 export type GrpoStats = Record<(typeof GRPO_STATS)[number], number>;
@@ -173,25 +174,32 @@ export async function supervisedGradient(model: Model, batch: PackedBatch, micro
 
 /**
  * Backward of a loss on per-sequence log-probs (preference optimization), over one packed
- * micro-batch: one forward gives the per-token log-probs, `lossGrad` turns their per-row sums (B)
- * into d loss / d sum (B), which becomes every completion token's dLogprob in the fused linear
- * log-prob backward. Gradients accumulate into model.grads. Returns the per-row sums.
+ * micro-batch, through the fused linear sequence loss (Backend.linearSequenceLoss): each row's
+ * completion log-probs are summed, `lossGrad(rows, sums)` turns a group's sums into d loss / d sum
+ * (groupOf[b]: row b's group, e.g. a pair's chosen and rejected rows; it is called once per block
+ * of whole groups), and that becomes every completion token's dLogprob. Gradients accumulate into
+ * model.grads. Returns the per-row sums (B).
  */
-export async function sequenceLossGradient(model: Model, mb: PackedBatch, lossGrad: (sums: Float64Array) => ArrayLike<number>): Promise<Float64Array> {
+export async function sequenceLossGradient(model: Model, mb: PackedBatch, groupOf: Int32Array, lossGrad: SegmentLossGrad, path: GradientPath = {}): Promise<Float64Array> {
   const be = model.backend;
   const n = mb.B * mb.T;
-  const { lp, ent, lse, targets, acts } = forwardLogprob(model, mb, 1);
-  const sums = rowSums((await be.read(lp)) as Float32Array, mb);
-  const dSum = lossGrad(sums);
-  const dlpHost = new Float32Array(n);
-  for (let i = 0; i < n; i++) dlpHost[i] = mb.mask[i] * dSum[Math.floor(i / mb.T)];
-  const dlp = be.upload(dlpHost, [n]);
-  const dent = be.zeros([n]);
-  const dhidden = be.zeros(acts.hidden.shape);
-  be.linearLogprobBackward(dhidden, model.lmHeadGrad(), dlp, dent, acts.hidden, model.lmHead(), targets, lse, ent, 1);
-  model.backward(acts, dhidden);
-  for (const t of [lp, ent, lse, targets, dlp, dent, dhidden]) t.dispose();
-  acts.dispose();
+  const segment = Int32Array.from(mb.mask, (m, i) => (m ? Math.floor(i / mb.T) : -1));
+  const sums = new Float64Array(mb.B);
+  const grad: SegmentLossGrad = (rows, s) => {
+    rows.forEach((r, j) => (sums[r] = s[j]!));
+    return lossGrad(rows, s);
+  };
+  const acts = model.forward(mb.ids, mb.B, mb.T);
+  const targets = be.upload(mb.targets, [n]);
+  const [lp, ent, dhidden] = [be.zeros([n]), be.zeros([n]), be.zeros(acts.hidden.shape)];
+  try {
+    const args = [lp, ent, dhidden, model.lmHeadGrad(), acts.hidden, model.lmHead(), targets, segment, groupOf, grad, 1] as const;
+    await (path.twoPass ? linearSequenceComposed(be, ...args) : be.linearSequenceLoss(...args));
+    model.backward(acts, dhidden);
+  } finally {
+    for (const t of [lp, ent, targets, dhidden]) t.dispose();
+    acts.dispose();
+  }
   return sums;
 }
 

@@ -6,6 +6,7 @@
 // memory is one tile (kTokBlock x kVocabTile floats) plus O(N) state.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 namespace anvil::cpu {
 
@@ -46,5 +47,25 @@ void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhid
 void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
                                      const uint16_t* weight, const int32_t* targets, const float* dlogprob,
                                      const float* dentropy, int64_t N, int64_t H, int64_t V, float temperature);
+
+// A loss of summed log-probs (DPO and the other preference losses), whose upstream gradient is
+// known only once the sums are: row i's log-prob adds to segment[i] (-1: outside the loss; its
+// logprob and entropy are written 0), segment s belongs to group group_of[s] (the segments one
+// loss term couples: a pair's chosen and rejected). The rows are taken a block of whole groups
+// at a time; once a block's log-probs are made, seg_grad(segs, sums, n, dsums) gives
+// d loss / d sum for its n segments (each segment in exactly one call), and every row of segment
+// s gets dlogprob = dsums of s, dentropy 0. One pass per block (3 matrix products, as
+// linear_logprob_forward_backward); a group with more rows than a block holds runs forward,
+// seg_grad, backward (4). seg_grad is called on the calling thread and returns false to stop:
+// the op then returns false with the gradients of the blocks already done applied. Writes
+// logprob and entropy (N), dhidden (N, H) (overwritten), dweight (V, H) += (null: none).
+using SegmentGrad = std::function<bool(const int32_t* segs, const double* sums, int64_t n, double* dsums)>;
+bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                          const float* weight, const int32_t* targets, const int32_t* segment, const int32_t* group_of,
+                          int64_t S, int64_t N, int64_t H, int64_t V, float temperature, const SegmentGrad& seg_grad);
+bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
+                          const uint16_t* weight, const int32_t* targets, const int32_t* segment,
+                          const int32_t* group_of, int64_t S, int64_t N, int64_t H, int64_t V, float temperature,
+                          const SegmentGrad& seg_grad);
 
 }  // namespace anvil::cpu

@@ -25,6 +25,7 @@ import {
   type LinearGrpoLossOptions,
   type MatmulOptions,
   type SampleOptions,
+  type SegmentLossGrad,
   type Tensor,
 } from "../backend.js";
 import {
@@ -40,6 +41,7 @@ import {
   uploadDtype,
   linearGrpoLossDims,
   linearLogprobDims,
+  linearSequenceLossDims,
   logprobFromLogitsDims,
   matmulDims,
   rmsnormDims,
@@ -49,6 +51,7 @@ import {
 } from "../check.js";
 import { linearGrpoLossComposed } from "../linear-grpo-composed.js";
 import { linearLogprobComposed } from "../linear-logprob-composed.js";
+import { linearSequenceComposed } from "../linear-sequence-composed.js";
 import { Dispatcher, STORAGE, type Span } from "./dispatch.js";
 import { createContext, describeAdapter, type AdapterDescription, type GpuContext } from "./device.js";
 import { GpuTensor, bufferBytes } from "./tensor.js";
@@ -744,6 +747,12 @@ export class WebGpuBackend implements Backend {
   // logits rows in the 8M-float scratch; other shapes take the composition (same results).
   linearLogprobForwardBackward(...args: Parameters<Backend["linearLogprobForwardBackward"]>): void {
     linearLogprobComposed(this, ...args); // no one-pass WGSL kernel yet: forward, then backward
+  }
+
+  // No one-pass WGSL kernel: forward, lossGrad, backward.
+  async linearSequenceLoss(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<void> {
+    linearSequenceLossDims(logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, groupOf, temperature);
+    return linearSequenceComposed(this, logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, groupOf, lossGrad, temperature);
   }
 
   linearGrpoLoss(dhidden: Tensor, dweight: Tensor | null, stats: Tensor, logprob: Tensor, entropy: Tensor, hidden: Tensor, weight: Tensor, targets: Tensor, oldLogprob: Tensor | null, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, advantages: Tensor, mask: Tensor, temperature: number, o: LinearGrpoLossOptions): void {
