@@ -55,15 +55,24 @@ inline float scaled_max(const float* x, int64_t n, float scale) {
   bool nan = false;
   int64_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-  __m256 vm = _mm256_set1_ps(mx);
-  __m256 vnan = _mm256_setzero_ps();
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    vm = _mm256_max_ps(vm, v);
-    vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  // Four independent maxima: one accumulator is bound by vmaxps' latency (8 floats per 4
+  // cycles), four by the loads.
+  __m256 m0 = _mm256_set1_ps(mx), m1 = m0, m2 = m0, m3 = m0;
+  __m256 n0 = _mm256_setzero_ps(), n1 = _mm256_setzero_ps();
+  for (; i + 32 <= n; i += 32) {
+    const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+    const __m256 v2 = _mm256_loadu_ps(x + i + 16), v3 = _mm256_loadu_ps(x + i + 24);
+    m0 = _mm256_max_ps(m0, v0), m1 = _mm256_max_ps(m1, v1), m2 = _mm256_max_ps(m2, v2), m3 = _mm256_max_ps(m3, v3);
+    n0 = _mm256_or_ps(n0, _mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q), _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)));
+    n1 = _mm256_or_ps(n1, _mm256_or_ps(_mm256_cmp_ps(v2, v2, _CMP_UNORD_Q), _mm256_cmp_ps(v3, v3, _CMP_UNORD_Q)));
   }
-  mx = simd::hmax(vm);
-  nan = _mm256_movemask_ps(vnan) != 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    m0 = _mm256_max_ps(m0, v);
+    n0 = _mm256_or_ps(n0, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  mx = simd::hmax(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  nan = _mm256_movemask_ps(_mm256_or_ps(n0, n1)) != 0;
 #endif
   for (; i < n; i++) {
     if (x[i] > mx) mx = x[i];

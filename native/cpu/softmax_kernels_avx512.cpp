@@ -83,17 +83,26 @@ void exp_sums_avx512(const float* x, int64_t n, float scale, float m, float* s, 
   *t += kLn2 * _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
 }
 
+// In base 2 as exp_sums: e = 2^(x scale log2 e - m log2 e), two independent sums.
 float exp_store_avx512(float* e, const float* x, int64_t n, float scale, float m) {
-  const __m512 vt = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m), vfloor = _mm512_set1_ps(kExpFloor);
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = lanes(n - i);
-    const __m512 d = _mm512_max_ps(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vt), vm), vfloor);
-    const __m512 v = exp2_bounded(_mm512_mul_ps(d, _mm512_set1_ps(kLog2e)));
-    _mm512_mask_storeu_ps(e + i, k, v);
-    acc = _mm512_mask_add_ps(acc, k, acc, v);
+  const __m512 vsc = _mm512_set1_ps(scale * kLog2e), vm = _mm512_set1_ps(m * kLog2e), vfloor = _mm512_set1_ps(kExpFloor * kLog2e);
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 v0 = exp2_bounded(_mm512_max_ps(_mm512_fmsub_ps(_mm512_loadu_ps(x + i), vsc, vm), vfloor));
+    const __m512 v1 = exp2_bounded(_mm512_max_ps(_mm512_fmsub_ps(_mm512_loadu_ps(x + i + 16), vsc, vm), vfloor));
+    _mm512_storeu_ps(e + i, v0);
+    _mm512_storeu_ps(e + i + 16, v1);
+    a0 = _mm512_add_ps(a0, v0);
+    a1 = _mm512_add_ps(a1, v1);
   }
-  return _mm512_reduce_add_ps(acc);
+  for (; i < n; i += 16) {
+    const __mmask16 k = lanes(n - i);
+    const __m512 v = exp2_bounded(_mm512_max_ps(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, x + i), vsc, vm), vfloor));
+    _mm512_mask_storeu_ps(e + i, k, v);
+    a0 = _mm512_mask_add_ps(a0, k, a0, v);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
 int64_t compact_avx512(const float* e, int64_t n, int64_t base, float floor_v, float* val, int32_t* idx, int64_t count) {
