@@ -1,8 +1,9 @@
 // The exp kernels' vector ISAs (native/cpu/softmax_kernels.h): every ISA usable here gives the
-// fused log-prob + entropy of a float64 reference, and they agree with each other; sampling's
-// distribution under each ISA is checked in sample.test.ts.
+// fused log-prob + entropy of a float64 reference, and they agree with each other; the GRPO loss
+// (grpo_loss_avx512.cpp mirrors the AVX2 lanes op for op) gives the same gradients bit for bit;
+// sampling's distribution under each ISA is checked in sample.test.ts.
 import { afterAll, describe, expect, it } from "vitest";
-import { linearLogprob, logprobFromLogits } from "../src/kernels.js";
+import { grpoLoss, linearLogprob, logprobFromLogits } from "../src/kernels.js";
 import { loadAddon } from "../src/backend/native.js";
 import { mulberry32 as rng } from "../src/util/rng.js";
 
@@ -70,6 +71,29 @@ describe("exp kernels: every vector ISA", () => {
     for (let i = 0; i < Nh; i++) {
       expect(Math.abs(ha.logprob[i] - hb.logprob[i])).toBeLessThan(2e-5 * Math.max(1, Math.abs(ha.logprob[i])));
       expect(Math.abs(ha.entropy[i] - hb.entropy[i])).toBeLessThan(2e-5);
+    }
+  });
+
+  it("the GRPO loss: the same gradients bit for bit on every ISA, stats within float sums' rounding", () => {
+    if (isas.length < 2) return;
+    // T = 37: 16- and 8-lane tails; a negative advantage (low and dual clips), a masked-out row
+    const B = 5, T = 37, N = B * T, r3 = rng(8);
+    const old = Float32Array.from({ length: N }, () => -1.5 + (r3() - 0.5));
+    const inputs = {
+      logprob: Float32Array.from(old, (v) => v + 1.2 * (r3() - 0.5)),
+      oldLogprob: old,
+      refLogprob: Float32Array.from(old, (v) => v + 0.3 * (r3() - 0.5)),
+      rolloutLogprob: Float32Array.from(old, (v) => v + 0.2 * (r3() - 0.5)),
+      entropy: Float32Array.from({ length: N }, () => 2 * r3()),
+      advantages: Float32Array.of(1.3, -0.8, 0.4, -2, 0),
+      mask: Float32Array.from({ length: N }, (_, i) => (Math.floor(i / T) === 4 || i % T > 30 ? 0 : 1)),
+    };
+    for (const kl of ["k1", "k2", "k3"] as const) {
+      const o = { B, T, epsLow: 0.2, epsHigh: 0.28, dualClip: 3, beta: 0.04, kl, entropyCoef: 0.01, tisCap: 2, aggregation: "seq-mean-token-mean" as const };
+      const [a, b] = isas.map((isa) => (addon.setSimdIsa(isa), grpoLoss(inputs, o)));
+      expect(b.dlogprob, kl).toEqual(a.dlogprob);
+      expect(b.dentropy, kl).toEqual(a.dentropy);
+      for (const [k, v] of Object.entries(a.stats)) expect(Math.abs(b.stats[k as keyof typeof a.stats] - v), `${kl} ${k}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(v)));
     }
   });
 });

@@ -2,7 +2,7 @@
 // -> dlogprob (B, T), dentropy (B, T), stats (11). Semantics: see anvil/grpo_loss.h; the
 // per-token math is grpo_token.h, shared with linear_grpo_loss.cpp.
 // Two light passes: mask sums per sequence (the aggregation denominators), then one pass over
-// 8 tokens at a time that takes the exponentials (ratio, importance weight, k3's), writes both
+// 8 tokens at a time (16 with AVX-512: grpo_loss_avx512.cpp) that takes the exponentials (ratio, importance weight, k3's), writes both
 // gradients and reduces the loss and stats. The token math is grpo_token.h's, in float lanes
 // (the scalar grpo_token, in double, is the fallback without AVX2 and is what
 // linear_grpo_loss.cpp runs); the sums are in double. A token's lanes never depend on its
@@ -11,13 +11,15 @@
 #include "anvil/grpo_loss.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#include "grpo_token.h"
+#include "grpo_rows.h"
+#include "softmax_kernels.h"
 
 namespace anvil::cpu {
 
@@ -126,6 +128,41 @@ inline void grpo_lanes(float* dlp_out, float* dent_out, LaneSums& sum, const Grp
   sum.r_max = _mm256_max_ps(sum.r_max, _mm256_blendv_ps(_mm256_set1_ps(-__builtin_inff()), r, pos));
 }
 
+// Sequences [b0, b1) on 8 lanes.
+GrpoStatsSum rows_avx2(const GrpoRows& x, const GrpoWeights& weights, const GrpoOptions& o, int64_t b0, int64_t b1) {
+  const int64_t T = o.T;
+  LaneSums sum;
+  for (int64_t b = b0; b < b1; b++) {
+    const int64_t i0 = b * T;
+    const double denom = weights.denominator(b);
+    if (denom == 0.0) {  // an empty sequence's loss: no gradient, no stats
+      std::fill(x.dlogprob + i0, x.dlogprob + i0 + T, 0.0f);
+      std::fill(x.dentropy + i0, x.dentropy + i0 + T, 0.0f);
+      continue;
+    }
+    const float inv = static_cast<float>(1.0 / denom), A = x.advantages[b];
+    const auto at = [](const float* p, int64_t i) { return p ? p + i : nullptr; };
+    int64_t t = 0;
+    for (; t + 8 <= T; t += 8) {
+      const int64_t i = i0 + t;
+      grpo_lanes(x.dlogprob + i, x.dentropy + i, sum, o, x.logprob + i, x.old_logprob + i, at(x.ref_logprob, i), at(x.rollout_logprob, i),
+                 at(x.entropy, i), x.mask + i, A, inv);
+      if (t % kRun == kRun - 8) sum.fold();
+    }
+    if (t < T) {  // the tail on a padded vector (mask 0 beyond the sequence)
+      alignas(32) float in[6][8] = {}, g[2][8];
+      const float* src[6] = {x.logprob, x.old_logprob, x.ref_logprob, x.rollout_logprob, x.entropy, x.mask};
+      for (int k = 0; k < 6; k++)
+        if (src[k]) std::copy(src[k] + i0 + t, src[k] + i0 + T, in[k]);
+      grpo_lanes(g[0], g[1], sum, o, in[0], in[1], x.ref_logprob ? in[2] : nullptr, in[3], x.entropy ? in[4] : nullptr, in[5], A, inv);
+      std::copy(g[0], g[0] + (T - t), x.dlogprob + i0 + t);
+      std::copy(g[1], g[1] + (T - t), x.dentropy + i0 + t);
+    }
+    sum.fold();
+  }
+  return sum.total();
+}
+
 }  // namespace
 #endif
 
@@ -144,44 +181,19 @@ void grpo_loss(float* dlogprob, float* dentropy, float* stats, const float* logp
 #endif
   std::vector<GrpoStatsSum> partial(nthreads);
 #ifdef ANVIL_SIMD_EXP
+  // 16 lanes where the softmax kernels run AVX-512 (ANVIL_SIMD picks both), else 8. Thread t
+  // takes a fixed range of sequences: the stats' sums do not depend on the schedule.
+  const GrpoRows x{dlogprob, dentropy, logprob, old_logprob, ref_logprob, rollout_logprob, entropy, mask, advantages};
+  const GrpoRowsFn wide = grpo_rows_avx512();
+  const GrpoRowsFn rows = wide && std::string(softmax_kernels().name) == "avx512" ? wide : rows_avx2;
 #pragma omp parallel num_threads(nthreads)
   {
 #ifdef _OPENMP
-    GrpoStatsSum& out = partial[omp_get_thread_num()];
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
 #else
-    GrpoStatsSum& out = partial[0];
+    const int t = 0, team = 1;
 #endif
-    LaneSums sum;
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < B; b++) {
-      const int64_t i0 = b * T;
-      const double denom = weights.denominator(b);
-      if (denom == 0.0) {  // an empty sequence's loss: no gradient, no stats
-        std::fill(dlogprob + i0, dlogprob + i0 + T, 0.0f);
-        std::fill(dentropy + i0, dentropy + i0 + T, 0.0f);
-        continue;
-      }
-      const float inv = static_cast<float>(1.0 / denom), A = advantages[b];
-      const auto at = [](const float* p, int64_t i) { return p ? p + i : nullptr; };
-      int64_t t = 0;
-      for (; t + 8 <= T; t += 8) {
-        const int64_t i = i0 + t;
-        grpo_lanes(dlogprob + i, dentropy + i, sum, o, logprob + i, old_logprob + i, at(ref_logprob, i), at(rollout_logprob, i),
-                   at(entropy, i), mask + i, A, inv);
-        if (t % kRun == kRun - 8) sum.fold();
-      }
-      if (t < T) {  // the tail on a padded vector (mask 0 beyond the sequence)
-        alignas(32) float in[6][8] = {}, g[2][8];
-        const float* src[6] = {logprob, old_logprob, ref_logprob, rollout_logprob, entropy, mask};
-        for (int k = 0; k < 6; k++)
-          if (src[k]) std::copy(src[k] + i0 + t, src[k] + i0 + T, in[k]);
-        grpo_lanes(g[0], g[1], sum, o, in[0], in[1], ref_logprob ? in[2] : nullptr, in[3], entropy ? in[4] : nullptr, in[5], A, inv);
-        std::copy(g[0], g[0] + (T - t), dlogprob + i0 + t);
-        std::copy(g[1], g[1] + (T - t), dentropy + i0 + t);
-      }
-      sum.fold();
-    }
-    out = sum.total();
+    partial[t] = rows(x, weights, o, B * t / team, B * (t + 1) / team);
   }
 #else
   // the ratio exp(lp - old) and the importance weight exp(old - rollout)
