@@ -7,7 +7,7 @@
 // a wrong length) and runs on the CPU backend (C++ addon, OpenMP, BLAS). Inputs are never
 // modified or retained; outputs are fresh arrays (except an explicit `dweight` accumulator).
 import { randomFillSync } from "node:crypto";
-import { GRPO_STATS, type DType, type GrpoLossOptions, type GrpoStatName, type SampleOptions } from "./backend/backend.js";
+import { GRPO_STATS, type DType, type GrpoLossOptions, type GrpoStatName, type SampleOptions, type SegmentLossGrad } from "./backend/backend.js";
 import { checkGrpoOptions, checkSampleOptions } from "./backend/check.js";
 import { CpuBackend, CpuTensor } from "./backend/cpu.js";
 import { checkInt } from "./backend/check.js";
@@ -206,6 +206,37 @@ export function linearLogprobWithGrad(
     view(targets, [N]), view(dlogprob, [N]), view(dentropy, [N]), T,
   );
   return { logprob, entropy, dhidden, dweight: dw };
+}
+
+/**
+ * A loss of summed log-probs (DPO and the other preference losses) with its LM-head gradients:
+ * row i's log-prob adds to segment[i] (-1: outside the loss), segment s is in group groupOf[s]
+ * (the segments one loss term couples: a pair's chosen and rejected). `lossGrad(segments, sums)`
+ * is called once per block of whole groups, each segment once, and returns d loss / d sum for
+ * the segments it is given; every row then gets dlogprob = that of its segment. One pass per
+ * block (3 matrix products), with the forward's memory bound. `dweight`, if given, is
+ * accumulated into (+=). Returns the log-probs, entropies and the sums (per segment).
+ */
+export async function linearSequenceLoss(
+  hidden: Float32Array,
+  weight: Float32Array,
+  targets: Int32Array,
+  segment: Int32Array,
+  groupOf: Int32Array,
+  lossGrad: SegmentLossGrad,
+  dims: LinearDims,
+  dweight?: Float32Array,
+): Promise<LinearLogprobGrads & { logprob: Float32Array; entropy: Float32Array; sums: Float64Array }> {
+  const [N, H, V, T] = checkLinear(hidden, weight, targets, dims);
+  const dw = dweight === undefined ? new Float32Array(V * H) : expectArray(dweight, Float32Array, "dweight", V * H, "V*H");
+  const logprob = new Float32Array(N), entropy = new Float32Array(N), dhidden = new Float32Array(N * H);
+  const sums = new Float64Array(groupOf.length);
+  const grad: SegmentLossGrad = (segs, s) => {
+    segs.forEach((q, j) => (sums[q] = s[j]!));
+    return lossGrad(segs, s);
+  };
+  await cpu().linearSequenceLoss(view(logprob, [N]), view(entropy, [N]), view(dhidden, [N, H]), view(dw, [V, H]), view(hidden, [N, H]), view(weight, [V, H]), view(targets, [N]), segment, groupOf, grad, T);
+  return { logprob, entropy, dhidden, dweight: dw, sums };
 }
 
 // ---- GRPO loss -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { SegmentLossGrad, Tensor } from "../src/backend/backend.js";
 import { CpuBackend } from "../src/backend/cpu.js";
 import { linearSequenceComposed } from "../src/backend/linear-sequence-composed.js";
+import * as kernels from "../src/kernels.js";
 import { mulberry32 as rng } from "../src/util/rng.js";
 
 const cpu = new CpuBackend();
@@ -110,5 +111,14 @@ describe("linearSequenceLoss (cpu)", () => {
     await expect(run(x, false, { grad: (s) => Array.from(s, () => "x" as unknown as number) })).rejects.toThrow(/non-number/);
     await expect(run({ ...x, segment: x.segment.map((s) => (s === 3 ? 9 : s)) }, false)).rejects.toThrow(/segment\[\d+\] = 9 is outside \[-1, 8\)/);
     await expect(run({ ...x, groupOf: Int32Array.of(0, 1, 2, 3, 0, 1, 2, -1) }, false)).rejects.toThrow(/groupOf\[7\] = -1/);
+  });
+
+  it("host API: kernels.linearSequenceLoss gives the backend op's results and each segment's sum", async () => {
+    const x = makeCase(3, 20, 8, 500, 41);
+    const want = await run(x, false);
+    const got = await kernels.linearSequenceLoss(x.hidden, x.weight, x.targets, x.segment, x.groupOf, pairLossGrad(x.P, [], 4), { N: x.N, H: x.H, V: x.V, temperature: 0.8 }, x.dwInit.slice());
+    for (const k of ["dhidden", "dweight", "logprob", "entropy"] as const) expect(got[k]).toEqual(want[({ dhidden: "dh", dweight: "dw", logprob: "lp", entropy: "ent" } as const)[k]]);
+    want.calls.forEach((c) => c.segs.forEach((q, j) => expect(got.sums[q]).toBe(c.sums[j])));
+    await expect(kernels.linearSequenceLoss(x.hidden, x.weight, x.targets, x.segment, x.groupOf, () => { throw new Error("no"); }, { N: x.N, H: x.H, V: x.V })).rejects.toThrow("no");
   });
 });
