@@ -19,6 +19,7 @@
 #endif
 
 #include "grpo_rows.h"
+#include "grpo_rows_loop.h"
 #include "softmax_kernels.h"
 
 namespace anvil::cpu {
@@ -130,37 +131,7 @@ inline void grpo_lanes(float* dlp_out, float* dent_out, LaneSums& sum, const Grp
 
 // Sequences [b0, b1) on 8 lanes.
 GrpoStatsSum rows_avx2(const GrpoRows& x, const GrpoWeights& weights, const GrpoOptions& o, int64_t b0, int64_t b1) {
-  const int64_t T = o.T;
-  LaneSums sum;
-  for (int64_t b = b0; b < b1; b++) {
-    const int64_t i0 = b * T;
-    const double denom = weights.denominator(b);
-    if (denom == 0.0) {  // an empty sequence's loss: no gradient, no stats
-      std::fill(x.dlogprob + i0, x.dlogprob + i0 + T, 0.0f);
-      std::fill(x.dentropy + i0, x.dentropy + i0 + T, 0.0f);
-      continue;
-    }
-    const float inv = static_cast<float>(1.0 / denom), A = x.advantages[b];
-    const auto at = [](const float* p, int64_t i) { return p ? p + i : nullptr; };
-    int64_t t = 0;
-    for (; t + 8 <= T; t += 8) {
-      const int64_t i = i0 + t;
-      grpo_lanes(x.dlogprob + i, x.dentropy + i, sum, o, x.logprob + i, x.old_logprob + i, at(x.ref_logprob, i), at(x.rollout_logprob, i),
-                 at(x.entropy, i), x.mask + i, A, inv);
-      if (t % kRun == kRun - 8) sum.fold();
-    }
-    if (t < T) {  // the tail on a padded vector (mask 0 beyond the sequence)
-      alignas(32) float in[6][8] = {}, g[2][8];
-      const float* src[6] = {x.logprob, x.old_logprob, x.ref_logprob, x.rollout_logprob, x.entropy, x.mask};
-      for (int k = 0; k < 6; k++)
-        if (src[k]) std::copy(src[k] + i0 + t, src[k] + i0 + T, in[k]);
-      grpo_lanes(g[0], g[1], sum, o, in[0], in[1], x.ref_logprob ? in[2] : nullptr, in[3], x.entropy ? in[4] : nullptr, in[5], A, inv);
-      std::copy(g[0], g[0] + (T - t), x.dlogprob + i0 + t);
-      std::copy(g[1], g[1] + (T - t), x.dentropy + i0 + t);
-    }
-    sum.fold();
-  }
-  return sum.total();
+  return grpo_rows_loop<8, LaneSums>(x, weights, o, b0, b1, kRun, [](auto&&... a) { grpo_lanes(a...); });
 }
 
 }  // namespace

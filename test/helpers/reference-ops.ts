@@ -14,6 +14,12 @@ export function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   return Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
 }
 
+/** Deterministic normal numbers with standard deviation `scale` (Box-Muller on mulberry32). */
+export function normals(n: number, seed: number, scale = 1): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => scale * Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()));
+}
+
 export function randInt(n: number, seed: number, lo: number, hi: number): Int32Array {
   const u = rand(n, seed, 0, 1);
   return Int32Array.from(u, (x) => Math.min(hi - 1, lo + Math.floor(x * (hi - lo))));
@@ -29,6 +35,16 @@ export function nerr(a: Arr, b: Arr): number {
     m = Math.max(m, Math.abs(b[i]));
   }
   return d / Math.max(1, m);
+}
+
+/** max|got - want| / max|want|: relative to the largest entry, for outputs far below 1. */
+export function relErr(got: Arr, want: Arr): number {
+  let d = 0, s = 1e-30;
+  for (let i = 0; i < want.length; i++) {
+    d = Math.max(d, Math.abs(got[i] - want[i]));
+    s = Math.max(s, Math.abs(want[i]));
+  }
+  return d / s;
 }
 
 export function matmul(a: Arr, b: Arr, M: number, N: number, K: number, transA: boolean, transB: boolean, alpha = 1, init?: Arr): Float64Array {
