@@ -115,7 +115,8 @@ int64_t compact_avx512(const float* e, int64_t n, int64_t base, float floor_v, f
     const __mmask16 k = lanes(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(k, e + i);
     const __mmask16 keep = _mm512_mask_cmp_ps_mask(k, v, vf, _CMP_GE_OQ);
-    if (keep == 0) continue;  // the long tail: most blocks keep nothing
+    // Branch-free: skipping empty vectors mispredicted more than it saved (measured on Gaussian
+    // and Zipf-like rows).
     _mm512_storeu_ps(val + c, _mm512_maskz_compress_ps(keep, v));
     _mm512_storeu_si512(idx + c, _mm512_maskz_compress_epi32(keep, vi));
     c += __builtin_popcount(static_cast<unsigned>(keep));
