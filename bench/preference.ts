@@ -1,7 +1,7 @@
 // One DPO step as `anvil dpo` takes it (preference-train.ts preferenceStep): P pairs, their
-// chosen and rejected completions packed into one (2P, T) batch, scored through the fused linear
-// log-prob kernel (logits never exist), the sigmoid loss against cached reference log-probs, its
-// gradient back through the model, one AdamW update with grad-norm clipping. The peer is the
+// chosen and rejected completions packed into one (2P, T) batch, scored and differentiated by the
+// fused linear sequence loss (logits never exist; one pass per block of whole pairs, the sigmoid
+// loss against cached reference log-probs in between), the gradient back through the model, one AdamW update with grad-norm clipping. The peer is the
 // same step in plain PyTorch (bench/torch/preference.py: the decoder of model.py, full logits,
 // log_softmax + gather, autograd, torch.optim.AdamW) on the same config and the same token ids,
 // measured in the same run.
@@ -72,7 +72,7 @@ export async function runPreferenceBench(ctx: BenchContext, opts: PreferenceBenc
     await preferenceStep(model, optimizer, pairs, ref, indices, { loss: "sigmoid", beta: 0.1, labelSmoothing: 0, simpoGamma: 0, microBatch: 2 * s.pairs, padId: 0 }, step++);
   }, minTime, maxTime);
   model.freeGrads();
-  ctx.row({ name, impl, seconds: t, gflops: flops / t / 1e9, note: `${(tokens / t).toFixed(0)} pair tok/s, ${(s.pairs / t).toFixed(1)} pairs/s; fused log-prob, one packed pass` });
+  ctx.row({ name, impl, seconds: t, gflops: flops / t / 1e9, note: `${(tokens / t).toFixed(0)} pair tok/s, ${(s.pairs / t).toFixed(1)} pairs/s; one packed pass, fused sequence loss (a pass per block of pairs)` });
   optimizer.dispose();
   model.dispose();
   if (opts.torch ?? true) {
