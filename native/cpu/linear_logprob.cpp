@@ -226,7 +226,6 @@ void forward_backward_impl(float* logprob, float* entropy, float* dhidden, float
                    static_cast<int64_t>(active.size()), H, V, 1.0f / temperature, given);
 }
 
-
 // linear_sequence_loss: blocks of whole groups through the one-pass head; a group larger than a
 // block alone through forward, seg_grad, backward.
 template <class TW>

@@ -48,7 +48,7 @@ RowStatus row_max(const float* x, int64_t V, float& mx) {
 // The one-pass path's chunk (128 KiB: it stays in L2 between the exp and the compaction). Its
 // floor uses the mass summed so far, so a chunk of the whole row (V <= 32768) admits exactly the
 // tokens the final eps admits; 4,096-float chunks admitted about 40% more on Gaussian rows, work
-// the compaction and the bisection then paid for (measured: 10-20% slower overall).
+// the compaction and the bisection then paid for (measured: 5-20% slower overall).
 constexpr int64_t kChunk = 32768;
 
 uint32_t bits(float f) {

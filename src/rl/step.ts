@@ -5,8 +5,9 @@
 // same op with advantage 1 at ratio 1 (dLogprob = -1/tokens). Preference losses (DPO & co.) run
 // the fused linear sequence loss: one pass per block of whole pairs, each row's d loss / d (summed
 // log-prob) fed to its completion tokens. The two-pass paths (forward, then the loss, then the
-// linear log-prob backward, which makes the logits again) stay as the tests' reference. Gradient checkpointing is the model's setting
-// (model.gradientCheckpointing), and with an adapter attached only the adapter is trained.
+// linear log-prob backward, which makes the logits again) stay as the tests' reference. Gradient
+// checkpointing is the model's setting (model.gradientCheckpointing), and with an adapter
+// attached only the adapter is trained.
 import { GRPO_STATS, type Backend, type GrpoLossOptions, type LinearGrpoLossOptions, type SegmentLossGrad, type Tensor } from "../backend/backend.js";
 import type { ForwardOptions, Model } from "../model/model.js";
 import { linearGrpoLossComposed } from "../backend/linear-grpo-composed.js";
