@@ -52,6 +52,14 @@ describe("linearLogprobForwardBackward (cpu)", () => {
     for (const k of ["lp", "ent", "dh"] as const) expect(relErr(got[k], want[k]), k).toBeLessThan(1e-5);
   });
 
+  it("an 8-row block at V = 152,064: the small-M sgemm sums K = 76k vocabulary columns per thread to float rounding", async () => {
+    // one float running sum over K (before the K blocking in sgemm_avx2.cpp small_m) was 4e-5 off
+    const x = makeCase(8, 4, 152064, 17);
+    x.targets.fill(5);
+    const [got, want] = [await run(x, false), await run(x, true)];
+    expect(relErr(got.dh, want.dh)).toBeLessThan(5e-6);
+  });
+
   it("is deterministic", async () => {
     const x = makeCase(300, 16, 3000, 5);
     expect(await run(x, false)).toEqual(await run(x, false));
