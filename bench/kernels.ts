@@ -197,6 +197,13 @@ function linearCase(N: number, H: number, V: number, backward = true, masked = 0
     dlogprob: t(be, keep(randn(N, 1, 5)), [N]),
     dentropy: t(be, keep(randn(N, 1, 6)), [N]),
   });
+  // the fwd+bwd outputs, touched now: the memory figure then counts workspace only
+  const outputs = (be: CpuBackend) => {
+    const o = { lp: be.zeros([N]), ent: be.zeros([N]), dh: be.zeros([N, H]), dw: be.zeros([V, H]) };
+    be.fill(o.dh, 0);
+    be.fill(o.dw, 0);
+    return o;
+  };
   if (!backward)
     return {
       name: `linear logprob fwd N=${N} H=${H} V=${V}`,
@@ -238,10 +245,7 @@ function linearCase(N: number, H: number, V: number, backward = true, masked = 0
         impl: "anvil fused one-pass",
         setup(be) {
           const x = inputs(be);
-          const lp = be.zeros([N]), ent = be.zeros([N]);
-          const dh = be.zeros([N, H]), dw = be.zeros([V, H]);
-          be.fill(dh, 0); // touch the outputs now: the memory figure then counts workspace only
-          be.fill(dw, 0);
+          const { lp, ent, dh, dw } = outputs(be);
           return () => be.linearLogprobForwardBackward(lp, ent, dh, dw, x.hidden, x.weight, x.targets, x.dlogprob, x.dentropy, 1);
         },
       },
@@ -250,10 +254,8 @@ function linearCase(N: number, H: number, V: number, backward = true, masked = 0
         impl: "anvil fused two-pass",
         setup(be) {
           const x = inputs(be);
-          const lp = be.zeros([N]), ent = be.zeros([N]), lse = be.zeros([N]);
-          const dh = be.zeros([N, H]), dw = be.zeros([V, H]);
-          be.fill(dh, 0); // touch the outputs now: the memory figure then counts workspace only
-          be.fill(dw, 0);
+          const { lp, ent, dh, dw } = outputs(be);
+          const lse = be.zeros([N]);
           return () => {
             be.linearLogprobForward(lp, ent, lse, x.hidden, x.weight, x.targets, 1);
             be.linearLogprobBackward(dh, dw, x.dlogprob, x.dentropy, x.hidden, x.weight, x.targets, lse, ent, 1);
@@ -267,10 +269,7 @@ function linearCase(N: number, H: number, V: number, backward = true, masked = 0
         impl: "anvil fused seq. loss",
         setup(be) {
           const x = inputs(be);
-          const lp = be.zeros([N]), ent = be.zeros([N]);
-          const dh = be.zeros([N, H]), dw = be.zeros([V, H]);
-          be.fill(dh, 0); // touch the outputs now: the memory figure then counts workspace only
-          be.fill(dw, 0);
+          const { lp, ent, dh, dw } = outputs(be);
           const segment = Int32Array.from({ length: N }, (_, i) => (i < masked * N ? -1 : i >> 6));
           const groupOf = Int32Array.from({ length: Math.ceil(N / 64) }, (_, q) => q >> 1);
           const lossGrad = (segs: Int32Array) => Array.from(segs, (q) => (q % 2 ? -0.01 : 0.01));
