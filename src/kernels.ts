@@ -230,12 +230,7 @@ export async function linearSequenceLoss(
   const [N, H, V, T] = checkLinear(hidden, weight, targets, dims);
   const dw = dweight === undefined ? new Float32Array(V * H) : expectArray(dweight, Float32Array, "dweight", V * H, "V*H");
   const logprob = new Float32Array(N), entropy = new Float32Array(N), dhidden = new Float32Array(N * H);
-  const sums = new Float64Array(groupOf.length);
-  const grad: SegmentLossGrad = (segs, s) => {
-    segs.forEach((q, j) => (sums[q] = s[j]!));
-    return lossGrad(segs, s);
-  };
-  await cpu().linearSequenceLoss(view(logprob, [N]), view(entropy, [N]), view(dhidden, [N, H]), view(dw, [V, H]), view(hidden, [N, H]), view(weight, [V, H]), view(targets, [N]), segment, groupOf, grad, T);
+  const sums = await cpu().linearSequenceLoss(view(logprob, [N]), view(entropy, [N]), view(dhidden, [N, H]), view(dw, [V, H]), view(hidden, [N, H]), view(weight, [V, H]), view(targets, [N]), segment, groupOf, lossGrad, T);
   return { logprob, entropy, dhidden, dweight: dw, sums };
 }
 

@@ -49,9 +49,9 @@ async function run(x: ReturnType<typeof makeCase>, composed: boolean, o: { bf16?
   const dh = cpu.upload(normals(N * H, 9), [N, H]); // overwritten
   const dw: Tensor | null = o.noDweight ? null : cpu.upload(x.dwInit, [V, H]); // accumulated into
   const args = [lp, ent, dh, dw, cpu.upload(x.hidden, [N, H]), cpu.upload(x.weight, [V, H], o.bf16 ? "bf16" : "f32"), cpu.upload(x.targets, [N]), x.segment, x.groupOf, o.grad ?? pairLossGrad(x.P, calls, o.scale ?? 4), 0.8] as const;
-  await (composed ? linearSequenceComposed(cpu, ...args) : cpu.linearSequenceLoss(...args));
+  const sums = await (composed ? linearSequenceComposed(cpu, ...args) : cpu.linearSequenceLoss(...args));
   const rd = async (t: Tensor | null) => (t ? ((await cpu.read(t)) as Float32Array) : new Float32Array(0));
-  return { lp: await rd(lp), ent: await rd(ent), dh: await rd(dh), dw: await rd(dw), calls };
+  return { lp: await rd(lp), ent: await rd(ent), dh: await rd(dh), dw: await rd(dw), calls, sums };
 }
 
 describe("linearSequenceLoss (cpu)", () => {
@@ -66,6 +66,9 @@ describe("linearSequenceLoss (cpu)", () => {
     // the sums are the sums of the composed forward's log-probs
     const sumOf = new Map(want.calls[0]!.segs.map((s, j) => [s, want.calls[0]!.sums[j]!]));
     for (const c of got.calls) c.segs.forEach((s, j) => expect(Math.abs(c.sums[j]! - sumOf.get(s)!)).toBeLessThan(1e-3));
+    // and the op returns them, per segment
+    for (const r of [got, want]) r.calls.forEach((c) => c.segs.forEach((s, j) => expect(r.sums[s]).toBe(c.sums[j])));
+    expect(relErr(got.sums, want.sums)).toBeLessThan(1e-6);
     // rows outside the loss: log-prob, entropy and gradient 0
     for (let i = 0; i < x.N; i++)
       if (x.segment[i] < 0 || x.targets[i] < 0) expect([got.lp[i], got.ent[i], ...got.dh.subarray(i * x.H, (i + 1) * x.H)].every((v) => v === 0), `row ${i}`).toBe(true);

@@ -67,10 +67,10 @@ ANVIL_EXPORT(linearLogprobForwardBackward) {
 }
 
 // (logprob, entropy, dhidden, dweight?, hidden, weight, targets, segment, groupOf, lossGrad, S,
-// N, H, V, temperature, weightDtype): lossGrad(segs Int32Array, sums Float64Array) returns
-// d loss / d sum of each listed segment (an array of numbers). It runs on this thread between a
-// block's forward and its gradient products; what it throws is rethrown here, after the op
-// stops.
+// N, H, V, temperature, weightDtype) -> the segments' sums (Float64Array, S). lossGrad(segs
+// Int32Array, sums Float64Array) returns d loss / d sum of each listed segment (an array of
+// numbers). It runs on this thread between a block's forward and its gradient products; what it
+// throws is rethrown here, after the op stops.
 ANVIL_EXPORT(linearSequenceLoss) {
   auto S = anvil::integer(info, 10, "S"), N = anvil::integer(info, 11, "N");
   auto H = anvil::integer(info, 12, "H", 1), V = anvil::integer(info, 13, "V", 1);
@@ -112,10 +112,11 @@ ANVIL_EXPORT(linearSequenceLoss) {
       return false;
     }
   };
-  const bool ok = weight.bf16 ? anvil::cpu::linear_sequence_loss(logprob, entropy, dhidden, dweight, hidden, weight.bits(), targets, segment,
-                                                                 group_of, S, N, H, V, temperature, seg_grad)
-                              : anvil::cpu::linear_sequence_loss(logprob, entropy, dhidden, dweight, hidden, weight.f32(), targets, segment,
-                                                                 group_of, S, N, H, V, temperature, seg_grad);
+  auto sums = Napi::Float64Array::New(env, static_cast<size_t>(S));
+  const bool ok = weight.bf16 ? anvil::cpu::linear_sequence_loss(logprob, entropy, dhidden, dweight, sums.Data(), hidden, weight.bits(),
+                                                                 targets, segment, group_of, S, N, H, V, temperature, seg_grad)
+                              : anvil::cpu::linear_sequence_loss(logprob, entropy, dhidden, dweight, sums.Data(), hidden, weight.f32(),
+                                                                 targets, segment, group_of, S, N, H, V, temperature, seg_grad);
   if (!ok) throw Napi::Error(env, thrown);
-  return env.Undefined();
+  return sums;
 }

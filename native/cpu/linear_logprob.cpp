@@ -229,8 +229,8 @@ void forward_backward_impl(float* logprob, float* entropy, float* dhidden, float
 // linear_sequence_loss: blocks of whole groups through the one-pass head; a group larger than a
 // block alone through forward, seg_grad, backward.
 template <class TW>
-bool sequence_loss_impl(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
-                        const TW* weight, const int32_t* targets, const int32_t* segment, const int32_t* group_of,
+bool sequence_loss_impl(float* logprob, float* entropy, float* dhidden, float* dweight, double* seg_sums,
+                        const float* hidden, const TW* weight, const int32_t* targets, const int32_t* segment, const int32_t* group_of,
                         int64_t S, int64_t N, int64_t H, int64_t V, float temperature, const SegmentGrad& seg_grad) {
   if (!(temperature > 0)) throw std::invalid_argument("temperature must be > 0");
   check_targets(targets, N, V);
@@ -239,6 +239,7 @@ bool sequence_loss_impl(float* logprob, float* entropy, float* dhidden, float* d
   std::fill(dhidden, dhidden + N * H, 0.0f);
   std::fill(logprob, logprob + N, 0.0f);
   std::fill(entropy, entropy + N, 0.0f);
+  std::fill(seg_sums, seg_sums + S, 0.0);
   std::vector<std::vector<int64_t>> by_group(static_cast<size_t>(S));  // each group's rows, in row order
   for (int64_t i = 0; i < N; i++) {
     if (segment[i] < -1 || segment[i] >= S) throw std::invalid_argument("segment ids must be in [-1, S)");
@@ -257,6 +258,7 @@ bool sequence_loss_impl(float* logprob, float* entropy, float* dhidden, float* d
       if (slot[sg] < 0) slot[sg] = static_cast<int64_t>(segs.size()), segs.push_back(sg), sums.push_back(0.0);
       sums[slot[sg]] += lp[r];
     }
+    for (size_t k = 0; k < segs.size(); k++) seg_sums[segs[k]] = sums[k];
     dsums.assign(segs.size(), 0.0);
     const bool ok = seg_grad(segs.data(), sums.data(), static_cast<int64_t>(segs.size()), dsums.data());
     for (int64_t r = 0; r < nb; r++) dlp[r] = ok ? static_cast<float>(dsums[slot[segment[rb[r]]]]) : 0.0f;
@@ -337,17 +339,18 @@ void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhid
   forward_backward_impl(logprob, entropy, dhidden, dweight, hidden, weight, targets, dlogprob, dentropy, N, H, V, temperature);
 }
 
-bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
-                          const float* weight, const int32_t* targets, const int32_t* segment, const int32_t* group_of,
-                          int64_t S, int64_t N, int64_t H, int64_t V, float temperature, const SegmentGrad& seg_grad) {
-  return sequence_loss_impl(logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, group_of, S, N, H, V,
-                            temperature, seg_grad);
-}
-bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
-                          const uint16_t* weight, const int32_t* targets, const int32_t* segment,
+bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, double* sums,
+                          const float* hidden, const float* weight, const int32_t* targets, const int32_t* segment,
                           const int32_t* group_of, int64_t S, int64_t N, int64_t H, int64_t V, float temperature,
                           const SegmentGrad& seg_grad) {
-  return sequence_loss_impl(logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, group_of, S, N, H, V,
+  return sequence_loss_impl(logprob, entropy, dhidden, dweight, sums, hidden, weight, targets, segment, group_of, S, N, H, V,
+                            temperature, seg_grad);
+}
+bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, double* sums,
+                          const float* hidden, const uint16_t* weight, const int32_t* targets, const int32_t* segment,
+                          const int32_t* group_of, int64_t S, int64_t N, int64_t H, int64_t V, float temperature,
+                          const SegmentGrad& seg_grad) {
+  return sequence_loss_impl(logprob, entropy, dhidden, dweight, sums, hidden, weight, targets, segment, group_of, S, N, H, V,
                             temperature, seg_grad);
 }
 

@@ -73,7 +73,7 @@ export interface AddonOps<F, I, W = F> {
   /** The one-pass kernel (CPU only; elsewhere the composition runs). */
   linearLogprobForwardBackward?(logprob: F, entropy: F, dhidden: F, dweight: F | null, hidden: F, weight: W, targets: I, dlogprob: F, dentropy: F, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
   /** The sequence loss's one-pass kernel (CPU only; elsewhere the composition runs). */
-  linearSequenceLoss?(logprob: F, entropy: F, dhidden: F, dweight: F | null, hidden: F, weight: W, targets: I, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, S: number, N: number, H: number, V: number, temperature: number, weightDtype: number): void;
+  linearSequenceLoss?(logprob: F, entropy: F, dhidden: F, dweight: F | null, hidden: F, weight: W, targets: I, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, S: number, N: number, H: number, V: number, temperature: number, weightDtype: number): Float64Array;
   grpoLoss(dlogprob: F, dentropy: F, stats: F, logprob: F, oldLogprob: F, refLogprob: F | null, rolloutLogprob: F | null, entropy: F | null, advantages: F, mask: F, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number): void;
   linearGrpoLoss(dhidden: F, dweight: F | null, stats: F, logprob: F, entropy: F, hidden: F, weight: W, targets: I, oldLogprob: F | null, refLogprob: F | null, rolloutLogprob: F | null, advantages: F, mask: F, H: number, V: number, temperature: number, lossScale: number, B: number, T: number, epsLow: number, epsHigh: number, dualClip: number, beta: number, kl: number, entropyCoef: number, tisCap: number, aggregation: number, maxCompletionLength: number, weightDtype: number): void;
 }
@@ -264,11 +264,11 @@ export abstract class AddonBackend<F, I, W = F> {
     this.ops.linearLogprobForwardBackward(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), this.f(dlogprob, "dlogprob"), this.f(dentropy, "dentropy"), N, H, V, temperature, weightDtypeCode(weight.dtype));
   }
 
-  async linearSequenceLoss(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<void> {
+  async linearSequenceLoss(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<Float64Array> {
     const [N, H, V] = linearSequenceLossDims(logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, groupOf, temperature);
     if (!this.ops.linearSequenceLoss)
       return linearSequenceComposed(this as unknown as Backend, logprob, entropy, dhidden, dweight, hidden, weight, targets, segment, groupOf, lossGrad, temperature);
-    this.ops.linearSequenceLoss(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), segment, groupOf, lossGrad, groupOf.length, N, H, V, temperature, weightDtypeCode(weight.dtype));
+    return this.ops.linearSequenceLoss(this.f(logprob, "logprob"), this.f(entropy, "entropy"), this.f(dhidden, "dhidden"), dweight ? this.f(dweight, "dweight") : null, this.f(hidden, "hidden"), this.w(weight, "weight"), this.i(targets, "targets"), segment, groupOf, lossGrad, groupOf.length, N, H, V, temperature, weightDtypeCode(weight.dtype));
   }
 
   grpoLoss(dlogprob: Tensor, dentropy: Tensor, stats: Tensor, logprob: Tensor, oldLogprob: Tensor, refLogprob: Tensor | null, rolloutLogprob: Tensor | null, entropy: Tensor | null, advantages: Tensor, mask: Tensor, o: GrpoLossOptions): void {

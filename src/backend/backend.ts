@@ -224,10 +224,11 @@ export interface Backend {
   // sums) returns d loss / d sum for the segments it is given; every segment with a row in the
   // loss is given exactly once, with its group's others; it must not call the backend. Then
   // dlogprob of a row = that of its segment, dentropy 0: -> logprob, entropy (N), dhidden (N, H)
-  // (overwritten), dweight (V, H) += (null: none). On the CPU the rows go a block of whole groups
+  // (overwritten), dweight (V, H) += (null: none); resolves to the segments' sums (S; 0 for a
+  // segment with no row in the loss). On the CPU the rows go a block of whole groups
   // at a time through the one-pass head (3 matmuls); a group larger than a block, and the other
   // backends, run forward, lossGrad, backward (src/backend/linear-sequence-composed.ts: 4).
-  linearSequenceLoss(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<void>;
+  linearSequenceLoss(logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<Float64Array>;
   // Per-token (B*T): logprob, oldLogprob, refLogprob|null, rolloutLogprob|null, entropy|null,
   // mask (f32 0/1); advantages (B)
   // -> dlogprob (N), dentropy (N) (overwritten), stats (GRPO_STATS.length)

@@ -4,7 +4,7 @@
 // group, then by first row).
 import type { Backend, SegmentLossGrad, Tensor } from "./backend.js";
 
-export async function linearSequenceComposed(be: Backend, logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<void> {
+export async function linearSequenceComposed(be: Backend, logprob: Tensor, entropy: Tensor, dhidden: Tensor, dweight: Tensor | null, hidden: Tensor, weight: Tensor, targets: Tensor, segment: Int32Array, groupOf: Int32Array, lossGrad: SegmentLossGrad, temperature: number): Promise<Float64Array> {
   const N = segment.length;
   // rows outside the loss get target -1: the forward writes 0 for them, the backward skips them
   const tg = (await be.read(targets)) as Int32Array;
@@ -13,15 +13,15 @@ export async function linearSequenceComposed(be: Backend, logprob: Tensor, entro
   be.linearLogprobForward(logprob, entropy, lse, hidden, weight, tgt, temperature);
   const lp = (await be.read(logprob)) as Float32Array;
   const firstRow = new Map<number, number>();
-  const sums = new Map<number, number>();
+  const sums = new Float64Array(groupOf.length);
   for (let i = 0; i < N; i++) {
     if (inLoss[i]! < 0) continue;
     const s = segment[i]!;
     if (!firstRow.has(s)) firstRow.set(s, i);
-    sums.set(s, (sums.get(s) ?? 0) + lp[i]!);
+    sums[s] += lp[i]!;
   }
   const segs = Int32Array.from([...firstRow.keys()].sort((a, b) => groupOf[a]! - groupOf[b]! || firstRow.get(a)! - firstRow.get(b)!));
-  const d = lossGrad(segs, Float64Array.from(segs, (s) => sums.get(s)!));
+  const d = lossGrad(segs, Float64Array.from(segs, (s) => sums[s]!));
   if (d.length !== segs.length) throw new TypeError(`linearSequenceLoss: lossGrad must return ${segs.length} numbers, one per segment it was given`);
   const dOf = new Map<number, number>();
   segs.forEach((s, k) => dOf.set(s, Number(d[k])));
@@ -29,4 +29,5 @@ export async function linearSequenceComposed(be: Backend, logprob: Tensor, entro
   const dent = be.zeros([N]);
   be.linearLogprobBackward(dhidden, dweight, dlp, dent, hidden, weight, tgt, lse, entropy, temperature);
   for (const t of [tgt, lse, dlp, dent]) t.dispose();
+  return sums;
 }

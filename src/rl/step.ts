@@ -185,23 +185,18 @@ export async function sequenceLossGradient(model: Model, mb: PackedBatch, groupO
   const be = model.backend;
   const n = mb.B * mb.T;
   const segment = Int32Array.from(mb.mask, (m, i) => (m ? Math.floor(i / mb.T) : -1));
-  const sums = new Float64Array(mb.B);
-  const grad: SegmentLossGrad = (rows, s) => {
-    rows.forEach((r, j) => (sums[r] = s[j]!));
-    return lossGrad(rows, s);
-  };
   const acts = model.forward(mb.ids, mb.B, mb.T);
   const targets = be.upload(mb.targets, [n]);
   const [lp, ent, dhidden] = [be.zeros([n]), be.zeros([n]), be.zeros(acts.hidden.shape)];
   try {
-    const args = [lp, ent, dhidden, model.lmHeadGrad(), acts.hidden, model.lmHead(), targets, segment, groupOf, grad, 1] as const;
-    await (path.twoPass ? linearSequenceComposed(be, ...args) : be.linearSequenceLoss(...args));
+    const args = [lp, ent, dhidden, model.lmHeadGrad(), acts.hidden, model.lmHead(), targets, segment, groupOf, lossGrad, 1] as const;
+    const sums = await (path.twoPass ? linearSequenceComposed(be, ...args) : be.linearSequenceLoss(...args));
     model.backward(acts, dhidden);
+    return sums;
   } finally {
     for (const t of [lp, ent, targets, dhidden]) t.dispose();
     acts.dispose();
   }
-  return sums;
 }
 
 /** Per-row summed completion log-probs of a packed batch, without gradients. */

@@ -58,13 +58,14 @@ void linear_logprob_forward_backward(float* logprob, float* entropy, float* dhid
 // linear_logprob_forward_backward); a group with more rows than a block holds runs forward,
 // seg_grad, backward (4). seg_grad is called on the calling thread and returns false to stop:
 // the op then returns false with the gradients of the blocks already done applied. Writes
-// logprob and entropy (N), dhidden (N, H) (overwritten), dweight (V, H) += (null: none).
+// logprob and entropy (N), dhidden (N, H) (overwritten), dweight (V, H) += (null: none), and
+// sums (S): each segment's summed log-prob (0 for a segment with no row in the loss).
 using SegmentGrad = std::function<bool(const int32_t* segs, const double* sums, int64_t n, double* dsums)>;
-bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
-                          const float* weight, const int32_t* targets, const int32_t* segment, const int32_t* group_of,
+bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, double* sums,
+                          const float* hidden, const float* weight, const int32_t* targets, const int32_t* segment, const int32_t* group_of,
                           int64_t S, int64_t N, int64_t H, int64_t V, float temperature, const SegmentGrad& seg_grad);
-bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, const float* hidden,
-                          const uint16_t* weight, const int32_t* targets, const int32_t* segment,
+bool linear_sequence_loss(float* logprob, float* entropy, float* dhidden, float* dweight, double* sums,
+                          const float* hidden, const uint16_t* weight, const int32_t* targets, const int32_t* segment,
                           const int32_t* group_of, int64_t S, int64_t N, int64_t H, int64_t V, float temperature,
                           const SegmentGrad& seg_grad);
 
