@@ -99,6 +99,27 @@ void forward_impl(float* logprob, float* entropy, float* lse, const float* hidde
   }
 }
 
+// A subset of the rows (rows, n) gathered (hidden states, targets) and scored by the tiled
+// forward, their logprob and entropy scattered back: the paths that take some rows two-pass.
+// Extra memory: n x H floats + O(n).
+struct Gathered {
+  std::vector<float> h, lp, ent, lse;
+  std::vector<int32_t> tg;
+};
+template <class TW>
+Gathered score_rows(float* logprob, float* entropy, const float* hidden, const TW* weight, const int32_t* targets,
+                    const int64_t* rows, int64_t n, int64_t H, int64_t V, float temperature) {
+  Gathered g{std::vector<float>(static_cast<size_t>(n * H)), std::vector<float>(n), std::vector<float>(n),
+             std::vector<float>(n), std::vector<int32_t>(n)};
+  for (int64_t r = 0; r < n; r++) {
+    std::copy(hidden + rows[r] * H, hidden + (rows[r] + 1) * H, g.h.data() + r * H);
+    g.tg[r] = targets[rows[r]];
+  }
+  forward_impl(g.lp.data(), g.ent.data(), g.lse.data(), g.h.data(), weight, g.tg.data(), n, H, V, temperature);
+  for (int64_t r = 0; r < n; r++) logprob[rows[r]] = g.lp[r], entropy[rows[r]] = g.ent[r];
+  return g;
+}
+
 // The backward over N rows that all carry gradient; dhidden (N, H) is zero on entry. dweight
 // null: no weight gradient (a frozen head).
 template <class TW>
@@ -208,16 +229,7 @@ void forward_backward_impl(float* logprob, float* entropy, float* dhidden, float
   for (int64_t i = 0; i < N; i++)
     if (targets[i] >= 0) (dlogprob[i] != 0.0f || dentropy[i] != 0.0f ? active : passive).push_back(i);
   const int64_t np = static_cast<int64_t>(passive.size());
-  if (np > 0) {  // gathered (2 x np x H floats at most), scored, scattered
-    std::vector<float> h(static_cast<size_t>(np * H)), lp(np), ent(np), lse(np);
-    std::vector<int32_t> tg(np);
-    for (int64_t r = 0; r < np; r++) {
-      std::copy(hidden + passive[r] * H, hidden + (passive[r] + 1) * H, h.data() + r * H);
-      tg[r] = targets[passive[r]];
-    }
-    forward_impl(lp.data(), ent.data(), lse.data(), h.data(), weight, tg.data(), np, H, V, temperature);
-    for (int64_t r = 0; r < np; r++) logprob[passive[r]] = lp[r], entropy[passive[r]] = ent[r];
-  }
+  if (np > 0) score_rows(logprob, entropy, hidden, weight, targets, passive.data(), np, H, V, temperature);
   const auto given = [&](const int64_t* rb, int64_t nb, const float*, const float*, float* dlp, float* dent) {
     for (int64_t r = 0; r < nb; r++) dlp[r] = dlogprob[rb[r]], dent[r] = dentropy[rb[r]];
     return true;
@@ -278,17 +290,11 @@ bool sequence_loss_impl(float* logprob, float* entropy, float* dhidden, float* d
   };
   const auto two_pass = [&](const std::vector<int64_t>& gr) {  // gathered: 2 x n x H floats
     const int64_t n = static_cast<int64_t>(gr.size());
-    std::vector<float> h(static_cast<size_t>(n * H)), dh(static_cast<size_t>(n * H)), lp(n), ent(n), lse(n), dlp(n), dent(n, 0.0f);
-    std::vector<int32_t> tg(n);
-    for (int64_t r = 0; r < n; r++) {
-      std::copy(hidden + gr[r] * H, hidden + (gr[r] + 1) * H, h.data() + r * H);
-      tg[r] = targets[gr[r]];
-    }
-    forward_impl(lp.data(), ent.data(), lse.data(), h.data(), weight, tg.data(), n, H, V, temperature);
-    for (int64_t r = 0; r < n; r++) logprob[gr[r]] = lp[r], entropy[gr[r]] = ent[r];
-    if (!grads(gr.data(), n, lp.data(), dlp.data())) return false;
-    backward_impl(dh.data(), dweight, dlp.data(), dent.data(), h.data(), weight, tg.data(), lse.data(), ent.data(), n, H, V,
-                  temperature);
+    const Gathered g = score_rows(logprob, entropy, hidden, weight, targets, gr.data(), n, H, V, temperature);
+    std::vector<float> dh(static_cast<size_t>(n * H)), dlp(n), dent(n, 0.0f);
+    if (!grads(gr.data(), n, g.lp.data(), dlp.data())) return false;
+    backward_impl(dh.data(), dweight, dlp.data(), dent.data(), g.h.data(), weight, g.tg.data(), g.lse.data(), g.ent.data(), n,
+                  H, V, temperature);
     for (int64_t r = 0; r < n; r++) std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dhidden + gr[r] * H);
     return true;
   };
