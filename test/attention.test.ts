@@ -254,6 +254,35 @@ describe("KV cache", () => {
     expectClose(be.readSync(o), want, 2e-6, 1e-6, "chunk");
   });
 
+  // One-token steps take their own row-major path (8 keys per reduction, 4 rows per value
+  // pass): contexts past several key blocks with tails, every group size up to 2 value passes.
+  it.each([
+    { nh: 4, nkv: 2, hd: 32 }, // the tiny preset's shape
+    { nh: 3, nkv: 3, hd: 10 }, // no GQA, a head dim with a scalar tail
+    { nh: 8, nkv: 1, hd: 16 }, // 8 rows: two value passes
+    { nh: 6, nkv: 2, hd: 40 }, // 3 rows: a short value pass
+  ])("one-token decode over long caches equals full attention (nh=$nh nkv=$nkv hd=$hd)", ({ nh, nkv, hd }) => {
+    const B = 3, T = 45, S = 48, at = [44, 7, 23]; // keys attended: 45, 8, 24
+    const q = rand(B * T * nh * hd, 60, 2), k = rand(B * T * nkv * hd, 61, 2), v = rand(B * T * nkv * hd, 62);
+    const pick = (x: Float32Array, heads: number, t: (b: number) => number) => {
+      const out = new Float32Array(B * heads * hd);
+      for (let b = 0; b < B; b++) out.set(x.subarray((b * T + t(b)) * heads * hd, (b * T + t(b) + 1) * heads * hd), b * heads * hd);
+      return out;
+    };
+    const kc = be.zeros([B, S, nkv, hd]), vc = be.zeros([B, S, nkv, hd]);
+    for (let t = 0; t < T; t++) {
+      const pos = be.upload(Int32Array.from({ length: B }, () => t), [B]);
+      be.kvWrite(kc, be.upload(pick(k, nkv, () => t), [B, 1, nkv, hd]), pos);
+      be.kvWrite(vc, be.upload(pick(v, nkv, () => t), [B, 1, nkv, hd]), pos);
+    }
+    const o = be.zeros([B, 1, nh, hd]);
+    be.attentionDecode(o, be.upload(pick(q, nh, (b) => at[b]), [B, 1, nh, hd]), kc, vc, be.upload(Int32Array.from(at), [B]));
+    const expected = attentionAt(q, k, v, B, T, T, nh, nkv, hd).out;
+    const want = new Float64Array(B * nh * hd);
+    for (let b = 0; b < B; b++) want.set(expected.subarray((b * T + at[b]) * nh * hd, (b * T + at[b] + 1) * nh * hd), b * nh * hd);
+    expectClose(be.readSync(o), want, 2e-6, 1e-6, "decode");
+  });
+
   it("kvWrite writes exactly rows pos .. pos + Tq - 1", () => {
     const c = be.zeros([2, 4, 1, 2]);
     be.kvWrite(c, be.upload(Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), [2, 2, 1, 2]), be.upload(Int32Array.from([1, 2]), [2]));

@@ -13,7 +13,10 @@
 // Every kernel has a portable fallback, and head dims that are not a multiple of 8 take a
 // scalar tail.
 //
-// Parallelism: forward and decode over (b, kv head, block), largest blocks first; backward over
+// One-token decode steps take a row-major path of their own (attend_decode, below).
+//
+// Parallelism: forward and prefill over (b, kv head, block), largest blocks first; decode over
+// (b, kv head); backward over
 // (b, kv head), so the dk/dv rows of a kv head, summed over its nh/nkv query heads, have a
 // single writer (race-free without atomics or per-head scratch).
 #include "anvil/attention.h"
@@ -344,6 +347,154 @@ void attend(float* out, float* lse, const float* q, const float* k, const float*
   }
 }
 
+// ---- decode: one query token per batch row ----------------------------------------------
+//
+// With Tq = 1 a block holds only the nh / nkv query heads of one kv head (2 of its 8 rows for
+// Qwen3's GQA), and the column-major kernels spend the rest of their lanes, and scalar softmax
+// passes, on padding: decode ran at 8 GB/s of cache read. Here the rows of a kv head stay
+// row-major instead: each key and value row is loaded once for all of them, scores are dot
+// products (8 keys per horizontal reduction), and the softmax runs along the keys.
+
+#ifdef ANVIL_ATTN_AVX2
+// The 8 lane sums of a0..a7, in order.
+inline __m256 hsum8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+#endif
+
+// S[j] = sum_d x[d] * K[j][d], j < n; K rows at stride ks.
+void dot_keys(float* S, const float* x, const float* K, int64_t ks, int64_t n, int64_t hd) {
+  int64_t j = 0;
+#ifdef ANVIL_ATTN_AVX2
+  const int64_t hd8 = hd & ~int64_t{7};
+  for (; j + 8 <= n; j += 8) {
+    const float* k0 = K + j * ks;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const float* pf = K + std::min(j + 16, n - 1) * ks;  // rows ahead: the loads are latency-bound
+    for (int64_t d = 0; d < hd8; d += 8) {
+      for (int i = 0; i < 8; ++i) _mm_prefetch(reinterpret_cast<const char*>(pf + i * ks + d), _MM_HINT_T0);
+      const __m256 xv = _mm256_loadu_ps(x + d);
+      a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(k0 + d), a0);
+      a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(k0 + ks + d), a1);
+      a2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(k0 + 2 * ks + d), a2);
+      a3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(k0 + 3 * ks + d), a3);
+      a4 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(k0 + 4 * ks + d), a4);
+      a5 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(k0 + 5 * ks + d), a5);
+      a6 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(k0 + 6 * ks + d), a6);
+      a7 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(k0 + 7 * ks + d), a7);
+    }
+    _mm256_storeu_ps(S + j, hsum8(a0, a1, a2, a3, a4, a5, a6, a7));
+    for (int64_t d = hd8; d < hd; ++d)
+      for (int i = 0; i < 8; ++i) S[j + i] += x[d] * k0[i * ks + d];
+  }
+#endif
+  for (; j < n; ++j) {
+    float a = 0.0f;
+    for (int64_t d = 0; d < hd; ++d) a += x[d] * K[j * ks + d];
+    S[j] = a;
+  }
+}
+
+// P = exp(P - max) along the n keys; returns the sum.
+float exp_row(float* P, int64_t n) {
+  int64_t j = 0;
+  float m = NEG_INF, sum = 0.0f;
+#ifdef ANVIL_ATTN_AVX2
+  __m256 mv = _mm256_set1_ps(NEG_INF);
+  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(P + j));
+  m = simd::hmax(mv);
+#endif
+  for (; j < n; ++j) m = std::max(m, P[j]);
+  j = 0;
+#ifdef ANVIL_ATTN_AVX2
+  const __m256 ms = _mm256_set1_ps(m);
+  __m256 sv = _mm256_setzero_ps();
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(P + j), ms));
+    _mm256_storeu_ps(P + j, e);
+    sv = _mm256_add_ps(sv, e);
+  }
+  sum = simd::hsum(sv);
+#endif
+  for (; j < n; ++j) sum += (P[j] = std::exp(P[j] - m));
+  return sum;
+}
+
+// O[r][d] = scale[r] * sum_j P[r][j] * V[j][d] for rows r < nr (P rows at stride ps).
+void weigh_values(float* const* O, const float* P, int64_t ps, const float* scale, int nr, const float* V, int64_t vs,
+                  int64_t n, int64_t hd) {
+  for (int r0 = 0; r0 < nr; r0 += 4) {
+    const int m = std::min(4, nr - r0);
+    const float* p[4];
+    for (int r = 0; r < 4; ++r) p[r] = P + (r0 + std::min(r, m - 1)) * ps;  // short groups repeat a row
+    int64_t d = 0;
+#ifdef ANVIL_ATTN_AVX2
+    for (; d + 16 <= hd; d += 16) {  // 4 rows x 16 dims in 8 registers
+      __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+      for (int64_t j = 0; j < n; ++j) {
+        const float* vj = V + j * vs + d;
+        _mm_prefetch(reinterpret_cast<const char*>(V + std::min(j + 16, n - 1) * vs + d), _MM_HINT_T0);
+        const __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8);
+        __m256 w = _mm256_broadcast_ss(p[0] + j);
+        a00 = _mm256_fmadd_ps(w, v0, a00);
+        a01 = _mm256_fmadd_ps(w, v1, a01);
+        w = _mm256_broadcast_ss(p[1] + j);
+        a10 = _mm256_fmadd_ps(w, v0, a10);
+        a11 = _mm256_fmadd_ps(w, v1, a11);
+        w = _mm256_broadcast_ss(p[2] + j);
+        a20 = _mm256_fmadd_ps(w, v0, a20);
+        a21 = _mm256_fmadd_ps(w, v1, a21);
+        w = _mm256_broadcast_ss(p[3] + j);
+        a30 = _mm256_fmadd_ps(w, v0, a30);
+        a31 = _mm256_fmadd_ps(w, v1, a31);
+      }
+      const __m256 acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+      for (int r = 0; r < m; ++r) {
+        const __m256 sc = _mm256_set1_ps(scale[r0 + r]);
+        _mm256_storeu_ps(O[r0 + r] + d, _mm256_mul_ps(acc[r][0], sc));
+        _mm256_storeu_ps(O[r0 + r] + d + 8, _mm256_mul_ps(acc[r][1], sc));
+      }
+    }
+#endif
+    for (; d < hd; ++d)
+      for (int r = 0; r < m; ++r) {
+        float a = 0.0f;
+        for (int64_t j = 0; j < n; ++j) a += p[r][j] * V[j * vs + d];
+        O[r0 + r][d] = a * scale[r0 + r];
+      }
+  }
+}
+
+// attention_decode with Tq = 1: out and q (B, 1, nh, hd); batch row b attends keys 0 .. pos[b].
+void attend_decode(float* out, const float* q, const float* k, const float* v, const int32_t* pos, int64_t B,
+                   int64_t S, int64_t nh, int64_t nkv, int64_t hd) {
+  const int64_t group = nh / nkv, kvs = nkv * hd;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  int64_t max_cols = 1;
+  for (int64_t b = 0; b < B; ++b) max_cols = std::max<int64_t>(max_cols, pos[b] + 1);
+#pragma omp parallel
+  {
+    std::vector<float> P(group * max_cols), x(hd), inv(group);
+    std::vector<float*> O(group);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < B * nkv; ++task) {
+      const int64_t b = task / nkv, kvh = task % nkv, n = pos[b] + 1;
+      const float* kb = k + (b * S * nkv + kvh) * hd;
+      const float* vb = v + (b * S * nkv + kvh) * hd;
+      for (int64_t r = 0; r < group; ++r) {
+        const int64_t off = (b * nh + kvh * group + r) * hd;
+        for (int64_t d = 0; d < hd; ++d) x[d] = q[off + d] * scale;
+        dot_keys(P.data() + r * n, x.data(), kb, kvs, n, hd);
+        inv[r] = 1.0f / exp_row(P.data() + r * n, n);
+        O[r] = out + off;
+      }
+      weigh_values(O.data(), P.data(), n, inv.data(), static_cast<int>(group), vb, kvs, n, hd);
+    }
+  }
+}
+
 }  // namespace
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
@@ -426,7 +577,10 @@ void attention_decode(float* out, const float* q, const float* kcache, const flo
                       int64_t B, int64_t Tq, int64_t S, int64_t nh, int64_t nkv, int64_t hd) {
   if (nkv <= 0 || nh % nkv != 0) throw std::invalid_argument("attention: nh must be a multiple of nkv");
   check_cache_range(pos, B, Tq, S, "has queries at");
-  attend(out, nullptr, q, kcache, vcache, pos, B, Tq, S, nh, nkv, hd);
+  if (Tq == 1)
+    attend_decode(out, q, kcache, vcache, pos, B, S, nh, nkv, hd);
+  else
+    attend(out, nullptr, q, kcache, vcache, pos, B, Tq, S, nh, nkv, hd);
 }
 
 void kv_write(float* cache, const float* x, const int32_t* pos, int64_t B, int64_t Tq, int64_t S, int64_t nkv,
