@@ -372,7 +372,7 @@ void dot_keys(float* S, const float* x, const float* K, int64_t ks, int64_t n, i
   for (; j + 8 <= n; j += 8) {
     const float* k0 = K + j * ks;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    const float* pf = K + std::min(j + 16, n - 1) * ks;  // rows ahead: the loads are latency-bound
+    const float* pf = K + std::min(j + 16, n - 8) * ks;  // two blocks ahead: the loads are latency-bound
     for (int64_t d = 0; d < hd8; d += 8) {
       for (int i = 0; i < 8; ++i) _mm_prefetch(reinterpret_cast<const char*>(pf + i * ks + d), _MM_HINT_T0);
       const __m256 xv = _mm256_loadu_ps(x + d);
