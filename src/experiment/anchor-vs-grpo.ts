@@ -19,7 +19,7 @@ import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
 import { saveCheckpoint } from "../model/checkpoint.js";
-import { PRESET_SFT_LR, initModel, type Preset } from "../model/init.js";
+import { initModel, type Preset } from "../model/init.js";
 import { evaluate, type EvalResult } from "../rl/eval.js";
 import type { TrainOptions } from "../rl/options.js";
 import { Policy } from "../rl/policy.js";
@@ -111,7 +111,7 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   sftChunk: 250,
   sftMaxSteps: 2000,
   probeN: 128,
-  sftLr: PRESET_SFT_LR,
+  sftLr: 6e-3, // the committed tables' weak starts were made at 6e-3, before PRESET_SFT_LR became 3e-3
   weakMin: 0.1,
   weakMax: 0.4,
   weakPrecision: 0.75,

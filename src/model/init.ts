@@ -53,10 +53,12 @@ export const PRESETS: Record<Preset, PresetShape> = {
   },
 };
 
-/** The presets' SFT learning rate. At 2e-3 the tiny preset sat on the copy plateau (every copied
- * atom at ln(atom count) nats) for 1,500+ steps of the GraphLI sweep trace; at 6e-3 it left it by
- * step 800 (results/sft-probes). Far too high for a pretrained model: only for models made here. */
-export const PRESET_SFT_LR = 6e-3;
+/** The presets' SFT learning rate. With a random init, 2e-3 sat on the copy plateau (every copied
+ * atom at ln(atom count) nats) for 1,500+ steps of the GraphLI sweep trace and 6e-3 left it by
+ * step 800 (results/sft-probes). With the induction init, 6e-3 never left it on two seeds of four
+ * (loss 1.8 at step 400), while 3e-3 left it by step 150 on the three tried
+ * (results/quick-start/lr-probes). Far too high for a pretrained model: only for models made here. */
+export const PRESET_SFT_LR = 3e-3;
 
 /** Standard deviation of the normal init of every matrix (HF initializer_range). */
 export const INIT_STD = 0.02;

@@ -224,7 +224,7 @@ export const OPTIONS = {
   // ---- SFT warm start ------------------------------------------------------------------
   /** SFT steps on ground-truth traces before RL (0 = none; the tiny default uses 400). */
   sftSteps: int(0, "SFT warm-start steps before RL (the tiny default uses 400)", { min: 0 }),
-  sftLr: num(2e-3, "SFT learning rate (the embedded default model, made with no --model: 6e-3)", { min: 0 }),
+  sftLr: num(2e-3, "SFT learning rate (the embedded default model, made with no --model: 3e-3)", { min: 0 }),
   sftBatch: int(16, "SFT batch size", { min: 1 }),
 
   // ---- bookkeeping ---------------------------------------------------------------------

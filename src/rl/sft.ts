@@ -23,7 +23,7 @@ export interface SftOptions {
 
 export async function runSft(policy: Policy, o: SftOptions): Promise<number[]> {
   const model = policy.model;
-  // A long warmup: at the made models' lr (6e-3) a 10-step one wrecked the induction init's
+  // A long warmup: at lr 6e-3 a 10-step one wrecked the induction init's
   // wiring in the first steps (GraphLI trace loss 1.82 at step 300, against 0.44 with 50;
   // results/sft-probes/li-psweep-induct-w10.txt, -w50.txt).
   const opt = new AdamW(model.trainable, { lr: o.lr, warmupSteps: Math.min(50, Math.floor(o.steps / 8)), schedule: "cosine", totalSteps: Math.max(1, o.steps), minLr: o.lr * 0.1, maxGradNorm: 1 });
