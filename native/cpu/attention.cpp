@@ -15,10 +15,9 @@
 //
 // One-token decode steps take a row-major path of their own (attend_decode, below).
 //
-// Parallelism: forward and prefill over (b, kv head, block), largest blocks first; decode over
-// (b, kv head); backward over
-// (b, kv head), so the dk/dv rows of a kv head, summed over its nh/nkv query heads, have a
-// single writer (race-free without atomics or per-head scratch).
+// Parallelism: forward and prefill over (b, kv head, block), largest blocks first; decode and
+// backward over (b, kv head), so in backward the dk/dv rows of a kv head, summed over its nh/nkv
+// query heads, have a single writer (race-free without atomics or per-head scratch).
 #include "anvil/attention.h"
 
 #include <algorithm>
