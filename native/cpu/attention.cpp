@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "online_softmax.h"
 #include "simd_math.h"
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -396,29 +397,9 @@ void dot_keys(float* S, const float* x, const float* K, int64_t ks, int64_t n, i
   }
 }
 
-// P = exp(P - max) along the n keys; returns the sum.
+// P = exp(P - max) along the n keys, with the softmax kernels' exp; returns the sum.
 float exp_row(float* P, int64_t n) {
-  int64_t j = 0;
-  float m = NEG_INF, sum = 0.0f;
-#ifdef ANVIL_ATTN_AVX2
-  __m256 mv = _mm256_set1_ps(NEG_INF);
-  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(P + j));
-  m = simd::hmax(mv);
-#endif
-  for (; j < n; ++j) m = std::max(m, P[j]);
-  j = 0;
-#ifdef ANVIL_ATTN_AVX2
-  const __m256 ms = _mm256_set1_ps(m);
-  __m256 sv = _mm256_setzero_ps();
-  for (; j + 8 <= n; j += 8) {
-    const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(P + j), ms));
-    _mm256_storeu_ps(P + j, e);
-    sv = _mm256_add_ps(sv, e);
-  }
-  sum = simd::hsum(sv);
-#endif
-  for (; j < n; ++j) sum += (P[j] = std::exp(P[j] - m));
-  return sum;
+  return cpu::softmax_kernels().exp_store(P, P, n, 1.0f, cpu::scaled_max(P, n, 1.0f));
 }
 
 // O[r][d] = scale[r] * sum_j P[r][j] * V[j][d] for rows r < nr (P rows at stride ps).

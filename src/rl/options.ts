@@ -8,6 +8,7 @@ import { BACKEND_CHOICES, KL_ESTIMATORS, LOSS_AGGREGATIONS } from "../backend/ba
 import { TASK_NAMES } from "../tasks/types.js";
 import { parseLoraTargets, type LoraConfig } from "../model/lora.js";
 import { FROZEN_DTYPES } from "../model/model.js";
+import { PRESET_SFT_LR } from "../model/init.js";
 
 export const ALGOS = ["grpo", "dr-grpo", "anchor", "rloo", "reinforce++"] as const;
 export type Algo = (typeof ALGOS)[number];
@@ -224,7 +225,7 @@ export const OPTIONS = {
   // ---- SFT warm start ------------------------------------------------------------------
   /** SFT steps on ground-truth traces before RL (0 = none; the tiny default uses 400). */
   sftSteps: int(0, "SFT warm-start steps before RL (the tiny default uses 400)", { min: 0 }),
-  sftLr: num(2e-3, "SFT learning rate (the embedded default model, made with no --model: 3e-3)", { min: 0 }),
+  sftLr: num(2e-3, `SFT learning rate (the embedded default model, made with no --model: ${PRESET_SFT_LR})`, { min: 0 }),
   sftBatch: int(16, "SFT batch size", { min: 1 }),
 
   // ---- bookkeeping ---------------------------------------------------------------------
