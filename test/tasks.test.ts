@@ -12,7 +12,7 @@ import {
   type Instance,
 } from "../src/tasks/index.js";
 import { parseSentenceLA, sentenceLA } from "../src/tasks/graphla.js";
-import { parseSentenceLI, sentenceLI } from "../src/tasks/graphli.js";
+import { parseSentenceLI, premiseLinesLI, sentenceLI } from "../src/tasks/graphli.js";
 import { type Relation, dishesOf, feq, fstr, solveExact, solveForward } from "../src/tasks/solve-la.js";
 import { type Premise, atomsOf, clauseOf, entails, solveLI } from "../src/tasks/solve-li.js";
 import { judge } from "../src/tasks/verify.js";
@@ -37,7 +37,7 @@ function liSweeps(trace: string): { sweeps: SweepLine[][]; last: string } {
       sweeps.push([]);
       continue;
     }
-    const m = line.match(/^(If [^:]*): ((?:[a-z]+ (?:true|false|\?))(?:, [a-z]+ (?:true|false|\?))*)(?:, so ([a-z]+) is (true|false))?\.$/);
+    const m = line.match(/^(\[\d+\] If [^:]*): ((?:[a-z]+ (?:true|false|\?))(?:, [a-z]+ (?:true|false|\?))*)(?:, so ([a-z]+) is (true|false))?\.$/);
     if (!m) throw new Error(`not a sweep line: ${JSON.stringify(line)}`);
     const notes = new Map<string, boolean | null>();
     for (const pair of m[2]!.split(", ")) {
@@ -375,7 +375,7 @@ describe("graphli solver", () => {
     for (const inst of mixed("graphli")) {
       const { premises, question } = splitPrompt(inst.prompt);
       const ps = premises.map(parseSentenceLI);
-      expect(premises.map((s, k) => sentenceLI(ps[k]!))).toEqual(premises);
+      expect(premiseLinesLI(ps)).toEqual(premises);
       const target = liTarget(question);
       const e = entails(ps, target);
       expect(e === null ? ABSTAIN : String(e)).toBe(inst.answer);
@@ -465,7 +465,7 @@ describe("graphli solver", () => {
       const p = graphliProblem({ depth: 1 + (seed % 6), seed, answerable: true });
       // The rule that settles the target: the trace's line that says so.
       const line = liSweeps(p.instance.trace).sweeps.flat().find((l) => l.settles?.atom === p.target)!;
-      const rule = p.premises.find((q) => sentenceLI(q) === line.rule) as Extract<Premise, { kind: "rule" }>;
+      const rule = p.premises[premiseLinesLI(p.premises).indexOf(line.rule)] as Extract<Premise, { kind: "rule" }>;
       const kind = rule.head.atom === p.target ? "MP" : "MT";
       const key = `${kind} ${p.instance.answer}`;
       seen.set(key, (seen.get(key) ?? 0) + 1);

@@ -1,5 +1,9 @@
 // GraphLI trace variants of the probes (sft-probe.mjs trains on them, token-loss-sweep.mjs
 // scores them): transformations of the committed trace (src/tasks/graphli.ts traceLI).
+// They were written against the trace without rule labels. Since the product numbers its rules
+// (the rsweep variant below, adopted 2026-12-02), the product's trace *is* rsweep, and the
+// variants that rebuild a prompt from sentenceLI no longer match the committed trace: they
+// reproduce their logs only at a commit before that change (e.g. 0016ac9).
 import { generate, graphliProblem } from "../../dist/src/tasks/index.js";
 import { sentenceLI } from "../../dist/src/tasks/graphli.js";
 import { atomsOf } from "../../dist/src/tasks/solve-li.js";

@@ -58,14 +58,33 @@ export function sentenceLI(p: Premise): string {
   return p.kind === "fact" ? `${p.atom} is ${p.value}.` : `If ${p.body.map(lit).join(" and ")} then ${lit(p.head)}.`;
 }
 
+/**
+ * The prompt's premise lines: rules numbered in prompt order ("[3] If fog then rain."), facts
+ * bare. A trace line starts with its rule's label, so the next rule to copy is found by counting
+ * and one look-up of "[k]" in the prompt, not by remembering where the previous copy ended (the
+ * tiny preset's largest loss without labels: 1.46 nats on the next rule's first atom after 400
+ * SFT steps, 0.002 with them; held-out greedy accuracy at depths 1-2 after 1,200 steps 81 / 75%
+ * without, 94 / 94% with; one seed each, results/sft-probes/li-rsweep-phr-induct.txt).
+ */
+export function premiseLinesLI(premises: readonly Premise[]): string[] {
+  const labels = ruleLabels(premises);
+  return premises.map((p, k) => (p.kind === "rule" ? `${labels[k]} ${sentenceLI(p)}` : sentenceLI(p)));
+}
+
+/** "[1]", "[2]", ... for the rules in order; "" for facts. */
+function ruleLabels(premises: readonly Premise[]): string[] {
+  let n = 0;
+  return premises.map((p) => (p.kind === "rule" ? `[${++n}]` : ""));
+}
+
 const LIT_RE = "(?:not )?[a-z]+";
-const RULE_RE = new RegExp(`^If (${LIT_RE}(?: and ${LIT_RE})*) then (${LIT_RE})\\.$`);
+const RULE_RE = new RegExp(`^(?:\\[\\d+\\] )?If (${LIT_RE}(?: and ${LIT_RE})*) then (${LIT_RE})\\.$`);
 
 function parseLiteral(s: string): Literal {
   return s.startsWith("not ") ? { atom: s.slice(4), value: false } : { atom: s, value: true };
 }
 
-/** Inverse of sentenceLI (tests re-solve prompts from their text). */
+/** Inverse of sentenceLI and of a premiseLinesLI line (tests re-solve prompts from their text). */
 export function parseSentenceLI(s: string): Premise {
   let m: RegExpMatchArray | null;
   if ((m = s.match(/^([a-z]+) is (true|false)\.$/))) return { kind: "fact", atom: m[1]!, value: m[2] === "true" };
@@ -184,15 +203,15 @@ function rename(p: Premise, from: string, to: string): Premise {
 /**
  * Unit propagation written out, so that every token is a copy or a decision local to its line (a
  * depth-first search's next atom and multi-premise look-ups were what small models could not
- * learn). Sweeps over the rules in prompt order; each line copies one rule whole (a contiguous
- * copy, the easiest thing for attention to learn), then each of its atoms with its value known so
+ * learn). Sweeps over the rules in prompt order; each line copies one rule whole with its label
+ * (a contiguous copy, the easiest thing for attention to learn), then each of its atoms with its value known so
  * far, "true", "false" or "?" (a look-up of one "x is v" stated earlier), then ", so x is v" when
  * the rule's clause has one open literal and no satisfied one (modus ponens or tollens). The
  * trace stops with "So <target> is <value>." as soon as the target is settled; a sweep that
  * settled something is followed by "Again:" and another sweep; a sweep that settled nothing
  * ends the trace with "So <target> cannot be determined."
  *
- *   If not shade then not sun: shade ?, sun true, so shade is true.
+ *   [4] If not shade then not sun: shade ?, sun true, so shade is true.
  */
 export function traceLI(premises: readonly Premise[], target: string): { trace: string; value: boolean | null } {
   const known = new Map<string, boolean>();
@@ -203,13 +222,14 @@ export function traceLI(premises: readonly Premise[], target: string): { trace: 
     return { trace: lines.join("\n"), value: known.get(target) ?? null };
   };
   if (known.has(target)) return done(`So ${target} is ${known.get(target)}.`);
+  const labels = ruleLabels(premises);
   for (let sweep = 0; ; sweep++) {
     if (sweep > 0) lines.push("Again:");
     let changed = false;
-    for (const p of premises) {
+    for (const [k, p] of premises.entries()) {
       if (p.kind !== "rule") continue;
       const values = atomsOf(p).map((a) => `${a} ${known.has(a) ? String(known.get(a)) : "?"}`);
-      let line = `${sentenceLI(p).slice(0, -1)}: ${values.join(", ")}`;
+      let line = `${labels[k]} ${sentenceLI(p).slice(0, -1)}: ${values.join(", ")}`;
       const clause = clauseOf(p);
       const open = clause.filter((l) => !known.has(l.atom));
       if (open.length === 1 && !clause.some((l) => known.get(l.atom) === l.value)) {
@@ -326,7 +346,7 @@ export function graphliProblem(opts: GenerateOptions): GraphLIProblem {
   const instance: Instance = {
     id: `graphli-${seed}`,
     task: "graphli",
-    prompt: formatPrompt(premises.map(sentenceLI), `Is ${target} true or false?`),
+    prompt: formatPrompt(premiseLinesLI(premises), `Is ${target} true or false?`),
     answer: label === null ? ABSTAIN : String(label),
     trace,
     depth,
