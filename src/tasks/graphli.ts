@@ -204,12 +204,12 @@ function rename(p: Premise, from: string, to: string): Premise {
  * Unit propagation written out, so that every token is a copy or a decision local to its line (a
  * depth-first search's next atom and multi-premise look-ups were what small models could not
  * learn). Sweeps over the rules in prompt order; each line copies one rule whole with its label
- * (a contiguous copy, the easiest thing for attention to learn), then each of its atoms with its value known so
- * far, "true", "false" or "?" (a look-up of one "x is v" stated earlier), then ", so x is v" when
- * the rule's clause has one open literal and no satisfied one (modus ponens or tollens). The
- * trace stops with "So <target> is <value>." as soon as the target is settled; a sweep that
- * settled something is followed by "Again:" and another sweep; a sweep that settled nothing
- * ends the trace with "So <target> cannot be determined."
+ * (a contiguous copy, the easiest thing for attention to learn), then each of its atoms with its
+ * value known so far, "true", "false" or "?" (a look-up of one "x is v" stated earlier), then
+ * ", so x is v" when the rule's clause has one open literal and no satisfied one (modus ponens or
+ * tollens). The trace stops with "So <target> is <value>." as soon as the target is settled; a
+ * sweep that settled something is followed by "Again:" and another sweep; a sweep that settled
+ * nothing ends the trace with "So <target> cannot be determined."
  *
  *   [4] If not shade then not sun: shade ?, sun true, so shade is true.
  */
