@@ -19,7 +19,7 @@
 
 import { ABSTAIN, type GenerateOptions, type Instance } from "./types.js";
 import { TaskRng, mixSeed } from "./rng.js";
-import { checkOptions, formatPrompt } from "./prompt.js";
+import { checkOptions, formatPrompt, labelled, premiseLabels } from "./prompt.js";
 import { type Frac, type Relation, dishesOf, fadd, fdiv, feq, fmul, frac, fstr, fsub, solveExact, solveForward } from "./solve-la.js";
 
 export const GRAPHLA_MAX_DEPTH = 10;
@@ -66,8 +66,20 @@ export function sentenceLA(r: Relation): string {
   }
 }
 
-/** Inverse of sentenceLA: reads a premise back (tests use it to re-solve prompts from their text). */
-export function parseSentenceLA(s: string): Relation {
+/**
+ * The prompt's premise lines: relations numbered in prompt order ("[2] Tart costs 3 more than
+ * Pie."), given prices bare, as GraphLI numbers its rules (premiseLinesLI, and why). Both siblings
+ * have the same labels: the swap keeps every premise's kind and position.
+ */
+export function premiseLinesLA(premises: readonly Relation[]): string[] {
+  return labelled(premises.map(sentenceLA), relationLabels(premises));
+}
+
+const relationLabels = (premises: readonly Relation[]): string[] => premiseLabels(premises.map((r) => r.kind !== "given"));
+
+/** Inverse of sentenceLA and of a premiseLinesLA line (tests re-solve prompts from their text). */
+export function parseSentenceLA(line: string): Relation {
+  const s = line.replace(/^\[\d+\] /, "");
   let m: RegExpMatchArray | null;
   const W = "([A-Z][a-z]+)";
   if ((m = s.match(new RegExp(`^${W} costs (\\d+)\\.$`)))) return { kind: "given", x: m[1]!, value: +m[2]! };
@@ -125,16 +137,17 @@ function solveFor(r: Exclude<Relation, { kind: "given" }>, d: string, v: (x: str
 /**
  * Forward substitution written out, in sweeps over the premises in prompt order, the same shape
  * as GraphLI's trace (traceLI) so that every token is a copy or a decision local to its line: each
- * line copies one premise whole (a contiguous copy), then each dish it names with its price known
- * so far, or "?" (a look-up of one earlier "= v"), then, when exactly one dish is still without a
- * price, ", so <dish> = <expression over numbers> = <value>". A system leaf ("A and B together
- * cost 17" with "A costs 3 more than B", both unpriced) is solved on the "together" line, which
- * quotes its partner premise: ", with A costs 3 more than B, so A = (17 + 3)/2 = 10". Given prices
+ * line copies one premise whole with its label (a contiguous copy), then each dish it names with
+ * its price known so far, or "?" (a look-up of one earlier "= v"), then, when exactly one dish is
+ * still without a price, ", so <dish> = <expression over numbers> = <value>". A system leaf ("A
+ * and B together cost 17" with "A costs 3 more than B", both unpriced) is solved on the "together"
+ * line, which quotes its partner premise with its label: ", with [5] A costs 3 more than B, so A =
+ * (17 + 3)/2 = 10". Given prices
  * are not copied: their dishes just read as priced. The trace stops with "So <target> costs v." as
  * soon as the target is priced; "Again:" follows a sweep that priced something; a sweep that
  * priced nothing ends it with "So <target> cannot be determined."
  *
- *   Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.
+ *   [4] Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.
  */
 export function traceLA(premises: readonly Relation[], target: string): { trace: string; value: Frac | null } {
   const known = new Map<string, Frac>();
@@ -147,13 +160,15 @@ export function traceLA(premises: readonly Relation[], target: string): { trace:
     return { trace: lines.join("\n"), value };
   };
   if (known.has(target)) return done();
+  const labels = relationLabels(premises);
+  const quote = (r: Relation): string => `${labels[premises.indexOf(r)]} ${sentenceLA(r).slice(0, -1)}`;
   for (let sweep = 0; ; sweep++) {
     if (sweep > 0) lines.push("Again:");
     let changed = false;
     for (const r of premises) {
       if (r.kind === "given") continue;
       const ds = named(r);
-      let line = `${sentenceLA(r).slice(0, -1)}: ${ds.map((d) => `${d} ${known.has(d) ? fstr(v(d)) : "?"}`).join(", ")}`;
+      let line = `${quote(r)}: ${ds.map((d) => `${d} ${known.has(d) ? fstr(v(d)) : "?"}`).join(", ")}`;
       const open = ds.filter((d) => !known.has(d));
       if (open.length === 1) {
         const { expr, value } = solveFor(r, open[0]!, v);
@@ -169,7 +184,7 @@ export function traceLA(premises: readonly Relation[], target: string): { trace:
           const b = link.x === r.x ? link.b : -link.b;
           const value = fdiv(fadd(frac(r.value), frac(b)), frac(2));
           known.set(r.x, value);
-          line += `, with ${sentenceLA(link).slice(0, -1)}, so ${r.x} = (${r.value}${b >= 0 ? ` + ${b}` : ` - ${-b}`})/2 = ${fstr(value)}`;
+          line += `, with ${quote(link)}, so ${r.x} = (${r.value}${b >= 0 ? ` + ${b}` : ` - ${-b}`})/2 = ${fstr(value)}`;
           changed = true;
         }
       }
@@ -436,7 +451,7 @@ export function graphlaProblem(opts: GenerateOptions): GraphLAProblem {
     const instance: Instance = {
       id: `graphla-${seed}`,
       task: "graphla",
-      prompt: formatPrompt(premises.map(sentenceLA), `How much does ${target} cost?`),
+      prompt: formatPrompt(premiseLinesLA(premises), `How much does ${target} cost?`),
       answer: answerable ? String(value) : ABSTAIN,
       trace: trace.trace,
       depth,

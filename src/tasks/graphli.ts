@@ -32,7 +32,7 @@
 
 import { ABSTAIN, type GenerateOptions, type Instance } from "./types.js";
 import { TaskRng, mixSeed } from "./rng.js";
-import { checkOptions, formatPrompt } from "./prompt.js";
+import { checkOptions, formatPrompt, labelled, premiseLabels } from "./prompt.js";
 import { type Literal, type Premise, atomsOf, clauseOf, entails } from "./solve-li.js";
 
 export const GRAPHLI_MAX_DEPTH = 10;
@@ -67,15 +67,10 @@ export function sentenceLI(p: Premise): string {
  * without, 94 / 94% with; one seed each, results/sft-probes/li-rsweep-phr-induct.txt).
  */
 export function premiseLinesLI(premises: readonly Premise[]): string[] {
-  const labels = ruleLabels(premises);
-  return premises.map((p, k) => (p.kind === "rule" ? `${labels[k]} ${sentenceLI(p)}` : sentenceLI(p)));
+  return labelled(premises.map(sentenceLI), ruleLabels(premises));
 }
 
-/** "[1]", "[2]", ... for the rules in order; "" for facts. */
-function ruleLabels(premises: readonly Premise[]): string[] {
-  let n = 0;
-  return premises.map((p) => (p.kind === "rule" ? `[${++n}]` : ""));
-}
+const ruleLabels = (premises: readonly Premise[]): string[] => premiseLabels(premises.map((p) => p.kind === "rule"));
 
 const LIT_RE = "(?:not )?[a-z]+";
 const RULE_RE = new RegExp(`^(?:\\[\\d+\\] )?If (${LIT_RE}(?: and ${LIT_RE})*) then (${LIT_RE})\\.$`);

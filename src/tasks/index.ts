@@ -70,14 +70,15 @@ export function generateDataset(task: TaskName, opts: DatasetOptions): Instance[
  * one-token head reads at once (trace value reads 0.001-0.03 nats after 400 SFT steps, against
  * 0.43-0.51 after 1,200 without: results/sft-probes). */
 export function taskPhrases(task: TaskName): string[] {
-  return task === "graphli" ? [" is true", " is false", ...Array.from({ length: LABELLED_RULES }, (_, k) => `[${k + 1}] If`)] : [];
+  const labels = Array.from({ length: LABELLED_PREMISES }, (_, k) => `[${k + 1}]`);
+  return task === "graphli" ? [" is true", " is false", ...labels.map((l) => `${l} If`)] : labels;
 }
 
-/** GraphLI's numbered rules ("[4] If ...", graphli.ts premiseLinesLI) are kept whole up to this
- * label, so the token after a label is the rule's first word: one look-up. A later label is split
- * into more tokens but still reads right. (Rules per item, the most in 3,000 items: 66 at depth
- * 10 with 12 distractors, 38 at depth 6, 29 at depth 4.) */
-const LABELLED_RULES = 72;
+/** Numbered premises (GraphLI's rules "[4] If ...", GraphLA's relations "[4] Tart ...") are kept
+ * whole up to this label, so the token after a label is the premise's first word: one look-up. A
+ * later label is split into more tokens but still reads right. (GraphLI rules per item, the most
+ * in 3,000 items: 66 at depth 10 with 12 distractors, 38 at depth 6, 29 at depth 4.) */
+const LABELLED_PREMISES = 72;
 
 /** What a tokenizer for the task is fitted to: its corpus and the phrases it keeps whole. */
 export function taskTokenizerInput(task: TaskName): { corpus: string[]; phrases: string[] } {

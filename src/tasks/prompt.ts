@@ -14,6 +14,18 @@ export const BULLET = "- ";
 
 export const bulleted = (lines: readonly string[]): string => lines.map((l) => BULLET + l).join("\n");
 
+/** "[1]", "[2]", ... for the flagged premises in order, "" for the others. A numbered premise's
+ * trace line starts with its label, so the next premise to copy is found by counting and one
+ * look-up of "[k]" in the prompt (tasks/index.ts keeps each label one token). */
+export function premiseLabels(numbered: readonly boolean[]): string[] {
+  let n = 0;
+  return numbered.map((f) => (f ? `[${++n}]` : ""));
+}
+
+/** Prefixes each line with its label, when it has one. */
+export const labelled = (lines: readonly string[], labels: readonly string[]): string[] =>
+  lines.map((l, k) => (labels[k] ? `${labels[k]} ${l}` : l));
+
 /** The question comes last, right before the answer starts: the first thing the model writes
  * is the target's name, and a small model copies it far more easily from a few tokens back. */
 export function formatPrompt(premises: readonly string[], question: string): string {
