@@ -83,8 +83,10 @@ export interface ExperimentOptions {
   /** Answerable-accuracy window of the weak start. */
   weakMin: number;
   weakMax: number;
-  /** The weak start must also be right on this fraction of the answerable items it answers: a
-   * model that guesses true/false is right on half, and its low accuracy is not a weak reasoner's. */
+  /** On a true/false task (GraphLI) the weak start must also be right on this fraction of the
+   * answerable items it answers: a model that guesses true/false is right on half, and its low
+   * accuracy is not a weak reasoner's. A guessed price (GraphLA) is almost never right, so there
+   * the window alone rules out guessers. */
   weakPrecision: number;
   lr: number;
   beta: number;
@@ -178,7 +180,10 @@ export interface SummaryRow {
 
 const pick = (e: EvalResult): Accuracy => ({ acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable, abstain: e.abstain_rate });
 const precisionOf = (e: EvalResult): number => (e.abstain_answerable < 1 ? e.acc_answerable / (1 - e.abstain_answerable) : 0);
-const inWindow = (a: Accuracy, o: ExperimentOptions): boolean => a.ans >= o.weakMin && a.ans <= o.weakMax && (a.precision ?? 0) >= o.weakPrecision;
+/** The precision a task's weak start needs (weakPrecision): only a true/false answer can be guessed right. */
+const precisionFloor = (task: TaskName, o: ExperimentOptions): number => (task === "graphli" ? o.weakPrecision : 0);
+const inWindow = (task: TaskName, a: Accuracy, o: ExperimentOptions): boolean =>
+  a.ans >= o.weakMin && a.ans <= o.weakMax && (a.precision ?? 0) >= precisionFloor(task, o);
 const readJson = <T>(p: string): T | null => (existsSync(p) ? readJsonFileSync<T>(p) : null);
 
 export async function runExperiment(opts: ExperimentOptions): Promise<ExperimentResults> {
@@ -320,7 +325,7 @@ async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, wea
  * ground-truth traces, evaluated every sftChunk steps on its own held-out items (every sftChunk / 5
  * once it answers enough, still guessing), stopped at the first checkpoint whose answerable
  * accuracy reaches weakMin, right on at least weakPrecision of the answerable items it answers
- * (not a guesser).
+ * on a true/false task (not a guesser).
  */
 async function weakStart(
   task: TaskName,
@@ -359,14 +364,14 @@ async function weakStart(
         // 6e-3, 29.7% answerable with 52.8% precision at step 750, 59.4% with 88.4% at 1,000).
         if (acc.ans >= o.weakMin) every = Math.max(1, Math.floor(o.sftChunk / 5));
         o.log(`weak start ${task}: ${steps} SFT steps, answerable ${pct(acc.ans)} (right on ${pct(acc.precision!)} of those it answers), unanswerable ${pct(acc.unans)}`);
-        return acc.ans >= o.weakMin && acc.precision! >= o.weakPrecision;
+        return acc.ans >= o.weakMin && acc.precision! >= precisionFloor(task, o);
       },
     });
     bar.done();
   }
-  const info: WeakStart = { task, sftSteps: steps, ...(o.weakFrom ? { from: base } : {}), eval: acc, inWindow: inWindow(acc, o) };
+  const info: WeakStart = { task, sftSteps: steps, ...(o.weakFrom ? { from: base } : {}), eval: acc, inWindow: inWindow(task, acc, o) };
   if (!info.inWindow)
-    o.log(`warning: the weak start of ${task} has answerable accuracy ${pct(acc.ans)}, right on ${pct(acc.precision!)} of those it answers: outside [${pct(o.weakMin)}, ${pct(o.weakMax)}] with at least ${pct(o.weakPrecision)}`);
+    o.log(`warning: the weak start of ${task} has answerable accuracy ${pct(acc.ans)}, right on ${pct(acc.precision!)} of those it answers: outside [${pct(o.weakMin)}, ${pct(o.weakMax)}] with at least ${pct(precisionFloor(task, o))}`);
   const before = await evalAt(policy);
   await saveCheckpoint(dir, policy.model, { tokenizerDir: base });
   policy.model.dispose();
