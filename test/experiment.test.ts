@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FULL, formatTable, runExperiment, workUnits, type ExperimentOptions, type ExperimentResults } from "../src/experiment/anchor-vs-grpo.js";
+import { FULL, formatTable, inWindow, runExperiment, workUnits, type ExperimentOptions, type ExperimentResults } from "../src/experiment/anchor-vs-grpo.js";
 
 describe("experiment anchor-vs-grpo", () => {
   it("splits the table for --jobs: each RL run apart, a seed's preference methods together", () => {
@@ -17,6 +17,18 @@ describe("experiment anchor-vs-grpo", () => {
       { task: "graphla", seed: 1, methods: ["dpo", "ipo"] },
     ]);
     expect(units.at(-1)).toEqual({ task: "graphli", seed: 2, methods: ["dpo", "ipo"] });
+  });
+
+  it("holds a true/false task's weak start to the precision floor, not a price task's", () => {
+    const o = { ...FULL, out: "", log: () => {}, backend: "cpu" as const, threads: 1 };
+    // A true/false guesser: answers every answerable item, right on half of them.
+    const guesser = { acc: 0.6, ans: 0.3, unans: 0.9, abstain: 0.4, precision: 0.5 };
+    expect(inWindow("graphli", guesser, o)).toBe(false);
+    expect(inWindow("graphli", { ...guesser, precision: 0.8 }, o)).toBe(true);
+    // A price is almost never guessed right: 30% answerable is a weak reasoner, whatever it answers.
+    expect(inWindow("graphla", guesser, o)).toBe(true);
+    expect(inWindow("graphla", { ...guesser, ans: 0.05 }, o)).toBe(false);
+    expect(inWindow("graphla", { ...guesser, ans: 0.5 }, o)).toBe(false);
   });
 
   it("writes results and a report, and resumes from what is done", async () => {

@@ -181,8 +181,8 @@ export interface SummaryRow {
 const pick = (e: EvalResult): Accuracy => ({ acc: e.acc, ans: e.acc_answerable, unans: e.acc_unanswerable, abstain: e.abstain_rate });
 const precisionOf = (e: EvalResult): number => (e.abstain_answerable < 1 ? e.acc_answerable / (1 - e.abstain_answerable) : 0);
 /** The precision a task's weak start needs (weakPrecision): only a true/false answer can be guessed right. */
-const precisionFloor = (task: TaskName, o: ExperimentOptions): number => (task === "graphli" ? o.weakPrecision : 0);
-const inWindow = (task: TaskName, a: Accuracy, o: ExperimentOptions): boolean =>
+export const precisionFloor = (task: TaskName, o: ExperimentOptions): number => (task === "graphli" ? o.weakPrecision : 0);
+export const inWindow = (task: TaskName, a: Accuracy, o: ExperimentOptions): boolean =>
   a.ans >= o.weakMin && a.ans <= o.weakMax && (a.precision ?? 0) >= precisionFloor(task, o);
 const readJson = <T>(p: string): T | null => (existsSync(p) ? readJsonFileSync<T>(p) : null);
 
