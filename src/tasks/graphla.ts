@@ -142,10 +142,9 @@ function solveFor(r: Exclude<Relation, { kind: "given" }>, d: string, v: (x: str
  * still without a price, ", so <dish> = <expression over numbers> = <value>". A system leaf ("A
  * and B together cost 17" with "A costs 3 more than B", both unpriced) is solved on the "together"
  * line, which quotes its partner premise with its label: ", with [5] A costs 3 more than B, so A =
- * (17 + 3)/2 = 10". Given prices
- * are not copied: their dishes just read as priced. The trace stops with "So <target> costs v." as
- * soon as the target is priced; "Again:" follows a sweep that priced something; a sweep that
- * priced nothing ends it with "So <target> cannot be determined."
+ * (17 + 3)/2 = 10". Given prices are not copied: their dishes just read as priced. The trace stops
+ * with "So <target> costs v." as soon as the target is priced; "Again:" follows a sweep that
+ * priced something; a sweep that priced nothing ends it with "So <target> cannot be determined."
  *
  *   [4] Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.
  */
