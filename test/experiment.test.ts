@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FULL, formatTable, inWindow, runExperiment, workUnits, type ExperimentOptions, type ExperimentResults } from "../src/experiment/anchor-vs-grpo.js";
+import { FULL, formatTable, inWindow, runExperiment, WeakChoice, workUnits, type ExperimentOptions, type ExperimentResults } from "../src/experiment/anchor-vs-grpo.js";
 
 describe("experiment anchor-vs-grpo", () => {
   it("splits the table for --jobs: each RL run apart, a seed's preference methods together", () => {
@@ -29,6 +29,23 @@ describe("experiment anchor-vs-grpo", () => {
     expect(inWindow("graphla", guesser, o)).toBe(true);
     expect(inWindow("graphla", { ...guesser, ans: 0.05 }, o)).toBe(false);
     expect(inWindow("graphla", { ...guesser, ans: 0.5 }, o)).toBe(false);
+  });
+
+  it("takes the strongest in-window SFT check as the weak start and stops once past the window", () => {
+    const o = { ...FULL, out: "", log: () => {}, backend: "cpu" as const, threads: 1 };
+    const at = (ans: number, precision: number) => ({ acc: 0.5, ans, unans: 0.8, abstain: 0.5, precision });
+    const la = new WeakChoice("graphla", o);
+    expect(la.observe(250, at(0.05, 0.1))).toEqual({ keep: false, stop: false }); // below the window
+    expect(la.observe(500, at(0.12, 0.2))).toEqual({ keep: true, stop: false });
+    expect(la.observe(550, at(0.3, 0.4))).toEqual({ keep: true, stop: false });
+    expect(la.observe(600, at(0.25, 0.4))).toEqual({ keep: false, stop: false }); // weaker than 550
+    expect(la.observe(650, at(0.45, 0.6))).toEqual({ keep: false, stop: true }); // past it
+    expect(la.best).toEqual({ steps: 550, acc: at(0.3, 0.4) });
+    // A true/false guesser inside the window is not kept; past the window with none kept, none is best.
+    const li = new WeakChoice("graphli", o);
+    expect(li.observe(700, at(0.35, 0.6))).toEqual({ keep: false, stop: false });
+    expect(li.observe(750, at(0.52, 0.75))).toEqual({ keep: false, stop: true });
+    expect(li.best).toBeNull();
   });
 
   it("writes results and a report, and resumes from what is done", async () => {

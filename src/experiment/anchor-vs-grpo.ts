@@ -71,7 +71,8 @@ export interface ExperimentOptions {
   /** Held-out eval of the training run every N steps, for the curves. */
   evalEvery: number;
   /** Weak start: SFT, evaluated every sftChunk steps (every sftChunk / 5 once answerable accuracy
-   * reaches weakMin), until answerable accuracy reaches weakMin with weakPrecision. */
+   * reaches weakMin), until answerable accuracy passes weakMax or sftMaxSteps; the strongest
+   * checkpoint inside the window is taken. */
   sftChunk: number;
   sftMaxSteps: number;
   /** Use this checkpoint as the weak start (e.g. an `anvil experiment sft-ceiling` model, with its
@@ -320,12 +321,28 @@ async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, wea
   return latestCheckpoint(runDir)!.dir;
 }
 
+/** The weak start's pick among SFT checks: the strongest inside the window; stop once past it. */
+export class WeakChoice {
+  best: { steps: number; acc: Accuracy } | null = null;
+  constructor(
+    private task: TaskName,
+    private o: ExperimentOptions,
+  ) {}
+  /** keep: this check is the best so far (save it); stop: SFT has passed the window. */
+  observe(steps: number, acc: Accuracy): { keep: boolean; stop: boolean } {
+    const keep = inWindow(this.task, acc, this.o) && (!this.best || acc.ans > this.best.acc.ans);
+    if (keep) this.best = { steps, acc };
+    return { keep, stop: acc.ans > this.o.weakMax };
+  }
+}
+
 /**
  * The weak start of a task (shared by every seed and method, as in the paper): SFT on the
  * ground-truth traces, evaluated every sftChunk steps on its own held-out items (every sftChunk / 5
- * once it answers enough, still guessing), stopped at the first checkpoint whose answerable
- * accuracy reaches weakMin, right on at least weakPrecision of the answerable items it answers
- * on a true/false task (not a guesser).
+ * once it answers enough), until its answerable accuracy passes weakMax. It takes the strongest
+ * checkpoint inside the window (answerable accuracy in [weakMin, weakMax], and on a true/false task
+ * right on at least weakPrecision of the answerable items it answers: not a guesser); with none, the
+ * first one past the window (or the last, at sftMaxSteps), with a warning.
  */
 async function weakStart(
   task: TaskName,
@@ -338,16 +355,19 @@ async function weakStart(
   const dir = weakDir(o.out, task);
   const saved = readJson<{ info: WeakStart; before: Record<string, Accuracy> }>(join(dir, "weak.json"));
   if (saved && hasWeakStart(o.out, task)) return { dir, ...saved };
-  const policy = await Policy.load(base, backend);
+  let policy = await Policy.load(base, backend);
   // Selection uses its own held-out items (not the reported eval sets), half unanswerable.
   const probe = heldOut(task, o.probeN, o.depth, o.depth, 0x3eab);
   const check = async (): Promise<Accuracy> => {
     const e = (await evaluate(policy, probe, maxNewTokens)).result;
     return { ...pick(e), precision: precisionOf(e) };
   };
-  let acc = await check();
+  // (An untrained model's check runs every item to the token budget: skip it when SFT follows.)
+  let acc: Accuracy | null = o.weakFrom || o.sftMaxSteps === 0 ? await check() : null;
   let steps = 0;
   let every = o.sftChunk;
+  // The strongest in-window checkpoint so far is saved in `dir` (weak.json, written last, marks it done).
+  const choice = new WeakChoice(task, o);
   if (!o.weakFrom) {
     const bar = new Progress(`weak start ${task} sft`, o.sftMaxSteps);
     await runSft(policy, {
@@ -360,15 +380,27 @@ async function weakStart(
         if ((s + 1) % every !== 0) return;
         steps = s + 1;
         acc = await check();
-        // Answering enough but still guessing: the window is near and SFT crosses it fast (at lr
-        // 6e-3, 29.7% answerable with 52.8% precision at step 750, 59.4% with 88.4% at 1,000).
+        // Inside the window SFT can cross it fast (GraphLI at lr 6e-3: 29.7% answerable with 52.8%
+        // precision at step 750, 59.4% with 88.4% at 1,000), so look more often.
         if (acc.ans >= o.weakMin) every = Math.max(1, Math.floor(o.sftChunk / 5));
         o.log(`weak start ${task}: ${steps} SFT steps, answerable ${pct(acc.ans)} (right on ${pct(acc.precision!)} of those it answers), unanswerable ${pct(acc.unans)}`);
-        return acc.ans >= o.weakMin && acc.precision! >= precisionFloor(task, o);
+        const { keep, stop } = choice.observe(steps, acc);
+        if (keep) await saveCheckpoint(dir, policy.model, { tokenizerDir: base });
+        return stop;
       },
     });
     bar.done();
+    if (steps < o.sftMaxSteps && !(acc && acc.ans > o.weakMax)) {
+      steps = o.sftMaxSteps; // the last steps since the last check
+      acc = await check();
+    }
   }
+  if (choice.best) {
+    ({ steps, acc } = choice.best);
+    policy.model.dispose();
+    policy = await Policy.load(dir, backend);
+  }
+  acc ??= await check();
   const info: WeakStart = { task, sftSteps: steps, ...(o.weakFrom ? { from: base } : {}), eval: acc, inWindow: inWindow(task, acc, o) };
   if (!info.inWindow)
     o.log(`warning: the weak start of ${task} has answerable accuracy ${pct(acc.ans)}, right on ${pct(acc.precision!)} of those it answers: outside [${pct(o.weakMin)}, ${pct(o.weakMax)}] with at least ${pct(precisionFloor(task, o))}`);
