@@ -393,6 +393,7 @@ async function weakStart(
     if (steps < o.sftMaxSteps && !(acc && acc.ans > o.weakMax)) {
       steps = o.sftMaxSteps; // the last steps since the last check
       acc = await check();
+      if (choice.observe(steps, acc).keep) await saveCheckpoint(dir, policy.model, { tokenizerDir: base });
     }
   }
   if (choice.best) {
