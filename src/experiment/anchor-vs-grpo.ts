@@ -35,6 +35,7 @@ import { Progress } from "../util/progress.js";
 import { writeExperimentReport } from "../report/experiment.js";
 import { readMetrics } from "../report/report.js";
 import { PREFERENCE_METHODS, trainPreferenceMethod } from "./preference-methods.js";
+import { savedWeakStart, weakFingerprint } from "./saved-weak.js";
 
 export const RL_METHODS = ["grpo", "grpo-curriculum", "anchor"] as const;
 export type RlMethod = (typeof RL_METHODS)[number];
@@ -78,6 +79,9 @@ export interface ExperimentOptions {
   /** Use this checkpoint as the weak start (e.g. an `anvil experiment sft-ceiling` model, with its
    * own tokenizer) instead of running the SFT; one task only. */
   weakFrom?: string;
+  /** Take the package's saved weak start of a task (results/weak-starts/<task>) when it was made
+   * for this version's items, traces and tokenizer (saved-weak.ts): what --quick does. */
+  savedWeak: boolean;
   /** Held-out items (half unanswerable) the weak start's SFT is checked on, its own set. */
   probeN: number;
   sftLr: number;
@@ -121,10 +125,11 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   lr: 1e-3,
   beta: 0,
   onlineRounds: 4,
+  savedWeak: false,
 };
 
 /** About a sixth of the full table: one seed, shorter runs, smaller evals. */
-export const QUICK: Partial<ExperimentOptions> = { seeds: [1], steps: 30, evalN: 64, evalEvery: 10 };
+export const QUICK: Partial<ExperimentOptions> = { seeds: [1], steps: 30, evalN: 64, evalEvery: 10, savedWeak: true };
 
 export interface Accuracy {
   acc: number;
@@ -154,8 +159,10 @@ export interface WeakStart {
   task: TaskName;
   /** SFT steps of the experiment's own weak start (0 when taken from `from`). */
   sftSteps: number;
-  /** The checkpoint given with --weak, if any. */
+  /** The checkpoint given with --weak, or the saved weak start, if any. */
   from?: string;
+  /** Of the experiment's own weak start: what it was made for (saved-weak.ts). */
+  fingerprint?: string;
   eval: Accuracy;
   inWindow: boolean;
 }
@@ -199,7 +206,10 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
 
   for (const task of o.tasks) {
     if (o.weakFrom && o.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
-    const base = o.weakFrom ? resolve(o.weakFrom) : join(o.out, task, "init");
+    const saved = o.savedWeak && !o.weakFrom && !hasWeakStart(o.out, task) ? savedWeakStart(task, o.preset, o.depth, log) : null;
+    const from = o.weakFrom ?? saved ?? undefined;
+    if (saved) log(`${task}: the weak start is the saved one, ${saved}`);
+    const base = from ? resolve(from) : join(o.out, task, "init");
     if (!existsSync(join(base, "config.json"))) await initModel({ preset: o.preset, ...taskTokenizerInput(task), out: base, seed: 1 });
     const backend = await createBackend(o.backend === "auto" ? "cpu" : o.backend, { threads: o.threads });
     const evalSets = new Map(evalDepths.map((d) => [d, heldOut(task, o.evalN, d, d, 0x5eed)]));
@@ -219,7 +229,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
         p.model.dispose();
       }
       budgets[task] = maxNewTokens;
-      const w = await weakStart(task, base, backend, o, maxNewTokens, evalAt);
+      const w = await weakStart(task, base, from !== undefined, backend, o, maxNewTokens, evalAt);
       weak.push(w.info);
       for (const seed of o.seeds) {
         for (const method of o.methods) {
@@ -347,6 +357,8 @@ export class WeakChoice {
 async function weakStart(
   task: TaskName,
   base: string,
+  /** base is a finished weak start (--weak, or the saved one): check it, run no SFT. */
+  given: boolean,
   backend: Backend,
   o: ExperimentOptions,
   maxNewTokens: number,
@@ -363,12 +375,12 @@ async function weakStart(
     return { ...pick(e), precision: precisionOf(e) };
   };
   // (An untrained model's check runs every item to the token budget: skip it when SFT follows.)
-  let acc: Accuracy | null = o.weakFrom || o.sftMaxSteps === 0 ? await check() : null;
+  let acc: Accuracy | null = given || o.sftMaxSteps === 0 ? await check() : null;
   let steps = 0;
   let every = o.sftChunk;
   // The strongest in-window checkpoint so far is saved in `dir` (weak.json, written last, marks it done).
   const choice = new WeakChoice(task, o);
-  if (!o.weakFrom) {
+  if (!given) {
     const bar = new Progress(`weak start ${task} sft`, o.sftMaxSteps);
     await runSft(policy, {
       steps: o.sftMaxSteps,
@@ -402,7 +414,8 @@ async function weakStart(
     policy = await Policy.load(dir, backend);
   }
   acc ??= await check();
-  const info: WeakStart = { task, sftSteps: steps, ...(o.weakFrom ? { from: base } : {}), eval: acc, inWindow: inWindow(task, acc, o) };
+  const made = given ? { from: base } : { fingerprint: weakFingerprint(task, o.preset, o.depth) };
+  const info: WeakStart = { task, sftSteps: steps, ...made, eval: acc, inWindow: inWindow(task, acc, o) };
   if (!info.inWindow)
     o.log(`warning: the weak start of ${task} has answerable accuracy ${pct(acc.ans)}, right on ${pct(acc.precision!)} of those it answers: outside [${pct(o.weakMin)}, ${pct(o.weakMax)}] with at least ${pct(precisionFloor(task, o))}`);
   const before = await evalAt(policy);

@@ -29,7 +29,7 @@ export function register(program: Command): void {
           "writes results.json and report.html (resumable: run it again to continue)",
       )
       .argument("<name>", "anchor-vs-grpo (the paper's comparison) or sft-ceiling (how far SFT alone takes the preset, depths 1-4)")
-      .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth (about a sixth of the full table)`)
+      .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth, from the saved weak starts (about 15 minutes on 2 cores)`)
       .option("--tasks <list>", "tasks, comma-separated", list<TaskName>("--tasks", TASK_NAMES), FULL.tasks)
       .option("--seeds <list>", "seeds, comma-separated", seedList)
       .option("--methods <list>", `methods, comma-separated (${METHODS.join(", ")})`, list<Method>("--methods", METHODS), FULL.methods)
@@ -46,6 +46,8 @@ export function register(program: Command): void {
       .option("--sft-lr <x>", "peak SFT learning rate (weak start; sft-ceiling)", numArg("--sft-lr", 0), FULL.sftLr)
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
       .option("--weak <dir>", "take this checkpoint as the weak start instead of running SFT (e.g. runs/sft-ceiling/graphli/model; one task)")
+      .option("--saved-weak", "take the package's saved weak starts (results/weak-starts) when made for this version's items and tokenizer (--quick's default)")
+      .option("--no-saved-weak", "make the weak starts by SFT even with --quick")
       .option("--out <dir>", "output directory (default: runs/<name>)")
       .option("--jobs <n>", "runs side by side in child processes, one CPU thread each, after the weak starts (default: the cores)", intArg("--jobs", 1))
       .addOption(new Option("--weak-only", "make the weak starts and stop (what --jobs runs first)").hideHelp())
