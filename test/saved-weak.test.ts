@@ -1,6 +1,8 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { FULL, QUICK, runExperiment } from "../src/experiment/anchor-vs-grpo.js";
 import { savedWeakDir, savedWeakStart, weakFingerprint } from "../src/experiment/saved-weak.js";
 
 describe("saved weak starts", () => {
@@ -23,4 +25,15 @@ describe("saved weak starts", () => {
     const meta = JSON.parse(readFileSync(join(savedWeakDir(task), "weak.json"), "utf8")) as { info: { task: string } };
     expect(meta.info.task).toBe(task);
   });
+
+  it("is what --quick starts from: no SFT, the weak start checked and evaluated as its own", async () => {
+    const out = mkdtempSync(join(tmpdir(), "anvil-saved-weak-"));
+    const lines: string[] = [];
+    const res = await runExperiment({ ...FULL, ...QUICK, tasks: ["graphla"], methods: [], evalN: 2, probeN: 2, out, backend: "cpu", threads: 1, log: (l) => lines.push(l) });
+    expect(res.weak).toHaveLength(1);
+    expect(res.weak[0]).toMatchObject({ task: "graphla", sftSteps: 0, from: savedWeakDir("graphla") });
+    expect(Object.keys(res.weak[0]!.eval)).toContain("precision");
+    expect(lines.join("\n")).toMatch(/the weak start is the saved one/);
+    expect(readFileSync(join(out, "graphla", "weak", "model.safetensors")).equals(readFileSync(join(savedWeakDir("graphla"), "model.safetensors")))).toBe(true);
+  }, 120_000);
 });
