@@ -209,7 +209,8 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
     const saved = o.savedWeak && !o.weakFrom && !hasWeakStart(o.out, task) ? savedWeakStart(task, o.preset, o.depth, log) : null;
     const from = o.weakFrom ?? saved ?? undefined;
     if (saved) log(`${task}: the weak start is the saved one, ${saved}`);
-    const base = from ? resolve(from) : join(o.out, task, "init");
+    // A finished weak start has the task's tokenizer too: a resumed run needs no base model.
+    const base = from ? resolve(from) : hasWeakStart(o.out, task) ? weakDir(o.out, task) : join(o.out, task, "init");
     if (!existsSync(join(base, "config.json"))) await initModel({ preset: o.preset, ...taskTokenizerInput(task), out: base, seed: 1 });
     const backend = await createBackend(o.backend === "auto" ? "cpu" : o.backend, { threads: o.threads });
     const evalSets = new Map(evalDepths.map((d) => [d, heldOut(task, o.evalN, d, d, 0x5eed)]));
