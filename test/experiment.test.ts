@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FULL, formatTable, inWindow, runExperiment, WeakChoice, workUnits, type ExperimentOptions, type ExperimentResults } from "../src/experiment/anchor-vs-grpo.js";
+import { FULL, formatMargins, formatTable, inWindow, margins, runExperiment, WeakChoice, workUnits, type ExperimentOptions, type ExperimentResults, type RunRow } from "../src/experiment/anchor-vs-grpo.js";
 
 describe("experiment anchor-vs-grpo", () => {
   it("splits the table for --jobs: each RL run apart, a seed's preference methods together", () => {
@@ -48,6 +48,22 @@ describe("experiment anchor-vs-grpo", () => {
     expect(li.best).toBeNull();
   });
 
+  it("states Anchor's margin over each method seed by seed, at every depth both were evaluated", () => {
+    const acc = (x: number) => ({ acc: x, ans: 0, unans: 0, abstain: 0 });
+    const run = (method: RunRow["method"], seed: number, d2: number, d3?: number): RunRow => ({
+      task: "graphli", method, seed, before: {}, after: { 2: acc(d2), ...(d3 === undefined ? {} : { 3: acc(d3) }) }, rolloutsEnd: null, seconds: 1,
+    });
+    const runs = [run("grpo", 1, 0.4, 0.4), run("anchor", 1, 0.6, 0.45), run("anchor", 2, 0.7, 0.5), run("grpo", 2, 0.5, 0.5), run("grpo-curriculum", 1, 0.5), run("grpo", 3, 0.5)];
+    const m = margins(runs);
+    const grpo2 = m.find((x) => x.method === "grpo" && x.depth === 2)!;
+    expect(grpo2.bySeed).toEqual({ 1: expect.closeTo(0.2), 2: expect.closeTo(0.2) }); // seed 3 has no Anchor run
+    expect(grpo2.mean).toBeCloseTo(0.2);
+    expect(m.find((x) => x.method === "grpo" && x.depth === 3)!.mean).toBeCloseTo(0.025);
+    expect(m.filter((x) => x.method === "grpo-curriculum").map((x) => [x.depth, x.bySeed])).toEqual([[2, { 1: expect.closeTo(0.1) }]]);
+    expect(formatMargins({ margins: m }).split("\n")[0]).toBe("graphli depth 2: anchor - grpo = +20.0 points (seeds 1 / 2: +20.0 / +20.0)");
+    expect(margins(runs.filter((r) => r.method !== "anchor"))).toEqual([]);
+  });
+
   it("writes results and a report, and resumes from what is done", async () => {
     const out = mkdtempSync(join(tmpdir(), "anvil-exp-"));
     const lines: string[] = [];
@@ -81,7 +97,9 @@ describe("experiment anchor-vs-grpo", () => {
     expect(res.summary).toHaveLength(6);
     const saved = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as ExperimentResults;
     expect(saved.runs).toEqual(res.runs);
+    expect(saved.margins.map((m) => [m.method, m.depth])).toEqual([["grpo", 1], ["grpo", 2], ["grpo", 3]]);
     expect(readFileSync(join(out, "report.html"), "utf8")).toContain("<svg");
+    expect(readFileSync(join(out, "report.html"), "utf8")).toContain("graphli depth 1: anchor - grpo = ");
     expect(formatTable(res)).toMatch(/\| graphli \| anchor \| 3 \|/);
     // Per-step curves come from the runs' metrics: anchored groups hold one ground truth each.
     const anchorMetrics = readFileSync(join(out, "graphli", "anchor-seed1", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));

@@ -173,7 +173,18 @@ export interface ExperimentResults {
   weak: WeakStart[];
   runs: RunRow[];
   summary: SummaryRow[];
+  /** Anchor's overall accuracy minus each other method's (the issue's target is stated this way). */
+  margins: Margin[];
   seconds: number;
+}
+/** Anchor minus `method` in held-out overall accuracy at one depth, seed by seed (a seed's runs
+ * share the weak start and the evaluation items), and their mean. */
+export interface Margin {
+  task: TaskName;
+  method: Method;
+  depth: number;
+  mean: number;
+  bySeed: Record<string, number>;
 }
 export interface SummaryRow {
   task: TaskName;
@@ -277,6 +288,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
     weak,
     runs,
     summary: summarize(runs),
+    margins: margins(runs),
     seconds: (performance.now() - t0) / 1000,
   };
   await writeFileAtomic(join(o.out, "results.json"), JSON.stringify(results, null, 2) + "\n");
@@ -458,6 +470,31 @@ export function summarize(runs: RunRow[]): SummaryRow[] {
     }
   }
   return out;
+}
+
+/** Anchor against every other method, over the seeds both ran; none without Anchor. */
+export function margins(runs: RunRow[]): Margin[] {
+  const out: Margin[] = [];
+  for (const anchor of runs.filter((r) => r.method === "anchor")) {
+    for (const other of runs.filter((r) => r.task === anchor.task && r.seed === anchor.seed && r.method !== "anchor")) {
+      for (const depth of Object.keys(anchor.after).map(Number)) {
+        if (!other.after[depth]) continue;
+        let m = out.find((x) => x.task === other.task && x.method === other.method && x.depth === depth);
+        if (!m) out.push((m = { task: other.task, method: other.method, depth, mean: 0, bySeed: {} }));
+        m.bySeed[anchor.seed] = anchor.after[depth]!.acc - other.after[depth]!.acc;
+      }
+    }
+  }
+  for (const m of out) m.mean = mean(Object.values(m.bySeed));
+  return out;
+}
+
+/** One line per margin: "graphli depth 2: anchor - grpo = +20.1 points (seeds 1 / 2 / 3: ...)". */
+export function formatMargins(results: Pick<ExperimentResults, "margins">): string {
+  const pts = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
+  return results.margins
+    .map((m) => `${m.task} depth ${m.depth}: anchor - ${m.method} = ${pts(m.mean)} points (seeds ${Object.keys(m.bySeed).join(" / ")}: ${Object.values(m.bySeed).map(pts).join(" / ")})`)
+    .join("\n");
 }
 
 /** The table as text: one row per task, method and depth. */

@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
 import { runCeiling } from "../../experiment/sft-ceiling.js";
-import { FULL, formatTable, hasWeakStart, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
+import { FULL, formatMargins, formatTable, hasWeakStart, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
 import { TASK_NAMES, type TaskName } from "../../tasks/types.js";
 import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
 
@@ -69,6 +69,7 @@ export function register(program: Command): void {
     const res = await runExperiment(opts);
     if (f.weakOnly || f.part) return;
     log(formatTable(res));
+    if (res.margins.length) log(formatMargins(res));
     log(`results: ${opts.out}/results.json, report: ${opts.out}/report.html (${res.seconds.toFixed(0)} s)`);
     if (f.json) printJson(res);
   });
