@@ -54,7 +54,7 @@ export async function writeExperimentReport(out: string, res: ExperimentResults)
     .map((l, i) => `<tr>${l.split("|").slice(1, -1).map((c) => (i === 0 ? `<th>${c.trim()}</th>` : `<td>${c.trim()}</td>`)).join("")}</tr>`)
     .join("");
   // Anchor's margin over each method, the figure the issue's target is stated in.
-  const margins = res.margins?.length ? `<h4>Anchor's margin in overall accuracy</h4><pre>${formatMargins(res)}</pre>` : "";
+  const margins = res.margins.length ? `<h4>Anchor's margin in overall accuracy</h4><pre>${formatMargins(res)}</pre>` : "";
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>anvil experiment anchor-vs-grpo</title>
 <style>body{font-family:sans-serif;margin:16px}.grid{display:flex;flex-wrap:wrap;gap:8px}td,th{padding:1px 8px;font-size:12px;text-align:left}pre{font-size:11px;background:#f6f6f6;padding:8px}</style>
 </head><body><h2>Anchor vs GRPO (mean over seeds ${[...new Set(res.runs.map((r) => r.seed))].join(", ")})</h2>
