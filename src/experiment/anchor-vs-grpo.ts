@@ -44,14 +44,14 @@ export type Method = (typeof METHODS)[number];
 const isRl = (m: Method): m is RlMethod => (RL_METHODS as readonly string[]).includes(m);
 
 /** What each method changes in the RL options (everything else is shared). */
-function methodOptions(m: RlMethod, depth: number): Partial<TrainOptions> {
+function methodOptions(m: RlMethod, depth: number, anchorCount: number): Partial<TrainOptions> {
   switch (m) {
     case "grpo":
       return { algo: "grpo", minDepth: depth, maxDepth: depth };
     case "grpo-curriculum":
       return { algo: "grpo", curriculum: "linear", minDepth: 1, maxDepth: depth };
     case "anchor":
-      return { algo: "anchor", anchor: "always", minDepth: depth, maxDepth: depth };
+      return { algo: "anchor", anchor: "always", anchorCount, minDepth: depth, maxDepth: depth };
   }
 }
 
@@ -95,6 +95,8 @@ export interface ExperimentOptions {
   weakPrecision: number;
   lr: number;
   beta: number;
+  /** Ground-truth trajectories in each of Anchor's groups (the paper: 1), in place of as many rollouts. */
+  anchorCount: number;
   /** Rounds of dpo-online at most (the largest divisor of steps not above it). */
   onlineRounds: number;
   out: string;
@@ -124,6 +126,7 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   weakPrecision: 0.75,
   lr: 1e-3,
   beta: 0,
+  anchorCount: 1,
   onlineRounds: 4,
   savedWeak: false,
 };
@@ -338,7 +341,7 @@ async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, wea
     threads: o.threads,
     sftSteps: 0,
     progress: false,
-    ...methodOptions(method, o.depth),
+    ...methodOptions(method, o.depth, o.anchorCount),
   };
   await runTraining(resume ? { resume: runDir } : train, { log: o.log });
   return latestCheckpoint(runDir)!.dir;

@@ -42,6 +42,7 @@ export function register(program: Command): void {
       .option("--eval-every <n>", "held-out eval every N RL steps, for the curves", intArg("--eval-every", 1))
       .option("--lr <x>", "RL learning rate (0 = by model size)", numArg("--lr", 0), FULL.lr)
       .option("--beta <x>", "KL coefficient (the paper: about 0.001; 0 keeps no reference model)", numArg("--beta", 0), FULL.beta)
+      .option("--anchor-count <n>", "anchor: ground-truth trajectories per group, in place of as many rollouts (the paper: 1)", intArg("--anchor-count", 1), FULL.anchorCount)
       .option("--online-rounds <n>", "dpo-online: rounds at most (the largest divisor of --steps not above it)", intArg("--online-rounds", 1), FULL.onlineRounds)
       .option("--sft-lr <x>", "peak SFT learning rate (weak start; sft-ceiling)", numArg("--sft-lr", 0), FULL.sftLr)
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
@@ -61,6 +62,7 @@ export function register(program: Command): void {
     const given = Object.fromEntries(Object.entries(f).filter(([k, v]) => v !== undefined && k in FULL));
     const weakFrom = f.weak as string | undefined;
     const opts: ExperimentOptions = { ...FULL, ...(f.quick ? QUICK : {}), ...given, ...(weakFrom ? { weakFrom } : {}), out: f.out, backend: f.backend, threads: f.threads, log };
+    if (opts.anchorCount >= opts.groupSize) throw new Error(`--anchor-count (${opts.anchorCount}) must be below --group-size (${opts.groupSize}): each group keeps at least one rollout of the policy's own`);
     if (weakFrom && opts.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
     if (f.weakOnly) opts.methods = [];
     const units = workUnits(opts);
