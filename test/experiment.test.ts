@@ -112,10 +112,14 @@ describe("experiment anchor-vs-grpo", () => {
     expect(again.runs).toEqual(res.runs);
     expect(lines.filter((l) => l.startsWith("=="))).toEqual([]);
 
-    // --weak: another experiment starts from that weak start's checkpoint, with no SFT of its own.
-    const fromWeak = await runExperiment({ ...opts, methods: ["grpo"], weakFrom: join(out, "graphli", "weak"), out: mkdtempSync(join(tmpdir(), "anvil-exp-weak-")) });
+    // --weak: another experiment starts from that weak start's checkpoint, with no SFT of its own;
+    // here Anchor with two ground-truth trajectories in each group of three.
+    const weakOut = mkdtempSync(join(tmpdir(), "anvil-exp-weak-"));
+    const fromWeak = await runExperiment({ ...opts, methods: ["anchor"], groupSize: 3, anchorCount: 2, weakFrom: join(out, "graphli", "weak"), out: weakOut });
     expect(fromWeak.weak[0]).toMatchObject({ sftSteps: 0, from: join(out, "graphli", "weak") });
     expect(fromWeak.runs[0]!.before).toEqual(res.runs[0]!.before);
+    const twoAnchors = readFileSync(join(weakOut, "graphli", "anchor-seed1", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(twoAnchors.filter((m) => m.step > 0 && !m.final).every((m) => Math.abs(m.anchor_frac - 2 / 3) < 1e-9 || m.anchor_too_long > 0)).toBe(true);
     await expect(runExperiment({ ...opts, tasks: ["graphla", "graphli"], weakFrom: join(out, "graphli", "weak") })).rejects.toThrow(/--weak/);
   }, 600_000); // untrained rollouts run to the depth-3 trace budget (GraphLI: ~1,450 tokens)
 
