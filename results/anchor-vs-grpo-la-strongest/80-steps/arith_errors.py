@@ -10,7 +10,8 @@ may compute correctly from a wrongly copied value) and prints, per run of the 80
     depth 2, half answerable, not the table's): answerable items right / wrong, and how many of
     the wrong ones contain at least one miscomputed step.
 
-Usage: python3 arith_errors.py [RUN_DIR ...]   (default: graphla/*-seed* next to this file)
+Usage: python3 arith_errors.py [RUN_DIR ...]   (default: graphla/*-seed* next to this file; the
+160-step runs: ../160-steps/graphla/*-seed*)
 """
 import glob
 import gzip
@@ -20,7 +21,7 @@ import re
 import sys
 
 STEP = re.compile(r"so (\w+) = ([0-9+\-*/() ]+) = (-?\d+)")
-RANGES = [(1, 5), (6, 20), (21, 40), (41, 60), (61, 80)]
+RANGES = [(1, 5), (6, 20), (21, 40), (41, 60), (61, 80), (81, 120), (121, 160)]
 
 
 def read(path):
