@@ -113,14 +113,19 @@ describe("experiment anchor-vs-grpo", () => {
     expect(lines.filter((l) => l.startsWith("=="))).toEqual([]);
 
     // --weak: another experiment starts from that weak start's checkpoint, with no SFT of its own;
-    // here Anchor with two ground-truth trajectories in each group of three.
+    // here Anchor with two ground-truth trajectories in each group of three, sampled at 0.7.
     const weakOut = mkdtempSync(join(tmpdir(), "anvil-exp-weak-"));
-    const fromWeak = await runExperiment({ ...opts, methods: ["anchor"], groupSize: 3, anchorCount: 2, weakFrom: join(out, "graphli", "weak"), out: weakOut });
+    const fromWeak = await runExperiment({ ...opts, methods: ["anchor"], groupSize: 3, anchorCount: 2, temperature: 0.7, weakFrom: join(out, "graphli", "weak"), out: weakOut });
+    expect(JSON.parse(readFileSync(join(weakOut, "graphli", "anchor-seed1", "config.json"), "utf8"))).toMatchObject({ temperature: 0.7, anchorCount: 2, groupSize: 3 });
     expect(fromWeak.weak[0]).toMatchObject({ sftSteps: 0, from: join(out, "graphli", "weak") });
     expect(fromWeak.runs[0]!.before).toEqual(res.runs[0]!.before);
     const twoAnchors = readFileSync(join(weakOut, "graphli", "anchor-seed1", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(twoAnchors.filter((m) => m.step > 0 && !m.final).every((m) => Math.abs(m.anchor_frac - 2 / 3) < 1e-9 || m.anchor_too_long > 0)).toBe(true);
     await expect(runExperiment({ ...opts, tasks: ["graphla", "graphli"], weakFrom: join(out, "graphli", "weak") })).rejects.toThrow(/--weak/);
+    // The trainer's own checks refuse bad RL options before any SFT: nothing is written.
+    const refused = join(tmpdir(), `anvil-exp-refused-${process.pid}`);
+    await expect(runExperiment({ ...opts, methods: ["anchor"], anchorCount: 2, out: refused })).rejects.toThrow(/anchorCount \(2\) must be < groupSize \(2\)/);
+    expect(existsSync(refused)).toBe(false);
   }, 600_000); // untrained rollouts run to the depth-3 trace budget (GraphLI: ~1,450 tokens)
 
   it("runs the preference methods from the same weak start, into the same table", async () => {

@@ -40,6 +40,16 @@ describe("Progress on a non-TTY stderr", () => {
     expect(out.join("")).not.toContain("\r");
   });
 
+  it("times a resumed run's ETA on the steps done since it resumed", () => {
+    let now = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => now);
+    const out = capture();
+    const bar = new Progress("sft", 4000, undefined, 1500);
+    now += 60_000;
+    bar.update(1530); // 30 steps in 60 s: 2,470 to go at 2 s each
+    expect(out[0]).toMatch(/^sft 1530\/4000 1m00s<82m20s \n$/);
+  });
+
   it("stays silent when the caller turned it off, and on runs shorter than 30 s", () => {
     let now = 0;
     vi.spyOn(performance, "now").mockImplementation(() => now);

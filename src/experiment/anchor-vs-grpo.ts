@@ -21,7 +21,7 @@ import { createBackend } from "../backend/index.js";
 import { saveCheckpoint } from "../model/checkpoint.js";
 import { initModel, type Preset } from "../model/init.js";
 import { evaluate, type EvalResult } from "../rl/eval.js";
-import type { TrainOptions } from "../rl/options.js";
+import { resolveOptions, type TrainOptions } from "../rl/options.js";
 import { Policy } from "../rl/policy.js";
 import type { PairsStats } from "../rl/pairs.js";
 import { heldOut, latestCheckpoint, runTraining, traceBudget } from "../rl/run.js";
@@ -95,6 +95,9 @@ export interface ExperimentOptions {
   weakPrecision: number;
   lr: number;
   beta: number;
+  /** Rollout sampling temperature of the RL runs (1 = the policy itself); the trainer optimises the
+   * same tempered policy it samples, so the update stays on-policy. */
+  temperature: number;
   /** Ground-truth trajectories in each of Anchor's groups (the paper: 1), in place of as many rollouts. */
   anchorCount: number;
   /** Rounds of dpo-online at most (the largest divisor of steps not above it). */
@@ -126,13 +129,14 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   weakPrecision: 0.75,
   lr: 1e-3,
   beta: 0,
+  temperature: 1,
   anchorCount: 1,
   onlineRounds: 4,
   savedWeak: false,
 };
 
-/** About a sixth of the full table: one seed, shorter runs, smaller evals. */
-export const QUICK: Partial<ExperimentOptions> = { seeds: [1], steps: 30, evalN: 64, evalEvery: 10, savedWeak: true };
+/** A smoke run of the table: one seed, half the RL steps, smaller evals, the saved weak starts. */
+export const QUICK: Partial<ExperimentOptions> = { seeds: [1], steps: 20, evalN: 64, evalEvery: 10, savedWeak: true };
 
 export interface Accuracy {
   acc: number;
@@ -208,10 +212,17 @@ export const inWindow = (task: TaskName, a: Accuracy, o: ExperimentOptions): boo
   a.ans >= o.weakMin && a.ans <= o.weakMax && (a.precision ?? 0) >= precisionFloor(task, o);
 const readJson = <T>(p: string): T | null => (existsSync(p) ? readJsonFileSync<T>(p) : null);
 
+/** Bad options (say --anchor-count not below --group-size) fail before any SFT, with the trainer's own checks. */
+export function checkExperiment(o: ExperimentOptions): void {
+  if (o.weakFrom && o.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
+  for (const m of o.methods) if (isRl(m)) resolveOptions(rlOptions(m, o));
+}
+
 export async function runExperiment(opts: ExperimentOptions): Promise<ExperimentResults> {
   const t0 = performance.now();
   const o = { ...opts, out: resolve(opts.out) };
   const { log } = o;
+  checkExperiment(o);
   mkdirSync(o.out, { recursive: true });
   const evalDepths = [o.depth, o.depth + 1, o.depth + 2];
   const weak: WeakStart[] = [];
@@ -219,7 +230,6 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   const budgets: Record<string, number> = {};
 
   for (const task of o.tasks) {
-    if (o.weakFrom && o.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
     const saved = o.savedWeak && !o.weakFrom && !hasWeakStart(o.out, task) ? savedWeakStart(task, o.preset, o.depth, log) : null;
     const from = o.weakFrom ?? saved ?? undefined;
     if (saved) log(`${task}: the weak start is the saved one, ${saved}`);
@@ -319,30 +329,31 @@ const weakDir = (out: string, task: TaskName): string => join(out, task, "weak")
 export const hasWeakStart = (out: string, task: TaskName): boolean =>
   existsSync(join(weakDir(out, task), "weak.json")) && existsSync(join(weakDir(out, task), "config.json"));
 
-/** An `anvil train` run of an RL method from the weak start (resumed when killed); returns its final checkpoint. */
-async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, weak: string, runDir: string, maxNewTokens: number, o: ExperimentOptions): Promise<string> {
-  const resume = existsSync(join(runDir, "config.json")) && latestCheckpoint(runDir) !== null;
-  const train: Partial<TrainOptions> = {
-    model: weak,
-    task,
-    seed,
-    out: runDir,
+/** An RL method's `anvil train` options shared by every task and seed (checked before any SFT). */
+function rlOptions(method: RlMethod, o: ExperimentOptions): Partial<TrainOptions> {
+  return {
     steps: o.steps,
     promptsPerStep: o.promptsPerStep,
     groupSize: o.groupSize,
-    maxNewTokens,
     evalN: o.evalN,
     evalDepth: o.depth,
     evalEvery: o.evalEvery,
     checkpointEvery: Math.max(1, Math.min(10, o.steps)),
     lr: o.lr,
     beta: o.beta,
+    temperature: o.temperature,
     backend: o.backend === "auto" ? "cpu" : o.backend,
     threads: o.threads,
     sftSteps: 0,
     progress: false,
     ...methodOptions(method, o.depth, o.anchorCount),
   };
+}
+
+/** An `anvil train` run of an RL method from the weak start (resumed when killed); returns its final checkpoint. */
+async function trainRlMethod(method: RlMethod, task: TaskName, seed: number, weak: string, runDir: string, maxNewTokens: number, o: ExperimentOptions): Promise<string> {
+  const resume = existsSync(join(runDir, "config.json")) && latestCheckpoint(runDir) !== null;
+  const train: Partial<TrainOptions> = { model: weak, task, seed, out: runDir, maxNewTokens, ...rlOptions(method, o) };
   await runTraining(resume ? { resume: runDir } : train, { log: o.log });
   return latestCheckpoint(runDir)!.dir;
 }

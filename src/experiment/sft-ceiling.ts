@@ -89,7 +89,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
     const budget = Math.max(...sets.flatMap(([, s]) => s.map((i) => policy.encodeCompletion(completionFor(i)).length))) + 8;
     const res: CeilingResult = from ? resumed! : { task, preset: o.preset, numParams: model.numParameters, curve: [] };
     const t0 = performance.now() - (from ? last!.seconds * 1000 : 0);
-    const bar = new Progress(`${task} sft`, o.steps);
+    const bar = new Progress(`${task} sft`, o.steps, undefined, from?.step ?? 0);
     try {
       await runSft(policy, {
         steps: o.steps,

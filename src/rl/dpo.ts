@@ -141,7 +141,7 @@ export async function runDpo(user: DpoRunOptions, hooks: DpoHooks = {}): Promise
       appendMetrics(runDir, { step: 0, ...prefixed(initialEval) });
       log(`anvil: eval before training on ${o.task}: ${describeEval(initialEval)}`);
     }
-    const bar = new Progress("dpo  ", o.steps, o.progress);
+    const bar = new Progress("dpo  ", o.steps, o.progress, startStep);
     const report = () => writeReport(runDir, `anvil dpo (${o.loss}${o.online ? ", online" : ""}) on ${o.online ? o.task : o.dataset}`, o);
     const saveAt = async (step: number, round?: number) => {
       const dir = join(runDir, "checkpoints", `step-${step}`);

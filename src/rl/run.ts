@@ -308,7 +308,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
       if (lines.length) appendFileSync(join(runDir, "samples.jsonl"), lines.join("\n") + "\n");
     });
     let lastCheckpoint: string | null = ckpt?.dir ?? null;
-    const bar = new Progress("train", o.steps, o.progress);
+    const bar = new Progress("train", o.steps, o.progress, startStep);
     const report = () => writeReport(runDir, `anvil ${o.algo} on ${o.dataset || o.task}`, o);
     for (let step = startStep; step < o.steps; step++) {
       let m: StepMetrics;

@@ -12,6 +12,8 @@ export class Progress {
     readonly label: string,
     readonly total: number,
     enabled?: boolean,
+    /** The step a resumed run starts from: the ETA is timed on the steps done since. */
+    readonly from = 0,
   ) {
     const tty = process.stderr.isTTY ?? false;
     this.plain = !tty && enabled === undefined;
@@ -29,7 +31,7 @@ export class Progress {
     const width = 24;
     const bar = "█".repeat(Math.round(frac * width)).padEnd(width, "░");
     const elapsed = (now - this.start) / 1000;
-    const eta = done > 0 ? (elapsed / done) * (this.total - done) : 0;
+    const eta = done > this.from ? (elapsed / (done - this.from)) * (this.total - done) : 0;
     const figs = Object.entries(figures)
       .map(([k, v]) => `${k} ${typeof v === "number" ? +v.toPrecision(3) : v}`)
       .join(" ");

@@ -10,8 +10,12 @@ may compute correctly from a wrongly copied value) and prints, per run of the 80
     depth 2, half answerable, not the table's): answerable items right / wrong, and how many of
     the wrong ones contain at least one miscomputed step.
 
-Usage: python3 arith_errors.py [RUN_DIR ...]   (default: graphla/*-seed* next to this file; the
-160-step runs: ../160-steps/graphla/*-seed*)
+Usage: python3 arith_errors.py [--by-form] [RUN_DIR ...]   (default: graphla/*-seed* next to this
+file; the 160-step runs: ../160-steps/graphla/*-seed*)
+
+--by-form: instead, the sampled steps of all the runs given, pooled, by the shape of their
+expression (numbers as N: "N + N" is one operation, "N*N - N" two) and by the number of digits of
+their largest operand.
 """
 import glob
 import gzip
@@ -42,6 +46,24 @@ def miscomputed(text):
     return n, bad
 
 
+def by_form(dirs):
+    forms, digits = {}, {}
+    for d in dirs:
+        for s in read(os.path.join(d, "samples.jsonl.gz")):
+            for _, expr, value in STEP.findall(s["completion"]):
+                n, bad = miscomputed(f"so x = {expr} = {value}")
+                for table, key in ((forms, re.sub(r"\d+", "N", expr.strip())), (digits, len(max(re.findall(r"\d+", expr), key=int)))):
+                    c = table.setdefault(key, [0, 0])
+                    c[0], c[1] = c[0] + n, c[1] + bad
+    print("expression | sampled steps | miscomputed")
+    for key, (n, bad) in sorted(forms.items(), key=lambda kv: -kv[1][0]):
+        if n >= 100:
+            print(f"{key} | {n} | {100 * bad / n:.0f}%")
+    print("largest operand's digits | sampled steps | miscomputed")
+    for key, (n, bad) in sorted(digits.items()):
+        print(f"{key} | {n} | {100 * bad / n:.0f}%")
+
+
 def main(dirs):
     print("run | sampled steps miscomputed, by RL steps " + " / ".join(f"{a}-{b}" for a, b in RANGES) + " | final greedy, answerable: right, wrong (with a miscomputed step)")
     for d in dirs:
@@ -68,4 +90,6 @@ def main(dirs):
 
 if __name__ == "__main__":
     here = os.path.dirname(os.path.abspath(__file__))
-    main(sys.argv[1:] or sorted(glob.glob(os.path.join(here, "graphla", "*-seed*"))))
+    args = [a for a in sys.argv[1:] if a != "--by-form"]
+    dirs = args or sorted(glob.glob(os.path.join(here, "graphla", "*-seed*")))
+    (by_form if "--by-form" in sys.argv[1:] else main)(dirs)

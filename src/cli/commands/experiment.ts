@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
 import { runCeiling } from "../../experiment/sft-ceiling.js";
-import { FULL, formatMargins, formatTable, hasWeakStart, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
+import { checkExperiment, FULL, formatMargins, formatTable, hasWeakStart, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
 import { TASK_NAMES, type TaskName } from "../../tasks/types.js";
 import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
 
@@ -29,7 +29,7 @@ export function register(program: Command): void {
           "writes results.json and report.html (resumable: run it again to continue)",
       )
       .argument("<name>", "anchor-vs-grpo (the paper's comparison) or sft-ceiling (how far SFT alone takes the preset, depths 1-4)")
-      .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth, from the saved weak starts (about 15 minutes on 2 cores)`)
+      .option("--quick", `one seed, ${QUICK.steps} RL steps, ${QUICK.evalN} eval items per depth, from the saved weak starts (about 10 minutes on 2 cores)`)
       .option("--tasks <list>", "tasks, comma-separated", list<TaskName>("--tasks", TASK_NAMES), FULL.tasks)
       .option("--seeds <list>", "seeds, comma-separated", seedList)
       .option("--methods <list>", `methods, comma-separated (${METHODS.join(", ")})`, list<Method>("--methods", METHODS), FULL.methods)
@@ -42,6 +42,7 @@ export function register(program: Command): void {
       .option("--eval-every <n>", "held-out eval every N RL steps, for the curves", intArg("--eval-every", 1))
       .option("--lr <x>", "RL learning rate (0 = by model size)", numArg("--lr", 0), FULL.lr)
       .option("--beta <x>", "KL coefficient (the paper: about 0.001; 0 keeps no reference model)", numArg("--beta", 0), FULL.beta)
+      .option("--temperature <x>", "RL rollout sampling temperature (1 = the policy itself; the trainer optimises the same tempered policy)", numArg("--temperature", 0), FULL.temperature)
       .option("--anchor-count <n>", "anchor: ground-truth trajectories per group, in place of as many rollouts (the paper: 1)", intArg("--anchor-count", 1), FULL.anchorCount)
       .option("--online-rounds <n>", "dpo-online: rounds at most (the largest divisor of --steps not above it)", intArg("--online-rounds", 1), FULL.onlineRounds)
       .option("--sft-lr <x>", "peak SFT learning rate (weak start; sft-ceiling)", numArg("--sft-lr", 0), FULL.sftLr)
@@ -62,8 +63,7 @@ export function register(program: Command): void {
     const given = Object.fromEntries(Object.entries(f).filter(([k, v]) => v !== undefined && k in FULL));
     const weakFrom = f.weak as string | undefined;
     const opts: ExperimentOptions = { ...FULL, ...(f.quick ? QUICK : {}), ...given, ...(weakFrom ? { weakFrom } : {}), out: f.out, backend: f.backend, threads: f.threads, log };
-    if (opts.anchorCount >= opts.groupSize) throw new Error(`--anchor-count (${opts.anchorCount}) must be below --group-size (${opts.groupSize}): each group keeps at least one rollout of the policy's own`);
-    if (weakFrom && opts.tasks.length > 1) throw new Error("--weak takes one task's checkpoint: give one task with --tasks");
+    checkExperiment(opts);
     if (f.weakOnly) opts.methods = [];
     const units = workUnits(opts);
     const jobs = Math.min(units.length, (f.jobs as number | undefined) ?? availableParallelism());
