@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FULL, formatMargins, formatTable, inWindow, margins, runExperiment, WeakChoice, workUnits, type ExperimentOptions, type ExperimentResults, type RunRow } from "../src/experiment/anchor-vs-grpo.js";
+import { FULL, formatMargins, formatTable, inWindow, longestFirst, margins, runExperiment, WeakChoice, workUnits, type ExperimentOptions, type ExperimentResults, type RunRow } from "../src/experiment/anchor-vs-grpo.js";
 
 describe("experiment anchor-vs-grpo", () => {
   it("splits the table for --jobs: each RL run apart, a seed's preference methods together", () => {
@@ -17,6 +17,16 @@ describe("experiment anchor-vs-grpo", () => {
       { task: "graphla", seed: 1, methods: ["dpo", "ipo"] },
     ]);
     expect(units.at(-1)).toEqual({ task: "graphli", seed: 2, methods: ["dpo", "ipo"] });
+  });
+
+  it("hands --jobs the longest runs first: GraphLI's longer traces, then a curriculum's shallower start last", () => {
+    const units = workUnits({ tasks: ["graphla", "graphli"], seeds: [1, 2], methods: ["grpo", "grpo-curriculum", "anchor"] });
+    const order = longestFirst(units, 2);
+    expect([...order].sort((a, b) => units.indexOf(a) - units.indexOf(b))).toEqual(units); // the same units
+    expect(order.map((u) => `${u.task} ${u.methods[0]} ${u.seed}`)).toEqual([
+      "graphli grpo 1", "graphli anchor 1", "graphli grpo 2", "graphli anchor 2", "graphli grpo-curriculum 1", "graphli grpo-curriculum 2",
+      "graphla grpo 1", "graphla anchor 1", "graphla grpo 2", "graphla anchor 2", "graphla grpo-curriculum 1", "graphla grpo-curriculum 2",
+    ]); // ties keep their order
   });
 
   it("holds a true/false task's weak start to the precision floor, not a price task's", () => {

@@ -26,7 +26,7 @@ import { Policy } from "../rl/policy.js";
 import type { PairsStats } from "../rl/pairs.js";
 import { heldOut, latestCheckpoint, runTraining, traceBudget } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
-import { generate, taskTokenizerInput } from "../tasks/index.js";
+import { completionFor, generate, taskTokenizerInput } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -322,6 +322,23 @@ export function workUnits(o: Pick<ExperimentOptions, "tasks" | "seeds" | "method
   const rl = o.methods.filter(isRl);
   const pref = o.methods.filter((m) => !isRl(m));
   return o.tasks.flatMap((task) => o.seeds.flatMap((seed) => [...rl.map((m) => ({ task, seed, methods: [m] })), ...(pref.length ? [{ task, seed, methods: pref }] : [])]));
+}
+
+/**
+ * The units longest first, so that `--jobs` children end close together (a long unit started last
+ * keeps one core busy while the other idles). A unit's cost is estimated by the mean length of the
+ * ground-truth completions at the depths it trains on: rollouts, which dominate a run, grow with
+ * it. Ties keep their order.
+ */
+export function longestFirst(units: WorkUnit[], depth: number): WorkUnit[] {
+  const meanLength = (task: TaskName, depths: number[]): number => {
+    let chars = 0;
+    for (const d of depths) for (let i = 0; i < 16; i++) chars += completionFor(generate(task, { depth: d, seed: i, answerable: i % 2 === 0 })).length;
+    return chars / depths.length;
+  };
+  const cost = (u: WorkUnit): number =>
+    meanLength(u.task, u.methods.length === 1 && u.methods[0] === "grpo-curriculum" ? Array.from({ length: depth }, (_, i) => i + 1) : [depth]);
+  return units.map((u) => ({ u, c: cost(u) })).sort((a, b) => b.c - a.c).map(({ u }) => u);
 }
 
 /** Where a task's weak start is kept, and whether it is finished (its checkpoint and weak.json). */

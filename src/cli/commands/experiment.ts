@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
 import { runCeiling } from "../../experiment/sft-ceiling.js";
-import { checkExperiment, FULL, formatMargins, formatTable, hasWeakStart, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
+import { checkExperiment, FULL, formatMargins, formatTable, hasWeakStart, longestFirst, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
 import { TASK_NAMES, type TaskName } from "../../tasks/types.js";
 import { backendFlags, intArg, log, numArg, printJson } from "../common.js";
 
@@ -79,7 +79,7 @@ export function register(program: Command): void {
 
 /**
  * The table over `jobs` child processes of this command: first each task's weak start (one child
- * per task still without one, the cores split between them), then every unit on a pool of `jobs`
+ * per task still without one, the cores split between them), then every unit, longest first, on a pool of `jobs`
  * single-threaded children (two OpenMP teams on two cores fight). Each child caches what it
  * finishes, so a failed child costs only its unit: running the command again resumes. This
  * process then gathers the cached runs into results.json and report.html.
@@ -103,7 +103,7 @@ async function runJobs(o: ExperimentOptions, units: WorkUnit[], jobs: number): P
   const needWeak = o.tasks.filter((t) => !hasWeakStart(o.out, t));
   const threads = Math.max(1, Math.floor(jobs / Math.max(1, needWeak.length)));
   await Promise.all(needWeak.map((t) => child(`${t} weak start`, ["--tasks", t, "--weak-only", "--threads", String(threads)])));
-  const queue = units.slice();
+  const queue = longestFirst(units, o.depth);
   const worker = async (): Promise<void> => {
     for (let u = queue.shift(); u; u = queue.shift())
       await child(`${u.task} ${u.methods.join(",")} seed ${u.seed}`, ["--tasks", u.task, "--seeds", String(u.seed), "--methods", u.methods.join(","), "--threads", "1"]).catch((e: unknown) => {
