@@ -1,5 +1,5 @@
 // `anvil experiment sft-ceiling` killed after an evaluation continues from it: the same curve as
-// a run that was never interrupted.
+// a run that was never interrupted; a finished one asked for more steps goes on.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,5 +21,13 @@ describe("experiment sft-ceiling", () => {
     expect(resumed!.curve.map((p) => p.step)).toEqual([2, 4]);
     expect(resumed!.curve.map((p) => p.loss)).toEqual(whole!.curve.map((p) => p.loss));
     expect(resumed!.curve.map((p) => p.acc)).toEqual(whole!.curve.map((p) => p.acc));
+
+    // A finished run asked for more steps continues from its end instead of returning the old table.
+    const more: string[] = [];
+    const [longer] = await runCeiling({ ...opts(out, (l) => more.push(l)), steps: 6 });
+    expect(more[0]).toMatch(/finished at step 4; continuing to 6/);
+    expect(longer!.curve.map((p) => p.step)).toEqual([2, 4, 6]);
+    const [again] = await runCeiling(opts(out, () => {}));
+    expect(again!.curve.map((p) => p.step)).toEqual([2, 4, 6]); // asked for fewer: the table as it is
   }, 300_000);
 });

@@ -61,8 +61,14 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
     const dir = join(resolve(o.out), task);
     const cached = join(dir, "results.json");
     if (existsSync(cached)) {
-      results.push(readJsonFileSync<CeilingResult>(cached));
-      continue;
+      const done = readJsonFileSync<CeilingResult>(cached);
+      const reached = done.curve.at(-1)?.step ?? 0;
+      if (reached >= o.steps) {
+        results.push(done);
+        continue;
+      }
+      // Asked for more steps than it ran: continue from its last evaluation, below.
+      o.log(`${task}: finished at step ${reached}; continuing to ${o.steps} (the learning rate's cosine now spans ${o.steps} steps, so it rises again from its floor)`);
     }
     mkdirSync(dir, { recursive: true });
     const init = join(dir, "init");
