@@ -1,10 +1,11 @@
 // `anvil experiment sft-ceiling` killed after an evaluation continues from it: the same curve as
 // a run that was never interrupted; a finished one asked for more steps goes on.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCeiling, type CeilingOptions } from "../src/experiment/sft-ceiling.js";
+import { readJsonFileSync } from "../src/util/json-file.js";
 
 describe("experiment sft-ceiling", () => {
   it("resumes a killed run from its last evaluation, reproducing the uninterrupted curve", async () => {
@@ -29,5 +30,9 @@ describe("experiment sft-ceiling", () => {
     expect(longer!.curve.map((p) => p.step)).toEqual([2, 4, 6]);
     const [again] = await runCeiling(opts(out, () => {}));
     expect(again!.curve.map((p) => p.step)).toEqual([2, 4, 6]); // asked for fewer: the table as it is
+    // Without the checkpoint to go on from, it refuses rather than train again over the table.
+    rmSync(join(out, "graphli", "model", "optimizer.safetensors"));
+    await expect(runCeiling({ ...opts(out, () => {}), steps: 8 })).rejects.toThrow(/finished run but no checkpoint/);
+    expect(readJsonFileSync<{ curve: unknown[] }>(join(out, "graphli", "results.json")).curve).toHaveLength(3);
   }, 300_000);
 });

@@ -87,6 +87,10 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
       backend.destroy();
       continue;
     }
+    if (existsSync(cached) && !from) {
+      backend.destroy();
+      throw new Error(`${task}: ${dir} holds a finished run but no checkpoint at its last evaluation to continue from (${saved}); give --steps it reached or another --out`);
+    }
     if (from) o.log(`${task}: continuing from step ${from.step} (${saved})`);
     const policy = await Policy.load(from ? saved : init, backend);
     const model = policy.model;
