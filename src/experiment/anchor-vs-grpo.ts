@@ -26,7 +26,7 @@ import { Policy } from "../rl/policy.js";
 import type { PairsStats } from "../rl/pairs.js";
 import { heldOut, latestCheckpoint, runTraining, traceBudget } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
-import { completionFor, generate, taskTokenizerInput } from "../tasks/index.js";
+import { completionFor, generate, generateDataset, taskTokenizerInput } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -331,13 +331,17 @@ export function workUnits(o: Pick<ExperimentOptions, "tasks" | "seeds" | "method
  * it. Ties keep their order.
  */
 export function longestFirst(units: WorkUnit[], depth: number): WorkUnit[] {
-  const meanLength = (task: TaskName, depths: number[]): number => {
-    let chars = 0;
-    for (const d of depths) for (let i = 0; i < 16; i++) chars += completionFor(generate(task, { depth: d, seed: i, answerable: i % 2 === 0 })).length;
-    return chars / depths.length;
+  const lengths = new Map<string, number>(); // the same (task, depths) for every seed
+  const cost = (u: WorkUnit): number => {
+    const m = u.methods[0]!;
+    const { minDepth = depth, maxDepth = depth } = u.methods.length === 1 && isRl(m) ? methodOptions(m, depth, 1) : {};
+    const key = `${u.task} ${minDepth} ${maxDepth}`;
+    if (!lengths.has(key)) {
+      const items = generateDataset(u.task, { n: 32, depth: [minDepth, maxDepth], seed: 0 });
+      lengths.set(key, items.reduce((chars, i) => chars + completionFor(i).length, 0) / items.length);
+    }
+    return lengths.get(key)!;
   };
-  const cost = (u: WorkUnit): number =>
-    meanLength(u.task, u.methods.length === 1 && u.methods[0] === "grpo-curriculum" ? Array.from({ length: depth }, (_, i) => i + 1) : [depth]);
   return units.map((u) => ({ u, c: cost(u) })).sort((a, b) => b.c - a.c).map(({ u }) => u);
 }
 

@@ -60,16 +60,14 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
   for (const task of o.tasks) {
     const dir = join(resolve(o.out), task);
     const cached = join(dir, "results.json");
-    if (existsSync(cached)) {
-      const done = readJsonFileSync<CeilingResult>(cached);
-      const reached = done.curve.at(-1)?.step ?? 0;
-      if (reached >= o.steps) {
-        results.push(done);
-        continue;
-      }
-      // Asked for more steps than it ran: continue from its last evaluation, below.
-      o.log(`${task}: finished at step ${reached}; continuing to ${o.steps} (the learning rate's cosine now spans ${o.steps} steps, so it rises again from its floor)`);
+    const finished = existsSync(cached) ? readJsonFileSync<CeilingResult>(cached) : null;
+    const reached = finished?.curve.at(-1)?.step ?? 0;
+    if (finished && reached >= o.steps) {
+      results.push(finished);
+      continue;
     }
+    // Asked for more steps than it ran: continue from its last evaluation, below.
+    if (finished) o.log(`${task}: finished at step ${reached}; continuing to ${o.steps} (the learning rate's cosine now spans ${o.steps} steps, so it rises again from its floor)`);
     mkdirSync(dir, { recursive: true });
     const init = join(dir, "init");
     if (!existsSync(join(init, "config.json"))) await initModel({ preset: o.preset, ...taskTokenizerInput(task), out: init, seed: 1 });
@@ -87,7 +85,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
       backend.destroy();
       continue;
     }
-    if (existsSync(cached) && !from) {
+    if (finished && !from) {
       backend.destroy();
       throw new Error(`${task}: ${dir} holds a finished run but no checkpoint at its last evaluation to continue from (${saved}); give --steps it reached or another --out`);
     }
