@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { Option, type Command } from "commander";
+import { runPipelined, type TableJob } from "../../experiment/schedule.js";
 import { runCeiling } from "../../experiment/sft-ceiling.js";
 import { checkExperiment, FULL, formatMargins, formatTable, hasWeakStart, longestFirst, METHODS, QUICK, runExperiment, workUnits, type ExperimentOptions, type Method, type WorkUnit } from "../../experiment/anchor-vs-grpo.js";
 import { TASK_NAMES, type TaskName } from "../../tasks/types.js";
@@ -51,7 +52,7 @@ export function register(program: Command): void {
       .option("--saved-weak", "take the package's saved weak starts (results/weak-starts) when made for this version's items and tokenizer (--quick's default)")
       .option("--no-saved-weak", "make the weak starts by SFT even with --quick")
       .option("--out <dir>", "output directory (default: runs/<name>)")
-      .option("--jobs <n>", "runs side by side in child processes, one CPU thread each, after the weak starts (default: the cores)", intArg("--jobs", 1))
+      .option("--jobs <n>", "runs side by side in child processes, one CPU thread each, a task's runs once its weak start is done (default: the cores)", intArg("--jobs", 1))
       .addOption(new Option("--weak-only", "make the weak starts and stop (what --jobs runs first)").hideHelp())
       .addOption(new Option("--part", "a child of --jobs: print no table").hideHelp())
       .option("--json", "print results.json's content as one JSON object"),
@@ -78,11 +79,11 @@ export function register(program: Command): void {
 }
 
 /**
- * The table over `jobs` child processes of this command: first each task's weak start (one child
- * per task still without one, the cores split between them), then every unit, longest first, on a pool of `jobs`
- * single-threaded children (two OpenMP teams on two cores fight). Each child caches what it
- * finishes, so a failed child costs only its unit: running the command again resumes. This
- * process then gathers the cached runs into results.json and report.html.
+ * The table over `jobs` child processes of this command: each task's weak start (one child per task
+ * still without one), then every unit, longest first, each as soon as its task's weak start is done
+ * (runPipelined), on single-threaded children (two OpenMP teams on two cores fight). Each child
+ * caches what it finishes, so a failed child costs only its unit: running the command again
+ * resumes. This process then gathers the cached runs into results.json and report.html.
  */
 async function runJobs(o: ExperimentOptions, units: WorkUnit[], jobs: number): Promise<void> {
   // This command's own flags, less those each child gets its own value of.
@@ -99,20 +100,16 @@ async function runJobs(o: ExperimentOptions, units: WorkUnit[], jobs: number): P
       createInterface({ input: c.stderr! }).on("line", (l) => log(`[${label}] ${l}`));
       c.on("exit", (code) => (code === 0 ? resolveChild() : reject(new Error(`the job ${label} exited with code ${code}; run the command again to resume`))));
     });
-  log(`anvil: ${units.length} runs on ${jobs} child processes, each task's weak start first`);
+  log(`anvil: ${units.length} runs on ${jobs} child processes, each task's runs once its weak start is done`);
   const needWeak = o.tasks.filter((t) => !hasWeakStart(o.out, t));
-  const threads = Math.max(1, Math.floor(jobs / Math.max(1, needWeak.length)));
-  await Promise.all(needWeak.map((t) => child(`${t} weak start`, ["--tasks", t, "--weak-only", "--threads", String(threads)])));
-  const queue = longestFirst(units, o.depth);
-  const worker = async (): Promise<void> => {
-    for (let u = queue.shift(); u; u = queue.shift())
-      await child(`${u.task} ${u.methods.join(",")} seed ${u.seed}`, ["--tasks", u.task, "--seeds", String(u.seed), "--methods", u.methods.join(","), "--threads", "1"]).catch((e: unknown) => {
-        queue.length = 0; // the other children finish their runs; none starts
-        throw e;
-      });
-  };
-  const failed = (await Promise.allSettled(Array.from({ length: jobs }, worker))).find((r) => r.status === "rejected");
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  // The cores split between the weak starts only when nothing else can run beside them.
+  const weakThreads = needWeak.length === o.tasks.length ? Math.max(1, Math.floor(jobs / needWeak.length)) : 1;
+  const queue: TableJob<WorkUnit>[] = [...needWeak.map((task) => ({ kind: "weak" as const, task })), ...longestFirst(units, o.depth).map((unit) => ({ kind: "unit" as const, unit }))];
+  await runPipelined(queue, jobs, (j) =>
+    j.kind === "weak"
+      ? child(`${j.task} weak start`, ["--tasks", j.task, "--weak-only", "--threads", String(weakThreads)])
+      : child(`${j.unit.task} ${j.unit.methods.join(",")} seed ${j.unit.seed}`, ["--tasks", j.unit.task, "--seeds", String(j.unit.seed), "--methods", j.unit.methods.join(","), "--threads", "1"]),
+  );
 }
 
 /** `anvil experiment sft-ceiling`: SFT the preset on depths 1-4 and print held-out accuracy per depth. */
