@@ -1,7 +1,8 @@
 // The order in which `anvil experiment anchor-vs-grpo --jobs N` hands its child processes work:
 // each task's weak start, then the RL units, each free to start as soon as its own task's weak start
-// is done. Waiting for every weak start first left a core idle: GraphLI's weak start takes about a
-// fifth of GraphLA's, whose SFT then ran alone while GraphLI's runs, the longest, waited for it.
+// is done. Waiting for every weak start first left a core idle: the two tasks' weak starts take
+// unequal times (SFT until the task's window, checked more often inside it), and the core of the
+// one that ended first sat unused until the other ended.
 import type { TaskName } from "../tasks/types.js";
 
 /** A job of the table: a task's weak start, or a run (a work unit) that needs its task's weak start. */
