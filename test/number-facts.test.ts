@@ -23,6 +23,7 @@ describe("number facts", () => {
     }
     expect(facts).toBeGreaterThan(100);
     expect(factsOf(generate("graphli", { depth: 3, seed: 1 }).trace)).toEqual([]);
+    expect(() => factStream("graphli", 1)(0)).toThrow(/no number facts/);
     const item = factStream("graphla", 1)(0);
     expect(item.prompt).toMatch(/^Compute [-+*/() \d]+\.$/);
     expect(completionFor(item)).toMatch(new RegExp(`^<think>- ${item.prompt.slice(8, -1).replace(/[()*+/]/g, "\\$&")}( = [-+*/() \\d]+)* = ${item.answer}</think><answer>${item.answer}</answer>$`));
@@ -45,6 +46,8 @@ describe("number facts", () => {
     expect(lines.join("\n")).toMatch(/number facts right on \d+\.\d% of 256 held-out trace steps/);
     await expect(makeTaskModel({ task: "graphla", preset: "tiny", out, seed: 1, threads: 1, numberFacts: 0, log: () => {} })).rejects.toThrow(/already holds a model/);
     await makeTaskModel({ task: "graphli", preset: "tiny", out, seed: 1, threads: 1, log: () => {}, init: { overwrite: true } });
+    expect(readdirSync(dir)).toEqual(["m"]);
+    await expect(makeTaskModel({ task: "graphli", preset: "tiny", out: join(dir, "n"), seed: 1, threads: 1, numberFacts: 2, log: () => {} })).rejects.toThrow(/no number facts/);
     expect(readdirSync(dir)).toEqual(["m"]);
   }, 120_000);
 });

@@ -46,6 +46,7 @@ export function factStream(task: TaskName, seed: number): (i: number) => Instanc
   let item = 0;
   return (i) => {
     while (pool.length <= i) {
+      if (item === 200 && pool.length === 0) throw new Error(`${task}'s traces compute no numbers: it has no number facts to learn`);
       const s = mixSeed(seed, item++, PURPOSE.sft, 0xfac7);
       pool.push(...factsOf(generate(task, { depth: 1 + (s % 4), seed: s, answerable: s % 2 === 0 }).trace));
     }
@@ -97,23 +98,26 @@ export async function makeTaskModel(o: {
   if (!o.init?.overwrite && existsSync(join(o.out, "config.json"))) throw new Error(`${o.out} already holds a model; pass overwrite to replace it`);
   const fresh = `${o.out}.init-${process.pid}`;
   await rm(fresh, { recursive: true, force: true });
-  const r = await initModel({ preset: o.preset, ...taskTokenizerInput(o.task), ...o.init, out: fresh, seed: o.seed });
-  if (steps > 0) {
-    const backend = await createBackend("cpu", { threads: o.threads });
-    const policy = await Policy.load(fresh, backend);
-    try {
-      o.log(`${o.task}: learning the task's number facts first (${steps} steps of ${NUMBER_FACT_BATCH} trace steps)`);
-      const acc = await learnNumberFacts(policy, o.task, steps, o.seed);
-      o.log(`${o.task}: number facts right on ${(100 * acc).toFixed(1)}% of 256 held-out trace steps`);
-      await saveCheckpoint(o.out, policy.model, { tokenizerDir: fresh });
-    } finally {
-      policy.model.dispose();
-      backend.destroy();
+  try {
+    const r = await initModel({ preset: o.preset, ...taskTokenizerInput(o.task), ...o.init, out: fresh, seed: o.seed });
+    if (steps === 0) {
+      await rm(o.out, { recursive: true, force: true });
+      await rename(fresh, o.out);
+    } else {
+      const backend = await createBackend("cpu", { threads: o.threads });
+      const policy = await Policy.load(fresh, backend);
+      try {
+        o.log(`${o.task}: learning the task's number facts first (${steps} steps of ${NUMBER_FACT_BATCH} trace steps)`);
+        const acc = await learnNumberFacts(policy, o.task, steps, o.seed);
+        o.log(`${o.task}: number facts right on ${(100 * acc).toFixed(1)}% of 256 held-out trace steps`);
+        await saveCheckpoint(o.out, policy.model, { tokenizerDir: fresh });
+      } finally {
+        policy.model.dispose();
+        backend.destroy();
+      }
     }
+    return { numParams: r.numParams, vocabSize: r.config.vocabSize };
+  } finally {
     await rm(fresh, { recursive: true, force: true });
-  } else {
-    if (existsSync(o.out)) await rm(o.out, { recursive: true, force: true });
-    await rename(fresh, o.out);
   }
-  return { numParams: r.numParams, vocabSize: r.config.vocabSize };
 }
