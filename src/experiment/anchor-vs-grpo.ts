@@ -19,15 +19,14 @@ import { join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/index.js";
 import { saveCheckpoint } from "../model/checkpoint.js";
-import type { Preset } from "../model/init.js";
-import { makeTaskModel } from "../rl/number-facts.js";
+import { initModel, type Preset } from "../model/init.js";
 import { evaluate, type EvalResult } from "../rl/eval.js";
 import { resolveOptions, type TrainOptions } from "../rl/options.js";
 import { Policy } from "../rl/policy.js";
 import type { PairsStats } from "../rl/pairs.js";
 import { heldOut, latestCheckpoint, runTraining, traceBudget } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
-import { completionFor, generate, generateDataset } from "../tasks/index.js";
+import { completionFor, generate, generateDataset, taskTokenizerInput } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -236,7 +235,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
     if (saved) log(`${task}: the weak start is the saved one, ${saved}`);
     // A finished weak start has the task's tokenizer too: a resumed run needs no base model.
     const base = from ? resolve(from) : hasWeakStart(o.out, task) ? weakDir(o.out, task) : join(o.out, task, "init");
-    if (!existsSync(join(base, "config.json"))) await makeTaskModel({ task, preset: o.preset, out: base, seed: 1, threads: o.threads, log });
+    if (!existsSync(join(base, "config.json"))) await initModel({ preset: o.preset, ...taskTokenizerInput(task), out: base, seed: 1 });
     const backend = await createBackend(o.backend === "auto" ? "cpu" : o.backend, { threads: o.threads });
     const evalSets = new Map(evalDepths.map((d) => [d, heldOut(task, o.evalN, d, d, 0x5eed)]));
     // Rollouts get room for the training depth's longest ground truth; each held-out depth its own.

@@ -8,7 +8,6 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PRESETS, type Preset } from "../model/init.js";
 import { fitTokenizer } from "../model/tokenizer.js";
-import { NUMBER_FACT_BATCH, NUMBER_FACT_STEPS } from "../rl/number-facts.js";
 import { generate, taskTokenizerInput } from "../tasks/index.js";
 import { completionFor, type TaskName } from "../tasks/types.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -19,8 +18,7 @@ export const savedWeakDir = (task: TaskName): string => join(packageRoot(), "res
 
 /**
  * What a weak start depends on besides its SFT: the preset's shape, the tokenizer fitted to the
- * task, the number facts learned first, and the text of the task's items and traces (a few of each
- * depth up to the training depth).
+ * task, and the text of the task's items and traces (a few of each depth up to the training depth).
  */
 export function weakFingerprint(task: TaskName, preset: Preset, depth: number): string {
   const { corpus, phrases } = taskTokenizerInput(task);
@@ -32,9 +30,7 @@ export function weakFingerprint(task: TaskName, preset: Preset, depth: number): 
       const inst = generate(task, { depth: d, seed, answerable: seed % 2 === 0 });
       items.push(inst.prompt, completionFor(inst));
     }
-  // The number facts a model made here learns first (only where there are any: GraphLI's hash is as before).
-  const facts = NUMBER_FACT_STEPS[task] > 0 ? { numberFacts: { steps: NUMBER_FACT_STEPS[task], batch: NUMBER_FACT_BATCH } } : {};
-  return createHash("sha256").update(JSON.stringify({ shape, tokenizer, items, ...facts })).digest("hex");
+  return createHash("sha256").update(JSON.stringify({ shape, tokenizer, items })).digest("hex");
 }
 
 /** The saved weak start of `task` if it matches this version's (else null, and why in `log`). */

@@ -11,13 +11,12 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createBackend } from "../backend/index.js";
 import { loadOptimizerState, saveCheckpoint } from "../model/checkpoint.js";
-import type { Preset } from "../model/init.js";
-import { makeTaskModel } from "../rl/number-facts.js";
+import { initModel, type Preset } from "../model/init.js";
 import { evaluate } from "../rl/eval.js";
 import { Policy } from "../rl/policy.js";
 import { heldOut } from "../rl/run.js";
 import { runSft } from "../rl/sft.js";
-import { completionFor, generate } from "../tasks/index.js";
+import { completionFor, generate, taskTokenizerInput } from "../tasks/index.js";
 import { readJsonFileSync } from "../util/json-file.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -71,7 +70,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
     if (finished) o.log(`${task}: finished at step ${reached}; continuing to ${o.steps} (the learning rate's cosine now spans ${o.steps} steps, so it rises again from its floor)`);
     mkdirSync(dir, { recursive: true });
     const init = join(dir, "init");
-    if (!existsSync(join(init, "config.json"))) await makeTaskModel({ task, preset: o.preset, out: init, seed: 1, threads: o.threads, log: o.log });
+    if (!existsSync(join(init, "config.json"))) await initModel({ preset: o.preset, ...taskTokenizerInput(task), out: init, seed: 1 });
     const backend = await createBackend("cpu", { threads: o.threads });
     // A killed run's last evaluation: its checkpoint, optimizer state and curve.
     const saved = join(dir, "model");

@@ -29,14 +29,13 @@ import { createBackend } from "../backend/index.js";
 import { loadCheckpoint, loadOptimizerState, readTrainerState, removeStaleSaves, saveCheckpoint } from "../model/checkpoint.js";
 import { ADAPTER_CONFIG_FILE } from "../model/peft.js";
 import { loadConfig } from "../model/config.js";
-import { PRESET_SFT_LR } from "../model/init.js";
+import { PRESET_SFT_LR, initModel } from "../model/init.js";
 import { Model } from "../model/model.js";
 import { AdamW } from "../model/optim.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { writeReport } from "../report/report.js";
 import { readDatasetLines } from "../tasks/dataset.js";
-import { completionFor, generate as generateInstance, generateDataset } from "../tasks/index.js";
-import { makeTaskModel } from "./number-facts.js";
+import { completionFor, generate as generateInstance, generateDataset, taskTokenizerInput } from "../tasks/index.js";
 import type { Instance, TaskName } from "../tasks/types.js";
 import { writeFileAtomicSync } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
@@ -143,11 +142,11 @@ export function heldOut(task: TaskName, n: number, minDepth: number, maxDepth: n
 }
 
 /** Makes the embedded default model (tiny Qwen3-style, tokenizer fitted to the task). */
-export async function makeDefaultModel(dir: string, task: TaskName, seed: number, threads: number, log: (l: string) => void): Promise<void> {
+export async function makeDefaultModel(dir: string, task: TaskName, seed: number, log: (l: string) => void): Promise<void> {
   if (existsSync(join(dir, "config.json"))) return;
   log(`anvil: no --model given: making the tiny default in ${dir}`);
-  const r = await makeTaskModel({ task, preset: "tiny", out: dir, seed, threads, log });
-  log(`anvil: tiny model with ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.vocabSize}`);
+  const r = await initModel({ preset: "tiny", ...taskTokenizerInput(task), out: dir, seed });
+  log(`anvil: tiny model with ${(r.numParams / 1e6).toFixed(2)}M parameters, vocabulary ${r.config.vocabSize}`);
 }
 
 /**
@@ -209,7 +208,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
     let ckpt: { dir: string; step: number } | null;
     ({ claim, ckpt } = await openRunDir(runDir, o.out, !!resume, log));
     if (madeDefault) {
-      await makeDefaultModel(o.model, o.task as TaskName, o.seed, o.threads, log);
+      await makeDefaultModel(o.model, o.task as TaskName, o.seed, log);
       inputs = await checkInputs();
     }
     const { tokenizer, dataset } = inputs!;
