@@ -104,6 +104,9 @@ export function parseSentenceLA(line: string): Relation {
 /** A premise's dishes in the order its sentence names them. */
 const named = (r: Relation): string[] => (r.kind === "diff" ? [r.x, r.z, r.y] : dishesOf(r));
 
+/** `e` as the operand of "/": bare when it is a single number or dish. */
+const paren = (e: string): string => (e.includes(" ") ? `(${e})` : e);
+
 /**
  * How `d`, the one dish of `r` without a price, follows from the others' prices: the expression
  * over numbers the trace writes, and its value.
@@ -113,18 +116,11 @@ function solveFor(r: Exclude<Relation, { kind: "given" }>, d: string, v: (x: str
   const shift = (b: number) => (b > 0 ? ` + ${b}` : b < 0 ? ` - ${-b}` : "");
   switch (r.kind) {
     case "affine": // x = a*y + b
-      if (d === r.x) {
-        if (r.a === 1) return { expr: `${s(r.y)}${shift(r.b)}`, value: fadd(v(r.y), frac(r.b)) };
-        const ay = fmul(frac(r.a), v(r.y));
-        // One operation per "=": "3*16 - 1 = 48 - 1", not "3*16 - 1" in one step.
-        return { expr: `${r.a}*${s(r.y)}${r.b === 0 ? "" : `${shift(r.b)} = ${fstr(ay)}${shift(r.b)}`}`, value: fadd(ay, frac(r.b)) };
-      }
-      if (r.a === 1) return { expr: `${s(r.x)}${shift(-r.b)}`, value: fsub(v(r.x), frac(r.b)) };
-      if (r.b === 0) return { expr: `${s(r.x)}/${r.a}`, value: fdiv(v(r.x), frac(r.a)) };
-      {
-        const xb = fsub(v(r.x), frac(r.b));
-        return { expr: `(${s(r.x)}${shift(-r.b)})/${r.a} = ${fstr(xb)}/${r.a}`, value: fdiv(xb, frac(r.a)) };
-      }
+      if (d === r.x) return { expr: `${r.a === 1 ? "" : `${r.a}*`}${s(r.y)}${shift(r.b)}`, value: fadd(fmul(frac(r.a), v(r.y)), frac(r.b)) };
+      return {
+        expr: r.a === 1 ? `${s(r.x)}${shift(-r.b)}` : `${paren(`${s(r.x)}${shift(-r.b)}`)}/${r.a}`,
+        value: fdiv(fsub(v(r.x), frac(r.b)), frac(r.a)),
+      };
     case "half": // x = y/2
       return d === r.x ? { expr: `${s(r.y)}/2`, value: fdiv(v(r.y), frac(2)) } : { expr: `2*${s(r.x)}`, value: fmul(frac(2), v(r.x)) };
     case "sum": // x = y + z
@@ -146,13 +142,11 @@ function solveFor(r: Exclude<Relation, { kind: "given" }>, d: string, v: (x: str
  * still without a price, ", so <dish> = <expression over numbers> = <value>". A system leaf ("A
  * and B together cost 17" with "A costs 3 more than B", both unpriced) is solved on the "together"
  * line, which quotes its partner premise with its label: ", with [5] A costs 3 more than B, so A =
- * (17 + 3)/2 = 20/2 = 10". Each "=" does one operation ("3*16 - 1 = 48 - 1 = 47"): written in
- * one step, a tiny model dropped the second ("3*16 - 1 = 48"). Given prices are not copied: their
- * dishes just read as priced. The trace stops
+ * (17 + 3)/2 = 10". Given prices are not copied: their dishes just read as priced. The trace stops
  * with "So <target> costs v." as soon as the target is priced; "Again:" follows a sweep that
  * priced something; a sweep that priced nothing ends it with "So <target> cannot be determined."
  *
- *   [4] Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 30 - 3 = 27.
+ *   [4] Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.
  */
 export function traceLA(premises: readonly Relation[], target: string): { trace: string; value: Frac | null } {
   const known = new Map<string, Frac>();
@@ -189,8 +183,7 @@ export function traceLA(premises: readonly Relation[], target: string): { trace:
           const b = link.x === r.x ? link.b : -link.b;
           const value = fdiv(fadd(frac(r.value), frac(b)), frac(2));
           known.set(r.x, value);
-          const sum = r.value + b;
-          line += `, with ${quote(link)}, so ${r.x} = (${r.value}${b >= 0 ? ` + ${b}` : ` - ${-b}`})/2 = ${sum}/2 = ${fstr(value)}`;
+          line += `, with ${quote(link)}, so ${r.x} = (${r.value}${b >= 0 ? ` + ${b}` : ` - ${-b}`})/2 = ${fstr(value)}`;
           changed = true;
         }
       }
