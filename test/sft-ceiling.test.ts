@@ -10,7 +10,7 @@ import { readJsonFileSync } from "../src/util/json-file.js";
 describe("experiment sft-ceiling", () => {
   it("resumes a killed run from its last evaluation, reproducing the uninterrupted curve", async () => {
     const opts = (out: string, log: (l: string) => void): CeilingOptions => ({
-      tasks: ["graphli"], preset: "tiny", steps: 4, batch: 2, lr: 6e-3, minDepth: 1, maxDepth: 1, evalEvery: 2, evalN: 2, threads: 1, out, log,
+      tasks: ["graphli"], preset: "tiny", steps: 4, batch: 2, sheets: 0, lr: 6e-3, minDepth: 1, maxDepth: 1, evalEvery: 2, evalN: 2, threads: 1, out, log,
     });
     const [whole] = await runCeiling(opts(mkdtempSync(join(tmpdir(), "anvil-ceil-")), () => {}));
     const out = mkdtempSync(join(tmpdir(), "anvil-ceil-"));

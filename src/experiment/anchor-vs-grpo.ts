@@ -25,12 +25,11 @@ import { resolveOptions, type TrainOptions } from "../rl/options.js";
 import { Policy } from "../rl/policy.js";
 import type { PairsStats } from "../rl/pairs.js";
 import { heldOut, latestCheckpoint, runTraining, traceBudget } from "../rl/run.js";
-import { runSft } from "../rl/sft.js";
-import { completionFor, generate, generateDataset, taskTokenizerInput } from "../tasks/index.js";
+import { runSft, sftStream } from "../rl/sft.js";
+import { completionFor, generateDataset, taskTokenizerInput } from "../tasks/index.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { readJsonFileSync } from "../util/json-file.js";
-import { mixSeed, PURPOSE } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
 import { writeExperimentReport } from "../report/experiment.js";
 import { readMetrics } from "../report/report.js";
@@ -85,6 +84,8 @@ export interface ExperimentOptions {
   /** Held-out items (half unanswerable) the weak start's SFT is checked on, its own set. */
   probeN: number;
   sftLr: number;
+  /** Arithmetic sheets added to each of the weak start's SFT steps of 16 items, on GraphLA (tasks/sheet.ts). */
+  sftSheets: number;
   /** Answerable-accuracy window of the weak start. */
   weakMin: number;
   weakMax: number;
@@ -124,6 +125,7 @@ export const FULL: Omit<ExperimentOptions, "out" | "log" | "backend" | "threads"
   sftMaxSteps: 2000,
   probeN: 128,
   sftLr: 6e-3, // the committed tables' weak starts were made at 6e-3, before PRESET_SFT_LR became 3e-3
+  sftSheets: 4,
   weakMin: 0.1,
   weakMax: 0.4,
   weakPrecision: 0.75,
@@ -433,8 +435,7 @@ async function weakStart(
     await runSft(policy, {
       steps: o.sftMaxSteps,
       lr: o.sftLr,
-      batch: 16,
-      instances: (s, j) => generate(task, { depth: 1 + (mixSeed(1, s, j, PURPOSE.sft, 1) % o.depth), seed: mixSeed(1, s, j, PURPOSE.sft) }),
+      ...sftStream(task, { minDepth: 1, maxDepth: o.depth, items: 16, sheets: o.sftSheets }),
       onStep: async (s, loss) => {
         bar.update(s + 1, { loss });
         if ((s + 1) % every !== 0) return;

@@ -15,12 +15,11 @@ import { initModel, type Preset } from "../model/init.js";
 import { evaluate } from "../rl/eval.js";
 import { Policy } from "../rl/policy.js";
 import { heldOut } from "../rl/run.js";
-import { runSft } from "../rl/sft.js";
-import { completionFor, generate, taskTokenizerInput } from "../tasks/index.js";
+import { runSft, sftStream } from "../rl/sft.js";
+import { completionFor, taskTokenizerInput } from "../tasks/index.js";
 import { readJsonFileSync } from "../util/json-file.js";
 import type { TaskName } from "../tasks/types.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { mixSeed, PURPOSE } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -29,7 +28,10 @@ export interface CeilingOptions {
   tasks: TaskName[];
   preset: Preset;
   steps: number;
+  /** Ground-truth items per SFT step. */
   batch: number;
+  /** Arithmetic sheets added to each step, on GraphLA (tasks/sheet.ts). */
+  sheets: number;
   lr: number;
   minDepth: number;
   maxDepth: number;
@@ -102,8 +104,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
       await runSft(policy, {
         steps: o.steps,
         lr: o.lr,
-        batch: o.batch,
-        instances: (s, j) => generate(task, { depth: o.minDepth + (mixSeed(1, s, j, PURPOSE.sft, 1) % depths.length), seed: mixSeed(1, s, j, PURPOSE.sft) }),
+        ...sftStream(task, { minDepth: o.minDepth, maxDepth: o.maxDepth, items: o.batch, sheets: o.sheets }),
         from,
         onStep: async (s, loss, _lr, optimizerState) => {
           bar.update(s + 1, { loss });

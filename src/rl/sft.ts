@@ -1,8 +1,11 @@
 // SFT warm start: teach the policy the output format and the reasoning style on
 // ground-truth traces, so RL starts from a policy that sometimes succeeds.
 import { AdamW, type OptimizerState } from "../model/optim.js";
-import type { Instance } from "../tasks/types.js";
+import { generate } from "../tasks/index.js";
+import { arithmeticSheet } from "../tasks/sheet.js";
+import type { Instance, TaskName } from "../tasks/types.js";
 import { completionFor } from "../tasks/types.js";
+import { mixSeed, PURPOSE } from "../util/seed.js";
 import { packBatch } from "./batch.js";
 import type { Policy } from "./policy.js";
 import { supervisedGradient } from "./step.js";
@@ -19,6 +22,22 @@ export interface SftOptions {
   onStep?: (step: number, loss: number, lr: number, optimizer: () => Promise<OptimizerState>) => void | boolean | Promise<void | boolean>;
   /** Continue a run killed after `step` steps, from its optimizer state (the model's weights are the caller's to load). */
   from?: { step: number; optimizer: OptimizerState };
+}
+
+/**
+ * The experiments' SFT stream (seed 1, a function of the step): `items` ground-truth items per step
+ * over depths [minDepth, maxDepth], then, on GraphLA, `sheets` arithmetic sheets (tasks/sheet.ts;
+ * GraphLI's traces compute nothing).
+ */
+export function sftStream(task: TaskName, o: { minDepth: number; maxDepth: number; items: number; sheets: number }): Pick<SftOptions, "batch" | "instances"> {
+  const sheets = task === "graphla" ? o.sheets : 0;
+  return {
+    batch: o.items + sheets,
+    instances: (s, j) =>
+      j < o.items
+        ? generate(task, { depth: o.minDepth + (mixSeed(1, s, j, PURPOSE.sft, 1) % (o.maxDepth - o.minDepth + 1)), seed: mixSeed(1, s, j, PURPOSE.sft) })
+        : arithmeticSheet(mixSeed(1, s, j, PURPOSE.sft, 2)),
+  };
 }
 
 export async function runSft(policy: Policy, o: SftOptions): Promise<number[]> {

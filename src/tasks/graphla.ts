@@ -134,6 +134,12 @@ function solveFor(r: Exclude<Relation, { kind: "given" }>, d: string, v: (x: str
   }
 }
 
+/** One computation the trace writes: "<expr> = <value>". */
+export interface TraceStep {
+  expr: string;
+  value: string;
+}
+
 /**
  * Forward substitution written out, in sweeps over the premises in prompt order, the same shape
  * as GraphLI's trace (traceLI) so that every token is a copy or a decision local to its line: each
@@ -148,15 +154,16 @@ function solveFor(r: Exclude<Relation, { kind: "given" }>, d: string, v: (x: str
  *
  *   [4] Tart costs 3 less than three times Cookie: Tart ?, Cookie 10, so Tart = 3*10 - 3 = 27.
  */
-export function traceLA(premises: readonly Relation[], target: string): { trace: string; value: Frac | null } {
+export function traceLA(premises: readonly Relation[], target: string): { trace: string; value: Frac | null; steps: TraceStep[] } {
   const known = new Map<string, Frac>();
+  const steps: TraceStep[] = [];
   for (const r of premises) if (r.kind === "given") known.set(r.x, frac(r.value));
   const v = (d: string): Frac => known.get(d)!;
   const lines: string[] = [];
-  const done = (): { trace: string; value: Frac | null } => {
+  const done = (): { trace: string; value: Frac | null; steps: TraceStep[] } => {
     const value = known.get(target) ?? null;
     lines.push(value ? `So ${target} costs ${fstr(value)}.` : `So ${target} cannot be determined.`);
-    return { trace: lines.join("\n"), value };
+    return { trace: lines.join("\n"), value, steps };
   };
   if (known.has(target)) return done();
   const labels = relationLabels(premises);
@@ -173,6 +180,7 @@ export function traceLA(premises: readonly Relation[], target: string): { trace:
         const { expr, value } = solveFor(r, open[0]!, v);
         known.set(open[0]!, value);
         line += `, so ${open[0]} = ${expr} = ${fstr(value)}`;
+        steps.push({ expr, value: fstr(value) });
         changed = true;
       } else if (r.kind === "total" && open.length === 2) {
         // x + y = s with x - y = b (the link, either way round): x = (s + b)/2.
@@ -183,7 +191,9 @@ export function traceLA(premises: readonly Relation[], target: string): { trace:
           const b = link.x === r.x ? link.b : -link.b;
           const value = fdiv(fadd(frac(r.value), frac(b)), frac(2));
           known.set(r.x, value);
-          line += `, with ${quote(link)}, so ${r.x} = (${r.value}${b >= 0 ? ` + ${b}` : ` - ${-b}`})/2 = ${fstr(value)}`;
+          const expr = `(${r.value}${b >= 0 ? ` + ${b}` : ` - ${-b}`})/2`;
+          line += `, with ${quote(link)}, so ${r.x} = ${expr} = ${fstr(value)}`;
+          steps.push({ expr, value: fstr(value) });
           changed = true;
         }
       }

@@ -47,6 +47,7 @@ export function register(program: Command): void {
       .option("--anchor-count <n>", "anchor: ground-truth trajectories per group, in place of as many rollouts (the paper: 1)", intArg("--anchor-count", 1), FULL.anchorCount)
       .option("--online-rounds <n>", "dpo-online: rounds at most (the largest divisor of --steps not above it)", intArg("--online-rounds", 1), FULL.onlineRounds)
       .option("--sft-lr <x>", "peak SFT learning rate (weak start; sft-ceiling)", numArg("--sft-lr", 0), FULL.sftLr)
+      .option("--sft-sheets <n>", "GraphLA: arithmetic sheets (16 of its traces' computations each) added to every SFT step of 16 items (weak start; sft-ceiling)", intArg("--sft-sheets", 0), FULL.sftSheets)
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
       .option("--weak <dir>", "take this checkpoint as the weak start instead of running SFT (e.g. runs/sft-ceiling/graphli/model; one task)")
       .option("--saved-weak", "take the package's saved weak starts (results/weak-starts) when made for this version's items and tokenizer (--quick's default)")
@@ -119,6 +120,7 @@ async function ceiling(f: Record<string, unknown> & { json?: boolean; out?: stri
     preset: (f.preset as "tiny" | "small" | undefined) ?? FULL.preset,
     steps: (f.steps as number | undefined) ?? 3000,
     batch: 16,
+    sheets: f.sftSheets as number,
     lr: f.sftLr as number,
     minDepth: 1,
     maxDepth: 4,
