@@ -6,7 +6,8 @@
 // taught both (57% -> 22% of written steps miscomputed, answerable 20% -> 50% at 1,250 steps, one
 // seed: results/number-facts/). A sheet lists expressions exactly as traces write them and its
 // completion copies each with its value, so the drill is the traces' own distribution of numbers
-// and operations.
+// and operations. Off by default (--sft-sheets): through the RL table Anchor computed better but
+// beat GRPO by no more, and the SFT ceiling fell behind at depths 3-4 (results/arith-sheets/).
 import { graphlaProblem, traceLA, type TraceStep } from "./graphla.js";
 import { mixSeed } from "./rng.js";
 import type { Instance } from "./types.js";
