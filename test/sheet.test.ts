@@ -48,8 +48,8 @@ describe("arithmetic sheets", () => {
   });
 
   it("the SFT stream adds sheets after GraphLA's items only, leaving the items as they were", () => {
-    const la = sftStream("graphla", { minDepth: 1, maxDepth: 2, items: 16, sheets: 4 });
-    const li = sftStream("graphli", { minDepth: 1, maxDepth: 2, items: 16, sheets: 4 });
+    const la = sftStream("graphla", { seed: 1, minDepth: 1, maxDepth: 2, items: 16, sheets: 4 });
+    const li = sftStream("graphli", { seed: 1, minDepth: 1, maxDepth: 2, items: 16, sheets: 4 });
     expect(la.batch).toBe(20);
     expect(li.batch).toBe(16);
     for (const s of [0, 9]) {

@@ -437,7 +437,7 @@ async function weakStart(
     await runSft(policy, {
       steps: o.sftMaxSteps,
       lr: o.sftLr,
-      ...sftStream(task, { minDepth: 1, maxDepth: o.depth, items: 16, sheets: o.sftSheets }),
+      ...sftStream(task, { seed: 1, minDepth: 1, maxDepth: o.depth, items: 16, sheets: o.sftSheets }),
       onStep: async (s, loss) => {
         bar.update(s + 1, { loss });
         if ((s + 1) % every !== 0) return;

@@ -104,7 +104,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
       await runSft(policy, {
         steps: o.steps,
         lr: o.lr,
-        ...sftStream(task, { minDepth: o.minDepth, maxDepth: o.maxDepth, items: o.batch, sheets: o.sheets }),
+        ...sftStream(task, { seed: 1, minDepth: o.minDepth, maxDepth: o.maxDepth, items: o.batch, sheets: o.sheets }),
         from,
         onStep: async (s, loss, _lr, optimizerState) => {
           bar.update(s + 1, { loss });

@@ -49,7 +49,7 @@ import { claimRunDir, requireRunDir, type RunDirClaim } from "./run-dir.js";
 import { RolloutFleet } from "./rollout-fleet.js";
 import { rewindLogs } from "./run-logs.js";
 import { createScorer, type Scorer } from "./scoring.js";
-import { runSft } from "./sft.js";
+import { runSft, sftStream } from "./sft.js";
 import { NonFiniteLossError, Trainer, type Reference, type StepMetrics } from "./trainer.js";
 import { broadcastJson, SoloCollective, type Collective } from "../distributed/collective.js";
 import { shareOf } from "../distributed/share.js";
@@ -250,11 +250,7 @@ export async function runTraining(user: Partial<TrainOptions> & { resume?: strin
         await runSft(warm, {
           steps: o.sftSteps,
           lr: o.sftLr,
-          batch: o.sftBatch,
-          instances: (s, j) => {
-            const depth = o.minDepth + (mixSeed(o.seed, s, j, PURPOSE.sft, 1) % (o.maxDepth - o.minDepth + 1));
-            return generateInstance(o.task as TaskName, { depth, seed: mixSeed(o.seed, s, j, PURPOSE.sft) });
-          },
+          ...sftStream(o.task as TaskName, { seed: o.seed, minDepth: o.minDepth, maxDepth: o.maxDepth, items: o.sftBatch, sheets: 0 }),
           onStep: (s, loss, lr) => {
             bar.update(s + 1, { loss });
             // Without the bar (stderr not a TTY), a line every 50 steps, like RL's every 10.

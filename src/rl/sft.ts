@@ -25,18 +25,18 @@ export interface SftOptions {
 }
 
 /**
- * The experiments' SFT stream (seed 1, a function of the step): `items` ground-truth items per step
+ * The SFT stream of a task (a function of the seed and the step; the experiments use seed 1): `items` ground-truth items per step
  * over depths [minDepth, maxDepth], then, on GraphLA, `sheets` arithmetic sheets (tasks/sheet.ts;
  * GraphLI's traces compute nothing).
  */
-export function sftStream(task: TaskName, o: { minDepth: number; maxDepth: number; items: number; sheets: number }): Pick<SftOptions, "batch" | "instances"> {
+export function sftStream(task: TaskName, o: { seed: number; minDepth: number; maxDepth: number; items: number; sheets: number }): Pick<SftOptions, "batch" | "instances"> {
   const sheets = task === "graphla" ? o.sheets : 0;
   return {
     batch: o.items + sheets,
     instances: (s, j) =>
       j < o.items
-        ? generate(task, { depth: o.minDepth + (mixSeed(1, s, j, PURPOSE.sft, 1) % (o.maxDepth - o.minDepth + 1)), seed: mixSeed(1, s, j, PURPOSE.sft) })
-        : arithmeticSheet(mixSeed(1, s, j, PURPOSE.sft, 2)),
+        ? generate(task, { depth: o.minDepth + (mixSeed(o.seed, s, j, PURPOSE.sft, 1) % (o.maxDepth - o.minDepth + 1)), seed: mixSeed(o.seed, s, j, PURPOSE.sft) })
+        : arithmeticSheet(mixSeed(o.seed, s, j, PURPOSE.sft, 2)),
   };
 }
 
