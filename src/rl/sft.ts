@@ -25,9 +25,9 @@ export interface SftOptions {
 }
 
 /**
- * The SFT stream of a task (a function of the seed and the step; the experiments use seed 1): `items` ground-truth items per step
- * over depths [minDepth, maxDepth], then, on GraphLA, `sheets` arithmetic sheets (tasks/sheet.ts;
- * GraphLI's traces compute nothing).
+ * The SFT stream of a task, a function of the seed and the step (the experiments use seed 1,
+ * `anvil train` its own): `items` ground-truth items per step over depths [minDepth, maxDepth],
+ * then, on GraphLA, `sheets` arithmetic sheets (tasks/sheet.ts; GraphLI's traces compute nothing).
  */
 export function sftStream(task: TaskName, o: { seed: number; minDepth: number; maxDepth: number; items: number; sheets: number }): Pick<SftOptions, "batch" | "instances"> {
   const sheets = task === "graphla" ? o.sheets : 0;
