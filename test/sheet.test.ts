@@ -1,10 +1,12 @@
-// Arithmetic sheets (tasks/sheet.ts) carry GraphLA's trace computations with their right values,
-// and the experiments' SFT stream adds them to GraphLA's batches only, after the same task items.
+// Drill sheets (tasks/sheet.ts): arithmetic sheets carry GraphLA's trace computations with their
+// right values, link sheets quote the one premise relating each pair they ask for, and the
+// experiments' SFT stream adds them to GraphLA's batches only, after the same task items.
 import { describe, expect, it } from "vitest";
 import { sftStream } from "../src/rl/sft.js";
 import { graphlaProblem, generate } from "../src/tasks/index.js";
-import { traceLA } from "../src/tasks/graphla.js";
-import { arithmeticSheet, SHEET_STEPS } from "../src/tasks/sheet.js";
+import { parseSentenceLA, traceLA } from "../src/tasks/graphla.js";
+import { dishesOf } from "../src/tasks/solve-la.js";
+import { arithmeticSheet, linkSheet, SHEET_STEPS } from "../src/tasks/sheet.js";
 import { completionFor } from "../src/tasks/types.js";
 import { mixSeed, PURPOSE } from "../src/util/seed.js";
 
@@ -47,10 +49,37 @@ describe("arithmetic sheets", () => {
     expect(arithmeticSheet(1).trace).not.toBe(arithmeticSheet(2).trace);
   });
 
+  it("a link sheet asks for each pair one two-dish premise relates and quotes that premise, deterministically", () => {
+    let asked = 0;
+    const orders = new Set<string>();
+    for (let seed = 0; seed < 40; seed++) {
+      const sheet = linkSheet(seed);
+      expect(linkSheet(seed)).toEqual(sheet);
+      const lines = sheet.prompt.split("\n");
+      const premises = lines.slice(2, lines.indexOf("Pairs:")).map((l) => l.replace(/^- /, ""));
+      const pairs = lines.slice(lines.indexOf("Pairs:") + 1).map((l) => l.replace(/^- /, ""));
+      const answers = sheet.trace.split("\n");
+      expect(answers).toHaveLength(pairs.length);
+      answers.forEach((a, i) => {
+        const [pair, quote] = a.split(", with ");
+        expect(pair).toBe(pairs[i]);
+        const [x, y] = pair!.split(" and ");
+        expect(premises).toContain(quote);
+        // the quoted premise relates exactly these two dishes, and no other two-dish premise does
+        const relating = premises.map(parseSentenceLA).filter((r) => (r.kind === "affine" || r.kind === "half") && new Set([...dishesOf(r), x!, y!]).size === 2);
+        expect(relating).toEqual([parseSentenceLA(quote!)]);
+        orders.add(dishesOf(relating[0]!)[0] === x ? "as written" : "reversed");
+      });
+      asked += pairs.length;
+    }
+    expect(asked).toBeGreaterThan(80);
+    expect(orders.size).toBe(2);
+  });
+
   it("the SFT stream adds sheets after GraphLA's items only, leaving the items as they were", () => {
-    const la = sftStream("graphla", { seed: 1, minDepth: 1, maxDepth: 2, items: 16, sheets: 4 });
-    const li = sftStream("graphli", { seed: 1, minDepth: 1, maxDepth: 2, items: 16, sheets: 4 });
-    expect(la.batch).toBe(20);
+    const la = sftStream("graphla", { seed: 1, minDepth: 1, maxDepth: 2, items: 16, sheets: 4, links: 2 });
+    const li = sftStream("graphli", { seed: 1, minDepth: 1, maxDepth: 2, items: 16, sheets: 4, links: 2 });
+    expect(la.batch).toBe(22);
     expect(li.batch).toBe(16);
     for (const s of [0, 9]) {
       for (let j = 0; j < 16; j++) {
@@ -58,7 +87,8 @@ describe("arithmetic sheets", () => {
         expect(la.instances(s, j)).toEqual(generate("graphla", want));
         expect(li.instances(s, j)).toEqual(generate("graphli", want));
       }
-      for (let j = 16; j < 20; j++) expect(la.instances(s, j).task).toBe("sheet");
+      for (let j = 16; j < 20; j++) expect(la.instances(s, j).id).toMatch(/^sheet-/);
+      for (let j = 20; j < 22; j++) expect(la.instances(s, j).id).toMatch(/^links-/);
     }
     expect(la.instances(0, 16).trace).not.toBe(la.instances(0, 17).trace);
   });

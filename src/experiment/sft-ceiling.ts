@@ -32,6 +32,8 @@ export interface CeilingOptions {
   batch: number;
   /** Arithmetic sheets added to each step, on GraphLA (tasks/sheet.ts). */
   sheets: number;
+  /** Link sheets added to each step, on GraphLA (tasks/sheet.ts). */
+  links?: number;
   lr: number;
   minDepth: number;
   maxDepth: number;
@@ -104,7 +106,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
       await runSft(policy, {
         steps: o.steps,
         lr: o.lr,
-        ...sftStream(task, { seed: 1, minDepth: o.minDepth, maxDepth: o.maxDepth, items: o.batch, sheets: o.sheets }),
+        ...sftStream(task, { seed: 1, minDepth: o.minDepth, maxDepth: o.maxDepth, items: o.batch, sheets: o.sheets, links: o.links }),
         from,
         onStep: async (s, loss, _lr, optimizerState) => {
           bar.update(s + 1, { loss });

@@ -2,7 +2,7 @@
 // ground-truth traces, so RL starts from a policy that sometimes succeeds.
 import { AdamW, type OptimizerState } from "../model/optim.js";
 import { generate } from "../tasks/index.js";
-import { arithmeticSheet } from "../tasks/sheet.js";
+import { arithmeticSheet, linkSheet } from "../tasks/sheet.js";
 import type { Instance, TaskName } from "../tasks/types.js";
 import { completionFor } from "../tasks/types.js";
 import { mixSeed, PURPOSE } from "../util/seed.js";
@@ -27,16 +27,20 @@ export interface SftOptions {
 /**
  * The SFT stream of a task, a function of the seed and the step (the experiments use seed 1,
  * `anvil train` its own): `items` ground-truth items per step over depths [minDepth, maxDepth],
- * then, on GraphLA, `sheets` arithmetic sheets (tasks/sheet.ts; GraphLI's traces compute nothing).
+ * then, on GraphLA, `sheets` arithmetic sheets and `links` link sheets (tasks/sheet.ts; GraphLI's
+ * traces compute nothing and quote no partner).
  */
-export function sftStream(task: TaskName, o: { seed: number; minDepth: number; maxDepth: number; items: number; sheets: number }): Pick<SftOptions, "batch" | "instances"> {
+export function sftStream(task: TaskName, o: { seed: number; minDepth: number; maxDepth: number; items: number; sheets: number; links?: number }): Pick<SftOptions, "batch" | "instances"> {
   const sheets = task === "graphla" ? o.sheets : 0;
+  const links = task === "graphla" ? (o.links ?? 0) : 0;
   return {
-    batch: o.items + sheets,
+    batch: o.items + sheets + links,
     instances: (s, j) =>
       j < o.items
         ? generate(task, { depth: o.minDepth + (mixSeed(o.seed, s, j, PURPOSE.sft, 1) % (o.maxDepth - o.minDepth + 1)), seed: mixSeed(o.seed, s, j, PURPOSE.sft) })
-        : arithmeticSheet(mixSeed(o.seed, s, j, PURPOSE.sft, 2)),
+        : j < o.items + sheets
+          ? arithmeticSheet(mixSeed(o.seed, s, j, PURPOSE.sft, 2))
+          : linkSheet(mixSeed(o.seed, s, j, PURPOSE.sft, 3)),
   };
 }
 

@@ -1,4 +1,5 @@
-// Arithmetic sheets: GraphLA's trace computations on their own, mixed into its SFT batches.
+// Drill sheets mixed into GraphLA's SFT batches: its trace computations on their own
+// (arithmetic sheets), or its partner look-ups on their own (link sheets).
 //
 // A tiny model made here starts without arithmetic, and GraphLA's weak starts got most answerable
 // items wrong by miscomputing a step ("3*16 - 1 = 48"). Learning the computations first, as a
@@ -8,8 +9,15 @@
 // completion copies each with its value, so the drill is the traces' own distribution of numbers
 // and operations. Off by default (--sft-sheets): through the RL table Anchor computed better but
 // beat GRPO by no more, and the SFT ceiling fell behind at depths 3-4 (results/arith-sheets/).
-import { graphlaProblem, traceLA, type TraceStep } from "./graphla.js";
-import { mixSeed } from "./rng.js";
+//
+// Link sheets: at depths 2-4 the models made here still get most items with a two-unknown system
+// wrong ("A and B together cost 19" solved "with [7] A costs 9 more than B"): they quote a premise
+// that shares one dish with the pair, not the one relating both (results/sft-ceiling/lookups/).
+// A link sheet is a GraphLA item's premise list and, for every premise relating two dishes, the
+// pair; its completion quotes each pair's premise as the trace does, a two-key look-up drilled
+// on the task's own premise lists.
+import { dishesOf, graphlaProblem, premiseLinesLA, traceLA, type TraceStep } from "./graphla.js";
+import { mixSeed, TaskRng } from "./rng.js";
 import type { Instance } from "./types.js";
 
 /** Computations per sheet: about a GraphLA trace's length in tokens, so padding a batch costs little. */
@@ -41,4 +49,36 @@ export function arithmeticSheet(seed: number, n = SHEET_STEPS): Instance {
     answerable: true,
     seed,
   };
+}
+
+const LINK_SALT = 0x11c5;
+
+/**
+ * A link sheet, a pure function of `seed`: a GraphLA item's premises (depths 1-4, either label)
+ * and, in a random order, each pair of dishes that one two-dish premise relates (named either way
+ * round; a pair two such premises relate is left out); the completion quotes each pair's premise.
+ */
+export function linkSheet(seed: number): Instance {
+  const rng = new TaskRng(mixSeed(seed, LINK_SALT));
+  for (let k = 0; ; k++) {
+    const p = graphlaProblem({ depth: 1 + rng.int(0, 3), seed: mixSeed(seed, k, LINK_SALT) });
+    const lines = premiseLinesLA(p.premises);
+    const key = (ds: string[]) => [...ds].sort().join(" ");
+    const two = p.premises.flatMap((r, i) => (r.kind === "affine" || r.kind === "half" ? [{ ds: dishesOf(r), quote: lines[i]! }] : []));
+    const count = new Map<string, number>();
+    for (const t of two) count.set(key(t.ds), (count.get(key(t.ds)) ?? 0) + 1);
+    const asked = rng.shuffle(two.filter((t) => count.get(key(t.ds)) === 1)).map((t) => ({ pair: (rng.chance(0.5) ? t.ds : [...t.ds].reverse()).join(" and "), quote: t.quote }));
+    if (asked.length === 0) continue;
+    return {
+      id: `links-${seed}`,
+      task: "sheet",
+      prompt: `Quote the premise that relates each pair.\nPremises:\n${lines.map((l) => `- ${l}`).join("\n")}\nPairs:\n${asked.map((a) => `- ${a.pair}`).join("\n")}`,
+      answer: "done",
+      trace: asked.map((a) => `${a.pair}, with ${a.quote}`).join("\n"),
+      depth: 1,
+      distractors: 0,
+      answerable: true,
+      seed,
+    };
+  }
 }
