@@ -11,11 +11,13 @@
 // beat GRPO by no more, and the SFT ceiling fell behind at depths 3-4 (results/arith-sheets/).
 //
 // Link sheets: at depths 2-4 the models made here still get most items with a two-unknown system
-// wrong ("A and B together cost 19" solved "with [7] A costs 9 more than B"): they quote a premise
-// that shares one dish with the pair, not the one relating both (results/sft-ceiling/lookups/).
-// A link sheet is a GraphLA item's premise list and, for every premise relating two dishes, the
-// pair; its completion quotes each pair's premise as the trace does, a two-key look-up drilled
-// on the task's own premise lists.
+// wrong ("A and B together cost 19" solved "with [7] A costs 9 more than B"): the premise they
+// name after "with" seldom relates the pair (results/sft-ceiling/lookups/). A link sheet is a
+// GraphLA item's premise list and, for every premise relating two dishes, the pair; its
+// completion quotes each pair's premise as the trace does, a two-key look-up drilled on the
+// task's own premise lists. Off by default (--sft-link-sheets): the ceiling run with them was
+// ahead at 2,000 steps and level at 4,000, and the look-up stayed mostly unlearned
+// (results/sft-ceiling/links/).
 import { dishesOf, graphlaProblem, premiseLinesLA, traceLA, type TraceStep } from "./graphla.js";
 import { mixSeed, TaskRng } from "./rng.js";
 import type { Instance } from "./types.js";
