@@ -1,13 +1,21 @@
 // `anvil experiment sft-ceiling` killed after an evaluation continues from it: the same curve as
 // a run that was never interrupted; a finished one asked for more steps goes on.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCeiling, type CeilingOptions } from "../src/experiment/sft-ceiling.js";
 import { readJsonFileSync } from "../src/util/json-file.js";
 
 describe("experiment sft-ceiling", () => {
+  it("link sheets are refused where they would not be used: the RL table's weak starts", () => {
+    const cli = join(resolve(__dirname, ".."), "dist", "src", "cli", "main.js");
+    const r = spawnSync(process.execPath, [cli, "experiment", "anchor-vs-grpo", "--sft-link-sheets", "2", "--out", join(tmpdir(), "anvil-never-made")], { encoding: "utf8", timeout: 60_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--sft-link-sheets is for sft-ceiling only/);
+  });
+
   it("resumes a killed run from its last evaluation, reproducing the uninterrupted curve", async () => {
     const opts = (out: string, log: (l: string) => void): CeilingOptions => ({
       tasks: ["graphli"], preset: "tiny", steps: 4, batch: 2, sheets: 0, lr: 6e-3, minDepth: 1, maxDepth: 1, evalEvery: 2, evalN: 2, threads: 1, out, log,

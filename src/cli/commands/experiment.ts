@@ -61,6 +61,7 @@ export function register(program: Command): void {
   ).action(async (name: string, f: Record<string, unknown> & { quick?: boolean; json?: boolean; out: string; backend: ExperimentOptions["backend"]; threads: number }) => {
     if (name === "sft-ceiling") return ceiling(f);
     if (name !== "anchor-vs-grpo") throw new Error(`unknown experiment "${name}"; use anchor-vs-grpo or sft-ceiling`);
+    if ((f.sftLinkSheets as number) > 0) throw new Error("--sft-link-sheets is for sft-ceiling only (the weak starts keep their committed recipe)");
     f.out ??= "runs/anchor-vs-grpo";
     // Flags the user gave (or commander defaulted) win over the --quick preset, which wins over FULL.
     const given = Object.fromEntries(Object.entries(f).filter(([k, v]) => v !== undefined && k in FULL));
