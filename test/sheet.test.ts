@@ -87,6 +87,7 @@ describe("arithmetic sheets", () => {
         expect(la.instances(s, j)).toEqual(generate("graphla", want));
         expect(li.instances(s, j)).toEqual(generate("graphli", want));
       }
+      for (let j = 16; j < 22; j++) expect(la.instances(s, j).task).toBe("sheet");
       for (let j = 16; j < 20; j++) expect(la.instances(s, j).id).toMatch(/^sheet-/);
       for (let j = 20; j < 22; j++) expect(la.instances(s, j).id).toMatch(/^links-/);
     }

@@ -19,6 +19,7 @@
 // ahead at 2,000 steps and level at 4,000, and the look-up stayed mostly unlearned
 // (results/sft-ceiling/links/).
 import { dishesOf, graphlaProblem, premiseLinesLA, traceLA, type TraceStep } from "./graphla.js";
+import { bulleted } from "./prompt.js";
 import { mixSeed, TaskRng } from "./rng.js";
 import type { Instance } from "./types.js";
 
@@ -43,7 +44,7 @@ export function arithmeticSheet(seed: number, n = SHEET_STEPS): Instance {
   return {
     id: `sheet-${seed}`,
     task: "sheet",
-    prompt: `Compute each:\n${steps.map((s) => `- ${s.expr}`).join("\n")}`,
+    prompt: `Compute each:\n${bulleted(steps.map((s) => s.expr))}`,
     answer: "done",
     trace: steps.map((s) => `${s.expr} = ${s.value}`).join("\n"),
     depth: 1,
@@ -74,7 +75,7 @@ export function linkSheet(seed: number): Instance {
     return {
       id: `links-${seed}`,
       task: "sheet",
-      prompt: `Quote the premise that relates each pair.\nPremises:\n${lines.map((l) => `- ${l}`).join("\n")}\nPairs:\n${asked.map((a) => `- ${a.pair}`).join("\n")}`,
+      prompt: `Quote the premise that relates each pair.\nPremises:\n${bulleted(lines)}\nPairs:\n${bulleted(asked.map((a) => a.pair))}`,
       answer: "done",
       trace: asked.map((a) => `${a.pair}, with ${a.quote}`).join("\n"),
       depth: 1,

@@ -14,7 +14,7 @@ import { heldOut } from "../../../dist/src/rl/run.js";
 const [file, task, n, lo, hi, seed] = process.argv.slice(2);
 const ev = JSON.parse(readFileSync(file, "utf8"));
 const gt = new Map(heldOut(task, +n, +lo, +hi, +seed).map((i) => [i.id, i]));
-const val = (e) => { try { return Function(`return (${e})`)(); } catch { return NaN; } };
+const derived = (l) => l.match(/so [A-Z][a-z]+ = (.+) = (-?\d+)\.$/); // [, expression chain, value]
 const tally = { right: 0, wrong: 0, line: 0, lookup: 0, partner: 0, system: 0, arith: 0, derive: 0, other: 0 };
 const pos = [];
 const ex = [];
@@ -32,11 +32,11 @@ for (const s of ev.samples) {
   const head = (l) => l.split(":")[0];
   const reads = (l) => [...l.split(":").slice(1).join(":").split(/, (so|with) /)[0].matchAll(/([A-Z][a-z]+) (\?|\d+)/g)].map((x) => x[0]).join(",");
   const partner = (l) => (l.match(/, with (\[\d+\][^,]*)/) ?? [])[1] ?? "";
-  const m = cl.match(/so [A-Z][a-z]+ = (.+) = (-?\d+)\.$/);
+  const m = derived(cl);
   if (head(cl) !== head(gl)) kind = "line";            // wrote another line (order, a missing or extra line, early end)
   else if (reads(cl) !== reads(gl)) kind = "lookup";   // read a price wrong
   else if (partner(cl) !== partner(gl)) kind = "partner"; // paired the sum with the wrong equation
-  else if (partner(gl) && m && m[1].split(" = ")[0] !== (gl.match(/so [A-Z][a-z]+ = (.+) = (-?\d+)\.$/) ?? [])[1]) kind = "system"; // right partner, wrong way round: (s + b)/2 for (s - b)/2
+  else if (partner(gl) && m && m[1].split(" = ")[0] !== (derived(gl) ?? [])[1]) kind = "system"; // right partner, wrong way round: (s + b)/2 for (s - b)/2
   else if (m && Function(`return (${m[1].split(" = ")[0]})`)() !== +m[2]) kind = "arith";
   else if (!!m !== !!gl.match(/ so /)) kind = "derive"; // derived where it should not, or did not where it should
   tally[kind]++;
