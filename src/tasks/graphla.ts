@@ -147,12 +147,8 @@ export interface TraceStep {
  * its price known so far, or "?" (a look-up of one earlier "= v"), then, when exactly one dish is
  * still without a price, ", so <dish> = <expression over numbers> = <value>". A system leaf ("A
  * and B together cost 17" with "A costs 3 more than B", both unpriced) is solved on the "together"
- * line, which quotes its partner premise without its label: ", with A costs 3 more than B, so A =
- * (17 + 3)/2 = 10". Generated systems name the pair in the same order in both premises, so that
- * quote is the line's first dish, then " costs", then a copy of what follows "A costs" in the prompt
- * (A, a leaf, is the subject of no other premise). Quoting the label first, as the lines do, made
- * it a look-up on two dishes at once, which the models made here mostly failed
- * (results/sft-ceiling/lookups/). Given prices are not copied: their dishes just read as priced. The trace stops
+ * line, which quotes its partner premise with its label: ", with [5] A costs 3 more than B, so A =
+ * (17 + 3)/2 = 10". Given prices are not copied: their dishes just read as priced. The trace stops
  * with "So <target> costs v." as soon as the target is priced; "Again:" follows a sweep that
  * priced something; a sweep that priced nothing ends it with "So <target> cannot be determined."
  *
@@ -187,7 +183,7 @@ export function traceLA(premises: readonly Relation[], target: string): { trace:
         steps.push({ expr, value: fstr(value) });
         changed = true;
       } else if (r.kind === "total" && open.length === 2) {
-        // x + y = s with x - y = b (the link, either way round, though generated ones name x first): x = (s + b)/2.
+        // x + y = s with x - y = b (the link, either way round): x = (s + b)/2.
         const link = premises.find(
           (q): q is Extract<Relation, { kind: "affine" }> => q.kind === "affine" && q.a === 1 && ((q.x === r.x && q.y === r.y) || (q.x === r.y && q.y === r.x)),
         );
@@ -196,7 +192,7 @@ export function traceLA(premises: readonly Relation[], target: string): { trace:
           const value = fdiv(fadd(frac(r.value), frac(b)), frac(2));
           known.set(r.x, value);
           const expr = `(${r.value}${b >= 0 ? ` + ${b}` : ` - ${-b}`})/2`;
-          line += `, with ${sentenceLA(link).slice(0, -1)}, so ${r.x} = ${expr} = ${fstr(value)}`;
+          line += `, with ${quote(link)}, so ${r.x} = ${expr} = ${fstr(value)}`;
           steps.push({ expr, value: fstr(value) });
           changed = true;
         }
@@ -275,11 +271,8 @@ function makeLeaf(rng: TaskRng, fresh: () => string, kind: Leaf): { node: DishNo
   const link: Relation = rng.chance(0.5)
     ? { kind: "affine", x: node.name, y: partner, a: 1, b }
     : { kind: "affine", x: partner, y: node.name, a: 1, b: -b };
-  // The "together" premise names the pair in the link's order, so the trace finds the link by
-  // copying "A costs" (see traceLA). The draw that once ordered the pair is kept so that every
-  // other part of every item keeps its seed.
-  rng.chance(0.5);
-  return { node, premises: [{ kind: "total", x: link.x, y: link.y, value: node.value + q }, link] };
+  const pair: [string, string] = rng.chance(0.5) ? [node.name, partner] : [partner, node.name];
+  return { node, premises: [{ kind: "total", x: pair[0], y: pair[1], value: node.value + q }, link] };
 }
 
 /** Puts a new spine node on top of `child`. */
