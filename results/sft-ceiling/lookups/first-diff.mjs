@@ -31,7 +31,7 @@ for (const s of ev.samples) {
   let kind = "other";
   const head = (l) => l.split(":")[0];
   const reads = (l) => [...l.split(":").slice(1).join(":").split(/, (so|with) /)[0].matchAll(/([A-Z][a-z]+) (\?|\d+)/g)].map((x) => x[0]).join(",");
-  const partner = (l) => (l.match(/, with (\[\d+\][^,]*)/) ?? [])[1] ?? "";
+  const partner = (l) => (l.match(/, with ([^,]*)/) ?? [])[1] ?? "";
   const m = derived(cl);
   if (head(cl) !== head(gl)) kind = "line";            // wrote another line (order, a missing or extra line, early end)
   else if (reads(cl) !== reads(gl)) kind = "lookup";   // read a price wrong
