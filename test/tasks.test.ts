@@ -272,9 +272,8 @@ describe("graphla solver", () => {
       if (p.premises.some((r) => r.kind === "total")) withSystem++;
       if (solveForward(p.premises).values.has(p.target)) continue;
       derivationNeedsSystem++;
-      // The trace solves the system on its "together" line, quoting the linking premise, the next one.
+      // The trace solves the system on its "together" line, quoting the linking premise.
       expect(p.instance.trace).toMatch(/, with [^\n]*, so [A-Z][a-z]+ = \(\d+ [-+] \d+\)\/2 = \d+\./);
-      for (const m of p.instance.trace.matchAll(/^\[(\d+)\] [^\n]* together cost \d+:[^\n]*, with \[(\d+)\]/gm)) expect(+m[2]!).toBe(+m[1]! + 1);
       expect(fstr(solveExact(p.premises).values.get(p.target)!)).toBe(p.instance.answer);
     }
     expect(withSystem).toBeGreaterThan(150);

@@ -434,7 +434,7 @@ export function graphlaProblem(opts: GenerateOptions): GraphLAProblem {
     }
     const world = new Map([P, F, ...G].flatMap((c) => collect(c.spine[0]!)).map((n) => [n.name, n.value]));
     // Prompt order is shuffled so position does not reveal the derivation.
-    const original = nextToTotals(rng.shuffle([...P.premises, ...F.premises, ...G.flatMap((c) => c.premises)]));
+    const original = rng.shuffle([...P.premises, ...F.premises, ...G.flatMap((c) => c.premises)]);
     const swap = findSwap(rng, P, F, cutDepth, depth, original, world);
     if (!swap) continue;
 
@@ -471,18 +471,6 @@ export function graphlaProblem(opts: GenerateOptions): GraphLAProblem {
     return { instance, premises, original, target, value, cutDepth, swapped: answerable ? null : swap.at };
   }
   throw new Error(`graphla seed ${seed}: no sane swap in 100 attempts (bug)`);
-}
-
-/**
- * Each system's link moved to just after its "together" premise, so the trace's partner quote
- * ("with [k+1] ...") is the next line, found and copied the way every sweep line is, not by a
- * match on two dishes. Systems are in both classes alike (the swap never touches them).
- */
-function nextToTotals(premises: Relation[]): Relation[] {
-  const isLink = (q: Relation, t: Relation): boolean =>
-    t.kind === "total" && q.kind === "affine" && q.a === 1 && new Set([q.x, q.y, t.x, t.y]).size === 2;
-  const links = new Set(premises.filter((q) => premises.some((t) => isLink(q, t))));
-  return premises.flatMap((r) => (links.has(r) ? [] : r.kind === "total" ? [r, ...premises.filter((q) => links.has(q) && isLink(q, r))] : [r]));
 }
 
 function collect(n: DishNode, out: DishNode[] = []): DishNode[] {
