@@ -11,8 +11,8 @@
 // bound kills only its worker (ERR_WORKER_OUT_OF_MEMORY), which piscina replaces, instead of
 // aborting the whole process. A worker that exits (process.exit in a module) is handled alike.
 //
-// The worker is plain JS (worker.mjs) so it runs both under vitest (next to pool.ts in src/) and
-// from dist/ — tsc does not copy .mjs files, so the build must copy it next to dist/.../pool.js.
+// The worker is plain JS (worker.cjs) so it runs both under vitest (next to pool.ts in src/) and
+// from dist/ — tsc does not copy .cjs files, so the build must copy it next to dist/.../pool.js.
 // Built-in rewards never need the worker file.
 
 import { existsSync } from "node:fs";
@@ -72,7 +72,7 @@ export interface ScoreResult {
 }
 
 /** Where the worker lives: next to this file, whether that is src/rewards or dist/src/rewards. */
-export const WORKER_URL = new URL("./worker.mjs", import.meta.url);
+export const WORKER_URL = new URL("./worker.cjs", import.meta.url);
 
 export class RewardPool {
   private readonly specs: readonly RewardSpec[];
@@ -97,7 +97,7 @@ export class RewardPool {
     for (const m of this.modules)
       if (!existsSync(fileURLToPath(m.url))) throw new Error(`reward module ${JSON.stringify(m.name)} not found (${fileURLToPath(m.url)})`);
     if (!existsSync(fileURLToPath(WORKER_URL)))
-      throw new Error(`reward worker missing at ${fileURLToPath(WORKER_URL)}: the build must copy src/rewards/worker.mjs next to pool.js`);
+      throw new Error(`reward worker missing at ${fileURLToPath(WORKER_URL)}: the build must copy src/rewards/worker.cjs next to pool.js`);
     const threads = opts.threads ?? Math.min(2, availableParallelism());
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
     this.pool = new Piscina({

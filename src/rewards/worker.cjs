@@ -1,5 +1,9 @@
 // Piscina worker for user reward modules (see pool.ts). Plain JavaScript with no imports from
 // the package, so it loads unchanged from src/ (vitest) and from dist/ (the build copies it).
+// CommonJS on purpose: piscina require()s its entry, and on Node >= 20.19 requiring an ES module
+// goes through a path that aborts the whole process (a failed CHECK in CreateRequiredModuleFacade)
+// when the worker is terminated while it loads, as a pool closed right after it opens can do.
+// User modules are ES modules and are loaded by import(), which a termination just rejects.
 //
 // Task: { module: file URL, completion, instance, port?, check? } -> { value } | { invalid }.
 // `port` receives "start" when the call begins, so the pool times the call, not the queue.
@@ -16,7 +20,7 @@ async function load(url) {
   return fn;
 }
 
-export default async function run(task) {
+module.exports = async function run(task) {
   if (task.port) task.port.postMessage("start");
   try {
     const fn = await load(task.module);
@@ -27,4 +31,4 @@ export default async function run(task) {
   } finally {
     if (task.port) task.port.close();
   }
-}
+};
