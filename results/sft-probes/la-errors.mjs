@@ -2,7 +2,8 @@
 // argmax accuracy of each ground-truth trace token, by what the token is (the label, the relation
 // copy, a dish's price read, the expression, the result of the arithmetic, the system's partner),
 // and the share of items whose trace it gets right at every token of each kind.
-// args: MODEL_DIR [N] [DEPTHS]
+// args: MODEL_DIR [N] [DEPTHS]; env BREAKDOWN=1 splits results by operators and digit, POSITIONS=1 by depth
+// and position
 import { createBackend } from "../../dist/src/backend/index.js";
 import { Policy } from "../../dist/src/rl/policy.js";
 import { packBatch } from "../../dist/src/rl/batch.js";
@@ -70,7 +71,12 @@ for (const d of depths)
       // A token's kind: the kind of its first non-space character.
       let c = off;
       while (c < off + piece.length - 1 && piece[c - off] === " ") c++;
-      const kind = cls[c] ?? "other";
+      let kind = cls[c] ?? "other";
+      // With POSITIONS=1, results by depth and by the token's position in the sequence (prompt included).
+      if (kind === "result" && process.env.POSITIONS) {
+        const at = promptIds.length + k;
+        kind = `result d${d} pos ${at < 300 ? "<300" : at < 600 ? "300-599" : at < 900 ? "600-899" : "900+"}`;
+      }
       off += piece.length;
       const r = (promptIds.length + k - 1) * V;
       let a = 0;
