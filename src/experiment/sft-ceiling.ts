@@ -34,6 +34,8 @@ export interface CeilingOptions {
   sheets: number;
   /** Link sheets added to each step, on GraphLA (tasks/sheet.ts). */
   links?: number;
+  /** SFT depth weights, one per depth from minDepth (uniform without). */
+  depthWeights?: number[];
   lr: number;
   minDepth: number;
   maxDepth: number;
@@ -106,7 +108,7 @@ export async function runCeiling(o: CeilingOptions): Promise<CeilingResult[]> {
       await runSft(policy, {
         steps: o.steps,
         lr: o.lr,
-        ...sftStream(task, { seed: 1, minDepth: o.minDepth, maxDepth: o.maxDepth, items: o.batch, sheets: o.sheets, links: o.links }),
+        ...sftStream(task, { seed: 1, minDepth: o.minDepth, maxDepth: o.maxDepth, items: o.batch, sheets: o.sheets, links: o.links, depthWeights: o.depthWeights }),
         from,
         onStep: async (s, loss, _lr, optimizerState) => {
           bar.update(s + 1, { loss });

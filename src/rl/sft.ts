@@ -30,14 +30,24 @@ export interface SftOptions {
  * then, on GraphLA, `sheets` arithmetic sheets and `links` link sheets (tasks/sheet.ts; GraphLI's
  * traces compute nothing and quote no partner).
  */
-export function sftStream(task: TaskName, o: { seed: number; minDepth: number; maxDepth: number; items: number; sheets: number; links?: number }): Pick<SftOptions, "batch" | "instances"> {
+export function sftStream(task: TaskName, o: { seed: number; minDepth: number; maxDepth: number; items: number; sheets: number; links?: number; depthWeights?: number[] }): Pick<SftOptions, "batch" | "instances"> {
+  // Depths drawn in proportion to depthWeights (one per depth from minDepth); uniform without.
+  const weights = o.depthWeights ?? Array.from({ length: o.maxDepth - o.minDepth + 1 }, () => 1);
+  if (weights.length !== o.maxDepth - o.minDepth + 1 || weights.some((w) => !Number.isInteger(w) || w < 0) || !weights.some((w) => w > 0))
+    throw new RangeError(`depth weights ${weights.join(",")}: give ${o.maxDepth - o.minDepth + 1} non-negative integers, one per depth ${o.minDepth}-${o.maxDepth}`);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const depthOf = (h: number): number => {
+    let r = h % total, d = 0;
+    while (r >= weights[d]!) r -= weights[d++]!;
+    return o.minDepth + d;
+  };
   const sheets = task === "graphla" ? o.sheets : 0;
   const links = task === "graphla" ? (o.links ?? 0) : 0;
   return {
     batch: o.items + sheets + links,
     instances: (s, j) =>
       j < o.items
-        ? generate(task, { depth: o.minDepth + (mixSeed(o.seed, s, j, PURPOSE.sft, 1) % (o.maxDepth - o.minDepth + 1)), seed: mixSeed(o.seed, s, j, PURPOSE.sft) })
+        ? generate(task, { depth: depthOf(mixSeed(o.seed, s, j, PURPOSE.sft, 1)), seed: mixSeed(o.seed, s, j, PURPOSE.sft) })
         : j < o.items + sheets
           ? arithmeticSheet(mixSeed(o.seed, s, j, PURPOSE.sft, 2))
           : linkSheet(mixSeed(o.seed, s, j, PURPOSE.sft, 3)),

@@ -49,6 +49,7 @@ export function register(program: Command): void {
       .option("--sft-lr <x>", "peak SFT learning rate (weak start; sft-ceiling)", numArg("--sft-lr", 0), FULL.sftLr)
       .option("--sft-sheets <n>", "GraphLA: arithmetic sheets (16 of its traces' computations each) added to every SFT step of 16 items (weak start; sft-ceiling)", intArg("--sft-sheets", 0), FULL.sftSheets)
       .option("--sft-link-sheets <n>", "GraphLA: link sheets (an item's premises, each two-dish premise to be found from its pair of dishes) added to every SFT step (sft-ceiling)", intArg("--sft-link-sheets", 0), 0)
+      .option("--sft-depth-weights <w>", "sft-ceiling: SFT items' depths 1-4 drawn in these proportions (e.g. 1,1,2,4; uniform by default)")
       .option("--sft-max-steps <n>", "cap on the weak start's SFT steps", intArg("--sft-max-steps", 1), FULL.sftMaxSteps)
       .option("--weak <dir>", "take this checkpoint as the weak start instead of running SFT (e.g. runs/sft-ceiling/graphli/model; one task)")
       .option("--saved-weak", "take the package's saved weak starts (results/weak-starts) when made for this version's items and tokenizer (--quick's default)")
@@ -124,6 +125,7 @@ async function ceiling(f: Record<string, unknown> & { json?: boolean; out?: stri
     batch: 16,
     sheets: f.sftSheets as number,
     links: f.sftLinkSheets as number,
+    depthWeights: f.sftDepthWeights ? String(f.sftDepthWeights).split(",").map(Number) : undefined,
     lr: f.sftLr as number,
     minDepth: 1,
     maxDepth: 4,
