@@ -1,6 +1,8 @@
+import { createRequire } from "node:module";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
-import { RewardPool, scoreBatch } from "../src/rewards/pool.js";
+import { RewardPool, scoreBatch, WORKER_URL } from "../src/rewards/pool.js";
 import { BUILTIN_REWARDS, DEFAULT_REWARDS, parseRewardSpecs, weightedSum } from "../src/rewards/rewards.js";
 import { judge } from "../src/tasks/verify.js";
 import type { Instance } from "../src/tasks/types.js";
@@ -77,6 +79,13 @@ describe("user reward modules in the pool", () => {
     pools.push(p);
     return p;
   };
+
+  // piscina require()s the worker; were it an ES module, Node (>= 20.19) would load it through a
+  // facade that aborts the process if the pool terminates the thread mid-load (a CI run died so).
+  test("the worker is CommonJS: require() gives the handler itself", () => {
+    const handler: unknown = createRequire(import.meta.url)(fileURLToPath(WORKER_URL));
+    expect(typeof handler).toBe("function");
+  });
 
   test("default and named exports, sync and async, mixed with built-ins", async () => {
     const pool = await make(["honesty", 1], [fixture("length.mjs"), 10], [fixture("named.mjs"), 0.5]);
