@@ -1,6 +1,6 @@
 // End-to-end training runs on the tiny model: run directory contents, learning a reachable
-// reward, resume after kill -9
-// (identical metrics), NaN handling, the worker-thread job API and its event-loop lag.
+// reward, resume after kill -9 (identical metrics), NaN handling, the worker-thread job API and
+// its event-loop lag.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
