@@ -104,7 +104,7 @@ describe("training run", () => {
   });
 
   it("learns a reward it can reach: rollouts, advantages, loss and update wired the right way round", async () => {
-    // The share of digit characters in a completion: about 1% for the untrained policy, and
+    // The share of digit characters in a completion: under 1% for the untrained policy, and
     // raised by moving a few output logits. A sign error or rewards paired with the wrong rows
     // leaves it flat or lowers it.
     const reward = join(work, "digits.mjs");
