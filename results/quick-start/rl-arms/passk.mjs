@@ -4,6 +4,7 @@
 //   node passk.mjs MODEL [k=8] [n=128] [temperature=1] [maxNewTokens=924]
 import { createBackend } from "../../../dist/src/backend/index.js";
 import { Policy } from "../../../dist/src/rl/policy.js";
+import { evaluate } from "../../../dist/src/rl/eval.js";
 import { heldOut } from "../../../dist/src/rl/run.js";
 import { judge } from "../../../dist/src/tasks/verify.js";
 
@@ -11,12 +12,12 @@ const [model, k = "8", n = "128", temp = "1", mnt = "924"] = process.argv.slice(
 const backend = await createBackend("cpu", { threads: 2 });
 const policy = await Policy.load(model, backend);
 const items = heldOut("graphli", +n, 1, 2, 1);
-const greedy = await policy.generate(items.map((i) => i.prompt), { maxNewTokens: +mnt, sampling: { temperature: 0, topK: 0, topP: 1, minP: 0, greedy: true }, seed: 0 });
+const { samples: greedy } = await evaluate(policy, items, +mnt);
 const prompts = items.flatMap((i) => Array(+k).fill(i.prompt));
 const sampled = await policy.generate(prompts, { maxNewTokens: +mnt, sampling: { temperature: +temp, topK: 0, topP: 1, minP: 0, greedy: false }, seed: 1 });
 const rows = items.map((it, i) => {
   const js = sampled.slice(i * +k, (i + 1) * +k).map((g) => judge(it, g.text));
-  return { answerable: it.answerable, greedy: judge(it, greedy[i].text).correct, right: js.filter((j) => j.correct).length, abstained: js.filter((j) => j.abstained).length };
+  return { answerable: it.answerable, greedy: greedy[i].correct, right: js.filter((j) => j.correct).length, abstained: js.filter((j) => j.abstained).length };
 });
 const pct = (x) => (100 * x).toFixed(1);
 for (const [name, f] of [["answerable", (r) => r.answerable], ["unanswerable", (r) => !r.answerable]]) {
